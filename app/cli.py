@@ -1,0 +1,176 @@
+"""The `labelloop` command line. Each command is a small function over the engine; failures are one line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import warnings
+from typing import Sequence
+
+from tqdm import tqdm
+
+from engine.errors import LabelloopError
+from engine.models import DEFAULT_SPEC
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse prints a usage block on bad input; we print one line that says what to do."""
+
+    def error(self, message: str):
+        self.exit(2, f"labelloop: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _print_json(value) -> None:
+    print(json.dumps(value, indent=2, default=str))
+
+
+def _load_model(spec):
+    from engine.models import load_model
+
+    print(f"loading model {spec.text} ...", file=sys.stderr)
+    return load_model(spec)
+
+
+def cmd_init(args) -> int:
+    from engine.project import create_project
+
+    with create_project(args.project, images=args.images, classes=args.classes, model=args.model,
+                        prompts=args.prompts) as project:
+        names = ", ".join(c["name"] for c in project.store.classes())
+        print(f"created {project.root} for {project.images_root} with classes: {names}")
+    print(f"next: labelloop ingest {args.project}")
+    return 0
+
+
+def cmd_ingest(args) -> int:
+    from engine.ingest import ingest
+    from engine.project import open_project
+
+    with open_project(args.project) as project:
+        model = _load_model(project.model_spec)
+        with tqdm(total=0, unit="img", desc="ingest", disable=args.json or None, file=sys.stderr) as bar:
+            def progress(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            report = ingest(project, model, batch_size=args.batch_size, workers=args.workers, progress=progress)
+    if args.json:
+        _print_json(report.as_dict())
+    else:
+        print(f"{report.found} files: {report.new} new, {report.changed} changed, {report.removed} removed; "
+              f"embedded {report.embedded}, reused {report.reused}, errors {report.errors}, "
+              f"zero-shot {report.predicted} ({report.seconds:.1f}s)")
+        if report.errors:
+            print(f"see the reasons with: labelloop status {args.project}")
+    return 0
+
+
+def cmd_label(args) -> int:
+    from engine.labels import import_label_csv
+    from engine.project import open_project
+
+    with open_project(args.project) as project:
+        result = import_label_csv(project.store, args.csv, actor=f"csv:{args.csv}")
+    print(f"imported {result.rows} labels from {args.csv} ({result.changed} changed)")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from engine.project import open_project, project_status
+
+    with open_project(args.project) as project:
+        status = project_status(project)
+    if args.json:
+        _print_json(status)
+        return 0
+    images, labels = status["images"], status["labels"]
+    print(f"project   {status['project']}\nimages    {status['images_root']}\nmodel     {status['model']['spec']}")
+    print(f"classes   {', '.join(status['classes'])}")
+    print(f"images    {images['ok']} ok, {images['error']} errors, {images['missing']} missing, "
+          f"{status['duplicates']} duplicates; {status['model']['embedded']} embedded")
+    print(f"labels    {labels['human']} human ({labels['none_of_these']} none-of-these), {labels['pseudo']} pseudo")
+    last = status["last_round"]
+    print(f"rounds    {'none yet' if last is None else 'last finished: ' + str(last['id'])}")
+    for error in status["errors"][:20]:
+        print(f"  error   {error['path']}: {error['reason']}")
+    if len(status["errors"]) > 20:
+        print(f"  ... and {len(status['errors']) - 20} more (labelloop status --json lists all)")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from engine.export import export
+    from engine.project import open_project
+
+    with open_project(args.project) as project:
+        report = export(project, fmt=args.format, out=args.out, source=args.source,
+                        min_confidence=args.min_confidence, force=args.force)
+    notes = []
+    if report.skipped_below_confidence:
+        notes.append(f"{report.skipped_below_confidence} below --min-confidence")
+    if report.skipped_unpredicted:
+        notes.append(f"{report.skipped_unpredicted} not predicted yet (run ingest)")
+    print(f"wrote {report.rows} rows to {report.path}" + (f" (left out: {', '.join(notes)})" if notes else ""))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(prog="labelloop", description="Turn a folder of images into a labeled dataset.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
+
+    init = commands.add_parser("init", help="create a project for a folder of images")
+    init.add_argument("project")
+    init.add_argument("--images", required=True, help="folder of images (read, never changed)")
+    init.add_argument("--classes", required=True, help='comma-separated class names, e.g. "cat,dog,bird"')
+    init.add_argument("--model", default=DEFAULT_SPEC,
+                      help=f"demo, an open_clip NAME:TAG (default {DEFAULT_SPEC}), or a local model folder")
+    init.add_argument("--prompts", help="file with one template per line, each with {} for the class name")
+    init.set_defaults(handler=cmd_init)
+
+    ingest = commands.add_parser("ingest", help="scan, thumbnail, embed and zero-shot new or changed images")
+    ingest.add_argument("project")
+    ingest.add_argument("--batch-size", type=int, default=64)
+    ingest.add_argument("--workers", type=int, default=None, help="decode processes (default: cores - 1)")
+    ingest.add_argument("--json", action="store_true", help="print the report as JSON")
+    ingest.set_defaults(handler=cmd_ingest)
+
+    label = commands.add_parser("label", help="import human labels")
+    label.add_argument("project")
+    label.add_argument("--csv", required=True, help='CSV with columns path,label (label "" = none of these)')
+    label.set_defaults(handler=cmd_label)
+
+    status = commands.add_parser("status", help="counts of images, labels and rounds")
+    status.add_argument("project")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=cmd_status)
+
+    export = commands.add_parser("export", help="write the labeled dataset")
+    export.add_argument("project")
+    export.add_argument("--format", required=True, help="csv")
+    export.add_argument("--out", required=True)
+    export.add_argument("--min-confidence", type=float, default=None,
+                        help="leave out machine labels below this confidence (human labels always pass)")
+    export.add_argument("--source", default="all", help="all (default) or human")
+    export.add_argument("--force", action="store_true", help="replace an existing file")
+    export.set_defaults(handler=cmd_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)  # open_clip and huggingface log chatty INFO/WARNING lines
+    warnings.filterwarnings("ignore", category=UserWarning)
+    try:
+        return args.handler(args)
+    except LabelloopError as error:
+        print(f"labelloop: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("labelloop: interrupted; everything finished before the interrupt is kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

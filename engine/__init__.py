@@ -1,0 +1,1 @@
+"""Models, ingest, zero-shot, self-training and export: everything that computes. Reads and writes via `storage`."""

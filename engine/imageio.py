@@ -1,0 +1,174 @@
+"""Reading image files safely and making thumbnails.
+
+Decoding is OpenCV's. Pillow only reads headers: the pixel count (checked before decoding, against decompression
+bombs) and the EXIF orientation, which OpenCV ignores when it keeps alpha and 16-bit data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+SUPPORTED_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+# Larger than any camera or scanner frame a labeling project holds (a 16k x 16k tile is 268 Mpx); a small file
+# that claims more is a decompression bomb.
+MAX_PIXELS = 16384 * 16384
+THUMBNAIL_SIDE = 256
+_EXIF_ORIENTATION = 0x0112
+_BACKGROUND = 255.0  # transparent pixels are shown on white, as image viewers do
+
+
+class ImageReadError(Exception):
+    """A file that is not a usable image; the message is the reason stored beside it."""
+
+
+@dataclass
+class ReadImage:
+    pixels: np.ndarray  # (H, W, 3) uint8 BGR, EXIF orientation applied
+    sha256: str
+    size: int
+
+
+def read_image(path: str | Path) -> ReadImage:
+    """Read, hash and decode one file; raises ImageReadError with a reason a person understands."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise ImageReadError("cannot open: file not found (a dangling symlink?)") from None
+    except PermissionError:
+        raise ImageReadError("cannot open: permission denied") from None
+    except IsADirectoryError:
+        raise ImageReadError("cannot open: is a directory") from None
+    except OSError as error:
+        raise ImageReadError(f"cannot open: {error.strerror or error}") from None
+    if not data:
+        raise ImageReadError("empty file (0 bytes)")
+    return ReadImage(pixels=decode_image(data), sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """Bytes of an image file -> (H, W, 3) uint8 BGR with orientation applied, alpha over white, 16-bit scaled."""
+    width, height, orientation = _probe_header(data)
+    if width * height > MAX_PIXELS:
+        raise ImageReadError(f"image is {width}x{height} pixels, over the {MAX_PIXELS:,}-pixel limit "
+                             "(possible decompression bomb)")
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if pixels is None or pixels.size == 0:
+        raise ImageReadError("cannot decode: file is truncated or corrupt")
+    return _apply_orientation(_to_bgr8(pixels), orientation)
+
+
+def _probe_header(data: bytes) -> tuple[int, int, int]:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns about large images; we apply our own limit
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+                try:
+                    orientation = int(image.getexif().get(_EXIF_ORIENTATION, 1))
+                except Exception:  # a broken EXIF block must not cost the picture
+                    orientation = 1
+    except UnidentifiedImageError:
+        raise ImageReadError("not an image (contents are not JPEG, PNG, WebP, BMP, TIFF or GIF)") from None
+    except Image.DecompressionBombError as error:
+        claimed = re.search(r"\((\d+) pixels\)", str(error))
+        amount = f"{int(claimed.group(1)):,} pixels" if claimed else "too many pixels"
+        raise ImageReadError(f"image header claims {amount}, over the {MAX_PIXELS:,}-pixel limit "
+                             "(possible decompression bomb)") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageReadError(f"cannot read image header: {error}") from None
+    return width, height, orientation
+
+
+def _to_bgr8(pixels: np.ndarray) -> np.ndarray:
+    if pixels.dtype == np.uint16:
+        pixels = (pixels >> 8).astype(np.uint8)
+    elif pixels.dtype != np.uint8:
+        finite = np.nan_to_num(pixels.astype(np.float32))
+        high = float(finite.max()) or 1.0
+        pixels = np.clip(finite * (255.0 / high if high > 1.0 else 255.0), 0, 255).astype(np.uint8)
+    if pixels.ndim == 2:
+        return cv2.cvtColor(pixels, cv2.COLOR_GRAY2BGR)
+    channels = pixels.shape[2]
+    if channels == 1:
+        return cv2.cvtColor(pixels, cv2.COLOR_GRAY2BGR)
+    if channels == 2:  # grey + alpha
+        grey, alpha = pixels[..., :1].astype(np.float32), pixels[..., 1:2].astype(np.float32) / 255.0
+        return np.repeat(_over_background(grey, alpha), 3, axis=2)
+    if channels == 4:
+        color, alpha = pixels[..., :3].astype(np.float32), pixels[..., 3:4].astype(np.float32) / 255.0
+        return _over_background(color, alpha)
+    return np.ascontiguousarray(pixels[..., :3])
+
+
+def _over_background(color: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    return np.clip(color * alpha + _BACKGROUND * (1.0 - alpha) + 0.5, 0, 255).astype(np.uint8)
+
+
+def _apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Undo the camera rotation recorded in EXIF tag 274 (values 1-8, as Pillow's ImageOps.exif_transpose)."""
+    transforms = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
+        8: lambda a: np.rot90(a, 1),
+    }
+    transform = transforms.get(orientation)
+    return np.ascontiguousarray(transform(pixels)) if transform else pixels
+
+
+def fit_within(pixels: np.ndarray, side: int) -> np.ndarray:
+    """Shrink (never enlarge) so the longer side is at most `side`."""
+    height, width = pixels.shape[:2]
+    scale = side / max(height, width)
+    if scale >= 1.0:
+        return pixels
+    return downscale(pixels, (max(1, round(width * scale)), max(1, round(height * scale))))
+
+
+def shrink_shorter_side(pixels: np.ndarray, side: int) -> np.ndarray:
+    """Shrink (never enlarge) so the shorter side is `side`: CLIP's resize step."""
+    height, width = pixels.shape[:2]
+    scale = side / min(height, width)
+    if scale >= 1.0:
+        return pixels
+    return downscale(pixels, (max(side, round(width * scale)), max(side, round(height * scale))))
+
+
+def downscale(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize to `size` (width, height) by halving with a Gaussian pyramid, then one bilinear step of at most 2x.
+    As alias-free as area averaging, and several times faster than OpenCV's INTER_AREA at non-integer scales
+    (measured 10 ms against 42 ms for a 12 Mpx photo)."""
+    while pixels.shape[1] >= 2 * size[0] and pixels.shape[0] >= 2 * size[1]:
+        pixels = cv2.pyrDown(pixels)
+    return cv2.resize(pixels, size, interpolation=cv2.INTER_LINEAR)
+
+
+def thumbnail_path(thumbs_dir: Path, sha256: str) -> Path:
+    """Thumbnails are keyed by content: duplicates share one and an edited file gets a new one."""
+    return thumbs_dir / sha256[:2] / f"{sha256}.jpg"
+
+
+def write_thumbnail(pixels: np.ndarray, path: Path, side: int = THUMBNAIL_SIDE) -> None:
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, encoded = cv2.imencode(".jpg", fit_within(pixels, side), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    if not ok:
+        raise ImageReadError("cannot encode thumbnail")
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_bytes(encoded.tobytes())
+    os.replace(temporary, path)  # two workers writing the same duplicate never leave a half-written file

@@ -1,0 +1,105 @@
+"""A project on disk: a directory holding `labelloop.duckdb` (all state), `thumbs/` and `models/`.
+
+Images stay where the person keeps them; the project records the images root and paths relative to it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.errors import LabelloopError
+from engine.models import ModelSpec, parse_model_spec
+from engine.ontology import default_templates, parse_class_list, read_prompts_file
+from storage import ProjectLocked, Store
+
+DB_FILE = "labelloop.duckdb"
+
+
+@dataclass
+class Project:
+    root: Path
+    store: Store
+
+    @property
+    def images_root(self) -> Path:
+        return Path(self.store.get_meta("images_root"))
+
+    @property
+    def thumbs_dir(self) -> Path:
+        return self.root / "thumbs"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def model_spec(self) -> ModelSpec:
+        return parse_model_spec(self.store.get_meta("model"))
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Project":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def create_project(root: str | Path, *, images: str | Path, classes: str, model: str,
+                   prompts: str | Path | None = None) -> Project:
+    """Validate everything first, then create the directory and database; a refused init leaves nothing behind."""
+    root = Path(root).expanduser().resolve()
+    images_root = Path(images).expanduser()
+    if not images_root.is_dir():
+        raise LabelloopError(f"images folder {images_root} does not exist or is not a folder; pass --images DIR")
+    images_root = images_root.resolve()
+    if (root / DB_FILE).exists():
+        raise LabelloopError(f"{root} is already a labelloop project; run `labelloop ingest {root}` to update it")
+    if root.exists() and not root.is_dir():
+        raise LabelloopError(f"project path {root} is a file; give a new or empty folder")
+    if root == images_root or images_root.is_relative_to(root):
+        raise LabelloopError(f"project folder {root} must not contain the images folder; put the project beside it")
+    names = parse_class_list(classes)
+    templates, overrides = (read_prompts_file(prompts, names) if prompts else (default_templates(), {}))
+    spec = parse_model_spec(model)
+
+    root.mkdir(parents=True, exist_ok=True)
+    for folder in ("thumbs", "models"):
+        (root / folder).mkdir(exist_ok=True)
+    store = Store.open(root / DB_FILE)
+    store.set_meta(images_root=str(images_root), model=spec.canonical, templates=templates,
+                   created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    store.add_classes(names, [overrides.get(name) for name in names])
+    return Project(root, store)
+
+
+def open_project(root: str | Path) -> Project:
+    root = Path(root).expanduser().resolve()
+    if not (root / DB_FILE).is_file():
+        raise LabelloopError(f"{root} is not a labelloop project (no {DB_FILE}); create it with "
+                             "`labelloop init PROJECT --images DIR --classes \"a,b\"`")
+    try:
+        store = Store.open(root / DB_FILE)
+    except ProjectLocked as locked:
+        raise LabelloopError(str(locked)) from None
+    return Project(root, store)
+
+
+def project_status(project: Project) -> dict:
+    """Everything `labelloop status` reports: counts of images by status, labels by source, the last round."""
+    store = project.store
+    model_id = store.get_meta("model_id")
+    counts = store.counts()
+    return {
+        "project": str(project.root),
+        "images_root": str(project.images_root),
+        "model": {"spec": store.get_meta("model"), "model_id": model_id,
+                  "embedded": store.embedding_count(model_id) if model_id else 0},
+        "classes": [c["name"] for c in store.classes()],
+        **counts,
+        "errors": store.image_errors(),
+        "schema_version": store.schema_version(),
+    }

@@ -1,0 +1,33 @@
+"""Turning scores into probabilities and per-image prediction statistics. Pure functions over numpy arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (N, C) logits; stable for large values. Rows sum to one."""
+    logits = np.asarray(logits, dtype=np.float64)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def cosine_probs(embeddings: np.ndarray, class_weights: np.ndarray, logit_scale: float) -> np.ndarray:
+    """CLIP's zero-shot rule: softmax(scale * cos(image, class)). embeddings (N, D) and class_weights (C, D) are
+    unit vectors; returns (N, C) probabilities."""
+    return softmax(logit_scale * (np.asarray(embeddings, np.float32) @ np.asarray(class_weights, np.float32).T))
+
+
+def prediction_stats(probs: np.ndarray) -> dict[str, np.ndarray]:
+    """Per row of (N, C) probabilities: `label` (argmax index), `confidence` (top probability), `margin` (top
+    minus runner-up; lower = less sure) and `entropy` (nats; higher = less sure)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2 or probs.shape[1] < 1:
+        raise ValueError(f"probs must have shape (N, C) with C >= 1, got {probs.shape}")
+    label = probs.argmax(axis=1)
+    top_two = -np.sort(-probs, axis=1)[:, :2]
+    confidence = top_two[:, 0]
+    margin = confidence - (top_two[:, 1] if probs.shape[1] > 1 else 0.0)
+    entropy = -(probs * np.log(np.clip(probs, 1e-12, None))).sum(axis=1)
+    return {"label": label, "confidence": confidence, "margin": margin, "entropy": entropy}

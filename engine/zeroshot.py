@@ -1,0 +1,52 @@
+"""Zero-shot pseudo-labels: a prompt-ensemble text classifier over cached image embeddings (CLIP, Radford et al.,
+"Learning Transferable Visual Models From Natural Language Supervision", section 3.1.4)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+
+from engine.models import LoadedModel
+from engine.ontology import prompts_for
+from engine.scoring import cosine_probs, prediction_stats
+from storage import Store
+
+ZERO_SHOT_ROUND = 0
+_TEXT_BATCH = 256
+
+
+def build_zero_shot_classifier(model: LoadedModel, prompts_per_class: list[list[str]]) -> np.ndarray:
+    """One unit vector per class: the renormalised mean of the unit text embeddings of its prompts. (C, D)."""
+    flat = [prompt for prompts in prompts_per_class for prompt in prompts]
+    encoded = np.concatenate([model.encode_texts(flat[start:start + _TEXT_BATCH])
+                              for start in range(0, len(flat), _TEXT_BATCH)])
+    weights, start = [], 0
+    for prompts in prompts_per_class:
+        mean = encoded[start:start + len(prompts)].mean(axis=0)
+        weights.append(mean / max(np.linalg.norm(mean), 1e-12))
+        start += len(prompts)
+    return np.stack(weights).astype(np.float32)
+
+
+def run_zero_shot(store: Store, model: LoadedModel) -> int:
+    """Write round-0 predictions for every embedded image that lacks one, or for all of them when the classes,
+    prompts or model changed since the last run. Returns the number of images predicted."""
+    classes = store.classes()
+    templates = store.get_meta("templates")
+    prompts = [prompts_for(c["name"], templates, c["prompts"]) for c in classes]
+    key = hashlib.sha256(json.dumps([model.model_id, [c["id"] for c in classes], prompts]).encode()).hexdigest()
+    replace_all = store.get_meta("zeroshot_key") != key
+    image_ids, vectors = store.embeddings(model.model_id)
+    if not replace_all:
+        wanted = store.image_ids_without_prediction(ZERO_SHOT_ROUND)
+        keep = np.fromiter((image_id in wanted for image_id in image_ids), bool, len(image_ids))
+        image_ids, vectors = image_ids[keep], vectors[keep]
+    if len(image_ids):
+        probs = cosine_probs(vectors, build_zero_shot_classifier(model, prompts), model.logit_scale)
+        store.replace_predictions(round_id=ZERO_SHOT_ROUND, source="zeroshot", model_id=model.model_id,
+                                  image_ids=image_ids, class_ids=[c["id"] for c in classes], probs=probs,
+                                  stats=prediction_stats(probs), replace_all=replace_all)
+    store.set_meta(zeroshot_key=key)
+    return int(len(image_ids))

@@ -1,0 +1,78 @@
+"""The DuckDB schema as an ordered list of migrations.
+
+A database records the number of migrations applied to it in `meta.schema_version`; opening a database applies
+the missing ones in one transaction each. Never edit a released migration: append a new one.
+"""
+
+MIGRATIONS: list[list[str]] = [
+    # 1: the data model of DESIGN.md
+    [
+        "CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
+        "CREATE SEQUENCE image_ids START 1",
+        """CREATE TABLE images (
+            id BIGINT PRIMARY KEY DEFAULT nextval('image_ids'),
+            relpath VARCHAR NOT NULL UNIQUE,
+            sha256 VARCHAR,
+            size BIGINT,
+            mtime_ns BIGINT,
+            width INTEGER,
+            height INTEGER,
+            status VARCHAR NOT NULL CHECK (status IN ('ok', 'error', 'missing')),
+            error VARCHAR,
+            added_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            updated_at TIMESTAMP NOT NULL DEFAULT current_timestamp)""",
+        """CREATE TABLE classes (
+            id INTEGER PRIMARY KEY,
+            name VARCHAR NOT NULL UNIQUE,
+            prompts VARCHAR[])""",
+        """CREATE TABLE models (
+            model_id VARCHAR PRIMARY KEY,
+            spec VARCHAR NOT NULL,
+            dim INTEGER NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp)""",
+        """CREATE TABLE predictions (
+            image_id BIGINT NOT NULL,
+            round INTEGER NOT NULL,
+            source VARCHAR NOT NULL CHECK (source IN ('zeroshot', 'teacher')),
+            model_id VARCHAR NOT NULL,
+            class_ids INTEGER[] NOT NULL,
+            probs FLOAT[] NOT NULL,
+            label INTEGER NOT NULL,
+            confidence FLOAT NOT NULL,
+            margin FLOAT NOT NULL,
+            entropy FLOAT NOT NULL,
+            PRIMARY KEY (image_id, round))""",
+        """CREATE TABLE labels (
+            image_id BIGINT PRIMARY KEY,
+            class_id INTEGER,
+            source VARCHAR NOT NULL CHECK (source IN ('human', 'pseudo')),
+            round INTEGER,
+            updated_at TIMESTAMP NOT NULL DEFAULT current_timestamp)""",
+        "CREATE SEQUENCE label_event_ids START 1",
+        """CREATE TABLE label_events (
+            id BIGINT PRIMARY KEY DEFAULT nextval('label_event_ids'),
+            image_id BIGINT NOT NULL,
+            from_class INTEGER,
+            from_source VARCHAR,
+            to_class INTEGER,
+            to_source VARCHAR,
+            actor VARCHAR NOT NULL,
+            changed_at TIMESTAMP NOT NULL DEFAULT current_timestamp)""",
+        """CREATE TABLE rounds (
+            id INTEGER PRIMARY KEY,
+            started_at TIMESTAMP NOT NULL,
+            finished_at TIMESTAMP,
+            status VARCHAR NOT NULL,
+            config VARCHAR,
+            metrics VARCHAR)""",
+    ],
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def embeddings_table(model_id: str) -> str:
+    """Name of the table holding one model's embeddings; each model gets its own FLOAT[d] column width."""
+    if not model_id.isalnum():
+        raise ValueError(f"model id must be alphanumeric, got {model_id!r}")
+    return f"embeddings_{model_id}"

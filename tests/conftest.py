@@ -1,0 +1,57 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+from tests.imagegen import write_bad_files, write_images
+from tests.tiny_model import make_tiny_model
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture
+def images(tmp_path) -> Path:
+    folder = tmp_path / "images"
+    write_images(folder, 12)
+    return folder
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the CLI in-process: returns (exit code, stdout, stderr)."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        try:
+            code = main([str(arg) for arg in args])
+        except SystemExit as exit_:
+            code = exit_.code
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+@pytest.fixture
+def cli_json(cli):
+    def run(*args: str):
+        code, out, err = cli(*args, "--json")
+        assert code == 0, err
+        return json.loads(out)
+
+    return run
+
+
+@pytest.fixture
+def project(tmp_path, images, tiny_model, cli) -> Path:
+    """An ingested project over 12 images and the tiny model."""
+    root = tmp_path / "project"
+    assert cli("init", root, "--images", images, "--classes", "circle,square,other", "--model", tiny_model)[0] == 0
+    assert cli("ingest", root, "--workers", "0")[0] == 0
+    return root
+
+
+__all__ = ["write_bad_files", "write_images"]

@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+import torch
+
+import engine.models as models
+from engine.errors import LabelloopError
+from engine.models import load_model, model_fingerprint, parse_model_spec
+from tests.tiny_model import make_tiny_model
+
+
+@pytest.mark.parametrize("spec, fragment", [
+    ("no-such-model", "unknown model 'no-such-model'"),
+    ("ViT-B-32", "needs weights"),
+    ("ViT-B-32:bogus_tag", "valid tags: "),
+    ("ViT-B-32:/no/such/weights.pt", "does not exist"),
+    ("/no/such/folder", "does not exist"),
+])
+def test_bad_specs_are_refused_in_one_line(spec, fragment):
+    with pytest.raises(LabelloopError, match=fragment) as error:
+        parse_model_spec(spec)
+    assert "\n" not in str(error.value)
+
+
+def test_folder_without_config_is_refused(tmp_path):
+    with pytest.raises(LabelloopError, match="open_clip_config.json"):
+        parse_model_spec(str(tmp_path))
+
+
+def test_missing_demo_model_names_the_ways_out(tmp_path, monkeypatch):
+    monkeypatch.setattr(models, "DEMO_MODEL_DIR", tmp_path / "absent")
+    with pytest.raises(LabelloopError, match="open_clip NAME:TAG"):
+        parse_model_spec("demo")
+
+
+def test_uncached_weights_offline_fail_fast_with_the_ways_out(monkeypatch):
+    monkeypatch.setattr(models, "_cached_hub_file", lambda entry: None)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    with pytest.raises(LabelloopError) as error:
+        load_model(parse_model_spec("ViT-B-32:laion2b_s34b_b79k"), device=torch.device("cpu"))
+    message = str(error.value)
+    assert "cannot be reached" in message and "--model demo" in message and "\n" not in message
+
+
+def test_tiny_model_loads_and_encodes_unit_vectors(tiny_model):
+    loaded = load_model(parse_model_spec(str(tiny_model)), device=torch.device("cpu"))
+    assert loaded.dim == 32 and loaded.image_size == 32
+    texts = loaded.encode_texts(["a photo of a circle.", "a photo of a square."])
+    images = loaded.encode_images(torch.zeros(3, 3, 32, 32))
+    assert texts.shape == (2, 32) and images.shape == (3, 32)
+    np.testing.assert_allclose(np.linalg.norm(texts, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(images, axis=1), 1.0, rtol=1e-5)
+
+
+def test_fingerprint_follows_the_weights(tmp_path, tiny_model):
+    first = model_fingerprint(parse_model_spec(str(tiny_model)))
+    assert first == model_fingerprint(parse_model_spec(str(tiny_model)))
+    other = make_tiny_model(tmp_path / "other", seed=1)
+    assert model_fingerprint(parse_model_spec(str(other))) != first

@@ -1,0 +1,39 @@
+import pytest
+
+from engine.errors import LabelloopError
+from engine.ontology import default_templates, parse_class_list, prompts_for, read_prompts_file
+
+
+def test_parse_class_list_strips_and_keeps_order():
+    assert parse_class_list(" cat, dog ,bird") == ["cat", "dog", "bird"]
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("", "no classes"), ("cat,,dog", "empty name at position 2"), ("cat,Cat", "appears twice"),
+    ("cat", "only one class"),
+])
+def test_parse_class_list_refuses_bad_lists(text, fragment):
+    with pytest.raises(LabelloopError, match=fragment):
+        parse_class_list(text)
+
+
+def test_default_templates_each_have_one_placeholder():
+    templates = default_templates()
+    assert len(templates) >= 5 and all(t.count("{}") == 1 for t in templates)
+
+
+def test_prompts_file_templates_and_overrides(tmp_path):
+    path = tmp_path / "prompts.txt"
+    path.write_text("# comment\na sketch of a {}.\ndog: a photo of a puppy.\nDog: a {} on grass\n\n")
+    templates, overrides = read_prompts_file(path, ["cat", "dog"])
+    assert templates == ["a sketch of a {}."]
+    assert overrides == {"dog": ["a photo of a puppy.", "a {} on grass"]}
+    assert prompts_for("dog", templates, overrides["dog"]) == ["a photo of a puppy.", "a dog on grass"]
+    assert prompts_for("cat", templates, None) == ["a sketch of a cat."]
+
+
+def test_prompts_file_refuses_a_line_without_placeholder(tmp_path):
+    path = tmp_path / "prompts.txt"
+    path.write_text("a photo of a {}.\na photo\n")
+    with pytest.raises(LabelloopError, match="line 2"):
+        read_prompts_file(path, ["cat", "dog"])
