@@ -116,6 +116,24 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    from engine.demo.setup import prepare_demo
+
+    print(f"preparing the demo in {args.dir} (generated images, embedded model, offline) ...", file=sys.stderr)
+    with tqdm(total=0, unit="img", desc="ingest", file=sys.stderr) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        root, report = prepare_demo(args.dir, progress=progress)
+    print(f"demo project {root}: {report.found} images, {report.embedded} embedded now, "
+          f"zero-shot {report.predicted} ({report.seconds:.1f}s)")
+    print(f"next: labelloop status {root}   |   labelloop export {root} --format csv --out demo.csv")
+    if not args.no_serve:
+        print("the labeling page is not built yet; the project above is ready for it", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(prog="labelloop", description="Turn a folder of images into a labeled dataset.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
@@ -155,6 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--source", default="all", help="all (default) or human")
     export.add_argument("--force", action="store_true", help="replace an existing file")
     export.set_defaults(handler=cmd_export)
+
+    demo = commands.add_parser("demo", help="generate a demo folder and project with the embedded model (offline)")
+    demo.add_argument("--dir", default="labelloop-demo", help="where to put images/, ground_truth.csv, project/")
+    demo.add_argument("--no-serve", action="store_true", help="prepare only; do not start the page")
+    demo.set_defaults(handler=cmd_demo)
     return parser
 
 

@@ -117,11 +117,11 @@ class Store:
     def _migrate(self) -> None:
         with self._lock:
             exists = self._con.execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta'").fetchone()[0]
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta'").fetchall()[0][0]
             version = 0
             if exists:
-                row = self._con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-                version = int(json.loads(row[0])) if row else 0
+                row = self._con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+                version = int(json.loads(row[0][0])) if row else 0
             if version > SCHEMA_VERSION:
                 raise RuntimeError(f"database schema version {version} is newer than this labelloop "
                                    f"({SCHEMA_VERSION}); upgrade labelloop")
@@ -149,7 +149,7 @@ class Store:
 
     def add_classes(self, names: Sequence[str], prompts: Sequence[list[str] | None]) -> None:
         with self.transaction() as con:
-            next_id = con.execute("SELECT coalesce(max(id) + 1, 0) FROM classes").fetchone()[0]
+            next_id = con.execute("SELECT coalesce(max(id) + 1, 0) FROM classes").fetchall()[0][0]
             for offset, (name, class_prompts) in enumerate(zip(names, prompts)):
                 con.execute("INSERT INTO classes VALUES (?, ?, ?)", [next_id + offset, name, class_prompts])
 
@@ -195,7 +195,7 @@ class Store:
                 JOIN images j ON j.sha256 = i.sha256 AND j.id <> i.id
                 JOIN {table} e ON e.image_id = j.id
                 WHERE i.status = 'ok' AND i.id NOT IN (SELECT image_id FROM {table})
-                GROUP BY i.id""").fetchone()[0]
+                GROUP BY i.id""").fetchall()[0][0]
 
     def embeddings(self, model_id: str) -> tuple[np.ndarray, np.ndarray]:
         """(image ids (N,), vectors (N, d) float32) of every ok image that has a vector, by image id."""
@@ -258,6 +258,10 @@ class Store:
                 "SELECT relpath, id, status FROM images WHERE relpath IN (SELECT relpath FROM wanted)").fetchall()
         return {relpath: (image_id, status) for relpath, image_id, status in rows}
 
+    def relpaths(self) -> dict[int, str]:
+        """image id -> relpath for every known image."""
+        return dict(self._query("SELECT id, relpath FROM images"))
+
     def image_errors(self) -> list[dict]:
         rows = self._query("SELECT relpath, error FROM images WHERE status = 'error' ORDER BY relpath")
         return [{"path": relpath, "reason": error} for relpath, error in rows]
@@ -306,7 +310,7 @@ class Store:
                 FROM batch_labels b LEFT JOIN labels l USING (image_id)
                 WHERE (l.image_id IS NULL OR l.class_id IS DISTINCT FROM b.class_id OR l.source <> ?)
                   AND NOT (? = 'pseudo' AND l.source IS NOT DISTINCT FROM 'human')""", [source, source])
-            changed = con.execute("SELECT count(*) FROM label_changes").fetchone()[0]
+            changed = con.execute("SELECT count(*) FROM label_changes").fetchall()[0][0]
             con.execute("""INSERT INTO label_events (image_id, from_class, from_source, to_class, to_source, actor)
                            SELECT image_id, from_class, from_source, to_class, ?, ? FROM label_changes""",
                         [source, actor])

@@ -112,3 +112,10 @@ def test_current_labels_prefers_human_then_newest_round():
         ("b", "teacher", 1)
     assert (rows["img00002.png"]["label"], rows["img00002.png"]["source"]) == ("a", "zeroshot")
     assert rows["img00002.png"]["confidence"] == pytest.approx(0.9)
+
+
+def test_reading_right_after_reopening_works(tmp_path):
+    # DuckDB 2 refuses a relational query while an earlier execute() result is only partly fetched.
+    Store.open(tmp_path / "db.duckdb").close()
+    with Store.open(tmp_path / "db.duckdb") as store:
+        assert store.current_labels().num_rows == 0
