@@ -325,10 +325,12 @@ def _stroke(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def render_target(rng: np.random.Generator, shape: str, size: int = 128, *, jitter: float = 0.06,
-                  clutter: int = 6, noise: float = 6.0, blur: float = 0.8, contrast: float = 0.5) -> np.ndarray:
+                  clutter: int = 6, noise: float = 6.0, blur: float = 0.8, contrast: float = 0.5,
+                  stroke: float = 1.0, frame: float = 0.0, extent: float = 1.0) -> np.ndarray:
     """The shifted demo domain: `shape` sketched as a wobbly outline in a dark/muted ink on light paper, with clutter
     strokes and dots, then noise and blur. Knobs: `jitter` wobble as a fraction of the radius, `clutter` mean number
-    of distractor marks, `noise` grain sigma, `blur` blur sigma, `contrast` ink darkness (0 invisible, 1 full ink).
+    of distractor marks, `noise` grain sigma, `blur` blur sigma, `contrast` ink darkness (0 invisible, 1 full ink), `stroke` pen width multiplier, `extent` object size multiplier, `frame` probability of a hand-drawn border around the card
+    (a context cue CLIP-style zero-shot misreads, that a classifier trained on the domain learns to ignore).
     Returns (size, size, 3) uint8 BGR."""
     paper = np.clip(rng.uniform(200, 245) + rng.normal(0, 6, 3) + (-8, 0, 4), 0, 255).astype(np.float32)
     k = int(rng.integers(2, 6))
@@ -344,14 +346,19 @@ def render_target(rng: np.random.Generator, shape: str, size: int = 128, *, jitt
         return (paper - (paper - np.array(_pick(rng, INKS))) * strength).tolist()
 
     scale = size / 128
-    thickness = max(1, int(round(rng.integers(1, 4) * scale)))
-    radius = rng.uniform(0.2, 0.4) * size
+    thickness = max(1, int(round(rng.integers(1, 4) * scale * stroke)))
+    radius = rng.uniform(0.2, 0.4) * size * extent
     center = rng.uniform(1.05 * radius, size - 1.05 * radius, 2)
     color = ink()
     for contour in _outline(shape, center, radius, rng.uniform(0, 360)):
         for _ in range(1 + int(rng.random() < 0.3)):  # sometimes traced twice, like a sketch
             stroke = _wobble(rng, contour, jitter * radius, max(1.5, size / 48))
             cv2.polylines(image, [_fixed(stroke)], False, color, thickness, cv2.LINE_AA, SHIFT)
+    if rng.random() < frame:
+        inset = rng.uniform(0.03, 0.08) * size
+        border = np.array([[inset, inset], [size - inset, inset], [size - inset, size - inset], [inset, size - inset]])
+        cv2.polylines(image, [_fixed(_wobble(rng, border, jitter * radius, max(1.5, size / 48)))], False, color,
+                      thickness, cv2.LINE_AA, SHIFT)
     for _ in range(int(rng.poisson(clutter)) if clutter > 0 else 0):
         if rng.random() < 0.35:
             cv2.circle(image, _fixed(rng.uniform(0, size, 2)).tolist(), int(rng.uniform(0.7, 2.5) * scale * 16),
