@@ -116,6 +116,56 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_round(args) -> int:
+    from dataclasses import asdict
+
+    from engine.jobs import run_job
+    from engine.project import open_project
+    from engine.rounds import RoundConfig, run_round
+
+    config = RoundConfig(mode=args.mode, teacher=args.teacher).validate()
+    if args.rounds < 1:
+        raise LabelloopError(f"--rounds must be at least 1, got {args.rounds}")
+    results = []
+    with open_project(args.project) as project:
+        for number in range(1, args.rounds + 1):
+            with tqdm(total=100, desc=f"round {number}/{args.rounds}", file=sys.stderr, disable=args.json or None,
+                      bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}") as bar:
+                def progress(fraction: float, message: str) -> None:
+                    bar.set_postfix_str(message, refresh=False)
+                    bar.update(round(100 * fraction) - bar.n)
+
+                metrics = run_job(project.store, "round", asdict(config),
+                                  lambda context: run_round(project, config, progress=context.progress),
+                                  on_progress=progress)
+            results.append(metrics)
+            if not args.json:
+                human = metrics["human_accuracy_crossfit"]
+                print(f"round {metrics['round']}: {metrics['pseudo_labels']} pseudo-labels "
+                      f"({metrics['coverage']:.0%} of unlabeled), {metrics['flip_share']:.1%} of predictions changed, "
+                      f"accuracy on human labels (cross-fitted) {'n/a' if human is None else f'{human:.1%}'}, "
+                      f"{metrics['seconds']:.1f}s")
+    if args.json:
+        _print_json(results)
+    return 0
+
+
+def cmd_queue(args) -> int:
+    from engine.project import open_project
+    from engine.review import review_queue
+
+    with open_project(args.project) as project:
+        queue = review_queue(project.store, args.k)
+    if args.json:
+        _print_json(queue)
+        return 0
+    for rank, item in enumerate(queue, start=1):
+        label = f" [labeled {item['label']} by {item['label_source']}]" if "label" in item else ""
+        print(f"{rank:4d}. {item['path']}  {item['predicted']} {item['confidence']:.0%} "
+              f"(runner-up {item['runner_up']}, zero-shot {item['zero_shot']})  {item['reason']}{label}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from engine.demo.setup import prepare_demo
 
@@ -173,6 +223,21 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--source", default="all", help="all (default) or human")
     export.add_argument("--force", action="store_true", help="replace an existing file")
     export.set_defaults(handler=cmd_export)
+
+    rounds = commands.add_parser("round", help="run self-training rounds")
+    rounds.add_argument("project")
+    rounds.add_argument("--rounds", type=int, default=1)
+    rounds.add_argument("--mode", default="head", help="head (default: over cached embeddings) or finetune")
+    rounds.add_argument("--teacher", default="head",
+                        help="head (a trained linear head) or cache (training-free Tip-Adapter over the labels)")
+    rounds.add_argument("--json", action="store_true", help="print each round's metrics as JSON")
+    rounds.set_defaults(handler=cmd_round)
+
+    queue = commands.add_parser("queue", help="the images to review next, best first")
+    queue.add_argument("project")
+    queue.add_argument("--k", type=int, default=20)
+    queue.add_argument("--json", action="store_true")
+    queue.set_defaults(handler=cmd_queue)
 
     demo = commands.add_parser("demo", help="generate a demo folder and project with the embedded model (offline)")
     demo.add_argument("--dir", default="labelloop-demo", help="where to put images/, ground_truth.csv, project/")

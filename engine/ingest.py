@@ -162,8 +162,11 @@ def ingest(project: Project, model: LoadedModel, *, batch_size: int = 64, worker
     embedded_shas = store.embedded_shas(model.model_id)
     dataset = _ImageFiles(images_root, todo, project.thumbs_dir, model.preprocess, model.image_size)
     workers = default_workers() if workers is None else workers
+    # Workers are spawned, not forked: a fork of a process whose OpenMP pool already ran (torch, in a server or
+    # after a round) can deadlock in the child.
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_keep_records,
                         worker_init_fn=_quiet_worker if workers else None,
+                        multiprocessing_context="spawn" if workers else None,
                         pin_memory=model.device.type == "cuda", persistent_workers=False)
     done = 0
     for batch in loader:

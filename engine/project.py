@@ -85,6 +85,7 @@ def open_project(root: str | Path) -> Project:
         store = Store.open(root / DB_FILE)
     except ProjectLocked as locked:
         raise LabelloopError(str(locked)) from None
+    store.mark_interrupted()  # whatever a killed process left running did not finish; its results were never written
     return Project(root, store)
 
 

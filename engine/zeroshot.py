@@ -39,14 +39,18 @@ def run_zero_shot(store: Store, model: LoadedModel) -> int:
     key = hashlib.sha256(json.dumps([model.model_id, [c["id"] for c in classes], prompts]).encode()).hexdigest()
     replace_all = store.get_meta("zeroshot_key") != key
     image_ids, vectors = store.embeddings(model.model_id)
-    if not replace_all:
+    if replace_all:  # rounds start from these weights, so they are kept beside the predictions they made
+        weights = build_zero_shot_classifier(model, prompts)
+        store.save_class_weights(model.model_id, [c["id"] for c in classes], weights, model.logit_scale)
+    else:
         wanted = store.image_ids_without_prediction(ZERO_SHOT_ROUND)
         keep = np.fromiter((image_id in wanted for image_id in image_ids), bool, len(image_ids))
         image_ids, vectors = image_ids[keep], vectors[keep]
     if len(image_ids):
-        probs = cosine_probs(vectors, build_zero_shot_classifier(model, prompts), model.logit_scale)
+        class_ids, weights, scale = store.class_weights(model.model_id)
+        probs = cosine_probs(vectors, weights, scale)
         store.replace_predictions(round_id=ZERO_SHOT_ROUND, source="zeroshot", model_id=model.model_id,
-                                  image_ids=image_ids, class_ids=[c["id"] for c in classes], probs=probs,
+                                  image_ids=image_ids, class_ids=class_ids, probs=probs,
                                   stats=prediction_stats(probs), replace_all=replace_all)
     store.set_meta(zeroshot_key=key)
     return int(len(image_ids))

@@ -66,6 +66,29 @@ MIGRATIONS: list[list[str]] = [
             config VARCHAR,
             metrics VARCHAR)""",
     ],
+    # 2: rounds need the zero-shot classifier without loading the model; background jobs
+    [
+        "ALTER TABLE models ADD COLUMN logit_scale FLOAT",
+        """CREATE TABLE class_weights (
+            model_id VARCHAR NOT NULL,
+            class_id INTEGER NOT NULL,
+            vec FLOAT[] NOT NULL,
+            PRIMARY KEY (model_id, class_id))""",
+        "CREATE SEQUENCE job_ids START 1",
+        """CREATE TABLE jobs (
+            id BIGINT PRIMARY KEY DEFAULT nextval('job_ids'),
+            kind VARCHAR NOT NULL,
+            status VARCHAR NOT NULL
+                CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled', 'interrupted')),
+            progress FLOAT NOT NULL DEFAULT 0,
+            eta_seconds FLOAT,
+            message VARCHAR,
+            error VARCHAR,
+            config VARCHAR,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            started_at TIMESTAMP,
+            finished_at TIMESTAMP)""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

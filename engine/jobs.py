@@ -1,0 +1,138 @@
+"""Background jobs: progress with ETA, cancel, and a record of every job in the project's database.
+
+The server runs jobs one at a time in one worker thread of its own process (DuckDB has one writer per file;
+torch releases the GIL while it computes). The CLI runs the same job function in the foreground through
+`run_job`, so both leave the same record.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from engine.errors import LabelloopError
+from storage import Store
+
+
+class Cancelled(Exception):
+    """Raised inside a job at its next check after someone asked it to stop."""
+
+
+@dataclass
+class JobContext:
+    """What a job function gets: report progress, and find out whether it should stop."""
+
+    job_id: int
+    store: Store
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    on_progress: Callable[[float, str], None] | None = None
+    _started: float = field(default_factory=time.monotonic)
+    _last_write: float = 0.0
+
+    def progress(self, fraction: float, message: str) -> None:
+        """fraction in [0, 1]; written at most twice a second, with an ETA from the pace so far."""
+        self.check_cancel()
+        if self.on_progress:
+            self.on_progress(fraction, message)
+        now = time.monotonic()
+        if now - self._last_write < 0.5 and fraction < 1.0:
+            return
+        self._last_write = now
+        elapsed = now - self._started
+        eta = elapsed * (1 - fraction) / fraction if fraction > 0.01 else None
+        self.store.update_job(self.job_id, progress=float(fraction), eta_seconds=eta, message=message)
+
+    def check_cancel(self) -> None:
+        if self.cancel_event.is_set():
+            raise Cancelled()
+
+
+JobFunction = Callable[[JobContext], dict]
+
+
+def run_job(store: Store, kind: str, config: dict, work: JobFunction, *, context: JobContext | None = None,
+            on_progress: Callable[[float, str], None] | None = None) -> dict:
+    """Run `work` now, recording queued -> running -> done | failed | cancelled in the jobs table."""
+    if context is None:
+        context = JobContext(store.create_job(kind, config), store, on_progress=on_progress)
+    store.update_job(context.job_id, status="running", message="started")
+    try:
+        result = work(context)
+    except Cancelled:
+        store.update_job(context.job_id, status="cancelled", message="cancelled")
+        raise
+    except BaseException as error:
+        store.update_job(context.job_id, status="failed", error=str(error) or type(error).__name__)
+        raise
+    store.update_job(context.job_id, status="done", progress=1.0, message="done")
+    return result
+
+
+class JobRunner:
+    """One background worker thread running submitted jobs in order; at most one job of a kind at a time."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._queue: queue.Queue = queue.Queue()
+        self._active: dict[int, tuple[str, JobContext]] = {}
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._work, name="labelloop-jobs", daemon=True)
+        self._thread.start()
+
+    def submit(self, kind: str, config: dict, work: JobFunction) -> int:
+        with self._lock:
+            busy = [job_id for job_id, (active_kind, _) in self._active.items() if active_kind == kind]
+            if busy:
+                raise LabelloopError(f"a {kind} job is already queued or running (job {busy[0]}); wait or cancel it")
+            context = JobContext(self.store.create_job(kind, config), self.store)
+            self._active[context.job_id] = (kind, context)
+        self._queue.put((kind, config, work, context))
+        return context.job_id
+
+    def cancel(self, job_id: int) -> bool:
+        with self._lock:
+            entry = self._active.get(job_id)
+        if entry:
+            entry[1].cancel_event.set()
+        return entry is not None
+
+    def busy(self) -> bool:
+        with self._lock:
+            return bool(self._active)
+
+    def close(self) -> None:
+        """Let the running job finish, then stop the worker thread."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            kind, config, work, context = item
+            try:
+                if context.cancel_event.is_set():
+                    self.store.update_job(context.job_id, status="cancelled", message="cancelled before start")
+                else:
+                    run_job(self.store, kind, config, work, context=context)
+            except Cancelled:
+                pass
+            except Exception:  # recorded in the jobs table by run_job; the worker lives on
+                logging.getLogger(__name__).exception("job %s (%s) failed", context.job_id, kind)
+            finally:
+                with self._lock:
+                    self._active.pop(context.job_id, None)
+                self._queue.task_done()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until every submitted job has ended (tests, shutdown)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.busy():
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError("jobs still running")
+            time.sleep(0.05)

@@ -1,0 +1,56 @@
+"""The review queue of a project: gathers predictions, labels and embeddings, ranks them with `engine.queue`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.errors import LabelloopError
+from engine.queue import rank_review_queue
+from storage import Store
+
+
+def review_queue(store: Store, k: int) -> list[dict]:
+    """The `k` images a person should look at next, best first: path, predicted class, confidence, reason."""
+    if k < 1:
+        raise LabelloopError(f"--k must be at least 1, got {k}")
+    model_id = store.get_meta("model_id")
+    zero_shot = store.prediction_matrix(0)
+    if model_id is None or zero_shot is None:
+        raise LabelloopError("nothing to review yet; run `labelloop ingest PROJECT` first")
+    latest = store.prediction_matrix(store.last_finished_round()) or zero_shot
+    image_ids, class_ids, teacher = latest
+    names = {c["id"]: c["name"] for c in store.classes()}
+    embedded_ids, vectors = store.embeddings(model_id)
+    # Rank the images that have a teacher prediction, a zero-shot prediction and a vector (all, after ingest).
+    zero_row = {image_id: row for row, image_id in enumerate(zero_shot[0].tolist())}
+    vec_row = {image_id: row for row, image_id in enumerate(embedded_ids.tolist())}
+    keep = [row for row, image_id in enumerate(image_ids.tolist()) if image_id in zero_row and image_id in vec_row]
+    image_ids, teacher = image_ids[keep], teacher[keep]
+    zero = zero_shot[2][[zero_row[i] for i in image_ids.tolist()]]
+    embeddings = vectors[[vec_row[i] for i in image_ids.tolist()]]
+
+    row_of = {image_id: row for row, image_id in enumerate(image_ids.tolist())}
+    column_of = {class_id: column for column, class_id in enumerate(class_ids)}
+    labels = np.full(len(image_ids), -1)
+    human = np.zeros(len(image_ids), bool)
+    snapshot = store.label_snapshot()
+    for image_id, class_id, is_human in zip(snapshot["image_id"], snapshot["class_id"], snapshot["human"]):
+        row = row_of.get(int(image_id))
+        if row is not None:
+            labels[row] = column_of.get(int(class_id), -1)
+            human[row] = is_human
+    indices, reasons = rank_review_queue(teacher, zero, labels, human, embeddings, k=k)
+    relpaths = store.relpaths()
+    queue = []
+    for index, reason in zip(indices.tolist(), reasons):
+        probs = teacher[index]
+        order = np.argsort(-probs)
+        item = {"path": relpaths[int(image_ids[index])], "predicted": names[class_ids[order[0]]],
+                "confidence": round(float(probs[order[0]]), 4),
+                "runner_up": names[class_ids[order[1]]] if len(order) > 1 else None,
+                "zero_shot": names[class_ids[int(zero[index].argmax())]], "reason": reason}
+        if labels[index] >= 0:
+            item["label"] = names[class_ids[labels[index]]]
+            item["label_source"] = "human" if human[index] else "pseudo"
+        queue.append(item)
+    return queue

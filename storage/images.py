@@ -1,0 +1,117 @@
+"""SQL for images and their embeddings (mixed into Store)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from storage.schema import embeddings_table
+
+
+class ImageQueries:
+    def register_model(self, model_id: str, spec: str, dim: int) -> None:
+        table = embeddings_table(model_id)
+        with self.transaction() as con:
+            con.execute("INSERT OR IGNORE INTO models (model_id, spec, dim) VALUES (?, ?, ?)", [model_id, spec, dim])
+            con.execute(f"CREATE TABLE IF NOT EXISTS {table} (image_id BIGINT PRIMARY KEY, vec FLOAT[{int(dim)}])")
+
+    def model_dim(self, model_id: str) -> int | None:
+        rows = self._query("SELECT dim FROM models WHERE model_id = ?", [model_id])
+        return rows[0][0] if rows else None
+
+    def embedding_count(self, model_id: str) -> int:
+        if self.model_dim(model_id) is None:
+            return 0
+        return self._query(f"SELECT count(*) FROM {embeddings_table(model_id)}")[0][0]
+
+    def embedded_shas(self, model_id: str) -> set[str]:
+        table = embeddings_table(model_id)
+        rows = self._query(f"SELECT DISTINCT i.sha256 FROM images i JOIN {table} e ON e.image_id = i.id")
+        return {sha for (sha,) in rows}
+
+    def paths_missing_embedding(self, model_id: str) -> list[str]:
+        table = embeddings_table(model_id)
+        rows = self._query(f"""SELECT relpath FROM images WHERE status = 'ok'
+                               AND id NOT IN (SELECT image_id FROM {table}) ORDER BY relpath""")
+        return [relpath for (relpath,) in rows]
+
+    def fill_duplicate_embeddings(self, model_id: str) -> int:
+        """Give every ok image without a vector the vector of an image with the same content; returns the count."""
+        table = embeddings_table(model_id)
+        with self.transaction() as con:
+            return con.execute(f"""
+                INSERT INTO {table}
+                SELECT i.id, any_value(e.vec) FROM images i
+                JOIN images j ON j.sha256 = i.sha256 AND j.id <> i.id
+                JOIN {table} e ON e.image_id = j.id
+                WHERE i.status = 'ok' AND i.id NOT IN (SELECT image_id FROM {table})
+                GROUP BY i.id""").fetchall()[0][0]
+
+    def embeddings(self, model_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """(image ids (N,), vectors (N, d) float32) of every ok image that has a vector, by image id."""
+        table = embeddings_table(model_id)
+        dim = self.model_dim(model_id)
+        result = self._arrow(f"""SELECT e.image_id, e.vec FROM {table} e JOIN images i ON i.id = e.image_id
+                                 WHERE i.status = 'ok' ORDER BY e.image_id""")
+        ids = result.column("image_id").to_numpy()
+        flat = result.column("vec").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        return ids, flat.astype(np.float32, copy=False).reshape(len(ids), dim or 0)
+
+    def image_index(self) -> dict[str, tuple]:
+        """relpath -> (id, sha256, size, mtime_ns, status) for every known image."""
+        rows = self._query("SELECT relpath, id, sha256, size, mtime_ns, status FROM images")
+        return {row[0]: row[1:] for row in rows}
+
+    def write_ingest_batch(self, images: pa.Table, model_id: str, embedded_paths: Sequence[str],
+                           vectors: np.ndarray) -> None:
+        """Upsert image rows (relpath, sha256, size, mtime_ns, width, height, status, error) and the vectors of
+        `embedded_paths`, in one transaction. A file whose content changed loses its stale vectors and predictions."""
+        table = embeddings_table(model_id)
+        dim = vectors.shape[1] if vectors.ndim == 2 else 0
+        vec_table = pa.table({
+            "relpath": pa.array(list(embedded_paths), pa.string()),
+            "vec": pa.FixedSizeListArray.from_arrays(pa.array(vectors.astype(np.float32).ravel()), dim),
+        })
+        stale_filter = """SELECT i.id FROM images i JOIN batch_images b USING (relpath)
+                          WHERE i.sha256 IS DISTINCT FROM b.sha256 OR b.status <> 'ok'"""
+        model_tables = [embeddings_table(mid) for (mid,) in self._query("SELECT model_id FROM models")]
+        with self._registered("batch_images", images), \
+                self._registered("batch_vectors", vec_table), self.transaction() as con:
+            for stale_table in model_tables:
+                con.execute(f"DELETE FROM {stale_table} WHERE image_id IN ({stale_filter})")
+            con.execute(f"DELETE FROM predictions WHERE image_id IN ({stale_filter})")
+            con.execute("""
+                INSERT INTO images (relpath, sha256, size, mtime_ns, width, height, status, error)
+                SELECT relpath, sha256, size, mtime_ns, width, height, status, error FROM batch_images
+                ON CONFLICT (relpath) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size,
+                    mtime_ns = excluded.mtime_ns, width = excluded.width, height = excluded.height,
+                    status = excluded.status, error = excluded.error, updated_at = now()""")
+            if len(vec_table):
+                con.execute(f"""INSERT OR REPLACE INTO {table}
+                                SELECT i.id, v.vec FROM batch_vectors v JOIN images i USING (relpath)""")
+
+    def mark_missing(self, relpaths: Sequence[str]) -> None:
+        if not relpaths:
+            return
+        paths = pa.table({"relpath": pa.array(list(relpaths), pa.string())})
+        with self._registered("gone", paths), self.transaction() as con:
+            con.execute("""UPDATE images SET status = 'missing', error = 'file no longer in the images folder',
+                           updated_at = current_timestamp WHERE relpath IN (SELECT relpath FROM gone)""")
+
+    def image_ids(self, relpaths: Sequence[str]) -> dict[str, tuple[int, str]]:
+        """relpath -> (id, status) for those of `relpaths` the project knows."""
+        paths = pa.table({"relpath": pa.array(list(relpaths), pa.string())})
+        with self._registered("wanted", paths):
+            rows = self._con.execute(
+                "SELECT relpath, id, status FROM images WHERE relpath IN (SELECT relpath FROM wanted)").fetchall()
+        return {relpath: (image_id, status) for relpath, image_id, status in rows}
+
+    def relpaths(self) -> dict[int, str]:
+        """image id -> relpath for every known image."""
+        return dict(self._query("SELECT id, relpath FROM images"))
+
+    def image_errors(self) -> list[dict]:
+        rows = self._query("SELECT relpath, error FROM images WHERE status = 'error' ORDER BY relpath")
+        return [{"path": relpath, "reason": error} for relpath, error in rows]

@@ -1,0 +1,63 @@
+"""SQL for labels, their history and the current dataset view (mixed into Store)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import pyarrow as pa
+
+
+class LabelQueries:
+    def set_labels(self, image_ids: Sequence[int], class_ids: Sequence[int | None], *, source: str, actor: str,
+                   round_id: int | None = None) -> int:
+        """Set the current label of each image (class id None = "none of these") and append a `label_events` row
+        for each change, in one transaction. A machine (`pseudo`) label never replaces a human one.
+        Returns the number of labels that changed."""
+        if source not in ("human", "pseudo"):
+            raise ValueError(f"unknown label source {source!r}; valid: human, pseudo")
+        batch = pa.table({"image_id": pa.array(list(image_ids), pa.int64()),
+                          "class_id": pa.array(list(class_ids), pa.int32())})
+        with self._registered("batch_labels", batch), self.transaction() as con:
+            con.execute("""CREATE OR REPLACE TEMP TABLE label_changes AS
+                SELECT b.image_id, l.class_id AS from_class, l.source AS from_source, b.class_id AS to_class
+                FROM batch_labels b LEFT JOIN labels l USING (image_id)
+                WHERE (l.image_id IS NULL OR l.class_id IS DISTINCT FROM b.class_id OR l.source <> ?)
+                  AND NOT (? = 'pseudo' AND l.source IS NOT DISTINCT FROM 'human')""", [source, source])
+            changed = con.execute("SELECT count(*) FROM label_changes").fetchall()[0][0]
+            con.execute("""INSERT INTO label_events (image_id, from_class, from_source, to_class, to_source, actor)
+                           SELECT image_id, from_class, from_source, to_class, ?, ? FROM label_changes""",
+                        [source, actor])
+            con.execute("""INSERT OR REPLACE INTO labels (image_id, class_id, source, round, updated_at)
+                           SELECT image_id, to_class, ?, ?, current_timestamp FROM label_changes""",
+                        [source, round_id])
+            con.execute("DROP TABLE label_changes")
+        return changed
+
+    def label_events(self, image_id: int | None = None) -> list[dict]:
+        where, params = ("WHERE image_id = ?", [image_id]) if image_id is not None else ("", [])
+        rows = self._query(f"""SELECT id, image_id, from_class, from_source, to_class, to_source, actor, changed_at
+                               FROM label_events {where} ORDER BY id""", params)
+        keys = ("id", "image_id", "from_class", "from_source", "to_class", "to_source", "actor", "changed_at")
+        return [dict(zip(keys, row)) for row in rows]
+
+    def current_labels(self) -> pa.Table:
+        """One row per ok image: relpath, label (class name, '' = none of these), source (human | teacher |
+        zeroshot | NULL when nothing predicted yet), confidence and round. Human beats the newest round's teacher
+        prediction, which beats zero-shot."""
+        return self._arrow("""
+            WITH newest AS (
+                SELECT p.* FROM predictions p
+                QUALIFY row_number() OVER (PARTITION BY image_id ORDER BY round DESC) = 1)
+            SELECT i.relpath AS path,
+                   CASE WHEN h.image_id IS NOT NULL THEN coalesce(hc.name, '') ELSE pc.name END AS label,
+                   CASE WHEN h.image_id IS NOT NULL THEN 'human' ELSE n.source END AS source,
+                   CASE WHEN h.image_id IS NOT NULL THEN NULL ELSE n.confidence END AS confidence,
+                   CASE WHEN h.image_id IS NOT NULL THEN NULL ELSE n.round END AS round,
+                   i.sha256, i.width, i.height
+            FROM images i
+            LEFT JOIN labels h ON h.image_id = i.id AND h.source = 'human'
+            LEFT JOIN classes hc ON hc.id = h.class_id
+            LEFT JOIN newest n ON n.image_id = i.id
+            LEFT JOIN classes pc ON pc.id = n.label
+            WHERE i.status = 'ok'
+            ORDER BY i.relpath""")
