@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.scoring import softmax
-
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray, *, bounds: tuple[float, float] = (0.05, 20.0)) -> float:
     """Temperature scaling (Guo et al., "On Calibration of Modern Neural Networks", 2017): the T > 0 minimising
@@ -53,7 +51,3 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, *, bins: i
         if members.any():
             gap += members.mean() * abs(correct[members].mean() - confidence[members].mean())
     return float(gap)
-
-
-def calibrated_probs(logits: np.ndarray, temperature: float) -> np.ndarray:
-    return softmax(np.asarray(logits) / temperature)

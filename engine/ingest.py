@@ -169,7 +169,7 @@ def ingest(project: Project, model: LoadedModel, *, batch_size: int = 64, worker
                         multiprocessing_context="spawn" if workers else None,
                         pin_memory=model.device.type == "cuda", persistent_workers=False)
     done = 0
-    for batch in loader:
+    for batch in loader if todo else ():  # no worker processes to start when nothing changed
         to_embed = []
         for record in batch:
             if record["status"] == "error":

@@ -245,11 +245,6 @@ def _require_hub(spec: ModelSpec) -> None:
                              f"connect once to download it, or {_WAYS_OUT}") from None
 
 
-def describe(loaded: LoadedModel) -> dict:
-    return {"spec": loaded.spec.text, "model_id": loaded.model_id, "dim": loaded.dim,
-            "image_size": loaded.image_size, "device": str(loaded.device)}
-
-
 def write_model_folder(model: torch.nn.Module, model_cfg: dict, folder: Path, *, preprocess_cfg: dict | None = None,
                        half: bool = False) -> Path:
     """Save a model in open_clip's local-dir format (config JSON + safetensors), loadable with --model FOLDER."""

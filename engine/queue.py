@@ -36,7 +36,7 @@ def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def rank_review_queue(teacher_probs: np.ndarray, zeroshot_probs: np.ndarray, labels: np.ndarray,
                       human: np.ndarray, embeddings: np.ndarray, *, k: int, mistake_confidence: float = 0.9,
-                      pool_factor: int = 5) -> tuple[np.ndarray, list[str]]:
+                      pool_factor: int = 10) -> tuple[np.ndarray, list[str]]:
     """Rank images for review; returns (indices (<= k,), reasons).
 
     teacher_probs, zeroshot_probs: (N, C). labels: (N,) current label per image, -1 = none. human: (N,) bool,
