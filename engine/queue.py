@@ -36,7 +36,7 @@ def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def rank_review_queue(teacher_probs: np.ndarray, zeroshot_probs: np.ndarray, labels: np.ndarray,
                       human: np.ndarray, embeddings: np.ndarray, *, k: int, mistake_confidence: float = 0.9,
-                      pool_factor: int = 10) -> tuple[np.ndarray, list[str]]:
+                      pool_factor: int = 10, disagreement_bonus: float = 0.5) -> tuple[np.ndarray, list[str]]:
     """Rank images for review; returns (indices (<= k,), reasons).
 
     teacher_probs, zeroshot_probs: (N, C). labels: (N,) current label per image, -1 = none. human: (N,) bool,
@@ -45,7 +45,7 @@ def rank_review_queue(teacher_probs: np.ndarray, zeroshot_probs: np.ndarray, lab
     First, likely label mistakes: a label the teacher contradicts with at least `mistake_confidence`, lowest
     self-confidence p[label] first (the label-quality score of Northcutt et al., "Confident Learning", 2021;
     lower = more likely mislabeled). Then, among images no person labeled, the most uncertain ones (small
-    top-1 minus top-2 margin, zero-shot/teacher disagreement counting as extra uncertainty), thinned to a pool of
+    top-1 minus top-2 margin, less `disagreement_bonus` when zero-shot and teacher disagree), thinned to a pool of
     `pool_factor * k` and chosen by k-center greedy so the picks cover different regions instead of `k`
     near-copies of one confusing case.
     """
@@ -65,7 +65,7 @@ def rank_review_queue(teacher_probs: np.ndarray, zeroshot_probs: np.ndarray, lab
         top_two = -np.sort(-teacher_probs[candidates], axis=1)[:, :2]
         margin = top_two[:, 0] - (top_two[:, 1] if teacher_probs.shape[1] > 1 else 0)
         disagree = np.asarray(zeroshot_probs)[candidates].argmax(axis=1) != predicted[candidates]
-        priority = margin - 0.5 * disagree
+        priority = margin - disagreement_bonus * disagree
         pool = candidates[np.argsort(priority, kind="stable")[:pool_factor * remaining]]
         picks = pool[k_center_greedy(embeddings[pool], remaining, covered=embeddings[human])]
         disagrees = np.asarray(zeroshot_probs)[picks].argmax(axis=1) != predicted[picks]
