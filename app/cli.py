@@ -26,6 +26,15 @@ def _print_json(value) -> None:
     print(json.dumps(value, indent=2, default=str))
 
 
+def _counting(bar: tqdm):
+    """An engine progress callback (done, total) that drives a tqdm bar."""
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    return progress
+
+
 def _load_model(spec):
     from engine.models import load_model
 
@@ -51,11 +60,7 @@ def cmd_ingest(args) -> int:
     with open_project(args.project) as project:
         model = _load_model(project.model_spec)
         with tqdm(total=0, unit="img", desc="ingest", disable=args.json or None, file=sys.stderr) as bar:
-            def progress(done: int, total: int) -> None:
-                bar.total = total
-                bar.update(done - bar.n)
-
-            report = ingest(project, model, batch_size=args.batch_size, workers=args.workers, progress=progress)
+            report = ingest(project, model, batch_size=args.batch_size, workers=args.workers, progress=_counting(bar))
     if args.json:
         _print_json(report.as_dict())
     else:
@@ -171,11 +176,7 @@ def cmd_demo(args) -> int:
 
     print(f"preparing the demo in {args.dir} (generated images, embedded model, offline) ...", file=sys.stderr)
     with tqdm(total=0, unit="img", desc="ingest", file=sys.stderr) as bar:
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
-        root, report = prepare_demo(args.dir, progress=progress)
+        root, report = prepare_demo(args.dir, progress=_counting(bar))
     print(f"demo project {root}: {report.found} images, {report.embedded} embedded now, "
           f"zero-shot {report.predicted} ({report.seconds:.1f}s)")
     print(f"next: labelloop status {root}   |   labelloop export {root} --format csv --out demo.csv")

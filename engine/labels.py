@@ -6,6 +6,8 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from engine.errors import LabelloopError
 from storage import Store
 
@@ -76,3 +78,19 @@ def import_label_csv(store: Store, path: str | Path, *, actor: str) -> LabelImpo
     changed = store.set_labels(list(wanted), [class_id for _, class_id in wanted.values()], source="human",
                                actor=actor)
     return LabelImport(rows=len(rows), changed=changed)
+
+
+def label_arrays(store: Store, image_ids: np.ndarray, class_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The current labels aligned to `image_ids` (N,): (label column in `class_ids`, -1 = none, "none of these" or
+    an unknown class; human (N,) bool, the label came from a person)."""
+    row_of = {image_id: row for row, image_id in enumerate(image_ids.tolist())}
+    column_of = {class_id: column for column, class_id in enumerate(class_ids)}
+    labels = np.full(len(image_ids), -1)
+    human = np.zeros(len(image_ids), bool)
+    snapshot = store.label_snapshot()
+    for image_id, class_id, is_human in zip(snapshot["image_id"], snapshot["class_id"], snapshot["human"]):
+        row = row_of.get(int(image_id))
+        if row is not None:
+            labels[row] = column_of.get(int(class_id), -1)
+            human[row] = is_human
+    return labels, human

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.errors import LabelloopError
+from engine.labels import label_arrays
 from engine.queue import rank_review_queue
 from storage import Store
 
@@ -29,16 +30,7 @@ def review_queue(store: Store, k: int) -> list[dict]:
     zero = zero_shot[2][[zero_row[i] for i in image_ids.tolist()]]
     embeddings = vectors[[vec_row[i] for i in image_ids.tolist()]]
 
-    row_of = {image_id: row for row, image_id in enumerate(image_ids.tolist())}
-    column_of = {class_id: column for column, class_id in enumerate(class_ids)}
-    labels = np.full(len(image_ids), -1)
-    human = np.zeros(len(image_ids), bool)
-    snapshot = store.label_snapshot()
-    for image_id, class_id, is_human in zip(snapshot["image_id"], snapshot["class_id"], snapshot["human"]):
-        row = row_of.get(int(image_id))
-        if row is not None:
-            labels[row] = column_of.get(int(class_id), -1)
-            human[row] = is_human
+    labels, human = label_arrays(store, image_ids, class_ids)
     indices, reasons = rank_review_queue(teacher, zero, labels, human, embeddings, k=k)
     relpaths = store.relpaths()
     queue = []

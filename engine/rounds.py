@@ -16,6 +16,7 @@ import numpy as np
 from engine.calibration import expected_calibration_error, fit_temperature
 from engine.errors import LabelloopError
 from engine.head import Head, cache_logits, fit_head, zero_shot_head
+from engine.labels import label_arrays
 from engine.metrics import accuracy, class_counts, flip_share
 from engine.project import Project
 from engine.scoring import prediction_stats, softmax
@@ -199,16 +200,9 @@ def run_round(project: Project, config: RoundConfig, *, progress: Progress | Non
 
     report(0.0, "reading embeddings and labels")
     image_ids, embeddings = store.embeddings(model_id)
-    snapshot = store.label_snapshot()
+    labels, human = label_arrays(store, image_ids, class_ids)
+    human_rows = np.flatnonzero(human & (labels >= 0))
     row_of = {image_id: row for row, image_id in enumerate(image_ids.tolist())}
-    column_of = {class_id: column for column, class_id in enumerate(class_ids)}
-    human_rows, human_columns, excluded = [], [], np.zeros(len(image_ids), bool)
-    for image_id, class_id, human in zip(snapshot["image_id"], snapshot["class_id"], snapshot["human"]):
-        if human and image_id in row_of:
-            excluded[row_of[image_id]] = True
-            if class_id in column_of:
-                human_rows.append(row_of[image_id])
-                human_columns.append(column_of[class_id])
     zero_shot = zero_shot_head(text_weights, scale)
     previous = store.last_finished_round()
     teacher, temperature = _load_teacher(project, previous, class_ids, zero_shot)
@@ -220,8 +214,8 @@ def run_round(project: Project, config: RoundConfig, *, progress: Progress | Non
     schedule_round = sum(r["status"] == "done" for r in store.rounds()) + 1
     round_id = store.start_round(asdict(config))
     try:
-        output = adapt(embeddings, zero_shot, teacher, teacher_probs, np.array(human_rows, int),
-                       np.array(human_columns, int), excluded, schedule_round, config, progress=report)
+        output = adapt(embeddings, zero_shot, teacher, teacher_probs, human_rows, labels[human_rows], human,
+                       schedule_round, config, progress=report)
         output.metrics["seconds"] = round(time.monotonic() - started, 2)
         project.models_dir.mkdir(exist_ok=True)
         np.savez(_checkpoint_path(project, round_id), weight=output.teacher.weight, bias=output.teacher.bias,
