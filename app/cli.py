@@ -12,6 +12,7 @@ from typing import Sequence
 from tqdm import tqdm
 
 from engine.errors import LabelloopError
+from engine.labelstudio import LS_ROOT_URL
 from engine.models import DEFAULT_SPEC
 
 
@@ -73,12 +74,14 @@ def cmd_ingest(args) -> int:
 
 
 def cmd_label(args) -> int:
-    from engine.labels import import_label_csv
+    from engine.labels import import_labels
     from engine.project import open_project
 
+    fmt, path = ("csv", args.csv) if args.csv else ("label-studio", args.label_studio)
     with open_project(args.project) as project:
-        result = import_label_csv(project.store, args.csv, actor=f"csv:{args.csv}")
-    print(f"imported {result.rows} labels from {args.csv} ({result.changed} changed)")
+        result = import_labels(project, path, fmt=fmt, actor=f"{fmt}:{path}", ls_root_url=args.ls_root_url)
+    skipped = f"; {result.skipped} tasks without an annotation skipped" if result.skipped else ""
+    print(f"imported {result.rows} labels from {path} ({result.changed} changed{skipped})")
     return 0
 
 
@@ -106,18 +109,30 @@ def cmd_status(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from engine.export import export
+    from engine.export import FOLDER_FORMATS, export
+    from engine.labelstudio import labeling_config
     from engine.project import open_project
 
-    with open_project(args.project) as project:
+    with open_project(args.project) as project, \
+            tqdm(total=0, unit="img", desc="export", file=sys.stderr,
+                 disable=None if args.format in FOLDER_FORMATS else True) as bar:
         report = export(project, fmt=args.format, out=args.out, source=args.source,
-                        min_confidence=args.min_confidence, force=args.force)
+                        min_confidence=args.min_confidence, include_none=args.include_none, link=args.link,
+                        split=args.split, seed=args.seed, ls_root_url=args.ls_root_url, force=args.force,
+                        progress=_counting(bar))
+        classes = [c["name"] for c in project.store.classes()]
     notes = []
     if report.skipped_below_confidence:
         notes.append(f"{report.skipped_below_confidence} below --min-confidence")
+    if report.skipped_none:
+        notes.append(f"{report.skipped_none} none-of-these (--include-none keeps them)")
     if report.skipped_unpredicted:
         notes.append(f"{report.skipped_unpredicted} not predicted yet (run ingest)")
     print(f"wrote {report.rows} rows to {report.path}" + (f" (left out: {', '.join(notes)})" if notes else ""))
+    if report.splits:
+        print("splits: " + ", ".join(f"{name} {count}" for name, count in report.splits.items()))
+    if report.format == "label-studio":
+        print(f"Label Studio labeling config: {labeling_config(classes)}")
     return 0
 
 
@@ -205,9 +220,15 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--json", action="store_true", help="print the report as JSON")
     ingest.set_defaults(handler=cmd_ingest)
 
-    label = commands.add_parser("label", help="import human labels")
+    label = commands.add_parser("label", help="import human labels (nothing is written if any row is bad)")
     label.add_argument("project")
-    label.add_argument("--csv", required=True, help='CSV with columns path,label (label "" = none of these)')
+    label_file = label.add_mutually_exclusive_group(required=True)
+    label_file.add_argument("--csv", help='CSV with columns path,label (label "" = none of these)')
+    label_file.add_argument("--label-studio", metavar="JSON",
+                            help="a Label Studio JSON export: each task's newest annotation (empty = none of these)")
+    label.add_argument("--ls-root-url", default=LS_ROOT_URL,
+                       help=f"prefix of data.image before the image's path (default {LS_ROOT_URL}); "
+                            "paths relative to the images folder or absolute under it work too")
     label.set_defaults(handler=cmd_label)
 
     status = commands.add_parser("status", help="counts of images, labels and rounds")
@@ -217,12 +238,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="write the labeled dataset")
     export.add_argument("project")
-    export.add_argument("--format", required=True, help="csv")
-    export.add_argument("--out", required=True)
+    export.add_argument("--format", required=True,
+                        help="csv, parquet, jsonl (one file); imagefolder, hf (a folder of class sub-folders); "
+                             "label-studio (JSON tasks)")
+    export.add_argument("--out", required=True, help="the file or folder to write (not inside the images folder)")
     export.add_argument("--min-confidence", type=float, default=None,
                         help="leave out machine labels below this confidence (human labels always pass)")
     export.add_argument("--source", default="all", help="all (default) or human")
-    export.add_argument("--force", action="store_true", help="replace an existing file")
+    export.add_argument("--include-none", action=argparse.BooleanOptionalAction, default=None,
+                        help='keep "none of these" labels (default: yes for one-file formats, no for folders)')
+    export.add_argument("--link", default="copy", help="folders: copy (default), symlink or hardlink the images")
+    export.add_argument("--split", help="folders: train,val[,test] fractions such as 0.8,0.1,0.1, stratified")
+    export.add_argument("--seed", type=int, default=0, help="seed of --split (default 0)")
+    export.add_argument("--ls-root-url", default=LS_ROOT_URL,
+                        help=f"label-studio: prefix of data.image before the image's path (default {LS_ROOT_URL})")
+    export.add_argument("--force", action="store_true", help="replace an existing file or earlier export folder")
     export.set_defaults(handler=cmd_export)
 
     rounds = commands.add_parser("round", help="run self-training rounds")

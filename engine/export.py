@@ -1,75 +1,307 @@
-"""Exporting the current labels. The file is written beside its target and renamed into place at the end, so a
-failed export never leaves a half-written file where a good one was expected."""
+"""Exporting the labeled dataset: one file (csv, parquet, jsonl, label-studio) or a folder of class sub-folders
+(imagefolder, hf).
+
+Everything is written to a temporary file or folder beside the target and renamed into place at the end, so a
+failed export never leaves a half-written dataset where a good one was expected. Only images inside the images
+folder are copied or linked, and each finished export is recorded in the project.
+"""
 
 from __future__ import annotations
 
 import csv
+import errno
+import json
 import os
+import secrets
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Sequence
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from engine.errors import LabelloopError
-from engine.project import Project
+from engine.labelstudio import LS_ROOT_URL, tasks as label_studio_tasks
+from engine.project import DB_FILE, Project
+from engine.split import SPLIT_NAMES, parse_split, stratified_split
 
-EXPORT_FORMATS = ("csv",)
+EXPORT_FORMATS = ("csv", "parquet", "jsonl", "imagefolder", "hf", "label-studio")
+FOLDER_FORMATS = ("imagefolder", "hf")
+FILE_FORMATS = tuple(fmt for fmt in EXPORT_FORMATS if fmt not in FOLDER_FORMATS)  # what the page offers to download
 SOURCES = ("all", "human")
-CSV_COLUMNS = ("path", "label", "source", "confidence", "round")
+LINK_MODES = ("copy", "symlink", "hardlink")
+# csv, parquet and jsonl rows; the first five are the CSV contract of DESIGN.md
+MANIFEST_COLUMNS = ("path", "label", "source", "confidence", "round", "sha256", "size_bytes", "width", "height")
+MANIFEST_FILE = "manifest.csv"  # in every folder export; it also marks a folder that --force may replace
+NONE_CLASS = "none_of_these"  # folder (and hf class) of "none of these" images when a folder export includes them
+_PROJECT_OWNED = (DB_FILE, DB_FILE + ".wal", "thumbs", "models")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExportReport:
-    path: Path
-    rows: int
-    skipped_unpredicted: int
-    skipped_below_confidence: int
+    path: Path  # the file or folder written
+    format: str
+    rows: int  # images exported
+    labels: dict[str, int]  # rows per label, "none_of_these" for "none of these"
+    skipped_unpredicted: int  # images with no prediction yet (ingest has not finished)
+    skipped_below_confidence: int  # machine labels under --min-confidence
+    skipped_none: int  # "none of these" labels left out
+    splits: dict[str, int]  # rows per split folder; empty without a split
+    export_id: int  # its row in the project's record of exports
 
 
-def select_rows(table: pa.Table, *, source: str, min_confidence: float | None) -> tuple[list[dict], int, int]:
-    """Apply the export filters to `Store.current_labels()` rows. Human labels pass any confidence threshold."""
-    rows, unpredicted, below = [], 0, 0
-    for row in table.to_pylist():
-        if row["source"] is None:
-            unpredicted += 1
-        elif source == "human" and row["source"] != "human":
-            continue
-        elif min_confidence is not None and row["source"] != "human" and row["confidence"] < min_confidence:
-            below += 1
-        else:
-            rows.append(row)
-    return rows, unpredicted, below
+def _count(mask) -> int:
+    return pc.sum(mask).as_py() or 0  # the sum of no rows is null
 
 
-def export(project: Project, *, fmt: str, out: str | Path, source: str = "all",
-           min_confidence: float | None = None, force: bool = False) -> ExportReport:
+def select_rows(table: pa.Table, *, source: str, min_confidence: float | None,
+                include_none: bool) -> tuple[pa.Table, dict[str, int]]:
+    """Apply the export filters to `Store.current_labels()`: returns the rows to write (MANIFEST_COLUMNS; label
+    null = none of these; confidence rounded to 6 places) and how many were left out, by reason. Human labels pass
+    any confidence threshold; an image with no prediction yet has no label to export."""
+    predicted = pc.is_valid(table["source"])
+    human = pc.fill_null(pc.equal(table["source"], "human"), False)
+    keep = pc.and_(predicted, human) if source == "human" else predicted
+    threshold = -1.0 if min_confidence is None else min_confidence
+    below = pc.and_(pc.and_not(keep, human), pc.fill_null(pc.less(table["confidence"], threshold), False))
+    keep = pc.and_not(keep, below)
+    none = pc.and_(pc.and_(keep, human), pc.fill_null(pc.equal(table["label"], ""), False))
+    if not include_none:
+        keep = pc.and_not(keep, none)
+    rows = table.filter(keep)
+    rows = rows.set_column(rows.schema.get_field_index("label"), "label",
+                           pc.if_else(pc.equal(rows["label"], ""), pa.scalar(None, pa.string()), rows["label"]))
+    rows = rows.set_column(rows.schema.get_field_index("confidence"), "confidence",
+                           pc.round(pc.cast(rows["confidence"], pa.float64()), 6))
+    left_out = {"unpredicted": len(table) - _count(predicted), "below_confidence": _count(below),
+                "none_of_these": 0 if include_none else _count(none)}
+    return rows.select(list(MANIFEST_COLUMNS)), left_out
+
+
+def _check_options(fmt: str, source: str, min_confidence: float | None, link: str, split) -> None:
     if fmt not in EXPORT_FORMATS:
         raise LabelloopError(f"unknown export format {fmt!r}; valid formats: {', '.join(EXPORT_FORMATS)}")
     if source not in SOURCES:
         raise LabelloopError(f"unknown --source {source!r}; valid: {', '.join(SOURCES)}")
     if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:  # NaN fails this too
         raise LabelloopError(f"--min-confidence must be between 0 and 1, got {min_confidence}")
-    out = Path(out).expanduser().resolve()
-    if out.is_relative_to(project.images_root):
-        raise LabelloopError(f"export target {out} is inside the images folder; write it somewhere else")
-    if out.exists() and not force:
-        raise LabelloopError(f"{out} already exists; pass --force to replace it")
+    if link not in LINK_MODES:
+        raise LabelloopError(f"unknown --link {link!r}; valid: {', '.join(LINK_MODES)}")
+    if fmt in FILE_FORMATS and (split is not None or link != "copy"):
+        raise LabelloopError(f"--split and --link apply to the folder formats ({', '.join(FOLDER_FORMATS)}), "
+                             f"not to {fmt}")
+
+
+def _check_target(project: Project, out: Path, fmt: str, force: bool) -> Path:
+    """The resolved target, or a refusal: never in or around the images folder or the project's own files; an
+    existing file or non-empty folder only with --force, and a folder only if it is an earlier folder export."""
+    out = out.expanduser().resolve()
+    images_root, root = project.images_root, project.root
+    if out.is_relative_to(images_root):
+        raise LabelloopError(f"export target {out} is inside the images folder {images_root}; write it elsewhere")
+    if images_root.is_relative_to(out) or root.is_relative_to(out):
+        raise LabelloopError(f"export target {out} contains the images folder or the project; write it elsewhere")
+    if out.is_relative_to(root) and out.relative_to(root).parts[0] in _PROJECT_OWNED:
+        raise LabelloopError(f"export target {out} is one of the project's own files; write it elsewhere")
     if not out.parent.is_dir():
         raise LabelloopError(f"folder {out.parent} does not exist; create it first")
+    if fmt in FILE_FORMATS:
+        if out.is_dir():
+            raise LabelloopError(f"{out} is a folder; --format {fmt} writes one file, give its path")
+        if out.exists() and not force:
+            raise LabelloopError(f"{out} already exists; pass --force to replace it")
+    elif out.exists():
+        if not out.is_dir():
+            raise LabelloopError(f"{out} is a file; --format {fmt} writes a folder, give a new or empty one")
+        if any(out.iterdir()):
+            if not force:
+                raise LabelloopError(f"folder {out} is not empty; pass --force to replace it")
+            if not (out / MANIFEST_FILE).is_file():
+                raise LabelloopError(f"folder {out} is not an earlier export (it has no {MANIFEST_FILE}); "
+                                     "refusing to replace it even with --force, give a new or empty folder")
+    return out
 
-    rows, unpredicted, below = select_rows(project.store.current_labels(), source=source,
-                                           min_confidence=min_confidence)
-    temporary = out.with_name(f".{out.name}.{os.getpid()}.partial")
-    try:
-        with open(temporary, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(CSV_COLUMNS)
-            for row in rows:
-                confidence = "" if row["confidence"] is None else f"{row['confidence']:.6f}"
-                writer.writerow([row["path"], row["label"], row["source"], confidence,
-                                 "" if row["round"] is None else row["round"]])
+
+def _place(temporary: Path, out: Path) -> None:
+    """Move a finished export into place; a folder it replaces is moved aside first and deleted last."""
+    if not out.is_dir():
         os.replace(temporary, out)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise LabelloopError(f"cannot write {out}: {error.strerror or error}") from None
-    return ExportReport(path=out, rows=len(rows), skipped_unpredicted=unpredicted, skipped_below_confidence=below)
+        return
+    aside = out.with_name(f".{out.name}.{secrets.token_hex(4)}.replaced")
+    os.rename(out, aside)
+    try:
+        os.rename(temporary, out)
+    except OSError:
+        os.rename(aside, out)
+        raise
+    shutil.rmtree(aside)
+
+
+def _write_csv(table: pa.Table, path: Path) -> None:
+    """Quoted only where needed, null as empty, as the csv module writes: pyarrow's writer quotes every string,
+    which breaks scripts that split lines on commas."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(table.column_names)
+        writer.writerows(zip(*(column.to_pylist() for column in table.columns)))
+
+
+def _write_file(temporary: Path, fmt: str, rows: pa.Table, ls_root_url: str) -> None:
+    if fmt == "csv":
+        _write_csv(rows, temporary)
+    elif fmt == "parquet":
+        pq.write_table(rows, temporary)
+    else:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            if fmt == "jsonl":
+                handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows.to_pylist())
+            else:
+                # dumps, not dump: json.dump encodes in pure Python, several times slower at 100k tasks
+                tasks = label_studio_tasks(rows.to_pylist(), root_url=ls_root_url)
+                handle.write(json.dumps(tasks, ensure_ascii=False))
+
+
+def _check_folder_names(names: set[str], classes: list[str], include_none: bool) -> None:
+    for name in sorted(names):
+        if "/" in name or "\\" in name or name.startswith(".") or "\0" in name:
+            raise LabelloopError(f"class {name!r} cannot be a folder name (no /, \\ or leading dot); "
+                                 "export it as csv, parquet or jsonl instead")
+    if include_none and NONE_CLASS.casefold() in {name.casefold() for name in classes}:
+        raise LabelloopError(f"a class is named {NONE_CLASS!r}, the folder of \"none of these\" images; "
+                             "export with --no-include-none")
+
+
+def _image_sources(project: Project, relpaths: list[str]) -> list[str]:
+    """The real path of every image to copy or link, after checking that it still is the file that was ingested
+    and that it lies inside the images folder (a symlink pointing elsewhere is refused, never followed)."""
+    root = project.images_root
+    index = project.store.image_index()
+    sources, problems = [], {}
+    for relpath in relpaths:
+        real = Path(os.path.realpath(root / relpath))
+        if not real.is_relative_to(root):
+            problems.setdefault("points outside the images folder", []).append(relpath)
+            continue
+        try:
+            stat = real.stat()
+        except OSError:
+            problems.setdefault("is gone", []).append(relpath)
+            continue
+        if (stat.st_size, stat.st_mtime_ns) != tuple(index[relpath][2:4]):
+            problems.setdefault("changed since it was ingested", []).append(relpath)
+        sources.append(str(real))
+    if problems:
+        shown = "; ".join(f"{len(paths)} {'image' if len(paths) == 1 else 'images'} {what} (first: {paths[0]!r})"
+                          for what, paths in problems.items())
+        raise LabelloopError(f"nothing was exported: {shown}; run `labelloop ingest {project.root}` and export again")
+    return sources
+
+
+def _write_folder(temporary: Path, hf: bool, rows: pa.Table, *, project: Project, classes: list[str],
+                  include_none: bool, link: str, fractions: tuple[float, ...] | None, seed: int,
+                  progress: Callable[[int, int], None] | None) -> dict[str, int]:
+    """[split/]label/file for every row, plus MANIFEST_FILE, plus (hf) a metadata.parquet per split folder.
+    Returns rows per split."""
+    labels = [NONE_CLASS if label is None else label for label in rows["label"].to_pylist()]
+    _check_folder_names(set(labels), classes, include_none)
+    relpaths = rows["path"].to_pylist()
+    sources = _image_sources(project, relpaths)
+    if fractions is None:
+        splits = [""] * len(labels)
+    else:
+        splits = [SPLIT_NAMES[i] for i in stratified_split(np.array(labels, object), fractions, seed=seed).tolist()]
+    # one flat folder per class: files from different sub-folders must not meet, so the sub-folders go in the name
+    files = [relpath.replace("/", "__") for relpath in relpaths]
+    targets = ["/".join(filter(None, parts)) for parts in zip(splits, labels, files)]
+    if len(set(targets)) < len(targets):
+        raise LabelloopError("two images would get the same file name in the export (a file name containing '__' "
+                             "clashes with a sub-folder path); rename one, ingest, and export again")
+    for folder in sorted({target.rsplit("/", 1)[0] for target in targets}):
+        (temporary / folder).mkdir(parents=True, exist_ok=True)
+    place = {"copy": shutil.copyfile, "symlink": os.symlink, "hardlink": os.link}[link]
+    for done, (source, target) in enumerate(zip(sources, targets), start=1):
+        place(source, temporary / target)
+        if progress and (done % 256 == 0 or done == len(targets)):
+            progress(done, len(targets))
+    columns = {"file": targets, **{name: rows[name] for name in MANIFEST_COLUMNS}}
+    if fractions is not None:
+        columns["split"] = splits
+    _write_csv(pa.table(columns), temporary / MANIFEST_FILE)
+    if hf:
+        _write_hf_metadata(temporary, rows, splits, labels, files, classes + ([NONE_CLASS] if include_none else []))
+    return {name: splits.count(name) for name in SPLIT_NAMES if name in splits}
+
+
+def _write_hf_metadata(temporary: Path, rows: pa.Table, splits: list[str], labels: list[str], files: list[str],
+                       names: list[str]) -> None:
+    """metadata.parquet in each split folder: `file_name` relative to it and `label` as an index into `names`,
+    which the schema declares as a ClassLabel. Hugging Face's imagefolder stops reading labels from folder names
+    once a metadata file is present, and only a parquet schema can carry the ClassLabel (a JSON Lines file would
+    load `label` as plain strings), so `load_dataset("imagefolder", data_dir=...)` gets the class names in project
+    order, classes without images included."""
+    index = {name: i for i, name in enumerate(names)}
+    features = {"label": {"_type": "ClassLabel", "names": names}}
+    split_of = np.array(splits, object)
+    for split in sorted(set(splits)):
+        take = np.flatnonzero(split_of == split)
+        table = pa.table({
+            "file_name": [f"{labels[i]}/{files[i]}" for i in take],
+            "label": pa.array([index[labels[i]] for i in take], pa.int64()),
+            **{name: rows[name].take(take) for name in MANIFEST_COLUMNS if name != "label"},
+        }).replace_schema_metadata({"huggingface": json.dumps({"info": {"features": features}})})
+        pq.write_table(table, temporary / split / "metadata.parquet")
+
+
+def export(project: Project, *, fmt: str, out: str | Path, source: str = "all", min_confidence: float | None = None,
+           include_none: bool | None = None, link: str = "copy", split: str | Sequence[float] | None = None,
+           seed: int = 0, ls_root_url: str = LS_ROOT_URL, force: bool = False,
+           progress: Callable[[int, int], None] | None = None) -> ExportReport:
+    """Write the project's current labels to `out` as `fmt` (one of EXPORT_FORMATS) and record the export.
+
+    source: "all" or "human" (only labels a person gave). min_confidence: leave out machine labels below it.
+    include_none: keep "none of these" labels; None = the format's default: yes for the one-file formats (label
+    empty or null), no for the folder formats (where they need a class of their own, `none_of_these`).
+    link ("copy", "symlink", "hardlink"), split ("0.8,0.1,0.1": train,val[,test], stratified by label) and seed:
+    folder formats only. ls_root_url: the prefix of `data.image` in label-studio tasks. progress(done, total):
+    images placed so far (folder formats)."""
+    _check_options(fmt, source, min_confidence, link, split)
+    fractions = parse_split(split) if split is not None else None
+    out = _check_target(project, Path(out), fmt, force)
+    include_none = fmt in FILE_FORMATS if include_none is None else bool(include_none)
+    rows, left_out = select_rows(project.store.current_labels(), source=source, min_confidence=min_confidence,
+                                 include_none=include_none)
+    classes = [c["name"] for c in project.store.classes()]
+    temporary = out.with_name(f".{out.name}.{secrets.token_hex(4)}.partial")
+    try:
+        if fmt in FILE_FORMATS:
+            _write_file(temporary, fmt, rows, ls_root_url)
+            splits = {}
+        else:
+            temporary.mkdir()
+            splits = _write_folder(temporary, fmt == "hf", rows, project=project, classes=classes,
+                                   include_none=include_none, link=link, fractions=fractions, seed=seed,
+                                   progress=progress)
+        _place(temporary, out)
+    except BaseException as error:
+        if temporary.is_dir():
+            shutil.rmtree(temporary)
+        else:
+            temporary.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            cross_device = error.errno == errno.EXDEV
+            hint = "; hard links cannot cross filesystems, use --link copy or symlink" if cross_device else ""
+            raise LabelloopError(f"cannot write {out}: {error.strerror or error}{hint}") from None
+        raise
+    counts = pc.value_counts(pc.fill_null(rows["label"], NONE_CLASS)).to_pylist()
+    labels = {item["values"]: item["counts"] for item in sorted(counts, key=lambda item: item["values"])}
+    filters = {"source": source, "min_confidence": min_confidence, "include_none": include_none, "link": link,
+               "split": list(fractions) if fractions else None, "seed": seed if fractions else None}
+    record = {"rows": len(rows), "labels": labels, "left_out": left_out, "splits": splits}
+    export_id = project.store.record_export(fmt=fmt, path=str(out), filters=filters, counts=record)
+    return ExportReport(path=out, format=fmt, rows=len(rows), labels=labels,
+                        skipped_unpredicted=left_out["unpredicted"],
+                        skipped_below_confidence=left_out["below_confidence"],
+                        skipped_none=left_out["none_of_these"], splits=splits, export_id=export_id)

@@ -1,40 +1,50 @@
-"""Importing human labels from a file: validate every row first, then write all of them in one transaction."""
+"""Importing human labels from a CSV or a Label Studio JSON export: validate every row first, then write all of
+them in one transaction."""
 
 from __future__ import annotations
 
 import csv
+import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from engine.errors import LabelloopError
+from engine.labelstudio import LS_ROOT_URL, LabelRow, read_tasks
+from engine.project import Project
 from storage import Store
 
-_SHOWN_PROBLEMS = 3
+IMPORT_FORMATS = ("csv", "label-studio")
+_SHOWN_PROBLEMS = 10  # distinct problems named in the error; the count covers all of them
 
 
 @dataclass
 class LabelImport:
-    rows: int
-    changed: int
+    rows: int  # labels read
+    changed: int  # labels that changed
+    skipped: int = 0  # Label Studio tasks that no one annotated (they carry no label)
 
 
-def normalise_relpath(text: str) -> str:
+def to_relpath(text: str, images_root: Path) -> str:
+    """A path as a labels file writes it (relative to the images folder, or absolute under it, with / or \\)
+    -> the project's relpath; a path elsewhere comes back as written and is reported as unknown."""
     path = text.strip().replace("\\", "/")
-    while path.startswith("./"):
-        path = path[2:]
-    return path
+    if not path:
+        return path
+    path = posixpath.normpath(path)
+    root = images_root.as_posix().rstrip("/") + "/"
+    return path[len(root):] if path.startswith(root) else path
 
 
-def _read_rows(path: Path) -> list[tuple[int, str, str]]:
+def _read_csv(path: Path) -> list[LabelRow]:
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             columns = {name.strip().lower(): name for name in reader.fieldnames or []}
             if "path" not in columns or "label" not in columns:
                 raise LabelloopError(f"{path} needs a header with columns path,label; found {reader.fieldnames}")
-            return [(number, row[columns["path"]] or "", row[columns["label"]] or "")
+            return [(f"line {number}", row[columns["path"]] or "", row[columns["label"]] or "")
                     for number, row in enumerate(reader, start=2)]
     except FileNotFoundError:
         raise LabelloopError(f"labels file {path} does not exist") from None
@@ -42,42 +52,51 @@ def _read_rows(path: Path) -> list[tuple[int, str, str]]:
         raise LabelloopError(f"cannot read {path} as UTF-8 CSV: {error}") from None
 
 
-def import_label_csv(store: Store, path: str | Path, *, actor: str) -> LabelImport:
-    """Columns path,label (path relative to the images root; label "" = none of these). Nothing is written
-    unless every row names a known, readable image and a known class."""
-    path = Path(path)
-    rows = _read_rows(path)
-    if not rows:
-        raise LabelloopError(f"{path} has a header but no rows; nothing to import")
+def _places(where: list[str]) -> str:
+    return ", ".join(where[:3]) + (f" and {len(where) - 3} more" if len(where) > 3 else "")
+
+
+def import_labels(project: Project, path: str | Path, *, fmt: str, actor: str,
+                  ls_root_url: str = LS_ROOT_URL) -> LabelImport:
+    """Set the human labels a file gives. `fmt` "csv": columns path,label (label "" = none of these);
+    "label-studio": Label Studio's JSON export, `data.image` mapped back to the image by `ls_root_url` (see
+    `engine.labelstudio.task_path`). Paths are relative to the images folder or absolute under it. Nothing is
+    written unless every row names a known, usable image and a known class; the error names every kind of problem."""
+    if fmt not in IMPORT_FORMATS:
+        raise LabelloopError(f"unknown labels format {fmt!r}; valid formats: {', '.join(IMPORT_FORMATS)}")
+    path, store = Path(path), project.store
+    rows, problems, skipped = (_read_csv(path), {}, 0) if fmt == "csv" else read_tasks(path, root_url=ls_root_url)
+    if not rows and not problems:
+        raise LabelloopError(f"{path} holds no labels; nothing to import")
     classes = {c["name"]: c["id"] for c in store.classes()}
     by_casefold = {name.casefold(): name for name in classes}
-    known = store.image_ids([normalise_relpath(relpath) for _, relpath, _ in rows])
-    problems: list[str] = []
-    wanted: dict[int, tuple[int, int | None]] = {}  # image id -> (line, class id)
-    for line, raw_path, raw_label in rows:
-        relpath, label = normalise_relpath(raw_path), raw_label.strip()
-        if label and label not in classes and label.casefold() not in by_casefold:
-            problems.append(f"line {line}: unknown class {label!r} (classes: {', '.join(classes)})")
-            continue
-        if relpath not in known:
-            problems.append(f"line {line}: {relpath!r} is not an image of this project")
-            continue
-        image_id, status = known[relpath]
-        if status != "ok":
-            problems.append(f"line {line}: {relpath!r} is not a usable image (status {status})")
-            continue
-        class_id = classes[by_casefold.get(label.casefold(), label)] if label else None
-        if image_id in wanted and wanted[image_id][1] != class_id:
-            problems.append(f"line {line}: {relpath!r} already has a different label on line {wanted[image_id][0]}")
-            continue
-        wanted[image_id] = (line, class_id)
+    rows = [(where, to_relpath(raw_path, project.images_root), label.strip()) for where, raw_path, label in rows]
+    known = store.image_ids([relpath for _, relpath, _ in rows])
+    wanted: dict[int, tuple[str, int | None]] = {}  # image id -> (where, class id)
+    for where, relpath, label in rows:
+        if label and label.casefold() not in by_casefold:
+            problems.setdefault(f"unknown class {label!r}", []).append(where)
+        elif relpath not in known:
+            problems.setdefault(f"{relpath!r} is not an image of this project", []).append(where)
+        elif known[relpath][1] != "ok":
+            problems.setdefault(f"{relpath!r} is not a usable image (status {known[relpath][1]})", []).append(where)
+        else:
+            image_id = known[relpath][0]
+            class_id = classes[by_casefold[label.casefold()]] if label else None
+            if image_id in wanted and wanted[image_id][1] != class_id:
+                problems.setdefault(f"{relpath!r} has two different labels (first at {wanted[image_id][0]})",
+                                    []).append(where)
+            else:
+                wanted[image_id] = (where, class_id)
     if problems:
-        shown = "; ".join(problems[:_SHOWN_PROBLEMS])
+        count = sum(len(where) for where in problems.values())
+        shown = "; ".join(f"{what} ({_places(where)})" for what, where in list(problems.items())[:_SHOWN_PROBLEMS])
         more = f"; and {len(problems) - _SHOWN_PROBLEMS} more" if len(problems) > _SHOWN_PROBLEMS else ""
-        raise LabelloopError(f"{path}: {len(problems)} bad row(s), nothing was written: {shown}{more}")
+        hint = f"; the classes are {', '.join(classes)}" if any(w.startswith("unknown class") for w in problems) else ""
+        raise LabelloopError(f"{path}: {count} bad row(s), nothing was written: {shown}{more}{hint}")
     changed = store.set_labels(list(wanted), [class_id for _, class_id in wanted.values()], source="human",
                                actor=actor)
-    return LabelImport(rows=len(rows), changed=changed)
+    return LabelImport(rows=len(rows), changed=changed, skipped=skipped)
 
 
 def label_arrays(store: Store, image_ids: np.ndarray, class_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:

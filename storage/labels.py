@@ -42,8 +42,8 @@ class LabelQueries:
 
     def current_labels(self) -> pa.Table:
         """One row per ok image: relpath, label (class name, '' = none of these), source (human | teacher |
-        zeroshot | NULL when nothing predicted yet), confidence and round. Human beats the newest round's teacher
-        prediction, which beats zero-shot."""
+        zeroshot | NULL when nothing predicted yet), confidence, round, and the image's sha256, size_bytes, width
+        and height. Human beats the newest round's teacher prediction, which beats zero-shot."""
         return self._arrow("""
             WITH newest AS (
                 SELECT p.* FROM predictions p
@@ -53,7 +53,7 @@ class LabelQueries:
                    CASE WHEN h.image_id IS NOT NULL THEN 'human' ELSE n.source END AS source,
                    CASE WHEN h.image_id IS NOT NULL THEN NULL ELSE n.confidence END AS confidence,
                    CASE WHEN h.image_id IS NOT NULL THEN NULL ELSE n.round END AS round,
-                   i.sha256, i.width, i.height
+                   i.sha256, i.size AS size_bytes, i.width, i.height
             FROM images i
             LEFT JOIN labels h ON h.image_id = i.id AND h.source = 'human'
             LEFT JOIN classes hc ON hc.id = h.class_id

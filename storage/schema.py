@@ -89,6 +89,17 @@ MIGRATIONS: list[list[str]] = [
             started_at TIMESTAMP,
             finished_at TIMESTAMP)""",
     ],
+    # 3: a record of every export (what was written where, with which filters)
+    [
+        "CREATE SEQUENCE export_ids START 1",
+        """CREATE TABLE exports (
+            id BIGINT PRIMARY KEY DEFAULT nextval('export_ids'),
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            format VARCHAR NOT NULL,
+            path VARCHAR NOT NULL,
+            filters VARCHAR NOT NULL,
+            counts VARCHAR NOT NULL)""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

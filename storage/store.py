@@ -17,6 +17,7 @@ from typing import Iterator, Sequence
 import duckdb
 import pyarrow as pa
 
+from storage.exports import ExportQueries
 from storage.images import ImageQueries
 from storage.labels import LabelQueries
 from storage.rounds import RoundQueries
@@ -48,7 +49,7 @@ def _lock_holder(message: str) -> tuple[int | None, str | None]:
     return pid, command
 
 
-class Store(ImageQueries, LabelQueries, RoundQueries):
+class Store(ImageQueries, LabelQueries, RoundQueries, ExportQueries):
 
     """A project's database connection. Build one explicitly at start-up and pass it in; `:memory:` in unit tests."""
     def __init__(self, con: duckdb.DuckDBPyConnection):

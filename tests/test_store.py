@@ -35,12 +35,12 @@ def test_new_database_is_at_the_current_schema_version():
 def test_opening_an_old_database_applies_the_missing_migrations(tmp_path, monkeypatch):
     path = tmp_path / "old.duckdb"
     Store.open(path).close()
-    extra = ["CREATE TABLE exports (id INTEGER)"]
+    extra = ["CREATE TABLE migration_probe (id INTEGER)"]
     monkeypatch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS + [extra])
     monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     with Store.open(path) as store:
         assert store.schema_version() == SCHEMA_VERSION + 1
-        assert store._query("SELECT count(*) FROM exports")[0][0] == 0
+        assert store._query("SELECT count(*) FROM migration_probe")[0][0] == 0
 
 
 def test_embeddings_survive_checkpoint_and_reopen_bit_exact(tmp_path):
