@@ -143,7 +143,9 @@ def cmd_round(args) -> int:
     from engine.project import open_project
     from engine.rounds import RoundConfig, run_round
 
-    config = RoundConfig(mode=args.mode, teacher=args.teacher).validate()
+    finetune = {name: value for name, value in (("finetune_steps", args.steps),
+                                                ("finetune_batch_size", args.batch_size)) if value is not None}
+    config = RoundConfig(mode=args.mode, teacher=args.teacher, **finetune).validate()
     if args.rounds < 1:
         raise LabelloopError(f"--rounds must be at least 1, got {args.rounds}")
     results = []
@@ -165,6 +167,8 @@ def cmd_round(args) -> int:
                       f"({metrics['coverage']:.0%} of unlabeled), {metrics['flip_share']:.1%} of predictions changed, "
                       f"accuracy on human labels (cross-fitted) {'n/a' if human is None else f'{human:.1%}'}, "
                       f"{metrics['seconds']:.1f}s")
+                if "finetune" in metrics:
+                    print(f"  adapted model saved to {metrics['finetune']['model']}; the project now uses it")
     if args.json:
         _print_json(results)
     return 0
@@ -258,7 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     rounds = commands.add_parser("round", help="run self-training rounds")
     rounds.add_argument("project")
     rounds.add_argument("--rounds", type=int, default=1)
-    rounds.add_argument("--mode", default="head", help="head (default: over cached embeddings) or finetune")
+    rounds.add_argument("--mode", default="head",
+                        help="head (default: over cached embeddings) or finetune (adapts the image encoder; GPU)")
+    rounds.add_argument("--steps", type=int, default=None, help="finetune: training steps per round")
+    rounds.add_argument("--batch-size", type=int, default=None, help="finetune: images per step")
     rounds.add_argument("--teacher", default="head",
                         help="head (a trained linear head) or cache (training-free Tip-Adapter over the labels)")
     rounds.add_argument("--json", action="store_true", help="print each round's metrics as JSON")

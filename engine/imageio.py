@@ -148,6 +148,12 @@ def shrink_shorter_side(pixels: np.ndarray, side: int) -> np.ndarray:
     return downscale(pixels, (max(side, round(width * scale)), max(side, round(height * scale))))
 
 
+def model_picture(pixels: np.ndarray, side: int) -> Image.Image:
+    """(H, W, 3) uint8 BGR -> the RGB picture an open_clip preprocessing takes, already shrunk so its shorter side
+    is `side` (the model's input size): our alias-free resize, not the preprocessing's bicubic one, does the work."""
+    return Image.fromarray(np.ascontiguousarray(shrink_shorter_side(pixels, side)[..., ::-1]))
+
+
 def downscale(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize to `size` (width, height) by halving with a Gaussian pyramid, then one bilinear step of at most 2x.
     As alias-free as area averaging, and several times faster than OpenCV's INTER_AREA at non-integer scales

@@ -16,12 +16,11 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from engine.errors import LabelloopError
-from engine.imageio import (SUPPORTED_EXTENSIONS, THUMBNAIL_SIDE, ImageReadError, read_image, shrink_shorter_side, thumbnail_path,
-                            write_thumbnail)
+from engine.imageio import (SUPPORTED_EXTENSIONS, THUMBNAIL_SIDE, ImageReadError, model_picture, read_image,
+                            shrink_shorter_side, thumbnail_path, write_thumbnail)
 from engine.models import LoadedModel
 from engine.project import Project
 from engine.zeroshot import run_zero_shot
@@ -102,10 +101,8 @@ class _ImageFiles(Dataset):
             # One area resize of the full picture feeds both the thumbnail and the model input.
             base = shrink_shorter_side(image.pixels, max(self.image_size, THUMBNAIL_SIDE))
             write_thumbnail(base, thumbnail_path(self.thumbs_dir, image.sha256))
-            rgb = shrink_shorter_side(base, self.image_size)[..., ::-1]
             record.update(sha256=image.sha256, size=image.size, width=image.pixels.shape[1],
-                          height=image.pixels.shape[0],
-                          tensor=self.preprocess(Image.fromarray(np.ascontiguousarray(rgb))))
+                          height=image.pixels.shape[0], tensor=self.preprocess(model_picture(base, self.image_size)))
         except ImageReadError as error:
             record.update(status="error", error=str(error))
         except Exception as error:  # an unexpected decoder failure is still one bad file, not a failed ingest
@@ -117,7 +114,8 @@ def _keep_records(batch: list[dict]) -> list[dict]:
     return batch
 
 
-def _quiet_worker(_: int) -> None:
+def quiet_worker(_: int) -> None:
+    """worker_init_fn of decode workers: one thread each, so they never fight the model for the cores."""
     import cv2
 
     cv2.setNumThreads(1)
@@ -165,7 +163,7 @@ def ingest(project: Project, model: LoadedModel, *, batch_size: int = 64, worker
     # Workers are spawned, not forked: a fork of a process whose OpenMP pool already ran (torch, in a server or
     # after a round) can deadlock in the child.
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_keep_records,
-                        worker_init_fn=_quiet_worker if workers else None,
+                        worker_init_fn=quiet_worker if workers else None,
                         multiprocessing_context="spawn" if workers else None,
                         pin_memory=model.device.type == "cuda", persistent_workers=False)
     done = 0

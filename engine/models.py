@@ -257,3 +257,15 @@ def write_model_folder(model: torch.nn.Module, model_cfg: dict, folder: Path, *,
     config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg or {}}
     (folder / "open_clip_config.json").write_text(json.dumps(config, indent=2))
     return folder
+
+
+def save_model_folder(model: LoadedModel, folder: Path) -> ModelSpec:
+    """Write a loaded model's current weights (fp16) as an open_clip local-dir folder with the configuration and
+    preprocessing that built it; returns the spec that loads it back, as `--model FOLDER` does."""
+    config = open_clip.get_model_config(model.spec.name)
+    if model.spec.kind == "pretrained" and open_clip.get_pretrained_cfg(model.spec.name, model.spec.tag).get(
+            "quick_gelu"):
+        config["quick_gelu"] = True  # as load_model builds it for such a tag
+    write_model_folder(model.model, config, folder, preprocess_cfg=open_clip.get_model_preprocess_cfg(model.model),
+                       half=True)
+    return parse_model_spec(str(folder))

@@ -1,11 +1,13 @@
-"""Self-training rounds in `head` mode: the person's labels and the teacher's confident predictions train a new
-linear head over the cached embeddings; the teacher follows the students slowly; every image gets new
-predictions. `adapt` is the algorithm over arrays; `run_round` adds the project's snapshot, checkpoint and one
-transaction of results around it.
+"""Self-training rounds: the person's labels and the teacher's confident predictions train a new linear head over
+the cached embeddings; the teacher follows the students slowly; every image gets new predictions. `adapt` is the
+algorithm over arrays; `run_round` adds the project's snapshot, checkpoint and one transaction of results around
+it. A `finetune` round first adapts the image encoder itself (engine.finetune), embeds every image again under the
+adapted model, and then does the same over the new embeddings.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,9 +17,12 @@ import numpy as np
 
 from engine.calibration import expected_calibration_error, fit_temperature
 from engine.errors import LabelloopError
+from engine.finetune import AdaptedModel, adapt_encoder
 from engine.head import Head, cache_logits, fit_head, zero_shot_head
+from engine.jobs import Cancelled
 from engine.labels import label_arrays
 from engine.metrics import accuracy, class_counts, flip_share
+from engine.models import load_model
 from engine.project import Project
 from engine.scoring import prediction_stats, softmax
 from engine.selection import STRATEGIES, pseudo_labels_per_class, select_pseudo_labels
@@ -31,7 +36,7 @@ Progress = Callable[[float, str], None]
 class RoundConfig:
     """Defaults chosen by `benchmarks/bench_selftrain.py` on the demo dataset (see the note in README)."""
 
-    mode: str = "head"  # head: train over cached embeddings (CPU-fast); finetune: adapt the image encoder
+    mode: str = "head"  # head: train over cached embeddings (CPU-fast); finetune: adapt the image encoder first
     teacher: str = "head"  # head: trained linear head; cache: training-free Tip-Adapter cache over the labels
     selection: str = "balanced"  # balanced: top-k per class (GRIP); threshold: every prediction >= threshold
     share_step: float = 0.2  # each round takes this much more of an even per-class split as pseudo-labels
@@ -47,14 +52,25 @@ class RoundConfig:
     cache_keys_per_class: int = 64  # cache teacher: labeled examples kept per class
     cache_alpha: float = 1.0  # cache teacher: weight of the cache logits
     cache_beta: float = 5.0  # cache teacher: sharpness of the cache affinities
+    # finetune mode (engine/finetune.py); defaults chosen by benchmarks/bench_finetune.py on the demo dataset
+    finetune_steps: int = 150  # optimizer steps per round (a few minutes on a CPU for the demo model)
+    finetune_batch_size: int = 64  # images per step, half labeled and half for consistency; halves on GPU OOM
+    finetune_lr: float = 3e-4  # peak AdamW learning rate (linear warm-up over 5% of the steps, cosine decay)
+    finetune_blocks: int = 1  # last residual blocks that train; norms and the pooling/projection always do
+    finetune_momentum: float = 0.99  # EMA teacher: share of the teacher kept at each step
+    finetune_threshold: float = 0.8  # FixMatch: teacher confidence on the weak view needed for a target
+    finetune_consistency: float = 1.0  # weight of the consistency loss on unlabeled images
+    finetune_workers: int | None = None  # decode processes; None: one per spare core on a GPU, none on a CPU
 
     def validate(self) -> "RoundConfig":
         for name, value, valid in (("mode", self.mode, MODES), ("teacher", self.teacher, TEACHERS),
                                    ("selection", self.selection, STRATEGIES)):
             if value not in valid:
                 raise LabelloopError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
-        if self.mode == "finetune":
-            raise LabelloopError("finetune rounds (adapting the image encoder) are not available yet; use --mode head")
+        for words, value in (("finetune steps", self.finetune_steps), ("finetune batch size",
+                                                                         self.finetune_batch_size)):
+            if value < 1:
+                raise LabelloopError(f"{words} must be at least 1, got {value}")
         return self
 
 
@@ -86,10 +102,7 @@ def adapt(embeddings: np.ndarray, zero_shot: Head, teacher: Head, teacher_probs:
     n, n_classes = len(embeddings), len(zero_shot.weight)
     report(0.05, "selecting pseudo-labels")
     eligible = ~excluded
-    per_class = pseudo_labels_per_class(round_number, int(eligible.sum()), n_classes, step=config.share_step,
-                                        cap=config.per_class_cap)
-    pseudo_index, pseudo_label = select_pseudo_labels(teacher_probs, method=config.selection, eligible=eligible,
-                                                      per_class=per_class, threshold=config.threshold)
+    pseudo_index, pseudo_label = choose_pseudo_labels(teacher_probs, excluded, round_number, config)
 
     def student(train_human: np.ndarray, pseudo: np.ndarray) -> Head:
         rows = np.concatenate([human_index[train_human], pseudo_index[pseudo]])
@@ -148,6 +161,17 @@ def adapt(embeddings: np.ndarray, zero_shot: Head, teacher: Head, teacher_probs:
     return RoundOutput(new_teacher, temperature, probs, pseudo_index, pseudo_label, metrics)
 
 
+def choose_pseudo_labels(teacher_probs: np.ndarray, excluded: np.ndarray, round_number: int,
+                         config: RoundConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The round's pseudo-labels (rows (M,), classes (M,)) from the teacher's probabilities (N, C), never on
+    `excluded` rows: config.selection with the growing per-class schedule of engine.selection."""
+    eligible = ~excluded
+    per_class = pseudo_labels_per_class(round_number, int(eligible.sum()), teacher_probs.shape[1],
+                                        step=config.share_step, cap=config.per_class_cap)
+    return select_pseudo_labels(teacher_probs, method=config.selection, eligible=eligible, per_class=per_class,
+                                threshold=config.threshold)
+
+
 def _cache_keys(embeddings, human_index, human_label, pseudo_index, pseudo_label, teacher_probs, per_class,
                 n_classes) -> tuple[np.ndarray, np.ndarray]:
     """All human labels, plus each class's most confident pseudo-labels up to `per_class` keys."""
@@ -165,6 +189,11 @@ def _cache_keys(embeddings, human_index, human_label, pseudo_index, pseudo_label
 
 def _checkpoint_path(project: Project, round_id: int) -> Path:
     return project.models_dir / f"round_{round_id:04d}.npz"
+
+
+def _model_folder(project: Project, round_id: int) -> Path:
+    """Where a `finetune` round keeps its adapted model (open_clip local-dir format, loadable with --model)."""
+    return project.models_dir / f"round_{round_id:04d}"
 
 
 def _load_teacher(project: Project, round_id: int, class_ids: list[int], zero_shot: Head) -> tuple[Head, float]:
@@ -214,24 +243,61 @@ def run_round(project: Project, config: RoundConfig, *, progress: Progress | Non
     schedule_round = sum(r["status"] == "done" for r in store.rounds()) + 1
     round_id = store.start_round(asdict(config))
     try:
+        adapted, meta = None, None
+        if config.mode == "finetune":
+            adapted = _adapt_encoder(project, config, model_id, image_ids, zero_shot, teacher_probs, human_rows,
+                                     labels[human_rows], human, schedule_round, _model_folder(project, round_id),
+                                     report)
+            model_id, embeddings = adapted.model.model_id, adapted.embeddings
+            zero_shot = zero_shot_head(adapted.class_weights, adapted.model.logit_scale)
         output = adapt(embeddings, zero_shot, teacher, teacher_probs, human_rows, labels[human_rows], human,
-                       schedule_round, config, progress=report)
+                       schedule_round, config, progress=report if adapted is None else
+                       lambda fraction, text: report(0.9 + 0.07 * fraction, text))
         output.metrics["seconds"] = round(time.monotonic() - started, 2)
         project.models_dir.mkdir(exist_ok=True)
         np.savez(_checkpoint_path(project, round_id), weight=output.teacher.weight, bias=output.teacher.bias,
                  scale=output.teacher.scale, temperature=output.temperature, class_ids=np.array(class_ids))
         report(0.97, "writing predictions")
+        if adapted:
+            spec = adapted.model.spec.canonical
+            output.metrics["finetune"] = {**adapted.summary, "model": spec, "model_id": model_id}
+            store.register_model(model_id, spec, adapted.model.dim)
+            store.write_embeddings(model_id, image_ids, embeddings)
+            store.save_class_weights(model_id, class_ids, adapted.class_weights, adapted.model.logit_scale)
+            meta = {"model": spec, "model_id": model_id, "zeroshot_key": adapted.zeroshot_key}
         store.finish_round(round_id, model_id=model_id, image_ids=image_ids, class_ids=class_ids,
                            probs=output.probs, stats=prediction_stats(output.probs),
                            pseudo_ids=image_ids[output.pseudo_index],
-                           pseudo_classes=np.asarray(class_ids)[output.pseudo_label], metrics=output.metrics)
-    except RoundCancelled:
-        store.end_round(round_id, "cancelled")
-        raise
-    except KeyboardInterrupt:
-        store.end_round(round_id, "interrupted")
-        raise
+                           pseudo_classes=np.asarray(class_ids)[output.pseudo_label], metrics=output.metrics,
+                           meta=meta)
     except BaseException as error:
-        store.end_round(round_id, "failed", str(error) or type(error).__name__)
+        shutil.rmtree(_model_folder(project, round_id), ignore_errors=True)  # an unfinished round's adapted model
+        if isinstance(error, (RoundCancelled, Cancelled)):
+            store.end_round(round_id, "cancelled")
+        elif isinstance(error, KeyboardInterrupt):
+            store.end_round(round_id, "interrupted")
+        else:
+            store.end_round(round_id, "failed", str(error) or type(error).__name__)
         raise
     return output.metrics
+
+
+def _adapt_encoder(project: Project, config: RoundConfig, model_id: str, image_ids: np.ndarray, zero_shot: Head,
+                   teacher_probs: np.ndarray, human_rows: np.ndarray, human_labels: np.ndarray, excluded: np.ndarray,
+                   round_number: int, folder: Path, report: Progress) -> AdaptedModel:
+    """A finetune round's first part: the person's labels (weighted) and this round's pseudo-labels train the
+    project's image encoder; the adapted model is saved to `folder` and embeds every image again."""
+    report(0.01, "loading the model")
+    base = load_model(project.model_spec)
+    if base.model_id != model_id:
+        raise LabelloopError(f"the project's model changed since its images were embedded; run `labelloop ingest "
+                             f"{project.root}` first")
+    pseudo_index, pseudo_label = choose_pseudo_labels(teacher_probs, excluded, round_number, config)
+    labels = np.full(len(image_ids), -1)
+    labels[pseudo_index], labels[human_rows] = pseudo_label, human_labels
+    weights = np.ones(len(image_ids), np.float32)
+    weights[human_rows] = config.human_weight
+    relpaths = project.store.relpaths()
+    paths = [project.images_root / relpaths[image_id] for image_id in image_ids.tolist()]
+    return adapt_encoder(base, project.store, paths, zero_shot, labels, weights, np.flatnonzero(~excluded), config,
+                         folder=folder, seed=round_number, report=report)

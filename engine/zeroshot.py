@@ -30,18 +30,24 @@ def build_zero_shot_classifier(model: LoadedModel, prompts_per_class: list[list[
     return np.stack(weights).astype(np.float32)
 
 
+def class_prompts(store: Store, model_id: str) -> tuple[list[int], list[list[str]], str]:
+    """(class ids, each class's prompts, a key naming the model, classes and prompts: it changes when any does)."""
+    classes = store.classes()
+    templates = store.get_meta("templates")
+    class_ids = [c["id"] for c in classes]
+    prompts = [prompts_for(c["name"], templates, c["prompts"]) for c in classes]
+    return class_ids, prompts, hashlib.sha256(json.dumps([model_id, class_ids, prompts]).encode()).hexdigest()
+
+
 def run_zero_shot(store: Store, model: LoadedModel) -> int:
     """Write round-0 predictions for every embedded image that lacks one, or for all of them when the classes,
     prompts or model changed since the last run. Returns the number of images predicted."""
-    classes = store.classes()
-    templates = store.get_meta("templates")
-    prompts = [prompts_for(c["name"], templates, c["prompts"]) for c in classes]
-    key = hashlib.sha256(json.dumps([model.model_id, [c["id"] for c in classes], prompts]).encode()).hexdigest()
+    class_ids, prompts, key = class_prompts(store, model.model_id)
     replace_all = store.get_meta("zeroshot_key") != key
     image_ids, vectors = store.embeddings(model.model_id)
     if replace_all:  # rounds start from these weights, so they are kept beside the predictions they made
         weights = build_zero_shot_classifier(model, prompts)
-        store.save_class_weights(model.model_id, [c["id"] for c in classes], weights, model.logit_scale)
+        store.save_class_weights(model.model_id, class_ids, weights, model.logit_scale)
     else:
         wanted = store.image_ids_without_prediction(ZERO_SHOT_ROUND)
         keep = np.fromiter((image_id in wanted for image_id in image_ids), bool, len(image_ids))

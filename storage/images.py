@@ -49,6 +49,16 @@ class ImageQueries:
                 WHERE i.status = 'ok' AND i.id NOT IN (SELECT image_id FROM {table})
                 GROUP BY i.id""").fetchall()[0][0]
 
+    def write_embeddings(self, model_id: str, image_ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Insert or replace the vectors (N, d) of `image_ids` (N,) under a registered model, in one transaction."""
+        table = embeddings_table(model_id)
+        batch = pa.table({
+            "image_id": pa.array(np.asarray(image_ids, np.int64)),
+            "vec": pa.FixedSizeListArray.from_arrays(pa.array(vectors.astype(np.float32).ravel()), vectors.shape[1]),
+        })
+        with self._registered("batch_embeddings", batch), self.transaction() as con:
+            con.execute(f"INSERT OR REPLACE INTO {table} SELECT image_id, vec FROM batch_embeddings")
+
     def embeddings(self, model_id: str) -> tuple[np.ndarray, np.ndarray]:
         """(image ids (N,), vectors (N, d) float32) of every ok image that has a vector, by image id."""
         table = embeddings_table(model_id)

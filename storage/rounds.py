@@ -107,9 +107,10 @@ class RoundQueries:
 
     def finish_round(self, round_id: int, *, model_id: str, image_ids: np.ndarray, class_ids: Sequence[int],
                      probs: np.ndarray, stats: dict[str, np.ndarray], pseudo_ids: np.ndarray,
-                     pseudo_classes: np.ndarray, metrics: dict) -> None:
+                     pseudo_classes: np.ndarray, metrics: dict, meta: dict | None = None) -> None:
         """Everything a round writes, in one transaction: its predictions, the new pseudo-labels (never over a
-        human label, including one written while the round ran) and its metrics."""
+        human label, including one written while the round ran), its metrics, and `meta` entries to set (a
+        `finetune` round switches the project to its adapted model)."""
         pseudo = pa.table({"image_id": pa.array(np.asarray(pseudo_ids, np.int64)),
                            "class_id": pa.array(np.asarray(pseudo_classes, np.int32))})
         batch = _prediction_batch(image_ids, class_ids, probs, stats)
@@ -122,6 +123,8 @@ class RoundQueries:
                            WHERE image_id NOT IN (SELECT image_id FROM labels)""", [round_id])
             con.execute("UPDATE rounds SET status = 'done', finished_at = now(), metrics = ? WHERE id = ?",
                         [json.dumps(metrics), round_id])
+            for key, value in (meta or {}).items():
+                con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, json.dumps(value)])
 
     def rounds(self) -> list[dict]:
         rows = self._query("SELECT id, started_at, finished_at, status, config, metrics FROM rounds ORDER BY id")
