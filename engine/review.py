@@ -10,8 +10,9 @@ from engine.queue import rank_review_queue
 from storage import Store
 
 
-def review_queue(store: Store, k: int) -> list[dict]:
-    """The `k` images a person should look at next, best first: path, predicted class, confidence, reason."""
+def review_order(store: Store, k: int) -> tuple[np.ndarray, list[str], dict]:
+    """The `k` image ids a person should look at next, best first, their reasons, and per pick the arrays the
+    CLI prints from (teacher and zero-shot probabilities, label, whether a person gave it, class ids)."""
     if k < 1:
         raise LabelloopError(f"--k must be at least 1, got {k}")
     model_id = store.get_meta("model_id")
@@ -20,7 +21,6 @@ def review_queue(store: Store, k: int) -> list[dict]:
         raise LabelloopError("nothing to review yet; run `labelloop ingest PROJECT` first")
     latest = store.prediction_matrix(store.last_finished_round()) or zero_shot
     image_ids, class_ids, teacher = latest
-    names = {c["id"]: c["name"] for c in store.classes()}
     embedded_ids, vectors = store.embeddings(model_id)
     # Rank the images that have a teacher prediction, a zero-shot prediction and a vector (all, after ingest).
     zero_row = {image_id: row for row, image_id in enumerate(zero_shot[0].tolist())}
@@ -29,20 +29,29 @@ def review_queue(store: Store, k: int) -> list[dict]:
     image_ids, teacher = image_ids[keep], teacher[keep]
     zero = zero_shot[2][[zero_row[i] for i in image_ids.tolist()]]
     embeddings = vectors[[vec_row[i] for i in image_ids.tolist()]]
-
     labels, human = label_arrays(store, image_ids, class_ids)
     indices, reasons = rank_review_queue(teacher, zero, labels, human, embeddings, k=k)
+    picked = {"teacher": teacher[indices], "zero_shot": zero[indices], "label": labels[indices],
+              "human": human[indices], "class_ids": class_ids}
+    return image_ids[indices], reasons, picked
+
+
+def review_queue(store: Store, k: int) -> list[dict]:
+    """The `k` images a person should look at next, best first: path, predicted class, confidence, reason."""
+    image_ids, reasons, picked = review_order(store, k)
+    class_ids = picked["class_ids"]
+    names = {c["id"]: c["name"] for c in store.classes()}
     relpaths = store.relpaths()
     queue = []
-    for index, reason in zip(indices.tolist(), reasons):
-        probs = teacher[index]
+    for row, (image_id, reason) in enumerate(zip(image_ids.tolist(), reasons)):
+        probs = picked["teacher"][row]
         order = np.argsort(-probs)
-        item = {"path": relpaths[int(image_ids[index])], "predicted": names[class_ids[order[0]]],
+        item = {"path": relpaths[image_id], "predicted": names[class_ids[order[0]]],
                 "confidence": round(float(probs[order[0]]), 4),
                 "runner_up": names[class_ids[order[1]]] if len(order) > 1 else None,
-                "zero_shot": names[class_ids[int(zero[index].argmax())]], "reason": reason}
-        if labels[index] >= 0:
-            item["label"] = names[class_ids[labels[index]]]
-            item["label_source"] = "human" if human[index] else "pseudo"
+                "zero_shot": names[class_ids[int(picked["zero_shot"][row].argmax())]], "reason": reason}
+        if picked["label"][row] >= 0:
+            item["label"] = names[class_ids[picked["label"][row]]]
+            item["label_source"] = "human" if picked["human"][row] else "pseudo"
         queue.append(item)
     return queue

@@ -40,6 +40,32 @@ class LabelQueries:
         keys = ("id", "image_id", "from_class", "from_source", "to_class", "to_source", "actor", "changed_at")
         return [dict(zip(keys, row)) for row in rows]
 
+    def last_label_event_id(self) -> int:
+        return self._query("SELECT coalesce(max(id), 0) FROM label_events")[0][0]
+
+    def revert_label_events(self, after_id: int, through_id: int, *, actor: str, by: str) -> int:
+        """Undo the label changes `actor` made in events (after_id, through_id]: each image gets back the label it
+        had before them (or none), in one transaction, and the reversal is itself appended to `label_events`.
+        An image changed since by someone else keeps that newer label. Returns the number of images restored."""
+        with self.transaction() as con:
+            con.execute("""CREATE OR REPLACE TEMP TABLE label_reverts AS
+                SELECT e.image_id, arg_min(e.from_class, e.id) AS to_class, arg_min(e.from_source, e.id) AS to_source,
+                       l.class_id AS from_class, l.source AS from_source
+                FROM label_events e LEFT JOIN labels l USING (image_id)
+                WHERE e.id > ? AND e.id <= ? AND e.actor = ?
+                  AND NOT EXISTS (SELECT 1 FROM label_events later
+                                  WHERE later.image_id = e.image_id AND later.id > ? )
+                GROUP BY e.image_id, l.class_id, l.source""", [after_id, through_id, actor, through_id])
+            restored = con.execute("SELECT count(*) FROM label_reverts").fetchall()[0][0]
+            con.execute("""INSERT INTO label_events (image_id, from_class, from_source, to_class, to_source, actor)
+                           SELECT image_id, from_class, from_source, to_class, to_source, ? FROM label_reverts""", [by])
+            con.execute("DELETE FROM labels WHERE image_id IN (SELECT image_id FROM label_reverts)")
+            con.execute("""INSERT INTO labels (image_id, class_id, source, round, updated_at)
+                           SELECT image_id, to_class, to_source, NULL, now() FROM label_reverts
+                           WHERE to_source IS NOT NULL""")
+            con.execute("DROP TABLE label_reverts")
+        return restored
+
     def current_labels(self) -> pa.Table:
         """One row per ok image: relpath, label (class name, '' = none of these), source (human | teacher |
         zeroshot | NULL when nothing predicted yet), confidence, round, and the image's sha256, size_bytes, width

@@ -18,6 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from storage.exports import ExportQueries
+from storage.gallery import GalleryQueries
 from storage.images import ImageQueries
 from storage.labels import LabelQueries
 from storage.rounds import RoundQueries
@@ -49,7 +50,7 @@ def _lock_holder(message: str) -> tuple[int | None, str | None]:
     return pid, command
 
 
-class Store(ImageQueries, LabelQueries, RoundQueries, ExportQueries):
+class Store(ImageQueries, LabelQueries, RoundQueries, ExportQueries, GalleryQueries):
 
     """A project's database connection. Build one explicitly at start-up and pass it in; `:memory:` in unit tests."""
     def __init__(self, con: duckdb.DuckDBPyConnection):
@@ -150,6 +151,28 @@ class Store(ImageQueries, LabelQueries, RoundQueries, ExportQueries):
             next_id = con.execute("SELECT coalesce(max(id) + 1, 0) FROM classes").fetchall()[0][0]
             for offset, (name, class_prompts) in enumerate(zip(names, prompts)):
                 con.execute("INSERT INTO classes VALUES (?, ?, ?)", [next_id + offset, name, class_prompts])
+
+    def rename_class(self, class_id: int, name: str) -> None:
+        with self.transaction() as con:
+            con.execute("UPDATE classes SET name = ? WHERE id = ?", [name, class_id])
+
+    def set_class_prompts(self, class_id: int, prompts: list[str] | None) -> None:
+        with self.transaction() as con:
+            con.execute("UPDATE classes SET prompts = ? WHERE id = ?", [prompts, class_id])
+
+    def remove_class(self, class_id: int) -> None:
+        """Drop a class and the machine labels naming it; the caller checks no human label names it."""
+        with self.transaction() as con:
+            con.execute("DELETE FROM labels WHERE class_id = ? AND source = 'pseudo'", [class_id])
+            con.execute("DELETE FROM classes WHERE id = ?", [class_id])
+
+    def human_label_count(self, class_id: int) -> int:
+        return self._query("SELECT count(*) FROM labels WHERE class_id = ? AND source = 'human'", [class_id])[0][0]
+
+    def round_class_ids(self, round_id: int) -> list[int] | None:
+        """The class ids a round predicted over (None when it wrote no predictions)."""
+        rows = self._query("SELECT class_ids FROM predictions WHERE round = ? LIMIT 1", [round_id])
+        return list(rows[0][0]) if rows else None
 
     def classes(self) -> list[dict]:
         rows = self._query("SELECT id, name, prompts FROM classes ORDER BY id")

@@ -1,0 +1,63 @@
+"""Start-up: open the project (storage), build the workspace (engine), build the page, serve it.
+
+The server process is the project's one writer; its background jobs run in a thread of the same process.
+Only the project's thumbnails and exports and the images folder are served; the database and checkpoints are not.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from engine.errors import LabelloopError
+from engine.project import DB_FILE, Project
+from engine.workspace import Workspace
+
+AUTH_VARIABLE = "LABELLOOP_AUTH"
+
+
+def parse_auth(text: str | None) -> tuple[str, str] | None:
+    """'user:password' -> (user, password); None or '' -> no login."""
+    if not text:
+        return None
+    user, colon, password = text.partition(":")
+    if not colon or not user or not password:
+        raise LabelloopError(f"--auth (or ${AUTH_VARIABLE}) must look like USER:PASSWORD")
+    return user, password
+
+
+def served_paths(project: Project) -> tuple[list[str], list[str]]:
+    """(allowed, blocked) for Gradio: thumbnails, exports and images in; the database and checkpoints out."""
+    root = project.root
+    allowed = [str(project.thumbs_dir), str(root / "exports"), str(project.images_root)]
+    blocked = [str(root / DB_FILE), str(root / f"{DB_FILE}.wal"), str(project.models_dir)]
+    return allowed, blocked
+
+
+def launch(workspace: Workspace, *, host: str = "127.0.0.1", port: int | None = 7860,
+           auth: tuple[str, str] | None = None, block: bool = True):
+    """Serve the page; with block=False return at once (tests), else until Ctrl-C. Returns the Gradio app."""
+    from app.page import CSS, KEYBOARD_JS, build_page
+
+    page = build_page(workspace)
+    allowed, blocked = served_paths(workspace.project)
+    (workspace.project.root / "exports").mkdir(exist_ok=True)
+    page.queue(default_concurrency_limit=4)
+    page.launch(server_name=host, server_port=port, auth=auth, allowed_paths=allowed, blocked_paths=blocked,
+                prevent_thread_lock=not block, quiet=not block, show_error=True, footer_links=[],
+                js=KEYBOARD_JS, css=CSS, auth_message="labelloop: sign in to label this project")
+    return page
+
+
+def serve(project_root: str | Path, *, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None) -> None:
+    from engine.project import open_project
+
+    credentials = parse_auth(auth if auth is not None else os.environ.get(AUTH_VARIABLE))
+    with open_project(project_root) as project:
+        workspace = Workspace(project)
+        try:
+            print(f"labelloop: serving {project.root} on http://{host}:{port}"
+                  + (" (login required)" if credentials else "") + " — Ctrl-C stops", flush=True)
+            launch(workspace, host=host, port=port, auth=credentials)
+        finally:
+            workspace.close()

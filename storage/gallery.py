@@ -1,0 +1,113 @@
+"""SQL for the labeling page: one filtered, sorted page of images with what their overlays show, one image's
+details, and the few aggregates the page plots (mixed into Store)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pyarrow as pa
+
+GALLERY_STATUSES = ("all", "unlabeled", "pseudo", "human", "error")
+GALLERY_SORTS = ("queue", "confidence_up", "confidence_down", "name")
+
+# What each image shows: the person's label if any, else the newest prediction (teacher, else zero-shot).
+_SHOWN = """
+    WITH newest AS (SELECT image_id, label, confidence, class_ids, probs FROM predictions WHERE round = $round),
+         zero AS (SELECT image_id, label, confidence FROM predictions WHERE round = 0),
+         shown AS (
+            SELECT i.id, i.relpath, i.sha256, i.status, i.error,
+                   coalesce(n.label, z.label) AS predicted,
+                   coalesce(n.confidence, z.confidence) AS confidence,
+                   z.label AS zero_shot, l.class_id AS label, l.source AS label_source,
+                   (n.image_id IS NOT NULL AND z.label IS NOT NULL AND n.label <> z.label) AS disagree,
+                   (l.image_id IS NOT NULL AND l.class_id IS NOT NULL AND coalesce(n.label, z.label) <> l.class_id
+                    AND coalesce(n.confidence, z.confidence) >= $mistake)
+                       AS mistake
+            FROM images i
+            LEFT JOIN newest n ON n.image_id = i.id
+            LEFT JOIN zero z ON z.image_id = i.id
+            LEFT JOIN labels l ON l.image_id = i.id
+            WHERE i.status <> 'missing')"""
+
+_STATUS_WHERE = {
+    "all": "TRUE",
+    "unlabeled": "status = 'ok' AND label_source IS NULL",
+    "pseudo": "label_source = 'pseudo'",
+    "human": "label_source = 'human'",
+    "error": "status = 'error'",
+}
+
+_ORDER = {
+    "queue": "queue_rank NULLS LAST, confidence NULLS LAST, relpath",
+    "confidence_up": "confidence NULLS LAST, relpath",
+    "confidence_down": "confidence DESC NULLS LAST, relpath",
+    "name": "relpath",
+}
+
+GALLERY_COLUMNS = ("id", "relpath", "sha256", "status", "error", "predicted", "confidence", "zero_shot", "label",
+                   "label_source", "disagree", "mistake", "total")
+
+
+class GalleryQueries:
+    def gallery_page(self, *, round_id: int, class_id: int | None = None, min_confidence: float = 0.0,
+                     max_confidence: float = 1.0, status: str = "all", disagree: bool = False,
+                     mistakes: bool = False, mistake_confidence: float = 0.9, sort: str = "queue",
+                     queue_ids: Sequence[int] = (), offset: int = 0, limit: int = 48) -> list[dict]:
+        """One page of images after the filters, in the chosen order; each row carries the total match count.
+        `class_id` filters on the class an image shows (the person's label where there is one). The confidence
+        range applies to images with a prediction. `queue_ids` is the review queue, best first."""
+        if status not in GALLERY_STATUSES:
+            raise ValueError(f"unknown status {status!r}; valid: {', '.join(GALLERY_STATUSES)}")
+        if sort not in GALLERY_SORTS:
+            raise ValueError(f"unknown sort {sort!r}; valid: {', '.join(GALLERY_SORTS)}")
+        where = [_STATUS_WHERE[status]]
+        if class_id is not None:
+            where.append("CASE WHEN label_source = 'human' THEN label ELSE predicted END = $class")
+        if min_confidence > 0.0 or max_confidence < 1.0:
+            where.append("confidence BETWEEN $low AND $high")
+        if disagree:
+            where.append("disagree")
+        if mistakes:
+            where.append("mistake")
+        ranks = pa.table({"image_id": pa.array(list(map(int, queue_ids)), pa.int64()),
+                          "queue_rank": pa.array(np.arange(len(queue_ids)), pa.int64())})
+        sql = f"""{_SHOWN}
+            SELECT s.id, s.relpath, s.sha256, s.status, s.error, s.predicted, s.confidence, s.zero_shot, s.label,
+                   s.label_source, s.disagree, s.mistake, count(*) OVER () AS total
+            FROM shown s LEFT JOIN gallery_queue q ON q.image_id = s.id
+            WHERE {' AND '.join(where)}
+            ORDER BY {_ORDER[sort]}
+            LIMIT $limit OFFSET $offset"""
+        params = {"round": round_id, "mistake": mistake_confidence, "limit": limit, "offset": offset}
+        if class_id is not None:
+            params["class"] = class_id
+        if min_confidence > 0.0 or max_confidence < 1.0:
+            params.update(low=min_confidence, high=max_confidence)
+        with self._registered("gallery_queue", ranks):
+            rows = self._query(sql, params)
+        return [dict(zip(GALLERY_COLUMNS, row)) for row in rows]
+
+    def image_detail(self, image_id: int, round_id: int) -> dict | None:
+        """One image: its record, its label, the zero-shot and newest teacher probabilities with their class ids."""
+        rows = self._query("""
+            SELECT i.id, i.relpath, i.sha256, i.status, i.error, i.width, i.height, l.class_id, l.source,
+                   z.class_ids, z.probs, t.class_ids, t.probs, t.round
+            FROM images i
+            LEFT JOIN labels l ON l.image_id = i.id
+            LEFT JOIN predictions z ON z.image_id = i.id AND z.round = 0
+            LEFT JOIN predictions t ON t.image_id = i.id AND t.round = ? AND t.round > 0
+            WHERE i.id = ?""", [round_id, image_id])
+        if not rows:
+            return None
+        keys = ("id", "relpath", "sha256", "status", "error", "width", "height", "label", "label_source",
+                "zero_shot_classes", "zero_shot_probs", "teacher_classes", "teacher_probs", "teacher_round")
+        return dict(zip(keys, rows[0]))
+
+    def newest_confidences(self, round_id: int) -> np.ndarray:
+        """The confidence of every image's shown prediction (teacher of `round_id`, else zero-shot), for the
+        page's histogram."""
+        rows = self._query("""SELECT coalesce(t.confidence, z.confidence) FROM predictions z
+                              LEFT JOIN predictions t ON t.image_id = z.image_id AND t.round = ? AND t.round > 0
+                              WHERE z.round = 0""", [round_id])
+        return np.array([row[0] for row in rows], np.float32)

@@ -1,0 +1,227 @@
+"""Browser tests: the real page in headless Chromium (Debian's `chromium`, driven by Playwright) on the demo
+project, plus what the server refuses (a wrong password, files outside the project and images folder).
+
+Screenshots of the gallery and the detail view go to tests/artifacts/ (or $LABELLOOP_SCREENSHOTS).
+Without /usr/bin/chromium the browser tests are skipped, unless LABELLOOP_REQUIRE_BROWSER=1 (CI sets it).
+"""
+
+import csv
+import os
+import re
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from playwright.sync_api import expect
+
+from app.server import launch
+from engine.demo.setup import prepare_demo
+from engine.project import DB_FILE, open_project
+from engine.workspace import Workspace
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(os.environ.get("LABELLOOP_SCREENSHOTS", Path(__file__).parent / "artifacts"))
+
+if not Path(CHROMIUM).exists() and not os.environ.get("LABELLOOP_REQUIRE_BROWSER"):
+    pytest.skip(f"{CHROMIUM} not installed (apt-get install -y chromium)", allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def demo_root(tmp_path_factory) -> Path:
+    root, _ = prepare_demo(tmp_path_factory.mktemp("demo"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(demo_root):
+    """The page over the demo project, served in this process; yields (url, workspace)."""
+    project = open_project(demo_root)
+    workspace = Workspace(project, ingest_workers=0)
+    port = _free_port()
+    page = launch(workspace, port=port, block=False)
+    yield f"http://127.0.0.1:{port}/", workspace
+    page.close()
+    workspace.close()
+    project.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(server, browser):
+    url, _ = server
+    tab = browser.new_page(viewport={"width": 1600, "height": 1200})
+    tab.goto(url, wait_until="load")
+    tab.wait_for_selector("#gallery img", timeout=60_000)
+    yield tab
+    tab.close()
+
+
+def _select(page, index: int) -> str:
+    """Click the gallery's `index`-th tile and wait for the detail view to show it; returns its path."""
+    tile = page.locator("#gallery img").nth(index)
+    relpath = tile.get_attribute("alt")  # the tile's caption: its path
+    tile.click()
+    expect(page.locator("#detail-text")).to_contain_text(relpath)
+    return relpath
+
+
+def _human_label(workspace, relpath: str):
+    rows = [row for row in workspace.store.current_labels().to_pylist() if row["path"] == relpath]
+    return (rows[0]["label"], rows[0]["source"]) if rows else None
+
+
+def _wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _screenshot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+
+
+def test_keyboard_correction_persists_and_undo_restores(server, page):
+    _, workspace = server
+    classes = workspace.class_names()
+    _screenshot(page, "gallery.png")
+    relpath = _select(page, 3)
+    before = _human_label(workspace, relpath)
+    assert before[1] != "human"
+    page.locator("#heatmap-toggle input").check()  # the detail view with its Grad-CAM overlay
+    page.wait_for_function("document.querySelector('#detail-image img') && "
+                           "document.querySelector('#detail-image img').src.length > 0")
+    page.wait_for_timeout(500)
+    _screenshot(page, "detail.png")
+    page.locator("#heatmap-toggle input").uncheck()
+
+    page.keyboard.press("3")
+    assert _wait_for(lambda: _human_label(workspace, relpath) == (classes[2], "human"))
+    expect(page.locator("#last-action")).to_contain_text(relpath)
+    events = workspace.store.label_events()
+    assert events[-1]["actor"] == "page" and events[-1]["to_class"] == workspace._class_id(classes[2])
+
+    page.reload(wait_until="load")  # survives a reload: the page shows it among human labels
+    page.wait_for_selector("#gallery img")
+    page.locator("#gallery img").first.wait_for()
+    page.get_by_label("status").click()
+    page.get_by_role("option", name="human", exact=True).click()
+    page.wait_for_function("/page 1 of 1 · 1 images/.test(document.querySelector('#page-text').innerText)")
+    assert _select(page, 0) == relpath
+    expect(page.locator("#detail-text")).to_contain_text(f"label: {classes[2]} (human)")
+
+    page.keyboard.press("u")
+    assert _wait_for(lambda: _human_label(workspace, relpath) == before)
+    expect(page.locator("#last-action")).to_contain_text("undid")
+
+
+def test_round_from_the_page_runs_while_the_gallery_answers_and_the_plot_gains_a_point(server, page):
+    _, workspace = server
+    rounds_before = len(workspace.round_history())
+    page.get_by_role("tab", name="Rounds").click()
+    page.locator("#metrics-table").wait_for()
+    page.get_by_role("spinbutton", name="number of rounds").fill("12")
+    page.locator("#start-round").click()
+    page.wait_for_function("document.querySelector('#job-status') && "
+                           "document.querySelector('#job-status').dataset.status === 'running'", timeout=30_000)
+    page.get_by_role("tab", name="Label").click()
+    answered = time.monotonic()
+    page.locator("#next-page").click()
+    page.wait_for_function("/page 2 of/.test(document.querySelector('#page-text').innerText)", timeout=10_000)
+    answered = time.monotonic() - answered
+    still_running = page.locator("#job-status").get_attribute("data-status")
+    page.wait_for_function("document.querySelector('#job-status').dataset.status === 'done'", timeout=120_000)
+    assert still_running == "running", f"the round ended before the gallery answered ({answered:.1f}s)"
+    assert len(workspace.round_history()) == rounds_before + 12
+    page.get_by_role("tab", name="Rounds").click()
+    expect(page.locator("#rounds-summary")).to_contain_text(f"{rounds_before + 12} finished rounds")
+    assert page.locator("#metrics-plot canvas, #metrics-plot svg").count() > 0
+
+
+def test_export_from_the_page_holds_the_corrected_label(server, page):
+    _, workspace = server
+    classes = workspace.class_names()
+    relpath = _select(page, 5)
+    page.keyboard.press("n")  # "none of these"
+    assert _wait_for(lambda: _human_label(workspace, relpath) == ("", "human"))
+    expect(page.locator("#last-action")).to_contain_text(relpath)  # the page has caught up
+    second = _select(page, 9)
+    page.keyboard.press("1")
+    assert _wait_for(lambda: _human_label(workspace, second) == (classes[0], "human"))
+
+    page.get_by_role("tab", name="Export").click()
+    page.locator("#export").click()
+    page.wait_for_function("/wrote \\d+ rows/.test(document.querySelector('#export-message').innerText)",
+                           timeout=30_000)
+    written = re.search(r"wrote \d+ rows to (\S+)", page.locator("#export-message").inner_text()).group(1)
+    with open(written, newline="") as handle:
+        rows = {row["path"]: row for row in csv.DictReader(handle)}
+    assert (rows[relpath]["label"], rows[relpath]["source"]) == ("", "human")
+    assert (rows[second]["label"], rows[second]["source"]) == (classes[0], "human")
+    expect(page.locator("#export-file a").first).to_be_visible()  # the download link
+
+
+# ---- what the server refuses ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def locked_server(demo_root, tmp_path_factory):
+    """A second project (copy of the demo's) served with a login."""
+    root = tmp_path_factory.mktemp("locked") / "project"
+    shutil.copytree(demo_root, root)
+    project = open_project(root)
+    workspace = Workspace(project, ingest_workers=0)
+    port = _free_port()
+    page = launch(workspace, port=port, block=False, auth=("ann", "s3cret"))
+    yield f"http://127.0.0.1:{port}", project
+    page.close()
+    workspace.close()
+    project.close()
+
+
+def test_wrong_password_is_refused_and_the_right_one_lets_in(locked_server):
+    url, _ = locked_server
+    with httpx.Client(base_url=url) as client:
+        assert client.get("/config").status_code in (401, 403)
+        wrong = client.post("/login", data={"username": "ann", "password": "guess"})
+        assert wrong.status_code in (400, 401, 403)
+        assert client.get("/config").status_code in (401, 403)
+        right = client.post("/login", data={"username": "ann", "password": "s3cret"})
+        assert right.status_code == 200
+        assert client.get("/config").status_code == 200
+
+
+def test_files_outside_the_project_and_images_folder_get_no_content(locked_server, tmp_path):
+    url, project = locked_server
+    secret = tmp_path / "secret.txt"
+    secret.write_text("do not serve")
+    thumbnail = next(project.thumbs_dir.rglob("*.jpg"))
+    with httpx.Client(base_url=url) as client:
+        client.post("/login", data={"username": "ann", "password": "s3cret"})
+        assert client.get(f"/gradio_api/file={thumbnail}").status_code == 200  # the control: thumbnails are served
+        for path in (secret, Path("/etc/passwd"), project.root / DB_FILE, project.images_root / ".." / "demo.json"):
+            response = client.get(f"/gradio_api/file={path}")
+            assert response.status_code >= 400 and b"do not serve" not in response.content
+            assert b"root:" not in response.content and b"DUCK" not in response.content

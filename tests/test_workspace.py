@@ -1,0 +1,131 @@
+"""The page's engine (Workspace) without a browser: gallery filters and order, overlays, labels, undo, bulk
+accept, rounds in the background, classes."""
+
+import cv2
+import numpy as np
+import pytest
+
+from engine.errors import LabelloopError
+from engine.overlays import confidence_colour, gallery_tile
+from engine.project import open_project
+from engine.rounds import RoundConfig
+from engine.workspace import NONE_OF_THESE, GalleryQuery, Workspace
+from tests.synthetic import planted_embeddings, synthetic_project
+
+
+@pytest.fixture
+def workspace(tmp_path, tiny_model):
+    x, _, text = planted_embeddings(300, 32, 3, seed=3)
+    project = synthetic_project(tmp_path / "p", tmp_path / "images", tiny_model, x, text)
+    space = Workspace(project, ingest_workers=0)
+    yield space
+    space.close()
+    project.close()
+
+
+def test_confidence_colour_runs_from_red_to_green():
+    low, mid, high = confidence_colour([0.2, 0.75, 1.0])
+    assert low[2] > 200 and low[1] < 60  # BGR: red
+    assert high[1] > high[2] and high[1] > 150  # green
+    assert mid[2] > 200 and mid[1] > 100  # amber
+    assert (confidence_colour(0.1) == confidence_colour(0.4)).all()  # under even odds reads the same
+
+
+def test_tile_is_a_cached_file_with_a_border_in_the_confidence_colour(tmp_path):
+    first = gallery_tile(tmp_path, None, text="cat 93%", confidence=0.93, human=False)
+    again = gallery_tile(tmp_path, None, text="cat 93%", confidence=0.93, human=False)
+    assert first == again and first.is_file()
+    pixels = cv2.imread(str(first))
+    assert np.abs(pixels[100, 2].astype(int) - confidence_colour(0.93).astype(int)).max() < 30
+    human = gallery_tile(tmp_path, None, text="cat (you)", confidence=None, human=True)
+    assert human != first
+
+
+def test_gallery_pages_filters_and_sorts(workspace):
+    first = workspace.gallery(GalleryQuery(sort="confidence_up"))
+    assert first.total == 300 and first.pages == 7 and len(first.items) == 48
+    confidences = [item.confidence for item in first.items]
+    assert confidences == sorted(confidences)
+    assert all(item.tile.is_file() for item in first.items)
+    down = workspace.gallery(GalleryQuery(sort="confidence_down", page=6))
+    assert len(down.items) == 300 - 6 * 48
+    sure = workspace.gallery(GalleryQuery(min_confidence=0.9, page_size=500))
+    assert all(item.confidence >= 0.9 for item in sure.items) and 0 < sure.total < 300
+    one_class = workspace.gallery(GalleryQuery(class_name="class01", page_size=500))
+    assert {item.shown for item in one_class.items} == {"class01"}
+    queue = workspace.gallery(GalleryQuery(sort="queue"))
+    assert queue.total == 300 and len({item.image_id for item in queue.items}) == 48
+    with pytest.raises(LabelloopError, match="unknown class"):
+        workspace.gallery(GalleryQuery(class_name="nope"))
+
+
+def test_labels_undo_and_status_filters(workspace):
+    ids = [item.image_id for item in workspace.gallery(GalleryQuery(sort="name")).items]
+    assert workspace.label([ids[0]], "class02") == 1
+    assert workspace.label([ids[1]], NONE_OF_THESE) == 1
+    human = workspace.gallery(GalleryQuery(status="human"))
+    assert {item.image_id for item in human.items} == {ids[0], ids[1]}
+    assert workspace.detail(ids[1])["label"] == "none of these (human)"
+    shown = {item.image_id: item for item in human.items}
+    assert shown[ids[0]].shown == "class02" and shown[ids[0]].caption == "class02 (you)"
+
+    assert workspace.undo() == 1  # the none-of-these
+    assert workspace.detail(ids[1])["label"] is None
+    assert workspace.detail(ids[0])["label"] == "class02 (human)"
+    history = workspace.detail(ids[1])["history"]
+    assert [h["who"] for h in history] == ["page", "page:undo"]
+
+
+def test_bulk_accept_takes_only_confident_unlabeled_images_and_is_one_undo_step(workspace):
+    page = workspace.gallery(GalleryQuery(sort="name"))
+    ids = [item.image_id for item in page.items]
+    workspace.label([ids[0]], "class00")
+    expected = sum(1 for item in page.items[1:] if item.confidence >= 0.8)
+    assert workspace.accept(ids, min_confidence=0.8) == expected > 0
+    assert workspace.detail(ids[0])["label"] == "class00 (human)"  # a person's label is not replaced
+    assert workspace.gallery(GalleryQuery(status="human")).total == expected + 1
+    assert workspace.undo() == expected
+    assert workspace.gallery(GalleryQuery(status="human")).total == 1
+
+
+def test_rounds_run_in_the_background_and_feed_the_plots(workspace):
+    workspace.label([1, 2, 3], "class00")
+    job = workspace.start_rounds(2, RoundConfig())
+    with pytest.raises(LabelloopError, match="already queued or running"):
+        workspace.start_rounds(1, RoundConfig())
+    workspace.runner.wait(timeout=60)
+    assert workspace.store.jobs(limit=1)[0]["status"] == "done" and workspace.store.jobs(limit=1)[0]["id"] == job
+    history = workspace.round_history()
+    assert [row["round"] for row in history] == [1, 2] and history[0]["coverage"] > 0
+    assert workspace.shown_round() == 2
+    edges, counts = workspace.confidence_histogram()
+    assert counts.sum() == 300 and len(edges) == 20
+    assert workspace.gallery(GalleryQuery(status="pseudo")).total > 0
+
+
+def test_class_changes_keep_human_labels_and_refuse_what_would_lose_them(workspace):
+    workspace.label([5], "class01")
+    with pytest.raises(LabelloopError, match="has 1 human labels"):
+        workspace.remove_class("class01")
+    with pytest.raises(LabelloopError, match="appears twice"):
+        workspace.rename_class("class00", "class02")
+    with pytest.raises(LabelloopError, match="comma"):
+        workspace.rename_class("class00", "a,b")
+    workspace.store.rename_class(workspace._class_id("class01"), "renamed")  # what rename does before zero-shot
+    assert workspace.detail(5)["label"] == "renamed (human)"
+
+
+def test_ingest_refuses_a_folder_outside_the_images_root(workspace, tmp_path):
+    with pytest.raises(LabelloopError, match="outside the images folder"):
+        workspace.start_ingest(str(tmp_path))
+    with pytest.raises(LabelloopError, match="no image files"):
+        workspace.add_uploads([tmp_path / "notes.txt"])
+
+
+def test_a_label_written_by_the_page_survives_reopening(workspace):
+    workspace.label([7], "class02")
+    root = workspace.project.root
+    workspace.close()
+    workspace.project.close()
+    with open_project(root) as project:
+        assert project.store.label_events(7)[-1]["to_class"] == 2
