@@ -200,8 +200,23 @@ def cmd_demo(args) -> int:
           f"zero-shot {report.predicted} ({report.seconds:.1f}s)")
     print(f"next: labelloop status {root}   |   labelloop export {root} --format csv --out demo.csv")
     if not args.no_serve:
-        print("the labeling page is not built yet; the project above is ready for it", file=sys.stderr)
+        from app.server import serve
+
+        serve(root, host=args.host, port=args.port, auth=args.auth)
     return 0
+
+
+def cmd_serve(args) -> int:
+    from app.server import serve
+
+    serve(args.project, host=args.host, port=args.port, auth=args.auth)
+    return 0
+
+
+def _add_server_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    command.add_argument("--port", type=int, default=7860)
+    command.add_argument("--auth", default=None, help="USER:PASSWORD to require a login (or set $LABELLOOP_AUTH)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -280,7 +295,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="generate a demo folder and project with the embedded model (offline)")
     demo.add_argument("--dir", default="labelloop-demo", help="where to put images/, ground_truth.csv, project/")
     demo.add_argument("--no-serve", action="store_true", help="prepare only; do not start the page")
+    _add_server_options(demo)
     demo.set_defaults(handler=cmd_demo)
+
+    serve = commands.add_parser("serve", help="open the labeling page for a project")
+    serve.add_argument("project")
+    _add_server_options(serve)
+    serve.set_defaults(handler=cmd_serve)
     return parser
 
 
