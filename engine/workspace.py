@@ -84,9 +84,10 @@ class Workspace:
     # ---- model and classes -----------------------------------------------------------------------------------
 
     def model(self) -> LoadedModel:
-        """Loaded on first use (heatmaps, ingest, class changes); labeling and rounds never need it."""
+        """Loaded on first use (heatmaps, ingest, class changes); labeling and head rounds never need it. A
+        finetune round switches the project to its adapted model, so the loaded one is checked against it."""
         with self._model_lock:
-            if self._model is None:
+            if self._model is None or self._model.spec.canonical != self.project.model_spec.canonical:
                 self._model = load_model(self.project.model_spec)
             return self._model
 
@@ -120,9 +121,9 @@ class Workspace:
     # ---- gallery -----------------------------------------------------------------------------------------------
 
     def _review_ids(self) -> list[int]:
-        """The review queue's order, recomputed when a round ends or labels change (cheap to check, costly to
-        compute on a large project)."""
-        key = (self.shown_round(), self.store.last_label_event_id(), self.store.counts()["predictions"]["zeroshot"])
+        """The review queue's order, ranked again when a round ends or zero-shot reran: it costs seconds on a
+        large project, and between rounds a labeled image should stay where the person saw it."""
+        key = (self.shown_round(), self.store.counts()["predictions"]["zeroshot"])
         if key != self._queue_key:
             try:
                 image_ids, _, _ = review_order(self.store, QUEUE_LENGTH)
