@@ -77,6 +77,9 @@ class Workspace:
         self._queue_key: tuple | None = None
         self._queue_ids: list[int] = []
         self._undo: list[tuple[int, int]] = []  # label_events id ranges, one per page action
+        self._zero_shot_lock = threading.Lock()
+        self._zero_shot_job: int | None = None
+        self._zero_shot_again = False
 
     def close(self) -> None:
         self.runner.close()
@@ -327,7 +330,10 @@ class Workspace:
         target = self.project.images_root / "uploads" / time.strftime("%Y%m%d-%H%M%S")
         target.mkdir(parents=True, exist_ok=True)
         for path in images:
-            shutil.copy2(path, target / path.name)
+            destination, number = target / path.name, 1
+            while destination.exists():  # two uploads may share a name
+                destination, number = target / f"{path.stem}-{number}{path.suffix}", number + 1
+            shutil.copy2(path, destination)
         return self._submit_ingest({"uploads": len(images), "folder": str(target)})
 
     def _submit_ingest(self, config: dict) -> int:
@@ -376,15 +382,33 @@ class Workspace:
         return self._submit_zero_shot("edit prompts")
 
     def _submit_zero_shot(self, reason: str) -> int:
+        """Rerun zero-shot in the background. Edits that arrive while it runs fold into the running job, which
+        goes round again, so quick successive edits never meet a refusal."""
         from engine.zeroshot import run_zero_shot
 
         def work(context: JobContext) -> dict:
             context.progress(0.0, "loading the model")
             model = self.model()
-            context.progress(0.3, "scoring every image against the classes")
-            return {"predicted": run_zero_shot(self.store, model)}
+            predicted = 0
+            try:
+                while True:
+                    with self._zero_shot_lock:
+                        self._zero_shot_again = False
+                    context.progress(0.3, "scoring every image against the classes")
+                    predicted = run_zero_shot(self.store, model)
+                    with self._zero_shot_lock:
+                        if not self._zero_shot_again:
+                            return {"predicted": predicted}
+            finally:
+                with self._zero_shot_lock:
+                    self._zero_shot_job = None
 
-        return self.runner.submit("zero-shot", {"reason": reason}, work)
+        with self._zero_shot_lock:
+            if self._zero_shot_job is not None:
+                self._zero_shot_again = True
+                return self._zero_shot_job
+            self._zero_shot_job = self.runner.submit("zero-shot", {"reason": reason}, work)
+            return self._zero_shot_job
 
     # ---- export ------------------------------------------------------------------------------------------------
 

@@ -129,3 +129,54 @@ def test_a_label_written_by_the_page_survives_reopening(workspace):
     workspace.project.close()
     with open_project(root) as project:
         assert project.store.label_events(7)[-1]["to_class"] == 2
+
+
+@pytest.fixture
+def real_workspace(project):
+    """A workspace over the 12-image project ingested with the tiny open_clip model."""
+    opened = open_project(project)
+    space = Workspace(opened, ingest_workers=0)
+    yield space
+    space.close()
+    opened.close()
+
+
+def test_class_edits_rerun_zero_shot_in_the_background_and_keep_labels(real_workspace):
+    space = real_workspace
+    space.label([1], "square")
+    space.start_rounds(1, RoundConfig())
+    space.runner.wait(timeout=60)
+    assert space.shown_round() == 1
+    space.add_classes("triangle")
+    space.runner.wait(timeout=60)
+    assert space.store.jobs(limit=1)[0]["status"] == "done"
+    assert space.class_names() == ["circle", "square", "other", "triangle"]
+    assert len(space.store.class_weights(space.model().model_id)[0]) == 4
+    assert space.shown_round() == 0  # round 1 predicted over three classes: the page shows zero-shot again
+    assert len(space.detail(1)["zero_shot"]) == 4 and space.detail(1)["label"] == "square (human)"
+    space.rename_class("square", "box")
+    space.set_prompts("box", "a drawing of a box\n{} outline")
+    space.runner.wait(timeout=60)
+    assert space.detail(1)["label"] == "box (human)"
+    assert space.store.classes()[1]["prompts"] == ["a drawing of a box", "{} outline"]
+    space.remove_class("triangle")
+    space.runner.wait(timeout=60)
+    assert space.class_names() == ["circle", "box", "other"]
+    assert space.gallery(GalleryQuery(page_size=100)).total == 12
+    space.start_rounds(1, RoundConfig())  # a round over the new class set works
+    space.runner.wait(timeout=60)
+    assert space.store.jobs(limit=1)[0]["status"] == "done" and space.shown_round() == 2
+
+
+def test_uploads_are_copied_into_the_images_folder_and_ingested(real_workspace, tmp_path):
+    from tests.imagegen import write_images
+
+    write_images(tmp_path / "new", 2)
+    uploads = sorted(path for path in (tmp_path / "new").rglob("*") if path.is_file())
+    space = real_workspace
+    space.add_uploads(uploads + [tmp_path / "notes.txt"])
+    space.runner.wait(timeout=120)
+    job = space.store.jobs(limit=1)[0]
+    assert (job["kind"], job["status"]) == ("ingest", "done")
+    assert space.header()["images"]["ok"] == 14
+    assert len(list((space.project.images_root / "uploads").rglob("*.*"))) == 2
