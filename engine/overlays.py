@@ -86,16 +86,17 @@ def gallery_tile(thumbs_dir: Path, thumbnail: Path | None, *, text: str, confide
 
 # ---- Grad-CAM -----------------------------------------------------------------------------------------------
 
-def _feature_layer(visual: torch.nn.Module) -> torch.nn.Module:
-    """The last spatial layer of an open_clip image tower: a ResNet's last stage, or a ViT's last block."""
+def _feature_layer(visual: torch.nn.Module) -> tuple[torch.nn.Module, bool]:
+    """Where to read activations in an open_clip image tower, and whether at the layer's input: a ResNet's last
+    stage (its output); a ViT's last block, at its input, because only the class token leaves the last block,
+    so its patch tokens get no gradient there."""
     if hasattr(visual, "layer4"):
-        return visual.layer4
+        return visual.layer4, False
     if hasattr(visual, "transformer") and hasattr(visual.transformer, "resblocks"):
-        return visual.transformer.resblocks[-1]
-    if hasattr(visual, "trunk"):  # timm towers
-        blocks = getattr(visual.trunk, "blocks", None) or getattr(visual.trunk, "stages", None)
-        if blocks is not None:
-            return blocks[-1]
+        return visual.transformer.resblocks[-1], True
+    blocks = getattr(getattr(visual, "trunk", None), "blocks", None)  # timm ViTs
+    if blocks is not None:
+        return blocks[-1], True
     raise ValueError(f"no Grad-CAM layer known for {type(visual).__name__}")
 
 
@@ -121,13 +122,14 @@ def grad_cam(model: LoadedModel, pixels: np.ndarray, class_weight: np.ndarray) -
 
     rgb = Image.fromarray(cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB))
     batch = model.preprocess(rgb).unsqueeze(0).to(model.device)
-    layer = _feature_layer(model.model.visual)
+    layer, at_input = _feature_layer(model.model.visual)
     captured: dict[str, torch.Tensor] = {}
 
-    def keep(_module, _inputs, output):
-        output = output[0] if isinstance(output, tuple) else output
-        output.retain_grad()
-        captured["activations"] = output
+    def keep(_module, inputs, output):
+        chosen = inputs[0] if at_input else output
+        chosen = chosen[0] if isinstance(chosen, tuple) else chosen
+        chosen.retain_grad()
+        captured["activations"] = chosen
 
     handle = layer.register_forward_hook(keep)
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import LabelloopError
-from engine.imageio import SUPPORTED_EXTENSIONS, thumbnail_path
+from engine.imageio import SUPPORTED_EXTENSIONS, ImageReadError, thumbnail_path
 from engine.jobs import JobContext, JobRunner
 from engine.models import LoadedModel, load_model
 from engine.ontology import parse_class_list
@@ -217,8 +217,11 @@ class Workspace:
         class_id = self._class_id(class_name)
         if class_id not in class_ids:
             raise LabelloopError(f"class {class_name!r} is new; wait for zero-shot to finish")
-        return heatmap_file(self.project.thumbs_dir, model, self.project.images_root / record["relpath"],
-                            weights[class_ids.index(class_id)], sha256=record["sha256"])
+        try:
+            return heatmap_file(self.project.thumbs_dir, model, self.project.images_root / record["relpath"],
+                                weights[class_ids.index(class_id)], sha256=record["sha256"])
+        except (ValueError, ImageReadError) as error:
+            raise LabelloopError(f"no heatmap for {record['relpath']}: {error}") from None
 
     # ---- labels ------------------------------------------------------------------------------------------------
 
