@@ -76,6 +76,7 @@ class Workspace:
         self._model_lock = threading.Lock()
         self._queue_key: tuple | None = None
         self._queue_ids: list[int] = []
+        self._queue_lock = threading.Lock()
         self._undo: list[tuple[int, int]] = []  # label_events id ranges, one per page action
         self._zero_shot_lock = threading.Lock()
         self._zero_shot_job: int | None = None
@@ -127,14 +128,16 @@ class Workspace:
         """The review queue's order, ranked again when a round ends or zero-shot reran: it costs seconds on a
         large project, and between rounds a labeled image should stay where the person saw it."""
         key = (self.shown_round(), self.store.counts()["predictions"]["zeroshot"])
-        if key != self._queue_key:
+        with self._queue_lock:
+            if key == self._queue_key:
+                return self._queue_ids
             try:
                 image_ids, _, _ = review_order(self.store, QUEUE_LENGTH)
                 self._queue_ids = image_ids.tolist()
             except LabelloopError:  # nothing ingested yet
                 self._queue_ids = []
             self._queue_key = key
-        return self._queue_ids
+            return self._queue_ids
 
     def gallery(self, query: GalleryQuery) -> GalleryPage:
         class_id = self._class_id(query.class_name) if query.class_name else None
@@ -286,6 +289,8 @@ class Workspace:
                     context.progress((number + fraction) / count, f"round {number + 1}/{count}: {message}")
 
                 results.append(run_round(self.project, config, progress=progress))
+            context.progress(1.0, "ranking the review queue")
+            self._review_ids()  # here, not in the first gallery request after the round (seconds on 100k images)
             return {"rounds": results}
 
         return self.runner.submit("round", {"rounds": count, **asdict(config)}, work)
