@@ -20,6 +20,7 @@ from engine.workspace import NONE_OF_THESE, GalleryQuery, Workspace
 from storage.gallery import GALLERY_SORTS, GALLERY_STATUSES
 
 ALL_CLASSES = "(all classes)"
+FIRST_TICK = "first tick"
 SORT_LABELS = {"queue": "review queue", "confidence_up": "confidence ↑", "confidence_down": "confidence ↓",
                "name": "file name"}
 HOTKEYS = ("1-9 assign a class · A accept the prediction · N none of these · ←/→ previous/next · U undo")
@@ -79,7 +80,7 @@ def build_page(workspace: Workspace) -> gr.Blocks:
     with gr.Blocks(title=f"labelloop · {workspace.project.root.name}") as page:
         header = gr.Markdown(_header_markdown(workspace.header()), elem_id="header")
         job_status = gr.HTML(_job_html(workspace.header()["job"]), elem_id="job")
-        seen_job = gr.State(None)  # (job id, status) at the last tick
+        seen_job = gr.State(FIRST_TICK)  # (job id, status) at the last tick
         with gr.Tabs():
             with gr.Tab("Label", id="label"):
                 label_tab = build_label_tab(workspace, header)
@@ -92,22 +93,23 @@ def build_page(workspace: Workspace) -> gr.Blocks:
             with gr.Tab("Export", id="export"):
                 build_export_tab(workspace)
 
-        def poll(seen):
-            """Header and job bar every tick; the gallery and plots only when a job has just ended."""
+        def poll(seen, query):
+            """Header, job bar and job log every tick; the gallery and plots only when a job has just ended."""
             info = workspace.header()
             job = info["job"]
             state = (job["id"], job["status"]) if job else None
-            # the first tick of a page only records the job it found; the page loaded fresh anyway
-            ended = seen is not None and state != seen and job["status"] not in ("queued", "running")
-            outputs = [_header_markdown(info), _job_html(job), state]
+            # the first tick of a page only records the job it found: the page loaded fresh anyway
+            ended = seen != FIRST_TICK and state != seen and job["status"] not in ("queued", "running")
+            outputs = [_header_markdown(info), _job_html(job), state, rounds_tab.job_log()]
             if ended:
-                return outputs + list(label_tab.refresh(label_tab.current_query())) + list(rounds_tab.plots())
+                return outputs + list(label_tab.refresh(query)) + list(rounds_tab.plots())
             return outputs + [gr.skip()] * (len(label_tab.refresh_outputs) + len(rounds_tab.plot_outputs))
 
         for event in (label_tab.load, rounds_tab.load):
             page.load(*event, show_progress="hidden")
-        gr.Timer(1.0).tick(poll, [seen_job], [header, job_status, seen_job, *label_tab.refresh_outputs,
-                                              *rounds_tab.plot_outputs], show_progress="hidden", queue=False)
+        gr.Timer(1.0).tick(poll, [seen_job, label_tab.query_state],
+                           [header, job_status, seen_job, rounds_tab.log, *label_tab.refresh_outputs,
+                            *rounds_tab.plot_outputs], show_progress="hidden", queue=False)
     return page
 
 
@@ -116,16 +118,13 @@ class LabelTab:
 
     def __init__(self, workspace: Workspace):
         self.workspace = workspace
-        self.query = GalleryQuery()
-
-    def current_query(self) -> GalleryQuery:
-        return self.query
 
 
 def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
     tab = LabelTab(workspace)
     classes = workspace.class_names()
-    query_state = gr.State(GalleryQuery())
+    query_state = gr.State(GalleryQuery())  # per browser session: filters, order and page
+    tab.query_state = query_state
     page_ids = gr.State([])
     selected = gr.State(None)
     with gr.Row():
@@ -181,7 +180,6 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
     # ---- handlers ----------------------------------------------------------------------------------------------
 
     def refresh(query: GalleryQuery):
-        tab.query = query
         try:
             result = workspace.gallery(query)
         except LabelloopError as error:
@@ -347,6 +345,16 @@ class RoundsTab:
     def __init__(self, workspace: Workspace):
         self.workspace = workspace
 
+    def job_log(self) -> str:
+        """The last background jobs, newest first, one line each."""
+        lines = []
+        for job in self.workspace.store.jobs(limit=8):
+            when = str(job["created_at"])[11:19]
+            detail = job["error"] if job["status"] == "failed" else job["message"] or ""
+            lines.append(f"{when}  job {job['id']:>3} {job['kind']:<9} {job['status']:<11} "
+                         f"{round(100 * (job['progress'] or 0)):>3}%  {detail}")
+        return "\n".join(lines) or "no jobs yet"
+
     def plots(self):
         """The metrics per round (plot and table) and the confidence histogram."""
         history = self.workspace.round_history()
@@ -380,6 +388,8 @@ def build_rounds_tab(workspace: Workspace) -> RoundsTab:
             share_step = gr.Slider(0.05, 0.5, value=defaults.share_step, step=0.05,
                                    label="pseudo-label share added per round")
     round_message = gr.Markdown(elem_id="round-message")
+    tab.log = gr.Textbox(tab.job_log(), label="background jobs", lines=4, max_lines=8, interactive=False,
+                         elem_id="job-log")
     running_job = gr.State(None)
     metrics_plot = gr.LinePlot(x="round", y="value", color="metric", label="metrics per round", height=260,
                                elem_id="metrics-plot", y_lim=[0, 1])
