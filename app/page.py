@@ -391,7 +391,7 @@ def build_rounds_tab(workspace: Workspace) -> RoundsTab:
     tab.log = gr.Textbox(tab.job_log(), label="background jobs", lines=4, max_lines=8, interactive=False,
                          elem_id="job-log")
     running_job = gr.State(None)
-    metrics_plot = gr.LinePlot(x="round", y="value", color="metric", label="metrics per round", height=260,
+    metrics_plot = gr.LinePlot(x="round", y="value", color="metric", label="metrics per round", height=320,
                                elem_id="metrics-plot", y_lim=[0, 1])
     rounds_summary = gr.Markdown(elem_id="rounds-summary")
     metrics_table = gr.Dataframe(label="finished rounds", interactive=False, elem_id="metrics-table")

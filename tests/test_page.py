@@ -159,6 +159,7 @@ def test_round_from_the_page_runs_while_the_gallery_answers_and_the_plot_gains_a
     page.get_by_role("tab", name="Rounds").click()
     expect(page.locator("#rounds-summary")).to_contain_text(f"{rounds_before + 12} finished rounds")
     assert page.locator("#metrics-plot canvas, #metrics-plot svg").count() > 0
+    _screenshot(page, "rounds.png")
 
 
 def test_export_from_the_page_holds_the_corrected_label(server, page):
