@@ -119,7 +119,8 @@ class Workspace:
     def header(self) -> dict:
         counts = self.store.counts()
         jobs = self.store.jobs(limit=1)
-        return {"project": self.project.root.name, "images": counts["images"], "labels": counts["labels"],
+        root = self.project.root
+        return {"project": f"{root.parent.name}/{root.name}", "images": counts["images"], "labels": counts["labels"],
                 "round": self.shown_round(), "job": jobs[0] if jobs else None}
 
     # ---- gallery -----------------------------------------------------------------------------------------------
