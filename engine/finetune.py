@@ -1,15 +1,17 @@
 """`finetune` rounds: adapt the image encoder itself to the project's images, then embed every image again.
 
 A `head` round only moves a classifier over frozen embeddings; when the images are far from what CLIP saw, the gain
-that remains is in the encoder. Here the student is the image tower with only its last residual block(s), every
-normalisation layer's affine parameters and its pooling / projection trainable (partial fine-tuning; the stem and
-early blocks keep their general features), classifying through the frozen zero-shot text weights, so its
-embeddings stay in the text tower's space and the zero-shot classifier keeps working on them (Goyal et al.,
-"Finetune like you pretrain", 2023). Each step half the batch comes from the round's labeled rows (a person's
-labels, weighted, and the class-balanced pseudo-labels) seen under strong augmentation, half from all unlabeled
-images under FixMatch consistency: the teacher's confident prediction on a weak view is the student's target on a
-strong view (Sohn et al., "FixMatch", 2020). The teacher is an exponential moving average of the student (Tarvainen
-& Valpola, "Mean Teachers Are Better Role Models", 2017) and is what the round keeps.
+that remains is in the encoder. Here the student is the image tower with its last residual blocks, every
+normalisation layer's affine parameters and its pooling / projection trainable (partial fine-tuning: the stem and
+early blocks of a deep tower keep their general features). It classifies through the frozen zero-shot text
+weights, so its embeddings stay in the text tower's space and the zero-shot classifier keeps working on them; a
+fixed good head also keeps fine-tuning from distorting the features (Kumar et al., "Fine-Tuning can Distort
+Pretrained Features and Underperform Out-of-Distribution", 2022). Each step half the batch comes from the round's
+labeled rows (a person's labels, weighted, and the class-balanced pseudo-labels) seen under strong augmentation,
+half from all unlabeled images under FixMatch consistency: the teacher's confident prediction on a weak view is
+the student's target on a strong view (Sohn et al., "FixMatch", 2020). The teacher is an exponential moving
+average of the student (Tarvainen & Valpola, "Mean Teachers Are Better Role Models", 2017) and is what the round
+keeps.
 
 On a GPU the forward passes run in bf16 (fp16 with loss scaling where bf16 is missing) and images are decoded in
 spawned worker processes; a CUDA out-of-memory error halves the batch and carries on.
