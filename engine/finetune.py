@@ -132,20 +132,22 @@ def halve_on_oom(work: Callable[[int], None], batch_size: int) -> int:
             torch.cuda.empty_cache()
 
 
+def _flip_and_shift(image_size: int) -> list[Callable]:
+    """A horizontal flip and a shift of up to an eighth of the side (reflected border): FixMatch's weak view."""
+    return [transforms.RandomHorizontalFlip(),
+            transforms.RandomCrop(image_size, padding=image_size // 8, padding_mode="reflect")]
+
+
 def weak_augmentation(image_size: int, preprocess: Callable) -> Callable:
-    """FixMatch's weak view: a horizontal flip and a shift of up to an eighth of the side (reflected border)."""
-    return transforms.Compose([transforms.RandomHorizontalFlip(),
-                               transforms.RandomCrop(image_size, padding=image_size // 8, padding_mode="reflect"),
-                               preprocess])
+    """FixMatch's weak view, then the model's preprocessing."""
+    return transforms.Compose([*_flip_and_shift(image_size), preprocess])
 
 
 def strong_augmentation(image_size: int, preprocess: Callable) -> Callable:
     """FixMatch's strong view: the weak one, then RandAugment (two random operations at magnitude 10; Cubuk et
-    al., 2020) and a random erased patch (Cutout)."""
-    return transforms.Compose([transforms.RandomHorizontalFlip(),
-                               transforms.RandomCrop(image_size, padding=image_size // 8, padding_mode="reflect"),
-                               transforms.RandAugment(num_ops=2, magnitude=10), preprocess,
-                               transforms.RandomErasing(p=1.0, scale=(0.02, 0.15), value=0)])
+    al., 2020), the model's preprocessing and a random erased patch (Cutout)."""
+    return transforms.Compose([*_flip_and_shift(image_size), transforms.RandAugment(num_ops=2, magnitude=10),
+                               preprocess, transforms.RandomErasing(p=1.0, scale=(0.02, 0.15), value=0)])
 
 
 # ---- images --------------------------------------------------------------------------------------------------
