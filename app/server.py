@@ -43,9 +43,15 @@ def launch(workspace: Workspace, *, host: str = "127.0.0.1", port: int | None = 
     allowed, blocked = served_paths(workspace.project)
     (workspace.project.root / "exports").mkdir(exist_ok=True)
     page.queue(default_concurrency_limit=4)
-    page.launch(server_name=host, server_port=port, auth=auth, allowed_paths=allowed, blocked_paths=blocked,
-                prevent_thread_lock=not block, quiet=not block, show_error=True, footer_links=[],
-                js=KEYBOARD_JS, css=CSS, auth_message="labelloop: sign in to label this project")
+    try:
+        page.launch(server_name=host, server_port=port, auth=auth, allowed_paths=allowed, blocked_paths=blocked,
+                    prevent_thread_lock=not block, quiet=not block, show_error=True, footer_links=[],
+                    js=KEYBOARD_JS, css=CSS, auth_message="labelloop: sign in to label this project")
+    except OSError as error:  # Gradio says "Cannot find empty port" with a paragraph about its own settings
+        if "port" not in str(error).lower():
+            raise
+        raise LabelloopError(f"port {port} on {host} is in use; pass --port with another number, "
+                             "or stop what listens there") from None
     return page
 
 

@@ -180,3 +180,26 @@ def test_uploads_are_copied_into_the_images_folder_and_ingested(real_workspace, 
     assert (job["kind"], job["status"]) == ("ingest", "done")
     assert space.header()["images"]["ok"] == 14
     assert len(list((space.project.images_root / "uploads").rglob("*.*"))) == 2
+
+
+def test_serving_on_a_port_in_use_is_one_line(workspace):
+    import socket
+
+    from app.server import launch
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(LabelloopError, match=f"port {port} on 127.0.0.1 is in use"):
+            launch(workspace, port=port, block=False)
+
+
+def test_auth_must_be_user_colon_password():
+    from app.server import parse_auth
+
+    assert parse_auth("ann:s3:cret") == ("ann", "s3:cret")
+    assert parse_auth(None) is None and parse_auth("") is None
+    for bad in ("ann", "ann:", ":pw"):
+        with pytest.raises(LabelloopError, match="USER:PASSWORD"):
+            parse_auth(bad)
