@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -128,7 +128,7 @@ class Workspace:
     def _review_ids(self) -> list[int]:
         """The review queue's order, ranked again when a round ends or zero-shot reran: it costs seconds on a
         large project, and between rounds a labeled image should stay where the person saw it."""
-        key = (self.shown_round(), self.store.counts()["predictions"]["zeroshot"])
+        key = (self.shown_round(), self.store.zero_shot_count())
         with self._queue_lock:
             if key == self._queue_key:
                 return self._queue_ids
@@ -150,6 +150,9 @@ class Workspace:
             mistakes=query.mistakes, sort=query.sort,
             queue_ids=self._review_ids() if query.sort == "queue" else (),
             offset=query.page * query.page_size, limit=query.page_size)
+        if not rows and query.page > 0:  # past the end (a filter shrank the set): show the last page instead
+            total = self.gallery(replace(query, page=0, page_size=1)).total
+            return self.gallery(replace(query, page=max(0, (total - 1) // query.page_size)))
         total = rows[0]["total"] if rows else 0
         names = self._names()
         items = [self._item(row, names) for row in rows]
@@ -240,23 +243,14 @@ class Workspace:
     def accept(self, image_ids: list[int], *, min_confidence: float = 0.0) -> int:
         """Make each image's shown prediction its human label, if its confidence is at least `min_confidence`.
         Images a person already labeled are left as they are. One undo step."""
-        round_id = self.shown_round()
-        chosen_ids, classes = [], []
-        for image_id in image_ids:
-            record = self.store.image_detail(image_id, round_id)
-            if record is None or record["label_source"] == "human" or record["status"] != "ok":
-                continue
-            class_ids, probs = ((record["teacher_classes"], record["teacher_probs"]) if record["teacher_probs"]
-                                else (record["zero_shot_classes"], record["zero_shot_probs"]))
-            if probs is None:
-                continue
-            best = int(np.argmax(probs))
-            if probs[best] >= min_confidence:
-                chosen_ids.append(image_id)
-                classes.append(class_ids[best])
-        if not chosen_ids:
+        chosen = [row for row in self.store.shown_predictions(image_ids, self.shown_round())
+                  if row["status"] == "ok" and row["label_source"] != "human" and row["predicted"] is not None
+                  and row["confidence"] >= min_confidence]
+        if not chosen:
             return 0
-        return self._labeled(lambda: self.store.set_labels(chosen_ids, classes, source="human", actor=PAGE_ACTOR))
+        return self._labeled(lambda: self.store.set_labels([row["id"] for row in chosen],
+                                                           [row["predicted"] for row in chosen], source="human",
+                                                           actor=PAGE_ACTOR))
 
     def _labeled(self, write) -> int:
         before = self.store.last_label_event_id()

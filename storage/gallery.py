@@ -88,6 +88,19 @@ class GalleryQueries:
             rows = self._query(sql, params)
         return [dict(zip(GALLERY_COLUMNS, row)) for row in rows]
 
+    def shown_predictions(self, image_ids: Sequence[int], round_id: int) -> list[dict]:
+        """For each image: the class and confidence it shows, exactly as `gallery_page` picks them, its label
+        source and status. One query for a whole page (bulk accept)."""
+        wanted = pa.table({"image_id": pa.array(list(map(int, image_ids)), pa.int64())})
+        with self._registered("wanted_images", wanted):
+            rows = self._query(f"""{_SHOWN}
+                SELECT id, predicted, confidence, label_source, status FROM shown
+                WHERE id IN (SELECT image_id FROM wanted_images) ORDER BY id""", {"round": round_id, "mistake": 1.0})
+        return [dict(zip(("id", "predicted", "confidence", "label_source", "status"), row)) for row in rows]
+
+    def zero_shot_count(self) -> int:
+        return self._query("SELECT count(*) FROM predictions WHERE round = 0")[0][0]
+
     def image_detail(self, image_id: int, round_id: int) -> dict | None:
         """One image: its record, its label, the zero-shot and newest teacher probabilities with their class ids."""
         rows = self._query("""

@@ -49,6 +49,7 @@ def test_gallery_pages_filters_and_sorts(workspace):
     assert all(item.tile.is_file() for item in first.items)
     down = workspace.gallery(GalleryQuery(sort="confidence_down", page=6))
     assert len(down.items) == 300 - 6 * 48
+    assert workspace.gallery(GalleryQuery(sort="confidence_down", page=99)).page == 6  # past the end: the last
     sure = workspace.gallery(GalleryQuery(min_confidence=0.9, page_size=500))
     assert all(item.confidence >= 0.9 for item in sure.items) and 0 < sure.total < 300
     one_class = workspace.gallery(GalleryQuery(class_name="class01", page_size=500))
