@@ -168,7 +168,7 @@ def cmd_round(args) -> int:
                       f"accuracy on human labels (cross-fitted) {'n/a' if human is None else f'{human:.1%}'}, "
                       f"{metrics['seconds']:.1f}s")
                 if "finetune" in metrics:
-                    print(f"  adapted model saved to {metrics['finetune']['model']}; the project now uses it")
+                    print(f"  adapted model saved to {project.model_spec.path}; the project now uses it")
     if args.json:
         _print_json(results)
     return 0

@@ -36,7 +36,19 @@ class Project:
 
     @property
     def model_spec(self) -> ModelSpec:
-        return parse_model_spec(self.store.get_meta("model"))
+        """The project's model. One kept inside the project (a finetune round's) is stored relative to the
+        project folder, so the project still opens after it is moved or copied."""
+        stored = self.store.get_meta("model")
+        relative = Path(stored)
+        if not relative.is_absolute() and relative.parts[:1] == (self.models_dir.name,):
+            return parse_model_spec(str(self.root / relative))
+        return parse_model_spec(stored)
+
+    def stored_model(self, spec: ModelSpec) -> str:
+        """How `spec` is written to the project's meta: relative when its files are inside the project."""
+        if spec.path is not None and spec.path.is_relative_to(self.models_dir):
+            return spec.path.relative_to(self.root).as_posix()
+        return spec.canonical
 
     def close(self) -> None:
         self.store.close()

@@ -261,7 +261,7 @@ def run_round(project: Project, config: RoundConfig, *, progress: Progress | Non
                  scale=output.teacher.scale, temperature=output.temperature, class_ids=np.array(class_ids))
         report(0.97, "writing predictions")
         if adapted:
-            spec = adapted.model.spec.canonical
+            spec = project.stored_model(adapted.model.spec)
             output.metrics["finetune"] = {**adapted.summary, "model": spec, "model_id": model_id}
             store.register_model(model_id, spec, adapted.model.dim)
             store.write_embeddings(model_id, image_ids, embeddings)

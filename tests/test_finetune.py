@@ -1,6 +1,7 @@
 """`finetune` rounds: the pieces on tiny tensors, then whole rounds on a small demo project (CPU, few steps)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,12 +100,13 @@ def test_a_finetune_round_writes_predictions_and_a_reloadable_model(demo_project
 
     model_id, folder = store.get_meta("model_id"), store.get_meta("model")
     assert model_id != base_id and folder == metrics["finetune"]["model"]
-    assert folder == str(demo_project.models_dir / "round_0001")
+    assert folder == "models/round_0001"  # relative, so the project folder can move
+    assert demo_project.model_spec.path == demo_project.models_dir / "round_0001"
     predictions = store.prediction_matrix(1)
     assert predictions[2].shape == (40, len(SHAPES)) and store.counts()["labels"]["pseudo"] > 0
     np.testing.assert_array_equal(store.prediction_matrix(0)[2], zero_shot[2])  # round 0 stays the base model's
 
-    reloaded = load_model(parse_model_spec(folder), torch.device("cpu"))  # what --model FOLDER loads
+    reloaded = load_model(parse_model_spec(str(demo_project.root / folder)), torch.device("cpu"))  # --model FOLDER
     assert reloaded.model_id == model_id
     image_ids, stored = store.embeddings(model_id)
     relpaths = store.relpaths()
@@ -150,5 +152,8 @@ def test_round_cli_runs_finetune_on_a_vit_model(project, cli):
     with open_project(project) as opened:
         assert opened.store.get_meta("model") == metrics["finetune"]["model"]
         assert opened.model_spec.kind == "local-dir"
+    code, out, err = cli("round", project, "--mode", "finetune", "--steps", "1", "--batch-size", "4")
+    assert code == 0, err
+    assert f"adapted model saved to {Path(project).resolve() / 'models' / 'round_0002'};" in out
     code, _, err = cli("round", project, "--mode", "finetune", "--steps", "0")
     assert code != 0 and "finetune steps must be at least 1" in err

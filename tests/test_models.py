@@ -1,3 +1,5 @@
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -56,3 +58,19 @@ def test_fingerprint_follows_the_weights(tmp_path, tiny_model):
     assert first == model_fingerprint(parse_model_spec(str(tiny_model)))
     other = make_tiny_model(tmp_path / "other", seed=1)
     assert model_fingerprint(parse_model_spec(str(other))) != first
+
+
+def test_a_model_kept_inside_the_project_still_resolves_after_the_project_moves(tmp_path, images, tiny_model):
+    from engine.project import create_project, open_project
+
+    with create_project(tmp_path / "before", images=images, classes="cat,dog", model=str(tiny_model)) as project:
+        kept = project.models_dir / "round_0003"  # where a finetune round saves its adapted model
+        shutil.copytree(tiny_model, kept)
+        stored = project.stored_model(parse_model_spec(str(kept)))
+        project.store.set_meta(model=stored)
+        assert stored == "models/round_0003"
+        assert project.stored_model(parse_model_spec(str(tiny_model))) == str(tiny_model.resolve())
+    (tmp_path / "before").rename(tmp_path / "after")
+    with open_project(tmp_path / "after") as moved:
+        assert moved.model_spec.path == tmp_path / "after" / "models" / "round_0003"
+        assert model_fingerprint(moved.model_spec) == model_fingerprint(parse_model_spec(str(tiny_model)))
