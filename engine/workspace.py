@@ -107,12 +107,6 @@ class Workspace:
     def _names(self) -> dict[int, str]:
         return {c["id"]: c["name"] for c in self.store.classes()}
 
-    def shown_round(self) -> int:
-        """The newest finished round whose predictions cover today's classes (0 = zero-shot)."""
-        newest = self.store.last_finished_round()
-        if newest and self.store.round_class_ids(newest) == [c["id"] for c in self.store.classes()]:
-            return newest
-        return 0
 
     # ---- header ------------------------------------------------------------------------------------------------
 
@@ -121,14 +115,14 @@ class Workspace:
         jobs = self.store.jobs(limit=1)
         root = self.project.root
         return {"project": f"{root.parent.name}/{root.name}", "images": counts["images"], "labels": counts["labels"],
-                "round": self.shown_round(), "job": jobs[0] if jobs else None}
+                "round": self.store.shown_round(), "job": jobs[0] if jobs else None}
 
     # ---- gallery -----------------------------------------------------------------------------------------------
 
     def _review_ids(self) -> list[int]:
         """The review queue's order, ranked again when a round ends or zero-shot reran: it costs seconds on a
         large project, and between rounds a labeled image should stay where the person saw it."""
-        key = (self.shown_round(), self.store.zero_shot_count())
+        key = (self.store.shown_round(), self.store.zero_shot_count())
         with self._queue_lock:
             if key == self._queue_key:
                 return self._queue_ids
@@ -145,7 +139,7 @@ class Workspace:
         if not 0.0 <= query.min_confidence <= query.max_confidence <= 1.0:
             raise LabelloopError("the confidence range must satisfy 0 <= min <= max <= 1")
         rows = self.store.gallery_page(
-            round_id=self.shown_round(), class_id=class_id, min_confidence=query.min_confidence,
+            round_id=self.store.shown_round(), class_id=class_id, min_confidence=query.min_confidence,
             max_confidence=query.max_confidence, status=query.status, disagree=query.disagree,
             mistakes=query.mistakes, sort=query.sort,
             queue_ids=self._review_ids() if query.sort == "queue" else (),
@@ -180,7 +174,7 @@ class Workspace:
 
     def detail(self, image_id: int) -> dict:
         """Path, the zero-shot and teacher predictions (top 5 each, by name), the current label and its history."""
-        record = self.store.image_detail(image_id, self.shown_round())
+        record = self.store.image_detail(image_id, self.store.shown_round())
         if record is None:
             raise LabelloopError(f"image {image_id} is not in this project")
         names = self._names()
@@ -243,7 +237,7 @@ class Workspace:
     def accept(self, image_ids: list[int], *, min_confidence: float = 0.0) -> int:
         """Make each image's shown prediction its human label, if its confidence is at least `min_confidence`.
         Images a person already labeled are left as they are. One undo step."""
-        chosen = [row for row in self.store.shown_predictions(image_ids, self.shown_round())
+        chosen = [row for row in self.store.shown_predictions(image_ids, self.store.shown_round())
                   if row["status"] == "ok" and row["label_source"] != "human" and row["predicted"] is not None
                   and row["confidence"] >= min_confidence]
         if not chosen:
@@ -309,7 +303,7 @@ class Workspace:
     def confidence_histogram(self, bins: int = 20) -> tuple[np.ndarray, np.ndarray]:
         """(bin left edges, counts) of the confidence of every image's shown prediction."""
         edges = np.linspace(0.0, 1.0, bins + 1)
-        counts, _ = np.histogram(self.store.newest_confidences(self.shown_round()), bins=edges)
+        counts, _ = np.histogram(self.store.newest_confidences(self.store.shown_round()), bins=edges)
         return edges[:-1], counts
 
     # ---- ingest ------------------------------------------------------------------------------------------------

@@ -69,10 +69,11 @@ class LabelQueries:
     def current_labels(self) -> pa.Table:
         """One row per ok image: relpath, label (class name, '' = none of these), source (human | teacher |
         zeroshot | NULL when nothing predicted yet), confidence, round, and the image's sha256, size_bytes, width
-        and height. Human beats the newest round's teacher prediction, which beats zero-shot."""
+        and height. Human beats the teacher prediction of `shown_round()`, which beats zero-shot: the same
+        choice the page shows, so a round over a class set since changed is not exported."""
         return self._arrow("""
             WITH newest AS (
-                SELECT p.* FROM predictions p
+                SELECT p.* FROM predictions p WHERE p.round IN (0, $shown)
                 QUALIFY row_number() OVER (PARTITION BY image_id ORDER BY round DESC) = 1)
             SELECT i.relpath AS path,
                    CASE WHEN h.image_id IS NOT NULL THEN coalesce(hc.name, '') ELSE pc.name END AS label,
@@ -86,4 +87,4 @@ class LabelQueries:
             LEFT JOIN newest n ON n.image_id = i.id
             LEFT JOIN classes pc ON pc.id = n.label
             WHERE i.status = 'ok'
-            ORDER BY i.relpath""")
+            ORDER BY i.relpath""", {"shown": self.shown_round()})

@@ -93,6 +93,14 @@ class RoundQueries:
     def last_finished_round(self) -> int:
         return self._query("SELECT coalesce(max(id), 0) FROM rounds WHERE status = 'done'")[0][0]
 
+    def shown_round(self) -> int:
+        """The round whose predictions the page shows and export writes: the newest finished round if it
+        predicted over today's classes, else 0 (zero-shot, which a class change runs again)."""
+        newest = self.last_finished_round()
+        if newest and self.round_class_ids(newest) == [c["id"] for c in self.classes()]:
+            return newest
+        return 0
+
     def start_round(self, config: dict) -> int:
         with self.transaction() as con:
             round_id = con.execute("SELECT coalesce(max(id), 0) + 1 FROM rounds").fetchall()[0][0]

@@ -103,8 +103,10 @@ def test_current_labels_prefers_human_then_newest_round():
 
     store.replace_predictions(round_id=0, source="zeroshot", model_id="m1", image_ids=ids, class_ids=[0, 1],
                               probs=zero, stats=prediction_stats(zero), replace_all=True)
-    store.replace_predictions(round_id=1, source="teacher", model_id="m1", image_ids=ids[:2], class_ids=[0, 1],
-                              probs=teacher, stats=prediction_stats(teacher), replace_all=True)
+    round_id = store.start_round({})
+    store.replace_predictions(round_id=round_id, source="teacher", model_id="m1", image_ids=ids[:2],
+                              class_ids=[0, 1], probs=teacher, stats=prediction_stats(teacher), replace_all=True)
+    store.end_round(round_id, "done")
     store.set_labels([1], [None], source="human", actor="t")
     rows = {r["path"]: r for r in store.current_labels().to_pylist()}
     assert (rows["img00000.png"]["label"], rows["img00000.png"]["source"]) == ("", "human")
@@ -112,6 +114,11 @@ def test_current_labels_prefers_human_then_newest_round():
         ("b", "teacher", 1)
     assert (rows["img00002.png"]["label"], rows["img00002.png"]["source"]) == ("a", "zeroshot")
     assert rows["img00002.png"]["confidence"] == pytest.approx(0.9)
+
+    store.add_classes(["c"], [None])  # round 1 predicted over a, b only: export falls back to zero-shot, as the page
+    rows = {r["path"]: r for r in store.current_labels().to_pylist()}
+    assert (rows["img00001.png"]["label"], rows["img00001.png"]["source"], rows["img00001.png"]["round"]) == \
+        ("a", "zeroshot", 0)
 
 
 def test_reading_right_after_reopening_works(tmp_path):

@@ -98,7 +98,7 @@ def test_rounds_run_in_the_background_and_feed_the_plots(workspace):
     assert workspace.store.jobs(limit=1)[0]["status"] == "done" and workspace.store.jobs(limit=1)[0]["id"] == job
     history = workspace.round_history()
     assert [row["round"] for row in history] == [1, 2] and history[0]["coverage"] > 0
-    assert workspace.shown_round() == 2
+    assert workspace.store.shown_round() == 2
     edges, counts = workspace.confidence_histogram()
     assert counts.sum() == 300 and len(edges) == 20
     assert workspace.gallery(GalleryQuery(status="pseudo")).total > 0
@@ -147,13 +147,13 @@ def test_class_edits_rerun_zero_shot_in_the_background_and_keep_labels(real_work
     space.label([1], "square")
     space.start_rounds(1, RoundConfig())
     space.runner.wait(timeout=60)
-    assert space.shown_round() == 1
+    assert space.store.shown_round() == 1
     space.add_classes("triangle")
     space.runner.wait(timeout=60)
     assert space.store.jobs(limit=1)[0]["status"] == "done"
     assert space.class_names() == ["circle", "square", "other", "triangle"]
     assert len(space.store.class_weights(space.model().model_id)[0]) == 4
-    assert space.shown_round() == 0  # round 1 predicted over three classes: the page shows zero-shot again
+    assert space.store.shown_round() == 0  # round 1 predicted over three classes: the page shows zero-shot again
     assert len(space.detail(1)["zero_shot"]) == 4 and space.detail(1)["label"] == "square (human)"
     space.rename_class("square", "box")
     space.set_prompts("box", "a drawing of a box\n{} outline")
@@ -166,7 +166,7 @@ def test_class_edits_rerun_zero_shot_in_the_background_and_keep_labels(real_work
     assert space.gallery(GalleryQuery(page_size=100)).total == 12
     space.start_rounds(1, RoundConfig())  # a round over the new class set works
     space.runner.wait(timeout=60)
-    assert space.store.jobs(limit=1)[0]["status"] == "done" and space.shown_round() == 2
+    assert space.store.jobs(limit=1)[0]["status"] == "done" and space.store.shown_round() == 2
 
 
 def test_uploads_are_copied_into_the_images_folder_and_ingested(real_workspace, tmp_path):
