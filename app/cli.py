@@ -216,7 +216,8 @@ def cmd_serve(args) -> int:
 def _add_server_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     command.add_argument("--port", type=int, default=7860)
-    command.add_argument("--auth", default=None, help="USER:PASSWORD to require a login (or set $LABELLOOP_AUTH)")
+    command.add_argument("--auth", action="append", metavar="USER:PASSWORD",
+                         help="require a login; repeat for each person (or set $LABELLOOP_AUTH, space-separated)")
 
 
 def build_parser() -> argparse.ArgumentParser:

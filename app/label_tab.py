@@ -10,7 +10,7 @@ import gradio as gr
 from app.feedback import fail
 from app.header import header_markdown
 from engine.errors import LabelloopError
-from engine.workspace import NONE_OF_THESE, GalleryQuery, Workspace
+from engine.workspace import NONE_OF_THESE, GalleryQuery, Workspace, page_actor
 from storage.gallery import GALLERY_SORTS, GALLERY_STATUSES
 
 ALL_CLASSES = "(all classes)"
@@ -155,45 +155,54 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         shown = show(new_ids, index)
         return (tiles, text, new_ids, choices, index, *shown, message, header_markdown(workspace.header()))
 
-    def assign(query, ids, index, class_name):
+    def assign(query, ids, index, class_name, request: gr.Request):
         if index is None or not ids:
             raise gr.Error("select an image first (click it, or press →)")
         try:
-            workspace.label([ids[index]], class_name)
+            workspace.label([ids[index]], class_name, actor=page_actor(request.username))
         except LabelloopError as error:
             fail(error)
         relpath = workspace.detail(ids[index])["relpath"]
         return after_change(query, ids, index, f"{relpath} → **{class_name}** · U undoes")
 
-    def assign_digit(query, ids, index, digit):
-        names = workspace.class_names()
-        if digit > len(names):
-            raise gr.Error(f"there is no class {digit}; classes: {', '.join(names)}")
-        return assign(query, ids, index, names[digit - 1])
+    def assign_to(class_name):
+        """A click handler that labels the selected image `class_name` (gradio passes the request to handlers
+        that name it, which is why these are functions and not partials)."""
+        def handler(query, ids, index, request: gr.Request):
+            return assign(query, ids, index, class_name, request)
+        return handler
 
-    def accept(query, ids, index):
+    def assign_digit(digit):
+        def handler(query, ids, index, request: gr.Request):
+            names = workspace.class_names()
+            if digit > len(names):
+                raise gr.Error(f"there is no class {digit}; classes: {', '.join(names)}")
+            return assign(query, ids, index, names[digit - 1], request)
+        return handler
+
+    def accept(query, ids, index, request: gr.Request):
         if index is None or not ids:
             raise gr.Error("select an image first (click it, or press →)")
-        changed = workspace.accept([ids[index]])
+        changed = workspace.accept([ids[index]], actor=page_actor(request.username))
         message = "accepted the prediction · U undoes" if changed else "already labeled by a person; kept"
         return after_change(query, ids, index, message)
 
-    def bulk_accept(query, ids, threshold):
-        changed = workspace.accept(ids, min_confidence=threshold)
+    def bulk_accept(query, ids, threshold, request: gr.Request):
+        changed = workspace.accept(ids, min_confidence=threshold, actor=page_actor(request.username))
         return after_change(query, ids, None, f"accepted {changed} predictions at or above {threshold:.0%} · "
                                               "U undoes them all")
 
-    def assign_selected(query, ids, chosen, class_name):
+    def assign_selected(query, ids, chosen, class_name, request: gr.Request):
         if not chosen or not class_name:
             raise gr.Error("tick images under 'select on this page' and choose a class")
         try:
-            changed = workspace.label(list(chosen), class_name)
+            changed = workspace.label(list(chosen), class_name, actor=page_actor(request.username))
         except LabelloopError as error:
             fail(error)
         return after_change(query, ids, None, f"{changed} images → **{class_name}** · U undoes")
 
-    def undo(query, ids, index):
-        restored = workspace.undo()
+    def undo(query, ids, index, request: gr.Request):
+        restored = workspace.undo(actor=page_actor(request.username))
         message = f"undid the last change ({restored} images restored)" if restored else "nothing to undo"
         return after_change(query, ids, index - 1 if index else index, message)
 
@@ -217,10 +226,10 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
 
     corrected_outputs = [gallery, page_text, page_ids, picked, selected, *detail_outputs, last_action, header]
     for digit, button in enumerate(digit_keys, start=1):
-        button.click(lambda q, ids, i, d=digit: assign_digit(q, ids, i, d), [query_state, page_ids, selected],
-                     corrected_outputs, show_progress="hidden")
-    none_key.click(lambda q, ids, i: assign(q, ids, i, NONE_OF_THESE), [query_state, page_ids, selected],
-                   corrected_outputs, show_progress="hidden")
+        button.click(assign_digit(digit), [query_state, page_ids, selected], corrected_outputs,
+                     show_progress="hidden")
+    none_key.click(assign_to(NONE_OF_THESE), [query_state, page_ids, selected], corrected_outputs,
+                   show_progress="hidden")
     for button in (accept_key, accept_button):
         button.click(accept, [query_state, page_ids, selected], corrected_outputs, show_progress="hidden")
     for button in (undo_key, undo_button):
@@ -236,11 +245,11 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
                 for index, name in enumerate(names):
                     hint = f" [{index + 1}]" if index < 9 else ""
                     gr.Button(f"{name}{hint}", size="sm", elem_classes="class-button").click(
-                        lambda query, ids, sel, name=name: assign(query, ids, sel, name),
-                        [query_state, page_ids, selected], corrected_outputs, show_progress="hidden")
+                        assign_to(name), [query_state, page_ids, selected], corrected_outputs,
+                        show_progress="hidden")
                 gr.Button(f"{NONE_OF_THESE} [N]", size="sm", elem_classes="class-button").click(
-                    lambda query, ids, sel: assign(query, ids, sel, NONE_OF_THESE),
-                    [query_state, page_ids, selected], corrected_outputs, show_progress="hidden")
+                    assign_to(NONE_OF_THESE), [query_state, page_ids, selected], corrected_outputs,
+                    show_progress="hidden")
 
     page_load = (query_state, *tab.refresh_outputs)
     tab.load = (lambda query: (query, *refresh(query)), [query_state], list(page_load))

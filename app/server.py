@@ -16,14 +16,20 @@ from engine.workspace import Workspace
 AUTH_VARIABLE = "LABELLOOP_AUTH"
 
 
-def parse_auth(text: str | None) -> tuple[str, str] | None:
-    """'user:password' -> (user, password); None or '' -> no login."""
-    if not text:
-        return None
-    user, colon, password = text.partition(":")
-    if not colon or not user or not password:
-        raise LabelloopError(f"--auth (or ${AUTH_VARIABLE}) must look like USER:PASSWORD")
-    return user, password
+def parse_auth(entries: list[str] | str | None) -> list[tuple[str, str]] | None:
+    """One 'user:password' per person (a string holds several separated by spaces, as $LABELLOOP_AUTH does) ->
+    [(user, password), ...]; nothing -> None (no login). Each person's labels and undo are their own."""
+    if isinstance(entries, str):
+        entries = entries.split()
+    accounts = []
+    for entry in entries or []:
+        user, colon, password = entry.partition(":")
+        if not colon or not user or not password:
+            raise LabelloopError(f"--auth (or ${AUTH_VARIABLE}) must look like USER:PASSWORD, got {entry!r}")
+        if user in dict(accounts):
+            raise LabelloopError(f"--auth names {user!r} twice; give each person one USER:PASSWORD")
+        accounts.append((user, password))
+    return accounts or None
 
 
 def served_paths(project: Project) -> tuple[list[str], list[str]]:
@@ -35,7 +41,7 @@ def served_paths(project: Project) -> tuple[list[str], list[str]]:
 
 
 def launch(workspace: Workspace, *, host: str = "127.0.0.1", port: int | None = 7860,
-           auth: tuple[str, str] | None = None, block: bool = True):
+           auth: list[tuple[str, str]] | None = None, block: bool = True):
     """Serve the page; with block=False return at once (tests), else until Ctrl-C. Returns the Gradio app."""
     from app.page import CSS, KEYBOARD_JS, build_page
 
@@ -55,10 +61,11 @@ def launch(workspace: Workspace, *, host: str = "127.0.0.1", port: int | None = 
     return page
 
 
-def serve(project_root: str | Path, *, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None) -> None:
+def serve(project_root: str | Path, *, host: str = "127.0.0.1", port: int = 7860,
+          auth: list[str] | None = None) -> None:
     from engine.project import open_project
 
-    credentials = parse_auth(auth if auth is not None else os.environ.get(AUTH_VARIABLE))
+    credentials = parse_auth(auth if auth else os.environ.get(AUTH_VARIABLE))
     with open_project(project_root) as project:
         workspace = Workspace(project)
         try:

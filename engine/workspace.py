@@ -27,6 +27,12 @@ from engine.rounds import RoundConfig, run_round
 PAGE_SIZE = 48
 QUEUE_LENGTH = 10 * PAGE_SIZE  # the review-queue sort ranks this many; the rest follow by confidence
 PAGE_ACTOR = "page"
+
+
+def page_actor(username: str | None) -> str:
+    """Who a page action is recorded as: "page", or "page:NAME" for a person logged in with --auth. Undo is kept
+    per actor, so two people sharing a server never undo each other's labels."""
+    return f"{PAGE_ACTOR}:{username}" if username else PAGE_ACTOR
 NONE_OF_THESE = "none of these"
 
 
@@ -77,7 +83,7 @@ class Workspace:
         self._queue_key: tuple | None = None
         self._queue_ids: list[int] = []
         self._queue_lock = threading.Lock()
-        self._undo: list[tuple[int, int]] = []  # label_events id ranges, one per page action
+        self._undo: dict[str, list[tuple[int, int]]] = {}  # per actor: label_events id ranges, one per action
         self._zero_shot_lock = threading.Lock()
         self._zero_shot_job: int | None = None
         self._zero_shot_again = False
@@ -226,42 +232,42 @@ class Workspace:
 
     # ---- labels ------------------------------------------------------------------------------------------------
 
-    def label(self, image_ids: list[int], class_name: str | None) -> int:
-        """Give each image a human label (None or NONE_OF_THESE = none of these); one undo step. Returns changes."""
+    def label(self, image_ids: list[int], class_name: str | None, *, actor: str = PAGE_ACTOR) -> int:
+        """Give each image a human label (None or NONE_OF_THESE = none of these); one undo step of `actor`.
+        Returns changes."""
         if not image_ids:
             return 0
         class_id = None if class_name in (None, NONE_OF_THESE) else self._class_id(class_name)
-        return self._labeled(lambda: self.store.set_labels(image_ids, [class_id] * len(image_ids), source="human",
-                                                           actor=PAGE_ACTOR))
+        return self._labeled(actor, lambda: self.store.set_labels(image_ids, [class_id] * len(image_ids),
+                                                                  source="human", actor=actor))
 
-    def accept(self, image_ids: list[int], *, min_confidence: float = 0.0) -> int:
+    def accept(self, image_ids: list[int], *, min_confidence: float = 0.0, actor: str = PAGE_ACTOR) -> int:
         """Make each image's shown prediction its human label, if its confidence is at least `min_confidence`.
-        Images a person already labeled are left as they are. One undo step."""
+        Images a person already labeled are left as they are. One undo step of `actor`."""
         chosen = [row for row in self.store.shown_predictions(image_ids, self.store.shown_round())
                   if row["status"] == "ok" and row["label_source"] != "human" and row["predicted"] is not None
                   and row["confidence"] >= min_confidence]
         if not chosen:
             return 0
-        return self._labeled(lambda: self.store.set_labels([row["id"] for row in chosen],
-                                                           [row["predicted"] for row in chosen], source="human",
-                                                           actor=PAGE_ACTOR))
+        return self._labeled(actor, lambda: self.store.set_labels([row["id"] for row in chosen],
+                                                                  [row["predicted"] for row in chosen],
+                                                                  source="human", actor=actor))
 
-    def _labeled(self, write) -> int:
+    def _labeled(self, actor: str, write) -> int:
         before = self.store.last_label_event_id()
         changed = write()
         if changed:
-            self._undo.append((before, self.store.last_label_event_id()))
+            self._undo.setdefault(actor, []).append((before, self.store.last_label_event_id()))
         return changed
 
-    def can_undo(self) -> bool:
-        return bool(self._undo)
-
-    def undo(self) -> int:
-        """Undo the last page action (a single label or a bulk accept). Returns the images restored."""
-        if not self._undo:
+    def undo(self, *, actor: str = PAGE_ACTOR) -> int:
+        """Undo `actor`'s last page action (a single label or a bulk accept); only that actor's label changes in
+        it are reverted. Returns the images restored."""
+        steps = self._undo.get(actor)
+        if not steps:
             return 0
-        after, through = self._undo.pop()
-        return self.store.revert_label_events(after, through, actor=PAGE_ACTOR, by=f"{PAGE_ACTOR}:undo")
+        after, through = steps.pop()
+        return self.store.revert_label_events(after, through, actor=actor, by=f"{actor}:undo")
 
     # ---- rounds ------------------------------------------------------------------------------------------------
 

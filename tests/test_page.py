@@ -195,7 +195,7 @@ def locked_server(demo_root, tmp_path_factory):
     project = open_project(root)
     workspace = Workspace(project, ingest_workers=0)
     port = _free_port()
-    page = launch(workspace, port=port, block=False, auth=("ann", "s3cret"))
+    page = launch(workspace, port=port, block=False, auth=[("ann", "s3cret"), ("bob", "pw2")])
     yield f"http://127.0.0.1:{port}", project
     page.close()
     workspace.close()
@@ -226,3 +226,32 @@ def test_files_outside_the_project_and_images_folder_get_no_content(locked_serve
             response = client.get(f"/gradio_api/file={path}")
             assert response.status_code >= 400 and b"do not serve" not in response.content
             assert b"root:" not in response.content and b"DUCK" not in response.content
+
+
+def test_two_people_logged_in_label_under_their_names_and_undo_only_their_own(locked_server, browser):
+    url, project = locked_server
+
+    def signed_in(user: str, password: str):
+        tab = browser.new_context(viewport={"width": 1600, "height": 1200}).new_page()  # a cookie jar each
+        tab.goto(url, wait_until="load")
+        tab.get_by_label("username").fill(user)
+        tab.get_by_label("password").fill(password)
+        tab.get_by_role("button", name="Login").click()
+        tab.wait_for_selector("#gallery img", timeout=60_000)
+        return tab
+
+    def newest_actor():
+        events = project.store.label_events()
+        return events[-1]["actor"] if events else None
+
+    ann, bob = signed_in("ann", "s3cret"), signed_in("bob", "pw2")
+    _select(ann, 0)
+    ann.keyboard.press("2")
+    assert _wait_for(lambda: newest_actor() == "page:ann")
+    bob.locator("#undo").click()  # bob has changed nothing: ann's label stays
+    expect(bob.locator("#last-action")).to_contain_text("nothing to undo")
+    assert newest_actor() == "page:ann"
+    ann.keyboard.press("u")
+    assert _wait_for(lambda: newest_actor() == "page:ann:undo")
+    for tab in (ann, bob):
+        tab.context.close()

@@ -9,7 +9,7 @@ from engine.errors import LabelloopError
 from engine.overlays import confidence_colour, gallery_tile
 from engine.project import open_project
 from engine.rounds import RoundConfig
-from engine.workspace import NONE_OF_THESE, GalleryQuery, Workspace
+from engine.workspace import NONE_OF_THESE, GalleryQuery, Workspace, page_actor
 from tests.synthetic import planted_embeddings, synthetic_project
 
 
@@ -75,6 +75,21 @@ def test_labels_undo_and_status_filters(workspace):
     assert workspace.detail(ids[0])["label"] == "class02 (human)"
     history = workspace.detail(ids[1])["history"]
     assert [h["who"] for h in history] == ["page", "page:undo"]
+
+
+def test_two_people_on_one_server_each_undo_only_their_own_labels(workspace):
+    ids = [item.image_id for item in workspace.gallery(GalleryQuery(sort="name")).items]
+    ann, bob = page_actor("ann"), page_actor("bob")
+    assert (ann, bob, page_actor(None)) == ("page:ann", "page:bob", "page")
+    workspace.label([ids[0]], "class01", actor=ann)
+    workspace.label([ids[1]], "class02", actor=bob)
+    workspace.label([ids[0]], "class00", actor=bob)  # bob relabels ann's image after her
+    assert workspace.undo(actor=ann) == 0  # ann's only change was overwritten since: bob's newer label stays
+    assert workspace.detail(ids[0])["label"] == "class00 (human)"
+    assert workspace.undo(actor=bob) == 1 and workspace.detail(ids[0])["label"] == "class01 (human)"
+    assert workspace.detail(ids[1])["label"] == "class02 (human)"
+    assert workspace.undo(actor=page_actor(None)) == 0  # nobody else's steps
+    assert [h["who"] for h in workspace.detail(ids[0])["history"]] == ["page:ann", "page:bob", "page:bob:undo"]
 
 
 def test_bulk_accept_takes_only_confident_unlabeled_images_and_is_one_undo_step(workspace):
@@ -199,8 +214,11 @@ def test_serving_on_a_port_in_use_is_one_line(workspace):
 def test_auth_must_be_user_colon_password():
     from app.server import parse_auth
 
-    assert parse_auth("ann:s3:cret") == ("ann", "s3:cret")
-    assert parse_auth(None) is None and parse_auth("") is None
+    assert parse_auth(["ann:s3:cret"]) == [("ann", "s3:cret")]
+    assert parse_auth("ann:pw1 bob:pw2") == [("ann", "pw1"), ("bob", "pw2")]  # $LABELLOOP_AUTH
+    assert parse_auth(None) is None and parse_auth("") is None and parse_auth([]) is None
     for bad in ("ann", "ann:", ":pw"):
         with pytest.raises(LabelloopError, match="USER:PASSWORD"):
-            parse_auth(bad)
+            parse_auth([bad])
+    with pytest.raises(LabelloopError, match="'ann' twice"):
+        parse_auth(["ann:a", "ann:b"])
