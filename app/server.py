@@ -22,10 +22,10 @@ def parse_auth(entries: list[str] | str | None) -> list[tuple[str, str]] | None:
     if isinstance(entries, str):
         entries = entries.split()
     accounts = []
-    for entry in entries or []:
+    for number, entry in enumerate(entries or [], start=1):
         user, colon, password = entry.partition(":")
-        if not colon or not user or not password:
-            raise LabelloopError(f"--auth (or ${AUTH_VARIABLE}) must look like USER:PASSWORD, got {entry!r}")
+        if not colon or not user or not password:  # the entry is not echoed: it may hold a password
+            raise LabelloopError(f"--auth (or ${AUTH_VARIABLE}) must look like USER:PASSWORD; entry {number} does not")
         if user in dict(accounts):
             raise LabelloopError(f"--auth names {user!r} twice; give each person one USER:PASSWORD")
         accounts.append((user, password))
