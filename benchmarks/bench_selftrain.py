@@ -69,13 +69,12 @@ def simulate(x: np.ndarray, y: np.ndarray, text: np.ndarray, scale: float, confi
         if fixes:
             k = int(round(share * len(y)))
             wrong = probs.argmax(axis=1) != y
+            mistakes = np.flatnonzero(~human & wrong)
             if fixes == "queue":
                 picks, _ = rank_review_queue(probs, zero_probs, np.where(human, y, -1), human, x, k=k)
             elif fixes == "oracle":
-                mistakes = np.flatnonzero(~human & wrong)
                 picks = rng.choice(mistakes, min(k, len(mistakes)), replace=False)
             elif fixes == "oracle_spread":
-                mistakes = np.flatnonzero(~human & wrong)
                 picks = mistakes[k_center_greedy(x[mistakes], k, covered=x[human])]
             else:
                 picks = rng.choice(np.flatnonzero(~human), k, replace=False)

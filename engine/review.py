@@ -19,7 +19,7 @@ def review_order(store: Store, k: int) -> tuple[np.ndarray, list[str], dict]:
     zero_shot = store.prediction_matrix(0)
     if model_id is None or zero_shot is None:
         raise LabelloopError("nothing to review yet; run `labelloop ingest PROJECT` first")
-    latest = store.prediction_matrix(store.last_finished_round()) or zero_shot
+    latest = store.prediction_matrix(store.shown_round()) or zero_shot  # what the page shows
     image_ids, class_ids, teacher = latest
     embedded_ids, vectors = store.embeddings(model_id)
     # Rank the images that have a teacher prediction, a zero-shot prediction and a vector (all, after ingest).

@@ -27,13 +27,13 @@ from engine.rounds import RoundConfig, run_round
 PAGE_SIZE = 48
 QUEUE_LENGTH = 10 * PAGE_SIZE  # the review-queue sort ranks this many; the rest follow by confidence
 PAGE_ACTOR = "page"
+NONE_OF_THESE = "none of these"
 
 
 def page_actor(username: str | None) -> str:
     """Who a page action is recorded as: "page", or "page:NAME" for a person logged in with --auth. Undo is kept
     per actor, so two people sharing a server never undo each other's labels."""
     return f"{PAGE_ACTOR}:{username}" if username else PAGE_ACTOR
-NONE_OF_THESE = "none of these"
 
 
 @dataclass(frozen=True)
@@ -97,8 +97,9 @@ class Workspace:
         """Loaded on first use (heatmaps, ingest, class changes); labeling and head rounds never need it. A
         finetune round switches the project to its adapted model, so the loaded one is checked against it."""
         with self._model_lock:
-            if self._model is None or self._model.spec.canonical != self.project.model_spec.canonical:
-                self._model = load_model(self.project.model_spec)
+            spec = self.project.model_spec
+            if self._model is None or self._model.spec.canonical != spec.canonical:
+                self._model = load_model(spec)
             return self._model
 
     def class_names(self) -> list[str]:
@@ -113,7 +114,6 @@ class Workspace:
     def _names(self) -> dict[int, str]:
         return {c["id"]: c["name"] for c in self.store.classes()}
 
-
     # ---- header ------------------------------------------------------------------------------------------------
 
     def header(self) -> dict:
@@ -125,10 +125,10 @@ class Workspace:
 
     # ---- gallery -----------------------------------------------------------------------------------------------
 
-    def _review_ids(self) -> list[int]:
-        """The review queue's order, ranked again when a round ends or zero-shot reran: it costs seconds on a
-        large project, and between rounds a labeled image should stay where the person saw it."""
-        key = (self.store.shown_round(), self.store.zero_shot_count())
+    def _review_ids(self, shown_round: int) -> list[int]:
+        """The review queue's order, ranked again when the shown round changes or zero-shot reran: it costs
+        seconds on a large project, and between rounds a labeled image should stay where the person saw it."""
+        key = (shown_round, self.store.zero_shot_count())
         with self._queue_lock:
             if key == self._queue_key:
                 return self._queue_ids
@@ -144,11 +144,12 @@ class Workspace:
         class_id = self._class_id(query.class_name) if query.class_name else None
         if not 0.0 <= query.min_confidence <= query.max_confidence <= 1.0:
             raise LabelloopError("the confidence range must satisfy 0 <= min <= max <= 1")
+        shown_round = self.store.shown_round()
         rows = self.store.gallery_page(
-            round_id=self.store.shown_round(), class_id=class_id, min_confidence=query.min_confidence,
+            round_id=shown_round, class_id=class_id, min_confidence=query.min_confidence,
             max_confidence=query.max_confidence, status=query.status, disagree=query.disagree,
             mistakes=query.mistakes, sort=query.sort,
-            queue_ids=self._review_ids() if query.sort == "queue" else (),
+            queue_ids=self._review_ids(shown_round) if query.sort == "queue" else (),
             offset=query.page * query.page_size, limit=query.page_size)
         if not rows and query.page > 0:  # past the end (a filter shrank the set): show the last page instead
             total = self.gallery(replace(query, page=0, page_size=1)).total
@@ -285,7 +286,7 @@ class Workspace:
 
                 results.append(run_round(self.project, config, progress=progress))
             context.progress(1.0, "ranking the review queue")
-            self._review_ids()  # here, not in the first gallery request after the round (seconds on 100k images)
+            self._review_ids(self.store.shown_round())  # here, not in the first gallery request (seconds at 100k)
             return {"rounds": results}
 
         return self.runner.submit("round", {"rounds": count, **asdict(config)}, work)
