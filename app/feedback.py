@@ -1,12 +1,37 @@
-"""How the page tells a person that an action was refused."""
+"""How the page tells a person that an action was refused: one message, and nothing on the page changes or
+locks up (raising gr.Error would mark every output of the event as failed until a reload)."""
 
 from __future__ import annotations
+
+import functools
+import logging
 
 import gradio as gr
 
 from engine.errors import LabelloopError
 
+log = logging.getLogger("labelloop.page")
 
-def fail(error: LabelloopError):
-    """A refused action becomes one readable line in the page; nothing else changes."""
-    raise gr.Error(str(error), duration=8)
+
+def refusable(handler, outputs: int):
+    """`handler` with a LabelloopError turned into a warning toast and one log line; its `outputs` stay as
+    they were. functools.wraps keeps the signature Gradio reads for gr.Request and gr.SelectData."""
+
+    @functools.wraps(handler)
+    def run(*args, **kwargs):
+        try:
+            return handler(*args, **kwargs)
+        except LabelloopError as error:
+            log.warning("refused: %s", error)
+            gr.Warning(str(error), duration=8)
+            return gr.skip() if outputs == 1 else tuple(gr.skip() for _ in range(outputs))
+
+    return run
+
+
+def on(trigger, handler, inputs, outputs, *, api_name: str | None = None, **options):
+    """Bind `handler` to an event (`button.click`, `dropdown.change`, ...) with refusals shown as messages.
+    Every event gets a stable api_name: the handler's name unless given."""
+    outputs = list(outputs)
+    return trigger(refusable(handler, len(outputs)), inputs, outputs, api_name=api_name or handler.__name__,
+                   **options)

@@ -1,79 +1,95 @@
 """The Label tab: the gallery with its filters and pages, the detail view, and every way to correct a label
-(class buttons, keys, bulk accept, multi-select, undo)."""
+(class buttons, keys, bulk accept, multi-select, undo).
+
+The selection is an image id, never a position: a key acts on exactly the image the detail panel shows, whatever
+the gallery shows meanwhile (a filter, the sort or another person may have changed it).
+"""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import gradio as gr
 
-from app.feedback import fail
+from app.feedback import on
 from app.header import header_markdown
 from engine.errors import LabelloopError
-from engine.workspace import NONE_OF_THESE, GalleryQuery, Workspace, page_actor
+from engine.gallery_view import NONE_OF_THESE, GalleryPage, GalleryQuery
+from engine.labeling import page_actor
+from engine.workspace import Workspace
 from storage.gallery import GALLERY_SORTS, GALLERY_STATUSES
 
 ALL_CLASSES = "(all classes)"
 SORT_LABELS = {"queue": "review queue", "confidence_up": "confidence ↑", "confidence_down": "confidence ↓",
                "name": "file name"}
-HOTKEYS = ("1-9 assign a class · A accept the prediction · N none of these · ←/→ previous/next · U undo")
+HOTKEYS = ("**1-9** class · **A** accept · **N** none of these · **←/→** previous/next · **[ / ]** page · "
+           "**U** undo")
+LEGEND = ("<span class='legend'><i style='background:#dc2626'></i>under 50 % <i style='background:#d97706'></i>"
+          "50-80 % <i style='background:#16a34a'></i>over 80 % <i style='background:#2563eb'></i>yours</span>")
 
 
+@dataclass
 class LabelTab:
-    """The components and handlers of the Label tab that other tabs and the timer need."""
+    """What the page and the other tabs need of the Label tab."""
 
-    def __init__(self, workspace: Workspace):
-        self.workspace = workspace
+    query_state: gr.State
+    selected: gr.State
+    class_names: gr.State
+    refresh: object  # (query, selected) -> refresh_outputs
+    refresh_outputs: list
+    class_controls: list  # the class filter, heatmap and "assign selected to" dropdowns, the class buttons' state
+    class_controls_shown: object  # (names, filter, heatmap, assign-to values) -> class_controls
+    load: tuple
 
 
 def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
-    tab = LabelTab(workspace)
-    classes = workspace.class_names()
+    view, labeling = workspace.view, workspace.labeling
     query_state = gr.State(GalleryQuery())  # per browser session: filters, order and page
-    tab.query_state = query_state
-    page_ids = gr.State([])
-    selected = gr.State(None)
-    with gr.Row():
-        class_filter = gr.Dropdown([ALL_CLASSES, *classes], value=ALL_CLASSES, label="shows class", scale=2)
-        status_filter = gr.Dropdown(list(GALLERY_STATUSES), value="all", label="status", scale=1)
-        min_conf = gr.Slider(0, 1, value=0, step=0.05, label="confidence ≥", scale=2)
-        max_conf = gr.Slider(0, 1, value=1, step=0.05, label="confidence ≤", scale=2)
-        sort = gr.Dropdown([(SORT_LABELS[s], s) for s in GALLERY_SORTS], value="queue", label="sort", scale=1)
-    with gr.Row():
-        disagree = gr.Checkbox(label="zero-shot and teacher disagree")
-        mistakes = gr.Checkbox(label="possible label mistake")
-        prev_page = gr.Button("◀ page", size="sm", elem_id="prev-page")
+    page_items = gr.State([])  # [[image id, relpath], ...] of the tiles shown, in order
+    selected = gr.State(None)  # the image id the detail panel shows
+    class_names = gr.State([])  # filled on load, and again whenever the classes change
+    with gr.Row(elem_id="filters"):
+        class_filter = gr.Dropdown([ALL_CLASSES], value=ALL_CLASSES, label="shows class", scale=2, min_width=120)
+        status_filter = gr.Dropdown(list(GALLERY_STATUSES), value="all", label="status", scale=1, min_width=100)
+        min_conf = gr.Slider(0, 1, value=0, step=0.05, label="confidence ≥", scale=2, min_width=120)
+        max_conf = gr.Slider(0, 1, value=1, step=0.05, label="confidence ≤", scale=2, min_width=120)
+        sort = gr.Dropdown([(SORT_LABELS[s], s) for s in GALLERY_SORTS], value="queue", label="sort", scale=1,
+                           min_width=110)
+    with gr.Row(elem_id="gallery-bar"):
+        disagree = gr.Checkbox(label="zero-shot and teacher disagree", min_width=100)
+        mistakes = gr.Checkbox(label="possible label mistake", min_width=100)
+        prev_page = gr.Button("◀ page [", size="sm", elem_id="prev-page", min_width=60)
         page_text = gr.Markdown(elem_id="page-text")
-        next_page = gr.Button("page ▶", size="sm", elem_id="next-page")
-    with gr.Row():
-        with gr.Column(scale=3):
-            gallery = gr.Gallery(columns=8, height=620, allow_preview=False, object_fit="contain",
-                                 show_label=False, elem_id="gallery", buttons=[])
+        next_page = gr.Button("] page ▶", size="sm", elem_id="next-page", min_width=60)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3, min_width=360):
+            gallery = gr.Gallery(columns=6, height=560, allow_preview=False, object_fit="contain", show_label=False,
+                                 elem_id="gallery", buttons=[], fit_columns=False)
+            gr.HTML(LEGEND)
             with gr.Row():
                 accept_threshold = gr.Slider(0.5, 1, value=0.9, step=0.01, label="accept at or above", scale=3)
                 accept_page = gr.Button("Accept page ≥ threshold", scale=2, elem_id="accept-page")
             with gr.Accordion("select several on this page", open=False):
                 picked = gr.CheckboxGroup([], show_label=False, elem_id="multi-select")
                 with gr.Row():
-                    picked_class = gr.Dropdown([*classes, NONE_OF_THESE], label="assign selected to", scale=2)
+                    picked_class = gr.Dropdown([], value=None, label="assign selected to", scale=2)
                     assign_picked = gr.Button("Assign selected", scale=1, elem_id="assign-selected")
-        with gr.Column(scale=2):
-            detail_image = gr.Image(type="filepath", label="selected image", height=360, interactive=False,
-                                    elem_id="detail-image", buttons=[])
+        with gr.Column(scale=2, min_width=340, elem_id="detail-column"):
+            detail_image = gr.Image(type="filepath", show_label=False, height=250, interactive=False,
+                                    elem_id="detail-image", buttons=["fullscreen"])
+            class_row = gr.Column(elem_id="class-buttons")
             with gr.Row():
-                show_heatmap = gr.Checkbox(label="Grad-CAM heatmap", elem_id="heatmap-toggle")
-                heatmap_class = gr.Dropdown(classes, label="for class (default: predicted)", value=None)
-            detail_text = gr.Markdown(elem_id="detail-text")
-            top5 = gr.Label(num_top_classes=5, label="top-5 (teacher)", elem_id="top5")
-            with gr.Accordion("label history", open=False):
-                history = gr.Dataframe(headers=["when", "who", "from", "to"], interactive=False, elem_id="history")
-            class_buttons = gr.State(classes)
-            class_row = gr.Column()
-            with gr.Row():
-                accept_button = gr.Button("Accept [A]", variant="primary", elem_id="accept")
-                undo_button = gr.Button("Undo [U]", elem_id="undo")
+                accept_button = gr.Button("Accept [A]", variant="primary", elem_id="accept", size="sm")
+                undo_button = gr.Button("Undo [U]", elem_id="undo", size="sm")
             last_action = gr.Markdown(elem_id="last-action")
             gr.Markdown(HOTKEYS, elem_classes="hotkeys")
+            detail_text = gr.Markdown(elem_id="detail-text")
+            top5 = gr.Label(num_top_classes=5, show_label=False, elem_id="top5")
+            with gr.Row():
+                show_heatmap = gr.Checkbox(label="Grad-CAM heatmap", elem_id="heatmap-toggle")
+                heatmap_class = gr.Dropdown([], value=None, label="for class (default: predicted)")
+            with gr.Accordion("label history", open=False):
+                history = gr.Dataframe(headers=["when", "who", "from", "to"], interactive=False, elem_id="history")
     # keyboard targets: hidden buttons, clicked by KEYBOARD_JS
     with gr.Row(elem_id="keyboard-targets"):
         digit_keys = [gr.Button(str(n), elem_id=f"key-{n}") for n in range(1, 10)]
@@ -83,174 +99,231 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         next_key = gr.Button("next", elem_id="key-next")
         prev_key = gr.Button("prev", elem_id="key-prev")
 
-    # ---- handlers ----------------------------------------------------------------------------------------------
+    # ---- what the page shows -----------------------------------------------------------------------------------
 
-    def fetch(query: GalleryQuery):
-        try:
-            return workspace.gallery(query)
-        except LabelloopError as error:
-            fail(error)
-
-    def render(result):
+    def gallery_outputs(result: GalleryPage, chosen: int | None):
+        """The gallery (its highlight on the selected image when it is on this page), page text, items, picks."""
         ids = [item.image_id for item in result.items]
         tiles = [(str(item.tile), item.relpath) for item in result.items]
-        text = f"page {result.page + 1} of {result.pages} · {result.total} images"
+        text = f"page {result.page + 1} of {result.pages} · {result.total:,} images"
         choices = [(item.relpath, item.image_id) for item in result.items]
-        return tiles, text, ids, gr.CheckboxGroup(choices=choices, value=[])
+        highlight = ids.index(chosen) if chosen in ids else None
+        return (gr.Gallery(value=tiles, selected_index=highlight), text,
+                [[item.image_id, item.relpath] for item in result.items], gr.CheckboxGroup(choices=choices, value=[]))
 
-    def refresh(query: GalleryQuery):
-        return render(fetch(query))
-
-    tab.refresh = refresh
-    tab.refresh_outputs = [gallery, page_text, page_ids, picked]
-
-    def filtered(query, class_name, status, low, high, order, only_disagree, only_mistakes):
-        query = replace(query, class_name=None if class_name in (None, ALL_CLASSES) else class_name,
-                        status=status, min_confidence=min(low, high), max_confidence=max(low, high), sort=order,
-                        disagree=only_disagree, mistakes=only_mistakes, page=0)
-        return (query, *refresh(query))
-
-    def turn_page(query, step):
-        result = fetch(replace(query, page=max(0, query.page + step)))  # past the last page gives the last
-        return (replace(query, page=result.page), *render(result), None)
-
-    def show(ids: list[int], index: int | None, heatmap: bool = False, heatmap_for: str | None = None):
-        if index is None or not ids:
+    def detail_outputs(image_id: int | None, heatmap: bool, heatmap_for: str | None):
+        """The detail panel for `image_id`: image (or its heatmap), the title lines, top-5 and history."""
+        if image_id is None:
             return None, "Click an image, or press → to start.", None, []
-        try:
-            detail = workspace.detail(ids[index])
+        detail = view.detail(image_id)
+        if detail["status"] != "ok":
+            image = str(detail["placeholder"])
+        elif heatmap:
+            image = str(view.heatmap(image_id, heatmap_for or detail["predicted"]))
+        else:
             image = str(detail["path"])
-            if heatmap and detail["status"] == "ok":
-                image = str(workspace.heatmap(ids[index], heatmap_for or detail["predicted"]))
-        except LabelloopError as error:
-            fail(error)
         teacher, zero_shot = detail["teacher"], detail["zero_shot"]
+        whose = f"round {detail['shown_round']}" if detail["shown_round"] else "zero-shot"
         lines = [f"**{detail['relpath']}** ({detail['size'][0]}×{detail['size'][1]})"
                  if detail["status"] == "ok" else f"**{detail['relpath']}**: {detail['error']}",
-                 f"label: **{detail['label'] or 'none yet'}**"]
+                 f"label: **{detail['label'] or 'none yet'}** · predictions of **{whose}**"]
         if zero_shot:
             best_zero = next(iter(zero_shot))
             lines.append(f"zero-shot: {best_zero} {zero_shot[best_zero]:.0%}")
         if teacher:
             best = next(iter(teacher))
             agreement = "agrees" if zero_shot and best == next(iter(zero_shot)) else "disagrees"
-            lines.append(f"teacher (round {detail['teacher_round']}): {best} {teacher[best]:.0%} — {agreement}")
+            lines.append(f"teacher (round {detail['shown_round']}): {best} {teacher[best]:.0%} — {agreement}")
+        if detail["queue"]:
+            lines.append(f"review queue #{detail['queue']['rank']}: {detail['queue']['reason']}")
         rows = [[h["when"], h["who"], h["from"], h["to"]] for h in detail["history"]]
         return image, "  \n".join(lines), teacher or zero_shot, rows
 
-    def select(ids, heatmap, heatmap_for, event: gr.SelectData):
-        return (event.index, *show(ids, event.index, heatmap, heatmap_for))
+    def refresh(query: GalleryQuery, chosen: int | None):
+        return gallery_outputs(view.gallery(query), chosen)
 
-    def step(ids, index, heatmap, heatmap_for, delta):
+    # ---- handlers ----------------------------------------------------------------------------------------------
+
+    def apply_filters(query, chosen, class_name, status, low, high, order, only_disagree, only_mistakes):
+        query = replace(query, class_name=None if class_name in (None, ALL_CLASSES) else class_name,
+                        status=status, min_confidence=min(low, high), max_confidence=max(low, high), sort=order,
+                        disagree=only_disagree, mistakes=only_mistakes, page=0)
+        return (query, *refresh(query, chosen))
+
+    def turned(query, chosen, step):
+        result = view.gallery(replace(query, page=max(0, query.page + step)))  # past the last page: the last
+        return replace(query, page=result.page), result
+
+    def next_page_shown(query, chosen):
+        query, result = turned(query, chosen, +1)
+        return (query, *gallery_outputs(result, chosen))
+
+    def previous_page_shown(query, chosen):
+        query, result = turned(query, chosen, -1)
+        return (query, *gallery_outputs(result, chosen))
+
+    def select_tile(items, heatmap, heatmap_for, event: gr.SelectData):
+        """The clicked tile's image, found by its caption (its path), so a click on a tile that a newer gallery
+        has since replaced still selects the image that was clicked."""
+        caption = (event.value or {}).get("caption") if isinstance(event.value, dict) else None
+        image_id = next((i for i, relpath in items if relpath == caption), None)
+        if image_id is None and event.index is not None and event.index < len(items):
+            image_id = items[event.index][0]
+        return (image_id, *detail_outputs(image_id, heatmap, heatmap_for))
+
+    def moved(query, items, chosen, heatmap, heatmap_for, step):
+        """The image `step` tiles from the selected one; past either end of the page, the next or previous page."""
+        ids = [image_id for image_id, _ in items]
         if not ids:
-            return (None, *show(ids, None))
-        index = 0 if index is None else min(max(0, index + delta), len(ids) - 1)
-        return (index, *show(ids, index, heatmap, heatmap_for))
+            return (query, gr.skip(), gr.skip(), gr.skip(), gr.skip(), chosen,
+                    *detail_outputs(chosen, heatmap, heatmap_for))
+        position = ids.index(chosen) + step if chosen in ids else (0 if step > 0 else len(ids) - 1)
+        if 0 <= position < len(ids):
+            chosen = ids[position]
+            return (query, gr.Gallery(selected_index=position), gr.skip(), gr.skip(), gr.skip(), chosen,
+                    *detail_outputs(chosen, heatmap, heatmap_for))
+        new_query, result = turned(query, chosen, step)
+        if new_query.page == query.page:  # the first or last page: stay on its first or last image
+            return (query, gr.skip(), gr.skip(), gr.skip(), gr.skip(), chosen,
+                    *detail_outputs(chosen, heatmap, heatmap_for))
+        chosen = result.items[0 if step > 0 else -1].image_id
+        return (new_query, *gallery_outputs(result, chosen), chosen, *detail_outputs(chosen, heatmap, heatmap_for))
 
-    def after_change(query, ids, index, message):
-        """Refresh the page after a label change and move on to the next image."""
-        tiles, text, new_ids, choices = refresh(query)
-        if index is not None and new_ids:
-            index = min(index + 1, len(new_ids) - 1) if new_ids == ids else min(index, len(new_ids) - 1)
-        shown = show(new_ids, index)
-        return (tiles, text, new_ids, choices, index, *shown, message, header_markdown(workspace.header()))
+    def select_next(query, items, chosen, heatmap, heatmap_for):
+        return moved(query, items, chosen, heatmap, heatmap_for, +1)
 
-    def assign(query, ids, index, class_name, request: gr.Request):
-        if index is None or not ids:
-            raise gr.Error("select an image first (click it, or press →)")
-        try:
-            workspace.label([ids[index]], class_name, actor=page_actor(request.username))
-        except LabelloopError as error:
-            fail(error)
-        relpath = workspace.detail(ids[index])["relpath"]
-        return after_change(query, ids, index, f"{relpath} → **{class_name}** · U undoes")
+    def select_previous(query, items, chosen, heatmap, heatmap_for):
+        return moved(query, items, chosen, heatmap, heatmap_for, -1)
 
-    def assign_to(class_name):
-        """A click handler that labels the selected image `class_name` (gradio passes the request to handlers
-        that name it, which is why these are functions and not partials)."""
-        def handler(query, ids, index, request: gr.Request):
-            return assign(query, ids, index, class_name, request)
-        return handler
+    def show_detail(chosen, heatmap, heatmap_for):
+        return detail_outputs(chosen, heatmap, heatmap_for)
 
-    def assign_digit(digit):
-        def handler(query, ids, index, request: gr.Request):
-            names = workspace.class_names()
+    def after_change(query, items, chosen, change, heatmap, heatmap_for, *, move_on: bool):
+        """The page after a label change: the gallery again, and the next image selected (the one after the
+        changed image among those still shown) when `move_on`."""
+        result = view.gallery(query)
+        new_ids = [item.image_id for item in result.items]
+        if move_on and chosen is not None:
+            old_ids = [image_id for image_id, _ in items]
+            later = old_ids[old_ids.index(chosen) + 1:] if chosen in old_ids else []
+            chosen = next((i for i in later if i in new_ids), chosen)
+        return (query, *gallery_outputs(result, chosen), chosen, *detail_outputs(chosen, heatmap, heatmap_for),
+                change.message + (" · U undoes" if change.changed else ""), header_markdown(view.header()))
+
+    def require_selection(chosen):
+        if chosen is None:
+            raise LabelloopError("select an image first (click it, or press →)")
+
+    def label_selected(query, items, chosen, heatmap, heatmap_for, class_name, request: gr.Request):
+        require_selection(chosen)
+        change = labeling.label([chosen], class_name, actor=page_actor(request.username))
+        return after_change(query, items, chosen, change, heatmap, heatmap_for, move_on=True)
+
+    def label_with_key(digit):
+        def label_with_digit(query, items, chosen, heatmap, heatmap_for, request: gr.Request):
+            names = view.class_names()
             if digit > len(names):
-                raise gr.Error(f"there is no class {digit}; classes: {', '.join(names)}")
-            return assign(query, ids, index, names[digit - 1], request)
-        return handler
+                raise LabelloopError(f"there is no class {digit}; classes: {', '.join(names)}")
+            return label_selected(query, items, chosen, heatmap, heatmap_for, names[digit - 1], request)
+        label_with_digit.__name__ = f"label_with_key_{digit}"
+        return label_with_digit
 
-    def accept(query, ids, index, request: gr.Request):
-        if index is None or not ids:
-            raise gr.Error("select an image first (click it, or press →)")
-        changed = workspace.accept([ids[index]], actor=page_actor(request.username))
-        message = "accepted the prediction · U undoes" if changed else "already labeled by a person; kept"
-        return after_change(query, ids, index, message)
+    def label_as(name):
+        def label_as_class(query, items, chosen, heatmap, heatmap_for, request: gr.Request):
+            return label_selected(query, items, chosen, heatmap, heatmap_for, name, request)
+        return label_as_class
 
-    def bulk_accept(query, ids, threshold, request: gr.Request):
-        changed = workspace.accept(ids, min_confidence=threshold, actor=page_actor(request.username))
-        return after_change(query, ids, None, f"accepted {changed} predictions at or above {threshold:.0%} · "
-                                              "U undoes them all")
+    def label_none(query, items, chosen, heatmap, heatmap_for, request: gr.Request):
+        return label_selected(query, items, chosen, heatmap, heatmap_for, NONE_OF_THESE, request)
 
-    def assign_selected(query, ids, chosen, class_name, request: gr.Request):
-        if not chosen or not class_name:
-            raise gr.Error("tick images under 'select on this page' and choose a class")
-        try:
-            changed = workspace.label(list(chosen), class_name, actor=page_actor(request.username))
-        except LabelloopError as error:
-            fail(error)
-        return after_change(query, ids, None, f"{changed} images → **{class_name}** · U undoes")
+    def accept_selected(query, items, chosen, heatmap, heatmap_for, request: gr.Request):
+        require_selection(chosen)
+        change = labeling.accept([chosen], actor=page_actor(request.username))
+        return after_change(query, items, chosen, change, heatmap, heatmap_for, move_on=True)
 
-    def undo(query, ids, index, request: gr.Request):
-        restored = workspace.undo(actor=page_actor(request.username))
-        message = f"undid the last change ({restored} images restored)" if restored else "nothing to undo"
-        return after_change(query, ids, index - 1 if index else index, message)
+    def accept_page_above(query, items, chosen, heatmap, heatmap_for, threshold, request: gr.Request):
+        change = labeling.accept([image_id for image_id, _ in items], min_confidence=threshold,
+                                 actor=page_actor(request.username))
+        change.message += f" at or above {threshold:.0%}"
+        return after_change(query, items, chosen, change, heatmap, heatmap_for, move_on=False)
+
+    def assign_ticked(query, items, chosen, heatmap, heatmap_for, ticked, class_name, request: gr.Request):
+        if not ticked or not class_name:
+            raise LabelloopError("tick images under 'select several on this page' and choose a class")
+        change = labeling.label(list(ticked), class_name, actor=page_actor(request.username))
+        return after_change(query, items, chosen, change, heatmap, heatmap_for, move_on=False)
+
+    def undo_last(query, items, chosen, heatmap, heatmap_for, request: gr.Request):
+        change = labeling.undo(actor=page_actor(request.username))
+        if len(change.image_ids) == 1:
+            chosen = change.image_ids[0]  # show the image that got its label back
+        return after_change(query, items, chosen, change, heatmap, heatmap_for, move_on=False)
+
+    def class_controls_shown(names, filter_value, heatmap_value, picked_value):
+        """Every control that lists classes, from the project's classes now; a chosen class that is gone is
+        unchosen (a renamed class is not silently swapped for another)."""
+        return (gr.Dropdown(choices=[ALL_CLASSES, *names],
+                            value=filter_value if filter_value in names else ALL_CLASSES),
+                gr.Dropdown(choices=names, value=heatmap_value if heatmap_value in names else None),
+                gr.Dropdown(choices=[*names, NONE_OF_THESE],
+                            value=picked_value if picked_value in [*names, NONE_OF_THESE] else None),
+                names)
+
+    def page_loaded(query, chosen, filter_value, heatmap_value, picked_value):
+        names = view.class_names()
+        if query.class_name and query.class_name not in names:
+            query = replace(query, class_name=None, page=0)
+        return (query, *refresh(query, chosen),
+                *class_controls_shown(names, filter_value, heatmap_value, picked_value))
 
     # ---- events --------------------------------------------------------------------------------------------------
 
+    refresh_outputs = [gallery, page_text, page_items, picked]
+    detail_parts = [detail_image, detail_text, top5, history]
+    heatmap_inputs = [show_heatmap, heatmap_class]
+    # Label-tab events run one at a time and in order, so a key pressed after a click acts after the click.
+    ordered = {"show_progress": "hidden", "concurrency_id": "label-tab", "concurrency_limit": 1}
     filters = [class_filter, status_filter, min_conf, max_conf, sort, disagree, mistakes]
-    for control in filters:
-        control.change(filtered, [query_state, *filters], [query_state, *tab.refresh_outputs],
-                       show_progress="hidden")
-    detail_outputs = [detail_image, detail_text, top5, history]
-    prev_page.click(lambda q: turn_page(q, -1), [query_state], [query_state, *tab.refresh_outputs, selected])
-    next_page.click(lambda q: turn_page(q, +1), [query_state], [query_state, *tab.refresh_outputs, selected])
-    gallery.select(select, [page_ids, show_heatmap, heatmap_class], [selected, *detail_outputs],
-                   show_progress="hidden")
-    for control in (show_heatmap, heatmap_class):
-        control.change(show, [page_ids, selected, show_heatmap, heatmap_class], detail_outputs)
-    next_key.click(lambda ids, i, h, c: step(ids, i, h, c, +1), [page_ids, selected, show_heatmap, heatmap_class],
-                   [selected, *detail_outputs], show_progress="hidden")
-    prev_key.click(lambda ids, i, h, c: step(ids, i, h, c, -1), [page_ids, selected, show_heatmap, heatmap_class],
-                   [selected, *detail_outputs], show_progress="hidden")
+    for control in filters:  # a person's change only: the page setting a dropdown's choices is no filter change
+        on(control.release if control in (min_conf, max_conf) else control.input, apply_filters, [query_state, selected, *filters], [query_state, *refresh_outputs], **ordered)
+    on(prev_page.click, previous_page_shown, [query_state, selected], [query_state, *refresh_outputs], **ordered)
+    on(next_page.click, next_page_shown, [query_state, selected], [query_state, *refresh_outputs], **ordered)
+    on(gallery.select, select_tile, [page_items, *heatmap_inputs], [selected, *detail_parts], **ordered)
+    for control in heatmap_inputs:
+        on(control.input, show_detail, [selected, *heatmap_inputs], detail_parts, **ordered)
+    moved_outputs = [query_state, *refresh_outputs, selected, *detail_parts]
+    on(next_key.click, select_next, [query_state, page_items, selected, *heatmap_inputs], moved_outputs, **ordered)
+    on(prev_key.click, select_previous, [query_state, page_items, selected, *heatmap_inputs], moved_outputs,
+       **ordered)
 
-    corrected_outputs = [gallery, page_text, page_ids, picked, selected, *detail_outputs, last_action, header]
+    changed_outputs = [query_state, *refresh_outputs, selected, *detail_parts, last_action, header]
+    current = [query_state, page_items, selected, *heatmap_inputs]
     for digit, button in enumerate(digit_keys, start=1):
-        button.click(assign_digit(digit), [query_state, page_ids, selected], corrected_outputs,
-                     show_progress="hidden")
-    none_key.click(assign_to(NONE_OF_THESE), [query_state, page_ids, selected], corrected_outputs,
-                   show_progress="hidden")
+        on(button.click, label_with_key(digit), current, changed_outputs, **ordered)
+    on(none_key.click, label_none, current, changed_outputs, **ordered)
     for button in (accept_key, accept_button):
-        button.click(accept, [query_state, page_ids, selected], corrected_outputs, show_progress="hidden")
+        on(button.click, accept_selected, current, changed_outputs, **ordered)
     for button in (undo_key, undo_button):
-        button.click(undo, [query_state, page_ids, selected], corrected_outputs, show_progress="hidden")
-    accept_page.click(bulk_accept, [query_state, page_ids, accept_threshold], corrected_outputs)
-    assign_picked.click(assign_selected, [query_state, page_ids, picked, picked_class], corrected_outputs)
+        on(button.click, undo_last, current, changed_outputs, **ordered)
+    on(accept_page.click, accept_page_above, [*current, accept_threshold], changed_outputs, **ordered)
+    on(assign_picked.click, assign_ticked, [*current, picked, picked_class], changed_outputs, **ordered)
 
-    tab.class_controls = (class_filter, heatmap_class, picked_class, class_buttons)
     with class_row:
-        @gr.render(inputs=class_buttons)
+        @gr.render(inputs=class_names)
         def render_class_buttons(names):
-            with gr.Row():
+            with gr.Row(elem_classes="class-row"):
                 for index, name in enumerate(names):
                     hint = f" [{index + 1}]" if index < 9 else ""
-                    gr.Button(f"{name}{hint}", size="sm", elem_classes="class-button").click(
-                        assign_to(name), [query_state, page_ids, selected], corrected_outputs,
-                        show_progress="hidden")
-                gr.Button(f"{NONE_OF_THESE} [N]", size="sm", elem_classes="class-button").click(
-                    assign_to(NONE_OF_THESE), [query_state, page_ids, selected], corrected_outputs,
-                    show_progress="hidden")
+                    button = gr.Button(f"{name}{hint}", size="sm", elem_classes="class-button", min_width=60)
+                    on(button.click, label_as(name), current, changed_outputs, api_name=f"label_as_{index + 1}",
+                       **ordered)
+                none_button = gr.Button(f"{NONE_OF_THESE} [N]", size="sm", elem_classes="class-button",
+                                        min_width=60)
+                on(none_button.click, label_none, current, changed_outputs, **ordered)
 
-    page_load = (query_state, *tab.refresh_outputs)
-    tab.load = (lambda query: (query, *refresh(query)), [query_state], list(page_load))
-    return tab
+    class_controls = [class_filter, heatmap_class, picked_class, class_names]
+    load = (page_loaded, [query_state, selected, class_filter, heatmap_class, picked_class],
+            [query_state, *refresh_outputs, *class_controls])
+    return LabelTab(query_state=query_state, selected=selected, class_names=class_names, refresh=refresh,
+                    refresh_outputs=refresh_outputs, class_controls=class_controls,
+                    class_controls_shown=class_controls_shown, load=load)

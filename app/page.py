@@ -1,6 +1,6 @@
 """The labeling page: a header with the running job, and five tabs, each built by its own module (app/label_tab.py,
 app/rounds_tab.py, app/project_tabs.py). Handlers call the `Workspace` (engine/workspace.py); the page holds no
-SQL and no torch. A timer polls the background job so the page never waits on one.
+SQL and no torch. A timer polls the background job and the classes, so every open tab shows the truth.
 """
 
 from __future__ import annotations
@@ -15,21 +15,26 @@ from engine.workspace import Workspace
 
 FIRST_TICK = "first tick"
 
-# Keys click hidden buttons, so a keypress runs exactly the handler a click would; typing in a field is left alone.
+# Keys click hidden buttons, so a keypress runs exactly the handler a click would. Typing in a text field is left
+# alone; on a slider the arrows move the slider and every other key still labels.
 KEYBOARD_JS = """
 () => {
   if (window.labelloopKeys) return;
   window.labelloopKeys = true;
-  const named = {a: 'key-accept', n: 'key-none', u: 'key-undo', ArrowRight: 'key-next', ArrowLeft: 'key-prev'};
+  const named = {a: 'key-accept', n: 'key-none', u: 'key-undo', ArrowRight: 'key-next', ArrowLeft: 'key-prev',
+                 '[': 'prev-page', ']': 'next-page', PageUp: 'prev-page', PageDown: 'next-page'};
   document.addEventListener('keydown', (event) => {
     const target = event.target;
     if (event.ctrlKey || event.metaKey || event.altKey) return;
-    const typing = target && ((target.tagName === 'INPUT' && !['checkbox', 'radio', 'button'].includes(target.type))
-                              || ['TEXTAREA', 'SELECT'].includes(target.tagName) || target.isContentEditable);
+    const tag = target && target.tagName;
+    const typing = target && ((tag === 'INPUT' && !['checkbox', 'radio', 'button', 'range'].includes(target.type))
+                              || ['TEXTAREA', 'SELECT'].includes(tag) || target.isContentEditable);
     if (typing) return;
+    if (tag === 'INPUT' && target.type === 'range' && event.key.startsWith('Arrow')) return;
+    if (!document.getElementById('gallery') || !document.getElementById('gallery').offsetParent) return;
     const id = /^[1-9]$/.test(event.key) ? 'key-' + event.key : named[event.key.length === 1 ? event.key.toLowerCase() : event.key];
     const button = id && document.getElementById(id);
-    if (button) { event.preventDefault(); button.click(); }
+    if (button) { event.preventDefault(); if (target && target.blur) target.blur(); button.click(); }
   });
 }
 """
@@ -37,15 +42,29 @@ KEYBOARD_JS = """
 CSS = """
 #progress-bar { height: 10px; background: #e5e7eb; border-radius: 5px; overflow: hidden; }
 #progress-bar > div { height: 100%; background: #2563eb; transition: width .4s; }
-.hotkeys { color: #6b7280; font-size: 0.85em; }
+.hotkeys { color: #4b5563; font-size: 12px; }
 #keyboard-targets { display: none !important; }
+#header h3 { margin: 0; }
+/* The gallery fits the width it has: as many 120-px columns as fit, no horizontal scroll. The caption (the
+   file name) stays out of the picture; it is the tile's alt text and tooltip. */
+#gallery .grid-container { grid-template-columns: repeat(auto-fill, minmax(120px, 1fr)) !important; }
+#gallery .grid-wrap { overflow-x: hidden !important; }
+#gallery .caption-label { display: none !important; }
+#gallery .thumbnail-item.selected { box-shadow: 0 0 0 4px #111827 !important; }
+#detail-image img { object-fit: contain; width: 100%; height: 100%; image-rendering: auto; }
+.class-row button { flex: 0 1 auto !important; }
+.legend { font-size: 12px; color: #374151; }
+.legend i { display: inline-block; width: 11px; height: 11px; border-radius: 2px; margin: 0 3px 0 10px;
+            vertical-align: -1px; }
 """
 
 
 def build_page(workspace: Workspace) -> gr.Blocks:
+    view = workspace.view
     with gr.Blocks(title=f"labelloop · {workspace.project.root.name}") as page:
-        header = gr.Markdown(header_markdown(workspace.header()), elem_id="header")
-        job_status = gr.HTML(job_html(workspace.header()["job"]), elem_id="job")
+        with gr.Row(equal_height=False):
+            header = gr.Markdown(header_markdown(view.header()), elem_id="header")
+            job_status = gr.HTML(job_html(view.header()["job"]), elem_id="job", padding=False)
         seen_job = gr.State(FIRST_TICK)  # (job id, status) at the last tick
         with gr.Tabs():
             with gr.Tab("Label", id="label"):
@@ -53,27 +72,39 @@ def build_page(workspace: Workspace) -> gr.Blocks:
             with gr.Tab("Rounds", id="rounds"):
                 rounds_tab = build_rounds_tab(workspace)
             with gr.Tab("Classes", id="classes"):
-                build_classes_tab(workspace, label_tab)
+                classes_tab = build_classes_tab(workspace)
             with gr.Tab("Ingest", id="ingest"):
                 build_ingest_tab(workspace)
             with gr.Tab("Export", id="export"):
                 build_export_tab(workspace)
+        class_outputs = [*label_tab.class_controls, *classes_tab.outputs]
 
-        def poll(seen, query):
-            """Header, job bar and job log every tick; the gallery and plots only when a job has just ended."""
-            info = workspace.header()
+        def classes_shown(names, filter_value, heatmap_value, picked_value, chosen):
+            return (*label_tab.class_controls_shown(names, filter_value, heatmap_value, picked_value),
+                    *classes_tab.shown(chosen))
+
+        def poll(seen, shown_names, query, selected, filter_value, heatmap_value, picked_value, chosen):
+            """Header, job bar and job log every tick; the gallery and plots when a job has just ended; every
+            class control when the classes changed (in this tab or another)."""
+            info = view.header()
             job = info["job"]
             state = (job["id"], job["status"]) if job else None
             # the first tick of a page only records the job it found: the page loaded fresh anyway
             ended = seen != FIRST_TICK and state != seen and job["status"] not in ("queued", "running")
             outputs = [header_markdown(info), job_html(job), state, rounds_tab.job_log()]
-            if ended:
-                return outputs + list(label_tab.refresh(query)) + list(rounds_tab.plots())
-            return outputs + [gr.skip()] * (len(label_tab.refresh_outputs) + len(rounds_tab.plot_outputs))
+            outputs += (list(label_tab.refresh(query, selected)) + list(rounds_tab.plots()) if ended
+                        else [gr.skip()] * (len(label_tab.refresh_outputs) + len(rounds_tab.plot_outputs)))
+            names = view.class_names()
+            outputs += (list(classes_shown(names, filter_value, heatmap_value, picked_value, chosen))
+                        if names != shown_names else [gr.skip()] * len(class_outputs))
+            return outputs
 
-        for event in (label_tab.load, rounds_tab.load):
-            page.load(*event, show_progress="hidden")
-        gr.Timer(1.0).tick(poll, [seen_job, label_tab.query_state],
+        page.load(*label_tab.load, show_progress="hidden", api_name="page_loaded")
+        page.load(*rounds_tab.load, show_progress="hidden", api_name="plots_loaded")
+        page.load(classes_tab.table, [], [classes_tab.outputs[0]], show_progress="hidden", api_name="classes_loaded")
+        gr.Timer(1.0).tick(poll, [seen_job, label_tab.class_names, label_tab.query_state, label_tab.selected,
+                                  *label_tab.class_controls[:3], classes_tab.chosen],
                            [header, job_status, seen_job, rounds_tab.log, *label_tab.refresh_outputs,
-                            *rounds_tab.plot_outputs], show_progress="hidden", queue=False)
+                            *rounds_tab.plot_outputs, *class_outputs], show_progress="hidden", queue=False,
+                           api_name="poll")
     return page

@@ -3,58 +3,79 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 
-from app.feedback import fail
-from app.label_tab import ALL_CLASSES, LabelTab
-from engine.errors import LabelloopError
-from engine.workspace import NONE_OF_THESE, Workspace
+from app.feedback import on
+from engine.workspace import Workspace
 
 
-def build_classes_tab(workspace: Workspace, label_tab: LabelTab) -> None:
-    def table():
-        return pd.DataFrame([{"#": i + 1, "class": c["name"], "prompts": " | ".join(c["prompts"] or ["(default)"])}
-                             for i, c in enumerate(workspace.store.classes())])
+@dataclass
+class ClassesTab:
+    """What the page needs of the Classes tab: its class-listing outputs and how to fill them."""
 
-    classes_table = gr.Dataframe(table(), interactive=False, elem_id="classes-table")
-    names = workspace.class_names()
+    outputs: list  # the classes table and the class dropdown
+    chosen: gr.Dropdown
+    table: object  # () -> the classes table
+    shown: object  # (chosen class) -> outputs
+
+
+def build_classes_tab(workspace: Workspace) -> ClassesTab:
+    view, editor = workspace.view, workspace.classes
+
+    def classes_table():
+        return pd.DataFrame([{"key": i + 1 if i < 9 else "", "class": c["name"],
+                              "prompts": " | ".join(c["prompts"] or ["(default)"])}
+                             for i, c in enumerate(view.classes())], columns=["key", "class", "prompts"])
+
+    classes_table_view = gr.Dataframe(classes_table(), interactive=False, elem_id="classes-table")
     with gr.Row():
-        new_classes = gr.Textbox(label="add classes (comma-separated)", scale=3)
-        add = gr.Button("Add", scale=1)
+        new_classes = gr.Textbox(label="add classes (comma-separated)", scale=3, elem_id="new-classes")
+        add = gr.Button("Add", scale=1, elem_id="add-classes")
     with gr.Row():
-        chosen = gr.Dropdown(names, label="class", scale=2)
-        new_name = gr.Textbox(label="new name", scale=2)
-        rename = gr.Button("Rename", scale=1)
-        remove = gr.Button("Remove", variant="stop", scale=1)
+        chosen = gr.Dropdown(view.class_names(), value=None, label="class", scale=2, elem_id="chosen-class")
+        new_name = gr.Textbox(label="new name", scale=2, elem_id="new-name")
+        rename = gr.Button("Rename", scale=1, elem_id="rename-class")
+        remove = gr.Button("Remove", variant="stop", scale=1, elem_id="remove-class")
     prompts = gr.Textbox(label="prompts for this class, one per line ({} = the class name; empty = the defaults)",
                          lines=3)
     save_prompts = gr.Button("Save prompts")
-    message = gr.Markdown()
+    message = gr.Markdown(elem_id="classes-message")
     gr.Markdown("Zero-shot reruns in the background after each change; human labels are kept. The teacher starts "
                 "again from zero-shot at the next round when the set of classes changed.")
-    class_filter, heatmap_class, picked_class, class_buttons = label_tab.class_controls
 
-    def changed(action):
-        try:
-            job_id = action()
-        except LabelloopError as error:
-            fail(error)
-        names = workspace.class_names()
-        return (table(), gr.Dropdown(choices=names, value=None), f"zero-shot is rerunning (job {job_id})",
-                gr.Dropdown(choices=[ALL_CLASSES, *names]), gr.Dropdown(choices=names),
-                gr.Dropdown(choices=[*names, NONE_OF_THESE]), names)
+    def shown(chosen_class):
+        names = view.class_names()
+        return classes_table(), gr.Dropdown(choices=names, value=chosen_class if chosen_class in names else None)
 
-    outputs = [classes_table, chosen, message, class_filter, heatmap_class, picked_class, class_buttons]
-    add.click(lambda text: changed(lambda: workspace.add_classes(text)), [new_classes], outputs)
-    rename.click(lambda old, new: changed(lambda: workspace.rename_class(old, new)), [chosen, new_name], outputs)
-    remove.click(lambda name: changed(lambda: workspace.remove_class(name)), [chosen], outputs)
-    save_prompts.click(lambda name, text: changed(lambda: workspace.set_prompts(name, text)), [chosen, prompts],
-                       outputs)
-    chosen.change(lambda name: "\n".join(next((c["prompts"] or [] for c in workspace.store.classes()
-                                               if c["name"] == name), [])), [chosen], [prompts])
+    def changed(job_id: int, what: str):
+        return (*shown(None), f"{what}; zero-shot is rerunning (job {job_id})")
+
+    def add_classes(text):
+        return changed(editor.add(text), f"added {text.strip()}")
+
+    def rename_class(old, new):
+        return changed(editor.rename(old, new), f"renamed {old} to {new.strip()}")
+
+    def remove_class(name):
+        return changed(editor.remove(name), f"removed {name}")
+
+    def save_class_prompts(name, text):
+        return changed(editor.set_prompts(name, text), f"saved the prompts of {name}")
+
+    def prompts_of(name):
+        return "\n".join(next((c["prompts"] or [] for c in view.classes() if c["name"] == name), []))
+
+    outputs = [classes_table_view, chosen, message]
+    on(add.click, add_classes, [new_classes], outputs)
+    on(rename.click, rename_class, [chosen, new_name], outputs)
+    on(remove.click, remove_class, [chosen], outputs)
+    on(save_prompts.click, save_class_prompts, [chosen, prompts], outputs)
+    on(chosen.input, prompts_of, [chosen], [prompts])
+    return ClassesTab(outputs=[classes_table_view, chosen], chosen=chosen, table=classes_table, shown=shown)
 
 
 def build_ingest_tab(workspace: Workspace) -> None:
@@ -69,19 +90,13 @@ def build_ingest_tab(workspace: Workspace) -> None:
     message = gr.Markdown(elem_id="ingest-message")
 
     def start_scan(path):
-        try:
-            return f"ingest started (job {workspace.start_ingest(path or None)}); progress shows at the top"
-        except LabelloopError as error:
-            fail(error)
+        return f"ingest started (job {workspace.start_ingest(path or None)}); progress shows at the top"
 
     def add_uploads(files):
-        try:
-            return f"ingest started (job {workspace.add_uploads(list(files or []))}); progress shows at the top"
-        except LabelloopError as error:
-            fail(error)
+        return f"ingest started (job {workspace.add_uploads(list(files or []))}); progress shows at the top"
 
-    scan.click(start_scan, [folder], [message])
-    upload.click(add_uploads, [uploads], [message])
+    on(scan.click, start_scan, [folder], [message])
+    on(upload.click, add_uploads, [uploads], [message])
 
 
 def build_export_tab(workspace: Workspace) -> None:
@@ -109,14 +124,11 @@ def build_export_tab(workspace: Workspace) -> None:
         suffix = {"csv": ".csv", "parquet": ".parquet", "jsonl": ".jsonl", "label-studio": ".json"}
         out = exports_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{chosen_format}{suffix.get(chosen_format, '')}"
         folder = chosen_format in FOLDER_FORMATS
-        try:
-            report = workspace.export(fmt=chosen_format, out=out, source=chosen_source,
-                                      min_confidence=threshold or None, include_none=none,
-                                      link=link_mode if folder else "copy",
-                                      split=(split_text or None) if folder else None, seed=int(split_seed or 0))
-        except LabelloopError as error:
-            fail(error)
+        report = workspace.export(fmt=chosen_format, out=out, source=chosen_source,
+                                  min_confidence=threshold or None, include_none=none,
+                                  link=link_mode if folder else "copy",
+                                  split=(split_text or None) if folder else None, seed=int(split_seed or 0))
         path = Path(report.path)
         return (str(path) if chosen_format in FILE_FORMATS else None), f"wrote {report.rows} rows to {path}"
 
-    export.click(run_export, [fmt, source, min_confidence, include_none, link, split, seed], [download, message])
+    on(export.click, run_export, [fmt, source, min_confidence, include_none, link, split, seed], [download, message])

@@ -4,21 +4,52 @@ from __future__ import annotations
 
 import gradio as gr
 import pandas as pd
+import plotly.graph_objects as go
 
-from app.feedback import fail
-from engine.errors import LabelloopError
+from app.feedback import on
 from engine.rounds import MODES, TEACHERS, RoundConfig
 from engine.workspace import Workspace
 
 
+METRICS = (("coverage", "pseudo-label coverage"), ("flip_share", "share of predictions that flipped"),
+           ("human_accuracy", "accuracy on your labels (cross-fitted)"))
+
+
+def metrics_figure(history: list[dict]) -> go.Figure:
+    """One line per metric over rounds: integer rounds on x, shares from 0 to 1 on y, each metric named in words
+    in a legend under the plot."""
+    figure = go.Figure()
+    for key, name in METRICS:
+        points = [(row["round"], row[key]) for row in history if row[key] is not None]
+        figure.add_trace(go.Scatter(x=[int(r) for r, _ in points], y=[float(v) for _, v in points], name=name,
+                                    mode="lines+markers"))
+    figure.update_layout(height=340, margin=dict(l=50, r=20, t=30, b=10), title="metrics per round",
+                         legend=dict(orientation="h", yanchor="top", y=-0.18, x=0),
+                         xaxis=dict(title="round", type="linear", tickmode="linear", dtick=1, tickformat="d"),
+                         yaxis=dict(title="share", type="linear", range=[0, 1.02]))
+    if not history:
+        figure.add_annotation(text="no finished round yet: start one above", showarrow=False, x=0.5, y=0.5,
+                              xref="paper", yref="paper")
+    return figure
+
+
+def histogram_figure(edges, counts) -> go.Figure:
+    figure = go.Figure(go.Bar(x=[float(edge) + 0.025 for edge in edges], y=[int(c) for c in counts], width=0.045,
+                              name="images"))
+    figure.update_layout(height=240, margin=dict(l=50, r=20, t=30, b=40),
+                         title="confidence of the shown predictions",
+                         xaxis=dict(title="confidence", range=[0, 1], tickformat=".0%"), yaxis=dict(title="images"))
+    return figure
+
+
 class RoundsTab:
     def __init__(self, workspace: Workspace):
-        self.workspace = workspace
+        self.view = workspace.view
 
     def job_log(self) -> str:
         """The last background jobs, newest first, one line each."""
         lines = []
-        for job in self.workspace.store.jobs(limit=8):
+        for job in self.view.jobs(limit=8):
             when = str(job["created_at"])[11:19]
             detail = job["error"] if job["status"] == "failed" else job["message"] or ""
             lines.append(f"{when}  job {job['id']:>3} {job['kind']:<9} {job['status']:<11} "
@@ -27,19 +58,12 @@ class RoundsTab:
 
     def plots(self):
         """The metrics per round (plot and table) and the confidence histogram."""
-        history = self.workspace.round_history()
-        long_rows = [{"round": row["round"], "metric": name, "value": row[key]}
-                     for row in history
-                     for key, name in (("coverage", "pseudo-label coverage"), ("flip_share", "share flipped"),
-                                       ("human_accuracy", "accuracy on your labels (cross-fitted)"))
-                     if row[key] is not None]
-        edges, counts = self.workspace.confidence_histogram()
-        histogram = pd.DataFrame({"confidence": [f"{edge:.2f}" for edge in edges], "images": counts})
+        history = self.view.round_history()
         table = pd.DataFrame(history, columns=["round", "coverage", "flip_share", "human_accuracy", "ece",
                                                "seconds"])
         summary = "No finished round yet." if not history else (
             f"{len(history)} finished rounds; the last (round {history[-1]['round']}) took {history[-1]['seconds']} s")
-        return (pd.DataFrame(long_rows, columns=["round", "metric", "value"]), summary, table, histogram)
+        return metrics_figure(history), summary, table, histogram_figure(*self.view.confidence_histogram())
 
 
 def build_rounds_tab(workspace: Workspace) -> RoundsTab:
@@ -61,29 +85,27 @@ def build_rounds_tab(workspace: Workspace) -> RoundsTab:
     tab.log = gr.Textbox(tab.job_log(), label="background jobs", lines=4, max_lines=8, interactive=False,
                          elem_id="job-log")
     running_job = gr.State(None)
-    metrics_plot = gr.LinePlot(x="round", y="value", color="metric", label="metrics per round", height=320,
-                               elem_id="metrics-plot", y_lim=[0, 1])
+    metrics_plot = gr.Plot(show_label=False, elem_id="metrics-plot")
     rounds_summary = gr.Markdown(elem_id="rounds-summary")
     metrics_table = gr.Dataframe(label="finished rounds", interactive=False, elem_id="metrics-table")
-    histogram = gr.BarPlot(x="confidence", y="images", label="confidence of the shown predictions", height=220,
-                           elem_id="confidence-histogram")
+    histogram = gr.Plot(show_label=False, elem_id="confidence-histogram")
     tab.plot_outputs = [metrics_plot, rounds_summary, metrics_table, histogram]
 
     def start_rounds(rounds, chosen_mode, chosen_teacher, weight, share):
         config = RoundConfig(mode=chosen_mode, teacher=chosen_teacher, human_weight=float(weight),
                              share_step=float(share))
-        try:
-            job_id = workspace.start_rounds(int(rounds or 1), config)
-        except LabelloopError as error:
-            fail(error)
+        job_id = workspace.start_rounds(int(rounds or 1), config)
         return job_id, f"started job {job_id}: {int(rounds or 1)} {chosen_mode} round(s)"
 
     def cancel_rounds(job_id):
+        job = workspace.view.header()["job"]
+        if job and job["status"] in ("queued", "running"):
+            job_id = job["id"]  # the job the header shows, whoever started it
         if job_id is None or not workspace.cancel(job_id):
-            return "no round is running"
+            return "no job is running"
         return f"asked job {job_id} to stop; the previous round stays as it was"
 
-    start.click(start_rounds, [count, mode, teacher, human_weight, share_step], [running_job, round_message])
-    cancel.click(cancel_rounds, [running_job], [round_message])
+    on(start.click, start_rounds, [count, mode, teacher, human_weight, share_step], [running_job, round_message])
+    on(cancel.click, cancel_rounds, [running_job], [round_message])
     tab.load = (tab.plots, [], tab.plot_outputs)
     return tab

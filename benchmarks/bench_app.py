@@ -24,7 +24,8 @@ import cv2
 import numpy as np
 
 from engine.imageio import thumbnail_path
-from engine.workspace import GalleryQuery, Workspace
+from engine.gallery_view import GalleryQuery
+from engine.workspace import Workspace
 from tests.synthetic import planted_embeddings, synthetic_project
 from tests.tiny_model import make_tiny_model
 
@@ -75,12 +76,12 @@ def main() -> None:
         setup = time.perf_counter() - started
         workspace = Workspace(project)
         started = time.perf_counter()
-        workspace.gallery(GalleryQuery(sort="queue", page_size=1))
+        workspace.view.gallery(GalleryQuery(sort="queue", page_size=1))
         queue_seconds = time.perf_counter() - started  # ranking the review queue, once per round or label change
 
         def one_page(query: GalleryQuery) -> float:
             started = time.perf_counter()
-            page = workspace.gallery(query)
+            page = workspace.view.gallery(query)
             value = gallery_component.postprocess([(str(item.tile), item.relpath) for item in page.items])
             move_files_to_cache(value, gallery_component, postprocess=True)
             return time.perf_counter() - started
@@ -92,12 +93,12 @@ def main() -> None:
         writes, keypresses = [], []
         for image_id in rng.choice(np.arange(1, args.images + 1), args.writes, replace=False).tolist():
             started = time.perf_counter()
-            workspace.label([image_id], f"class{image_id % 20:02d}")
+            workspace.labeling.label([image_id], f"class{image_id % 20:02d}")
             writes.append(time.perf_counter() - started)
             one_page(queries[0])  # what a keypress does next: the page again, with the new tile
             keypresses.append(time.perf_counter() - started)
         started = time.perf_counter()
-        workspace.header()
+        workspace.view.header()
         header_seconds = time.perf_counter() - started
         workspace.close()
         project.close()

@@ -30,6 +30,7 @@ class JobContext:
     store: Store
     cancel_event: threading.Event = field(default_factory=threading.Event)
     on_progress: Callable[[float, str], None] | None = None
+    run_again: bool = False  # set by JobRunner.submit_or_fold: the inputs changed while the job ran
     _started: float = field(default_factory=time.monotonic)
     _last_write: float = 0.0
 
@@ -85,11 +86,39 @@ class JobRunner:
 
     def submit(self, kind: str, config: dict, work: JobFunction) -> int:
         with self._lock:
-            busy = [job_id for job_id, (active_kind, _) in self._active.items() if active_kind == kind]
+            busy = self._active_of(kind)
             if busy:
-                raise LabelloopError(f"a {kind} job is already queued or running (job {busy[0]}); wait or cancel it")
-            context = JobContext(self.store.create_job(kind, config), self.store)
-            self._active[context.job_id] = (kind, context)
+                raise LabelloopError(f"a {kind} job is already queued or running (job {busy.job_id}); wait or "
+                                     "cancel it")
+            return self._enqueue(kind, config, work)
+
+    def submit_or_fold(self, kind: str, config: dict, work: JobFunction) -> int:
+        """Like `submit`, but when a job of `kind` is already queued or running, that job runs `work` once more
+        after its current pass instead (quick successive class edits each need zero-shot again, and one more pass
+        covers them all). Returns the id of the job that will do it."""
+        with self._lock:
+            busy = self._active_of(kind)
+            if busy:
+                busy.run_again = True
+                return busy.job_id
+
+            def until_settled(context: JobContext) -> dict:
+                while True:
+                    result = work(context)
+                    with self._lock:  # checked and retired together, so no later edit slips between the two
+                        if not context.run_again:
+                            self._active.pop(context.job_id, None)
+                            return result
+                        context.run_again = False
+
+            return self._enqueue(kind, config, until_settled)
+
+    def _active_of(self, kind: str) -> JobContext | None:
+        return next((context for active_kind, context in self._active.values() if active_kind == kind), None)
+
+    def _enqueue(self, kind: str, config: dict, work: JobFunction) -> int:
+        context = JobContext(self.store.create_job(kind, config), self.store)
+        self._active[context.job_id] = (kind, context)
         self._queue.put((kind, config, work, context))
         return context.job_id
 

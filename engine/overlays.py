@@ -17,8 +17,9 @@ import torch
 from engine.imageio import fit_within, read_image
 from engine.models import LoadedModel
 
-TILE_SIDE = 192
-_BORDER = 6
+TILE_SIDE = 144  # about the size the page shows a tile at (columns of at least 120 px), so text stays crisp
+BADGE_SCALE = 0.45  # Hershey glyphs 10 px tall at TILE_SIDE: an 11-px-or-larger font at the page's tile sizes
+_BORDER = 5
 _HUMAN_BGR = (200, 90, 20)  # a person's label: one colour, apart from the red-to-green confidence scale
 _ERROR_BGR = (60, 60, 60)
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -71,16 +72,16 @@ def gallery_tile(thumbs_dir: Path, thumbnail: Path | None, *, text: str, confide
               else tuple(int(v) for v in confidence_colour(confidence if confidence is not None else 0.0)))
     cv2.rectangle(tile, (0, 0), (TILE_SIDE - 1, TILE_SIDE - 1), colour, _BORDER * 2 if human else _BORDER)
     # The badge sits at the top: the page writes the file name over the bottom edge.
-    scale, thickness = 0.5, 1
+    scale, thickness = BADGE_SCALE, 1
     (width, height), baseline = cv2.getTextSize(text, _FONT, scale, thickness)
-    width = min(width, TILE_SIDE - 2 * _BORDER - (40 if human else 8))
+    width = min(width, TILE_SIDE - 2 * _BORDER - (30 if human else 8))
     bottom = _BORDER + height + baseline + 8
     cv2.rectangle(tile, (_BORDER, _BORDER), (_BORDER + width + 8, bottom), colour, -1)
     cv2.putText(tile, text, (_BORDER + 4, bottom - baseline - 4), _FONT, scale, (255, 255, 255), thickness,
                 cv2.LINE_AA)
     if human:  # a filled corner mark: human labels are visible at a glance, whatever their class
-        cv2.circle(tile, (TILE_SIDE - 22, 22), 12, (255, 255, 255), -1)
-        cv2.circle(tile, (TILE_SIDE - 22, 22), 9, _HUMAN_BGR, -1)
+        cv2.circle(tile, (TILE_SIDE - 17, 17), 9, (255, 255, 255), -1)
+        cv2.circle(tile, (TILE_SIDE - 17, 17), 7, _HUMAN_BGR, -1)
     return _atomic_write(path, tile)
 
 

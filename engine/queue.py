@@ -6,6 +6,15 @@ from __future__ import annotations
 import numpy as np
 
 MISTAKE, DISAGREE, UNCERTAIN = "likely label mistake", "zero-shot and teacher disagree", "low margin"
+MISTAKE_CONFIDENCE = 0.9  # the page's "possible label mistake" filter (storage.gallery) applies the same rule
+
+
+def likely_label_mistakes(predicted: np.ndarray, confidence: np.ndarray, labels: np.ndarray, *,
+                          min_confidence: float = MISTAKE_CONFIDENCE) -> np.ndarray:
+    """(N,) bool: the image has a class label (`labels` (N,), -1 = none) and the shown prediction `predicted`
+    (N,) contradicts it with `confidence` (N,) at least `min_confidence`. One rule for the queue and the page."""
+    labels = np.asarray(labels)
+    return (labels >= 0) & (np.asarray(predicted) != labels) & (np.asarray(confidence) >= min_confidence)
 
 
 def k_center_greedy(points: np.ndarray, k: int, *, covered: np.ndarray | None = None) -> np.ndarray:
@@ -35,7 +44,7 @@ def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def rank_review_queue(teacher_probs: np.ndarray, zeroshot_probs: np.ndarray, labels: np.ndarray,
-                      human: np.ndarray, embeddings: np.ndarray, *, k: int, mistake_confidence: float = 0.9,
+                      human: np.ndarray, embeddings: np.ndarray, *, k: int, mistake_confidence: float = MISTAKE_CONFIDENCE,
                       pool_factor: int = 10, disagreement_bonus: float = 0.5) -> tuple[np.ndarray, list[str]]:
     """Rank images for review; returns (indices (<= k,), reasons).
 
@@ -54,7 +63,8 @@ def rank_review_queue(teacher_probs: np.ndarray, zeroshot_probs: np.ndarray, lab
     predicted = teacher_probs.argmax(axis=1)
     labeled = labels >= 0
     self_confidence = np.where(labeled, teacher_probs[np.arange(len(labels)), np.maximum(labels, 0)], 1.0)
-    contradicted = labeled & (predicted != labels) & (teacher_probs.max(axis=1) >= mistake_confidence)
+    contradicted = likely_label_mistakes(predicted, teacher_probs.max(axis=1), labels,
+                                         min_confidence=mistake_confidence)
     mistakes = np.flatnonzero(contradicted)
     mistakes = mistakes[np.argsort(self_confidence[mistakes], kind="stable")][:k]
     reasons = [MISTAKE] * len(mistakes)

@@ -11,7 +11,10 @@ import pyarrow as pa
 GALLERY_STATUSES = ("all", "unlabeled", "pseudo", "human", "error")
 GALLERY_SORTS = ("queue", "confidence_up", "confidence_down", "name")
 
-# What each image shows: the person's label if any, else the newest prediction (teacher, else zero-shot).
+# What each image shows: the person's label if any, else the shown round's prediction (teacher, else zero-shot).
+# A pseudo-label counts only when it comes from the shown round: one from a round over a class set since changed is
+# stale, and the page, the header and export must not show it.
+SHOWN_LABEL = "(l.source = 'human' OR l.round = $round)"
 _SHOWN = """
     WITH newest AS (SELECT image_id, label, confidence, class_ids, probs FROM predictions WHERE round = $round),
          zero AS (SELECT image_id, label, confidence FROM predictions WHERE round = 0),
@@ -27,7 +30,7 @@ _SHOWN = """
             FROM images i
             LEFT JOIN newest n ON n.image_id = i.id
             LEFT JOIN zero z ON z.image_id = i.id
-            LEFT JOIN labels l ON l.image_id = i.id
+            LEFT JOIN labels l ON l.image_id = i.id AND """ + SHOWN_LABEL + """
             WHERE i.status <> 'missing')"""
 
 _STATUS_WHERE = {
@@ -52,11 +55,12 @@ GALLERY_COLUMNS = ("id", "relpath", "sha256", "status", "error", "predicted", "c
 class GalleryQueries:
     def gallery_page(self, *, round_id: int, class_id: int | None = None, min_confidence: float = 0.0,
                      max_confidence: float = 1.0, status: str = "all", disagree: bool = False,
-                     mistakes: bool = False, mistake_confidence: float = 0.9, sort: str = "queue",
+                     mistakes: bool = False, mistake_confidence: float, sort: str = "queue",
                      queue_ids: Sequence[int] = (), offset: int = 0, limit: int = 48) -> list[dict]:
         """One page of images after the filters, in the chosen order; each row carries the total match count.
         `class_id` filters on the class an image shows (the person's label where there is one). The confidence
-        range applies to images with a prediction. `queue_ids` is the review queue, best first."""
+        range applies to images with a prediction. `queue_ids` is the review queue, best first. A likely mistake
+        is a label the shown prediction contradicts with at least `mistake_confidence` (engine.queue's rule)."""
         if status not in GALLERY_STATUSES:
             raise ValueError(f"unknown status {status!r}; valid: {', '.join(GALLERY_STATUSES)}")
         if sort not in GALLERY_SORTS:
@@ -107,15 +111,23 @@ class GalleryQueries:
             SELECT i.id, i.relpath, i.sha256, i.status, i.error, i.width, i.height, l.class_id, l.source,
                    z.class_ids, z.probs, t.class_ids, t.probs, t.round
             FROM images i
-            LEFT JOIN labels l ON l.image_id = i.id
+            LEFT JOIN labels l ON l.image_id = i.id AND """ + SHOWN_LABEL + """
             LEFT JOIN predictions z ON z.image_id = i.id AND z.round = 0
-            LEFT JOIN predictions t ON t.image_id = i.id AND t.round = ? AND t.round > 0
-            WHERE i.id = ?""", [round_id, image_id])
+            LEFT JOIN predictions t ON t.image_id = i.id AND t.round = $round AND t.round > 0
+            WHERE i.id = $image""", {"round": round_id, "image": image_id})
         if not rows:
             return None
         keys = ("id", "relpath", "sha256", "status", "error", "width", "height", "label", "label_source",
                 "zero_shot_classes", "zero_shot_probs", "teacher_classes", "teacher_probs", "teacher_round")
         return dict(zip(keys, rows[0]))
+
+    def shown_label_counts(self, round_id: int) -> dict:
+        """Labels as the page shows them for round `round_id`: human ones, and the pseudo-labels that round
+        trained on (none while a class change has the page back on zero-shot)."""
+        rows = self._query(f"""SELECT source, count(*) FROM labels l WHERE {SHOWN_LABEL} GROUP BY source""",
+                           {"round": round_id})
+        counts = dict(rows)
+        return {"human": counts.get("human", 0), "pseudo": counts.get("pseudo", 0)}
 
     def newest_confidences(self, round_id: int) -> np.ndarray:
         """The confidence of every image's shown prediction (teacher of `round_id`, else zero-shot), for the

@@ -122,6 +122,12 @@ class ImageQueries:
         """image id -> relpath for every known image."""
         return dict(self._query("SELECT id, relpath FROM images"))
 
+    def relpaths_of(self, image_ids: Sequence[int]) -> dict[int, str]:
+        """image id -> relpath for those of `image_ids` the project knows."""
+        wanted = pa.table({"id": pa.array(list(map(int, image_ids)), pa.int64())})
+        with self._registered("wanted_ids", wanted):
+            return dict(self._query("SELECT id, relpath FROM images WHERE id IN (SELECT id FROM wanted_ids)"))
+
     def image_errors(self) -> list[dict]:
         rows = self._query("SELECT relpath, error FROM images WHERE status = 'error' ORDER BY relpath")
         return [{"path": relpath, "reason": error} for relpath, error in rows]

@@ -43,10 +43,11 @@ class LabelQueries:
     def last_label_event_id(self) -> int:
         return self._query("SELECT coalesce(max(id), 0) FROM label_events")[0][0]
 
-    def revert_label_events(self, after_id: int, through_id: int, *, actor: str, by: str) -> int:
+    def revert_label_events(self, after_id: int, through_id: int, *, actor: str, by: str) -> list[dict]:
         """Undo the label changes `actor` made in events (after_id, through_id]: each image gets back the label it
         had before them (or none), in one transaction, and the reversal is itself appended to `label_events`.
-        An image changed since by someone else keeps that newer label. Returns the number of images restored."""
+        An image changed since by someone else keeps that newer label. Returns what each restored image got
+        back: image_id, relpath, class_id, source (None = no label), ordered by relpath."""
         with self.transaction() as con:
             con.execute("""CREATE OR REPLACE TEMP TABLE label_reverts AS
                 SELECT e.image_id, arg_min(e.from_class, e.id) AS to_class, arg_min(e.from_source, e.id) AS to_source,
@@ -56,7 +57,9 @@ class LabelQueries:
                   AND NOT EXISTS (SELECT 1 FROM label_events later
                                   WHERE later.image_id = e.image_id AND later.id > ? )
                 GROUP BY e.image_id, l.class_id, l.source""", [after_id, through_id, actor, through_id])
-            restored = con.execute("SELECT count(*) FROM label_reverts").fetchall()[0][0]
+            restored = con.execute("""SELECT r.image_id, i.relpath, r.to_class, r.to_source
+                                      FROM label_reverts r JOIN images i ON i.id = r.image_id
+                                      ORDER BY i.relpath""").fetchall()
             con.execute("""INSERT INTO label_events (image_id, from_class, from_source, to_class, to_source, actor)
                            SELECT image_id, from_class, from_source, to_class, to_source, ? FROM label_reverts""", [by])
             con.execute("DELETE FROM labels WHERE image_id IN (SELECT image_id FROM label_reverts)")
@@ -64,7 +67,7 @@ class LabelQueries:
                            SELECT image_id, to_class, to_source, NULL, now() FROM label_reverts
                            WHERE to_source IS NOT NULL""")
             con.execute("DROP TABLE label_reverts")
-        return restored
+        return [dict(zip(("image_id", "relpath", "class_id", "source"), row)) for row in restored]
 
     def current_labels(self) -> pa.Table:
         """One row per ok image: relpath, label (class name, '' = none of these), source (human | teacher |

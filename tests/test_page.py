@@ -86,7 +86,7 @@ def _select(page, index: int) -> str:
 
 
 def _human_label(workspace, relpath: str):
-    rows = [row for row in workspace.store.current_labels().to_pylist() if row["path"] == relpath]
+    rows = [row for row in workspace.project.store.current_labels().to_pylist() if row["path"] == relpath]
     return (rows[0]["label"], rows[0]["source"]) if rows else None
 
 
@@ -106,7 +106,7 @@ def _screenshot(page, name: str) -> None:
 
 def test_keyboard_correction_persists_and_undo_restores(server, page):
     _, workspace = server
-    classes = workspace.class_names()
+    classes = workspace.view.class_names()
     _screenshot(page, "gallery.png")
     relpath = _select(page, 3)
     before = _human_label(workspace, relpath)
@@ -121,8 +121,8 @@ def test_keyboard_correction_persists_and_undo_restores(server, page):
     page.keyboard.press("3")
     assert _wait_for(lambda: _human_label(workspace, relpath) == (classes[2], "human"))
     expect(page.locator("#last-action")).to_contain_text(relpath)
-    events = workspace.store.label_events()
-    assert events[-1]["actor"] == "page" and events[-1]["to_class"] == workspace._class_id(classes[2])
+    events = workspace.project.store.label_events()
+    assert events[-1]["actor"] == "page" and events[-1]["to_class"] == workspace.view.class_id(classes[2])
 
     page.reload(wait_until="load")  # survives a reload: the page shows it among human labels
     page.wait_for_selector("#gallery img")
@@ -140,7 +140,7 @@ def test_keyboard_correction_persists_and_undo_restores(server, page):
 
 def test_round_from_the_page_runs_while_the_gallery_answers_and_the_plot_gains_a_point(server, page):
     _, workspace = server
-    rounds_before = len(workspace.round_history())
+    rounds_before = len(workspace.view.round_history())
     page.get_by_role("tab", name="Rounds").click()
     page.locator("#metrics-table").wait_for()
     page.get_by_role("spinbutton", name="number of rounds").fill("12")
@@ -155,7 +155,7 @@ def test_round_from_the_page_runs_while_the_gallery_answers_and_the_plot_gains_a
     still_running = page.locator("#job-status").get_attribute("data-status")
     page.wait_for_function("document.querySelector('#job-status').dataset.status === 'done'", timeout=120_000)
     assert still_running == "running", f"the round ended before the gallery answered ({answered:.1f}s)"
-    assert len(workspace.round_history()) == rounds_before + 12
+    assert len(workspace.view.round_history()) == rounds_before + 12
     page.get_by_role("tab", name="Rounds").click()
     expect(page.locator("#rounds-summary")).to_contain_text(f"{rounds_before + 12} finished rounds")
     assert page.locator("#metrics-plot canvas, #metrics-plot svg").count() > 0
@@ -164,7 +164,7 @@ def test_round_from_the_page_runs_while_the_gallery_answers_and_the_plot_gains_a
 
 def test_export_from_the_page_holds_the_corrected_label(server, page):
     _, workspace = server
-    classes = workspace.class_names()
+    classes = workspace.view.class_names()
     relpath = _select(page, 5)
     page.keyboard.press("n")  # "none of these"
     assert _wait_for(lambda: _human_label(workspace, relpath) == ("", "human"))

@@ -9,7 +9,9 @@ from engine.errors import LabelloopError
 from engine.overlays import confidence_colour, gallery_tile
 from engine.project import open_project
 from engine.rounds import RoundConfig
-from engine.workspace import NONE_OF_THESE, GalleryQuery, Workspace, page_actor
+from engine.gallery_view import NONE_OF_THESE, GalleryQuery
+from engine.labeling import page_actor
+from engine.workspace import Workspace
 from tests.synthetic import planted_embeddings, synthetic_project
 
 
@@ -42,93 +44,93 @@ def test_tile_is_a_cached_file_with_a_border_in_the_confidence_colour(tmp_path):
 
 
 def test_gallery_pages_filters_and_sorts(workspace):
-    first = workspace.gallery(GalleryQuery(sort="confidence_up"))
+    first = workspace.view.gallery(GalleryQuery(sort="confidence_up"))
     assert first.total == 300 and first.pages == 7 and len(first.items) == 48
     confidences = [item.confidence for item in first.items]
     assert confidences == sorted(confidences)
     assert all(item.tile.is_file() for item in first.items)
-    down = workspace.gallery(GalleryQuery(sort="confidence_down", page=6))
+    down = workspace.view.gallery(GalleryQuery(sort="confidence_down", page=6))
     assert len(down.items) == 300 - 6 * 48
-    assert workspace.gallery(GalleryQuery(sort="confidence_down", page=99)).page == 6  # past the end: the last
-    sure = workspace.gallery(GalleryQuery(min_confidence=0.9, page_size=500))
+    assert workspace.view.gallery(GalleryQuery(sort="confidence_down", page=99)).page == 6  # past the end: the last
+    sure = workspace.view.gallery(GalleryQuery(min_confidence=0.9, page_size=500))
     assert all(item.confidence >= 0.9 for item in sure.items) and 0 < sure.total < 300
-    one_class = workspace.gallery(GalleryQuery(class_name="class01", page_size=500))
+    one_class = workspace.view.gallery(GalleryQuery(class_name="class01", page_size=500))
     assert {item.shown for item in one_class.items} == {"class01"}
-    queue = workspace.gallery(GalleryQuery(sort="queue"))
+    queue = workspace.view.gallery(GalleryQuery(sort="queue"))
     assert queue.total == 300 and len({item.image_id for item in queue.items}) == 48
     with pytest.raises(LabelloopError, match="unknown class"):
-        workspace.gallery(GalleryQuery(class_name="nope"))
+        workspace.view.gallery(GalleryQuery(class_name="nope"))
 
 
 def test_labels_undo_and_status_filters(workspace):
-    ids = [item.image_id for item in workspace.gallery(GalleryQuery(sort="name")).items]
-    assert workspace.label([ids[0]], "class02") == 1
-    assert workspace.label([ids[1]], NONE_OF_THESE) == 1
-    human = workspace.gallery(GalleryQuery(status="human"))
+    ids = [item.image_id for item in workspace.view.gallery(GalleryQuery(sort="name")).items]
+    assert workspace.labeling.label([ids[0]], "class02").changed == 1
+    assert workspace.labeling.label([ids[1]], NONE_OF_THESE).changed == 1
+    human = workspace.view.gallery(GalleryQuery(status="human"))
     assert {item.image_id for item in human.items} == {ids[0], ids[1]}
-    assert workspace.detail(ids[1])["label"] == "none of these (human)"
+    assert workspace.view.detail(ids[1])["label"] == "none of these (human)"
     shown = {item.image_id: item for item in human.items}
     assert shown[ids[0]].shown == "class02" and shown[ids[0]].caption == "class02 (you)"
 
-    assert workspace.undo() == 1  # the none-of-these
-    assert workspace.detail(ids[1])["label"] is None
-    assert workspace.detail(ids[0])["label"] == "class02 (human)"
-    history = workspace.detail(ids[1])["history"]
+    assert workspace.labeling.undo().changed == 1  # the none-of-these
+    assert workspace.view.detail(ids[1])["label"] is None
+    assert workspace.view.detail(ids[0])["label"] == "class02 (human)"
+    history = workspace.view.detail(ids[1])["history"]
     assert [h["who"] for h in history] == ["page", "page:undo"]
 
 
 def test_two_people_on_one_server_each_undo_only_their_own_labels(workspace):
-    ids = [item.image_id for item in workspace.gallery(GalleryQuery(sort="name")).items]
+    ids = [item.image_id for item in workspace.view.gallery(GalleryQuery(sort="name")).items]
     ann, bob = page_actor("ann"), page_actor("bob")
     assert (ann, bob, page_actor(None)) == ("page:ann", "page:bob", "page")
-    workspace.label([ids[0]], "class01", actor=ann)
-    workspace.label([ids[1]], "class02", actor=bob)
-    workspace.label([ids[0]], "class00", actor=bob)  # bob relabels ann's image after her
-    assert workspace.undo(actor=ann) == 0  # ann's only change was overwritten since: bob's newer label stays
-    assert workspace.detail(ids[0])["label"] == "class00 (human)"
-    assert workspace.undo(actor=bob) == 1 and workspace.detail(ids[0])["label"] == "class01 (human)"
-    assert workspace.detail(ids[1])["label"] == "class02 (human)"
-    assert workspace.undo(actor=page_actor(None)) == 0  # nobody else's steps
-    assert [h["who"] for h in workspace.detail(ids[0])["history"]] == ["page:ann", "page:bob", "page:bob:undo"]
+    workspace.labeling.label([ids[0]], "class01", actor=ann)
+    workspace.labeling.label([ids[1]], "class02", actor=bob)
+    workspace.labeling.label([ids[0]], "class00", actor=bob)  # bob relabels ann's image after her
+    assert workspace.labeling.undo(actor=ann).changed == 0  # ann's only change was overwritten since: bob's newer label stays
+    assert workspace.view.detail(ids[0])["label"] == "class00 (human)"
+    assert workspace.labeling.undo(actor=bob).changed == 1 and workspace.view.detail(ids[0])["label"] == "class01 (human)"
+    assert workspace.view.detail(ids[1])["label"] == "class02 (human)"
+    assert workspace.labeling.undo(actor=page_actor(None)).changed == 0  # nobody else's steps
+    assert [h["who"] for h in workspace.view.detail(ids[0])["history"]] == ["page:ann", "page:bob", "page:bob:undo"]
 
 
 def test_bulk_accept_takes_only_confident_unlabeled_images_and_is_one_undo_step(workspace):
-    page = workspace.gallery(GalleryQuery(sort="name"))
+    page = workspace.view.gallery(GalleryQuery(sort="name"))
     ids = [item.image_id for item in page.items]
-    workspace.label([ids[0]], "class00")
+    workspace.labeling.label([ids[0]], "class00")
     expected = sum(1 for item in page.items[1:] if item.confidence >= 0.8)
-    assert workspace.accept(ids, min_confidence=0.8) == expected > 0
-    assert workspace.detail(ids[0])["label"] == "class00 (human)"  # a person's label is not replaced
-    assert workspace.gallery(GalleryQuery(status="human")).total == expected + 1
-    assert workspace.undo() == expected
-    assert workspace.gallery(GalleryQuery(status="human")).total == 1
+    assert workspace.labeling.accept(ids, min_confidence=0.8).changed == expected > 0
+    assert workspace.view.detail(ids[0])["label"] == "class00 (human)"  # a person's label is not replaced
+    assert workspace.view.gallery(GalleryQuery(status="human")).total == expected + 1
+    assert workspace.labeling.undo().changed == expected
+    assert workspace.view.gallery(GalleryQuery(status="human")).total == 1
 
 
 def test_rounds_run_in_the_background_and_feed_the_plots(workspace):
-    workspace.label([1, 2, 3], "class00")
+    workspace.labeling.label([1, 2, 3], "class00")
     job = workspace.start_rounds(2, RoundConfig())
     with pytest.raises(LabelloopError, match="already queued or running"):
         workspace.start_rounds(1, RoundConfig())
     workspace.runner.wait(timeout=60)
-    assert workspace.store.jobs(limit=1)[0]["status"] == "done" and workspace.store.jobs(limit=1)[0]["id"] == job
-    history = workspace.round_history()
+    assert workspace.project.store.jobs(limit=1)[0]["status"] == "done" and workspace.project.store.jobs(limit=1)[0]["id"] == job
+    history = workspace.view.round_history()
     assert [row["round"] for row in history] == [1, 2] and history[0]["coverage"] > 0
-    assert workspace.store.shown_round() == 2
-    edges, counts = workspace.confidence_histogram()
+    assert workspace.project.store.shown_round() == 2
+    edges, counts = workspace.view.confidence_histogram()
     assert counts.sum() == 300 and len(edges) == 20
-    assert workspace.gallery(GalleryQuery(status="pseudo")).total > 0
+    assert workspace.view.gallery(GalleryQuery(status="pseudo")).total > 0
 
 
 def test_class_changes_keep_human_labels_and_refuse_what_would_lose_them(workspace):
-    workspace.label([5], "class01")
+    workspace.labeling.label([5], "class01")
     with pytest.raises(LabelloopError, match="has 1 human labels"):
-        workspace.remove_class("class01")
+        workspace.classes.remove("class01")
     with pytest.raises(LabelloopError, match="appears twice"):
-        workspace.rename_class("class00", "class02")
+        workspace.classes.rename("class00", "class02")
     with pytest.raises(LabelloopError, match="comma"):
-        workspace.rename_class("class00", "a,b")
-    workspace.store.rename_class(workspace._class_id("class01"), "renamed")  # what rename does before zero-shot
-    assert workspace.detail(5)["label"] == "renamed (human)"
+        workspace.classes.rename("class00", "a,b")
+    workspace.project.store.rename_class(workspace.view.class_id("class01"), "renamed")  # what rename does before zero-shot
+    assert workspace.view.detail(5)["label"] == "renamed (human)"
 
 
 def test_ingest_refuses_a_folder_outside_the_images_root(workspace, tmp_path):
@@ -139,7 +141,7 @@ def test_ingest_refuses_a_folder_outside_the_images_root(workspace, tmp_path):
 
 
 def test_a_label_written_by_the_page_survives_reopening(workspace):
-    workspace.label([7], "class02")
+    workspace.labeling.label([7], "class02")
     root = workspace.project.root
     workspace.close()
     workspace.project.close()
@@ -159,29 +161,29 @@ def real_workspace(project):
 
 def test_class_edits_rerun_zero_shot_in_the_background_and_keep_labels(real_workspace):
     space = real_workspace
-    space.label([1], "square")
+    space.labeling.label([1], "square")
     space.start_rounds(1, RoundConfig())
     space.runner.wait(timeout=60)
-    assert space.store.shown_round() == 1
-    space.add_classes("triangle")
+    assert space.project.store.shown_round() == 1
+    space.classes.add("triangle")
     space.runner.wait(timeout=60)
-    assert space.store.jobs(limit=1)[0]["status"] == "done"
-    assert space.class_names() == ["circle", "square", "other", "triangle"]
-    assert len(space.store.class_weights(space.model().model_id)[0]) == 4
-    assert space.store.shown_round() == 0  # round 1 predicted over three classes: the page shows zero-shot again
-    assert len(space.detail(1)["zero_shot"]) == 4 and space.detail(1)["label"] == "square (human)"
-    space.rename_class("square", "box")
-    space.set_prompts("box", "a drawing of a box\n{} outline")
+    assert space.project.store.jobs(limit=1)[0]["status"] == "done"
+    assert space.view.class_names() == ["circle", "square", "other", "triangle"]
+    assert len(space.project.store.class_weights(space.model().model_id)[0]) == 4
+    assert space.project.store.shown_round() == 0  # round 1 predicted over three classes: the page shows zero-shot again
+    assert len(space.view.detail(1)["zero_shot"]) == 4 and space.view.detail(1)["label"] == "square (human)"
+    space.classes.rename("square", "box")
+    space.classes.set_prompts("box", "a drawing of a box\n{} outline")
     space.runner.wait(timeout=60)
-    assert space.detail(1)["label"] == "box (human)"
-    assert space.store.classes()[1]["prompts"] == ["a drawing of a box", "{} outline"]
-    space.remove_class("triangle")
+    assert space.view.detail(1)["label"] == "box (human)"
+    assert space.project.store.classes()[1]["prompts"] == ["a drawing of a box", "{} outline"]
+    space.classes.remove("triangle")
     space.runner.wait(timeout=60)
-    assert space.class_names() == ["circle", "box", "other"]
-    assert space.gallery(GalleryQuery(page_size=100)).total == 12
+    assert space.view.class_names() == ["circle", "box", "other"]
+    assert space.view.gallery(GalleryQuery(page_size=100)).total == 12
     space.start_rounds(1, RoundConfig())  # a round over the new class set works
     space.runner.wait(timeout=60)
-    assert space.store.jobs(limit=1)[0]["status"] == "done" and space.store.shown_round() == 2
+    assert space.project.store.jobs(limit=1)[0]["status"] == "done" and space.project.store.shown_round() == 2
 
 
 def test_uploads_are_copied_into_the_images_folder_and_ingested(real_workspace, tmp_path):
@@ -192,9 +194,9 @@ def test_uploads_are_copied_into_the_images_folder_and_ingested(real_workspace, 
     space = real_workspace
     space.add_uploads(uploads + [tmp_path / "notes.txt"])
     space.runner.wait(timeout=120)
-    job = space.store.jobs(limit=1)[0]
+    job = space.project.store.jobs(limit=1)[0]
     assert (job["kind"], job["status"]) == ("ingest", "done")
-    assert space.header()["images"]["ok"] == 14
+    assert space.view.header()["images"]["ok"] == 14
     assert len(list((space.project.images_root / "uploads").rglob("*.*"))) == 2
 
 

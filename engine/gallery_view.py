@@ -1,0 +1,243 @@
+"""What the labeling page reads: a filtered, sorted page of tiles, one image's details, the header counts and the
+plots' numbers. Every view reads the same definitions from the project when it draws: the classes, the shown
+round (storage.shown_round) and the likely-mistake rule (engine.queue), so no two views can disagree.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from engine.errors import LabelloopError
+from engine.imageio import ImageReadError, thumbnail_path
+from engine.models import LoadedModel
+from engine.overlays import gallery_tile, heatmap_file
+from engine.project import Project
+from engine.queue import MISTAKE_CONFIDENCE
+from engine.review import review_order
+
+PAGE_SIZE = 48
+QUEUE_LENGTH = 10 * PAGE_SIZE  # the review-queue sort ranks this many; the rest follow by confidence
+NONE_OF_THESE = "none of these"
+
+
+@dataclass(frozen=True)
+class GalleryQuery:
+    """What the gallery shows: filters, order and page. Small and hashable, so the page can keep it in State."""
+
+    class_name: str | None = None  # the class an image shows (the person's label where there is one)
+    min_confidence: float = 0.0
+    max_confidence: float = 1.0
+    status: str = "all"  # all | unlabeled | pseudo | human | error
+    disagree: bool = False  # zero-shot and the shown teacher disagree
+    mistakes: bool = False  # a label the shown prediction contradicts (engine.queue.likely_label_mistakes)
+    sort: str = "queue"  # queue | confidence_up | confidence_down | name
+    page: int = 0
+    page_size: int = PAGE_SIZE
+
+
+@dataclass
+class GalleryItem:
+    image_id: int
+    relpath: str
+    tile: Path  # the thumbnail with its overlay, a file under the project's thumbs/
+    caption: str
+    shown: str  # the class the tile shows ("" before any prediction)
+    confidence: float | None
+    label_source: str | None  # human | pseudo | None
+
+
+@dataclass
+class GalleryPage:
+    items: list[GalleryItem]
+    total: int
+    page: int
+    pages: int
+
+
+class GalleryView:
+    """Read-only views of one project for the page. `model` loads the project's model on first use (heatmaps)."""
+
+    def __init__(self, project: Project, model: Callable[[], LoadedModel]):
+        self.project = project
+        self.store = project.store
+        self._model = model
+        self._queue_key: tuple | None = None
+        self._queue: dict[int, tuple[int, str]] = {}  # image id -> (rank, reason)
+        self._queue_lock = threading.Lock()
+
+    # ---- classes -----------------------------------------------------------------------------------------------
+
+    def class_names(self) -> list[str]:
+        return [c["name"] for c in self.store.classes()]
+
+    def classes(self) -> list[dict]:
+        """Each class with its prompts (None = the project's default templates), in key order (1-9)."""
+        return self.store.classes()
+
+    def class_id(self, name: str) -> int:
+        for entry in self.store.classes():
+            if entry["name"] == name:
+                return entry["id"]
+        raise LabelloopError(f"unknown class {name!r}; classes: {', '.join(self.class_names())}")
+
+    def _names(self) -> dict[int, str]:
+        return {c["id"]: c["name"] for c in self.store.classes()}
+
+    # ---- header and plots --------------------------------------------------------------------------------------
+
+    def header(self) -> dict:
+        """Counts as the page shows them: images, labels of the shown round, the shown round, the newest job."""
+        shown_round = self.store.shown_round()
+        counts = self.store.counts()
+        jobs = self.store.jobs(limit=1)
+        root = self.project.root
+        return {"project": f"{root.parent.name}/{root.name}", "images": counts["images"],
+                "labels": self.store.shown_label_counts(shown_round), "round": shown_round,
+                "predicted": counts["predictions"]["zeroshot"], "job": jobs[0] if jobs else None}
+
+    def jobs(self, limit: int = 8) -> list[dict]:
+        return self.store.jobs(limit=limit)
+
+    def round_history(self) -> list[dict]:
+        """One row per finished round, for the metrics plot."""
+        rows = []
+        for entry in self.store.rounds():
+            metrics = entry["metrics"] or {}
+            if entry["status"] != "done":
+                continue
+            rows.append({"round": entry["id"], "coverage": metrics.get("coverage"),
+                         "flip_share": metrics.get("flip_share"),
+                         "human_accuracy": metrics.get("human_accuracy_crossfit"),
+                         "ece": metrics.get("ece_crossfit"), "seconds": metrics.get("seconds")})
+        return rows
+
+    def confidence_histogram(self, bins: int = 20) -> tuple[np.ndarray, np.ndarray]:
+        """(bin left edges, counts) of the confidence of every image's shown prediction."""
+        edges = np.linspace(0.0, 1.0, bins + 1)
+        counts, _ = np.histogram(self.store.newest_confidences(self.store.shown_round()), bins=edges)
+        return edges[:-1], counts
+
+    # ---- review queue ------------------------------------------------------------------------------------------
+
+    def review_queue(self, shown_round: int | None = None) -> dict[int, tuple[int, str]]:
+        """image id -> (rank, reason) of the review queue, ranked again when the shown round changes or zero-shot
+        reran: it costs seconds on a large project, and between rounds a labeled image should stay where the
+        person saw it."""
+        shown_round = self.store.shown_round() if shown_round is None else shown_round
+        key = (shown_round, self.store.zero_shot_count())
+        with self._queue_lock:
+            if key != self._queue_key:
+                try:
+                    image_ids, reasons, _ = review_order(self.store, QUEUE_LENGTH)
+                    self._queue = {int(i): (rank, reason)
+                                   for rank, (i, reason) in enumerate(zip(image_ids.tolist(), reasons))}
+                except LabelloopError:  # nothing ingested yet
+                    self._queue = {}
+                self._queue_key = key
+            return self._queue
+
+    # ---- gallery -----------------------------------------------------------------------------------------------
+
+    def gallery(self, query: GalleryQuery) -> GalleryPage:
+        class_id = self.class_id(query.class_name) if query.class_name else None
+        if not 0.0 <= query.min_confidence <= query.max_confidence <= 1.0:
+            raise LabelloopError("the confidence range must satisfy 0 <= min <= max <= 1")
+        shown_round = self.store.shown_round()
+        queue = self.review_queue(shown_round) if query.sort == "queue" else {}
+        rows = self.store.gallery_page(
+            round_id=shown_round, class_id=class_id, min_confidence=query.min_confidence,
+            max_confidence=query.max_confidence, status=query.status, disagree=query.disagree,
+            mistakes=query.mistakes, mistake_confidence=MISTAKE_CONFIDENCE, sort=query.sort,
+            queue_ids=sorted(queue, key=lambda image_id: queue[image_id][0]),
+            offset=query.page * query.page_size, limit=query.page_size)
+        if not rows and query.page > 0:  # past the end (a filter shrank the set): show the last page instead
+            total = self.gallery(replace(query, page=0, page_size=1)).total
+            return self.gallery(replace(query, page=max(0, (total - 1) // query.page_size)))
+        total = rows[0]["total"] if rows else 0
+        names = self._names()
+        items = [self._item(row, names) for row in rows]
+        return GalleryPage(items=items, total=total, page=query.page,
+                           pages=max(1, -(-total // query.page_size)))
+
+    def _item(self, row: dict, names: dict[int, str]) -> GalleryItem:
+        thumbs = self.project.thumbs_dir
+        thumb = thumbnail_path(thumbs, row["sha256"]) if row["sha256"] else None
+        if row["status"] == "error":
+            shown, text, confidence = "", "unreadable", None
+        elif row["label_source"] == "human":
+            shown = names.get(row["label"], NONE_OF_THESE) if row["label"] is not None else NONE_OF_THESE
+            text, confidence = f"{shown} (you)", None
+        else:
+            shown = names.get(row["predicted"], "?") if row["predicted"] is not None else ""
+            confidence = row["confidence"]
+            text = f"{shown} {confidence:.0%}" if confidence is not None else "not predicted"
+        tile = gallery_tile(thumbs, thumb, text=text, confidence=confidence, human=row["label_source"] == "human",
+                            error=row["status"] == "error")
+        return GalleryItem(image_id=row["id"], relpath=row["relpath"], tile=tile, caption=text, shown=shown,
+                           confidence=confidence, label_source=row["label_source"])
+
+    # ---- one image ---------------------------------------------------------------------------------------------
+
+    def detail(self, image_id: int) -> dict:
+        """Path, the zero-shot and shown-round predictions (top 5 each, by name), the current label as the page
+        shows it, why the review queue lists it, and its label history."""
+        shown_round = self.store.shown_round()
+        record = self.store.image_detail(image_id, shown_round)
+        if record is None:
+            raise LabelloopError(f"image {image_id} is not in this project")
+        names = self._names()
+
+        def top(class_ids, probs, k=5):
+            if class_ids is None:
+                return {}
+            order = np.argsort(-np.asarray(probs))[:k]
+            return {names.get(class_ids[i], "?"): float(probs[i]) for i in order}
+
+        history = [{"when": str(event["changed_at"])[:19], "who": event["actor"],
+                    "from": self.label_text(event["from_class"], event["from_source"], names),
+                    "to": self.label_text(event["to_class"], event["to_source"], names)}
+                   for event in self.store.label_events(image_id)]
+        teacher = top(record["teacher_classes"], record["teacher_probs"])
+        zero_shot = top(record["zero_shot_classes"], record["zero_shot_probs"])
+        queued = self._queue.get(image_id) if self._queue_key and self._queue_key[0] == shown_round else None
+        tile_thumb = thumbnail_path(self.project.thumbs_dir, record["sha256"]) if record["sha256"] else None
+        return {"image_id": image_id, "relpath": record["relpath"], "status": record["status"],
+                "error": record["error"], "path": self.project.images_root / record["relpath"],
+                "placeholder": gallery_tile(self.project.thumbs_dir, tile_thumb, text="unreadable", confidence=None,
+                                            human=False, error=True) if record["status"] != "ok" else None,
+                "size": (record["width"], record["height"]),
+                "label": (self.label_text(record["label"], record["label_source"], names)
+                          if record["label_source"] else None),
+                "label_source": record["label_source"], "teacher": teacher, "shown_round": shown_round,
+                "zero_shot": zero_shot, "predicted": next(iter(teacher or zero_shot), None),
+                "queue": {"rank": queued[0] + 1, "reason": queued[1]} if queued else None, "history": history}
+
+    @staticmethod
+    def label_text(class_id, source, names: dict[int, str]) -> str:
+        if source is None:
+            return "unlabeled"
+        return f"{names.get(class_id, NONE_OF_THESE) if class_id is not None else NONE_OF_THESE} ({source})"
+
+    def heatmap(self, image_id: int, class_name: str) -> Path:
+        """The image with the Grad-CAM of `class_name` over it."""
+        record = self.store.image_detail(image_id, 0)
+        if record is None or record["status"] != "ok":
+            raise LabelloopError(f"image {image_id} cannot be read, so it has no heatmap")
+        model = self._model()
+        saved = self.store.class_weights(model.model_id)
+        if saved is None:
+            raise LabelloopError("no zero-shot classifier yet; run ingest first")
+        class_ids, weights, _ = saved
+        class_id = self.class_id(class_name)
+        if class_id not in class_ids:
+            raise LabelloopError(f"class {class_name!r} is new; wait for zero-shot to finish")
+        try:
+            return heatmap_file(self.project.thumbs_dir, model, self.project.images_root / record["relpath"],
+                                weights[class_ids.index(class_id)], sha256=record["sha256"])
+        except (ValueError, ImageReadError) as error:
+            raise LabelloopError(f"no heatmap for {record['relpath']}: {error}") from None

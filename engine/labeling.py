@@ -1,0 +1,97 @@
+"""Human labels written from the page: one image or many, accepting predictions, and undo kept per person.
+Every change names the files it touched, so the page can say exactly what happened."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from engine.gallery_view import NONE_OF_THESE, GalleryView
+from storage import Store
+
+PAGE_ACTOR = "page"
+
+
+def page_actor(username: str | None) -> str:
+    """Who a page action is recorded as: "page", or "page:NAME" for a person logged in with --auth. Undo is kept
+    per actor, so two people sharing a server never undo each other's labels."""
+    return f"{PAGE_ACTOR}:{username}" if username else PAGE_ACTOR
+
+
+@dataclass
+class LabelChange:
+    """What one page action did: how many labels changed, and a sentence naming them."""
+
+    changed: int
+    message: str
+    image_ids: list[int] = field(default_factory=list)  # the images it changed
+
+
+class LabelingSession:
+    """Writes human labels for the page. Undo steps are kept per actor, in memory: one step per action."""
+
+    def __init__(self, store: Store, view: GalleryView):
+        self.store = store
+        self.view = view
+        self._undo: dict[str, list[tuple[int, int]]] = {}  # per actor: label_events id ranges, one per action
+        self._lock = threading.Lock()  # an action's event range must not interleave with another's
+
+    def label(self, image_ids: list[int], class_name: str | None, *, actor: str = PAGE_ACTOR) -> LabelChange:
+        """Give each image a human label (None or NONE_OF_THESE = none of these); one undo step of `actor`."""
+        class_id = None if class_name in (None, NONE_OF_THESE) else self.view.class_id(class_name)
+        shown = class_name or NONE_OF_THESE
+        if not image_ids:
+            return LabelChange(0, "no image selected")
+        changed = self._write(actor, image_ids, [class_id] * len(image_ids))
+        return LabelChange(changed, f"{self._files(image_ids)} → **{shown}**"
+                                    + ("" if changed else " (already so; nothing changed)"), list(image_ids))
+
+    def accept(self, image_ids: list[int], *, min_confidence: float = 0.0, actor: str = PAGE_ACTOR) -> LabelChange:
+        """Make each image's shown prediction its human label, if its confidence is at least `min_confidence`.
+        Images a person already labeled are left as they are. One undo step of `actor`."""
+        chosen = [row for row in self.store.shown_predictions(image_ids, self.store.shown_round())
+                  if row["status"] == "ok" and row["label_source"] != "human" and row["predicted"] is not None
+                  and row["confidence"] >= min_confidence]
+        if not chosen:
+            return LabelChange(0, "nothing to accept: already labeled by a person, or below the threshold")
+        ids = [row["id"] for row in chosen]
+        changed = self._write(actor, ids, [row["predicted"] for row in chosen])
+        if len(ids) == 1:
+            names = {c["id"]: c["name"] for c in self.store.classes()}
+            return LabelChange(changed, f"{self._files(ids)} → **{names[chosen[0]['predicted']]}** (accepted)",
+                               ids)
+        return LabelChange(changed, f"accepted {changed} predictions", ids)
+
+    def undo(self, *, actor: str = PAGE_ACTOR) -> LabelChange:
+        """Undo `actor`'s last page action (a single label or a bulk accept); only that actor's label changes in
+        it are reverted, and an image someone relabeled since keeps the newer label."""
+        with self._lock:
+            steps = self._undo.get(actor)
+            if not steps:
+                return LabelChange(0, "nothing to undo")
+            after, through = steps.pop()
+            restored = self.store.revert_label_events(after, through, actor=actor, by=f"{actor}:undo")
+        if not restored:
+            return LabelChange(0, "nothing to undo: those images were relabeled since")
+        names = {c["id"]: c["name"] for c in self.store.classes()}
+        first = restored[0]
+        back = self.view.label_text(first["class_id"], first["source"], names)
+        ids = [row["image_id"] for row in restored]
+        if len(restored) == 1:
+            return LabelChange(1, f"undid: {first['relpath']} is back to {back}", ids)
+        return LabelChange(len(restored), f"undid: {len(restored)} images restored ({first['relpath']} back to "
+                                          f"{back}, …)", ids)
+
+    def _write(self, actor: str, image_ids: list[int], class_ids: list[int | None]) -> int:
+        with self._lock:
+            before = self.store.last_label_event_id()
+            changed = self.store.set_labels(image_ids, class_ids, source="human", actor=actor)
+            if changed:
+                self._undo.setdefault(actor, []).append((before, self.store.last_label_event_id()))
+        return changed
+
+    def _files(self, image_ids: list[int]) -> str:
+        if len(image_ids) > 3:
+            return f"{len(image_ids)} images"
+        relpaths = self.store.relpaths_of(image_ids)
+        return ", ".join(relpaths[i] for i in image_ids)
