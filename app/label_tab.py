@@ -38,7 +38,7 @@ class LabelTab:
     refresh: object  # (query, selected) -> refresh_outputs
     refresh_outputs: list
     class_controls: list  # the class filter, heatmap and "assign selected to" dropdowns, the class buttons' state
-    class_controls_shown: object  # (names, filter, heatmap, assign-to values) -> class_controls
+    class_controls_shown: object  # (names, query, class filter value) -> (query, *class_controls)
     load: tuple
 
 
@@ -259,22 +259,18 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
             chosen = change.image_ids[0]  # show the image that got its label back
         return after_change(query, items, chosen, change, heatmap, heatmap_for, move_on=False)
 
-    def class_controls_shown(names, filter_value, heatmap_value, picked_value):
-        """Every control that lists classes, from the project's classes now; a chosen class that is gone is
-        unchosen (a renamed class is not silently swapped for another)."""
-        return (gr.Dropdown(choices=[ALL_CLASSES, *names],
-                            value=filter_value if filter_value in names else ALL_CLASSES),
-                gr.Dropdown(choices=names, value=heatmap_value if heatmap_value in names else None),
-                gr.Dropdown(choices=[*names, NONE_OF_THESE],
-                            value=picked_value if picked_value in [*names, NONE_OF_THESE] else None),
-                names)
-
-    def page_loaded(query, chosen, filter_value, heatmap_value, picked_value):
-        names = view.class_names()
+    def class_controls_shown(names, query, filter_value):
+        """Every control that lists classes, from the project's classes now. Only the choices change, so a
+        class a person is picking meanwhile stays picked; a filter on a class that is gone is dropped."""
         if query.class_name and query.class_name not in names:
             query = replace(query, class_name=None, page=0)
-        return (query, *refresh(query, chosen),
-                *class_controls_shown(names, filter_value, heatmap_value, picked_value))
+        return (query, gr.Dropdown(choices=[ALL_CLASSES, *names],
+                                   **({} if filter_value in names else {"value": ALL_CLASSES})),
+                gr.Dropdown(choices=names), gr.Dropdown(choices=[*names, NONE_OF_THESE]), names)
+
+    def page_loaded(query, chosen, filter_value):
+        query, *controls = class_controls_shown(view.class_names(), query, filter_value)
+        return (query, *refresh(query, chosen), *controls)
 
     # ---- events --------------------------------------------------------------------------------------------------
 
@@ -322,8 +318,7 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
                 on(none_button.click, label_none, current, changed_outputs, **ordered)
 
     class_controls = [class_filter, heatmap_class, picked_class, class_names]
-    load = (page_loaded, [query_state, selected, class_filter, heatmap_class, picked_class],
-            [query_state, *refresh_outputs, *class_controls])
+    load = (page_loaded, [query_state, selected, class_filter], [query_state, *refresh_outputs, *class_controls])
     return LabelTab(query_state=query_state, selected=selected, class_names=class_names, refresh=refresh,
                     refresh_outputs=refresh_outputs, class_controls=class_controls,
                     class_controls_shown=class_controls_shown, load=load)

@@ -78,12 +78,9 @@ def build_page(workspace: Workspace) -> gr.Blocks:
             with gr.Tab("Export", id="export"):
                 build_export_tab(workspace)
         class_outputs = [*label_tab.class_controls, *classes_tab.outputs]
+        gallery_outputs = [label_tab.query_state, *label_tab.refresh_outputs]
 
-        def classes_shown(names, filter_value, heatmap_value, picked_value, chosen):
-            return (*label_tab.class_controls_shown(names, filter_value, heatmap_value, picked_value),
-                    *classes_tab.shown(chosen))
-
-        def poll(seen, shown_names, query, selected, filter_value, heatmap_value, picked_value, chosen):
+        def poll(seen, shown_names, query, selected, filter_value):
             """Header, job bar and job log every tick; the gallery and plots when a job has just ended; every
             class control when the classes changed (in this tab or another)."""
             info = view.header()
@@ -91,20 +88,25 @@ def build_page(workspace: Workspace) -> gr.Blocks:
             state = (job["id"], job["status"]) if job else None
             # the first tick of a page only records the job it found: the page loaded fresh anyway
             ended = seen != FIRST_TICK and state != seen and job["status"] not in ("queued", "running")
-            outputs = [header_markdown(info), job_html(job), state, rounds_tab.job_log()]
-            outputs += (list(label_tab.refresh(query, selected)) + list(rounds_tab.plots()) if ended
-                        else [gr.skip()] * (len(label_tab.refresh_outputs) + len(rounds_tab.plot_outputs)))
             names = view.class_names()
-            outputs += (list(classes_shown(names, filter_value, heatmap_value, picked_value, chosen))
-                        if names != shown_names else [gr.skip()] * len(class_outputs))
+            classes = None
+            if names != shown_names:
+                new_query, *classes = label_tab.class_controls_shown(names, query, filter_value)
+                classes += classes_tab.shown()
+                ended = ended or new_query != query
+                query = new_query
+            outputs = [header_markdown(info), job_html(job), state, rounds_tab.job_log()]
+            outputs += ([query, *label_tab.refresh(query, selected)] if ended
+                        else [gr.skip()] * len(gallery_outputs))
+            outputs += list(rounds_tab.plots()) if ended else [gr.skip()] * len(rounds_tab.plot_outputs)
+            outputs += classes if classes else [gr.skip()] * len(class_outputs)
             return outputs
 
         page.load(*label_tab.load, show_progress="hidden", api_name="page_loaded")
         page.load(*rounds_tab.load, show_progress="hidden", api_name="plots_loaded")
-        page.load(classes_tab.table, [], [classes_tab.outputs[0]], show_progress="hidden", api_name="classes_loaded")
+        page.load(classes_tab.shown, [], classes_tab.outputs, show_progress="hidden", api_name="classes_loaded")
         gr.Timer(1.0).tick(poll, [seen_job, label_tab.class_names, label_tab.query_state, label_tab.selected,
-                                  *label_tab.class_controls[:3], classes_tab.chosen],
-                           [header, job_status, seen_job, rounds_tab.log, *label_tab.refresh_outputs,
-                            *rounds_tab.plot_outputs, *class_outputs], show_progress="hidden", queue=False,
-                           api_name="poll")
+                                  label_tab.class_controls[0]],
+                           [header, job_status, seen_job, rounds_tab.log, *gallery_outputs, *rounds_tab.plot_outputs,
+                            *class_outputs], show_progress="hidden", api_name="poll")
     return page

@@ -18,9 +18,7 @@ class ClassesTab:
     """What the page needs of the Classes tab: its class-listing outputs and how to fill them."""
 
     outputs: list  # the classes table and the class dropdown
-    chosen: gr.Dropdown
-    table: object  # () -> the classes table
-    shown: object  # (chosen class) -> outputs
+    shown: object  # () -> outputs
 
 
 def build_classes_tab(workspace: Workspace) -> ClassesTab:
@@ -47,12 +45,13 @@ def build_classes_tab(workspace: Workspace) -> ClassesTab:
     gr.Markdown("Zero-shot reruns in the background after each change; human labels are kept. The teacher starts "
                 "again from zero-shot at the next round when the set of classes changed.")
 
-    def shown(chosen_class):
-        names = view.class_names()
-        return classes_table(), gr.Dropdown(choices=names, value=chosen_class if chosen_class in names else None)
+    def shown():
+        """The table and the class choices (a class being picked meanwhile stays picked)."""
+        return classes_table(), gr.Dropdown(choices=view.class_names())
 
     def changed(job_id: int, what: str):
-        return (*shown(None), f"{what}; zero-shot is rerunning (job {job_id})")
+        return classes_table(), gr.Dropdown(choices=view.class_names(), value=None), \
+            f"{what}; zero-shot is rerunning (job {job_id})"
 
     def add_classes(text):
         return changed(editor.add(text), f"added {text.strip()}")
@@ -75,7 +74,7 @@ def build_classes_tab(workspace: Workspace) -> ClassesTab:
     on(remove.click, remove_class, [chosen], outputs)
     on(save_prompts.click, save_class_prompts, [chosen, prompts], outputs)
     on(chosen.input, prompts_of, [chosen], [prompts])
-    return ClassesTab(outputs=[classes_table_view, chosen], chosen=chosen, table=classes_table, shown=shown)
+    return ClassesTab(outputs=[classes_table_view, chosen], shown=shown)
 
 
 def build_ingest_tab(workspace: Workspace) -> None:

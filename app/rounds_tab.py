@@ -21,6 +21,8 @@ def metrics_figure(history: list[dict]) -> go.Figure:
     figure = go.Figure()
     for key, name in METRICS:
         points = [(row["round"], row[key]) for row in history if row[key] is not None]
+        if history and not points:  # e.g. no accuracy on your labels before you label anything
+            continue
         figure.add_trace(go.Scatter(x=[int(r) for r, _ in points], y=[float(v) for _, v in points], name=name,
                                     mode="lines+markers"))
     figure.update_layout(height=340, margin=dict(l=50, r=20, t=30, b=10), title="metrics per round",

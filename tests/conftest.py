@@ -1,4 +1,5 @@
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -6,6 +7,35 @@ import pytest
 from app.cli import main
 from tests.imagegen import write_bad_files, write_images
 from tests.tiny_model import make_tiny_model
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory) -> Path:
+    """The demo project as `labelloop demo` leaves it; tests copy it before changing anything."""
+    from engine.demo.setup import prepare_demo
+
+    root, _ = prepare_demo(tmp_path_factory.mktemp("demo"))
+    return root
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory) -> Path:
+    """Where browser tests keep their screenshots: $LABELLOOP_SCREENSHOTS, else a pytest temp folder."""
+    folder = Path(os.environ.get("LABELLOOP_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -1,113 +1,48 @@
 """Browser tests: the real page in headless Chromium (Debian's `chromium`, driven by Playwright) on the demo
-project, plus what the server refuses (a wrong password, files outside the project and images folder).
-
-Screenshots of the gallery and the detail view go to tests/artifacts/ (or $LABELLOOP_SCREENSHOTS).
-Without /usr/bin/chromium the browser tests are skipped, unless LABELLOOP_REQUIRE_BROWSER=1 (CI sets it).
+project: labeling by key, rounds from the page, export, and what the server refuses (a wrong password, files
+outside the project and images folder, one person's undo of another's label). The trust rules of the page (a key
+acts on the image shown, every view shows the truth) are in test_page_trust.py.
 """
 
 import csv
-import os
 import re
-import shutil
-import socket
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-
 from playwright.sync_api import expect
 
-from app.server import launch
-from engine.demo.setup import prepare_demo
-from engine.project import DB_FILE, open_project
-from engine.workspace import Workspace
+from engine.project import DB_FILE
+from tests.browser import copy_project, human_label as _human_label, open_page, select_tile as _select, served
+from tests.browser import skip_without_chromium, wait_for as _wait_for
 
-CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = Path(os.environ.get("LABELLOOP_SCREENSHOTS", Path(__file__).parent / "artifacts"))
-
-if not Path(CHROMIUM).exists() and not os.environ.get("LABELLOOP_REQUIRE_BROWSER"):
-    pytest.skip(f"{CHROMIUM} not installed (apt-get install -y chromium)", allow_module_level=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+skip_without_chromium()
 
 
 @pytest.fixture(scope="module")
-def demo_root(tmp_path_factory) -> Path:
-    root, _ = prepare_demo(tmp_path_factory.mktemp("demo"))
-    return root
-
-
-@pytest.fixture(scope="module")
-def server(demo_root):
-    """The page over the demo project, served in this process; yields (url, workspace)."""
-    project = open_project(demo_root)
-    workspace = Workspace(project, ingest_workers=0)
-    port = _free_port()
-    page = launch(workspace, port=port, block=False)
-    yield f"http://127.0.0.1:{port}/", workspace
-    page.close()
-    workspace.close()
-    project.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield chromium
-        chromium.close()
+def server(demo_template, tmp_path_factory):
+    """The page over a copy of the demo project; yields (url, workspace)."""
+    with served(copy_project(demo_template, tmp_path_factory.mktemp("page") / "project")) as running:
+        yield running
 
 
 @pytest.fixture
 def page(server, browser):
     url, _ = server
-    tab = browser.new_page(viewport={"width": 1600, "height": 1200})
-    tab.goto(url, wait_until="load")
-    tab.wait_for_selector("#gallery img", timeout=60_000)
+    tab = open_page(browser, url, 1600, 1200)
     yield tab
-    tab.close()
+    tab.context.close()
 
 
-def _select(page, index: int) -> str:
-    """Click the gallery's `index`-th tile and wait for the detail view to show it; returns its path."""
-    tile = page.locator("#gallery img").nth(index)
-    relpath = tile.get_attribute("alt")  # the tile's caption: its path
-    tile.click()
-    expect(page.locator("#detail-text")).to_contain_text(relpath)
-    return relpath
+def _screenshot(page, folder: Path, name: str) -> None:
+    page.screenshot(path=str(folder / name), full_page=True)
 
 
-def _human_label(workspace, relpath: str):
-    rows = [row for row in workspace.project.store.current_labels().to_pylist() if row["path"] == relpath]
-    return (rows[0]["label"], rows[0]["source"]) if rows else None
-
-
-def _wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def _screenshot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
-
-
-def test_keyboard_correction_persists_and_undo_restores(server, page):
+def test_keyboard_correction_persists_and_undo_restores(server, page, screenshots):
     _, workspace = server
     classes = workspace.view.class_names()
-    _screenshot(page, "gallery.png")
+    _screenshot(page, screenshots, "gallery.png")
     relpath = _select(page, 3)
     before = _human_label(workspace, relpath)
     assert before[1] != "human"
@@ -115,7 +50,7 @@ def test_keyboard_correction_persists_and_undo_restores(server, page):
     page.wait_for_function("document.querySelector('#detail-image img') && "
                            "document.querySelector('#detail-image img').src.length > 0")
     page.wait_for_timeout(500)
-    _screenshot(page, "detail.png")
+    _screenshot(page, screenshots, "detail.png")
     page.locator("#heatmap-toggle input").uncheck()
 
     page.keyboard.press("3")
@@ -138,7 +73,7 @@ def test_keyboard_correction_persists_and_undo_restores(server, page):
     expect(page.locator("#last-action")).to_contain_text("undid")
 
 
-def test_round_from_the_page_runs_while_the_gallery_answers_and_the_plot_gains_a_point(server, page):
+def test_round_from_the_page_runs_while_the_gallery_answers_and_the_plot_gains_a_point(server, page, screenshots):
     _, workspace = server
     rounds_before = len(workspace.view.round_history())
     page.get_by_role("tab", name="Rounds").click()
@@ -159,7 +94,7 @@ def test_round_from_the_page_runs_while_the_gallery_answers_and_the_plot_gains_a
     page.get_by_role("tab", name="Rounds").click()
     expect(page.locator("#rounds-summary")).to_contain_text(f"{rounds_before + 12} finished rounds")
     assert page.locator("#metrics-plot canvas, #metrics-plot svg").count() > 0
-    _screenshot(page, "rounds.png")
+    _screenshot(page, screenshots, "rounds.png")
 
 
 def test_export_from_the_page_holds_the_corrected_label(server, page):
@@ -188,18 +123,11 @@ def test_export_from_the_page_holds_the_corrected_label(server, page):
 # ---- what the server refuses ---------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def locked_server(demo_root, tmp_path_factory):
-    """A second project (copy of the demo's) served with a login."""
-    root = tmp_path_factory.mktemp("locked") / "project"
-    shutil.copytree(demo_root, root)
-    project = open_project(root)
-    workspace = Workspace(project, ingest_workers=0)
-    port = _free_port()
-    page = launch(workspace, port=port, block=False, auth=[("ann", "s3cret"), ("bob", "pw2")])
-    yield f"http://127.0.0.1:{port}", project
-    page.close()
-    workspace.close()
-    project.close()
+def locked_server(demo_template, tmp_path_factory):
+    """A second copy of the demo project, served with a login for two people."""
+    root = copy_project(demo_template, tmp_path_factory.mktemp("locked") / "project")
+    with served(root, auth=[("ann", "s3cret"), ("bob", "pw2")]) as (url, workspace):
+        yield url.rstrip("/"), workspace.project
 
 
 def test_wrong_password_is_refused_and_the_right_one_lets_in(locked_server):

@@ -1,0 +1,100 @@
+"""What the browser tests share: Debian's chromium driven by Playwright, a page served in this process over a
+copy of the demo project, and small helpers to select tiles and wait for the database.
+
+Without /usr/bin/chromium the browser tests are skipped, unless LABELLOOP_REQUIRE_BROWSER=1 (CI sets it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from app.server import launch
+from engine.project import open_project
+from engine.workspace import Workspace
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def skip_without_chromium() -> None:
+    if not Path(CHROMIUM).exists() and not os.environ.get("LABELLOOP_REQUIRE_BROWSER"):
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install -y chromium)", allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def served(project_root: Path, **launch_options):
+    """The page over the project at `project_root`, served in this process; yields (url, workspace)."""
+    project = open_project(project_root)
+    workspace = Workspace(project, ingest_workers=0)
+    port = free_port()
+    page = launch(workspace, port=port, block=False, **launch_options)
+    try:
+        yield f"http://127.0.0.1:{port}/", workspace
+    finally:
+        page.close()
+        workspace.close()
+        project.close()
+
+
+def copy_project(template: Path, target: Path) -> Path:
+    shutil.copytree(template, target)
+    return target
+
+
+def open_page(browser, url: str, width: int = 1280, height: int = 800):
+    tab = browser.new_context(viewport={"width": width, "height": height}).new_page()
+    tab.goto(url, wait_until="load")
+    tab.wait_for_selector("#gallery img", timeout=60_000)
+    return tab
+
+
+def select_tile(page, index: int) -> str:
+    """Click the gallery's `index`-th tile and wait for the detail view to show it; returns its path."""
+    tile = page.locator("#gallery img").nth(index)
+    relpath = tile.get_attribute("alt")  # the tile's caption: its path
+    tile.click()
+    expect(page.locator("#detail-text")).to_contain_text(relpath)
+    return relpath
+
+
+def detail_path(page) -> str:
+    return page.locator("#detail-text strong").first.inner_text()
+
+
+def human_label(workspace, relpath: str):
+    rows = [row for row in workspace.project.store.current_labels().to_pylist() if row["path"] == relpath]
+    return (rows[0]["label"], rows[0]["source"]) if rows else None
+
+
+def wait_for(predicate, timeout=30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def wait_for_job(page, status: str = "done", timeout_ms: int = 120_000) -> None:
+    page.wait_for_function(f"document.querySelector('#job-status') && "
+                           f"document.querySelector('#job-status').dataset.status === '{status}'", timeout=timeout_ms)
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick `option` in the dropdown labelled `label`."""
+    page.get_by_label(label, exact=True).click()
+    page.get_by_role("option", name=option, exact=True).click()

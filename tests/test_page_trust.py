@@ -1,0 +1,268 @@
+"""The page's trust rules, in Chromium at 1280×800: a key acts on exactly the image the detail panel shows (whatever
+the gallery shows meanwhile), every view shows the project's classes and the shown round, a refusal is a message
+that disables nothing, and the page fits the screen. One test per defect a person found.
+"""
+
+import logging
+
+import pytest
+from playwright.sync_api import expect
+
+from engine.overlays import BADGE_SCALE, TILE_SIDE
+from tests.browser import (choose, copy_project, detail_path, human_label, open_page, select_tile, served,
+                           skip_without_chromium, wait_for, wait_for_job)
+
+skip_without_chromium()
+
+SELECTED_TILE = "document.querySelector('#gallery button.thumbnail-item.selected img')?.alt"
+
+
+@pytest.fixture(scope="module")
+def server(demo_template, tmp_path_factory):
+    """A copy of the demo project that these tests only label (no class edits, no rounds)."""
+    with served(copy_project(demo_template, tmp_path_factory.mktemp("trust") / "project")) as running:
+        yield running
+
+
+@pytest.fixture
+def scratch(demo_template, tmp_path):
+    """A fresh copy of the demo project of its own, for a test that changes classes or runs rounds."""
+    with served(copy_project(demo_template, tmp_path / "project")) as running:
+        yield running
+
+
+@pytest.fixture
+def page(server, browser):
+    tab = open_page(browser, server[0])
+    yield tab
+    tab.context.close()
+
+
+def human_count(workspace) -> int:
+    return workspace.view.header()["labels"]["human"]
+
+
+def first_tile(page) -> str:
+    return page.locator("#gallery img").first.get_attribute("alt")
+
+
+def test_a_key_after_the_sort_or_filter_changed_labels_the_image_in_the_detail_panel(server, page):
+    _, workspace = server
+    classes = workspace.view.class_names()
+    before = human_count(workspace)
+    relpath = select_tile(page, 7)
+    choose(page, "sort", "file name")
+    page.wait_for_function("document.querySelector('#gallery img').alt === 'sketch_0000.jpg'")
+    assert page.locator("#gallery img").nth(7).get_attribute("alt") != relpath  # the bug's setting
+    assert detail_path(page) == relpath
+    page.keyboard.press("4")
+    assert wait_for(lambda: human_label(workspace, relpath) == (classes[3], "human"))
+    expect(page.locator("#last-action")).to_contain_text(relpath)
+    assert human_count(workspace) == before + 1
+
+    second = select_tile(page, 2)
+    predicted = workspace.view.detail(workspace.view.gallery(
+        workspace_query(sort="name", page_size=48)).items[2].image_id)["predicted"]
+    other = next(name for name in classes if name != predicted)
+    choose(page, "shows class", other)
+    page.wait_for_function(f"/{other}/.test(document.querySelector('#gallery img').alt) || "
+                           f"document.querySelector('#gallery img').alt !== '{second}'")
+    assert detail_path(page) == second
+    page.keyboard.press("a")
+    assert wait_for(lambda: human_label(workspace, second) == (predicted, "human"))
+    expect(page.locator("#last-action")).to_contain_text(second)
+    assert human_count(workspace) == before + 2
+
+
+def workspace_query(**fields):
+    from engine.gallery_view import GalleryQuery
+
+    return GalleryQuery(**fields)
+
+
+def test_the_highlight_follows_the_selection_and_keys_turn_pages(server, page):
+    _, workspace = server
+    select_tile(page, 0)
+    page.keyboard.press("ArrowRight")
+    second = page.locator("#gallery img").nth(1).get_attribute("alt")
+    expect(page.locator("#detail-text")).to_contain_text(second)
+    assert page.evaluate(f"() => {SELECTED_TILE}") == second
+    expect(page.locator("#detail-text")).to_contain_text("review queue #2")  # why the queue put it here
+
+    page.keyboard.press("2")  # labels `second`, moves on to the next image, and the highlight follows
+    expect(page.locator("#last-action")).to_contain_text(second)
+    page.wait_for_function(f"() => {SELECTED_TILE} && {SELECTED_TILE} !== '{second}'")
+    assert page.evaluate(f"() => {SELECTED_TILE}") == detail_path(page)
+    page.keyboard.press("u")
+    expect(page.locator("#last-action")).to_contain_text(f"undid: {second} is back to")
+
+    last = select_tile(page, 47)
+    page.keyboard.press("ArrowRight")  # past the last tile: the next page, its first image
+    page.wait_for_function("/page 2 of/.test(document.querySelector('#page-text').innerText)")
+    expect(page.locator("#detail-text")).not_to_contain_text(last)
+    assert detail_path(page) == first_tile(page) == page.evaluate(f"() => {SELECTED_TILE}")
+    page.keyboard.press("]")
+    page.wait_for_function("/page 3 of/.test(document.querySelector('#page-text').innerText)")
+    page.keyboard.press("PageUp")
+    page.wait_for_function("/page 2 of/.test(document.querySelector('#page-text').innerText)")
+    page.locator("#filters input[type=range]").first.focus()  # keys still label after a slider was used
+    chosen = detail_path(page)
+    page.keyboard.press("1")
+    expect(page.locator("#last-action")).to_contain_text(f"{chosen} →")
+
+
+def test_the_heatmap_stays_on_after_a_label(server, page):
+    relpath = select_tile(page, 4)
+    page.locator("#heatmap-toggle input").check()
+    page.wait_for_function(f"!document.querySelector('#detail-image img').src.endsWith('{relpath}')")
+    page.keyboard.press("n")
+    expect(page.locator("#last-action")).to_contain_text(relpath)
+    following = detail_path(page)
+    assert following != relpath
+    page.wait_for_function(f"!document.querySelector('#detail-image img').src.endsWith('{following}')")
+    expect(page.locator("#heatmap-toggle input")).to_be_checked()
+
+
+def test_class_edits_reach_buttons_filters_and_dropdowns_in_every_tab(scratch, browser):
+    url, workspace = scratch
+    other_tab = open_page(browser, url)  # open before the edits: the poll must bring it up to date
+    page = open_page(browser, url)
+    page.get_by_role("tab", name="Classes").click()
+    page.locator("#new-classes textarea, #new-classes input").first.fill("rhombus")
+    page.locator("#add-classes").click()
+    expect(page.locator("#classes-message")).to_contain_text("added rhombus")
+    choose(page, "class", "circle")
+    page.locator("#new-name textarea, #new-name input").first.fill("circlez")
+    page.locator("#rename-class").click()
+    expect(page.locator("#classes-message")).to_contain_text("renamed circle to circlez")
+    workspace.runner.wait(timeout=120)
+
+    def check(tab):
+        buttons = tab.locator(".class-button")
+        expect(buttons.first).to_have_text("circlez [1]")
+        expect(tab.locator(".class-button", has_text="rhombus [9]")).to_have_count(1)
+        expect(tab.locator(".class-button", has_text="circle [1]")).to_have_count(0)
+        tab.get_by_label("shows class", exact=True).click()
+        options = tab.get_by_role("option").all_inner_texts()
+        tab.keyboard.press("Escape")
+        assert "circlez" in options and "rhombus" in options and "circle" not in options
+        tab.get_by_role("tab", name="Classes").click()
+        expect(tab.locator("#classes-table")).to_contain_text("circlez")
+        tab.get_by_label("class", exact=True).click()
+        options = tab.get_by_role("option").all_inner_texts()
+        tab.keyboard.press("Escape")
+        assert "circlez" in options and "rhombus" in options
+        tab.get_by_role("tab", name="Label").click()
+
+    check(other_tab)
+    page.reload(wait_until="load")
+    page.wait_for_selector("#gallery img", timeout=60_000)
+    check(page)
+    fresh = open_page(browser, url)
+    check(fresh)
+    relpath = select_tile(fresh, 0)
+    fresh.keyboard.press("9")
+    assert wait_for(lambda: human_label(workspace, relpath) == ("rhombus", "human"))
+    for tab in (other_tab, page, fresh):
+        tab.context.close()
+
+
+def test_a_refused_remove_is_a_message_and_disables_nothing(scratch, browser, caplog):
+    url, workspace = scratch
+    workspace.labeling.label([1], "star")
+    page = open_page(browser, url)
+    page.get_by_role("tab", name="Classes").click()
+    expect(page.get_by_label("class", exact=True)).to_have_value("")  # nothing destructive comes preselected
+    with caplog.at_level(logging.WARNING, logger="labelloop.page"):
+        choose(page, "class", "star")
+        page.locator("#remove-class").click()
+        expect(page.get_by_text("class 'star' has 1 human labels")).to_be_visible()
+    refusals = [record for record in caplog.records if "refused" in record.getMessage()]
+    assert len(refusals) == 1 and refusals[0].exc_info is None  # one line in the server log, no traceback
+    errors = page.evaluate("() => [...document.querySelectorAll('[data-testid=status-tracker]')]"
+                           ".filter(el => el.classList.contains('error') || /Error/.test(el.innerText)).length")
+    assert errors == 0
+    choose(page, "class", "heart")  # the dropdown still answers clicks
+    page.locator("#new-name textarea, #new-name input").first.fill("hearts")
+    page.locator("#rename-class").click()
+    expect(page.locator("#classes-message")).to_contain_text("renamed heart to hearts")
+    expect(page.locator("#classes-table")).to_contain_text("hearts")
+    page.get_by_role("tab", name="Label").click()
+    page.get_by_text("select several on this page").click()
+    expect(page.get_by_label("assign selected to")).to_have_value("")
+    page.context.close()
+
+
+def test_the_first_round_plots_one_line_per_metric_and_a_class_change_hides_its_pseudo_labels(scratch, browser):
+    url, workspace = scratch
+    page = open_page(browser, url)
+    page.get_by_role("tab", name="Rounds").click()
+    page.wait_for_function("document.querySelector('#metrics-plot .js-plotly-plot')")
+    page.get_by_role("spinbutton", name="number of rounds").fill("1")
+    page.locator("#start-round").click()
+    wait_for_job(page)
+    page.wait_for_function("document.querySelector('#metrics-plot .js-plotly-plot').data[0].x.length === 1")
+    traces = page.evaluate("""() => document.querySelector('#metrics-plot .js-plotly-plot').data
+                                     .map(t => ({name: t.name, x: Array.from(t.x), y: Array.from(t.y)}))""")
+    layout = page.evaluate("() => document.querySelector('#metrics-plot .js-plotly-plot')._fullLayout.xaxis.type")
+    assert [t["name"] for t in traces] == ["pseudo-label coverage", "share of predictions that flipped"]
+    assert layout == "linear"  # no labels yet: no accuracy on them to plot
+    for trace in traces:
+        assert trace["x"] == [1] and all(isinstance(v, (int, float)) and 0 <= v <= 1 for v in trace["y"])
+    expect(page.locator("#header")).to_contain_text("pseudo-labels that round trained on")
+
+    pseudo = workspace.view.gallery(workspace_query(status="pseudo", sort="name")).items[0]
+    assert workspace.view.detail(pseudo.image_id)["label"].endswith("(pseudo)")
+    workspace.classes.add("rhombus")
+    workspace.runner.wait(timeout=120)
+    page.get_by_role("tab", name="Label").click()
+    expect(page.locator("#header")).to_contain_text("zero-shot", timeout=10_000)
+    expect(page.locator("#header")).not_to_contain_text("pseudo")
+    assert workspace.view.detail(pseudo.image_id)["label"] is None
+    choose(page, "status", "pseudo")
+    page.wait_for_function("/ 0 images/.test(document.querySelector('#page-text').innerText)")
+    page.context.close()
+
+
+def test_an_unreadable_upload_shows_a_placeholder_in_a_normal_sized_tile(scratch, browser, tmp_path):
+    url, workspace = scratch
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"this is not a picture")
+    page = open_page(browser, url)
+    page.get_by_role("tab", name="Ingest").click()
+    page.locator("input[type=file]").set_input_files([str(broken)])
+    page.get_by_role("button", name="Add uploaded images").click()
+    expect(page.locator("#ingest-message")).to_contain_text("ingest started")
+    workspace.runner.wait(timeout=120)
+    page.get_by_role("tab", name="Label").click()
+    choose(page, "status", "error")
+    page.wait_for_function("/ 1 images/.test(document.querySelector('#page-text').innerText)")
+    width = page.evaluate("() => document.querySelector('#gallery button.thumbnail-item').getBoundingClientRect().width")
+    assert width < 250  # one result keeps the tile size instead of stretching over the whole gallery
+    relpath = select_tile(page, 0)
+    assert relpath.endswith("broken.jpg")
+    page.wait_for_function("document.querySelector('#detail-image img') && "
+                           "document.querySelector('#detail-image img').complete")
+    assert page.evaluate("() => document.querySelector('#detail-image img').naturalWidth") > 0  # no broken icon
+    page.context.close()
+
+
+@pytest.mark.parametrize("width,height", [(1280, 800), (1440, 900), (1920, 1080)])
+def test_the_page_fits_the_screen(server, browser, screenshots, width, height):
+    page = open_page(browser, server[0], width, height)
+    select_tile(page, 0)
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(screenshots / f"label-{width}x{height}.png"))
+    overflow = page.evaluate("""() => { const g = document.querySelector('#gallery .grid-wrap');
+                                        return [g.scrollWidth - g.clientWidth,
+                                                document.documentElement.scrollWidth - window.innerWidth]; }""")
+    assert overflow == [0, 0], f"horizontal overflow at {width}px: {overflow}"
+    tile = page.evaluate("() => document.querySelector('#gallery button.thumbnail-item img')"
+                         ".getBoundingClientRect().width")
+    glyph = 22 * BADGE_SCALE * tile / TILE_SIDE  # Hershey simplex capitals are about 22 px tall at scale 1
+    assert glyph >= 8, f"badge text {glyph:.1f} px tall: under an 11-px font"
+    if (width, height) == (1280, 800):
+        for target in ("#accept", "#undo", ".class-button >> nth=0", ".class-button >> nth=-1"):
+            box = page.locator(target).bounding_box()
+            assert box and box["y"] >= 0 and box["y"] + box["height"] <= height, f"{target} is below the fold"
+    page.context.close()
