@@ -12,9 +12,10 @@ from dataclasses import dataclass, replace
 import gradio as gr
 
 from app.feedback import on
+from app.gallery_html import GALLERY_JS, gallery_html
 from app.header import header_markdown
 from engine.errors import LabelloopError
-from engine.gallery_view import NONE_OF_THESE, GalleryPage, GalleryQuery
+from engine.gallery_view import NONE_OF_THESE, GalleryItem, GalleryPage, GalleryQuery
 from engine.labeling import page_actor
 from engine.workspace import Workspace
 from storage.gallery import GALLERY_SORTS, GALLERY_STATUSES
@@ -24,7 +25,7 @@ SORT_LABELS = {"queue": "review queue", "confidence_up": "confidence ↑", "conf
                "name": "file name"}
 HOTKEYS = ("**1-9** class · **A** accept · **N** none of these · **←/→** previous/next · **[ / ]** page · "
            "**U** undo")
-LEGEND = ("<span class='legend'><i style='background:#dc2626'></i>under 50 % <i style='background:#d97706'></i>"
+LEGEND = ("<span class='legend'>tile colours: <i style='background:#dc2626'></i>under 50 % <i style='background:#d97706'></i>"
           "50-80 % <i style='background:#16a34a'></i>over 80 % <i style='background:#2563eb'></i>yours</span>")
 
 
@@ -45,7 +46,7 @@ class LabelTab:
 def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
     view, labeling = workspace.view, workspace.labeling
     query_state = gr.State(GalleryQuery())  # per browser session: filters, order and page
-    page_items = gr.State([])  # [[image id, relpath], ...] of the tiles shown, in order
+    page_items = gr.State([])  # the GalleryItems shown, in order
     selected = gr.State(None)  # the image id the detail panel shows
     class_names = gr.State([])  # filled on load, and again whenever the classes change
     with gr.Row(elem_id="filters"):
@@ -63,8 +64,7 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         next_page = gr.Button("] page ▶", size="sm", elem_id="next-page", min_width=60)
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=360):
-            gallery = gr.Gallery(columns=6, height=560, allow_preview=False, object_fit="contain", show_label=False,
-                                 elem_id="gallery", buttons=[], fit_columns=False)
+            gallery = gr.HTML(gallery_html([], None), elem_id="gallery", js_on_load=GALLERY_JS, min_height=200)
             gr.HTML(LEGEND)
             with gr.Row():
                 accept_threshold = gr.Slider(0.5, 1, value=0.9, step=0.01, label="accept at or above", scale=3)
@@ -102,21 +102,18 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
     # ---- what the page shows -----------------------------------------------------------------------------------
 
     def gallery_outputs(result: GalleryPage, chosen: int | None):
-        """The gallery (its highlight on the selected image when it is on this page), page text, items, picks."""
-        ids = [item.image_id for item in result.items]
-        tiles = [(str(item.tile), item.relpath) for item in result.items]
+        """The gallery (the selected image highlighted when it is on this page), page text, items, picks."""
         text = f"page {result.page + 1} of {result.pages} · {result.total:,} images"
         choices = [(item.relpath, item.image_id) for item in result.items]
-        highlight = ids.index(chosen) if chosen in ids else None
-        return (gr.Gallery(value=tiles, selected_index=highlight), text,
-                [[item.image_id, item.relpath] for item in result.items], gr.CheckboxGroup(choices=choices, value=[]))
+        return (gallery_html(result.items, chosen), text, result.items,
+                gr.CheckboxGroup(choices=choices, value=[]))
 
     def detail_outputs(image_id: int | None, heatmap: bool, heatmap_for: str | None):
         """The detail panel for `image_id`: image (or its heatmap), the title lines, top-5 and history."""
         if image_id is None:
             return None, "Click an image, or press → to start.", None, []
         detail = view.detail(image_id)
-        if detail["status"] != "ok":
+        if detail["placeholder"]:
             image = str(detail["placeholder"])
         elif heatmap:
             image = str(view.heatmap(image_id, heatmap_for or detail["predicted"]))
@@ -124,8 +121,8 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
             image = str(detail["path"])
         teacher, zero_shot = detail["teacher"], detail["zero_shot"]
         whose = f"round {detail['shown_round']}" if detail["shown_round"] else "zero-shot"
-        lines = [f"**{detail['relpath']}** ({detail['size'][0]}×{detail['size'][1]})"
-                 if detail["status"] == "ok" else f"**{detail['relpath']}**: {detail['error']}",
+        lines = [f"**{detail['relpath']}**: {detail['error']}" if detail["placeholder"]
+                 else f"**{detail['relpath']}** ({detail['size'][0]}×{detail['size'][1]})",
                  f"label: **{detail['label'] or 'none yet'}** · predictions of **{whose}**"]
         if zero_shot:
             best_zero = next(iter(zero_shot))
@@ -147,45 +144,44 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
     def apply_filters(query, chosen, class_name, status, low, high, order, only_disagree, only_mistakes):
         query = replace(query, class_name=None if class_name in (None, ALL_CLASSES) else class_name,
                         status=status, min_confidence=min(low, high), max_confidence=max(low, high), sort=order,
-                        disagree=only_disagree, mistakes=only_mistakes, page=0)
+                        disagree=only_disagree, mistakes=only_mistakes, offset=0)
         return (query, *refresh(query, chosen))
 
-    def turned(query, chosen, step):
-        result = view.gallery(replace(query, page=max(0, query.page + step)))  # past the last page: the last
-        return replace(query, page=result.page), result
+    def turned(query, items, step):
+        """The next or previous page: forward from the images still in the filter, back by a page."""
+        if step > 0:
+            offset = view.next_offset(query, [item.image_id for item in items])
+        else:
+            offset = max(0, query.offset - query.page_size)
+        result = view.gallery(replace(query, offset=offset))
+        return replace(query, offset=result.offset), result
 
-    def next_page_shown(query, chosen):
-        query, result = turned(query, chosen, +1)
+    def next_page_shown(query, items, chosen):
+        query, result = turned(query, items, +1)
         return (query, *gallery_outputs(result, chosen))
 
-    def previous_page_shown(query, chosen):
-        query, result = turned(query, chosen, -1)
+    def previous_page_shown(query, items, chosen):
+        query, result = turned(query, items, -1)
         return (query, *gallery_outputs(result, chosen))
 
-    def select_tile(items, heatmap, heatmap_for, event: gr.SelectData):
-        """The clicked tile's image, found by its caption (its path), so a click on a tile that a newer gallery
-        has since replaced still selects the image that was clicked."""
-        caption = (event.value or {}).get("caption") if isinstance(event.value, dict) else None
-        image_id = next((i for i, relpath in items if relpath == caption), None)
-        if image_id is None and event.index is not None and event.index < len(items):
-            image_id = items[event.index][0]
+    def select_tile(heatmap, heatmap_for, event: gr.EventData):
+        image_id = int(event._data["image_id"])  # the id the clicked tile carries, not its position
         return (image_id, *detail_outputs(image_id, heatmap, heatmap_for))
 
     def moved(query, items, chosen, heatmap, heatmap_for, step):
         """The image `step` tiles from the selected one; past either end of the page, the next or previous page."""
-        ids = [image_id for image_id, _ in items]
+        ids = [item.image_id for item in items]
+        unchanged = (query, gr.skip(), gr.skip(), gr.skip(), gr.skip())
         if not ids:
-            return (query, gr.skip(), gr.skip(), gr.skip(), gr.skip(), chosen,
-                    *detail_outputs(chosen, heatmap, heatmap_for))
+            return (*unchanged, chosen, *detail_outputs(chosen, heatmap, heatmap_for))
         position = ids.index(chosen) + step if chosen in ids else (0 if step > 0 else len(ids) - 1)
         if 0 <= position < len(ids):
             chosen = ids[position]
-            return (query, gr.Gallery(selected_index=position), gr.skip(), gr.skip(), gr.skip(), chosen,
+            return (query, gallery_html(items, chosen), gr.skip(), gr.skip(), gr.skip(), chosen,
                     *detail_outputs(chosen, heatmap, heatmap_for))
-        new_query, result = turned(query, chosen, step)
-        if new_query.page == query.page:  # the first or last page: stay on its first or last image
-            return (query, gr.skip(), gr.skip(), gr.skip(), gr.skip(), chosen,
-                    *detail_outputs(chosen, heatmap, heatmap_for))
+        new_query, result = turned(query, items, step)
+        if new_query.offset == query.offset or not result.items:  # the first or last page: stay where it is
+            return (*unchanged, chosen, *detail_outputs(chosen, heatmap, heatmap_for))
         chosen = result.items[0 if step > 0 else -1].image_id
         return (new_query, *gallery_outputs(result, chosen), chosen, *detail_outputs(chosen, heatmap, heatmap_for))
 
@@ -198,16 +194,17 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
     def show_detail(chosen, heatmap, heatmap_for):
         return detail_outputs(chosen, heatmap, heatmap_for)
 
-    def after_change(query, items, chosen, change, heatmap, heatmap_for, *, move_on: bool):
-        """The page after a label change: the gallery again, and the next image selected (the one after the
-        changed image among those still shown) when `move_on`."""
-        result = view.gallery(query)
-        new_ids = [item.image_id for item in result.items]
-        if move_on and chosen is not None:
-            old_ids = [image_id for image_id, _ in items]
-            later = old_ids[old_ids.index(chosen) + 1:] if chosen in old_ids else []
-            chosen = next((i for i in later if i in new_ids), chosen)
-        return (query, *gallery_outputs(result, chosen), chosen, *detail_outputs(chosen, heatmap, heatmap_for),
+    def after_change(query, items: list[GalleryItem], chosen, change, heatmap, heatmap_for, *, move_on: bool):
+        """The page after a label change: the changed tiles redrawn where they are (the grid does not shift under
+        the person's hand; turning the page applies the filters again), and the next image selected when
+        `move_on`."""
+        fresh = {item.image_id: item for item in view.items(change.image_ids, query)} if change.changed else {}
+        items = [fresh.get(item.image_id, item) for item in items]
+        ids = [item.image_id for item in items]
+        if move_on and chosen in ids:
+            chosen = ids[min(ids.index(chosen) + 1, len(ids) - 1)]
+        return (query, gallery_html(items, chosen), gr.skip(), items, gr.skip(), chosen,
+                *detail_outputs(chosen, heatmap, heatmap_for),
                 change.message + (" · U undoes" if change.changed else ""), header_markdown(view.header()))
 
     def require_selection(chosen):
@@ -242,7 +239,7 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         return after_change(query, items, chosen, change, heatmap, heatmap_for, move_on=True)
 
     def accept_page_above(query, items, chosen, heatmap, heatmap_for, threshold, request: gr.Request):
-        change = labeling.accept([image_id for image_id, _ in items], min_confidence=threshold,
+        change = labeling.accept([item.image_id for item in items], min_confidence=threshold,
                                  actor=page_actor(request.username))
         change.message += f" at or above {threshold:.0%}"
         return after_change(query, items, chosen, change, heatmap, heatmap_for, move_on=False)
@@ -263,7 +260,7 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         """Every control that lists classes, from the project's classes now. Only the choices change, so a
         class a person is picking meanwhile stays picked; a filter on a class that is gone is dropped."""
         if query.class_name and query.class_name not in names:
-            query = replace(query, class_name=None, page=0)
+            query = replace(query, class_name=None, offset=0)
         return (query, gr.Dropdown(choices=[ALL_CLASSES, *names],
                                    **({} if filter_value in names else {"value": ALL_CLASSES})),
                 gr.Dropdown(choices=names), gr.Dropdown(choices=[*names, NONE_OF_THESE]), names)
@@ -282,9 +279,11 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
     filters = [class_filter, status_filter, min_conf, max_conf, sort, disagree, mistakes]
     for control in filters:  # a person's change only: the page setting a dropdown's choices is no filter change
         on(control.release if control in (min_conf, max_conf) else control.input, apply_filters, [query_state, selected, *filters], [query_state, *refresh_outputs], **ordered)
-    on(prev_page.click, previous_page_shown, [query_state, selected], [query_state, *refresh_outputs], **ordered)
-    on(next_page.click, next_page_shown, [query_state, selected], [query_state, *refresh_outputs], **ordered)
-    on(gallery.select, select_tile, [page_items, *heatmap_inputs], [selected, *detail_parts], **ordered)
+    on(prev_page.click, previous_page_shown, [query_state, page_items, selected], [query_state, *refresh_outputs],
+       **ordered)
+    on(next_page.click, next_page_shown, [query_state, page_items, selected], [query_state, *refresh_outputs],
+       **ordered)
+    on(gallery.select, select_tile, heatmap_inputs, [selected, *detail_parts], **ordered)
     for control in heatmap_inputs:
         on(control.input, show_detail, [selected, *heatmap_inputs], detail_parts, **ordered)
     moved_outputs = [query_state, *refresh_outputs, selected, *detail_parts]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from app.gallery_html import GALLERY_CSS
 from app.header import header_markdown, job_html
 from app.label_tab import build_label_tab
 from app.project_tabs import build_classes_tab, build_export_tab, build_ingest_tab
@@ -45,18 +46,12 @@ CSS = """
 .hotkeys { color: #4b5563; font-size: 12px; }
 #keyboard-targets { display: none !important; }
 #header h3 { margin: 0; }
-/* The gallery fits the width it has: as many 120-px columns as fit, no horizontal scroll. The caption (the
-   file name) stays out of the picture; it is the tile's alt text and tooltip. */
-#gallery .grid-container { grid-template-columns: repeat(auto-fill, minmax(120px, 1fr)) !important; }
-#gallery .grid-wrap { overflow-x: hidden !important; }
-#gallery .caption-label { display: none !important; }
-#gallery .thumbnail-item.selected { box-shadow: 0 0 0 4px #111827 !important; }
 #detail-image img { object-fit: contain; width: 100%; height: 100%; image-rendering: auto; }
 .class-row button { flex: 0 1 auto !important; }
 .legend { font-size: 12px; color: #374151; }
 .legend i { display: inline-block; width: 11px; height: 11px; border-radius: 2px; margin: 0 3px 0 10px;
             vertical-align: -1px; }
-"""
+""" + GALLERY_CSS
 
 
 def build_page(workspace: Workspace) -> gr.Blocks:

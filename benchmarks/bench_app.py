@@ -39,7 +39,7 @@ QUERIES = [
 ]
 
 
-def _link_thumbnails(project, count: int) -> None:
+def link_thumbnails(project, count: int) -> None:
     """A 256-px thumbnail for every image, as ingest leaves them (one file, hard-linked: same bytes to read)."""
     pixels = (np.random.default_rng(0).random((192, 256, 3)) * 255).astype(np.uint8)
     for index in range(count):
@@ -72,7 +72,7 @@ def main() -> None:
         scratch = Path(scratch)
         started = time.perf_counter()
         project = synthetic_project(scratch / "p", scratch / "images", make_tiny_model(scratch / "m"), x, text)
-        _link_thumbnails(project, args.images)
+        link_thumbnails(project, args.images)
         setup = time.perf_counter() - started
         workspace = Workspace(project)
         started = time.perf_counter()

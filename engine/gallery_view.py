@@ -36,7 +36,7 @@ class GalleryQuery:
     disagree: bool = False  # zero-shot and the shown teacher disagree
     mistakes: bool = False  # a label the shown prediction contradicts (engine.queue.likely_label_mistakes)
     sort: str = "queue"  # queue | confidence_up | confidence_down | name
-    page: int = 0
+    offset: int = 0  # the first image shown, counted in the filtered, sorted order
     page_size: int = PAGE_SIZE
 
 
@@ -44,19 +44,29 @@ class GalleryQuery:
 class GalleryItem:
     image_id: int
     relpath: str
-    tile: Path  # the thumbnail with its overlay, a file under the project's thumbs/
-    caption: str
+    thumbnail: Path | None  # under the project's thumbs/; None for a file that could not be read
+    caption: str  # what the tile's badge says: "star 85%", "star (you)", "unreadable"
     shown: str  # the class the tile shows ("" before any prediction)
     confidence: float | None
     label_source: str | None  # human | pseudo | None
+    status: str  # ok | error
+    reason: str | None  # why the review queue lists it, with its rank ("review queue #3: low margin")
 
 
 @dataclass
 class GalleryPage:
     items: list[GalleryItem]
     total: int
-    page: int
-    pages: int
+    offset: int
+    page_size: int
+
+    @property
+    def page(self) -> int:
+        return -(-self.offset // self.page_size)  # an offset inside a page counts as that page
+
+    @property
+    def pages(self) -> int:
+        return max(1, self.page + -(-(self.total - self.offset) // self.page_size))
 
 
 class GalleryView:
@@ -144,29 +154,46 @@ class GalleryView:
     # ---- gallery -----------------------------------------------------------------------------------------------
 
     def gallery(self, query: GalleryQuery) -> GalleryPage:
+        """One page of the filtered, sorted images; past the end (a filter shrank the set), the last page."""
+        rows = self._rows(query, offset=query.offset, limit=query.page_size)
+        if not rows and query.offset > 0:
+            total = self._rows(query, offset=0, limit=1)
+            last = max(0, ((total[0]["total"] if total else 0) - 1) // query.page_size * query.page_size)
+            return self.gallery(replace(query, offset=last))
+        names = self._names()
+        return GalleryPage(items=[self._item(row, names) for row in rows], total=rows[0]["total"] if rows else 0,
+                           offset=query.offset, page_size=query.page_size)
+
+    def next_offset(self, query: GalleryQuery, shown_ids: list[int]) -> int:
+        """Where the page after the one showing `shown_ids` starts. Images labelled on this page may have left the
+        filter since (the page keeps them in place until it is turned): counting only those still in it means
+        no image is skipped."""
+        still = self._rows(query, offset=0, limit=len(shown_ids), image_ids=shown_ids) if shown_ids else []
+        return query.offset + (still[0]["total"] if still else 0)
+
+    def items(self, image_ids: list[int], query: GalleryQuery | None = None) -> list[GalleryItem]:
+        """Fresh tiles for `image_ids` (after a label), whatever the filters say, in the order given."""
+        rows = {row["id"]: row for row in self._rows(replace(query or GalleryQuery(), class_name=None,
+                                                             min_confidence=0.0, max_confidence=1.0, status="all",
+                                                             disagree=False, mistakes=False),
+                                                     offset=0, limit=len(image_ids), image_ids=image_ids)}
+        names = self._names()
+        return [self._item(rows[i], names) for i in image_ids if i in rows]
+
+    def _rows(self, query: GalleryQuery, *, offset: int, limit: int, image_ids: list[int] | None = None):
         class_id = self.class_id(query.class_name) if query.class_name else None
         if not 0.0 <= query.min_confidence <= query.max_confidence <= 1.0:
             raise LabelloopError("the confidence range must satisfy 0 <= min <= max <= 1")
         shown_round = self.store.shown_round()
-        queue = self.review_queue(shown_round) if query.sort == "queue" else {}
-        rows = self.store.gallery_page(
+        queue = self.review_queue(shown_round)
+        return self.store.gallery_page(
             round_id=shown_round, class_id=class_id, min_confidence=query.min_confidence,
             max_confidence=query.max_confidence, status=query.status, disagree=query.disagree,
             mistakes=query.mistakes, mistake_confidence=MISTAKE_CONFIDENCE, sort=query.sort,
-            queue_ids=sorted(queue, key=lambda image_id: queue[image_id][0]),
-            offset=query.page * query.page_size, limit=query.page_size)
-        if not rows and query.page > 0:  # past the end (a filter shrank the set): show the last page instead
-            total = self.gallery(replace(query, page=0, page_size=1)).total
-            return self.gallery(replace(query, page=max(0, (total - 1) // query.page_size)))
-        total = rows[0]["total"] if rows else 0
-        names = self._names()
-        items = [self._item(row, names) for row in rows]
-        return GalleryPage(items=items, total=total, page=query.page,
-                           pages=max(1, -(-total // query.page_size)))
+            queue_ids=sorted(queue, key=lambda image_id: queue[image_id][0]) if query.sort == "queue" else (),
+            image_ids=image_ids, offset=offset, limit=limit)
 
     def _item(self, row: dict, names: dict[int, str]) -> GalleryItem:
-        thumbs = self.project.thumbs_dir
-        thumb = thumbnail_path(thumbs, row["sha256"]) if row["sha256"] else None
         if row["status"] == "error":
             shown, text, confidence = "", "unreadable", None
         elif row["label_source"] == "human":
@@ -176,10 +203,12 @@ class GalleryView:
             shown = names.get(row["predicted"], "?") if row["predicted"] is not None else ""
             confidence = row["confidence"]
             text = f"{shown} {confidence:.0%}" if confidence is not None else "not predicted"
-        tile = gallery_tile(thumbs, thumb, text=text, confidence=confidence, human=row["label_source"] == "human",
-                            error=row["status"] == "error")
-        return GalleryItem(image_id=row["id"], relpath=row["relpath"], tile=tile, caption=text, shown=shown,
-                           confidence=confidence, label_source=row["label_source"])
+        queued = self._queue.get(row["id"])
+        return GalleryItem(image_id=row["id"], relpath=row["relpath"],
+                           thumbnail=thumbnail_path(self.project.thumbs_dir, row["sha256"]) if row["sha256"] else None,
+                           caption=text, shown=shown, confidence=confidence, label_source=row["label_source"],
+                           status=row["status"],
+                           reason=f"review queue #{queued[0] + 1}: {queued[1]}" if queued else None)
 
     # ---- one image ---------------------------------------------------------------------------------------------
 
@@ -205,11 +234,17 @@ class GalleryView:
         teacher = top(record["teacher_classes"], record["teacher_probs"])
         zero_shot = top(record["zero_shot_classes"], record["zero_shot_probs"])
         queued = self._queue.get(image_id) if self._queue_key and self._queue_key[0] == shown_round else None
+        path = self.project.images_root / record["relpath"]
+        readable = record["status"] == "ok" and path.is_file()
         tile_thumb = thumbnail_path(self.project.thumbs_dir, record["sha256"]) if record["sha256"] else None
         return {"image_id": image_id, "relpath": record["relpath"], "status": record["status"],
-                "error": record["error"], "path": self.project.images_root / record["relpath"],
-                "placeholder": gallery_tile(self.project.thumbs_dir, tile_thumb, text="unreadable", confidence=None,
-                                            human=False, error=True) if record["status"] != "ok" else None,
+                "error": record["error"] if record["status"] != "ok" or readable else "the file is gone from the "
+                                                                                     "images folder",
+                "path": path,
+                # what the detail panel shows instead of a file the browser cannot draw
+                "placeholder": None if readable else gallery_tile(
+                    self.project.thumbs_dir, tile_thumb, text="unreadable" if record["status"] != "ok" else "missing",
+                    confidence=None, human=False, error=True),
                 "size": (record["width"], record["height"]),
                 "label": (self.label_text(record["label"], record["label_source"], names)
                           if record["label_source"] else None),

@@ -16,7 +16,7 @@ GALLERY_SORTS = ("queue", "confidence_up", "confidence_down", "name")
 # stale, and the page, the header and export must not show it.
 SHOWN_LABEL = "(l.source = 'human' OR l.round = $round)"
 _SHOWN = """
-    WITH newest AS (SELECT image_id, label, confidence, class_ids, probs FROM predictions WHERE round = $round),
+    WITH newest AS (SELECT image_id, label, confidence FROM predictions WHERE round = $round),
          zero AS (SELECT image_id, label, confidence FROM predictions WHERE round = 0),
          shown AS (
             SELECT i.id, i.relpath, i.sha256, i.status, i.error,
@@ -56,10 +56,12 @@ class GalleryQueries:
     def gallery_page(self, *, round_id: int, class_id: int | None = None, min_confidence: float = 0.0,
                      max_confidence: float = 1.0, status: str = "all", disagree: bool = False,
                      mistakes: bool = False, mistake_confidence: float, sort: str = "queue",
-                     queue_ids: Sequence[int] = (), offset: int = 0, limit: int = 48) -> list[dict]:
+                     queue_ids: Sequence[int] = (), image_ids: Sequence[int] | None = None, offset: int = 0,
+                     limit: int = 48) -> list[dict]:
         """One page of images after the filters, in the chosen order; each row carries the total match count.
         `class_id` filters on the class an image shows (the person's label where there is one). The confidence
-        range applies to images with a prediction. `queue_ids` is the review queue, best first. A likely mistake
+        range applies to images with a prediction. `queue_ids` is the review queue, best first. `image_ids`, if
+        given, keeps only those images (fresh tiles after a label). A likely mistake
         is a label the shown prediction contradicts with at least `mistake_confidence` (engine.queue's rule)."""
         if status not in GALLERY_STATUSES:
             raise ValueError(f"unknown status {status!r}; valid: {', '.join(GALLERY_STATUSES)}")
@@ -74,6 +76,9 @@ class GalleryQueries:
             where.append("disagree")
         if mistakes:
             where.append("mistake")
+        if image_ids is not None:
+            where.append("s.id IN (SELECT image_id FROM gallery_only)")
+        only = pa.table({"image_id": pa.array(list(map(int, image_ids or ())), pa.int64())})
         ranks = pa.table({"image_id": pa.array(list(map(int, queue_ids)), pa.int64()),
                           "queue_rank": pa.array(np.arange(len(queue_ids)), pa.int64())})
         sql = f"""{_SHOWN}
@@ -88,7 +93,7 @@ class GalleryQueries:
             params["class"] = class_id
         if min_confidence > 0.0 or max_confidence < 1.0:
             params.update(low=min_confidence, high=max_confidence)
-        with self._registered("gallery_queue", ranks):
+        with self._registered("gallery_queue", ranks), self._registered("gallery_only", only):
             rows = self._query(sql, params)
         return [dict(zip(GALLERY_COLUMNS, row)) for row in rows]
 

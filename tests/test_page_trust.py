@@ -14,7 +14,7 @@ from tests.browser import (choose, copy_project, detail_path, human_label, open_
 
 skip_without_chromium()
 
-SELECTED_TILE = "document.querySelector('#gallery button.thumbnail-item.selected img')?.alt"
+SELECTED_TILE = "document.querySelector('#gallery .tile.selected img')?.alt"
 
 
 @pytest.fixture(scope="module")
@@ -237,7 +237,7 @@ def test_an_unreadable_upload_shows_a_placeholder_in_a_normal_sized_tile(scratch
     page.get_by_role("tab", name="Label").click()
     choose(page, "status", "error")
     page.wait_for_function("/ 1 images/.test(document.querySelector('#page-text').innerText)")
-    width = page.evaluate("() => document.querySelector('#gallery button.thumbnail-item').getBoundingClientRect().width")
+    width = page.evaluate("() => document.querySelector('#gallery .tile').getBoundingClientRect().width")
     assert width < 250  # one result keeps the tile size instead of stretching over the whole gallery
     relpath = select_tile(page, 0)
     assert relpath.endswith("broken.jpg")
@@ -253,11 +253,11 @@ def test_the_page_fits_the_screen(server, browser, screenshots, width, height):
     select_tile(page, 0)
     page.wait_for_timeout(300)
     page.screenshot(path=str(screenshots / f"label-{width}x{height}.png"))
-    overflow = page.evaluate("""() => { const g = document.querySelector('#gallery .grid-wrap');
+    overflow = page.evaluate("""() => { const g = document.querySelector('#gallery .tiles');
                                         return [g.scrollWidth - g.clientWidth,
                                                 document.documentElement.scrollWidth - window.innerWidth]; }""")
     assert overflow == [0, 0], f"horizontal overflow at {width}px: {overflow}"
-    tile = page.evaluate("() => document.querySelector('#gallery button.thumbnail-item img')"
+    tile = page.evaluate("() => document.querySelector('#gallery .tile img')"
                          ".getBoundingClientRect().width")
     glyph = 22 * BADGE_SCALE * tile / TILE_SIDE  # Hershey simplex capitals are about 22 px tall at scale 1
     assert glyph >= 8, f"badge text {glyph:.1f} px tall: under an 11-px font"

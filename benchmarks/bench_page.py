@@ -1,0 +1,115 @@
+"""What a person waits for on the labeling page, measured in the browser: the real page served over a
+100,000-image project (planted embeddings and zero-shot predictions, one real thumbnail under every image's
+name), driven in Debian's Chromium at 1280×800. Prints one JSON object with medians and p95 in milliseconds:
+
+- `key_to_tile_ms`: a class key pressed until the labelled image's tile shows its new label;
+- `page_turn_ms`: "page ▶" clicked until every tile of the next page is loaded;
+- `click_to_detail_ms`: a tile clicked until the detail panel names it and its image is loaded.
+
+    python -m benchmarks.bench_page [--images 100000] [--samples 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+from benchmarks.bench_app import link_thumbnails
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, open_page, served
+from tests.synthetic import planted_embeddings, synthetic_project
+from tests.tiny_model import make_tiny_model
+
+VISIBLE = """() => [...document.querySelectorAll('#gallery img')].filter(i => {
+    const box = i.getBoundingClientRect(); return box.bottom > 0 && box.top < window.innerHeight; })"""
+
+# Each probe acts in the page and resolves with the milliseconds until what a person waits for is on screen.
+WAIT = """(done) => new Promise(resolve => {
+    const start = performance.now();
+    const check = () => done() ? resolve(performance.now() - start) : requestAnimationFrame(check);
+    requestAnimationFrame(check); })"""
+
+KEY_TO_TILE = """async (index) => {
+    const tile = document.querySelectorAll('#gallery .tile')[index];
+    const path = tile.dataset.path, before = tile.querySelector('.badge').innerText;
+    tile.click();
+    await (%s)(() => document.querySelector('#detail-text strong')?.innerText === path);
+    const start = performance.now();
+    document.dispatchEvent(new KeyboardEvent('keydown', {key: '1', bubbles: true}));
+    await (%s)(() => { const now = document.querySelector(`#gallery .tile[data-path="${path}"] .badge`);
+                       return now && now.innerText !== before; });
+    return performance.now() - start; }""" % (WAIT, WAIT)
+
+PAGE_TURN = """async () => {
+    const visibleTiles = %s;
+    const text = document.querySelector('#page-text').innerText;
+    const start = performance.now();
+    document.querySelector('#next-page').click();
+    await (%s)(() => document.querySelector('#page-text').innerText !== text
+                     && visibleTiles().every(i => i.complete && i.naturalWidth > 0));
+    return performance.now() - start; }""" % (VISIBLE, WAIT)
+
+CLICK_TO_DETAIL = """async (index) => {
+    const tile = document.querySelectorAll('#gallery .tile')[index];
+    const start = performance.now();
+    tile.click();
+    await (%s)(() => { const shown = document.querySelector('#detail-image img');
+                       return document.querySelector('#detail-text strong')?.innerText === tile.dataset.path
+                              && shown && shown.complete && shown.naturalWidth > 0; });
+    return performance.now() - start; }""" % WAIT
+
+
+def link_images(project, count: int) -> None:
+    """A real picture under every image's name, so the detail panel has a file to show."""
+    source = next(project.thumbs_dir.rglob("*.jpg"))
+    for index in range(count):
+        if index % 50_000 == 0:  # file systems cap the links to one file (ext4: 65,000)
+            picture = project.root / f"picture{index}.jpg"
+            picture.write_bytes(source.read_bytes())
+        (project.images_root / f"img_{index:07d}.jpg").hardlink_to(picture)
+
+
+def summary(samples: list[float]) -> dict:
+    ordered = sorted(samples)
+    return {"median": round(statistics.median(ordered), 1),
+            "p95": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 1), "n": len(ordered)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--images", type=int, default=100_000)
+    parser.add_argument("--samples", type=int, default=30, help="measurements of each kind")
+    args = parser.parse_args()
+
+    from playwright.sync_api import sync_playwright
+
+    x, _, text = planted_embeddings(args.images, 512, 20, seed=5)
+    with tempfile.TemporaryDirectory() as scratch, sync_playwright() as playwright:
+        scratch = Path(scratch)
+        project = synthetic_project(scratch / "p", scratch / "images", make_tiny_model(scratch / "m"), x, text)
+        link_thumbnails(project, args.images)
+        link_images(project, args.images)
+        root = project.root
+        project.close()
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        with served(root) as (url, _):
+            page = open_page(browser, url, 1280, 800)
+            page.locator("#gallery img").first.wait_for()
+            keys, turns, clicks = [], [], []
+            for sample in range(args.samples):
+                clicks.append(page.evaluate(CLICK_TO_DETAIL, (sample * 7) % 40))
+                keys.append(page.evaluate(KEY_TO_TILE, (sample * 5) % 40))
+                turns.append(page.evaluate(PAGE_TURN))
+            browser.close()
+    result = {"benchmark": "page", "images": args.images, "viewport": "1280x800",
+              "key_to_tile_ms": summary(keys), "page_turn_ms": summary(turns),
+              "click_to_detail_ms": summary(clicks)}
+    result["targets"] = {name: result[name]["median"] <= 150 and result[name]["p95"] <= 300
+                         for name in ("key_to_tile_ms", "page_turn_ms", "click_to_detail_ms")}
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
