@@ -33,6 +33,7 @@ from engine.zeroshot import run_zero_shot
 Progress = Callable[[int, int], None]  # (done, total)
 DECODE_SECONDS = 30.0  # one file's read, decode and thumbnail; a 268-Mpx PNG takes about 5 s on one core
 STALL_SECONDS = 600.0  # no batch at all from the decode workers for this long: a worker is stuck in C code
+POLL_SECONDS = 1.0  # while waiting for decode workers, progress is reported (and may stop the run) this often
 
 
 @dataclass
@@ -170,7 +171,9 @@ def default_workers() -> int:
 
 def ingest(project: Project, model: LoadedModel, *, batch_size: int = 64, workers: int | None = None,
            progress: Progress | None = None) -> IngestReport:
-    """Bring the project up to date with its images folder. Idempotent: a second run reads nothing unchanged."""
+    """Bring the project up to date with its images folder. Idempotent: a second run reads nothing unchanged.
+    `progress(done, total)` is also called every POLL_SECONDS while decode workers are busy: a callback that
+    raises (a cancelled job) stops the ingest at once, and its worker processes with it."""
     if batch_size < 1:
         raise LabelloopError(f"--batch-size must be at least 1, got {batch_size}")
     if workers is not None and workers < 0:
@@ -211,9 +214,10 @@ def ingest(project: Project, model: LoadedModel, *, batch_size: int = 64, worker
                         worker_init_fn=quiet_worker if workers else None,
                         multiprocessing_context="spawn" if workers else None,
                         pin_memory=model.device.type == "cuda", persistent_workers=False,
-                        timeout=STALL_SECONDS if workers else 0)
+                        timeout=POLL_SECONDS if workers else 0)
     done = 0
-    for batch in _batches(loader) if todo else ():  # no worker processes to start when nothing changed
+    waiting = (lambda: progress(done, len(todo))) if progress else None
+    for batch in _batches(loader, waiting) if todo else ():  # no worker processes to start when nothing changed
         to_embed = []
         for record in batch:
             if record["status"] == "error":
@@ -237,15 +241,29 @@ def ingest(project: Project, model: LoadedModel, *, batch_size: int = 64, worker
     return report
 
 
-def _batches(loader: DataLoader):
-    """The loader's batches; a worker that sends nothing for STALL_SECONDS ends the run with one line."""
-    try:
-        yield from loader
-    except RuntimeError as error:
-        if "timed out" not in str(error):
-            raise
-        raise LabelloopError(f"no image was decoded for {STALL_SECONDS:.0f} s (a file on a hung network drive?); "
-                             "what was ingested is kept; fix or move the file, then run ingest again") from None
+def _batches(loader: DataLoader, waiting: Callable[[], None] | None):
+    """The loader's batches. With worker processes the loader gives up waiting every POLL_SECONDS (its iterator
+    resumes where it was): `waiting()` runs then, and a worker that sends nothing for STALL_SECONDS ends the run
+    with one line. Leaving early drops the iterator, which stops the workers."""
+    iterator, waited = iter(loader), 0.0
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except RuntimeError as error:
+            if "timed out" not in str(error):
+                raise
+            waited += POLL_SECONDS
+            if waited >= STALL_SECONDS:
+                raise LabelloopError(f"no image was decoded for {STALL_SECONDS:.0f} s (a file on a hung network "
+                                     "drive?); what was ingested is kept; fix or move the file, then run ingest "
+                                     "again") from None
+            if waiting:
+                waiting()
+            continue
+        waited = 0.0
+        yield batch
 
 
 def _image_rows(batch: list[dict]) -> pa.Table:

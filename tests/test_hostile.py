@@ -406,3 +406,28 @@ def test_each_bad_input_is_one_line_in_a_fresh_process(project, images, tmp_path
             if process.returncode not in (1, 2) or len(lines) != 1 or "Traceback" in err or fragment not in lines[0]:
                 failures.append((name, process.returncode, err[-400:]))
     assert not failures, failures
+
+
+def test_stopping_the_server_cancels_an_ingest_and_leaves_no_decode_worker(tmp_path, tiny_model, capsys):
+    import multiprocessing
+
+    from app.server import STOP_SECONDS, stop_jobs
+    from engine.workspace import Workspace
+
+    write_images(tmp_path / "images", 300, size=(48, 64))
+    project = create_project(tmp_path / "project", images=tmp_path / "images", classes=CLASSES, model=str(tiny_model))
+    workspace = Workspace(project, ingest_workers=1)
+    job = workspace.start_ingest()
+    deadline = time.monotonic() + 120
+    while project.store.jobs()[0]["status"] != "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    started = time.monotonic()
+    stop_jobs(workspace)
+    assert time.monotonic() - started < STOP_SECONDS + 2
+    assert f"cancelling ingest job {job}" in capsys.readouterr().err
+    deadline = time.monotonic() + 15
+    while multiprocessing.active_children() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not multiprocessing.active_children()
+    assert project.store.jobs()[0]["status"] in ("cancelled", "done")
+    project.close()
