@@ -31,8 +31,9 @@ from engine.project import Project
 from engine.zeroshot import run_zero_shot
 
 Progress = Callable[[int, int], None]  # (done, total)
-DECODE_SECONDS = 30.0  # one file's read, decode and thumbnail; a 268-Mpx PNG takes about 5 s on one core
-STALL_SECONDS = 600.0  # no batch at all from the decode workers for this long: a worker is stuck in C code
+# One file's read, decode and thumbnail. A 16000 x 16000 PNG of noise (770 MB) took 23 s on a busy 2-core
+# machine; a file still at it after this long is on a hung drive or stuck in a decoder.
+DECODE_SECONDS = 120.0
 POLL_SECONDS = 1.0  # while waiting for decode workers, progress is reported (and may stop the run) this often
 
 
@@ -217,7 +218,8 @@ def ingest(project: Project, model: LoadedModel, *, batch_size: int = 64, worker
                         timeout=POLL_SECONDS if workers else 0)
     done = 0
     waiting = (lambda: progress(done, len(todo))) if progress else None
-    for batch in _batches(loader, waiting) if todo else ():  # no worker processes to start when nothing changed
+    stall_seconds = DECODE_SECONDS * batch_size  # a batch of files each at the limit; longer: stuck in C code
+    for batch in _batches(loader, waiting, stall_seconds) if todo else ():  # no worker processes to start when nothing changed
         to_embed = []
         for record in batch:
             if record["status"] == "error":
@@ -241,9 +243,9 @@ def ingest(project: Project, model: LoadedModel, *, batch_size: int = 64, worker
     return report
 
 
-def _batches(loader: DataLoader, waiting: Callable[[], None] | None):
+def _batches(loader: DataLoader, waiting: Callable[[], None] | None, stall_seconds: float):
     """The loader's batches. With worker processes the loader gives up waiting every POLL_SECONDS (its iterator
-    resumes where it was): `waiting()` runs then, and a worker that sends nothing for STALL_SECONDS ends the run
+    resumes where it was): `waiting()` runs then, and workers that send nothing for `stall_seconds` end the run
     with one line. Leaving early drops the iterator, which stops the workers."""
     iterator, waited = iter(loader), 0.0
     while True:
@@ -255,8 +257,8 @@ def _batches(loader: DataLoader, waiting: Callable[[], None] | None):
             if "timed out" not in str(error):
                 raise
             waited += POLL_SECONDS
-            if waited >= STALL_SECONDS:
-                raise LabelloopError(f"no image was decoded for {STALL_SECONDS:.0f} s (a file on a hung network "
+            if waited >= stall_seconds:
+                raise LabelloopError(f"no image was decoded for {stall_seconds:.0f} s (a file on a hung network "
                                      "drive?); what was ingested is kept; fix or move the file, then run ingest "
                                      "again") from None
             if waiting:

@@ -222,6 +222,26 @@ def test_random_csv_rows_are_imported_or_refused_in_one_line(labelled_project, t
         assert result.rows >= 1 and len(store.label_events()) == len(before) + result.changed
 
 
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8)
+                     | st.sampled_from(["img_00001.png", "/data/local-files/?d=img_00001.png", "circle", "choices"]),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+                         st.sampled_from(["data", "image", "annotations", "result", "value", "choices",
+                                          "was_cancelled", "id", "updated_at"]), inner, max_size=4),
+                     max_leaves=12)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(document=_JSON)
+def test_random_label_studio_json_is_imported_or_refused_in_one_line(labelled_project, tmp_path, document):
+    path = tmp_path / "random.json"
+    path.write_text(json.dumps(document))
+    before = labelled_project.store.label_events()
+    try:
+        import_labels(labelled_project, path, fmt="label-studio", actor="hypothesis")
+    except LabelloopError as error:
+        assert "\n" not in str(error) and labelled_project.store.label_events() == before
+
+
 # ---- the defects, one test each ------------------------------------------------------------------------------
 
 def test_a_row_missing_its_label_field_is_an_error_not_none_of_these(project, tmp_path, cli):
