@@ -23,6 +23,26 @@ class _OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"labelloop: error: {message} (see `{self.prog} --help`)\n")
 
 
+def _at_least(lowest: int, highest: int | None = None):
+    """An argparse type: an integer in [lowest, highest], else one line saying the range."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < lowest or (highest is not None and value > highest):
+            span = f"between {lowest} and {highest}" if highest is not None else f"at least {lowest}"
+            raise argparse.ArgumentTypeError(f"must be {span}, got {value}")
+        return value
+
+    return parse
+
+
+def _printable(text: str) -> str:
+    """A file name or reason as it may be printed to a terminal: control characters escaped, never sent raw."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in str(text))
+
+
 def _print_json(value) -> None:
     print(json.dumps(value, indent=2, default=str))
 
@@ -81,7 +101,8 @@ def cmd_label(args) -> int:
     with open_project(args.project) as project:
         result = import_labels(project, path, fmt=fmt, actor=f"{fmt}:{path}", ls_root_url=args.ls_root_url)
     skipped = f"; {result.skipped} tasks without an annotation skipped" if result.skipped else ""
-    print(f"imported {result.rows} labels from {path} ({result.changed} changed{skipped})")
+    replaced = f", {result.replaced} of them replacing a label someone else set" if result.replaced else ""
+    print(f"imported {result.rows} labels from {path} ({result.changed} changed{replaced}{skipped})")
     return 0
 
 
@@ -102,7 +123,7 @@ def cmd_status(args) -> int:
     last = status["last_round"]
     print(f"rounds    {'none yet' if last is None else 'last finished: ' + str(last['id'])}")
     for error in status["errors"][:20]:
-        print(f"  error   {error['path']}: {error['reason']}")
+        print(f"  error   {_printable(error['path'])}: {_printable(error['reason'])}")
     if len(status["errors"]) > 20:
         print(f"  ... and {len(status['errors']) - 20} more (labelloop status --json lists all)")
     return 0
@@ -126,6 +147,9 @@ def cmd_export(args) -> int:
         notes.append(f"{report.skipped_below_confidence} below --min-confidence")
     if report.skipped_none:
         notes.append(f"{report.skipped_none} none-of-these (--include-none keeps them)")
+    if report.skipped_unavailable:
+        notes.append(f"{report.skipped_unavailable} human-labelled images missing or unreadable "
+                     f"(see labelloop status)")
     if report.skipped_unpredicted:
         notes.append(f"{report.skipped_unpredicted} not predicted yet (run ingest)")
     print(f"wrote {report.rows} rows to {report.path}" + (f" (left out: {', '.join(notes)})" if notes else ""))
@@ -163,7 +187,7 @@ def cmd_round(args) -> int:
             results.append(metrics)
             if not args.json:
                 human = metrics["human_accuracy_crossfit"]
-                print(f"round {metrics['round']}: {metrics['pseudo_labels']} pseudo-labels "
+                print(f"round {metrics['round_id']}: {metrics['pseudo_labels']} pseudo-labels "
                       f"({metrics['coverage']:.0%} of unlabeled), {metrics['flip_share']:.1%} of predictions changed, "
                       f"accuracy on human labels (cross-fitted) {'n/a' if human is None else f'{human:.1%}'}, "
                       f"{metrics['seconds']:.1f}s")
@@ -215,7 +239,7 @@ def cmd_serve(args) -> int:
 
 def _add_server_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    command.add_argument("--port", type=int, default=7860)
+    command.add_argument("--port", type=_at_least(1, 65535), default=7860)
     command.add_argument("--auth", action="append", metavar="USER:PASSWORD",
                          help="require a login; repeat for each person (or set $LABELLOOP_AUTH, space-separated)")
 
@@ -235,8 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ingest = commands.add_parser("ingest", help="scan, thumbnail, embed and zero-shot new or changed images")
     ingest.add_argument("project")
-    ingest.add_argument("--batch-size", type=int, default=64)
-    ingest.add_argument("--workers", type=int, default=None, help="decode processes (default: cores - 1)")
+    ingest.add_argument("--batch-size", type=_at_least(1), default=64)
+    ingest.add_argument("--workers", type=_at_least(0), default=None,
+                        help="decode processes (default: cores - 1; 0 decodes in this process)")
     ingest.add_argument("--json", action="store_true", help="print the report as JSON")
     ingest.set_defaults(handler=cmd_ingest)
 

@@ -6,14 +6,22 @@ Only the project's thumbnails and exports and the images folder are served; the 
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
+import sys
 from pathlib import Path
+
+from starlette.middleware import Middleware
+
+from app.guard import SessionGuard
 
 from engine.errors import LabelloopError
 from engine.project import DB_FILE, Project
 from engine.workspace import Workspace
 
 AUTH_VARIABLE = "LABELLOOP_AUTH"
+STOP_SECONDS = 5.0  # how long Ctrl-C waits for the running job to reach a checkpoint
 
 
 def parse_auth(entries: list[str] | str | None) -> list[tuple[str, str]] | None:
@@ -40,6 +48,30 @@ def served_paths(project: Project) -> tuple[list[str], list[str]]:
     return allowed, blocked
 
 
+def check_address(host: str, port: int | None) -> None:
+    """Refuse, in one line, a port outside 1-65535 or a host name that does not resolve (Gradio reports both as
+    "port in use")."""
+    if port is not None and not 1 <= port <= 65535:
+        raise LabelloopError(f"--port must be between 1 and 65535, got {port}")
+    try:
+        socket.getaddrinfo(host, port or 0, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as error:
+        reason = error.strerror if isinstance(error, socket.gaierror) else "not a valid host name"
+        raise LabelloopError(f"--host {host!r} cannot be resolved ({reason}); give an address such as 127.0.0.1 "
+                             "or 0.0.0.0") from None
+
+
+def stop_jobs(workspace: Workspace) -> None:
+    """On Ctrl-C: say what is stopping, cancel the running job at its next check, and wait a few seconds."""
+    running = workspace.runner.running()
+    if running:
+        names = ", ".join(f"{kind} job {job_id}" for job_id, kind in running)
+        print(f"labelloop: stopping; cancelling {names} at its next checkpoint ...", file=sys.stderr, flush=True)
+    if not workspace.runner.close(timeout=STOP_SECONDS):
+        print(f"labelloop: a job did not stop within {STOP_SECONDS:.0f} s; exiting anyway (it is recorded as "
+              "interrupted, and what it finished is kept)", file=sys.stderr, flush=True)
+
+
 def launch(workspace: Workspace, *, host: str = "127.0.0.1", port: int | None = 7860,
            auth: list[tuple[str, str]] | None = None, block: bool = True):
     """Serve the page; with block=False return at once (tests), else until Ctrl-C. Returns the Gradio app."""
@@ -49,8 +81,11 @@ def launch(workspace: Workspace, *, host: str = "127.0.0.1", port: int | None = 
     allowed, blocked = served_paths(workspace.project)
     (workspace.project.root / "exports").mkdir(exist_ok=True)
     page.queue(default_concurrency_limit=4)
+    check_address(host, port)
+    guard = {"middleware": [Middleware(SessionGuard)]} if auth else None
     try:
         page.launch(server_name=host, server_port=port, auth=auth, allowed_paths=allowed, blocked_paths=blocked,
+                    app_kwargs=guard,
                     prevent_thread_lock=not block, quiet=not block, show_error=True, footer_links=[],
                     js=KEYBOARD_JS, css=CSS, auth_message="labelloop: sign in to label this project")
     except OSError as error:  # Gradio says "Cannot find empty port" with a paragraph about its own settings
@@ -66,6 +101,8 @@ def serve(project_root: str | Path, *, host: str = "127.0.0.1", port: int = 7860
     from engine.project import open_project
 
     credentials = parse_auth(auth if auth else os.environ.get(AUTH_VARIABLE))
+    check_address(host, port)
+    logging.getLogger("labelloop.login").setLevel(logging.WARNING)  # wrong passwords go to the server log
     with open_project(project_root) as project:
         workspace = Workspace(project)
         try:
@@ -73,4 +110,5 @@ def serve(project_root: str | Path, *, host: str = "127.0.0.1", port: int = 7860
                   + (" (login required)" if credentials else "") + " — Ctrl-C stops", flush=True)
             launch(workspace, host=host, port=port, auth=credentials)
         finally:
+            stop_jobs(workspace)
             workspace.close()

@@ -49,6 +49,7 @@ class ExportReport:
     skipped_unpredicted: int  # images with no prediction yet (ingest has not finished)
     skipped_below_confidence: int  # machine labels under --min-confidence
     skipped_none: int  # "none of these" labels left out
+    skipped_unavailable: int  # human-labelled images that are missing or unreadable now
     splits: dict[str, int]  # rows per split folder; empty without a split
     export_id: int  # its row in the project's record of exports
 
@@ -125,8 +126,24 @@ def _check_target(project: Project, out: Path, fmt: str, force: bool) -> Path:
     return out
 
 
-def _place(temporary: Path, out: Path) -> None:
-    """Move a finished export into place; a folder it replaces is moved aside first and deleted last."""
+def _place(temporary: Path, out: Path, force: bool) -> None:
+    """Move a finished export into place; a folder it replaces is moved aside first and deleted last. Without
+    `force` the check that nothing is there and the placing are one step, so of two exports racing to one path
+    the second is refused."""
+    if not force:
+        try:
+            if temporary.is_dir():
+                os.rename(temporary, out)  # succeeds only onto nothing or an empty folder
+            else:
+                os.link(temporary, out)  # fails if out exists, unlike a rename
+                temporary.unlink()
+        except OSError as error:
+            if error.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                raise LabelloopError(f"{out} was created while exporting; pass --force to replace it") from None
+            if temporary.is_dir() or error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV):
+                raise
+            os.replace(temporary, out)  # a filesystem without hard links: the earlier check must do
+        return
     if not out.is_dir():
         os.replace(temporary, out)
         return
@@ -273,6 +290,7 @@ def export(project: Project, *, fmt: str, out: str | Path, source: str = "all", 
     include_none = fmt in FILE_FORMATS if include_none is None else bool(include_none)
     rows, left_out = select_rows(project.store.current_labels(), source=source, min_confidence=min_confidence,
                                  include_none=include_none)
+    left_out["unavailable"] = project.store.human_labels_on_unusable_images()
     classes = [c["name"] for c in project.store.classes()]
     temporary = out.with_name(f".{out.name}.{secrets.token_hex(4)}.partial")
     try:
@@ -284,7 +302,7 @@ def export(project: Project, *, fmt: str, out: str | Path, source: str = "all", 
             splits = _write_folder(temporary, fmt == "hf", rows, project=project, classes=classes,
                                    include_none=include_none, link=link, fractions=fractions, seed=seed,
                                    progress=progress)
-        _place(temporary, out)
+        _place(temporary, out, force)
     except BaseException as error:
         if temporary.is_dir():
             shutil.rmtree(temporary)
@@ -304,4 +322,5 @@ def export(project: Project, *, fmt: str, out: str | Path, source: str = "all", 
     return ExportReport(path=out, format=fmt, rows=len(rows), labels=labels,
                         skipped_unpredicted=left_out["unpredicted"],
                         skipped_below_confidence=left_out["below_confidence"],
-                        skipped_none=left_out["none_of_these"], splits=splits, export_id=export_id)
+                        skipped_none=left_out["none_of_these"], skipped_unavailable=left_out["unavailable"],
+                        splits=splits, export_id=export_id)

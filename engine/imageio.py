@@ -1,7 +1,9 @@
 """Reading image files safely and making thumbnails.
 
-Decoding is OpenCV's. Pillow only reads headers: the pixel count (checked before decoding, against decompression
-bombs) and the EXIF orientation, which OpenCV ignores when it keeps alpha and 16-bit data.
+Decoding is OpenCV's. Pillow reads headers: the pixel count (checked before decoding, against decompression
+bombs) and the EXIF orientation, which OpenCV ignores when it keeps alpha and 16-bit data; it decodes only what
+OpenCV cannot (AVIF). Only regular files are read: a FIFO, socket or device named like an image is refused
+without being opened for reading, so it cannot hang the reader.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import hashlib
 import io
 import os
 import re
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +21,14 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-SUPPORTED_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+SUPPORTED_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".avif",
+                                  ".heic", ".heif"})
 # Larger than any camera or scanner frame a labeling project holds (a 16k x 16k tile is 268 Mpx); a small file
 # that claims more is a decompression bomb.
 MAX_PIXELS = 16384 * 16384
+# One limit, ours: Pillow's own (89 Mpx, an error at twice that) would refuse pictures under ours with a message
+# naming our limit. Pillow now errors only above 2 * MAX_PIXELS, where our message is true as well.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 THUMBNAIL_SIDE = 256
 _EXIF_ORIENTATION = 0x0112
 _BACKGROUND = 255.0  # transparent pixels are shown on white, as image viewers do
@@ -41,7 +48,12 @@ class ReadImage:
 def read_image(path: str | Path) -> ReadImage:
     """Read, hash and decode one file; raises ImageReadError with a reason a person understands."""
     try:
-        with open(path, "rb") as handle:
+        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with open(descriptor, "rb") as handle:
+            kind = os.fstat(descriptor).st_mode
+            if not stat.S_ISREG(kind):
+                raise ImageReadError(f"not a regular file ({file_kind(kind)}); not read")
             data = handle.read()
     except FileNotFoundError:
         raise ImageReadError("cannot open: file not found (a dangling symlink?)") from None
@@ -56,30 +68,55 @@ def read_image(path: str | Path) -> ReadImage:
     return ReadImage(pixels=decode_image(data), sha256=hashlib.sha256(data).hexdigest(), size=len(data))
 
 
+def file_kind(mode: int) -> str:
+    """A person's word for what a stat mode says a path is."""
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+    return next((word for test, word in kinds if test(mode)), "not a plain file")
+
+
 def decode_image(data: bytes) -> np.ndarray:
     """Bytes of an image file -> (H, W, 3) uint8 BGR with orientation applied, alpha over white, 16-bit scaled."""
-    width, height, orientation = _probe_header(data)
+    width, height, orientation, kind = _probe_header(data)
     if width * height > MAX_PIXELS:
-        raise ImageReadError(f"image is {width}x{height} pixels, over the {MAX_PIXELS:,}-pixel limit "
-                             "(possible decompression bomb)")
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        raise ImageReadError(f"image is {width}x{height} = {width * height:,} pixels, over the {MAX_PIXELS:,}-pixel "
+                             "limit (possible decompression bomb)")
+    if kind in _PILLOW_DECODES:
+        pixels = _pillow_decode(data)
+    else:
+        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None or pixels.size == 0:
         raise ImageReadError("cannot decode: file is truncated or corrupt")
     return _apply_orientation(_to_bgr8(pixels), orientation)
 
 
-def _probe_header(data: bytes) -> tuple[int, int, int]:
+_PILLOW_DECODES = frozenset({"AVIF"})  # formats OpenCV's wheels do not read
+
+
+def _pillow_decode(data: bytes) -> np.ndarray | None:
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return np.asarray(image.convert("RGB"))[..., ::-1]
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
+def _probe_header(data: bytes) -> tuple[int, int, int, str]:
+    """(width, height, EXIF orientation, Pillow's format name) from the header alone."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow warns about large images; we apply our own limit
             with Image.open(io.BytesIO(data)) as image:
-                width, height = image.size
+                width, height, kind = *image.size, image.format or ""
                 try:
                     orientation = int(image.getexif().get(_EXIF_ORIENTATION, 1))
                 except Exception:  # a broken EXIF block must not cost the picture
                     orientation = 1
     except UnidentifiedImageError:
-        raise ImageReadError("not an image (contents are not JPEG, PNG, WebP, BMP, TIFF or GIF)") from None
+        if data[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypmsf1", b"ftypheim", b"ftyphevc"):
+            raise ImageReadError("HEIC/HEIF cannot be decoded here; convert it to JPEG or PNG (or install "
+                                 "pillow-heif), then ingest again") from None
+        raise ImageReadError("not an image (contents are not JPEG, PNG, WebP, BMP, TIFF, GIF or AVIF)") from None
     except Image.DecompressionBombError as error:
         claimed = re.search(r"\((\d+) pixels\)", str(error))
         amount = f"{int(claimed.group(1)):,} pixels" if claimed else "too many pixels"
@@ -87,7 +124,7 @@ def _probe_header(data: bytes) -> tuple[int, int, int]:
                              "(possible decompression bomb)") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageReadError(f"cannot read image header: {error}") from None
-    return width, height, orientation
+    return width, height, orientation, kind
 
 
 def _to_bgr8(pixels: np.ndarray) -> np.ndarray:

@@ -2,13 +2,18 @@
 
 Decoding runs in DataLoader worker processes so the model is never starved; each batch is written in its own
 transaction, so an interrupted ingest keeps what it finished and the next run picks up the rest. A file that
-cannot be read is recorded with its reason and never stops the run.
+cannot be read is recorded with its reason and never stops the run: a name that is not UTF-8, something that is
+not a regular file (a FIFO would block its reader forever), or a file whose decoding takes over DECODE_SECONDS.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import stat
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -19,13 +24,17 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from engine.errors import LabelloopError
-from engine.imageio import (SUPPORTED_EXTENSIONS, THUMBNAIL_SIDE, ImageReadError, model_picture, read_image,
-                            shrink_shorter_side, thumbnail_path, write_thumbnail)
+from engine.imageio import (SUPPORTED_EXTENSIONS, THUMBNAIL_SIDE, ImageReadError, file_kind, model_picture,
+                            read_image, shrink_shorter_side, thumbnail_path, write_thumbnail)
 from engine.models import LoadedModel
 from engine.project import Project
 from engine.zeroshot import run_zero_shot
 
 Progress = Callable[[int, int], None]  # (done, total)
+# One file's read, decode and thumbnail. A 16000 x 16000 PNG of noise (770 MB) took 23 s on a busy 2-core
+# machine; a file still at it after this long is on a hung drive or stuck in a decoder.
+DECODE_SECONDS = 120.0
+POLL_SECONDS = 1.0  # while waiting for decode workers, progress is reported (and may stop the run) this often
 
 
 @dataclass
@@ -33,6 +42,7 @@ class FileEntry:
     relpath: str
     size: int
     mtime_ns: int
+    problem: str | None = None  # why the file is recorded as an error without being read
 
 
 @dataclass
@@ -69,13 +79,43 @@ def scan_images(images_root: Path, *, exclude: Path | None = None) -> list[FileE
                 if exclude is None or Path(item.path).resolve() != exclude:
                     stack.append(Path(item.path))
             elif os.path.splitext(item.name)[1].lower() in SUPPORTED_EXTENSIONS:
-                relpath = Path(item.path).relative_to(images_root).as_posix()
-                try:
-                    stat = item.stat()
-                    entries.append(FileEntry(relpath, stat.st_size, stat.st_mtime_ns))
-                except OSError:
-                    entries.append(FileEntry(relpath, -1, -1))
+                entries.append(_file_entry(Path(item.path).relative_to(images_root).as_posix(), item))
     return sorted(entries, key=lambda entry: entry.relpath)
+
+
+def _file_entry(relpath: str, item: os.DirEntry) -> FileEntry:
+    try:
+        relpath.encode("utf-8")
+    except UnicodeEncodeError:  # os.scandir hands undecodable bytes back as lone surrogates
+        escaped = os.fsencode(relpath).decode("utf-8", "backslashreplace")
+        return FileEntry(escaped, -1, -1, "file name is not valid UTF-8; rename the file, then ingest again")
+    try:
+        found = item.stat()
+    except OSError:
+        return FileEntry(relpath, -1, -1)
+    if not stat.S_ISREG(found.st_mode):
+        return FileEntry(relpath, -1, found.st_mtime_ns, f"not a regular file ({file_kind(found.st_mode)}); not read")
+    return FileEntry(relpath, found.st_size, found.st_mtime_ns)
+
+
+@contextmanager
+def _time_limit(seconds: float):
+    """Raise ImageReadError when the block runs past `seconds`. Enforced where signals can be (the main thread
+    of a decode worker, or of the CLI when it decodes in-process); elsewhere the block runs unlimited."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(*_):
+        raise ImageReadError(f"reading and decoding took longer than {seconds:.0f} s; not read")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 class _ImageFiles(Dataset):
@@ -94,13 +134,16 @@ class _ImageFiles(Dataset):
         record = {"relpath": entry.relpath, "size": entry.size, "mtime_ns": entry.mtime_ns, "sha256": None,
                   "width": None, "height": None, "status": "ok", "error": None, "tensor": None}
         try:
+            if entry.problem:
+                raise ImageReadError(entry.problem)
             path = self.images_root / entry.relpath
             if path.is_symlink() and not path.resolve().is_relative_to(self.images_root.resolve()):
                 raise ImageReadError("symlink points outside the images folder; not read")
-            image = read_image(path)
-            # One area resize of the full picture feeds both the thumbnail and the model input.
-            base = shrink_shorter_side(image.pixels, max(self.image_size, THUMBNAIL_SIDE))
-            write_thumbnail(base, thumbnail_path(self.thumbs_dir, image.sha256))
+            with _time_limit(DECODE_SECONDS):
+                image = read_image(path)
+                # One area resize of the full picture feeds both the thumbnail and the model input.
+                base = shrink_shorter_side(image.pixels, max(self.image_size, THUMBNAIL_SIDE))
+                write_thumbnail(base, thumbnail_path(self.thumbs_dir, image.sha256))
             record.update(sha256=image.sha256, size=image.size, width=image.pixels.shape[1],
                           height=image.pixels.shape[0], tensor=self.preprocess(model_picture(base, self.image_size)))
         except ImageReadError as error:
@@ -129,7 +172,13 @@ def default_workers() -> int:
 
 def ingest(project: Project, model: LoadedModel, *, batch_size: int = 64, workers: int | None = None,
            progress: Progress | None = None) -> IngestReport:
-    """Bring the project up to date with its images folder. Idempotent: a second run reads nothing unchanged."""
+    """Bring the project up to date with its images folder. Idempotent: a second run reads nothing unchanged.
+    `progress(done, total)` is also called every POLL_SECONDS while decode workers are busy: a callback that
+    raises (a cancelled job) stops the ingest at once, and its worker processes with it."""
+    if batch_size < 1:
+        raise LabelloopError(f"--batch-size must be at least 1, got {batch_size}")
+    if workers is not None and workers < 0:
+        raise LabelloopError(f"--workers must be 0 (decode in this process) or more, got {workers}")
     started = time.perf_counter()
     store, images_root = project.store, project.images_root
     if not images_root.is_dir():
@@ -165,9 +214,12 @@ def ingest(project: Project, model: LoadedModel, *, batch_size: int = 64, worker
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_keep_records,
                         worker_init_fn=quiet_worker if workers else None,
                         multiprocessing_context="spawn" if workers else None,
-                        pin_memory=model.device.type == "cuda", persistent_workers=False)
+                        pin_memory=model.device.type == "cuda", persistent_workers=False,
+                        timeout=POLL_SECONDS if workers else 0)
     done = 0
-    for batch in loader if todo else ():  # no worker processes to start when nothing changed
+    waiting = (lambda: progress(done, len(todo))) if progress else None
+    stall_seconds = DECODE_SECONDS * batch_size  # a batch of files each at the limit; longer: stuck in C code
+    for batch in _batches(loader, waiting, stall_seconds) if todo else ():  # no worker processes to start when nothing changed
         to_embed = []
         for record in batch:
             if record["status"] == "error":
@@ -189,6 +241,31 @@ def ingest(project: Project, model: LoadedModel, *, batch_size: int = 64, worker
     report.predicted = run_zero_shot(store, model)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def _batches(loader: DataLoader, waiting: Callable[[], None] | None, stall_seconds: float):
+    """The loader's batches. With worker processes the loader gives up waiting every POLL_SECONDS (its iterator
+    resumes where it was): `waiting()` runs then, and workers that send nothing for `stall_seconds` end the run
+    with one line. Leaving early drops the iterator, which stops the workers."""
+    iterator, waited = iter(loader), 0.0
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except RuntimeError as error:
+            if "timed out" not in str(error):
+                raise
+            waited += POLL_SECONDS
+            if waited >= stall_seconds:
+                raise LabelloopError(f"no image was decoded for {stall_seconds:.0f} s (a file on a hung network "
+                                     "drive?); what was ingested is kept; fix or move the file, then run ingest "
+                                     "again") from None
+            if waiting:
+                waiting()
+            continue
+        waited = 0.0
+        yield batch
 
 
 def _image_rows(batch: list[dict]) -> pa.Table:

@@ -88,8 +88,9 @@ class JobRunner:
         with self._lock:
             busy = self._active_of(kind)
             if busy:
-                raise LabelloopError(f"a {kind} job is already queued or running (job {busy.job_id}); wait or "
-                                     "cancel it")
+                article = "an" if kind[:1] in "aeiou" else "a"
+                raise LabelloopError(f"{article} {kind} job is already queued or running (job {busy.job_id}); "
+                                     "wait or cancel it")
             return self._enqueue(kind, config, work)
 
     def submit_or_fold(self, kind: str, config: dict, work: JobFunction) -> int:
@@ -133,10 +134,24 @@ class JobRunner:
         with self._lock:
             return bool(self._active)
 
-    def close(self) -> None:
-        """Let the running job finish, then stop the worker thread."""
+    def running(self) -> list[tuple[int, str]]:
+        """(job id, kind) of every job queued or running, oldest first."""
+        with self._lock:
+            return [(job_id, kind) for job_id, (kind, _) in sorted(self._active.items())]
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Cancel every queued or running job (a running one stops at its next check), then stop the worker
+        thread. Returns False when a job did not reach a check within `timeout` seconds: the thread is a daemon,
+        so the process still exits, and the job is marked interrupted when the project is next opened."""
+        if not self._thread.is_alive():
+            return True
+        with self._lock:
+            contexts = [context for _, context in self._active.values()]
+        for context in contexts:
+            context.cancel_event.set()
         self._queue.put(None)
-        self._thread.join()
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def _work(self) -> None:
         while True:

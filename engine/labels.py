@@ -24,6 +24,7 @@ class LabelImport:
     rows: int  # labels read
     changed: int  # labels that changed
     skipped: int = 0  # Label Studio tasks that no one annotated (they carry no label)
+    replaced: int = 0  # of `changed`, human labels last set by someone else
 
 
 def to_relpath(text: str, images_root: Path) -> str:
@@ -37,19 +38,32 @@ def to_relpath(text: str, images_root: Path) -> str:
     return path[len(root):] if path.startswith(root) else path
 
 
-def _read_csv(path: Path) -> list[LabelRow]:
+def _read_csv(path: Path) -> tuple[list[LabelRow], dict[str, list[str]]]:
+    """(rows, problems). A row without a path or label field is a problem, never "none of these": that is only
+    an empty label field that is there."""
+    rows, problems = [], {}
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             columns = {name.strip().lower(): name for name in reader.fieldnames or []}
             if "path" not in columns or "label" not in columns:
                 raise LabelloopError(f"{path} needs a header with columns path,label; found {reader.fieldnames}")
-            return [(f"line {number}", row[columns["path"]] or "", row[columns["label"]] or "")
-                    for number, row in enumerate(reader, start=2)]
+            for row in reader:
+                where = f"line {reader.line_num}"
+                raw_path, label = row[columns["path"]], row[columns["label"]]
+                if raw_path is None or label is None:
+                    problems.setdefault("row has fewer fields than the header", []).append(where)
+                else:
+                    rows.append((where, raw_path, label))
     except FileNotFoundError:
         raise LabelloopError(f"labels file {path} does not exist") from None
+    except IsADirectoryError:
+        raise LabelloopError(f"{path} is a folder; give the labels CSV file") from None
     except (UnicodeDecodeError, csv.Error) as error:
         raise LabelloopError(f"cannot read {path} as UTF-8 CSV: {error}") from None
+    except OSError as error:
+        raise LabelloopError(f"cannot read labels file {path}: {error.strerror or error}") from None
+    return rows, problems
 
 
 def _places(where: list[str]) -> str:
@@ -60,17 +74,21 @@ def import_labels(project: Project, path: str | Path, *, fmt: str, actor: str,
                   ls_root_url: str = LS_ROOT_URL) -> LabelImport:
     """Set the human labels a file gives. `fmt` "csv": columns path,label (label "" = none of these);
     "label-studio": Label Studio's JSON export, `data.image` mapped back to the image by `ls_root_url` (see
-    `engine.labelstudio.task_path`). Paths are relative to the images folder or absolute under it. Nothing is
+    `engine.labelstudio.task_path`). Paths are relative to the images folder or absolute under it; a path that
+    is exactly a project image's name is taken as is (a name may hold a backslash or edge spaces). Nothing is
     written unless every row names a known, usable image and a known class; the error names every kind of problem."""
     if fmt not in IMPORT_FORMATS:
         raise LabelloopError(f"unknown labels format {fmt!r}; valid formats: {', '.join(IMPORT_FORMATS)}")
     path, store = Path(path), project.store
-    rows, problems, skipped = (_read_csv(path), {}, 0) if fmt == "csv" else read_tasks(path, root_url=ls_root_url)
+    rows, problems, skipped = (*_read_csv(path), 0) if fmt == "csv" else read_tasks(path, root_url=ls_root_url)
     if not rows and not problems:
         raise LabelloopError(f"{path} holds no labels; nothing to import")
     classes = {c["name"]: c["id"] for c in store.classes()}
     by_casefold = {name.casefold(): name for name in classes}
-    rows = [(where, to_relpath(raw_path, project.images_root), label.strip()) for where, raw_path, label in rows]
+    images_root = project.images_root
+    exact = store.image_ids([raw_path for _, raw_path, _ in rows])
+    rows = [(where, raw_path if raw_path in exact else to_relpath(raw_path, images_root), label.strip())
+            for where, raw_path, label in rows]
     known = store.image_ids([relpath for _, relpath, _ in rows])
     wanted: dict[int, tuple[str, int | None]] = {}  # image id -> (where, class id)
     for where, relpath, label in rows:
@@ -94,9 +112,10 @@ def import_labels(project: Project, path: str | Path, *, fmt: str, actor: str,
         more = f"; and {len(problems) - _SHOWN_PROBLEMS} more" if len(problems) > _SHOWN_PROBLEMS else ""
         hint = f"; the classes are {', '.join(classes)}" if any(w.startswith("unknown class") for w in problems) else ""
         raise LabelloopError(f"{path}: {count} bad row(s), nothing was written: {shown}{more}{hint}")
-    changed = store.set_labels(list(wanted), [class_id for _, class_id in wanted.values()], source="human",
-                               actor=actor)
-    return LabelImport(rows=len(rows), changed=changed, skipped=skipped)
+    class_ids = [class_id for _, class_id in wanted.values()]
+    replaced = store.count_human_labels_replaced(list(wanted), class_ids, actor=actor)
+    changed = store.set_labels(list(wanted), class_ids, source="human", actor=actor)
+    return LabelImport(rows=len(rows), changed=changed, skipped=skipped, replaced=replaced)
 
 
 def label_arrays(store: Store, image_ids: np.ndarray, class_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from engine.errors import LabelloopError
 from engine.models import ModelSpec, parse_model_spec
 from engine.ontology import default_templates, parse_class_list, read_prompts_file
-from storage import ProjectLocked, Store
+from storage import ProjectLocked, ProjectUnreadable, Store
 
 DB_FILE = "labelloop.duckdb"
 
@@ -74,6 +74,9 @@ def create_project(root: str | Path, *, images: str | Path, classes: str, model:
         raise LabelloopError(f"project path {root} is a file; give a new or empty folder")
     if root == images_root or images_root.is_relative_to(root):
         raise LabelloopError(f"project folder {root} must not contain the images folder; put the project beside it")
+    if root.is_relative_to(images_root):  # its exports would land in the images folder, which export refuses
+        raise LabelloopError(f"project folder {root} must not be inside the images folder {images_root}; "
+                             "put the project beside it")
     names = parse_class_list(classes)
     templates, overrides = (read_prompts_file(prompts, names) if prompts else (default_templates(), {}))
     spec = parse_model_spec(model)
@@ -95,8 +98,8 @@ def open_project(root: str | Path) -> Project:
                              "`labelloop init PROJECT --images DIR --classes \"a,b\"`")
     try:
         store = Store.open(root / DB_FILE)
-    except ProjectLocked as locked:
-        raise LabelloopError(str(locked)) from None
+    except (ProjectLocked, ProjectUnreadable) as refused:
+        raise LabelloopError(str(refused)) from None
     store.mark_interrupted()  # whatever a killed process left running did not finish; its results were never written
     return Project(root, store)
 

@@ -7,6 +7,7 @@ adapted model, and then does the same over the new embeddings.
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -198,6 +199,18 @@ def _model_folder(project: Project, round_id: int) -> Path:
     return project.models_dir / f"round_{round_id:04d}"
 
 
+def _remove_unfinished_checkpoints(project: Project, finished: set[int]) -> None:
+    """A round killed before it finished leaves its checkpoint and adapted model folder behind; no finished round
+    names them, so the next round deletes them."""
+    for path in project.models_dir.glob("round_*"):
+        number = re.fullmatch(r"round_(\d+)(\.npz)?", path.name)
+        if number and int(number.group(1)) not in finished:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
 def _load_teacher(project: Project, round_id: int, class_ids: list[int], zero_shot: Head) -> tuple[Head, float]:
     path = _checkpoint_path(project, round_id)
     if round_id == 0 or not path.is_file():
@@ -242,7 +255,9 @@ def run_round(project: Project, config: RoundConfig, *, progress: Progress | Non
     if stored is not None and stored[1] == class_ids:  # the teacher's own word where it has one (cache teachers)
         rows = np.array([row_of.get(image_id, -1) for image_id in stored[0].tolist()])
         teacher_probs[rows[rows >= 0]] = stored[2][rows >= 0]
-    schedule_round = sum(r["status"] == "done" for r in store.rounds()) + 1
+    finished = {r["id"] for r in store.rounds() if r["status"] == "done"}
+    schedule_round = len(finished) + 1
+    _remove_unfinished_checkpoints(project, finished)
     round_id = store.start_round(asdict(config))
     try:
         adapted, meta = None, None
@@ -256,6 +271,7 @@ def run_round(project: Project, config: RoundConfig, *, progress: Progress | Non
                        schedule_round, config, progress=report if adapted is None else
                        lambda fraction, text: report(0.9 + 0.07 * fraction, text))
         output.metrics["seconds"] = round(time.monotonic() - started, 2)
+        output.metrics["round_id"] = round_id  # the round's number in the project; "round" counts finished ones
         project.models_dir.mkdir(exist_ok=True)
         np.savez(_checkpoint_path(project, round_id), weight=output.teacher.weight, bias=output.teacher.bias,
                  scale=output.teacher.scale, temperature=output.temperature, class_ids=np.array(class_ids))

@@ -19,3 +19,8 @@ class ExportQueries:
                               ORDER BY id DESC LIMIT ?""", [limit])
         return [{"id": eid, "created_at": created, "format": fmt, "path": path, "filters": json.loads(filters),
                  "counts": json.loads(counts)} for eid, created, fmt, path, filters, counts in rows]
+
+    def human_labels_on_unusable_images(self) -> int:
+        """Images a person labelled that are missing or unreadable now: no export can include them."""
+        return self._query("""SELECT count(*) FROM labels l JOIN images i ON i.id = l.image_id
+                              WHERE l.source = 'human' AND i.status <> 'ok'""")[0][0]

@@ -33,6 +33,21 @@ class LabelQueries:
             con.execute("DROP TABLE label_changes")
         return changed
 
+    def count_human_labels_replaced(self, image_ids: Sequence[int], class_ids: Sequence[int | None], *,
+                                    actor: str) -> int:
+        """How many of these images hold a human label, last set by someone other than `actor`, that setting
+        `class_ids` would change."""
+        batch = pa.table({"image_id": pa.array(list(image_ids), pa.int64()),
+                          "class_id": pa.array(list(class_ids), pa.int32())})
+        with self._registered("batch_replacing", batch):
+            return self._query("""
+                WITH last_actor AS (SELECT image_id, arg_max(actor, id) AS actor FROM label_events
+                                    WHERE image_id IN (SELECT image_id FROM batch_replacing) GROUP BY image_id)
+                SELECT count(*) FROM batch_replacing b JOIN labels l USING (image_id)
+                LEFT JOIN last_actor a USING (image_id)
+                WHERE l.source = 'human' AND l.class_id IS DISTINCT FROM b.class_id
+                  AND a.actor IS DISTINCT FROM ?""", [actor])[0][0]
+
     def label_events(self, image_id: int | None = None) -> list[dict]:
         where, params = ("WHERE image_id = ?", [image_id]) if image_id is not None else ("", [])
         rows = self._query(f"""SELECT id, image_id, from_class, from_source, to_class, to_source, actor, changed_at

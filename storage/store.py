@@ -36,6 +36,10 @@ class ProjectLocked(Exception):
         super().__init__(f"{path} is in use by {holder}; stop it, or use the page it serves, then try again")
 
 
+class ProjectUnreadable(Exception):
+    """The database file cannot be used: not a DuckDB file, truncated, corrupt, or made by a newer labelloop."""
+
+
 def _lock_holder(message: str) -> tuple[int | None, str | None]:
     match = re.search(r"\(PID (\d+)\)", message)
     if not match:
@@ -67,8 +71,20 @@ class Store(ImageQueries, LabelQueries, RoundQueries, ExportQueries, GalleryQuer
         except duckdb.IOException as error:
             if "lock" in str(error).lower():
                 raise ProjectLocked(path, *_lock_holder(str(error))) from None
+            raise ProjectUnreadable(f"{path} is not a readable labelloop database (empty, truncated or "
+                                    "corrupt); restore it from a backup") from None
+        except duckdb.Error:
+            raise ProjectUnreadable(f"{path} is not a readable labelloop database (corrupt); restore it from a "
+                                    "backup") from None
+        try:
+            return cls(con)
+        except ProjectUnreadable:
+            con.close()
             raise
-        return cls(con)
+        except (duckdb.Error, ValueError) as error:  # the file opened, but its tables are not ours or are damaged
+            con.close()
+            raise ProjectUnreadable(f"{path} cannot be read as a labelloop database ({type(error).__name__}); "
+                                    "restore it from a backup") from None
 
     @classmethod
     def memory(cls) -> "Store":
@@ -126,8 +142,8 @@ class Store(ImageQueries, LabelQueries, RoundQueries, ExportQueries, GalleryQuer
                 row = self._con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
                 version = int(json.loads(row[0][0])) if row else 0
             if version > SCHEMA_VERSION:
-                raise RuntimeError(f"database schema version {version} is newer than this labelloop "
-                                   f"({SCHEMA_VERSION}); upgrade labelloop")
+                raise ProjectUnreadable(f"the database was made by a newer labelloop (schema version {version}; "
+                                        f"this one reads up to {SCHEMA_VERSION}); upgrade labelloop")
             for number in range(version, SCHEMA_VERSION):
                 with self.transaction() as con:
                     for statement in MIGRATIONS[number]:

@@ -1,0 +1,453 @@
+"""Hostile folders and hostile input (issue 13): a folder of every odd kind of file is ingested by a fresh CLI
+process that must finish with every good file embedded and every bad one reported; random bytes as image files
+and random CSV rows never raise past the importers; each bad command line is one line, never a traceback."""
+
+import csv
+import io
+import json
+import os
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import cv2
+import duckdb
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+from PIL import Image, features
+
+from engine.errors import LabelloopError
+from engine.imageio import MAX_PIXELS, ImageReadError, decode_image, read_image
+from engine.ingest import ingest
+from engine.labels import import_labels
+from engine.models import load_model
+from engine.project import DB_FILE, create_project
+from tests.imagegen import random_image, write_bad_files, write_images
+
+REPO = Path(__file__).resolve().parent.parent
+CLASSES = "circle,square,other"
+
+
+def _cli(*args, timeout: float = 180) -> subprocess.CompletedProcess:
+    """The CLI as a fresh process, as a person runs it."""
+    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "app.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=environment, cwd=REPO)
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height and whose pixel data is cut off."""
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)))
+
+
+def _save_with_pillow(path: Path, image: Image.Image, **options) -> None:
+    buffer = io.BytesIO()
+    image.save(buffer, **options)
+    path.write_bytes(buffer.getvalue())
+
+
+def build_hostile_folder(folder: Path, outside: Path) -> tuple[set[str], set[str]]:
+    """Good and bad files of every kind the red team tried; returns (relpaths that must be embedded, relpaths
+    that must be reported as errors), names as the project stores them."""
+    good = set(write_images(folder, 8))
+    rng = np.random.default_rng(7)
+    picture = Image.fromarray(random_image(rng)[..., ::-1])
+    _save_with_pillow(folder / "cmyk.jpg", picture.convert("CMYK"), format="JPEG")
+    cv2.imwrite(str(folder / "deep16.png"), (random_image(rng).astype(np.uint16) * 257))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    _save_with_pillow(folder / "rotated.jpg", picture, format="JPEG", exif=exif.tobytes())
+    frames = [Image.fromarray(random_image(rng)[..., ::-1]) for _ in range(3)]
+    _save_with_pillow(folder / "animated.gif", frames[0], format="GIF", save_all=True, append_images=frames[1:])
+    odd_names = [" leading space.png", "back\\slash.png", "new\nline.png", "tab\tname.png", "escape\x1b[31m.png",
+                 "ünïcødé 猫.png", "UPPER.JPG", "folder.jpg/inside.png"]
+    for index, name in enumerate(odd_names):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / name), random_image(np.random.default_rng(100 + index)))
+    good |= {"cmyk.jpg", "deep16.png", "rotated.jpg", "animated.gif", *odd_names}
+    if features.check("avif"):
+        _save_with_pillow(folder / "photo.avif", picture, format="AVIF")
+        good.add("photo.avif")
+    os.symlink(folder / "cmyk.jpg", folder / "link_in.jpg")  # a link to a file inside the folder is read
+    good.add("link_in.jpg")
+
+    bad = set(write_bad_files(folder))  # empty, truncated, text, bomb, dangling symlink
+    (folder / b"not-utf8-\xff.jpg".decode("utf-8", "surrogateescape")).write_bytes((folder / "cmyk.jpg").read_bytes())
+    os.mkfifo(folder / "fifo.jpg")
+    outside.write_bytes((folder / "cmyk.jpg").read_bytes())
+    os.symlink(outside, folder / "link_out.jpg")
+    os.symlink(folder / "loop_b.jpg", folder / "loop_a.jpg")
+    os.symlink(folder / "loop_a.jpg", folder / "loop_b.jpg")
+    os.symlink(folder, folder / "dir_loop")  # a folder link is never followed: no error, no endless walk
+    (folder / "fake.heic").write_bytes(b"\0\0\0\x18ftypheic" + bytes(64))
+    (folder / "noise.webp").write_bytes(np.random.default_rng(3).bytes(5000))
+    (folder / "huge_header.png").write_bytes(_png_header_only(16000, 16000))
+    bad |= {"not-utf8-\\xff.jpg", "fifo.jpg", "link_out.jpg", "loop_a.jpg", "loop_b.jpg", "fake.heic", "noise.webp",
+            "huge_header.png"}
+    return good, bad
+
+
+@pytest.mark.slow
+def test_a_hostile_folder_is_ingested_whole_and_every_bad_file_is_reported(tmp_path, tiny_model, cli, cli_json):
+    images, root = tmp_path / "images", tmp_path / "project"
+    good, bad = build_hostile_folder(images, tmp_path / "outside.jpg")
+    assert cli("init", root, "--images", images, "--classes", CLASSES, "--model", tiny_model)[0] == 0
+    # a fresh process with decode workers, where a FIFO used to hang: a hang fails here by the timeout
+    done = _cli("ingest", root, "--workers", "1", "--json")
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    report = json.loads(done.stdout)
+    assert report["found"] == len(good) + len(bad) and report["errors"] == len(bad)
+
+    status = cli_json("status", root)
+    errors = {error["path"]: error["reason"] for error in status["errors"]}
+    assert set(errors) == bad and all(errors.values())
+    assert "not valid UTF-8" in errors["not-utf8-\\xff.jpg"] and "FIFO" in errors["fifo.jpg"]
+    assert "HEIC" in errors["fake.heic"] and "outside the images folder" in errors["link_out.jpg"]
+    assert status["images"]["ok"] == len(good) and status["model"]["embedded"] == len(good)
+
+    code, printed, _ = cli("status", root)
+    assert code == 0 and "\x1b" not in printed  # escape codes in names are shown escaped
+    again = cli_json("ingest", root, "--workers", "0")  # idempotent, and the in-process reader is safe too
+    assert again["embedded"] == 0 and again["errors"] == 0
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "pipe.png")
+    outcome = {}
+
+    def read() -> None:
+        try:
+            read_image(tmp_path / "pipe.png")
+        except ImageReadError as error:
+            outcome["error"] = str(error)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(10)
+    assert not reader.is_alive() and "not a regular file (a FIFO)" in outcome["error"]
+
+
+def test_a_decode_that_takes_too_long_is_an_error_not_a_hang(tmp_path, tiny_model, monkeypatch):
+    import engine.ingest as ingest_module
+
+    write_images(tmp_path / "images", 4)
+    project = create_project(tmp_path / "project", images=tmp_path / "images", classes=CLASSES, model=str(tiny_model))
+    real_read = ingest_module.read_image
+
+    def slow_for_one(path):
+        if Path(path).name == "img_00001.png":
+            time.sleep(30)
+        return real_read(path)
+
+    monkeypatch.setattr(ingest_module, "read_image", slow_for_one)
+    monkeypatch.setattr(ingest_module, "DECODE_SECONDS", 0.5)
+    started = time.monotonic()
+    with project:
+        report = ingest(project, load_model(project.model_spec), workers=0)
+        assert time.monotonic() - started < 25
+        assert report.errors == 1 and report.embedded == 3
+        assert "longer than" in project.store.image_errors()[0]["reason"]
+
+
+def test_the_pixel_limit_message_is_true():
+    with pytest.raises(ImageReadError, match="truncated or corrupt"):  # 256 Mpx is under the limit: decoded
+        decode_image(_png_header_only(16000, 16000))
+    with pytest.raises(ImageReadError) as refused:
+        decode_image(_png_header_only(16385, 16384))
+    assert f"16385x16384 = {16385 * 16384:,} pixels, over the {MAX_PIXELS:,}-pixel limit" in str(refused.value)
+    with pytest.raises(ImageReadError) as bomb:  # past Pillow's own error too
+        decode_image(_png_header_only(50_000, 50_000))
+    assert f"{50_000 * 50_000:,} pixels, over the {MAX_PIXELS:,}-pixel limit" in str(bomb.value)
+
+
+# ---- random bytes and random rows ---------------------------------------------------------------------------
+
+_MAGIC = [b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0", b"GIF89a", b"RIFF\0\0\0\0WEBPVP8 ", b"BM", b"II*\0",
+          b"\0\0\0\x1cftypavif"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(magic=st.sampled_from(_MAGIC), tail=st.binary(max_size=600))
+def test_random_bytes_as_an_image_only_ever_raise_image_read_error(tmp_path, magic, tail):
+    path = tmp_path / "random.png"
+    path.write_bytes(magic + tail)
+    try:
+        image = read_image(path)
+    except ImageReadError as error:
+        assert str(error)
+    else:
+        assert image.pixels.ndim == 3 and image.pixels.shape[2] == 3 and image.pixels.dtype == np.uint8
+
+
+@pytest.fixture(scope="module")
+def labelled_project(tmp_path_factory, tiny_model):
+    tmp = tmp_path_factory.mktemp("csv")
+    write_images(tmp / "images", 6)
+    project = create_project(tmp / "project", images=tmp / "images", classes=CLASSES, model=str(tiny_model))
+    ingest(project, load_model(project.model_spec), workers=0)
+    yield project
+    project.close()
+
+
+_CELL = st.one_of(st.sampled_from(["img_00001.png", "sub/img_00000.jpg", " img_00001.png", "circle", "Square", ""]),
+                  st.text(alphabet=st.sampled_from(list("ab ,\"\n\r\\/.\t\x00é")), max_size=12))
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.lists(_CELL, min_size=0, max_size=4), max_size=6), header=st.booleans())
+def test_random_csv_rows_are_imported_or_refused_in_one_line(labelled_project, tmp_path, rows, header):
+    path = tmp_path / "random.csv"
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        if header:
+            writer.writerow(["path", "label"])
+        writer.writerows(rows)
+    store = labelled_project.store
+    before = store.label_events()
+    try:
+        result = import_labels(labelled_project, path, fmt="csv", actor="hypothesis")
+    except LabelloopError as error:
+        assert "\n" not in str(error)
+        assert store.label_events() == before  # a refused file writes nothing
+    else:
+        assert result.rows >= 1 and len(store.label_events()) == len(before) + result.changed
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8)
+                     | st.sampled_from(["img_00001.png", "/data/local-files/?d=img_00001.png", "circle", "choices"]),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+                         st.sampled_from(["data", "image", "annotations", "result", "value", "choices",
+                                          "was_cancelled", "id", "updated_at"]), inner, max_size=4),
+                     max_leaves=12)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(document=_JSON)
+def test_random_label_studio_json_is_imported_or_refused_in_one_line(labelled_project, tmp_path, document):
+    path = tmp_path / "random.json"
+    path.write_text(json.dumps(document))
+    before = labelled_project.store.label_events()
+    try:
+        import_labels(labelled_project, path, fmt="label-studio", actor="hypothesis")
+    except LabelloopError as error:
+        assert "\n" not in str(error) and labelled_project.store.label_events() == before
+
+
+# ---- the defects, one test each ------------------------------------------------------------------------------
+
+def test_a_row_missing_its_label_field_is_an_error_not_none_of_these(project, tmp_path, cli):
+    first = tmp_path / "first.csv"
+    first.write_text("path,label\nimg_00001.png,circle\n")
+    assert cli("label", project, "--csv", first)[0] == 0
+    short = tmp_path / "short.csv"
+    short.write_text("path,label\nimg_00001.png\n")
+    code, _, err = cli("label", project, "--csv", short)
+    assert code == 1 and "line 2" in err and "fewer fields" in err
+    other = tmp_path / "other.csv"
+    other.write_text('path,label\nimg_00001.png,""\n')  # an explicit empty label: "none of these", by someone else
+    code, out, _ = cli("label", project, "--csv", other)
+    assert code == 0 and "1 of them replacing a label someone else set" in out
+
+
+def test_the_exported_csv_imports_back_name_for_name(tmp_path, tiny_model, cli):
+    images = tmp_path / "images"
+    names = ["back\\slash.png", " leading.png", "trailing .png", "a  b.png", "./dot.png".lstrip("./")]
+    for index, name in enumerate(names):
+        images.mkdir(exist_ok=True)
+        cv2.imwrite(str(images / name), random_image(np.random.default_rng(index)))
+    root = tmp_path / "project"
+    assert cli("init", root, "--images", images, "--classes", CLASSES, "--model", tiny_model)[0] == 0
+    assert cli("ingest", root, "--workers", "0")[0] == 0
+    out = tmp_path / "all.csv"
+    assert cli("export", root, "--format", "csv", "--out", out)[0] == 0
+    code, stdout, err = cli("label", root, "--csv", out)
+    assert code == 0, err
+    assert f"imported {len(names)} labels" in stdout
+
+
+def test_import_reads_the_images_root_once_not_per_row(labelled_project, tmp_path, monkeypatch):
+    from storage import Store
+
+    path = tmp_path / "many.csv"
+    path.write_text("path,label\n" + "img_00001.png,circle\n" * 500)
+    calls = []
+    real = Store.get_meta
+    monkeypatch.setattr(Store, "get_meta", lambda self, key, default=None: calls.append(key) or real(self, key,
+                                                                                                    default))
+    import_labels(labelled_project, path, fmt="csv", actor="many")
+    assert len(calls) < 10
+
+
+def test_init_refuses_a_project_inside_its_images_folder(tmp_path, images, cli):
+    code, _, err = cli("init", images / "project", "--images", images, "--classes", CLASSES, "--model", "demo")
+    assert code == 1 and "inside the images folder" in err and not (images / "project").exists()
+
+
+def test_two_exports_racing_to_one_path_never_both_succeed(project, tmp_path, monkeypatch):
+    import engine.export as export_module
+    from engine.project import open_project
+
+    out = tmp_path / "labels.csv"
+    real_write = export_module._write_file
+
+    def write_while_another_export_lands(temporary, fmt, rows, ls_root_url):
+        real_write(temporary, fmt, rows, ls_root_url)
+        out.write_text("the other export\n")
+
+    monkeypatch.setattr(export_module, "_write_file", write_while_another_export_lands)
+    with open_project(project) as opened, pytest.raises(LabelloopError, match="created while exporting"):
+        export_module.export(opened, fmt="csv", out=out)
+    assert out.read_text() == "the other export\n" and not list(tmp_path.glob(".labels.csv.*"))
+
+
+def test_exports_say_how_many_labelled_images_are_missing(project, tmp_path, cli):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,label\nimg_00001.png,circle\nimg_00002.webp,square\n")
+    assert cli("label", project, "--csv", labels)[0] == 0
+    images = Path(json.loads(cli("status", project, "--json")[1])["images_root"])
+    (images / "img_00001.png").unlink()
+    assert cli("ingest", project, "--workers", "0")[0] == 0
+    code, out, _ = cli("export", project, "--format", "csv", "--out", tmp_path / "out.csv")
+    assert code == 0 and "1 human-labelled images missing or unreadable" in out
+
+
+def test_a_killed_rounds_leftovers_are_removed_by_the_next_round(project, cli):
+    models = project / "models"
+    (models / "round_0042").mkdir(parents=True)
+    (models / "round_0042" / "open_clip_config.json").write_text("{}")
+    (models / "round_0042.npz").write_bytes(b"half")
+    code, out, err = cli("round", project)
+    assert code == 0, err
+    assert not (models / "round_0042").exists() and not (models / "round_0042.npz").exists()
+    assert (models / "round_0001.npz").is_file()
+
+
+def test_the_cli_names_rounds_by_their_number_in_the_project(project, cli):
+    with duckdb.connect(str(project / DB_FILE)) as con:  # two rounds that did not finish, as a crash leaves them
+        con.execute("INSERT INTO rounds (id, started_at, status, config) VALUES (1, now(), 'failed', '{}'), "
+                    "(2, now(), 'cancelled', '{}')")
+    code, out, err = cli("round", project)
+    assert code == 0 and out.startswith("round 3:"), out + err
+
+
+def test_a_job_kind_starting_with_a_vowel_reads_right():
+    from engine.jobs import JobRunner
+    from storage import Store
+
+    runner = JobRunner(Store.memory())
+    release = threading.Event()
+    runner.submit("ingest", {}, lambda context: release.wait(10) and {})
+    with pytest.raises(LabelloopError, match="^an ingest job is already"):
+        runner.submit("ingest", {}, lambda context: {})
+    release.set()
+    runner.close()
+
+
+def test_closing_the_runner_cancels_the_running_job_within_seconds():
+    from engine.jobs import JobRunner
+    from storage import Store
+
+    store = Store.memory()
+    runner = JobRunner(store)
+
+    def endless(context):
+        while True:
+            context.progress(0.5, "working")
+            time.sleep(0.05)
+
+    runner.submit("round", {}, endless)
+    queued = runner.submit("ingest", {}, lambda context: {})
+    time.sleep(0.3)
+    started = time.monotonic()
+    assert runner.close(timeout=10) and time.monotonic() - started < 5
+    statuses = {job["id"]: job["status"] for job in store.jobs()}
+    assert statuses[queued] == "cancelled" and set(statuses.values()) == {"cancelled"}
+
+
+# ---- bad command lines: one line, never a traceback -------------------------------------------------------
+
+def _bad_databases(project: Path, tmp_path: Path) -> dict[str, Path]:
+    """Copies of the project's database: empty, cut short, random bytes, from a newer labelloop, and intact (for a
+    second command that must not wait on the first one's lock)."""
+    copies = {}
+    for kind in ("zero", "truncated", "garbage", "newer", "copy"):
+        copy = tmp_path / f"project_{kind}"
+        copy.mkdir()
+        data = (project / DB_FILE).read_bytes()
+        contents = {"zero": b"", "truncated": data[:5000], "garbage": np.random.default_rng(1).bytes(70_000),
+                    "newer": data, "copy": data}[kind]
+        (copy / DB_FILE).write_bytes(contents)
+        copies[kind] = copy
+    with duckdb.connect(str(copies["newer"] / DB_FILE)) as con:
+        con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    return copies
+
+
+@pytest.mark.slow
+def test_each_bad_input_is_one_line_in_a_fresh_process(project, images, tmp_path):
+    databases = _bad_databases(project, tmp_path)
+    short_csv = tmp_path / "short.csv"
+    short_csv.write_text("path,label\nimg_00001.png\n")
+    cases = {
+        "zero-byte database": (["status", databases["zero"]], "not a readable labelloop database"),
+        "truncated database": (["status", databases["truncated"]], "not a readable labelloop database"),
+        "corrupt database": (["status", databases["garbage"]], "not a readable labelloop database"),
+        "newer schema": (["status", databases["newer"]], "made by a newer labelloop"),
+        "label --csv DIR": (["label", project, "--csv", tmp_path], "is a folder"),
+        "label row without a label": (["label", databases["copy"], "--csv", short_csv], "line 2"),
+        "ingest --batch-size 0": (["ingest", project, "--batch-size", "0"], "at least 1"),
+        "ingest --batch-size -1": (["ingest", project, "--batch-size", "-1"], "at least 1"),
+        "ingest --workers -1": (["ingest", project, "--workers", "-1"], "at least 0"),
+        "serve --port 99999": (["serve", project, "--port", "99999"], "between 1 and 65535"),
+        "serve --port -1": (["serve", project, "--port", "-1"], "between 1 and 65535"),
+        "serve --host unresolvable": (["serve", project, "--host", "no-such-host.invalid"], "cannot be resolved"),
+        "init inside the images": (["init", images / "p", "--images", images, "--classes", "a,b", "--model", "demo"],
+                                   "inside the images folder"),
+    }
+    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+    failures, names = [], list(cases)
+    for start in range(0, len(names), 4):  # four processes at a time: each imports torch
+        running = {name: subprocess.Popen([sys.executable, "-m", "app.cli", *map(str, cases[name][0])], cwd=REPO,
+                                          env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                   for name in names[start:start + 4]}
+        for name, process in running.items():
+            _, err = process.communicate(timeout=240)
+            lines = [line for line in err.splitlines() if line.strip() and not line.startswith("loading model")]
+            fragment = cases[name][1]
+            if process.returncode not in (1, 2) or len(lines) != 1 or "Traceback" in err or fragment not in lines[0]:
+                failures.append((name, process.returncode, err[-400:]))
+    assert not failures, failures
+
+
+def test_stopping_the_server_cancels_an_ingest_and_leaves_no_decode_worker(tmp_path, tiny_model, capsys):
+    import multiprocessing
+
+    from app.server import STOP_SECONDS, stop_jobs
+    from engine.workspace import Workspace
+
+    write_images(tmp_path / "images", 300, size=(48, 64))
+    project = create_project(tmp_path / "project", images=tmp_path / "images", classes=CLASSES, model=str(tiny_model))
+    workspace = Workspace(project, ingest_workers=1)
+    job = workspace.start_ingest()
+    deadline = time.monotonic() + 120
+    while project.store.jobs()[0]["status"] != "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    started = time.monotonic()
+    stop_jobs(workspace)
+    assert time.monotonic() - started < STOP_SECONDS + 2
+    assert f"cancelling ingest job {job}" in capsys.readouterr().err
+    deadline = time.monotonic() + 15
+    while multiprocessing.active_children() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not multiprocessing.active_children()
+    assert project.store.jobs()[0]["status"] in ("cancelled", "done")
+    project.close()
