@@ -84,23 +84,46 @@ class ImageQueries:
             "relpath": pa.array(list(embedded_paths), pa.string()),
             "vec": pa.FixedSizeListArray.from_arrays(pa.array(vectors.astype(np.float32).ravel()), dim),
         })
-        stale_filter = """SELECT i.id FROM images i JOIN batch_images b USING (relpath)
-                          WHERE i.sha256 IS DISTINCT FROM b.sha256 OR b.status <> 'ok'"""
-        model_tables = [embeddings_table(mid) for (mid,) in self._query("SELECT model_id FROM models")]
         with self._registered("batch_images", images), \
                 self._registered("batch_vectors", vec_table), self.transaction() as con:
-            for stale_table in model_tables:
-                con.execute(f"DELETE FROM {stale_table} WHERE image_id IN ({stale_filter})")
-            con.execute(f"DELETE FROM predictions WHERE image_id IN ({stale_filter})")
-            con.execute("""
-                INSERT INTO images (relpath, sha256, size, mtime_ns, width, height, status, error)
-                SELECT relpath, sha256, size, mtime_ns, width, height, status, error FROM batch_images
-                ON CONFLICT (relpath) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size,
-                    mtime_ns = excluded.mtime_ns, width = excluded.width, height = excluded.height,
-                    status = excluded.status, error = excluded.error, updated_at = now()""")
-            if len(vec_table):
-                con.execute(f"""INSERT OR REPLACE INTO {table}
-                                SELECT i.id, v.vec FROM batch_vectors v JOIN images i USING (relpath)""")
+            self._upsert_ingested(con, table)
+
+    def import_ingest_shards(self, shards: Sequence[str], model_id: str) -> None:
+        """Upsert the image rows and vectors of Parquet shards in one transaction, as write_ingest_batch does for
+        one batch. A shard has the columns of write_ingest_batch's images plus `vec` (the vector, null when the
+        image has none to add); a path in several shards takes its row from the last shard by file name."""
+        if not shards:
+            return
+        table = embeddings_table(model_id)
+        files = ", ".join("'" + str(path).replace("'", "''") + "'" for path in shards)
+        with self.transaction() as con:
+            con.execute(f"""CREATE TEMP TABLE batch_images AS
+                            SELECT * EXCLUDE (filename) FROM read_parquet([{files}], filename = true)
+                            QUALIFY row_number() OVER (PARTITION BY relpath ORDER BY filename DESC) = 1""")
+            con.execute(f"""CREATE TEMP VIEW batch_vectors AS SELECT relpath, vec::FLOAT[{self.model_dim(model_id)}]
+                            AS vec FROM batch_images WHERE vec IS NOT NULL""")
+            self._upsert_ingested(con, table)
+            con.execute("DROP VIEW batch_vectors")
+            con.execute("DROP TABLE batch_images")
+
+    def _upsert_ingested(self, con, table: str) -> None:
+        """The statements behind write_ingest_batch and import_ingest_shards, over `batch_images` and
+        `batch_vectors` (relpath, vec) as the caller exposes them inside its transaction."""
+        stale_filter = """SELECT i.id FROM images i JOIN batch_images b USING (relpath)
+                          WHERE i.sha256 IS DISTINCT FROM b.sha256 OR b.status <> 'ok'"""
+        model_tables = [embeddings_table(mid) for (mid,) in con.execute("SELECT model_id FROM models").fetchall()]
+        for stale_table in model_tables:
+            con.execute(f"DELETE FROM {stale_table} WHERE image_id IN ({stale_filter})")
+        con.execute(f"DELETE FROM predictions WHERE image_id IN ({stale_filter})")
+        con.execute("""
+            INSERT INTO images (relpath, sha256, size, mtime_ns, width, height, status, error)
+            SELECT relpath, sha256, size, mtime_ns, width, height, status, error FROM batch_images
+            ON CONFLICT (relpath) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size,
+                mtime_ns = excluded.mtime_ns, width = excluded.width, height = excluded.height,
+                status = excluded.status, error = excluded.error, updated_at = now()""")
+        if con.execute("SELECT count(*) FROM batch_vectors").fetchall()[0][0]:
+            con.execute(f"""INSERT OR REPLACE INTO {table}
+                            SELECT i.id, v.vec FROM batch_vectors v JOIN images i USING (relpath)""")
 
     def mark_missing(self, relpaths: Sequence[str]) -> None:
         if not relpaths:
