@@ -69,6 +69,22 @@ class ImageQueries:
         flat = result.column("vec").combine_chunks().flatten().to_numpy(zero_copy_only=False)
         return ids, flat.astype(np.float32, copy=False).reshape(len(ids), dim or 0)
 
+    def embedded_ids(self, model_id: str) -> np.ndarray:
+        """The ids (N,) of the ok images that have a vector under `model_id`, ascending."""
+        table = self._arrow(f"""SELECT e.image_id FROM {embeddings_table(model_id)} e
+                                JOIN images i ON i.id = e.image_id WHERE i.status = 'ok' ORDER BY e.image_id""")
+        return table.column("image_id").to_numpy()
+
+    def vectors_of(self, model_id: str, image_ids: np.ndarray) -> np.ndarray:
+        """The vectors (len(image_ids), d) float32 of `image_ids`, in their order (each must have one)."""
+        wanted = pa.table({"image_id": pa.array(np.asarray(image_ids, np.int64)),
+                           "position": pa.array(np.arange(len(image_ids), dtype=np.int64))})
+        with self._registered("wanted_vectors", wanted):
+            result = self._arrow(f"""SELECT e.vec FROM wanted_vectors w
+                                     JOIN {embeddings_table(model_id)} e USING (image_id) ORDER BY w.position""")
+        flat = result.column("vec").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        return flat.astype(np.float32, copy=False).reshape(len(result), self.model_dim(model_id) or 0)
+
     def image_index(self) -> dict[str, tuple]:
         """relpath -> (id, sha256, size, mtime_ns, status) for every known image."""
         rows = self._query("SELECT relpath, id, sha256, size, mtime_ns, status FROM images")
