@@ -117,7 +117,7 @@ class Workspace:
     # ---- header ------------------------------------------------------------------------------------------------
 
     def header(self) -> dict:
-        counts = self.store.counts()
+        counts = self.store.header_counts()
         jobs = self.store.jobs(limit=1)
         root = self.project.root
         return {"project": f"{root.parent.name}/{root.name}", "images": counts["images"], "labels": counts["labels"],

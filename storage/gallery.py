@@ -13,22 +13,32 @@ GALLERY_SORTS = ("queue", "confidence_up", "confidence_down", "name")
 
 # What each image shows: the person's label if any, else the newest prediction (teacher, else zero-shot).
 _SHOWN = """
-    WITH newest AS (SELECT image_id, label, confidence, class_ids, probs FROM predictions WHERE round = $round),
+    WITH newest AS (SELECT image_id, label, confidence FROM predictions WHERE round = $round),
          zero AS (SELECT image_id, label, confidence FROM predictions WHERE round = 0),
          shown AS (
             SELECT i.id, i.relpath, i.sha256, i.status, i.error,
-                   coalesce(n.label, z.label) AS predicted,
-                   coalesce(n.confidence, z.confidence) AS confidence,
+                   {predicted} AS predicted, {confidence} AS confidence,
                    z.label AS zero_shot, l.class_id AS label, l.source AS label_source,
-                   (n.image_id IS NOT NULL AND z.label IS NOT NULL AND n.label <> z.label) AS disagree,
-                   (l.image_id IS NOT NULL AND l.class_id IS NOT NULL AND coalesce(n.label, z.label) <> l.class_id
-                    AND coalesce(n.confidence, z.confidence) >= $mistake)
-                       AS mistake
+                   {disagree} AS disagree,
+                   (l.image_id IS NOT NULL AND l.class_id IS NOT NULL AND {predicted} <> l.class_id
+                    AND {confidence} >= $mistake) AS mistake
             FROM images i
-            LEFT JOIN newest n ON n.image_id = i.id
+            {teacher_join}
             LEFT JOIN zero z ON z.image_id = i.id
             LEFT JOIN labels l ON l.image_id = i.id
             WHERE i.status <> 'missing')"""
+
+
+def _shown_sql(round_id: int) -> str:
+    """`_SHOWN` for a round. Round 0 has no teacher: the zero-shot columns are used as they are, so a filter on
+    the class or confidence reaches the predictions scan before any join (0.05 s instead of 0.6 s for a filtered
+    page at a million images); a coalesce of teacher and zero-shot would keep it above the joins."""
+    if round_id > 0:
+        return _SHOWN.format(predicted="coalesce(n.label, z.label)", confidence="coalesce(n.confidence, z.confidence)",
+                             disagree="(n.image_id IS NOT NULL AND z.label IS NOT NULL AND n.label <> z.label)",
+                             teacher_join="LEFT JOIN newest n ON n.image_id = i.id")
+    return _SHOWN.format(predicted="z.label", confidence="z.confidence", disagree="FALSE", teacher_join="")
+
 
 _STATUS_WHERE = {
     "all": "TRUE",
@@ -72,7 +82,7 @@ class GalleryQueries:
             where.append("mistake")
         ranks = pa.table({"image_id": pa.array(list(map(int, queue_ids)), pa.int64()),
                           "queue_rank": pa.array(np.arange(len(queue_ids)), pa.int64())})
-        sql = f"""{_SHOWN}
+        sql = f"""{_shown_sql(round_id)}
             SELECT s.id, s.relpath, s.sha256, s.status, s.error, s.predicted, s.confidence, s.zero_shot, s.label,
                    s.label_source, s.disagree, s.mistake, count(*) OVER () AS total
             FROM shown s LEFT JOIN gallery_queue q ON q.image_id = s.id
@@ -93,9 +103,10 @@ class GalleryQueries:
         source and status. One query for a whole page (bulk accept)."""
         wanted = pa.table({"image_id": pa.array(list(map(int, image_ids)), pa.int64())})
         with self._registered("wanted_images", wanted):
-            rows = self._query(f"""{_SHOWN}
+            rows = self._query(f"""{_shown_sql(round_id)}
                 SELECT id, predicted, confidence, label_source, status FROM shown
-                WHERE id IN (SELECT image_id FROM wanted_images) ORDER BY id""", {"round": round_id, "mistake": 1.0})
+                WHERE id IN (SELECT image_id FROM wanted_images) ORDER BY id""",
+                               {"round": round_id, "mistake": 1.0})
         return [dict(zip(("id", "predicted", "confidence", "label_source", "status"), row)) for row in rows]
 
     def zero_shot_count(self) -> int:
