@@ -15,7 +15,6 @@ import json
 import statistics
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -86,7 +85,9 @@ def main() -> None:
     names = workspace.class_names()
 
     def galleries(name: str, queries: list[GalleryQuery]) -> None:
+        """Each page twice: first with its overlay tiles drawn (cold), then drawn before (warm: the query alone)."""
         medians[name] = _emit(name, [_timed(lambda q=q: workspace.gallery(q)) for q in queries])
+        medians[name + "_warm"] = _emit(name + "_warm", [_timed(lambda q=q: workspace.gallery(q)) for q in queries])
 
     def all_galleries(suffix: str = "") -> None:
         pages = range(args.repeats)
