@@ -123,8 +123,8 @@ def main() -> None:
 
     for fmt in ("csv", "parquet"):
         out = scratch / f"labels.{fmt}"
-        medians[f"export_{fmt}"] = _emit(f"export_{fmt}", [_timed(lambda: export(project, fmt=fmt, out=out))],
-                                         bytes=out.stat().st_size)
+        seconds = _timed(lambda: export(project, fmt=fmt, out=out, force=True))
+        medians[f"export_{fmt}"] = _emit(f"export_{fmt}", [seconds], bytes=out.stat().st_size)
     workspace.close()
     project.store.checkpoint()
     size = (project.root / DB_FILE).stat().st_size
