@@ -64,7 +64,8 @@ def cmd_ingest(args) -> int:
         from engine.ray_ingest import ray_ingest as run_ingest, require_ray
 
         require_ray()  # before loading the model
-        options = {"address": args.address, "workers": args.workers or 1, "gpus_per_worker": args.gpus_per_worker}
+        options = {"address": args.address, "workers": 1 if args.workers is None else args.workers,
+                   "gpus_per_worker": args.gpus_per_worker}
     else:
         run_ingest, options = ingest, {"workers": args.workers}
     with open_project(args.project) as project:

@@ -15,6 +15,7 @@ thumbnails stay on the driver. Ray is an optional extra: `pip install -e ".[ray]
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
@@ -106,7 +107,8 @@ def _connect(ray, address: str | None) -> bool:
         return False
     source_root = str(Path(__file__).resolve().parent.parent)
     # Workers import labelloop's code: on this machine from this checkout; on a cluster it is installed there.
-    runtime_env = None if address else {"env_vars": {"PYTHONPATH": source_root}}
+    local = not (address or os.environ.get("RAY_ADDRESS"))
+    runtime_env = {"env_vars": {"PYTHONPATH": source_root}} if local else None
     ray.init(address=address, runtime_env=runtime_env, logging_level=logging.ERROR, log_to_driver=False,
              include_dashboard=False, configure_logging=True)
     context = ray.data.DataContext.get_current()
