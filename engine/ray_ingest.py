@@ -23,7 +23,6 @@ from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from engine.errors import LabelloopError
@@ -78,12 +77,13 @@ def ray_ingest(project: Project, model: LoadedModel, *, address: str | None = No
                 ray.shutdown()
 
     shards = sorted(shards_dir.glob("*.parquet"))
-    relpaths, statuses, embedded = _shard_column_values(shards, "relpath", "status", "embedded")
-    report.errors = sum(status == "error" for status in statuses)
-    report.error_paths = [path for path, status in zip(relpaths, statuses) if status == "error"]
-    report.embedded = sum(embedded)
-    report.reused = len(relpaths) - report.errors - report.embedded
-    project.store.import_ingest_shards([str(path) for path in shards], model.model_id)
+    wanted = {entry.relpath for entry in todo}  # not a file deleted since a killed run wrote its shard
+    rows = [row for row in zip(*_shard_column_values(shards, "relpath", "status", "embedded")) if row[0] in wanted]
+    report.error_paths = sorted({relpath for relpath, status, _ in rows if status == "error"})
+    report.errors = len(report.error_paths)
+    report.embedded = sum(embedded for _, _, embedded in rows)
+    report.reused = len({relpath for relpath, _, _ in rows}) - report.errors - report.embedded
+    project.store.import_ingest_shards([str(path) for path in shards], model.model_id, sorted(wanted))
     shutil.rmtree(shards_dir, ignore_errors=True)  # imported: the database holds everything they held
     project.store.fill_duplicate_embeddings(model.model_id)
     report.predicted = run_zero_shot(project.store, model)
@@ -174,19 +174,17 @@ class _Embedder:
 
 def _write_shard(batch: pa.Table, seen_shas: set[str], thumbs_dir: Path, path: Path) -> None:
     """Thumbnails first, then the shard under its final name in one rename: a shard on disk is complete, and its
-    thumbnails are there. A content already embedded (in the project or earlier in the run) keeps no vector."""
+    thumbnails are there. `embedded` marks content not embedded before (in the project or earlier in the run), for
+    the report; every good row keeps its vector, so a duplicate keeps one when its twin's file is deleted."""
     shas, thumbnails = batch.column("sha256").to_pylist(), batch.column("thumbnail").to_pylist()
-    keep = []
+    first = []
     for sha, thumbnail in zip(shas, thumbnails):
         if thumbnail is not None and not thumbnail_path(thumbs_dir, sha).exists():
             save_thumbnail(thumbnail, thumbnail_path(thumbs_dir, sha))
-        keep.append(sha is not None and sha not in seen_shas)
+        first.append(sha is not None and sha not in seen_shas)
         if sha is not None:
             seen_shas.add(sha)
-    embedded = pa.array(keep, pa.bool_())
-    vec = batch.column("vec").combine_chunks()
-    vec = pc.if_else(embedded, vec, pa.nulls(len(vec), vec.type))
-    shard = batch.drop_columns(["thumbnail", "vec"]).append_column("vec", vec).append_column("embedded", embedded)
+    shard = batch.drop_columns(["thumbnail"]).append_column("embedded", pa.array(first, pa.bool_()))
     temporary = path.with_suffix(".tmp")
     pq.write_table(shard, temporary)
     temporary.replace(path)

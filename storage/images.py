@@ -104,17 +104,20 @@ class ImageQueries:
                 self._registered("batch_vectors", vec_table), self.transaction() as con:
             self._upsert_ingested(con, table)
 
-    def import_ingest_shards(self, shards: Sequence[str], model_id: str) -> None:
+    def import_ingest_shards(self, shards: Sequence[str], model_id: str, relpaths: Sequence[str]) -> None:
         """Upsert the image rows and vectors of Parquet shards in one transaction, as write_ingest_batch does for
-        one batch. A shard has the columns of write_ingest_batch's images plus `vec` (the vector, null when the
-        image has none to add); a path in several shards takes its row from the last shard by file name."""
+        one batch, for the files in `relpaths` (a file gone since its shard was written is left out). A shard has
+        the columns of write_ingest_batch's images plus `vec` (the vector, null when the image has none to add);
+        a path in several shards takes its row from the last shard by file name."""
         if not shards:
             return
         table = embeddings_table(model_id)
         files = ", ".join("'" + str(path).replace("'", "''") + "'" for path in shards)
-        with self.transaction() as con:
+        wanted = pa.table({"relpath": pa.array(list(relpaths), pa.string())})
+        with self._registered("shard_relpaths", wanted), self.transaction() as con:
             con.execute(f"""CREATE TEMP TABLE batch_images AS
                             SELECT * EXCLUDE (filename) FROM read_parquet([{files}], filename = true)
+                            WHERE relpath IN (SELECT relpath FROM shard_relpaths)
                             QUALIFY row_number() OVER (PARTITION BY relpath ORDER BY filename DESC) = 1""")
             con.execute(f"""CREATE TEMP VIEW batch_vectors AS SELECT relpath, vec::FLOAT[{self.model_dim(model_id)}]
                             AS vec FROM batch_images WHERE vec IS NOT NULL""")

@@ -4,6 +4,7 @@ killed half-way resumes from its shards; without Ray, one line. Ray starts once 
 import sys
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from engine.project import open_project
@@ -104,16 +105,20 @@ def test_a_killed_ray_ingest_resumes_from_its_shards(local_ray, tmp_path, folder
         assert project.store.counts()["images"]["ok"] == 0  # nothing imported yet: shards only
     shards = sorted(root.glob("ingest-shards/*/*.parquet"))
     assert len(shards) >= 2
+    deleted = pq.read_table(shards[0], columns=["relpath", "status"]).to_pylist()
+    deleted = next(row["relpath"] for row in deleted if row["status"] == "ok")
+    (images / deleted).unlink()  # written to a shard, then deleted before the run resumes
 
     with open_project(root) as project:
         report = ray_ingest(project, model, batch_size=16)
         counts = project.store.counts()["images"]
         relpaths = list(project.store.relpaths().values())
         vectors = project.store.embedding_count(model.model_id)
-    files = 40 + 3 + len(bad)
+    files = 40 + 3 - 1 + len(bad)
+    assert deleted not in relpaths
     assert sorted(relpaths) == sorted(set(relpaths)) and len(relpaths) == files  # each image exactly once
-    assert counts == {"ok": 43, "error": len(bad), "missing": 0} and vectors == 43
-    assert (report.found, report.errors, report.embedded + report.reused) == (files, len(bad), 43)
+    assert counts == {"ok": 42, "error": len(bad), "missing": 0} and vectors == 42
+    assert (report.found, report.errors, report.embedded + report.reused) == (files, len(bad), 42)
     assert not list(root.glob("ingest-shards/*/*.parquet"))
 
 

@@ -26,7 +26,9 @@ def test_shards_import_in_one_transaction_and_the_newest_shard_wins(tmp_path):
     first, second = np.eye(4, dtype=np.float32), np.full((1, 4), 0.5, np.float32)
     _shard(tmp_path / "1-0000001.parquet", ["a.png", "b.png", "c.png"], [first[0], first[1], None])
     _shard(tmp_path / "1-0000002.parquet", ["b.png"], [second[0]])  # b changed after the first shard
-    store.import_ingest_shards([str(tmp_path / "1-0000002.parquet"), str(tmp_path / "1-0000001.parquet")], "m1")
+    _shard(tmp_path / "1-0000003.parquet", ["gone.png"], [second[0]])  # deleted since: not asked for
+    shards = [str(tmp_path / f"1-000000{n}.parquet") for n in (2, 3, 1)]
+    store.import_ingest_shards(shards, "m1", ["a.png", "b.png", "c.png"])
     assert sorted(store.image_index()) == ["a.png", "b.png", "c.png"]
     by_path = {store.relpaths()[i]: v for i, v in zip(*store.embeddings("m1"))}
     assert sorted(by_path) == ["a.png", "b.png"]  # c's shard row carries no vector
