@@ -78,10 +78,20 @@ def cmd_ingest(args) -> int:
     from engine.ingest import ingest
     from engine.project import open_project
 
+    if args.engine not in ("local", "ray"):
+        raise LabelloopError(f"unknown --engine {args.engine!r}; use local (default) or ray")
+    if args.engine == "ray":
+        from engine.ray_ingest import ray_ingest as run_ingest, require_ray
+
+        require_ray()  # before loading the model
+        options = {"address": args.address, "workers": 1 if args.workers is None else args.workers,
+                   "gpus_per_worker": args.gpus_per_worker}
+    else:
+        run_ingest, options = ingest, {"workers": args.workers}
     with open_project(args.project) as project:
         model = _load_model(project.model_spec)
         with tqdm(total=0, unit="img", desc="ingest", disable=args.json or None, file=sys.stderr) as bar:
-            report = ingest(project, model, batch_size=args.batch_size, workers=args.workers, progress=_counting(bar))
+            report = run_ingest(project, model, batch_size=args.batch_size, progress=_counting(bar), **options)
     if args.json:
         _print_json(report.as_dict())
     else:
@@ -261,7 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("project")
     ingest.add_argument("--batch-size", type=_at_least(1), default=64)
     ingest.add_argument("--workers", type=_at_least(0), default=None,
-                        help="decode processes (default: cores - 1; 0 decodes in this process)")
+                        help="local: decode processes (default: cores - 1; 0 decodes in this process); "
+                             "ray: model actors (default 1)")
+    ingest.add_argument("--engine", default="local",
+                        help='local (default) or ray: embed on a Ray cluster (pip install -e ".[ray]")')
+    ingest.add_argument("--address", default=None,
+                        help="ray: the cluster's address, e.g. HEAD:6379 (default $RAY_ADDRESS, else a local Ray)")
+    ingest.add_argument("--gpus-per-worker", type=float, default=0.0, help="ray: GPUs each model actor holds")
     ingest.add_argument("--json", action="store_true", help="print the report as JSON")
     ingest.set_defaults(handler=cmd_ingest)
 

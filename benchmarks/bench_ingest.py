@@ -2,6 +2,10 @@
 run. Prints one JSON object.
 
     python -m benchmarks.bench_ingest [--images 600] [--size 640x480] [--model tiny|demo|SPEC] [--workers N]
+                                      [--engine local|ray] [--ray-workers N]
+
+With --engine ray it also ingests the same images into a second project with `--engine ray` on a local Ray
+(started once, its start-up timed apart) and prints both rates: on one small machine the figure is Ray's overhead.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ def main() -> None:
     parser.add_argument("--model", default="tiny", help="tiny (random, made here), demo, or any --model spec")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--engine", default="local", help="local, or ray: also time the Ray engine (local Ray)")
+    parser.add_argument("--ray-workers", type=int, default=None, help="ray: model actors (default: one per CPU)")
     args = parser.parse_args()
     width, height = map(int, args.size.lower().split("x"))
     workers = default_workers() if args.workers is None else args.workers
@@ -75,6 +81,7 @@ def main() -> None:
         report = ingest(project, model, batch_size=args.batch_size, workers=workers)
         full = time.perf_counter() - started
         project.close()
+        ray_figures = _ray_figures(scratch, spec_text, model, args) if args.engine == "ray" else {}
 
     print(json.dumps({
         "benchmark": "ingest", "images": len(paths), "image_size": args.size, "model": args.model,
@@ -84,7 +91,29 @@ def main() -> None:
         "decode_only_single_process_images_per_s": _rate(len(paths), single),
         "full_ingest_images_per_s": _rate(len(paths), full),
         "full_over_decode_ratio": round(decode / full, 3),
+        **ray_figures,
     }))
+
+
+def _ray_figures(scratch: Path, spec_text: str, model, args) -> dict:
+    """The same images through `ingest --engine ray` on a local Ray; Ray's start-up is timed apart."""
+    import ray
+
+    from engine.ray_ingest import ray_ingest
+
+    actors = args.ray_workers or os.cpu_count() or 1
+    started = time.perf_counter()
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    start_up = time.perf_counter() - started
+    project = create_project(scratch / "ray-project", images=scratch / "images", classes="circle,square",
+                             model=spec_text)
+    started = time.perf_counter()
+    report = ray_ingest(project, model, workers=actors, batch_size=args.batch_size)
+    seconds = time.perf_counter() - started
+    project.close()
+    ray.shutdown()
+    return {"ray_actors": actors, "ray_start_seconds": round(start_up, 1), "ray_embedded": report.embedded,
+            "ray_ingest_images_per_s": _rate(report.found, seconds)}
 
 
 if __name__ == "__main__":

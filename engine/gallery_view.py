@@ -103,12 +103,12 @@ class GalleryView:
     def header(self) -> dict:
         """Counts as the page shows them: images, labels of the shown round, the shown round, the newest job."""
         shown_round = self.store.shown_round()
-        counts = self.store.counts()
+        images = self.store.header_counts()["images"]  # tens of ms at a million images
         jobs = self.store.jobs(limit=1)
         root = self.project.root
-        return {"project": f"{root.parent.name}/{root.name}", "images": counts["images"],
+        return {"project": f"{root.parent.name}/{root.name}", "images": images,
                 "labels": self.store.shown_label_counts(shown_round), "round": shown_round,
-                "predicted": counts["predictions"]["zeroshot"], "job": jobs[0] if jobs else None}
+                "predicted": images["ok"], "job": jobs[0] if jobs else None}
 
     def jobs(self, limit: int = 8) -> list[dict]:
         return self.store.jobs(limit=limit)

@@ -206,12 +206,20 @@ def thumbnail_path(thumbs_dir: Path, sha256: str) -> Path:
 
 
 def write_thumbnail(pixels: np.ndarray, path: Path, side: int = THUMBNAIL_SIDE) -> None:
-    if path.exists():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        save_thumbnail(thumbnail_jpeg(pixels, side), path)
+
+
+def thumbnail_jpeg(pixels: np.ndarray, side: int = THUMBNAIL_SIDE) -> bytes:
+    """The thumbnail file's bytes: a Ray worker sends them to the machine that holds the project."""
     ok, encoded = cv2.imencode(".jpg", fit_within(pixels, side), [cv2.IMWRITE_JPEG_QUALITY, 85])
     if not ok:
         raise ImageReadError("cannot encode thumbnail")
+    return encoded.tobytes()
+
+
+def save_thumbnail(data: bytes, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(f".{os.getpid()}.tmp")
-    temporary.write_bytes(encoded.tobytes())
+    temporary.write_bytes(data)
     os.replace(temporary, path)  # two workers writing the same duplicate never leave a half-written file

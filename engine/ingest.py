@@ -130,27 +130,40 @@ class _ImageFiles(Dataset):
         return len(self.entries)
 
     def __getitem__(self, index: int) -> dict:
-        entry = self.entries[index]
-        record = {"relpath": entry.relpath, "size": entry.size, "mtime_ns": entry.mtime_ns, "sha256": None,
-                  "width": None, "height": None, "status": "ok", "error": None, "tensor": None}
-        try:
-            if entry.problem:
-                raise ImageReadError(entry.problem)
-            path = self.images_root / entry.relpath
-            if path.is_symlink() and not path.resolve().is_relative_to(self.images_root.resolve()):
-                raise ImageReadError("symlink points outside the images folder; not read")
-            with _time_limit(DECODE_SECONDS):
-                image = read_image(path)
-                # One area resize of the full picture feeds both the thumbnail and the model input.
-                base = shrink_shorter_side(image.pixels, max(self.image_size, THUMBNAIL_SIDE))
-                write_thumbnail(base, thumbnail_path(self.thumbs_dir, image.sha256))
-            record.update(sha256=image.sha256, size=image.size, width=image.pixels.shape[1],
-                          height=image.pixels.shape[0], tensor=self.preprocess(model_picture(base, self.image_size)))
-        except ImageReadError as error:
-            record.update(status="error", error=str(error))
-        except Exception as error:  # an unexpected decoder failure is still one bad file, not a failed ingest
-            record.update(status="error", error=f"cannot decode: {type(error).__name__}: {error}")
-        return record
+        def thumbnail_and_tensor(base, sha256: str) -> dict:
+            write_thumbnail(base, thumbnail_path(self.thumbs_dir, sha256))
+            return {"tensor": self.preprocess(model_picture(base, self.image_size))}
+
+        return read_entry(self.images_root, self.entries[index], self.image_size, thumbnail_and_tensor,
+                          empty={"tensor": None})
+
+
+def read_entry(images_root: Path, entry: FileEntry, image_size: int, finish: Callable[[np.ndarray, str], dict],
+               *, empty: dict) -> dict:
+    """The bad-file rules of every ingest engine (local and Ray): hash and decode one file, shrink it once, then
+    `finish(base, sha256)` makes the thumbnail and model input from the shrunk picture and returns the fields it
+    adds (`empty` holds them for a bad file). A file that is not a usable image, whatever step fails, comes back
+    with status error and its reason; it never stops the run."""
+    record = {"relpath": entry.relpath, "size": entry.size, "mtime_ns": entry.mtime_ns, "sha256": None,
+              "width": None, "height": None, "status": "ok", "error": None, **empty}
+    try:
+        if entry.problem:
+            raise ImageReadError(entry.problem)
+        path = images_root / entry.relpath
+        if path.is_symlink() and not path.resolve().is_relative_to(images_root.resolve()):
+            raise ImageReadError("symlink points outside the images folder; not read")
+        with _time_limit(DECODE_SECONDS):
+            image = read_image(path)
+            # One area resize of the full picture feeds both the thumbnail and the model input.
+            base = shrink_shorter_side(image.pixels, max(image_size, THUMBNAIL_SIDE))
+            added = finish(base, image.sha256)
+        record.update(sha256=image.sha256, size=image.size, width=image.pixels.shape[1],
+                      height=image.pixels.shape[0], **added)
+    except ImageReadError as error:
+        record.update(status="error", error=str(error), **empty)
+    except Exception as error:  # an unexpected decoder failure is still one bad file, not a failed ingest
+        record.update(status="error", error=f"cannot decode: {type(error).__name__}: {error}", **empty)
+    return record
 
 
 def _keep_records(batch: list[dict]) -> list[dict]:
@@ -170,16 +183,9 @@ def default_workers() -> int:
     return max(1, min(8, (os.cpu_count() or 2) - 1))
 
 
-def ingest(project: Project, model: LoadedModel, *, batch_size: int = 64, workers: int | None = None,
-           progress: Progress | None = None) -> IngestReport:
-    """Bring the project up to date with its images folder. Idempotent: a second run reads nothing unchanged.
-    `progress(done, total)` is also called every POLL_SECONDS while decode workers are busy: a callback that
-    raises (a cancelled job) stops the ingest at once, and its worker processes with it."""
-    if batch_size < 1:
-        raise LabelloopError(f"--batch-size must be at least 1, got {batch_size}")
-    if workers is not None and workers < 0:
-        raise LabelloopError(f"--workers must be 0 (decode in this process) or more, got {workers}")
-    started = time.perf_counter()
+def plan_ingest(project: Project, model: LoadedModel) -> tuple[IngestReport, list[FileEntry]]:
+    """Scan the images folder against the project: mark vanished files missing, count what is new or changed, and
+    list the files to read (new, changed, or without a vector for `model`). Shared by every ingest engine."""
     store, images_root = project.store, project.images_root
     if not images_root.is_dir():
         raise LabelloopError(f"images folder {images_root} is gone; restore it (nothing in the project was changed)")
@@ -205,7 +211,21 @@ def ingest(project: Project, model: LoadedModel, *, batch_size: int = 64, worker
         elif entry.relpath not in needs_vector:
             continue
         todo.append(entry)
+    return report, todo
 
+
+def ingest(project: Project, model: LoadedModel, *, batch_size: int = 64, workers: int | None = None,
+           progress: Progress | None = None) -> IngestReport:
+    """Bring the project up to date with its images folder. Idempotent: a second run reads nothing unchanged.
+    `progress(done, total)` is also called every POLL_SECONDS while decode workers are busy: a callback that
+    raises (a cancelled job) stops the ingest at once, and its worker processes with it."""
+    if batch_size < 1:
+        raise LabelloopError(f"--batch-size must be at least 1, got {batch_size}")
+    if workers is not None and workers < 0:
+        raise LabelloopError(f"--workers must be 0 (decode in this process) or more, got {workers}")
+    started = time.perf_counter()
+    store, images_root = project.store, project.images_root
+    report, todo = plan_ingest(project, model)
     embedded_shas = store.embedded_shas(model.model_id)
     dataset = _ImageFiles(images_root, todo, project.thumbs_dir, model.preprocess, model.image_size)
     workers = default_workers() if workers is None else workers

@@ -10,6 +10,9 @@ A spec is one of:
 Resolution (`parse_model_spec`) is cheap and checks everything it can without loading weights; loading
 (`load_model`) never waits on a network it cannot reach: weights already in the local cache load offline, and
 uncached ones fail in one line that names the ways out.
+
+torch and open_clip are imported inside the functions that need them (3 s of start-up): commands that never load
+a model (status, label, export, queue) import this module for the spec and answer at once.
 """
 
 from __future__ import annotations
@@ -21,14 +24,15 @@ import socket
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 from urllib.parse import urlparse
 
 import numpy as np
-import open_clip
-import torch
 
 from engine.errors import LabelloopError
+
+if TYPE_CHECKING:
+    import torch
 
 DEMO_SPEC = "demo"
 DEFAULT_SPEC = "ViT-B-32:laion2b_s34b_b79k"
@@ -67,21 +71,25 @@ class LoadedModel:
     image_size: int
 
     def _autocast(self):
+        import torch
+
         if self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.float16)
         return nullcontext()
 
-    @torch.no_grad()
     def encode_images(self, batch: torch.Tensor) -> np.ndarray:
         """(B, 3, S, S) preprocessed images -> (B, dim) float32 unit vectors."""
-        with self._autocast():
+        import torch
+
+        with torch.no_grad(), self._autocast():
             features = self.model.encode_image(batch.to(self.device, non_blocking=True), normalize=True)
         return features.float().cpu().numpy()
 
-    @torch.no_grad()
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         """Strings -> (len(texts), dim) float32 unit vectors."""
-        with self._autocast():
+        import torch
+
+        with torch.no_grad(), self._autocast():
             features = self.model.encode_text(self.tokenizer(texts).to(self.device), normalize=True)
         return features.float().cpu().numpy()
 
@@ -93,6 +101,8 @@ class LoadedModel:
 
 def pick_device() -> torch.device:
     """cuda, then mps, then cpu; LABELLOOP_DEVICE overrides."""
+    import torch
+
     if os.environ.get("LABELLOOP_DEVICE"):
         return torch.device(os.environ["LABELLOOP_DEVICE"])
     if torch.cuda.is_available():
@@ -120,6 +130,8 @@ def parse_model_spec(text: str) -> ModelSpec:
         if not _weights_in_folder(path):
             raise LabelloopError(f"model folder {path} has no weights file ({', '.join(_WEIGHT_SUFFIXES)})")
         return ModelSpec(text, "local-dir", f"local-dir:{path.resolve()}", path=path.resolve())
+    import open_clip
+
     name, _, rest = text.partition(":")
     if name in open_clip.list_models():
         if not rest:
@@ -171,6 +183,8 @@ def model_fingerprint(spec: ModelSpec) -> str:
 
 def load_model(spec: ModelSpec, device: torch.device | None = None) -> LoadedModel:
     """Load weights and transforms; raises LabelloopError (one line) when the weights cannot be had."""
+    import open_clip
+
     device = device or pick_device()
     kwargs: dict = {}
     name, pretrained = spec.name, None
@@ -201,6 +215,8 @@ def load_model(spec: ModelSpec, device: torch.device | None = None) -> LoadedMod
 
 def _pretrained_weights(spec: ModelSpec) -> tuple[str, dict]:
     """The weights file for NAME:TAG: from the local cache when it is there (no network at all), else download."""
+    import open_clip
+
     config = open_clip.get_pretrained_cfg(spec.name, spec.tag)
     # A file path loses the tag's preprocessing and activation settings, so pass them on explicitly.
     settings = {"image_mean": config.get("mean"), "image_std": config.get("std"),
@@ -262,6 +278,8 @@ def write_model_folder(model: torch.nn.Module, model_cfg: dict, folder: Path, *,
 def save_model_folder(model: LoadedModel, folder: Path) -> ModelSpec:
     """Write a loaded model's current weights (fp16) as an open_clip local-dir folder with the configuration and
     preprocessing that built it; returns the spec that loads it back, as `--model FOLDER` does."""
+    import open_clip
+
     config = open_clip.get_model_config(model.spec.name)
     if model.spec.kind == "pretrained" and open_clip.get_pretrained_cfg(model.spec.name, model.spec.tag).get(
             "quick_gelu"):

@@ -30,11 +30,13 @@ def k_center_greedy(points: np.ndarray, k: int, *, covered: np.ndarray | None = 
         for start in range(0, len(covered), 4096):
             chunk = np.asarray(covered[start:start + 4096], np.float32)
             nearest = np.minimum(nearest, _squared_distances(points, chunk).min(axis=1))
+    squared_norms = (points * points).sum(1)  # once, not per pick: each pick is then one matrix-vector product
     picks = []
     for _ in range(k):
         pick = int(np.argmax(nearest)) if np.isfinite(nearest).any() else 0
         picks.append(pick)
-        nearest = np.minimum(nearest, _squared_distances(points, points[pick:pick + 1])[:, 0])
+        to_pick = np.maximum(squared_norms + squared_norms[pick] - 2 * (points @ points[pick]), 0)
+        nearest = np.minimum(nearest, to_pick)
         nearest[pick] = -1.0
     return np.array(picks)
 

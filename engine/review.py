@@ -21,19 +21,29 @@ def review_order(store: Store, k: int) -> tuple[np.ndarray, list[str], dict]:
         raise LabelloopError("nothing to review yet; run `labelloop ingest PROJECT` first")
     latest = store.prediction_matrix(store.shown_round()) or zero_shot  # what the page shows
     image_ids, class_ids, teacher = latest
-    embedded_ids, vectors = store.embeddings(model_id)
     # Rank the images that have a teacher prediction, a zero-shot prediction and a vector (all, after ingest).
-    zero_row = {image_id: row for row, image_id in enumerate(zero_shot[0].tolist())}
-    vec_row = {image_id: row for row, image_id in enumerate(embedded_ids.tolist())}
-    keep = [row for row, image_id in enumerate(image_ids.tolist()) if image_id in zero_row and image_id in vec_row]
+    keep = np.isin(image_ids, zero_shot[0]) & np.isin(image_ids, store.embedded_ids(model_id))
     image_ids, teacher = image_ids[keep], teacher[keep]
-    zero = zero_shot[2][[zero_row[i] for i in image_ids.tolist()]]
-    embeddings = vectors[[vec_row[i] for i in image_ids.tolist()]]
+    zero = zero_shot[2][np.searchsorted(zero_shot[0], image_ids)]  # both by image id
+    embeddings = _StoredVectors(store, model_id, image_ids)
     labels, human = label_arrays(store, image_ids, class_ids)
     indices, reasons = rank_review_queue(teacher, zero, labels, human, embeddings, k=k)
     picked = {"teacher": teacher[indices], "zero_shot": zero[indices], "label": labels[indices],
               "human": human[indices], "class_ids": class_ids}
     return image_ids[indices], reasons, picked
+
+
+class _StoredVectors:
+    """The (N, D) vectors of `image_ids`, indexed like an array but read from the project only where the queue
+    looks (its pool of a few thousand and the human-labeled images): all of them are 2 GB at a million images."""
+
+    def __init__(self, store: Store, model_id: str, image_ids: np.ndarray):
+        self.store, self.model_id, self.image_ids = store, model_id, image_ids
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows)
+        return self.store.vectors_of(self.model_id, self.image_ids[np.flatnonzero(rows) if rows.dtype == bool
+                                                                   else rows])
 
 
 def review_queue(store: Store, k: int) -> list[dict]:

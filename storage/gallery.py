@@ -20,18 +20,28 @@ _SHOWN = """
          zero AS (SELECT image_id, label, confidence FROM predictions WHERE round = 0),
          shown AS (
             SELECT i.id, i.relpath, i.sha256, i.status, i.error,
-                   coalesce(n.label, z.label) AS predicted,
-                   coalesce(n.confidence, z.confidence) AS confidence,
+                   {predicted} AS predicted, {confidence} AS confidence,
                    z.label AS zero_shot, l.class_id AS label, l.source AS label_source,
-                   (n.image_id IS NOT NULL AND z.label IS NOT NULL AND n.label <> z.label) AS disagree,
-                   (l.image_id IS NOT NULL AND l.class_id IS NOT NULL AND coalesce(n.label, z.label) <> l.class_id
-                    AND coalesce(n.confidence, z.confidence) >= $mistake)
-                       AS mistake
+                   {disagree} AS disagree,
+                   (l.image_id IS NOT NULL AND l.class_id IS NOT NULL AND {predicted} <> l.class_id
+                    AND {confidence} >= $mistake) AS mistake
             FROM images i
-            LEFT JOIN newest n ON n.image_id = i.id
+            {teacher_join}
             LEFT JOIN zero z ON z.image_id = i.id
             LEFT JOIN labels l ON l.image_id = i.id AND """ + SHOWN_LABEL + """
             WHERE i.status <> 'missing')"""
+
+
+def _shown_sql(round_id: int) -> str:
+    """`_SHOWN` for a round. Round 0 has no teacher: the zero-shot columns are used as they are, so a filter on
+    the class or confidence reaches the predictions scan before any join (0.05 s instead of 0.6 s for a filtered
+    page at a million images); a coalesce of teacher and zero-shot would keep it above the joins."""
+    if round_id > 0:
+        return _SHOWN.format(predicted="coalesce(n.label, z.label)", confidence="coalesce(n.confidence, z.confidence)",
+                             disagree="(n.image_id IS NOT NULL AND z.label IS NOT NULL AND n.label <> z.label)",
+                             teacher_join="LEFT JOIN newest n ON n.image_id = i.id")
+    return _SHOWN.format(predicted="z.label", confidence="z.confidence", disagree="FALSE", teacher_join="")
+
 
 _STATUS_WHERE = {
     "all": "TRUE",
@@ -81,20 +91,30 @@ class GalleryQueries:
         only = pa.table({"image_id": pa.array(list(map(int, image_ids or ())), pa.int64())})
         ranks = pa.table({"image_id": pa.array(list(map(int, queue_ids)), pa.int64()),
                           "queue_rank": pa.array(np.arange(len(queue_ids)), pa.int64())})
-        sql = f"""{_SHOWN}
-            SELECT s.id, s.relpath, s.sha256, s.status, s.error, s.predicted, s.confidence, s.zero_shot, s.label,
-                   s.label_source, s.disagree, s.mistake, count(*) OVER () AS total
+        # Two steps: the sort over every image carries only ids (a million rows with their paths, hashes and
+        # errors took twice as long to sort), then the page's 48 rows are read in full.
+        page_sql = f"""{_shown_sql(round_id)}
+            SELECT s.id, count(*) OVER () AS total
             FROM shown s LEFT JOIN gallery_queue q ON q.image_id = s.id
             WHERE {' AND '.join(where)}
             ORDER BY {_ORDER[sort]}
             LIMIT $limit OFFSET $offset"""
+        rows_sql = f"""{_shown_sql(round_id)}
+            SELECT s.id, s.relpath, s.sha256, s.status, s.error, s.predicted, s.confidence, s.zero_shot, s.label,
+                   s.label_source, s.disagree, s.mistake, p.total
+            FROM page_ids p JOIN shown s ON s.id = p.image_id ORDER BY p.position"""
         params = {"round": round_id, "mistake": mistake_confidence, "limit": limit, "offset": offset}
         if class_id is not None:
             params["class"] = class_id
         if min_confidence > 0.0 or max_confidence < 1.0:
             params.update(low=min_confidence, high=max_confidence)
-        with self._registered("gallery_queue", ranks), self._registered("gallery_only", only):
-            rows = self._query(sql, params)
+        with self._lock, self._registered("gallery_queue", ranks), self._registered("gallery_only", only):
+            page = self._query(page_sql, params)  # both steps under one lock: they see the same labels
+            ids = pa.table({"image_id": pa.array([row[0] for row in page], pa.int64()),
+                            "total": pa.array([row[1] for row in page], pa.int64()),
+                            "position": pa.array(np.arange(len(page)), pa.int64())})
+            with self._registered("page_ids", ids):
+                rows = self._query(rows_sql, {"round": round_id, "mistake": mistake_confidence})
         return [dict(zip(GALLERY_COLUMNS, row)) for row in rows]
 
     def shown_predictions(self, image_ids: Sequence[int], round_id: int) -> list[dict]:
@@ -102,9 +122,10 @@ class GalleryQueries:
         source and status. One query for a whole page (bulk accept)."""
         wanted = pa.table({"image_id": pa.array(list(map(int, image_ids)), pa.int64())})
         with self._registered("wanted_images", wanted):
-            rows = self._query(f"""{_SHOWN}
+            rows = self._query(f"""{_shown_sql(round_id)}
                 SELECT id, predicted, confidence, label_source, status FROM shown
-                WHERE id IN (SELECT image_id FROM wanted_images) ORDER BY id""", {"round": round_id, "mistake": 1.0})
+                WHERE id IN (SELECT image_id FROM wanted_images) ORDER BY id""",
+                               {"round": round_id, "mistake": 1.0})
         return [dict(zip(("id", "predicted", "confidence", "label_source", "status"), row)) for row in rows]
 
     def zero_shot_count(self) -> int:

@@ -69,6 +69,22 @@ class ImageQueries:
         flat = result.column("vec").combine_chunks().flatten().to_numpy(zero_copy_only=False)
         return ids, flat.astype(np.float32, copy=False).reshape(len(ids), dim or 0)
 
+    def embedded_ids(self, model_id: str) -> np.ndarray:
+        """The ids (N,) of the ok images that have a vector under `model_id`, ascending."""
+        table = self._arrow(f"""SELECT e.image_id FROM {embeddings_table(model_id)} e
+                                JOIN images i ON i.id = e.image_id WHERE i.status = 'ok' ORDER BY e.image_id""")
+        return table.column("image_id").to_numpy()
+
+    def vectors_of(self, model_id: str, image_ids: np.ndarray) -> np.ndarray:
+        """The vectors (len(image_ids), d) float32 of `image_ids`, in their order (each must have one)."""
+        wanted = pa.table({"image_id": pa.array(np.asarray(image_ids, np.int64)),
+                           "position": pa.array(np.arange(len(image_ids), dtype=np.int64))})
+        with self._registered("wanted_vectors", wanted):
+            result = self._arrow(f"""SELECT e.vec FROM wanted_vectors w
+                                     JOIN {embeddings_table(model_id)} e USING (image_id) ORDER BY w.position""")
+        flat = result.column("vec").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        return flat.astype(np.float32, copy=False).reshape(len(result), self.model_dim(model_id) or 0)
+
     def image_index(self) -> dict[str, tuple]:
         """relpath -> (id, sha256, size, mtime_ns, status) for every known image."""
         rows = self._query("SELECT relpath, id, sha256, size, mtime_ns, status FROM images")
@@ -84,23 +100,49 @@ class ImageQueries:
             "relpath": pa.array(list(embedded_paths), pa.string()),
             "vec": pa.FixedSizeListArray.from_arrays(pa.array(vectors.astype(np.float32).ravel()), dim),
         })
-        stale_filter = """SELECT i.id FROM images i JOIN batch_images b USING (relpath)
-                          WHERE i.sha256 IS DISTINCT FROM b.sha256 OR b.status <> 'ok'"""
-        model_tables = [embeddings_table(mid) for (mid,) in self._query("SELECT model_id FROM models")]
         with self._registered("batch_images", images), \
                 self._registered("batch_vectors", vec_table), self.transaction() as con:
-            for stale_table in model_tables:
-                con.execute(f"DELETE FROM {stale_table} WHERE image_id IN ({stale_filter})")
-            con.execute(f"DELETE FROM predictions WHERE image_id IN ({stale_filter})")
-            con.execute("""
-                INSERT INTO images (relpath, sha256, size, mtime_ns, width, height, status, error)
-                SELECT relpath, sha256, size, mtime_ns, width, height, status, error FROM batch_images
-                ON CONFLICT (relpath) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size,
-                    mtime_ns = excluded.mtime_ns, width = excluded.width, height = excluded.height,
-                    status = excluded.status, error = excluded.error, updated_at = now()""")
-            if len(vec_table):
-                con.execute(f"""INSERT OR REPLACE INTO {table}
-                                SELECT i.id, v.vec FROM batch_vectors v JOIN images i USING (relpath)""")
+            self._upsert_ingested(con, table)
+
+    def import_ingest_shards(self, shards: Sequence[str], model_id: str, relpaths: Sequence[str]) -> None:
+        """Upsert the image rows and vectors of Parquet shards in one transaction, as write_ingest_batch does for
+        one batch, for the files in `relpaths` (a file gone since its shard was written is left out). A shard has
+        the columns of write_ingest_batch's images plus `vec` (the vector, null when the image has none to add);
+        a path in several shards takes its row from the last shard by file name."""
+        if not shards:
+            return
+        table = embeddings_table(model_id)
+        files = ", ".join("'" + str(path).replace("'", "''") + "'" for path in shards)
+        wanted = pa.table({"relpath": pa.array(list(relpaths), pa.string())})
+        with self._registered("shard_relpaths", wanted), self.transaction() as con:
+            con.execute(f"""CREATE TEMP TABLE batch_images AS
+                            SELECT * EXCLUDE (filename) FROM read_parquet([{files}], filename = true)
+                            WHERE relpath IN (SELECT relpath FROM shard_relpaths)
+                            QUALIFY row_number() OVER (PARTITION BY relpath ORDER BY filename DESC) = 1""")
+            con.execute(f"""CREATE TEMP VIEW batch_vectors AS SELECT relpath, vec::FLOAT[{self.model_dim(model_id)}]
+                            AS vec FROM batch_images WHERE vec IS NOT NULL""")
+            self._upsert_ingested(con, table)
+            con.execute("DROP VIEW batch_vectors")
+            con.execute("DROP TABLE batch_images")
+
+    def _upsert_ingested(self, con, table: str) -> None:
+        """The statements behind write_ingest_batch and import_ingest_shards, over `batch_images` and
+        `batch_vectors` (relpath, vec) as the caller exposes them inside its transaction."""
+        stale_filter = """SELECT i.id FROM images i JOIN batch_images b USING (relpath)
+                          WHERE i.sha256 IS DISTINCT FROM b.sha256 OR b.status <> 'ok'"""
+        model_tables = [embeddings_table(mid) for (mid,) in con.execute("SELECT model_id FROM models").fetchall()]
+        for stale_table in model_tables:
+            con.execute(f"DELETE FROM {stale_table} WHERE image_id IN ({stale_filter})")
+        con.execute(f"DELETE FROM predictions WHERE image_id IN ({stale_filter})")
+        con.execute("""
+            INSERT INTO images (relpath, sha256, size, mtime_ns, width, height, status, error)
+            SELECT relpath, sha256, size, mtime_ns, width, height, status, error FROM batch_images
+            ON CONFLICT (relpath) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size,
+                mtime_ns = excluded.mtime_ns, width = excluded.width, height = excluded.height,
+                status = excluded.status, error = excluded.error, updated_at = now()""")
+        if con.execute("SELECT count(*) FROM batch_vectors").fetchall()[0][0]:
+            con.execute(f"""INSERT OR REPLACE INTO {table}
+                            SELECT i.id, v.vec FROM batch_vectors v JOIN images i USING (relpath)""")
 
     def mark_missing(self, relpaths: Sequence[str]) -> None:
         if not relpaths:

@@ -22,7 +22,11 @@ def planted_embeddings(n: int, dim: int, n_classes: int, *, seed: int = 0, sprea
     centres = rng.standard_normal((n_classes, dim)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     y = rng.integers(0, n_classes, n)
-    x = centres[y] + spread * rng.standard_normal((n, dim)).astype(np.float32) / np.sqrt(dim) * 4
+    x = np.empty((n, dim), np.float32)
+    for start in range(0, n, 65_536):  # in chunks: the same draws as one, without GBs of float64 at 1M images
+        stop = min(n, start + 65_536)
+        x[start:stop] = centres[y[start:stop]] + spread * rng.standard_normal((stop - start, dim)).astype(
+            np.float32) / np.sqrt(dim) * 4
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     text = centres + text_noise * rng.standard_normal(centres.shape).astype(np.float32) / np.sqrt(dim) * 4
     text /= np.linalg.norm(text, axis=1, keepdims=True)
