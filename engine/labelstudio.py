@@ -63,7 +63,7 @@ def tasks(rows: list[dict], *, root_url: str) -> list[dict]:
     return out
 
 
-def task_path(url: str, *, root_url: str) -> str:
+def task_path(url: str, *, root_url: str = LS_ROOT_URL) -> str:
     """The image path a task's `data.image` names: `root_url` + a quoted path as `tasks()` writes it, any Label
     Studio local-files URL (`...?d=PATH`), or a path as it stands (relative to the images folder, or absolute)."""
     if url.startswith(root_url):
