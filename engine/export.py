@@ -45,7 +45,7 @@ class ExportReport:
     path: Path  # the file or folder written
     format: str
     rows: int  # images exported
-    human: int  # of them, labels a person gave (a label-studio export writes them as annotations, the rest as predictions)
+    human: int  # of them, labels a person gave (label-studio: annotations; the rest are predictions)
     labels: dict[str, int]  # rows per label, "none_of_these" for "none of these"
     skipped_unpredicted: int  # images with no prediction yet (ingest has not finished)
     skipped_below_confidence: int  # machine labels under --min-confidence
@@ -305,7 +305,6 @@ def export(project: Project, *, fmt: str, out: str | Path, source: str = "all", 
     record = {"rows": len(rows), "labels": labels, "left_out": left_out, "splits": splits}
     export_id = project.store.record_export(fmt=fmt, path=str(out), filters=filters, counts=record)
     return ExportReport(path=out, format=fmt, rows=len(rows), human=_count(pc.equal(rows["source"], "human")),
-                        labels=labels,
-                        skipped_unpredicted=left_out["unpredicted"],
+                        labels=labels, skipped_unpredicted=left_out["unpredicted"],
                         skipped_below_confidence=left_out["below_confidence"],
                         skipped_none=left_out["none_of_these"], splits=splits, export_id=export_id)

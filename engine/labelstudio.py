@@ -89,7 +89,7 @@ def _stamp(annotation: dict) -> str:
 
 def _seconds(stamp: str) -> float:
     """Label Studio's ISO 8601 time (UTC, `Z`) -> seconds since the epoch; a time without a zone is taken as UTC."""
-    when = dt.datetime.fromisoformat(stamp)
+    when = dt.datetime.fromisoformat(stamp.removesuffix("Z") + ("+00:00" if stamp.endswith("Z") else ""))  # 3.10
     return (when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)).timestamp()
 
 

@@ -44,7 +44,6 @@ class Server:
     """A Label Studio server process; `api` calls its REST API with the token."""
 
     def __init__(self, data_dir: Path, document_root: Path):
-        assert LABEL_STUDIO and Path(LABEL_STUDIO).exists(), f"no label-studio executable at {LABEL_STUDIO!r}"
         self.port, self.token = _free_port(), secrets.token_hex(20)
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data_dir.with_suffix(".log")
@@ -53,7 +52,9 @@ class Server:
                "LABEL_STUDIO_PASSWORD": secrets.token_hex(16), "LABEL_STUDIO_USER_TOKEN": self.token,
                "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
                "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(document_root),
-               "LATEST_VERSION_CHECK": "false", "COLLECT_ANALYTICS": "false"}
+               # nothing leaves the machine: no version check, analytics or error reports
+               "LATEST_VERSION_CHECK": "false", "COLLECT_ANALYTICS": "false", "SENTRY_DSN": "",
+               "FRONTEND_SENTRY_DSN": ""}
         with open(self.log, "wb") as log:
             # a session of its own, so stop() ends the server and anything it started
             self.process = subprocess.Popen(
@@ -121,9 +122,13 @@ def _migrated_database(cache_dir: Path, scratch: Path) -> Path:
 @pytest.fixture
 def label_studio(request, tmp_path):
     """A running Label Studio whose local-files document root is tmp_path, the images folder's parent."""
+    assert LABEL_STUDIO and Path(LABEL_STUDIO).exists(), f"no label-studio executable at {LABEL_STUDIO!r}"
     scratch = tmp_path / "ls-template"
     scratch.mkdir()
-    template = _migrated_database(Path(request.config.cache.mkdir("label-studio")), scratch)
+    # a reinstalled label-studio rewrites its executable: a new mtime, a new template
+    cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
+    key = f"label-studio-{Path(LABEL_STUDIO).stat().st_mtime_ns}"
+    template = _migrated_database(Path(cache.mkdir(key)) if cache else scratch, scratch)
     data_dir = tmp_path / "ls-data"
     data_dir.mkdir()
     shutil.copyfile(template, data_dir / "label_studio.sqlite3")
