@@ -12,7 +12,6 @@ from typing import Sequence
 from tqdm import tqdm
 
 from engine.errors import LabelloopError
-from engine.labelstudio import LS_ROOT_URL
 from engine.models import DEFAULT_SPEC
 
 
@@ -109,10 +108,18 @@ def cmd_label(args) -> int:
 
     fmt, path = ("csv", args.csv) if args.csv else ("label-studio", args.label_studio)
     with open_project(args.project) as project:
-        result = import_labels(project, path, fmt=fmt, actor=f"{fmt}:{path}", ls_root_url=args.ls_root_url)
-    skipped = f"; {result.skipped} tasks without an annotation skipped" if result.skipped else ""
-    replaced = f", {result.replaced} of them replacing a label someone else set" if result.replaced else ""
-    print(f"imported {result.rows} labels from {path} ({result.changed} changed{replaced}{skipped})")
+        result = import_labels(project, path, fmt=fmt, actor=f"{fmt}:{path}", ls_root_url=args.ls_root_url,
+                               force=args.force)
+    notes = [f"{result.changed} changed" + (f", {result.replaced} of them replacing a label someone else set"
+                                            if result.replaced else "")]
+    if result.kept:
+        notes.append(f"{result.kept} kept: changed in labelloop after the Label Studio annotation "
+                     "(--force replaces them)")
+    if result.skipped:
+        notes.append(f"{result.skipped} tasks without an annotation skipped")
+    if result.cancelled:
+        notes.append(f"{result.cancelled} cancelled tasks skipped")
+    print(f"imported {result.rows} labels from {path} ({'; '.join(notes)})")
     return 0
 
 
@@ -162,7 +169,9 @@ def cmd_export(args) -> int:
                      f"(see labelloop status)")
     if report.skipped_unpredicted:
         notes.append(f"{report.skipped_unpredicted} not predicted yet (run ingest)")
-    print(f"wrote {report.rows} rows to {report.path}" + (f" (left out: {', '.join(notes)})" if notes else ""))
+    what = (f"{report.rows} tasks ({report.human} annotations, {report.rows - report.human} predictions)"
+            if report.format == "label-studio" else f"{report.rows} rows")
+    print(f"wrote {what} to {report.path}" + (f" (left out: {', '.join(notes)})" if notes else ""))
     if report.splits:
         print("splits: " + ", ".join(f"{name} {count}" for name, count in report.splits.items()))
     if report.format == "label-studio":
@@ -287,9 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
     label_file.add_argument("--csv", help='CSV with columns path,label (label "" = none of these)')
     label_file.add_argument("--label-studio", metavar="JSON",
                             help="a Label Studio JSON export: each task's newest annotation (empty = none of these)")
-    label.add_argument("--ls-root-url", default=LS_ROOT_URL,
-                       help=f"prefix of data.image before the image's path (default {LS_ROOT_URL}); "
-                            "paths relative to the images folder or absolute under it work too")
+    label.add_argument("--ls-root-url",
+                       help="prefix of data.image before the image's path, as given to export (default "
+                            "/data/local-files/?d=IMAGES/, IMAGES the images folder's name); paths relative to the "
+                            "images folder or absolute under it work too")
+    label.add_argument("--force", action="store_true",
+                       help="label-studio: also replace labels changed in labelloop after the annotation was updated")
     label.set_defaults(handler=cmd_label)
 
     status = commands.add_parser("status", help="counts of images, labels and rounds")
@@ -311,8 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--link", default="copy", help="folders: copy (default), symlink or hardlink the images")
     export.add_argument("--split", help="folders: train,val[,test] fractions such as 0.8,0.1,0.1, stratified")
     export.add_argument("--seed", type=int, default=0, help="seed of --split (default 0)")
-    export.add_argument("--ls-root-url", default=LS_ROOT_URL,
-                        help=f"label-studio: prefix of data.image before the image's path (default {LS_ROOT_URL})")
+    export.add_argument("--ls-root-url",
+                        help="label-studio: prefix of data.image before the image's path (default "
+                             "/data/local-files/?d=IMAGES/, IMAGES the images folder's name)")
     export.add_argument("--force", action="store_true", help="replace an existing file or earlier export folder")
     export.set_defaults(handler=cmd_export)
 

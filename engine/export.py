@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from engine.errors import LabelloopError
-from engine.labelstudio import LS_ROOT_URL, tasks as label_studio_tasks
+from engine.labelstudio import default_root_url, tasks as label_studio_tasks
 from engine.project import DB_FILE, Project
 from engine.split import SPLIT_NAMES, parse_split, stratified_split
 
@@ -45,6 +45,7 @@ class ExportReport:
     path: Path  # the file or folder written
     format: str
     rows: int  # images exported
+    human: int  # of them, labels a person gave (label-studio: annotations; the rest are predictions)
     labels: dict[str, int]  # rows per label, "none_of_these" for "none of these"
     skipped_unpredicted: int  # images with no prediction yet (ingest has not finished)
     skipped_below_confidence: int  # machine labels under --min-confidence
@@ -274,7 +275,7 @@ def _write_hf_metadata(temporary: Path, rows: pa.Table, splits: list[str], label
 
 def export(project: Project, *, fmt: str, out: str | Path, source: str = "all", min_confidence: float | None = None,
            include_none: bool | None = None, link: str = "copy", split: str | Sequence[float] | None = None,
-           seed: int = 0, ls_root_url: str = LS_ROOT_URL, force: bool = False,
+           seed: int = 0, ls_root_url: str | None = None, force: bool = False,
            progress: Callable[[int, int], None] | None = None) -> ExportReport:
     """Write the project's current labels to `out` as `fmt` (one of EXPORT_FORMATS) and record the export.
 
@@ -282,7 +283,8 @@ def export(project: Project, *, fmt: str, out: str | Path, source: str = "all", 
     include_none: keep "none of these" labels; None = the format's default: yes for the one-file formats (label
     empty or null), no for the folder formats (where they need a class of their own, `none_of_these`).
     link ("copy", "symlink", "hardlink"), split ("0.8,0.1,0.1": train,val[,test], stratified by label) and seed:
-    folder formats only. ls_root_url: the prefix of `data.image` in label-studio tasks. progress(done, total):
+    folder formats only. ls_root_url: the prefix of `data.image` in label-studio tasks (default
+    `engine.labelstudio.default_root_url`). progress(done, total):
     images placed so far (folder formats)."""
     _check_options(fmt, source, min_confidence, link, split)
     fractions = parse_split(split) if split is not None else None
@@ -295,7 +297,8 @@ def export(project: Project, *, fmt: str, out: str | Path, source: str = "all", 
     temporary = out.with_name(f".{out.name}.{secrets.token_hex(4)}.partial")
     try:
         if fmt in FILE_FORMATS:
-            _write_file(temporary, fmt, rows, ls_root_url)
+            _write_file(temporary, fmt, rows,
+                        default_root_url(project.images_root) if ls_root_url is None else ls_root_url)
             splits = {}
         else:
             temporary.mkdir()
@@ -319,8 +322,8 @@ def export(project: Project, *, fmt: str, out: str | Path, source: str = "all", 
                "split": list(fractions) if fractions else None, "seed": seed if fractions else None}
     record = {"rows": len(rows), "labels": labels, "left_out": left_out, "splits": splits}
     export_id = project.store.record_export(fmt=fmt, path=str(out), filters=filters, counts=record)
-    return ExportReport(path=out, format=fmt, rows=len(rows), labels=labels,
-                        skipped_unpredicted=left_out["unpredicted"],
+    return ExportReport(path=out, format=fmt, rows=len(rows), human=_count(pc.equal(rows["source"], "human")),
+                        labels=labels, skipped_unpredicted=left_out["unpredicted"],
                         skipped_below_confidence=left_out["below_confidence"],
                         skipped_none=left_out["none_of_these"], skipped_unavailable=left_out["unavailable"],
                         splits=splits, export_id=export_id)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import LabelloopError
-from engine.labelstudio import LS_ROOT_URL, LabelRow, read_tasks
+from engine.labelstudio import LabelRow, TaskLabels, default_root_url, read_tasks, suggest_root_url
 from engine.project import Project
 from storage import Store
 
@@ -25,6 +25,8 @@ class LabelImport:
     changed: int  # labels that changed
     skipped: int = 0  # Label Studio tasks that no one annotated (they carry no label)
     replaced: int = 0  # of `changed`, human labels last set by someone else
+    cancelled: int = 0  # Label Studio tasks whose every annotation was cancelled (skipped)
+    kept: int = 0  # labels changed in labelloop after the Label Studio annotation, left as they are
 
 
 def to_relpath(text: str, images_root: Path) -> str:
@@ -70,17 +72,21 @@ def _places(where: list[str]) -> str:
     return ", ".join(where[:3]) + (f" and {len(where) - 3} more" if len(where) > 3 else "")
 
 
-def import_labels(project: Project, path: str | Path, *, fmt: str, actor: str,
-                  ls_root_url: str = LS_ROOT_URL) -> LabelImport:
+def import_labels(project: Project, path: str | Path, *, fmt: str, actor: str, ls_root_url: str | None = None,
+                  force: bool = False) -> LabelImport:
     """Set the human labels a file gives. `fmt` "csv": columns path,label (label "" = none of these);
-    "label-studio": Label Studio's JSON export, `data.image` mapped back to the image by `ls_root_url` (see
-    `engine.labelstudio.task_path`). Paths are relative to the images folder or absolute under it; a path that
-    is exactly a project image's name is taken as is (a name may hold a backslash or edge spaces). Nothing is
-    written unless every row names a known, usable image and a known class; the error names every kind of problem."""
+    "label-studio": Label Studio's JSON export, `data.image` mapped back to the image by `ls_root_url` (default
+    `engine.labelstudio.default_root_url`; see `task_path`); a human label changed in labelloop after the
+    annotation's `updated_at` is kept unless `force`. Paths are relative to the images folder or absolute under it;
+    a path that is exactly a project image's name is taken as is (a name may hold a backslash or edge spaces).
+    Nothing is written unless every row names a known, usable image and a known class; the error names every kind
+    of problem."""
     if fmt not in IMPORT_FORMATS:
         raise LabelloopError(f"unknown labels format {fmt!r}; valid formats: {', '.join(IMPORT_FORMATS)}")
     path, store = Path(path), project.store
-    rows, problems, skipped = (*_read_csv(path), 0) if fmt == "csv" else read_tasks(path, root_url=ls_root_url)
+    ls_root_url = default_root_url(project.images_root) if ls_root_url is None else ls_root_url
+    tasks = TaskLabels(*_read_csv(path)) if fmt == "csv" else read_tasks(path, root_url=ls_root_url)
+    rows, problems = tasks.rows, tasks.problems
     if not rows and not problems:
         raise LabelloopError(f"{path} holds no labels; nothing to import")
     classes = {c["name"]: c["id"] for c in store.classes()}
@@ -91,11 +97,13 @@ def import_labels(project: Project, path: str | Path, *, fmt: str, actor: str,
             for where, raw_path, label in rows]
     known = store.image_ids([relpath for _, relpath, _ in rows])
     wanted: dict[int, tuple[str, int | None]] = {}  # image id -> (where, class id)
+    not_found = []  # where
     for where, relpath, label in rows:
         if label and label.casefold() not in by_casefold:
             problems.setdefault(f"unknown class {label!r}", []).append(where)
         elif relpath not in known:
             problems.setdefault(f"{relpath!r} is not an image of this project", []).append(where)
+            not_found.append(where)
         elif known[relpath][1] != "ok":
             problems.setdefault(f"{relpath!r} is not a usable image (status {known[relpath][1]})", []).append(where)
         else:
@@ -111,11 +119,40 @@ def import_labels(project: Project, path: str | Path, *, fmt: str, actor: str,
         shown = "; ".join(f"{what} ({_places(where)})" for what, where in list(problems.items())[:_SHOWN_PROBLEMS])
         more = f"; and {len(problems) - _SHOWN_PROBLEMS} more" if len(problems) > _SHOWN_PROBLEMS else ""
         hint = f"; the classes are {', '.join(classes)}" if any(w.startswith("unknown class") for w in problems) else ""
+        hint += _root_url_hint(project, [tasks.urls[where] for where in not_found if where in tasks.urls])
         raise LabelloopError(f"{path}: {count} bad row(s), nothing was written: {shown}{more}{hint}")
+    kept = 0 if force else _keep_newer_labels(store, wanted, tasks.annotated_at)
     class_ids = [class_id for _, class_id in wanted.values()]
     replaced = store.count_human_labels_replaced(list(wanted), class_ids, actor=actor)
     changed = store.set_labels(list(wanted), class_ids, source="human", actor=actor)
-    return LabelImport(rows=len(rows), changed=changed, skipped=skipped, replaced=replaced)
+    return LabelImport(rows=len(rows), changed=changed, skipped=tasks.unannotated, cancelled=tasks.cancelled,
+                       kept=kept, replaced=replaced)
+
+
+def _root_url_hint(project: Project, urls: list[str]) -> str:
+    """Which --ls-root-url maps Label Studio's refused `data.image` values to images of this project, if one does."""
+    def names_image(paths: list[str]) -> int:
+        relpaths = [to_relpath(path, project.images_root) for path in paths]
+        known = project.store.image_ids(relpaths)
+        return sum(relpath in known for relpath in relpaths)
+
+    found = suggest_root_url(urls, names_image)
+    if found is None:
+        return ""
+    prefix, mapped = found
+    return (f"; with --ls-root-url '{prefix}' {mapped} of the {len(urls)} unknown paths name images of this project"
+            " (pass the same --ls-root-url as the export)")
+
+
+def _keep_newer_labels(store: Store, wanted: dict[int, tuple[str, int | None]], annotated_at: dict[str, float]) -> int:
+    """Drop from `wanted` every label a person changed in labelloop after the annotation that would replace it was
+    last updated in Label Studio (an old export must not undo newer work). Returns how many were dropped."""
+    current = store.human_label_times([image_id for image_id, (where, _) in wanted.items() if where in annotated_at])
+    stale = [image_id for image_id, (class_id, changed_at) in current.items()
+             if class_id != wanted[image_id][1] and changed_at > annotated_at[wanted[image_id][0]]]
+    for image_id in stale:
+        del wanted[image_id]
+    return len(stale)
 
 
 def label_arrays(store: Store, image_ids: np.ndarray, class_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -3,22 +3,35 @@
 A task's `data.image` is the URL Label Studio loads the image from; machine labels go in `predictions` (with the
 model's confidence as `score`), human labels in `annotations`. Their results name the controls of
 `labeling_config()`, `<Choices name="choice" toName="image">`, which is what Label Studio checks on import.
+
+Label Studio serves a local file only from inside a local-files storage, and a storage cannot be its document root
+itself. So the recipe is: LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT = the images folder's parent, a local-files storage
+for the images folder, and `data.image` = `/data/local-files/?d=<images folder name>/<path>` (`default_root_url`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 from xml.sax.saxutils import quoteattr
 
 from engine.errors import LabelloopError
 
-# Label Studio serves local files at this URL when started with LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true and
-# LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=<the images folder>; `d` is the path relative to that root.
+# Label Studio serves local files at this URL when started with LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true;
+# `d` is the path relative to LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT.
 LS_ROOT_URL = "/data/local-files/?d="
 FROM_NAME, TO_NAME = "choice", "image"
 LabelRow = tuple[str, str, str]  # (where in the file, image path as written there, label; "" = none of these)
+
+
+def default_root_url(images_root: Path) -> str:
+    """The `data.image` prefix that works with the document root set to the images folder's parent and a
+    local-files storage for the images folder: `/data/local-files/?d=<images folder name>/`."""
+    return f"{LS_ROOT_URL}{quote(images_root.name, safe='')}/"
 
 
 def labeling_config(class_names: list[str]) -> str:
@@ -35,7 +48,7 @@ def _result(label: str | None) -> list[dict]:
     return [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices", "value": {"choices": [label]}}]
 
 
-def tasks(rows: list[dict], *, root_url: str = LS_ROOT_URL) -> list[dict]:
+def tasks(rows: list[dict], *, root_url: str) -> list[dict]:
     """One task per export row (path, label (None = none of these), source, confidence, round)."""
     out = []
     for row in rows:
@@ -65,15 +78,35 @@ def _newest(annotations: list[dict]) -> dict:
     """The annotation updated (or created) last; the last listed where Label Studio's timestamps tie or are absent."""
     def when(pair: tuple[int, dict]) -> tuple[str, int]:
         position, annotation = pair
-        return str(annotation.get("updated_at") or annotation.get("created_at") or ""), position
+        return _stamp(annotation), position
 
     return max(enumerate(annotations), key=when)[1]
 
 
-def read_tasks(path: Path, *, root_url: str = LS_ROOT_URL) -> tuple[list[LabelRow], dict[str, list[str]], int]:
-    """A Label Studio JSON export -> (rows (where, image path, label; "" = none of these), problems (what ->
-    where), tasks skipped because no one annotated them). Each task's newest annotation that was not cancelled
-    counts; an annotation with an empty result means "none of these"."""
+def _stamp(annotation: dict) -> str:
+    return str(annotation.get("updated_at") or annotation.get("created_at") or "")
+
+
+def _seconds(stamp: str) -> float:
+    """Label Studio's ISO 8601 time (UTC, `Z`) -> seconds since the epoch; a time without a zone is taken as UTC."""
+    when = dt.datetime.fromisoformat(stamp.removesuffix("Z") + ("+00:00" if stamp.endswith("Z") else ""))  # 3.10
+    return (when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)).timestamp()
+
+
+@dataclass
+class TaskLabels:
+    """What a Label Studio JSON export says, per task; `where` ("task ID") keys every mapping."""
+    rows: list[LabelRow] = field(default_factory=list)  # (where, image path, label; "" = none of these)
+    problems: dict[str, list[str]] = field(default_factory=dict)  # what -> where
+    urls: dict[str, str] = field(default_factory=dict)  # where -> data.image as written
+    annotated_at: dict[str, float] = field(default_factory=dict)  # where -> the annotation's updated_at (epoch s)
+    unannotated: int = 0  # tasks no one annotated
+    cancelled: int = 0  # tasks whose every annotation was cancelled (skipped)
+
+
+def read_tasks(path: Path, *, root_url: str) -> TaskLabels:
+    """A Label Studio JSON export -> its labels. Each task's newest annotation that was not cancelled counts; an
+    annotation with an empty result means "none of these"."""
     try:
         with open(path, encoding="utf-8-sig") as handle:
             loaded = json.load(handle)
@@ -83,24 +116,55 @@ def read_tasks(path: Path, *, root_url: str = LS_ROOT_URL) -> tuple[list[LabelRo
         raise LabelloopError(f"cannot read {path} as Label Studio JSON: {error}") from None
     if not isinstance(loaded, list) or not all(isinstance(task, dict) for task in loaded):
         raise LabelloopError(f"{path} is not a Label Studio JSON export (a list of tasks); export it as JSON")
-    rows, problems, skipped = [], {}, 0
+    out = TaskLabels()
     for number, task in enumerate(loaded, start=1):
         where = f"task {task.get('id', f'#{number}')}"
-        annotations = [a for a in task.get("annotations") or [] if isinstance(a, dict) and not a.get("was_cancelled")]
+        given = [a for a in task.get("annotations") or [] if isinstance(a, dict)]
+        annotations = [a for a in given if not a.get("was_cancelled")]
         if not annotations:
-            skipped += 1
+            if given:
+                out.cancelled += 1
+            else:
+                out.unannotated += 1
             continue
         data = task.get("data")
         image = data.get(TO_NAME) if isinstance(data, dict) else None
-        result = _newest(annotations).get("result") or []
+        newest = _newest(annotations)
+        result = newest.get("result") or []
         choices = [str(choice) for region in result if isinstance(region, dict) and region.get("type") == "choices"
                    for choice in (region.get("value") or {}).get("choices") or []]
         if not isinstance(image, str) or not image:
-            problems.setdefault(f"no data.{TO_NAME}", []).append(where)
+            out.problems.setdefault(f"no data.{TO_NAME}", []).append(where)
         elif len(choices) > 1:
-            problems.setdefault("more than one choice", []).append(where)
+            out.problems.setdefault("more than one choice", []).append(where)
         elif result and not choices:
-            problems.setdefault("an annotation without a choice", []).append(where)
+            out.problems.setdefault("an annotation without a choice", []).append(where)
         else:
-            rows.append((where, task_path(image, root_url=root_url), choices[0] if choices else ""))
-    return rows, problems, skipped
+            if stamp := _stamp(newest):
+                try:
+                    out.annotated_at[where] = _seconds(stamp)
+                except ValueError:
+                    out.problems.setdefault(f"unreadable updated_at {stamp!r}", []).append(where)
+                    continue
+            out.rows.append((where, task_path(image, root_url=root_url), choices[0] if choices else ""))
+            out.urls[where] = image
+    return out
+
+
+def suggest_root_url(urls: list[str], names_image: Callable[[list[str]], int]) -> tuple[str, int] | None:
+    """The `--ls-root-url` that maps the most of `urls` (data.image values refused as unknown images) to images of
+    the project, as (prefix, how many it maps), or None where no prefix all of them share maps any.
+    names_image(paths) -> how many of the paths name an image of the project."""
+    if not urls:
+        return None
+    first = urls[0]
+    # a root URL ends where a path or query value starts: after a "/" or "="
+    candidates = [first[:end] for end in range(1, len(first)) if first[end - 1] in "/="]
+    best = None
+    for prefix in candidates:
+        if not all(url.startswith(prefix) for url in urls):
+            break  # a longer prefix is not shared either
+        mapped = names_image([task_path(url, root_url=prefix) for url in urls])
+        if mapped and (best is None or mapped > best[1]):
+            best = (prefix, mapped)
+    return best

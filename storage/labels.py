@@ -48,6 +48,15 @@ class LabelQueries:
                 WHERE l.source = 'human' AND l.class_id IS DISTINCT FROM b.class_id
                   AND a.actor IS DISTINCT FROM ?""", [actor])[0][0]
 
+    def human_label_times(self, image_ids: Sequence[int]) -> dict[int, tuple[int | None, float]]:
+        """image id -> (class id, None = none of these; when it was last changed, seconds since the epoch) for those
+        of `image_ids` with a human label."""
+        wanted = pa.table({"image_id": pa.array(list(image_ids), pa.int64())})
+        with self._registered("wanted_labels", wanted):
+            rows = self._con.execute("""SELECT image_id, class_id, epoch(updated_at::TIMESTAMPTZ) FROM labels
+                WHERE source = 'human' AND image_id IN (SELECT image_id FROM wanted_labels)""").fetchall()
+        return {image_id: (class_id, changed_at) for image_id, class_id, changed_at in rows}
+
     def label_events(self, image_id: int | None = None) -> list[dict]:
         where, params = ("WHERE image_id = ?", [image_id]) if image_id is not None else ("", [])
         rows = self._query(f"""SELECT id, image_id, from_class, from_source, to_class, to_source, actor, changed_at
