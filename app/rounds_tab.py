@@ -7,7 +7,7 @@ import pandas as pd
 
 from app.feedback import fail
 from engine.errors import LabelloopError
-from engine.rounds import MODES, TEACHERS, RoundConfig
+from engine.selftrain.config import MODES, TEACHERS, RoundConfig
 from engine.workspace import Workspace
 
 

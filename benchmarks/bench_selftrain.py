@@ -28,7 +28,7 @@ import numpy as np
 from engine.demo.dataset import read_ground_truth
 from engine.demo.render import SHAPES
 from engine.demo.setup import prepare_demo
-from engine.head import zero_shot_head
+from engine.selftrain.head import zero_shot_head
 from engine.project import open_project
 from engine.queue import k_center_greedy, rank_review_queue
 from engine.rounds import RoundConfig, adapt, run_round

@@ -22,7 +22,8 @@ from engine.ontology import parse_class_list
 from engine.overlays import gallery_tile, heatmap_file
 from engine.project import Project
 from engine.review import review_order
-from engine.rounds import RoundConfig, run_round
+from engine.selftrain.config import RoundConfig
+from engine.selftrain.rounds import run_round
 
 PAGE_SIZE = 48
 QUEUE_LENGTH = 10 * PAGE_SIZE  # the review-queue sort ranks this many; the rest follow by confidence

@@ -8,7 +8,7 @@ import pytest
 from engine.errors import LabelloopError
 from engine.overlays import confidence_colour, gallery_tile
 from engine.project import open_project
-from engine.rounds import RoundConfig
+from engine.selftrain.config import RoundConfig
 from engine.workspace import NONE_OF_THESE, GalleryQuery, Workspace, page_actor
 from tests.synthetic import planted_embeddings, synthetic_project
 
