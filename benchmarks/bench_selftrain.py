@@ -180,17 +180,18 @@ def table_row(name: str, bench: Bench) -> dict:
 
 def ablations(name: str, bench: Bench) -> dict:
     """The alternatives the defaults were chosen over: accuracy after 3 unsupervised rounds under each, and the
-    queue's 3 rounds without its typical cold-start picks."""
+    queue's 3 rounds with typical cold-start picks until there are 3 human labels per class."""
     base = bench.config
     variants = {"default": base, "rebalance_ot": replace(base, rebalance="ot"),
                 "propagation_0.5": replace(base, propagation=0.5), "propagation_0.9": replace(base, propagation=0.9),
-                "neighbours_20": replace(base, neighbours=20), "threshold_selection": replace(base, selection="threshold")}
+                "neighbours_20": replace(base, neighbours=20), "threshold_selection": replace(base, selection="threshold"),
+                "no_refinement": replace(base, refine=False)}
     result: dict = {"set": name}
     for label, config in variants.items():
         runner = bench if config.neighbours == base.neighbours else Bench(bench.x, bench.y, bench.text, bench.scale,
                                                                           config)
         result[label] = runner.simulate(3, config=config)[-1]["predictions"]
-    result["queue_without_cold_start"] = bench.simulate(3, fixes="queue", cold_start=0)[-1]["dataset"]
+    result["queue_with_cold_start_3"] = bench.simulate(3, fixes="queue", cold_start=3)[-1]["dataset"]
     return result
 
 

@@ -60,5 +60,6 @@ def test_cold_start_picks_typical_images_of_every_predicted_class():
     assert sorted(np.bincount(probs[picks].argmax(1), minlength=3).tolist()) == [2, 2, 2]
     assert set(probs[picks[:3]].argmax(1).tolist()) == {0, 1, 2}  # the first picks already cover every class
     assert len(x) - 1 not in picks.tolist()
-    indices, reasons = rank_review_queue(probs, probs, np.full(len(x), -1), np.zeros(len(x), bool), x, k=6)
+    indices, reasons = rank_review_queue(probs, probs, np.full(len(x), -1), np.zeros(len(x), bool), x, k=6,
+                                         cold_start_per_class=1)
     assert reasons == [TYPICAL] * 6 and sorted(indices.tolist()) == sorted(picks.tolist())
