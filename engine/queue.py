@@ -95,10 +95,10 @@ def rank_review_queue(teacher_probs: np.ndarray, zeroshot_probs: np.ndarray, lab
                       cold_start_per_class: int = COLD_START_PER_CLASS) -> tuple[np.ndarray, list[str]]:
     """Rank images for review; returns (indices (<= k,), reasons).
 
-    teacher_probs, zeroshot_probs: (N, C), the teacher's the refined predictions the page shows. labels: (N,)
-    current label per image, -1 = none. human: (N,) bool, the label came from a person. embeddings: (N, D), used
-    to spread picks. mistakes: rows whose human label is a possible mistake, most likely first (`label_quality`
-    over out-of-sample probabilities: a student that trained on a label cannot judge it).
+    teacher_probs, zeroshot_probs: (N, C), the round's refined predictions (what the page shows) and zero-shot's.
+    labels: (N,) current label per image, -1 = none. human: (N,) bool, the label came from a person. embeddings:
+    (N, D), used to spread picks. mistakes: rows whose human label is a possible mistake, most likely first
+    (`label_quality` over out-of-sample probabilities: a student that trained on a label cannot judge it).
 
     First the possible label mistakes. Then, among images no person labeled: while there are fewer than
     `cold_start_per_class` human labels per class, `typical_picks` (typical, class-balanced); after that the most

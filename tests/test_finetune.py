@@ -157,4 +157,4 @@ def test_round_cli_runs_finetune_on_a_vit_model(project, cli):
     assert code == 0, err
     assert f"adapted model saved to {Path(project).resolve() / 'models' / 'round_0002'};" in out
     code, _, err = cli("round", project, "--mode", "finetune", "--steps", "0")
-    assert code != 0 and "finetune steps must be at least 1" in err
+    assert code != 0 and "FinetuneConfig.steps must be between 1" in err

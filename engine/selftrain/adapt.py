@@ -155,7 +155,8 @@ def outlier_scores(cosines: np.ndarray, config: RoundConfig, *, affinity: sp.spm
 
 
 def choose_pseudo_labels(teacher_probs: np.ndarray, excluded: np.ndarray, round_number: int,
-                         config: RoundConfig, *, human_label: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                         config: RoundConfig, *,
+                         human_label: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The round's pseudo-labels (rows (M,), classes (M,)) from the teacher's probabilities (N, C), never on
     `excluded` rows: config.selection with the growing per-class schedule of engine.selftrain.selection, after
     moving the teacher to the estimated class prior when config.rebalance is "ot"."""
