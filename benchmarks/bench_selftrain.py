@@ -38,7 +38,7 @@ from engine.demo.dataset import read_ground_truth
 from engine.demo.render import SHAPES
 from engine.demo.setup import prepare_demo
 from engine.project import open_project
-from engine.queue import COLD_START_PER_CLASS, k_center_greedy, label_quality, rank_review_queue
+from engine.queue import COLD_START_PER_CLASS, label_quality, rank_review_queue
 from engine.scoring import cosine_probs
 from engine.selftrain.adapt import adapt
 from engine.selftrain.config import RoundConfig
@@ -50,7 +50,7 @@ from tests.tiny_model import make_tiny_model
 
 SHARE = 0.02
 RANDOM_SEEDS = 5  # one random draw moves the figure by about 0.01
-ORACLE_SEEDS = 2  # the oracle's draws vary less (every pick is a mistake); fewer keep the run bounded
+ORACLE_SEEDS = 2  # fewer than for random, to keep one run of the table within minutes
 
 
 def demo_arrays(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
@@ -82,7 +82,7 @@ class Bench:
                  cold_start: int = COLD_START_PER_CLASS) -> list[dict]:
         """`rounds` rounds; before each, a simulated person gives the true label to SHARE of the images, chosen by
         the review queue (fixes="queue"), at random ("random"), or among the images the teacher has wrong
-        ("oracle"; "oracle_spread" spreads them by k-center greedy). `planted`: (rows, labels) a person gave before
+        ("oracle"). `planted`: (rows, labels) a person gave before
         the first round (labels may be wrong)."""
         config = config or self.config
         x, y = self.x, self.y
@@ -107,9 +107,6 @@ class Bench:
                 elif fixes == "oracle":
                     pool = np.flatnonzero(~human & wrong)
                     picks = rng.choice(pool, min(k, len(pool)), replace=False)
-                elif fixes == "oracle_spread":
-                    pool = np.flatnonzero(~human & wrong)
-                    picks = pool[k_center_greedy(x[pool], k, covered=x[human])]
                 else:
                     picks = rng.choice(np.flatnonzero(~human), k, replace=False)
                 human[picks], given[picks] = True, y[picks]  # y is -1 for an image of no class: "none of these"
