@@ -184,11 +184,12 @@ def cmd_round(args) -> int:
 
     from engine.jobs import run_job
     from engine.project import open_project
-    from engine.rounds import RoundConfig, run_round
+    from engine.selftrain.config import FinetuneConfig, RoundConfig
+    from engine.selftrain.rounds import run_round
 
-    finetune = {name: value for name, value in (("finetune_steps", args.steps),
-                                                ("finetune_batch_size", args.batch_size)) if value is not None}
-    config = RoundConfig(mode=args.mode, teacher=args.teacher, **finetune).validate()
+    finetune = {name: value for name, value in (("steps", args.steps), ("batch_size", args.batch_size))
+                if value is not None}
+    config = RoundConfig(mode=args.mode, teacher=args.teacher, finetune=FinetuneConfig(**finetune))
     if args.rounds < 1:
         raise LabelloopError(f"--rounds must be at least 1, got {args.rounds}")
     results = []

@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from app.feedback import on
-from engine.rounds import MODES, TEACHERS, RoundConfig
+from engine.selftrain.config import MODES, TEACHERS, RoundConfig
 from engine.workspace import Workspace
 
 

@@ -84,7 +84,8 @@ def _rerun(kind: str, root: Path, args: argparse.Namespace) -> None:
     from engine.ingest import ingest
     from engine.models import load_model
     from engine.project import open_project
-    from engine.rounds import RoundConfig, run_round
+    from engine.selftrain.config import RoundConfig
+    from engine.selftrain.rounds import run_round
 
     with open_project(root) as project:
         if kind == "ingest":

@@ -14,7 +14,7 @@ import json
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,8 @@ from engine.demo.dataset import read_ground_truth
 from engine.demo.setup import prepare_demo
 from engine.models import pick_device
 from engine.project import open_project
-from engine.rounds import RoundConfig, run_round
+from engine.selftrain.config import FinetuneConfig, RoundConfig
+from engine.selftrain.rounds import run_round
 
 
 def accuracy(project, round_id: int, truth: dict[str, str]) -> float:
@@ -60,10 +61,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dir", type=Path, default=None, help="a demo folder to reuse (default: a temporary one)")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=RoundConfig.finetune_steps, help="finetune steps per round")
-    parser.add_argument("--batch-size", type=int, default=RoundConfig.finetune_batch_size)
+    parser.add_argument("--steps", type=int, default=FinetuneConfig.steps, help="finetune steps per round")
+    parser.add_argument("--batch-size", type=int, default=FinetuneConfig.batch_size)
     args = parser.parse_args()
-    finetune = replace(RoundConfig(mode="finetune"), finetune_steps=args.steps, finetune_batch_size=args.batch_size)
+    finetune = RoundConfig(mode="finetune", finetune=FinetuneConfig(steps=args.steps, batch_size=args.batch_size))
     device = pick_device()
     result: dict = {"benchmark": "finetune", "device": str(device),
                     "device_name": torch.cuda.get_device_name() if device.type == "cuda" else None,

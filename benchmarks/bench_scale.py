@@ -19,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.bench_app import _link_thumbnails
+from benchmarks.bench_app import link_thumbnails
 from engine.export import export
 from engine.project import DB_FILE, Project, open_project
 from engine.review import review_order
-from engine.rounds import RoundConfig, run_round
+from engine.selftrain.config import RoundConfig
+from engine.selftrain.rounds import run_round
 from engine.gallery_view import PAGE_SIZE, QUEUE_LENGTH, GalleryQuery
 from engine.workspace import Workspace
 from tests.synthetic import planted_embeddings, synthetic_project
@@ -54,7 +55,7 @@ def _build(folder: Path, images: int, classes: int, humans: np.ndarray) -> Proje
     x, truth, text = planted_embeddings(images, 512, classes, seed=11)
     project = synthetic_project(folder / "p", folder / "images", make_tiny_model(folder / "m"), x, text)
     del x
-    _link_thumbnails(project, images)
+    link_thumbnails(project, images)
     project.store.set_labels(humans.tolist(), truth[humans - 1].tolist(), source="human", actor="bench")
     project.store.checkpoint()
     return project

@@ -1,17 +1,25 @@
-"""Self-training against ground truth on the demo dataset, and the speed of one `head` round at scale.
-Prints one JSON object.
+"""The learning loop against ground truth on three image sets, and the speed of one round at scale.
 
-    python -m benchmarks.bench_selftrain [--dir DEMO_DIR] [--sizes 100000,1000000]
+    python -m benchmarks.bench_selftrain [--cache DIR] [--sets demo,inked_digits,shapes_and_digits]
+                                         [--sizes 1000000] [--ablations]
 
-Accuracy is given two ways: `predictions` (the teacher's label for every image) and `dataset` (what export
-writes: the person's label where there is one, else the teacher's).
+Prints one JSON line per set (the table row), then the table in Markdown. The sets (benchmarks/selftrain_sets.py)
+are embedded with the embedded demo model on the CPU and cached in --cache. Columns:
 
-Fixes by a simulated person are compared three ways: the review queue's picks; random picks (the mean over
-several seeds, since one random draw moves the figure by about 0.01); and an error oracle that is shown only
-images the teacher currently gets wrong, picked at random among them (`oracle_fixes_3_rounds`) or spread over
-the embedding space by k-center greedy (`oracle_spread_fixes_3_rounds`). Every oracle pick is a mistake, the most
-a queue's picks can be, so the oracles' gains over random are the yardstick for a queue with this learner on this
-data: the first is what finding mistakes alone gives, the second what finding them and spreading them gives.
+- zero_shot: accuracy of CLIP zero-shot; probe: the linear-probe ceiling (logistic regression trained on 80 % true
+  labels, 5-fold); unsup_3 / unsup_3_refined: 3 rounds without any label, without and with the kNN-graph
+  refinement; gap_closed: (unsup_3_refined - zero_shot) / (probe - zero_shot).
+- queue / random / oracle: 3 rounds, before each a simulated person gives the true label to 2 % of the images picked
+  by the review queue, at random (mean of 5 seeds), or at random among the images the teacher has wrong (the
+  mistakes-only oracle, mean of 2 seeds): the accuracy of the labels (the person's where given, else the
+  prediction). An image of no class that a person reviews gets "none of these".
+- mistakes_found: 200 random images given human labels, 10 % of them planted wrong; one round; the share of the
+  planted ones among the first 2 x 20 of the queue's mistake picks (out-of-sample self-confidence).
+- outlier_auroc: how well the outlier score of the 3rd unsupervised round separates images of no class from the
+  rest (sets that have them).
+
+Accuracies count only images of a class. --sizes times `run_round` on planted 512-d embeddings (first round builds
+and caches the kNN graph, the second reuses it).
 """
 
 from __future__ import annotations
@@ -25,18 +33,24 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.selftrain_sets import SETS, embedded_set
 from engine.demo.dataset import read_ground_truth
 from engine.demo.render import SHAPES
 from engine.demo.setup import prepare_demo
-from engine.head import zero_shot_head
 from engine.project import open_project
-from engine.queue import k_center_greedy, rank_review_queue
-from engine.rounds import RoundConfig, adapt, run_round
+from engine.queue import COLD_START_PER_CLASS, label_quality, rank_review_queue
 from engine.scoring import cosine_probs
+from engine.selftrain.adapt import adapt
+from engine.selftrain.config import RoundConfig
+from engine.selftrain.head import zero_shot_head
+from engine.selftrain.propagate import affinity_matrix, knn_graph
+from engine.selftrain.rounds import run_round
 from tests.synthetic import planted_embeddings, synthetic_project
 from tests.tiny_model import make_tiny_model
 
-BASELINE = RoundConfig(selection="threshold", threshold=0.9, ema=0.0)
+SHARE = 0.02
+RANDOM_SEEDS = 5  # one random draw moves the figure by about 0.01
+ORACLE_SEEDS = 2  # fewer than for random, to keep one run of the table within minutes
 
 
 def demo_arrays(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
@@ -52,56 +66,135 @@ def demo_arrays(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, float
     return embeddings, labels, text_weights, scale
 
 
-def simulate(x: np.ndarray, y: np.ndarray, text: np.ndarray, scale: float, config: RoundConfig, rounds: int, *,
-             fixes: str | None = None, share: float = 0.02, seed: int = 0) -> list[dict]:
-    """`rounds` rounds; before each, a simulated person gives the true label to `share` of the images, chosen
-    by the review queue (fixes="queue"), at random (fixes="random"), or among the images the teacher has wrong,
-    at random (fixes="oracle") or by k-center greedy (fixes="oracle_spread"). `picked_wrong` is the share of the
-    picks the teacher had wrong."""
-    zero_shot = zero_shot_head(text, scale)
-    zero_probs = cosine_probs(x, text, scale)
-    teacher, probs = zero_shot, zero_probs
-    human = np.zeros(len(y), bool)
-    rng = np.random.default_rng(seed)
-    history = []
-    for number in range(1, rounds + 1):
-        picked_wrong = None
-        if fixes:
-            k = int(round(share * len(y)))
-            wrong = probs.argmax(axis=1) != y
-            mistakes = np.flatnonzero(~human & wrong)
-            if fixes == "queue":
-                picks, _ = rank_review_queue(probs, zero_probs, np.where(human, y, -1), human, x, k=k)
-            elif fixes == "oracle":
-                picks = rng.choice(mistakes, min(k, len(mistakes)), replace=False)
-            elif fixes == "oracle_spread":
-                picks = mistakes[k_center_greedy(x[mistakes], k, covered=x[human])]
-            else:
-                picks = rng.choice(np.flatnonzero(~human), k, replace=False)
-            picked_wrong = round(float(wrong[picks].mean()), 3)
-            human[picks] = True
-        human_index = np.flatnonzero(human)
-        output = adapt(x, zero_shot, teacher, probs, human_index, y[human_index], human, number, config)
-        teacher, probs = output.teacher, output.probs
-        predicted = probs.argmax(axis=1)
-        history.append({"round": number, "predictions": round(float((predicted == y).mean()), 4),
-                        "dataset": round(float((np.where(human, y, predicted) == y).mean()), 4),
-                        "human_labels": int(human.sum()), "picked_wrong": picked_wrong})
-    return history
+class Bench:
+    """One set: embeddings x (N, D), truth y (N,) (-1 = no class), the zero-shot classifier and the kNN graph."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, text: np.ndarray, scale: float, config: RoundConfig):
+        self.x, self.y, self.text, self.scale, self.config = x, y, text, scale, config
+        self.in_class = y >= 0
+        self.affinity = affinity_matrix(*knn_graph(x, config.neighbours))
+
+    def accuracy(self, labels: np.ndarray) -> float:
+        return round(float((labels == self.y)[self.in_class].mean()), 4)
+
+    def simulate(self, rounds: int, *, config: RoundConfig | None = None, fixes: str | None = None,
+                 seed: int = 0, planted: tuple[np.ndarray, np.ndarray] | None = None,
+                 cold_start: int = COLD_START_PER_CLASS) -> list[dict]:
+        """`rounds` rounds; before each, a simulated person gives the true label to SHARE of the images, chosen by
+        the review queue (fixes="queue"), at random ("random"), or among the images the teacher has wrong
+        ("oracle"). `planted`: (rows, labels) a person gave before
+        the first round (labels may be wrong)."""
+        config = config or self.config
+        x, y = self.x, self.y
+        zero_shot = zero_shot_head(self.text, self.scale)
+        zero_probs = cosine_probs(x, self.text, self.scale)
+        teacher, probs = zero_shot, zero_probs
+        human = np.zeros(len(y), bool)
+        given = np.full(len(y), -1)
+        if planted is not None:
+            human[planted[0]], given[planted[0]] = True, planted[1]
+        rng = np.random.default_rng(seed)
+        affinity = self.affinity if config.refine else None
+        mistakes = np.zeros(0, int)
+        history = []
+        for number in range(1, rounds + 1):
+            if fixes:
+                k = int(round(SHARE * len(y)))
+                wrong = (probs.argmax(axis=1) != y) & self.in_class
+                if fixes == "queue":
+                    picks, _ = rank_review_queue(probs, zero_probs, given, human, x, k=k, mistakes=mistakes,
+                                                 cold_start_per_class=cold_start)
+                elif fixes == "oracle":
+                    pool = np.flatnonzero(~human & wrong)
+                    picks = rng.choice(pool, min(k, len(pool)), replace=False)
+                else:
+                    picks = rng.choice(np.flatnonzero(~human), k, replace=False)
+                human[picks], given[picks] = True, y[picks]  # y is -1 for an image of no class: "none of these"
+            human_index = np.flatnonzero(human & (given >= 0))
+            output = adapt(x, zero_shot, teacher, probs, human_index, given[human_index], human, number, config,
+                           affinity=affinity, none_index=np.flatnonzero(human & (given < 0)))
+            teacher, probs = output.teacher, output.probs
+            mistakes = np.zeros(0, int)
+            if output.crossfit_probs is not None:
+                self_confidence, flagged = label_quality(output.crossfit_probs, given[human_index])
+                mistakes = human_index[flagged][np.argsort(self_confidence[flagged], kind="stable")]
+            predicted = probs.argmax(axis=1)
+            history.append({"predictions": self.accuracy(predicted),
+                            "dataset": self.accuracy(np.where(human, given, predicted)),
+                            "outlier": output.outlier, "mistakes": mistakes})
+        return history
+
+    def over_seeds(self, fixes: str, seeds: int) -> float:
+        return round(float(np.mean([self.simulate(3, fixes=fixes, seed=seed)[-1]["dataset"]
+                                    for seed in range(seeds)])), 4)
+
+    def probe(self) -> float:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+        folds = StratifiedKFold(5, shuffle=True, random_state=0)
+        scores = cross_val_score(LogisticRegression(max_iter=2000, C=10.0), self.x[self.in_class],
+                                 self.y[self.in_class], cv=folds)
+        return round(float(scores.mean()), 4)
+
+    def mistakes_found(self, labels: int = 200, share: float = 0.1, seed: int = 0) -> float:
+        rng = np.random.default_rng(seed)
+        rows = rng.choice(np.flatnonzero(self.in_class), labels, replace=False)
+        given = self.y[rows].copy()
+        planted = rows[:int(share * labels)]
+        n_classes = len(self.text)
+        given[:len(planted)] = (given[:len(planted)] + rng.integers(1, n_classes, len(planted))) % n_classes
+        picks = self.simulate(1, planted=(rows, given))[-1]["mistakes"][:2 * len(planted)]
+        return round(float(np.isin(planted, picks).mean()), 4)
+
+    def outlier_auroc(self, outlier: np.ndarray) -> float | None:
+        from sklearn.metrics import roc_auc_score
+
+        if self.in_class.all():
+            return None
+        return round(float(roc_auc_score(~self.in_class, outlier)), 4)
 
 
-def fixes_over_seeds(x, y, text, scale, fixes: str, seeds: int, rounds: int = 3) -> dict:
-    """The `dataset` accuracy after `rounds` rounds of `fixes`, as mean, min and max over `seeds` seeds."""
-    accuracies = [simulate(x, y, text, scale, RoundConfig(), rounds, fixes=fixes, seed=seed)[-1]["dataset"]
-                  for seed in range(seeds)]
-    return {"dataset_mean": round(float(np.mean(accuracies)), 4), "dataset_min": min(accuracies),
-            "dataset_max": max(accuracies), "seeds": seeds}
+def table_row(name: str, bench: Bench) -> dict:
+    started = time.perf_counter()
+    zero = bench.accuracy(cosine_probs(bench.x, bench.text, bench.scale).argmax(axis=1))
+    probe = bench.probe()
+    plain = bench.simulate(3, config=replace(bench.config, refine=False))[-1]["predictions"]
+    refined = bench.simulate(3)
+    row = {"set": name, "images": len(bench.y), "classes": len(bench.text),
+           "no_class_share": round(float((~bench.in_class).mean()), 3), "zero_shot": zero,
+           "unsup_3": plain, "unsup_3_refined": refined[-1]["predictions"], "probe": probe}
+    row["gap_closed"] = round((row["unsup_3_refined"] - zero) / max(probe - zero, 1e-9), 3)
+    row["queue"] = bench.simulate(3, fixes="queue")[-1]["dataset"]
+    row["random"] = bench.over_seeds("random", RANDOM_SEEDS)
+    row["oracle"] = bench.over_seeds("oracle", ORACLE_SEEDS)
+    row["queue_minus_random"] = round(row["queue"] - row["random"], 4)
+    row["mistakes_found"] = bench.mistakes_found()
+    row["outlier_auroc"] = bench.outlier_auroc(refined[-1]["outlier"])
+    row["seconds"] = round(time.perf_counter() - started, 1)
+    return row
 
 
-def time_head_round(n: int, dim: int = 512, classes: int = 20,
-                    human_share: float = 0.001) -> tuple[dict, np.ndarray, np.ndarray]:
-    """Wall time of one `run_round` (read embeddings, select, cross-fit, train, predict, write) on planted
-    embeddings, and scikit-learn's LogisticRegression on the same embeddings and labels."""
+def ablations(name: str, bench: Bench) -> dict:
+    """The alternatives the defaults were chosen over: accuracy after 3 unsupervised rounds under each, and the
+    queue's 3 rounds with typical cold-start picks until there are 3 human labels per class."""
+    base = bench.config
+    variants = {"default": base, "rebalance_ot": replace(base, rebalance="ot"),
+                "propagation_0.5": replace(base, propagation=0.5), "propagation_0.9": replace(base, propagation=0.9),
+                "neighbours_20": replace(base, neighbours=20),
+                "threshold_selection": replace(base, selection="threshold"), "no_refinement": replace(base, refine=False)}
+    result: dict = {"set": name}
+    for label, config in variants.items():
+        runner = bench if config.neighbours == base.neighbours else Bench(bench.x, bench.y, bench.text, bench.scale,
+                                                                          config)
+        result[label] = runner.simulate(3, config=config)[-1]["predictions"]
+    result["queue_with_cold_start_3"] = bench.simulate(3, fixes="queue", cold_start=3)[-1]["dataset"]
+    return result
+
+
+def time_round(n: int, dim: int = 512, classes: int = 20, human_share: float = 0.001) -> dict:
+    """Wall time of `run_round` (read embeddings, select, cross-fit, train, predict, refine, write) on planted
+    embeddings: the first round builds and caches the kNN graph, the second reads it."""
     x, y, text = planted_embeddings(n, dim, classes, seed=11)
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
@@ -110,69 +203,54 @@ def time_head_round(n: int, dim: int = 512, classes: int = 20,
         setup = time.perf_counter() - started
         labeled = np.arange(0, n, int(1 / human_share))
         project.store.set_labels((labeled + 1).tolist(), y[labeled].tolist(), source="human", actor="bench")
-        started = time.perf_counter()
-        metrics = run_round(project, RoundConfig())
-        seconds = time.perf_counter() - started
+        result = {"images": n, "dim": dim, "classes": classes, "human_labels": len(labeled),
+                  "setup_seconds": round(setup, 1)}
+        for attempt in ("first_round", "second_round"):
+            started = time.perf_counter()
+            metrics = run_round(project, RoundConfig())
+            result[f"{attempt}_seconds"] = round(time.perf_counter() - started, 2)
+            result[f"{attempt}_graph_seconds"] = metrics.get("graph_seconds")
+        result["accuracy"] = round(float((project.store.prediction_matrix(2)[2].argmax(1) == y).mean()), 4)
         project.close()
-    result = {"images": n, "dim": dim, "classes": classes, "human_labels": len(labeled),
-              "round_seconds": round(seconds, 2), "setup_seconds": round(setup, 1),
-              "pseudo_labels": metrics["pseudo_labels"]}
-    return result, x, y
+    return result
 
 
-def sklearn_seconds(x: np.ndarray, y: np.ndarray) -> float | None:
-    try:
-        from sklearn.linear_model import LogisticRegression
-    except ImportError:
-        return None
-    started = time.perf_counter()
-    LogisticRegression(max_iter=200).fit(x, y)
-    return round(time.perf_counter() - started, 2)
+def markdown(rows: list[dict]) -> str:
+    columns = ["set", "zero_shot", "unsup_3", "unsup_3_refined", "probe", "gap_closed", "queue", "random", "oracle",
+               "queue_minus_random", "mistakes_found", "outlier_auroc"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join("n/a" if row[c] is None else str(row[c]) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dir", type=Path, default=None, help="a demo folder to reuse (default: a temporary one)")
-    parser.add_argument("--sizes", default="100000,1000000", help="image counts for the timing part ('' skips)")
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "labelloop-bench-sets",
+                        help="where the rendered sets' embeddings (and the demo) are kept between runs")
+    parser.add_argument("--sets", default=",".join(SETS))
+    parser.add_argument("--sizes", default="", help="image counts to time a round at, such as 1000000")
+    parser.add_argument("--ablations", action="store_true", help="also print the alternatives to the defaults")
     args = parser.parse_args()
-    result: dict = {"benchmark": "selftrain", "config": RoundConfig().__dict__}
-
-    with tempfile.TemporaryDirectory() as scratch:
-        x, y, text, scale = demo_arrays(args.dir or Path(scratch))
-    result["demo_images"] = len(y)
-    result["zero_shot"] = round(float((cosine_probs(x, text, scale).argmax(1) == y).mean()), 4)
-    unsupervised = simulate(x, y, text, scale, RoundConfig(), 5)
-    result["unsupervised"] = {f"after_{r}": unsupervised[r - 1]["predictions"] for r in (1, 3, 5)}
-    queue_history = simulate(x, y, text, scale, RoundConfig(), 3, fixes="queue")
-    result["queue_fixes_3_rounds"] = {**queue_history[-1],
-                                      "picked_wrong_per_round": [r["picked_wrong"] for r in queue_history]}
-    result["random_fixes_3_rounds"] = fixes_over_seeds(x, y, text, scale, "random", seeds=5)
-    result["oracle_fixes_3_rounds"] = fixes_over_seeds(x, y, text, scale, "oracle", seeds=5)
-    result["oracle_spread_fixes_3_rounds"] = simulate(x, y, text, scale, RoundConfig(), 3, fixes="oracle_spread")[-1]
-    result["baseline_threshold_3_rounds"] = simulate(x, y, text, scale, BASELINE, 3)[-1]["predictions"]
-    result["ema_0.5_teacher_3_rounds"] = simulate(x, y, text, scale, replace(RoundConfig(), ema=0.5), 3)[-1][
-        "predictions"]
-    result["cache_teacher_3_rounds"] = simulate(x, y, text, scale, replace(RoundConfig(), teacher="cache"), 3)[-1][
-        "predictions"]
-    queue, random_mean = result["queue_fixes_3_rounds"]["dataset"], result["random_fixes_3_rounds"]["dataset_mean"]
-    result["queue_gain_over_random"] = round(queue - random_mean, 4)
-    result["oracle_gain_over_random"] = round(result["oracle_fixes_3_rounds"]["dataset_mean"] - random_mean, 4)
-    result["oracle_spread_gain_over_random"] = round(result["oracle_spread_fixes_3_rounds"]["dataset"] - random_mean,
-                                                     4)
-    result["targets"] = {
-        "unsupervised_3_at_least_zero_shot_plus_0.10": result["unsupervised"]["after_3"] >= result["zero_shot"] + 0.10,
-        "queue_3_dataset_at_least_0.93": queue >= 0.93,
-        "queue_beats_random_by_0.03": queue >= random_mean + 0.03,
-    }
-
-    result["timing"] = []
+    rows = []
+    for name in [s for s in args.sets.split(",") if s]:
+        arrays = demo_arrays(args.cache / "demo") if name == "demo" else embedded_set(name, args.cache)
+        bench = Bench(*arrays, RoundConfig())
+        rows.append(table_row(name, bench))
+        print(json.dumps(rows[-1]), flush=True)
+        if args.ablations:
+            print(json.dumps(ablations(name, bench)), flush=True)
+    if rows:
+        mean_gain = round(float(np.mean([row["queue_minus_random"] for row in rows])), 4)
+        print(json.dumps({"queue_minus_random_mean": mean_gain, "targets": {
+            "gap_closed_at_least_0.6_on_every_set": all(row["gap_closed"] >= 0.6 for row in rows),
+            "queue_beats_random_by_0.02_on_average": mean_gain >= 0.02,
+            "queue_never_below_random": all(row["queue_minus_random"] >= 0 for row in rows),
+            "mistakes_found_at_least_0.8": all(row["mistakes_found"] >= 0.8 for row in rows),
+            "outlier_auroc_at_least_0.9": all(row["outlier_auroc"] >= 0.9 for row in rows
+                                              if row["outlier_auroc"] is not None)}}))
+        print(markdown(rows))
     for n in [int(size) for size in args.sizes.split(",") if size]:
-        timing, xs, ys = time_head_round(n)
-        if n == 100_000:
-            timing["sklearn_logistic_regression_seconds"] = sklearn_seconds(xs, ys)
-        result["timing"].append(timing)
-        print(json.dumps(timing), flush=True)
-    print(json.dumps(result))
+        print(json.dumps({"timing": time_round(n)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """What the labeling page reads: a filtered, sorted page of tiles, one image's details, the header counts and the
 plots' numbers. Every view reads the same definitions from the project when it draws: the classes, the shown
-round (storage.shown_round) and the likely-mistake rule (engine.queue), so no two views can disagree.
+round (storage.shown_round) and the possible-mistake rule (storage.scores), so no two views can disagree.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from engine.imageio import ImageReadError, thumbnail_path
 from engine.models import LoadedModel
 from engine.overlays import gallery_tile, heatmap_file
 from engine.project import Project
-from engine.queue import MISTAKE_CONFIDENCE
 from engine.review import review_order
 
 PAGE_SIZE = 48
@@ -34,7 +33,7 @@ class GalleryQuery:
     max_confidence: float = 1.0
     status: str = "all"  # all | unlabeled | pseudo | human | error
     disagree: bool = False  # zero-shot and the shown teacher disagree
-    mistakes: bool = False  # a label the shown prediction contradicts (engine.queue.likely_label_mistakes)
+    mistakes: bool = False  # possible label mistakes, judged out of sample (storage.scores.LABEL_MISTAKES)
     sort: str = "queue"  # queue | confidence_up | confidence_down | name
     offset: int = 0  # the first image shown, counted in the filtered, sorted order
     page_size: int = PAGE_SIZE
@@ -189,7 +188,7 @@ class GalleryView:
         return self.store.gallery_page(
             round_id=shown_round, class_id=class_id, min_confidence=query.min_confidence,
             max_confidence=query.max_confidence, status=query.status, disagree=query.disagree,
-            mistakes=query.mistakes, mistake_confidence=MISTAKE_CONFIDENCE, sort=query.sort,
+            mistakes=query.mistakes, sort=query.sort,
             queue_ids=sorted(queue, key=lambda image_id: queue[image_id][0]) if query.sort == "queue" else (),
             image_ids=image_ids, offset=offset, limit=limit)
 

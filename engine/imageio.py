@@ -223,3 +223,16 @@ def save_thumbnail(data: bytes, path: Path) -> None:
     temporary = path.with_suffix(f".{os.getpid()}.tmp")
     temporary.write_bytes(data)
     os.replace(temporary, path)  # two workers writing the same duplicate never leave a half-written file
+
+
+def quiet_worker(_: int) -> None:
+    """worker_init_fn of decode workers: one thread each, so they never fight the model for the cores."""
+    import torch  # here: model-free commands read images without importing torch
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+def default_workers() -> int:
+    """Decode in parallel with the model, leaving a core for it: 1 worker on 2 cores, up to 8 on big machines."""
+    return max(1, min(8, (os.cpu_count() or 2) - 1))

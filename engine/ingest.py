@@ -24,8 +24,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from engine.errors import LabelloopError
-from engine.imageio import (SUPPORTED_EXTENSIONS, THUMBNAIL_SIDE, ImageReadError, file_kind, model_picture,
-                            read_image, shrink_shorter_side, thumbnail_path, write_thumbnail)
+from engine.imageio import (SUPPORTED_EXTENSIONS, THUMBNAIL_SIDE, ImageReadError, default_workers, file_kind,
+                            model_picture, quiet_worker, read_image, shrink_shorter_side, thumbnail_path,
+                            write_thumbnail)
 from engine.models import LoadedModel
 from engine.project import Project
 from engine.zeroshot import run_zero_shot
@@ -168,19 +169,6 @@ def read_entry(images_root: Path, entry: FileEntry, image_size: int, finish: Cal
 
 def _keep_records(batch: list[dict]) -> list[dict]:
     return batch
-
-
-def quiet_worker(_: int) -> None:
-    """worker_init_fn of decode workers: one thread each, so they never fight the model for the cores."""
-    import cv2
-
-    cv2.setNumThreads(1)
-    torch.set_num_threads(1)
-
-
-def default_workers() -> int:
-    """Decode in parallel with the model, leaving a core for it: 1 worker on 2 cores, up to 8 on big machines."""
-    return max(1, min(8, (os.cpu_count() or 2) - 1))
 
 
 def plan_ingest(project: Project, model: LoadedModel) -> tuple[IngestReport, list[FileEntry]]:

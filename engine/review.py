@@ -27,7 +27,10 @@ def review_order(store: Store, k: int) -> tuple[np.ndarray, list[str], dict]:
     zero = zero_shot[2][np.searchsorted(zero_shot[0], image_ids)]  # both by image id
     embeddings = _StoredVectors(store, model_id, image_ids)
     labels, human = label_arrays(store, image_ids, class_ids)
-    indices, reasons = rank_review_queue(teacher, zero, labels, human, embeddings, k=k)
+    mistake_ids, _ = possible_label_mistakes(store)
+    row_of = {image_id: row for row, image_id in enumerate(image_ids.tolist())}
+    mistakes = np.array([row_of[i] for i in mistake_ids.tolist() if i in row_of], int)
+    indices, reasons = rank_review_queue(teacher, zero, labels, human, embeddings, k=k, mistakes=mistakes)
     picked = {"teacher": teacher[indices], "zero_shot": zero[indices], "label": labels[indices],
               "human": human[indices], "class_ids": class_ids}
     return image_ids[indices], reasons, picked
@@ -44,6 +47,27 @@ class _StoredVectors:
         rows = np.asarray(rows)
         return self.store.vectors_of(self.model_id, self.image_ids[np.flatnonzero(rows) if rows.dtype == bool
                                                                    else rows])
+
+
+def possible_label_mistakes(store: Store) -> tuple[np.ndarray, np.ndarray]:
+    """(image ids, self-confidence) of the person's labels that the shown round's out-of-sample students predict
+    as another class, most likely mistaken first (storage.scores.LABEL_MISTAKES, the one definition). Empty before
+    a round has cross-fitted (it needs at least two human labels)."""
+    return store.label_mistakes(store.shown_round())
+
+
+FITS_NO_CLASS = 0.5  # outlier score from which the page's "fits no class" filter shows an image
+
+
+def fits_no_class(store: Store, *, threshold: float = FITS_NO_CLASS) -> tuple[np.ndarray, np.ndarray]:
+    """(image ids, outlier scores) of the images whose outlier score in the shown round is at least `threshold`,
+    most outlying first; empty before the first round."""
+    if not 0.0 <= threshold <= 1.0:
+        raise LabelloopError(f"the outlier threshold must be between 0 and 1, got {threshold}")
+    image_ids, scores = store.outlier_scores(store.shown_round())
+    keep = scores >= threshold
+    order = np.argsort(-scores[keep], kind="stable")
+    return image_ids[keep][order], scores[keep][order]
 
 
 def review_queue(store: Store, k: int) -> list[dict]:

@@ -18,7 +18,8 @@ from engine.jobs import JobContext, JobRunner
 from engine.labeling import LabelingSession
 from engine.models import LoadedModel, load_model
 from engine.project import Project
-from engine.rounds import RoundConfig, run_round
+from engine.selftrain.config import RoundConfig
+from engine.selftrain.rounds import run_round
 from engine.uploads import save_uploads
 
 

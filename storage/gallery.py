@@ -8,6 +8,8 @@ from typing import Sequence
 import numpy as np
 import pyarrow as pa
 
+from storage.scores import LABEL_MISTAKES
+
 GALLERY_STATUSES = ("all", "unlabeled", "pseudo", "human", "error")
 GALLERY_SORTS = ("queue", "confidence_up", "confidence_down", "name")
 
@@ -23,8 +25,7 @@ _SHOWN = """
                    {predicted} AS predicted, {confidence} AS confidence,
                    z.label AS zero_shot, l.class_id AS label, l.source AS label_source,
                    {disagree} AS disagree,
-                   (l.image_id IS NOT NULL AND l.class_id IS NOT NULL AND {predicted} <> l.class_id
-                    AND {confidence} >= $mistake) AS mistake
+                   i.id IN (SELECT image_id FROM (""" + LABEL_MISTAKES + """)) AS mistake
             FROM images i
             {teacher_join}
             LEFT JOIN zero z ON z.image_id = i.id
@@ -65,14 +66,14 @@ GALLERY_COLUMNS = ("id", "relpath", "sha256", "status", "error", "predicted", "c
 class GalleryQueries:
     def gallery_page(self, *, round_id: int, class_id: int | None = None, min_confidence: float = 0.0,
                      max_confidence: float = 1.0, status: str = "all", disagree: bool = False,
-                     mistakes: bool = False, mistake_confidence: float, sort: str = "queue",
+                     mistakes: bool = False, sort: str = "queue",
                      queue_ids: Sequence[int] = (), image_ids: Sequence[int] | None = None, offset: int = 0,
                      limit: int = 48) -> list[dict]:
         """One page of images after the filters, in the chosen order; each row carries the total match count.
         `class_id` filters on the class an image shows (the person's label where there is one). The confidence
         range applies to images with a prediction. `queue_ids` is the review queue, best first. `image_ids`, if
-        given, keeps only those images (fresh tiles after a label). A likely mistake
-        is a label the shown prediction contradicts with at least `mistake_confidence` (engine.queue's rule)."""
+        given, keeps only those images (fresh tiles after a label). A possible label
+        mistake is storage.scores.LABEL_MISTAKES: the one rule the review queue uses too."""
         if status not in GALLERY_STATUSES:
             raise ValueError(f"unknown status {status!r}; valid: {', '.join(GALLERY_STATUSES)}")
         if sort not in GALLERY_SORTS:
@@ -103,7 +104,7 @@ class GalleryQueries:
             SELECT s.id, s.relpath, s.sha256, s.status, s.error, s.predicted, s.confidence, s.zero_shot, s.label,
                    s.label_source, s.disagree, s.mistake, p.total
             FROM page_ids p JOIN shown s ON s.id = p.image_id ORDER BY p.position"""
-        params = {"round": round_id, "mistake": mistake_confidence, "limit": limit, "offset": offset}
+        params = {"round": round_id, "limit": limit, "offset": offset}
         if class_id is not None:
             params["class"] = class_id
         if min_confidence > 0.0 or max_confidence < 1.0:
@@ -114,7 +115,7 @@ class GalleryQueries:
                             "total": pa.array([row[1] for row in page], pa.int64()),
                             "position": pa.array(np.arange(len(page)), pa.int64())})
             with self._registered("page_ids", ids):
-                rows = self._query(rows_sql, {"round": round_id, "mistake": mistake_confidence})
+                rows = self._query(rows_sql, {"round": round_id})
         return [dict(zip(GALLERY_COLUMNS, row)) for row in rows]
 
     def shown_predictions(self, image_ids: Sequence[int], round_id: int) -> list[dict]:
@@ -125,7 +126,7 @@ class GalleryQueries:
             rows = self._query(f"""{_shown_sql(round_id)}
                 SELECT id, predicted, confidence, label_source, status FROM shown
                 WHERE id IN (SELECT image_id FROM wanted_images) ORDER BY id""",
-                               {"round": round_id, "mistake": 1.0})
+                               {"round": round_id})
         return [dict(zip(("id", "predicted", "confidence", "label_source", "status"), row)) for row in rows]
 
     def zero_shot_count(self) -> int:

@@ -26,6 +26,12 @@ def _prediction_batch(image_ids: np.ndarray, class_ids: Sequence[int], probs: np
     })
 
 
+def _probs_batch(image_ids: np.ndarray, probs: np.ndarray) -> pa.Table:
+    probs = np.asarray(probs, np.float32)
+    return pa.table({"image_id": pa.array(np.asarray(image_ids, np.int64)),
+                     "probs": pa.FixedSizeListArray.from_arrays(pa.array(probs.ravel()), max(1, probs.shape[1]))})
+
+
 def _matrix(column: pa.ChunkedArray, width: int) -> np.ndarray:
     flat = column.combine_chunks().flatten().to_numpy(zero_copy_only=False)
     return flat.astype(np.float32, copy=False).reshape(-1, width)
@@ -115,16 +121,28 @@ class RoundQueries:
 
     def finish_round(self, round_id: int, *, model_id: str, image_ids: np.ndarray, class_ids: Sequence[int],
                      probs: np.ndarray, stats: dict[str, np.ndarray], pseudo_ids: np.ndarray,
-                     pseudo_classes: np.ndarray, metrics: dict, meta: dict | None = None) -> None:
+                     pseudo_classes: np.ndarray, metrics: dict, meta: dict | None = None,
+                     crossfit_ids: np.ndarray | None = None, crossfit_probs: np.ndarray | None = None,
+                     outlier: np.ndarray | None = None) -> None:
         """Everything a round writes, in one transaction: its predictions, the new pseudo-labels (never over a
-        human label, including one written while the round ran), its metrics, and `meta` entries to set (a
-        `finetune` round switches the project to its adapted model)."""
+        human label, including one written while the round ran), its metrics, `meta` entries to set (a
+        `finetune` round switches the project to its adapted model), the out-of-sample probabilities (H, C) of
+        the human-labeled images `crossfit_ids` (H,) and every image's outlier score (N,)."""
         pseudo = pa.table({"image_id": pa.array(np.asarray(pseudo_ids, np.int64)),
                            "class_id": pa.array(np.asarray(pseudo_classes, np.int32))})
         batch = _prediction_batch(image_ids, class_ids, probs, stats)
+        crossfit = _probs_batch(np.zeros(0, np.int64) if crossfit_ids is None else crossfit_ids,
+                                np.zeros((0, len(class_ids))) if crossfit_probs is None else crossfit_probs)
+        scores = pa.table({"image_id": pa.array(np.asarray(image_ids if outlier is not None else [], np.int64)),
+                           "score": pa.array(np.asarray(outlier if outlier is not None else [], np.float32))})
         with self._registered("round_pseudo", pseudo), self._registered("batch_predictions", batch), \
+                self._registered("round_crossfit", crossfit), self._registered("round_outliers", scores), \
                 self.transaction() as con:
             con.execute(_INSERT_PREDICTIONS, [round_id, "teacher", model_id, list(map(int, class_ids))])
+            con.execute("INSERT OR REPLACE INTO crossfit_probs SELECT image_id, ?, ?::INTEGER[], probs::FLOAT[] "
+                        "FROM round_crossfit", [round_id, list(map(int, class_ids))])
+            con.execute("INSERT OR REPLACE INTO outlier_scores SELECT image_id, ?, score FROM round_outliers",
+                        [round_id])
             con.execute("DELETE FROM labels WHERE source = 'pseudo'")
             con.execute("""INSERT INTO labels (image_id, class_id, source, round, updated_at)
                            SELECT image_id, class_id, 'pseudo', ?, now() FROM round_pseudo

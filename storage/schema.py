@@ -100,6 +100,21 @@ MIGRATIONS: list[list[str]] = [
             filters VARCHAR NOT NULL,
             counts VARCHAR NOT NULL)""",
     ],
+    # 4: per round, out-of-sample probabilities of the human-labeled images (the label-mistake rule reads them) and
+    # every image's outlier score ("fits no class")
+    [
+        """CREATE TABLE crossfit_probs (
+            image_id BIGINT NOT NULL,
+            round INTEGER NOT NULL,
+            class_ids INTEGER[] NOT NULL,
+            probs FLOAT[] NOT NULL,
+            PRIMARY KEY (image_id, round))""",
+        """CREATE TABLE outlier_scores (
+            image_id BIGINT NOT NULL,
+            round INTEGER NOT NULL,
+            score FLOAT NOT NULL,
+            PRIMARY KEY (image_id, round))""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

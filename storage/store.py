@@ -23,6 +23,7 @@ from storage.images import ImageQueries
 from storage.labels import LabelQueries
 from storage.rounds import RoundQueries
 from storage.schema import MIGRATIONS, SCHEMA_VERSION
+from storage.scores import ScoreQueries
 
 
 class ProjectLocked(Exception):
@@ -54,7 +55,7 @@ def _lock_holder(message: str) -> tuple[int | None, str | None]:
     return pid, command
 
 
-class Store(ImageQueries, LabelQueries, RoundQueries, ExportQueries, GalleryQueries):
+class Store(ImageQueries, LabelQueries, RoundQueries, ExportQueries, GalleryQueries, ScoreQueries):
 
     """A project's database connection. Build one explicitly at start-up and pass it in; `:memory:` in unit tests."""
     def __init__(self, con: duckdb.DuckDBPyConnection):

@@ -7,18 +7,19 @@ import numpy as np
 import pytest
 import torch
 
-from engine import finetune
+from engine.selftrain import finetune
 from engine.demo.dataset import RECIPE, write_demo_dataset
 from engine.demo.render import SHAPES
 from engine.errors import LabelloopError
-from engine.finetune import ema_update, halve_on_oom, self_training_loss, trainable_parameters
+from engine.selftrain.finetune import ema_update, halve_on_oom, self_training_loss, trainable_parameters
 from engine.ingest import ingest
 from engine.jobs import Cancelled, run_job
 from engine.models import DEMO_SPEC, load_model, parse_model_spec
 from engine.project import create_project, open_project
-from engine.rounds import RoundConfig, run_round
+from engine.selftrain.config import FinetuneConfig, RoundConfig
+from engine.selftrain.rounds import run_round
 
-QUICK = RoundConfig(mode="finetune", finetune_steps=3, finetune_batch_size=8)
+QUICK = RoundConfig(mode="finetune", finetune=FinetuneConfig(steps=3, batch_size=8))
 
 
 def test_trainable_parameters_keep_the_stem_and_early_blocks_frozen(tiny_model):
@@ -111,7 +112,7 @@ def test_a_finetune_round_writes_predictions_and_a_reloadable_model(demo_project
     image_ids, stored = store.embeddings(model_id)
     relpaths = store.relpaths()
     again = finetune.embed_images(reloaded, [demo_project.images_root / relpaths[i] for i in image_ids.tolist()],
-                                  QUICK, report=lambda fraction, message: None)
+                                  QUICK.finetune, report=lambda fraction, message: None)
     np.testing.assert_allclose(again, stored, atol=1e-5)
     assert not np.allclose(store.embeddings(base_id)[1], stored, atol=1e-3)  # the encoder did change
     assert store.get_meta("model") != base_spec
@@ -156,4 +157,4 @@ def test_round_cli_runs_finetune_on_a_vit_model(project, cli):
     assert code == 0, err
     assert f"adapted model saved to {Path(project).resolve() / 'models' / 'round_0002'};" in out
     code, _, err = cli("round", project, "--mode", "finetune", "--steps", "0")
-    assert code != 0 and "finetune steps must be at least 1" in err
+    assert code != 0 and "FinetuneConfig.steps must be between 1" in err

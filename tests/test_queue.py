@@ -1,6 +1,8 @@
 import numpy as np
+import pytest
 
-from engine.queue import DISAGREE, MISTAKE, UNCERTAIN, k_center_greedy, rank_review_queue
+from engine.queue import (DISAGREE, MISTAKE, TYPICAL, UNCERTAIN, k_center_greedy, label_quality, rank_review_queue,
+                          typical_picks)
 
 
 def test_k_center_greedy_spreads_out():
@@ -16,20 +18,48 @@ def _case():
     return teacher, zero, embeddings
 
 
-def test_contradicted_label_comes_first():
+def test_label_quality_flags_a_wrong_label_and_not_a_right_one():
+    out_of_sample = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3]])
+    given = np.array([1, 1, 0])  # row 0 is labeled 1 but a student that never saw it says 0 at 0.9
+    self_confidence, mistake = label_quality(out_of_sample, given)
+    np.testing.assert_allclose(self_confidence, [0.1, 0.8, 0.7])
+    assert mistake.tolist() == [True, False, False]
+    with pytest.raises(ValueError):
+        label_quality(out_of_sample, np.array([0, 2, 0]))
+
+
+def test_possible_mistakes_come_first():
     teacher, zero, embeddings = _case()
-    labels = np.array([1, -1, -1, -1, -1])  # image 0 labeled class 1, the teacher says class 0 at 0.95
+    labels = np.array([1, -1, -1, -1, -1])
     human = np.array([True, False, False, False, False])
-    indices, reasons = rank_review_queue(teacher, zero, labels, human, embeddings, k=3)
+    indices, reasons = rank_review_queue(teacher, zero, labels, human, embeddings, k=3, mistakes=np.array([0]))
     assert indices[0] == 0 and reasons[0] == MISTAKE
+    assert 0 not in indices[1:].tolist()
 
 
 def test_uncertain_images_without_human_labels_follow_with_reasons():
     teacher, zero, embeddings = _case()
     labels = np.array([0, -1, -1, -1, -1])
     human = np.array([True, False, False, False, False])
-    indices, reasons = rank_review_queue(teacher, zero, labels, human, embeddings, k=3, pool_factor=1)
+    indices, reasons = rank_review_queue(teacher, zero, labels, human, embeddings, k=3, pool_factor=1,
+                                         cold_start_per_class=0)
     assert 0 not in indices.tolist()
     assert set(indices.tolist()) == {1, 2, 4}  # the three smallest margins (4 counts as disagreeing)
     assert dict(zip(indices.tolist(), reasons))[4] == DISAGREE
     assert dict(zip(indices.tolist(), reasons))[2] == UNCERTAIN
+
+
+def test_cold_start_picks_typical_images_of_every_predicted_class():
+    rng = np.random.default_rng(0)
+    centres = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    sizes = (60, 30, 10)  # imbalanced predicted classes
+    x = np.concatenate([c + 0.05 * rng.standard_normal((n, 2)) for c, n in zip(centres, sizes)])
+    x = np.vstack([x, [[3.0, 3.0]]])  # one far-away image predicted as class 0: never typical
+    probs = np.eye(3)[np.concatenate([np.repeat([0, 1, 2], sizes), [0]])]
+    picks = typical_picks(probs, x, np.arange(len(x)), 6)
+    assert sorted(np.bincount(probs[picks].argmax(1), minlength=3).tolist()) == [2, 2, 2]
+    assert set(probs[picks[:3]].argmax(1).tolist()) == {0, 1, 2}  # the first picks already cover every class
+    assert len(x) - 1 not in picks.tolist()
+    indices, reasons = rank_review_queue(probs, probs, np.full(len(x), -1), np.zeros(len(x), bool), x, k=6,
+                                         cold_start_per_class=1)
+    assert reasons == [TYPICAL] * 6 and sorted(indices.tolist()) == sorted(picks.tolist())

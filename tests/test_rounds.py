@@ -8,9 +8,11 @@ import time
 import numpy as np
 import pytest
 
-from engine.head import fit_head, zero_shot_head
+from engine.selftrain.head import fit_head, zero_shot_head
 from engine.project import open_project
-from engine.rounds import RoundCancelled, RoundConfig, adapt, run_round
+from engine.selftrain.adapt import adapt
+from engine.selftrain.config import RoundConfig
+from engine.selftrain.rounds import RoundCancelled, run_round
 from engine.scoring import cosine_probs
 from tests.synthetic import planted_embeddings, synthetic_project
 

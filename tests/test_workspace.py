@@ -8,10 +8,10 @@ import pytest
 from engine.errors import LabelloopError
 from engine.overlays import confidence_colour, gallery_tile
 from engine.project import open_project
-from engine.rounds import RoundConfig
 from engine.gallery_view import NONE_OF_THESE, GalleryQuery
 from engine.labeling import page_actor
 from engine.workspace import Workspace
+from engine.selftrain.config import RoundConfig
 from tests.synthetic import planted_embeddings, synthetic_project
 
 

@@ -25,7 +25,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
 import torch
@@ -37,15 +37,11 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from engine.errors import LabelloopError
-from engine.head import Head
-from engine.imageio import ImageReadError, model_picture, read_image
-from engine.ingest import default_workers, quiet_worker
+from engine.imageio import ImageReadError, default_workers, model_picture, quiet_worker, read_image
 from engine.models import LoadedModel, load_model, save_model_folder
-from engine.zeroshot import build_zero_shot_classifier, class_prompts
-from storage import Store
-
-if TYPE_CHECKING:
-    from engine.rounds import RoundConfig
+from engine.selftrain.config import FinetuneConfig
+from engine.selftrain.head import Head
+from engine.zeroshot import build_zero_shot_classifier
 
 Progress = Callable[[float, str], None]
 _NORMS = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
@@ -178,9 +174,9 @@ def _loader(dataset: Dataset, device: torch.device, workers: int, seed: int, **b
                       generator=torch.Generator().manual_seed(seed), **batching)
 
 
-def _workers(config: "RoundConfig", device: torch.device) -> int:
-    if config.finetune_workers is not None:
-        return config.finetune_workers
+def _workers(config: FinetuneConfig, device: torch.device) -> int:
+    if config.workers is not None:
+        return config.workers
     return default_workers() if device.type == "cuda" else 0
 
 
@@ -212,7 +208,7 @@ def _batches(labeled: np.ndarray, unlabeled: np.ndarray, batch_size: int, steps:
 
 
 def train_encoder(model: LoadedModel, paths: list[Path], classifier: Head, labels: np.ndarray,
-                  weights: np.ndarray, unlabeled: np.ndarray, config: "RoundConfig", *, seed: int,
+                  weights: np.ndarray, unlabeled: np.ndarray, config: FinetuneConfig, *, seed: int,
                   report: Progress) -> dict:
     """Adapt `model`'s image tower in place; on return it holds the EMA teacher's weights.
 
@@ -222,7 +218,7 @@ def train_encoder(model: LoadedModel, paths: list[Path], classifier: Head, label
     labeled = np.flatnonzero(labels >= 0)
     if len(labeled) == 0:
         raise LabelloopError("nothing to fine-tune on: no labels and no pseudo-labels; run a zero-shot ingest first")
-    trainable = trainable_parameters(student, config.finetune_blocks)
+    trainable = trainable_parameters(student, config.blocks)
     teacher = copy.deepcopy(student).eval()
     student.train()
     for module in student.modules():  # batch statistics stay those of pre-training: strong views would skew them
@@ -230,14 +226,14 @@ def train_encoder(model: LoadedModel, paths: list[Path], classifier: Head, label
             module.eval()
     weight = torch.from_numpy(classifier.weight).to(device)
     bias = torch.from_numpy(classifier.bias).to(device)
-    optimizer = torch.optim.AdamW(trainable, lr=config.finetune_lr, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=0.0)
     autocast, scaler = _precision(device)
     views = (weak_augmentation(model.image_size, model.preprocess),
              strong_augmentation(model.image_size, model.preprocess))
     dataset = ImageViews(paths, model.image_size, views)
     row_labels, row_weights = torch.from_numpy(labels.astype(np.int64)), torch.from_numpy(weights.astype(np.float32))
     rng = np.random.default_rng(seed)
-    steps, warmup = config.finetune_steps, max(1, config.finetune_steps // 20)
+    steps, warmup = config.steps, max(1, config.steps // 20)
     state = {"step": 0, "loss": float("nan"), "said": ""}
 
     def logits(tower: nn.Module, images: torch.Tensor) -> torch.Tensor:
@@ -252,7 +248,7 @@ def train_encoder(model: LoadedModel, paths: list[Path], classifier: Head, label
             epoch = step * per_batch // len(labeled) + 1
             report(0.05 + 0.75 * step / steps, f"epoch {epoch}/{epochs}, step {step + 1}/{steps}{state['said']}")
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate(step, steps, config.finetune_lr, warmup)
+                group["lr"] = learning_rate(step, steps, config.lr, warmup)
             batch_labels = row_labels[rows].clone()
             batch_labels[per_batch:] = -1  # the second part of a batch is the consistency part, whatever its row
             weak = weak.to(device, non_blocking=True)
@@ -263,18 +259,18 @@ def train_encoder(model: LoadedModel, paths: list[Path], classifier: Head, label
                 student_logits = logits(student, strong)
             loss, used = self_training_loss(student_logits, teacher_logits, batch_labels.to(device),
                                             (row_weights[rows] * readable).to(device),
-                                            threshold=config.finetune_threshold,
-                                            unlabeled_weight=config.finetune_consistency)
+                                            threshold=config.threshold,
+                                            unlabeled_weight=config.consistency)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-            ema_update(teacher, student, config.finetune_momentum)
+            ema_update(teacher, student, config.momentum)
             value = loss.item()
             state.update(step=step + 1, loss=value, said=f", loss {value:.3f}, teacher sure of {used:.0%}")
 
     started = time.monotonic()
-    batch_size = halve_on_oom(train, config.finetune_batch_size)
+    batch_size = halve_on_oom(train, config.batch_size)
     student.load_state_dict(teacher.state_dict())
     student.eval()
     return {"steps": steps, "batch_size": batch_size, "final_loss": round(state["loss"], 4),
@@ -282,7 +278,7 @@ def train_encoder(model: LoadedModel, paths: list[Path], classifier: Head, label
             "train_seconds": round(time.monotonic() - started, 2)}
 
 
-def embed_images(model: LoadedModel, paths: list[Path], config: "RoundConfig", *, report: Progress) -> np.ndarray:
+def embed_images(model: LoadedModel, paths: list[Path], config: FinetuneConfig, *, report: Progress) -> np.ndarray:
     """(N, D) unit vectors of `paths` under `model`, as ingest computes them. Raises LabelloopError naming a file
     that can no longer be read."""
     dataset = ImageViews(paths, model.image_size, (model.preprocess,))
@@ -301,7 +297,7 @@ def embed_images(model: LoadedModel, paths: list[Path], config: "RoundConfig", *
             vectors.append(model.encode_images(images))
             report(0.8 + 0.1 * (int(rows[-1]) + 1) / len(paths), f"embedding {int(rows[-1]) + 1}/{len(paths)}")
 
-    halve_on_oom(embed, 2 * config.finetune_batch_size)
+    halve_on_oom(embed, 2 * config.batch_size)
     return np.concatenate(vectors) if vectors else np.zeros((0, model.dim), np.float32)
 
 
@@ -312,15 +308,15 @@ class AdaptedModel:
     model: LoadedModel  # the adapted model, loaded back from its folder (exactly what --model FOLDER loads)
     embeddings: np.ndarray  # (N, D) unit vectors of the round's images under it
     class_weights: np.ndarray  # (C, D) its zero-shot classifier (the text tower did not change)
-    zeroshot_key: str  # names the model, classes and prompts of that classifier (see engine.zeroshot)
     summary: dict  # what the training did: steps, batch size, trainable parameters, device, seconds
 
 
-def adapt_encoder(base: LoadedModel, store: Store, paths: list[Path], classifier: Head, labels: np.ndarray,
-                  weights: np.ndarray, unlabeled: np.ndarray, config: "RoundConfig", *, folder: Path, seed: int,
-                  report: Progress) -> AdaptedModel:
+def adapt_encoder(base: LoadedModel, prompts: list[list[str]], paths: list[Path], classifier: Head,
+                  labels: np.ndarray, weights: np.ndarray, unlabeled: np.ndarray, config: FinetuneConfig, *,
+                  folder: Path, seed: int, report: Progress) -> AdaptedModel:
     """Train `base`'s image tower (see train_encoder), save the whole model to `folder` (open_clip's local-dir
-    format), load it back from there and embed every image of `paths` with it."""
+    format), load it back from there, embed every image of `paths` with it and build its zero-shot classifier
+    from `prompts` (one list per class)."""
     devices = [torch.cuda.current_device()] if base.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):  # seeded, without touching the process's random state
         torch.manual_seed(seed)
@@ -328,5 +324,4 @@ def adapt_encoder(base: LoadedModel, store: Store, paths: list[Path], classifier
                                 report=report)
     adapted = load_model(save_model_folder(base, folder), base.device)
     embeddings = embed_images(adapted, paths, config, report=report)
-    _, prompts, key = class_prompts(store, adapted.model_id)
-    return AdaptedModel(adapted, embeddings, build_zero_shot_classifier(adapted, prompts), key, summary)
+    return AdaptedModel(adapted, embeddings, build_zero_shot_classifier(adapted, prompts), summary)

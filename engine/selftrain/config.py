@@ -1,0 +1,135 @@
+"""What a round does, as one frozen value: `RoundConfig` nests the `finetune` and `cache` teachers' settings. Every
+field is range-checked when the value is made, and the whole value is saved in the round's checkpoint beside the
+model id it was made for (nanoGPT's habit).
+
+Defaults are the ones `benchmarks/bench_selftrain.py` measured best; the comparison is beside each field.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+
+from engine.errors import LabelloopError
+from engine.selftrain.selection import STRATEGIES
+
+MODES = ("head", "finetune")
+TEACHERS = ("head", "cache")
+REBALANCE = ("none", "ot")
+
+
+def _check(owner: object, ranges: dict[str, tuple[float, float]], choices: dict[str, tuple[str, ...]]) -> None:
+    """Every field of `owner` named in `ranges` lies in [low, high]; every one in `choices` is one of them."""
+    for name, valid in choices.items():
+        value = getattr(owner, name)
+        if value not in valid:
+            raise LabelloopError(f"unknown {name.replace('_', ' ')} {value!r}; valid: {', '.join(valid)}")
+    for name, (low, high) in ranges.items():
+        value = getattr(owner, name)
+        if value is None and name == "workers":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) \
+                or not low <= value <= high:
+            raise LabelloopError(f"{type(owner).__name__}.{name} must be between {low} and {high}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """`finetune` rounds (engine/selftrain/finetune.py), measured with benchmarks/bench_finetune.py (demo, 3 rounds,
+    no labels; head rounds reach 0.887): these defaults 0.993, without the consistency loss 0.991; at momentum
+    0.99: 1 block 0.977, norms and pooling only 0.968, 1 block and 300 steps 0.986; at momentum 0.95: 1 block 0.983,
+    2 blocks 0.985."""
+
+    steps: int = 150  # optimizer steps per round (about 30 s a round for the demo model on 2 CPU cores)
+    batch_size: int = 64  # images per step, half labeled and half for consistency; halves on GPU OOM
+    lr: float = 3e-4  # peak AdamW learning rate (linear warm-up over 5% of the steps, cosine decay)
+    blocks: int = 4  # last residual blocks that train; norms and the pooling/projection always do
+    momentum: float = 0.95  # EMA teacher: share of the teacher kept at each step
+    threshold: float = 0.8  # FixMatch: teacher confidence on the weak view needed for a target
+    consistency: float = 1.0  # weight of the consistency loss on unlabeled images
+    workers: int | None = None  # decode processes; None: one per spare core on a GPU, none on a CPU
+
+    def __post_init__(self) -> None:
+        _check(self, {"steps": (1, 1e6), "batch_size": (1, 65536), "lr": (1e-8, 1.0), "blocks": (0, 1000),
+                      "momentum": (0.0, 1.0), "threshold": (0.0, 1.0), "consistency": (0.0, 100.0),
+                      "workers": (0, 256)}, {})
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """The training-free `cache` teacher (Tip-Adapter)."""
+
+    keys_per_class: int = 64  # labeled examples kept per class
+    alpha: float = 1.0  # weight of the cache logits
+    beta: float = 5.0  # sharpness of the cache affinities
+
+    def __post_init__(self) -> None:
+        _check(self, {"keys_per_class": (1, 1e6), "alpha": (0.0, 100.0), "beta": (0.0, 100.0)}, {})
+
+
+@dataclass(frozen=True)
+class RoundConfig:
+    """One round's settings. Made once, never changed; `dataclasses.asdict` gives the JSON a round records."""
+
+    mode: str = "head"  # head: train over cached embeddings (CPU-fast); finetune: adapt the image encoder first
+    teacher: str = "head"  # head: trained linear head; cache: training-free Tip-Adapter cache over the labels
+    selection: str = "balanced"  # balanced: top-k per class (GRIP); threshold: every prediction >= threshold
+    share_step: float = 0.2  # each round takes this much more of an even per-class split as pseudo-labels
+    per_class_cap: int = 2000  # at most this many pseudo-labels per class, whatever the project's size
+    threshold: float = 0.9  # only for selection="threshold"
+    human_weight: float = 5.0  # one human label weighs as much as this many pseudo-labels
+    l2_to_init: float = 1e-3  # pull of the head towards the zero-shot text weights
+    wise_alpha: float = 1.0  # WiSE-FT: share of the trained student in its blend with zero-shot
+    ema: float = 0.0  # teacher momentum: share of the previous teacher kept each round (0 = newest student)
+    folds: int = 5  # cross-fitting folds: accuracy on human labels and their out-of-sample mistake scores
+    crossfit_pseudo_per_class: int = 500  # pseudo-labels per class the cross-fitting students learn from
+    min_human_for_calibration: int = 20  # fit a temperature once this many human labels exist
+    # Transductive refinement (engine/selftrain/propagate.py): the student's predictions spread over a kNN graph of
+    # the collection with the person's labels clamped; the refined predictions are shown and pick the next
+    # pseudo-labels. See the README's table for with/without.
+    # Measured (3 rounds, no labels; inked_digits / shapes_and_digits / demo): on 0.680 / 0.653 / 0.877, off 0.655 /
+    # 0.671 / 0.887 (a wash on average: these sets' kNN neighbourhoods agree with the truth no more often than
+    # zero-shot does); kept on for the label-mistake scores it refines: planted mistakes found 1.00 on the demo
+    # against 0.95 with unrefined out-of-sample scores (0.70 and 0.75 either way on the other two sets).
+    refine: bool = True
+    neighbours: int = 10  # k of the kNN graph; 20: 0.684 / 0.655 / 0.875
+    propagation: float = 0.8  # alpha of label propagation (weight of the neighbours); 0.5: 0.660 / 0.662 / 0.888,
+    # 0.9: 0.697 / 0.636 / 0.875
+    # Class-prior rebalancing of the teacher before pseudo-labels are picked (OTTER: optimal transport to the
+    # person's label shares smoothed towards uniform), against the plain per-class top-k: "ot" 0.653 / 0.654 / 0.878.
+    # selection="threshold" instead of balanced: 0.766 / 0.595 / 0.747.
+    rebalance: str = "none"
+    # MCM's softmax temperature over cosine similarities (outlier score); AUROC on shapes_and_digits' images of no
+    # class, zero-shot then refined: 0.01: 0.741 / 0.786, 0.05: 0.776 / 0.826, 0.1: 0.792 / 0.829, 0.5: 0.796 / 0.827
+    outlier_temperature: float = 0.1
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> "RoundConfig":
+        """Refuse a field out of range in one line (a LabelloopError); runs whenever a config is made."""
+        _check(self, {"share_step": (1e-6, 1.0), "per_class_cap": (1, 1e9), "threshold": (0.0, 1.0),
+                      "human_weight": (0.0, 1e4), "l2_to_init": (0.0, 1e6), "wise_alpha": (0.0, 1.0),
+                      "ema": (0.0, 1.0), "folds": (0, 100), "crossfit_pseudo_per_class": (1, 1e9),
+                      "min_human_for_calibration": (0, 1e9), "neighbours": (1, 200), "propagation": (0.0, 0.999),
+                      "outlier_temperature": (1e-4, 10.0)},
+               {"mode": MODES, "teacher": TEACHERS, "selection": STRATEGIES, "rebalance": REBALANCE})
+        if not isinstance(self.refine, bool):
+            raise LabelloopError(f"RoundConfig.refine must be true or false, got {self.refine!r}")
+        if not isinstance(self.cache, CacheConfig) or not isinstance(self.finetune, FinetuneConfig):
+            raise LabelloopError("RoundConfig.cache and .finetune must be a CacheConfig and a FinetuneConfig")
+        return self
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "RoundConfig":
+        """The config `asdict` wrote (a checkpoint's); unknown keys are refused."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise LabelloopError(f"unknown round config fields: {', '.join(unknown)}")
+        nested = {"cache": CacheConfig(**values.get("cache", {})),
+                  "finetune": FinetuneConfig(**values.get("finetune", {}))}
+        return cls(**{**values, **nested})
+

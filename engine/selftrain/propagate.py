@@ -1,0 +1,161 @@
+"""Transductive refinement: the collection's own structure corrects a per-image classifier. Pure functions over
+numpy arrays and scipy sparse matrices.
+
+A k-nearest-neighbour graph of the embeddings (faiss: exact below `EXACT_LIMIT` images, an inverted-file index over
+a PCA projection above it, so a million images take a minute once and the graph is cached per model) carries each
+image's predicted class distribution to its neighbours by label propagation: F <- alpha * S F + (1 - alpha) * Y,
+S the symmetrically normalised affinity matrix, Y the student's predictions, rows a person labeled clamped to
+their label (Zhou et al., "Learning with Local and Global Consistency", NeurIPS 2004; ZLaP, Stojnic et al.,
+"Label Propagation for Zero-shot Classification with Vision-Language Models", CVPR 2024, propagates CLIP's
+zero-shot predictions the same way, with cubed cosine affinities). The same propagation smooths a per-image
+outlier score: MCM (Ming et al., "Delving into Out-of-Distribution Detection with Vision-Language
+Representations", NeurIPS 2022) is the maximum softmax over the class prompts' cosine similarities at a low
+temperature; an image that matches none of them well fits no class.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+EXACT_LIMIT = 20_000  # at most this many images: exact inner-product search (seconds); above: approximate
+PCA_DIM = 64  # approximate search runs in this many dimensions (neighbours of unit vectors survive it well)
+
+
+def knn_graph(embeddings: np.ndarray, k: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The `k` nearest neighbours of every row of `embeddings` (N, D) (unit vectors), itself left out: returns
+    (neighbours (N, k) int32, cosine similarities (N, k) float32), nearest first. Exact up to EXACT_LIMIT rows;
+    above, faiss's IVF index over a PCA_DIM projection (approximate: most true neighbours, a few near misses)."""
+    import faiss  # imported here: only rounds need it
+
+    x = np.ascontiguousarray(embeddings, np.float32)
+    if x.ndim != 2 or len(x) < 2:
+        raise ValueError(f"embeddings must be (N, D) with N >= 2, got shape {x.shape}")
+    if not 1 <= k < len(x):
+        raise ValueError(f"k must be between 1 and N - 1 = {len(x) - 1}, got {k}")
+    faiss.omp_set_num_threads(faiss.omp_get_max_threads())
+    if len(x) <= EXACT_LIMIT:
+        index = faiss.IndexFlatIP(x.shape[1])
+        index.add(x)
+        similarities, neighbours = index.search(x, k + 1)
+    else:
+        rng = np.random.default_rng(seed)
+        sample = x[rng.choice(len(x), min(len(x), 50_000), replace=False)]
+        dim = min(PCA_DIM, x.shape[1])
+        pca = faiss.PCAMatrix(x.shape[1], dim)
+        pca.train(sample)
+        reduced = pca.apply(x)
+        faiss.normalize_L2(reduced)
+        lists = int(np.sqrt(len(x)))  # about sqrt(N) lists of sqrt(N) images each
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
+        index.cp.seed = seed
+        trained = pca.apply(sample[:40 * lists])
+        faiss.normalize_L2(trained)
+        index.train(trained)
+        index.add(reduced)
+        index.nprobe = 6
+        similarities, neighbours = index.search(reduced, k + 1)
+        # similarities in the projection are only for ranking; the affinities use the true cosines
+        safe = np.maximum(neighbours, 0)
+        similarities = np.concatenate([np.einsum("nd,nkd->nk", x[i:i + 10_000], x[safe[i:i + 10_000]])
+                                       for i in range(0, len(x), 10_000)])
+    return _drop_self(neighbours, similarities, k)
+
+
+def _drop_self(neighbours: np.ndarray, similarities: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's k neighbours other than itself (and other than faiss's -1 for a missing one, given similarity 0)."""
+    rows = np.arange(len(neighbours))[:, None]
+    keep = neighbours != rows
+    order = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # the first k entries that are not the row itself
+    picked = np.take_along_axis(neighbours, order, axis=1)
+    sims = np.take_along_axis(similarities, order, axis=1).astype(np.float32)
+    missing = picked < 0
+    return np.where(missing, rows, picked).astype(np.int32), np.where(missing, 0.0, sims).astype(np.float32)
+
+
+def affinity_matrix(neighbours: np.ndarray, similarities: np.ndarray, *, power: float = 3.0) -> sp.csr_matrix:
+    """S = D^-1/2 W D^-1/2 (N, N), W the symmetrised kNN graph with weights max(cos, 0)^power (ZLaP's cubed
+    cosines: near neighbours count much more than far ones) and no self-loops."""
+    neighbours, similarities = np.asarray(neighbours), np.asarray(similarities, np.float32)
+    if neighbours.shape != similarities.shape or neighbours.ndim != 2:
+        raise ValueError(f"neighbours and similarities must be (N, k) alike, got {neighbours.shape} and "
+                         f"{similarities.shape}")
+    n, k = neighbours.shape
+    rows = np.repeat(np.arange(n), k)
+    weights = np.maximum(similarities.ravel(), 0) ** power
+    weights[neighbours.ravel() == rows] = 0.0
+    w = sp.csr_matrix((weights, (rows, neighbours.ravel())), shape=(n, n))
+    w = (w + w.T).tocsr()
+    degree = np.asarray(w.sum(axis=1)).ravel()
+    scale = np.where(degree > 0, 1.0 / np.sqrt(np.maximum(degree, 1e-12)), 0.0).astype(np.float32)
+    return (sp.diags(scale) @ w @ sp.diags(scale)).astype(np.float32).tocsr()
+
+
+def propagate_labels(affinity: sp.spmatrix, prior: np.ndarray, clamped: np.ndarray, clamped_label: np.ndarray, *,
+                     alpha: float = 0.8, iterations: int = 20) -> np.ndarray:
+    """Label propagation (Zhou et al., 2004): iterate F <- alpha * S F + (1 - alpha) * Y from F = Y, where Y is
+    `prior` (N, C) (each row a class distribution) with the rows `clamped` (H,) replaced by the one-hot of
+    `clamped_label` (H,) and held there. Returns (N, C) rows that sum to one; a clamped row is its label."""
+    prior = np.asarray(prior, np.float32)
+    clamped, clamped_label = np.asarray(clamped, int), np.asarray(clamped_label, int)
+    if prior.ndim != 2 or affinity.shape != (len(prior), len(prior)):
+        raise ValueError(f"prior must be (N, C) and the affinity (N, N), got {prior.shape} and {affinity.shape}")
+    if not 0.0 <= alpha < 1.0:
+        raise ValueError(f"alpha must be in [0, 1), got {alpha}")
+    if len(clamped) != len(clamped_label) or (len(clamped_label) and not
+                                              (0 <= clamped_label.min() and clamped_label.max() < prior.shape[1])):
+        raise ValueError("clamped and clamped_label must have one valid class per clamped row")
+    y = prior.copy()
+    y[clamped] = np.eye(prior.shape[1], dtype=np.float32)[clamped_label]
+    f = y.copy()
+    for _ in range(iterations):
+        f = alpha * (affinity @ f) + (1 - alpha) * y
+        f[clamped] = y[clamped]
+    total = f.sum(axis=1, keepdims=True)
+    return np.where(total > 0, f / np.maximum(total, 1e-12), prior).astype(np.float32)
+
+
+def mcm_outlier_score(cosines: np.ndarray, *, temperature: float = 0.01) -> np.ndarray:
+    """1 - MCM (Ming et al., 2022): one minus the maximum of softmax(cosines / temperature) over the classes,
+    cosines (N, C) between each image and each class's text embedding. (N,) in [0, 1 - 1/C]; higher = fits the
+    classes less (more likely an image of no class)."""
+    cosines = np.asarray(cosines, np.float64)
+    if cosines.ndim != 2 or cosines.shape[1] < 1:
+        raise ValueError(f"cosines must be (N, C), got shape {cosines.shape}")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    scaled = cosines / temperature
+    scaled -= scaled.max(axis=1, keepdims=True)
+    return (1.0 - 1.0 / np.exp(scaled).sum(axis=1)).astype(np.float32)
+
+
+def propagate_scores(affinity: sp.spmatrix, scores: np.ndarray, clamped: np.ndarray, clamped_value: np.ndarray, *,
+                     alpha: float = 0.8, iterations: int = 20) -> np.ndarray:
+    """A per-image score in [0, 1] (N,) smoothed over the graph as `propagate_labels` does (as the two-class
+    distribution (score, 1 - score)), with rows `clamped` held at `clamped_value`, 0 or 1 (for the outlier score:
+    1 where a person said "none of these", 0 where they gave a class)."""
+    scores = np.asarray(scores, np.float32)
+    if scores.ndim != 1 or (len(scores) and (scores.min() < 0 or scores.max() > 1)):
+        raise ValueError("scores must be (N,) in [0, 1]")
+    two = np.stack([scores, 1.0 - scores], axis=1)
+    labels = np.where(np.asarray(clamped_value) >= 0.5, 0, 1)
+    return propagate_labels(affinity, two, clamped, labels, alpha=alpha, iterations=iterations)[:, 0]
+
+
+def rebalance(probs: np.ndarray, prior: np.ndarray, *, iterations: int = 100) -> np.ndarray:
+    """Predictions moved to a class prior by optimal transport (OTTER: Shi et al., "OTTER: Effortless Label
+    Distribution Adaptation of Zero-shot Models", NeurIPS 2024): the transport plan between the images (each of
+    mass 1/N) and the classes (masses `prior` (C,)) with cost -log p, entropically regularised, found by Sinkhorn's
+    iterations; each row of it, renormalised, is the image's rebalanced distribution. probs (N, C) -> (N, C)."""
+    probs = np.clip(np.asarray(probs, np.float64), 1e-12, None)
+    prior = np.asarray(prior, np.float64)
+    if probs.ndim != 2 or prior.shape != (probs.shape[1],) or (prior < 0).any() or prior.sum() <= 0:
+        raise ValueError(f"probs must be (N, C) and prior (C,) non-negative, got {probs.shape} and {prior.shape}")
+    prior = prior / prior.sum()
+    n = len(probs)
+    column = np.ones(probs.shape[1])
+    for _ in range(iterations):
+        row = (1.0 / n) / (probs @ column)
+        column = prior / (probs.T @ row)
+    plan = probs * column
+    return (plan / plan.sum(axis=1, keepdims=True)).astype(np.float32)

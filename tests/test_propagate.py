@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+
+from engine.selftrain.adapt import outlier_scores
+from engine.selftrain.config import RoundConfig
+from engine.selftrain.propagate import (affinity_matrix, knn_graph, mcm_outlier_score, propagate_labels,
+                                        propagate_scores, rebalance)
+
+
+def _two_clusters(n: int = 20, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([[1.0, 0.0, 0.0] + 0.05 * rng.standard_normal((n, 3)),
+                        [0.0, 1.0, 0.0] + 0.05 * rng.standard_normal((n, 3))])
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_knn_graph_finds_neighbours_in_the_same_cluster_and_never_the_image_itself():
+    x = _two_clusters()
+    neighbours, similarities = knn_graph(x, 5)
+    assert neighbours.shape == similarities.shape == (40, 5)
+    assert not (neighbours == np.arange(40)[:, None]).any()
+    assert ((neighbours < 20) == (np.arange(40) < 20)[:, None]).all()
+    assert (np.diff(similarities, axis=1) <= 1e-6).all()  # nearest first
+    with pytest.raises(ValueError):
+        knn_graph(x, 40)
+
+
+def test_propagation_gives_each_cluster_the_label_of_its_one_labeled_image():
+    x = _two_clusters()
+    affinity = affinity_matrix(*knn_graph(x, 5))
+    uninformed = np.full((40, 2), 0.5, np.float32)  # the classifier knows nothing
+    refined = propagate_labels(affinity, uninformed, np.array([3, 27]), np.array([1, 0]), alpha=0.9)
+    np.testing.assert_allclose(refined.sum(axis=1), 1.0, atol=1e-5)
+    assert (refined[:20].argmax(axis=1) == 1).all() and (refined[20:].argmax(axis=1) == 0).all()
+    np.testing.assert_allclose(refined[3], [0.0, 1.0])  # clamped rows keep their label
+
+
+def test_propagation_outvotes_a_lone_wrong_prediction_in_a_cluster():
+    x = _two_clusters()
+    affinity = affinity_matrix(*knn_graph(x, 5))
+    probs = np.where(np.arange(40)[:, None] < 20, [0.8, 0.2], [0.2, 0.8]).astype(np.float32)
+    probs[5] = [0.3, 0.7]  # one image of the first cluster predicted wrong
+    refined = propagate_labels(affinity, probs, np.zeros(0, int), np.zeros(0, int), alpha=0.8)
+    assert refined[5].argmax() == 0
+    with pytest.raises(ValueError):
+        propagate_labels(affinity, probs, np.array([0]), np.array([2]))
+
+
+def test_rebalancing_moves_a_skewed_prediction_to_the_prior():
+    rng = np.random.default_rng(0)
+    truth = np.repeat([0, 1], 50)
+    # a classifier biased towards class 0: it ranks the images right, but most class-1 images still lean to class 0
+    margin = np.where(truth == 1, rng.uniform(-0.05, 0.25, 100), rng.uniform(0.3, 0.6, 100))
+    probs = np.stack([0.5 + margin / 2, 0.5 - margin / 2], axis=1)
+    assert (probs.argmax(axis=1) == 0).mean() > 0.75
+    balanced = rebalance(probs, np.array([0.5, 0.5]))
+    np.testing.assert_allclose(balanced.sum(axis=1), 1.0, atol=1e-5)
+    assert abs((balanced.argmax(axis=1) == 0).mean() - 0.5) < 0.05
+    assert (balanced.argmax(axis=1) == truth).mean() > (probs.argmax(axis=1) == truth).mean()
+    with pytest.raises(ValueError):
+        rebalance(probs, np.array([1.0, 0.0, 0.0]))
+
+
+def test_outlier_score_ranks_an_off_class_image_above_in_class_ones():
+    text = np.eye(3, 4, dtype=np.float32)  # three class directions in 4-d
+    images = np.array([[0.9, 0.1, 0, 0.4], [0.1, 0.95, 0, 0.3], [0, 0.1, 0.9, 0.4], [0.3, 0.3, 0.3, 0.85]])
+    images /= np.linalg.norm(images, axis=1, keepdims=True)  # the last one matches no class direction
+    cosines = images @ text.T
+    score = mcm_outlier_score(cosines, temperature=0.05)
+    assert score.argmax() == 3 and ((0 <= score) & (score <= 1)).all()
+    # over a graph, a person's "none of these" on a neighbour lifts it further; their class labels pull to 0
+    affinity = affinity_matrix(*knn_graph(images, 2))
+    refined = outlier_scores(cosines, RoundConfig(outlier_temperature=0.05), affinity=affinity,
+                             fits=np.array([0]), fits_none=np.array([3]))
+    assert refined[3] == pytest.approx(1.0) and refined[0] == pytest.approx(0.0)
+    with pytest.raises(ValueError):
+        propagate_scores(affinity, np.array([0.1, 2.0, 0.1, 0.1]), np.zeros(0, int), np.zeros(0))
