@@ -64,8 +64,8 @@ def open_page(browser, url: str, width: int = 1280, height: int = 800):
 
 def select_tile(page, index: int) -> str:
     """Click the gallery's `index`-th tile and wait for the detail view to show it; returns its path."""
-    tile = page.locator("#gallery img").nth(index)
-    relpath = tile.get_attribute("alt")  # the tile's caption: its path
+    tile = page.locator("#gallery .tile").nth(index)
+    relpath = tile.get_attribute("data-path")
     tile.click()
     expect(page.locator("#detail-text")).to_contain_text(relpath)
     return relpath
