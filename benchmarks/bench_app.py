@@ -3,9 +3,8 @@ one real thumbnail hard-linked under every image's name). Prints one JSON object
 
     python -m benchmarks.bench_app [--images 100000] [--pages 20] [--writes 50]
 
-`gallery_page_ms`: one filtered, sorted page of 48 with overlay tiles, as the page's handler asks for it
-(Workspace.gallery) plus Gradio's post-processing of the gallery value (the tiles are copied into its cache).
-`cold` pages render their tiles for the first time; `warm` pages were shown before. `label_write_ms`: one
+`gallery_page_ms`: one filtered, sorted page of 48 as the page's handler asks for it (GalleryView.gallery) plus
+the gallery's HTML. `cold` pages are read for the first time; `warm` pages were read before. `label_write_ms`: one
 human label written (with its label_events row); `keypress_label_and_page_ms`: that plus the page shown again.
 """
 
@@ -24,7 +23,7 @@ import cv2
 import numpy as np
 
 from engine.imageio import thumbnail_path
-from engine.gallery_view import GalleryQuery
+from engine.gallery_view import PAGE_SIZE, GalleryQuery
 from engine.workspace import Workspace
 from tests.synthetic import planted_embeddings, synthetic_project
 from tests.tiny_model import make_tiny_model
@@ -63,10 +62,8 @@ def main() -> None:
     parser.add_argument("--writes", type=int, default=50)
     args = parser.parse_args()
 
-    import gradio as gr
-    from gradio.processing_utils import move_files_to_cache
+    from app.gallery_html import gallery_html
 
-    gallery_component = gr.Gallery()
     x, _, text = planted_embeddings(args.images, 512, 20, seed=5)
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
@@ -82,11 +79,10 @@ def main() -> None:
         def one_page(query: GalleryQuery) -> float:
             started = time.perf_counter()
             page = workspace.view.gallery(query)
-            value = gallery_component.postprocess([(str(item.tile), item.relpath) for item in page.items])
-            move_files_to_cache(value, gallery_component, postprocess=True)
+            gallery_html(page.items, None)
             return time.perf_counter() - started
 
-        queries = [replace(QUERIES[i % len(QUERIES)], page=i) for i in range(args.pages)]
+        queries = [replace(QUERIES[i % len(QUERIES)], offset=i * PAGE_SIZE) for i in range(args.pages)]
         cold = [one_page(query) for query in queries]
         warm = [one_page(query) for query in queries]
         rng = np.random.default_rng(1)
