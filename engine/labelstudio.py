@@ -119,7 +119,7 @@ def read_tasks(path: Path, *, root_url: str) -> TaskLabels:
     out = TaskLabels()
     for number, task in enumerate(loaded, start=1):
         where = f"task {task.get('id', f'#{number}')}"
-        given = [a for a in task.get("annotations") or [] if isinstance(a, dict)]
+        given = [a for a in _listed(task.get("annotations")) if isinstance(a, dict)]
         annotations = [a for a in given if not a.get("was_cancelled")]
         if not annotations:
             if given:
@@ -130,9 +130,9 @@ def read_tasks(path: Path, *, root_url: str) -> TaskLabels:
         data = task.get("data")
         image = data.get(TO_NAME) if isinstance(data, dict) else None
         newest = _newest(annotations)
-        result = newest.get("result") or []
+        result = _listed(newest.get("result"))
         choices = [str(choice) for region in result if isinstance(region, dict) and region.get("type") == "choices"
-                   for choice in (region.get("value") or {}).get("choices") or []]
+                   and isinstance(region.get("value"), dict) for choice in _listed(region["value"].get("choices"))]
         if not isinstance(image, str) or not image:
             out.problems.setdefault(f"no data.{TO_NAME}", []).append(where)
         elif len(choices) > 1:
@@ -149,6 +149,11 @@ def read_tasks(path: Path, *, root_url: str) -> TaskLabels:
             out.rows.append((where, task_path(image, root_url=root_url), choices[0] if choices else ""))
             out.urls[where] = image
     return out
+
+
+def _listed(value) -> list:
+    """`value` if it is a list, else nothing: an export edited by hand may hold anything where a list belongs."""
+    return value if isinstance(value, list) else []
 
 
 def suggest_root_url(urls: list[str], names_image: Callable[[list[str]], int]) -> tuple[str, int] | None:
