@@ -266,3 +266,29 @@ def test_the_page_fits_the_screen(server, browser, screenshots, width, height):
             box = page.locator(target).bounding_box()
             assert box and box["y"] >= 0 and box["y"] + box["height"] <= height, f"{target} is below the fold"
     page.context.close()
+
+
+def test_three_planted_wrong_labels_show_under_possible_label_mistake_after_a_round(scratch, demo_template, browser):
+    import csv
+
+    url, workspace = scratch
+    with open(demo_template.parent / "ground_truth.csv", newline="") as handle:
+        truth = {row["path"]: row["label"] for row in csv.DictReader(handle)}
+    classes = workspace.view.class_names()
+    paths = sorted(truth)[:60]
+    ids = workspace.project.store.image_ids(paths)
+    wrong = paths[:3]
+    for path in paths:
+        given = truth[path] if path not in wrong else classes[(classes.index(truth[path]) + 1) % len(classes)]
+        workspace.labeling.label([ids[path][0]], given)
+    page = open_page(browser, url)
+    page.get_by_role("tab", name="Rounds").click()
+    page.get_by_role("spinbutton", name="number of rounds").fill("1")
+    page.locator("#start-round").click()
+    wait_for_job(page)
+    page.get_by_role("tab", name="Label").click()
+    page.get_by_label("possible label mistake").check()
+    page.wait_for_function("!/ 1,500 images/.test(document.querySelector('#page-text').innerText)")
+    shown = page.evaluate("() => [...document.querySelectorAll('#gallery .tile')].map(t => t.dataset.path)")
+    assert set(wrong) <= set(shown), f"planted {wrong}, flagged {shown}"
+    page.context.close()
