@@ -137,8 +137,7 @@ class GalleryView:
         """image id -> (rank, reason) of the review queue, ranked again when the shown round changes or zero-shot
         reran: it costs seconds on a large project, and between rounds a labeled image should stay where the
         person saw it."""
-        shown_round = self.store.shown_round() if shown_round is None else shown_round
-        key = (shown_round, self.store.zero_shot_count())
+        key = self._queue_state(shown_round)
         with self._queue_lock:
             if key != self._queue_key:
                 try:
@@ -150,6 +149,15 @@ class GalleryView:
                 self._queue_key = key
             return self._queue
 
+    def _ranked_queue(self) -> dict[int, tuple[int, str]]:
+        """The review queue as last ranked, if it was ranked over what the page shows now (else nothing)."""
+        return self._queue if self._queue_key == self._queue_state() else {}
+
+    def _queue_state(self, shown_round: int | None = None) -> tuple[int, int]:
+        """What the queue was ranked over: the shown round, and zero-shot's count (it reruns after class edits)."""
+        shown_round = self.store.shown_round() if shown_round is None else shown_round
+        return shown_round, self.store.zero_shot_count()
+
     # ---- gallery -----------------------------------------------------------------------------------------------
 
     def gallery(self, query: GalleryQuery) -> GalleryPage:
@@ -159,9 +167,9 @@ class GalleryView:
             total = self._rows(query, offset=0, limit=1)
             last = max(0, ((total[0]["total"] if total else 0) - 1) // query.page_size * query.page_size)
             return self.gallery(replace(query, offset=last))
-        names = self._names()
-        return GalleryPage(items=[self._item(row, names) for row in rows], total=rows[0]["total"] if rows else 0,
-                           offset=query.offset, page_size=query.page_size)
+        names, queue = self._names(), self._ranked_queue()
+        return GalleryPage(items=[self._item(row, names, queue) for row in rows],
+                           total=rows[0]["total"] if rows else 0, offset=query.offset, page_size=query.page_size)
 
     def next_offset(self, query: GalleryQuery, shown_ids: list[int]) -> int:
         """Where the page after the one showing `shown_ids` starts. Images labelled on this page may have left the
@@ -176,15 +184,15 @@ class GalleryView:
                                                              min_confidence=0.0, max_confidence=1.0, status="all",
                                                              disagree=False, mistakes=False),
                                                      offset=0, limit=len(image_ids), image_ids=image_ids)}
-        names = self._names()
-        return [self._item(rows[i], names) for i in image_ids if i in rows]
+        names, queue = self._names(), self._ranked_queue()
+        return [self._item(rows[i], names, queue) for i in image_ids if i in rows]
 
     def _rows(self, query: GalleryQuery, *, offset: int, limit: int, image_ids: list[int] | None = None):
         class_id = self.class_id(query.class_name) if query.class_name else None
         if not 0.0 <= query.min_confidence <= query.max_confidence <= 1.0:
             raise LabelloopError("the confidence range must satisfy 0 <= min <= max <= 1")
         shown_round = self.store.shown_round()
-        queue = self.review_queue(shown_round)
+        queue = self.review_queue(shown_round) if query.sort == "queue" else {}
         return self.store.gallery_page(
             round_id=shown_round, class_id=class_id, min_confidence=query.min_confidence,
             max_confidence=query.max_confidence, status=query.status, disagree=query.disagree,
@@ -192,7 +200,7 @@ class GalleryView:
             queue_ids=sorted(queue, key=lambda image_id: queue[image_id][0]) if query.sort == "queue" else (),
             image_ids=image_ids, offset=offset, limit=limit)
 
-    def _item(self, row: dict, names: dict[int, str]) -> GalleryItem:
+    def _item(self, row: dict, names: dict[int, str], queue: dict[int, tuple[int, str]]) -> GalleryItem:
         if row["status"] == "error":
             shown, text, confidence = "", "unreadable", None
         elif row["label_source"] == "human":
@@ -202,7 +210,7 @@ class GalleryView:
             shown = names.get(row["predicted"], "?") if row["predicted"] is not None else ""
             confidence = row["confidence"]
             text = f"{shown} {confidence:.0%}" if confidence is not None else "not predicted"
-        queued = self._queue.get(row["id"])
+        queued = queue.get(row["id"])
         return GalleryItem(image_id=row["id"], relpath=row["relpath"],
                            thumbnail=thumbnail_path(self.project.thumbs_dir, row["sha256"]) if row["sha256"] else None,
                            caption=text, shown=shown, confidence=confidence, label_source=row["label_source"],
@@ -232,7 +240,7 @@ class GalleryView:
                    for event in self.store.label_events(image_id)]
         teacher = top(record["teacher_classes"], record["teacher_probs"])
         zero_shot = top(record["zero_shot_classes"], record["zero_shot_probs"])
-        queued = self._queue.get(image_id) if self._queue_key and self._queue_key[0] == shown_round else None
+        queued = self._queue.get(image_id) if self._queue_key == self._queue_state(shown_round) else None
         path = self.project.images_root / record["relpath"]
         readable = record["status"] == "ok" and path.is_file()
         tile_thumb = thumbnail_path(self.project.thumbs_dir, record["sha256"]) if record["sha256"] else None

@@ -89,11 +89,12 @@ def test_an_older_label_studio_export_never_undoes_a_newer_labelloop_label(proje
     path = _write(tmp_path / "ls.json", tasks)
     code, out, err = cli("label", project, "--label-studio", path)
     assert code == 0, err
-    assert out.strip() == (f"imported 4 labels from {path} (3 changed; 1 kept: changed in labelloop after the "
-                           "Label Studio annotation (--force replaces them); 1 cancelled tasks skipped)")
+    assert out.strip() == (f"imported 4 labels from {path} (3 changed, 1 of them replacing a label someone else "
+                           "set; 1 kept: changed in labelloop after the Label Studio annotation (--force replaces "
+                           "them); 1 cancelled tasks skipped)")
     assert _labels(cli, project, tmp_path / "a.csv") == {"img_00001.png": "circle", "img_00004.tiff": "other",
                                                          "img_00005.jpg": "other", "sub/img_00006.png": "other"}
 
     code, out, _ = cli("label", project, "--label-studio", path, "--force")
-    assert code == 0 and "(1 changed; 1 cancelled tasks skipped)" in out
+    assert code == 0 and "(1 changed, 1 of them replacing a label someone else set; 1 cancelled tasks skipped)" in out
     assert _labels(cli, project, tmp_path / "b.csv")["img_00001.png"] == "square"
