@@ -10,14 +10,14 @@ from urllib.parse import quote
 from engine.gallery_view import GalleryItem
 from engine.overlays import confidence_colour
 
-# Clicks on a tile trigger the gallery's `select` event with the tile's image id; the tile is highlighted at once.
+# Clicks on a tile trigger the gallery's `click` event with the tile's image id; the tile is highlighted at once.
 GALLERY_JS = """
 element.addEventListener('click', (event) => {
   const tile = event.target.closest('[data-image-id]');
   if (!tile) return;
   element.querySelectorAll('.tile.selected').forEach(t => t.classList.remove('selected'));
   tile.classList.add('selected');
-  trigger('select', {image_id: Number(tile.dataset.imageId)});
+  trigger('click', {image_id: Number(tile.dataset.imageId)});
 });
 """
 

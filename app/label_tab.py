@@ -283,7 +283,7 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
        **ordered)
     on(next_page.click, next_page_shown, [query_state, page_items, selected], [query_state, *refresh_outputs],
        **ordered)
-    on(gallery.select, select_tile, heatmap_inputs, [selected, *detail_parts], **ordered)
+    on(gallery.click, select_tile, heatmap_inputs, [selected, *detail_parts], **ordered)
     for control in heatmap_inputs:
         on(control.input, show_detail, [selected, *heatmap_inputs], detail_parts, **ordered)
     moved_outputs = [query_state, *refresh_outputs, selected, *detail_parts]
