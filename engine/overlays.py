@@ -17,8 +17,8 @@ import torch
 from engine.imageio import fit_within, read_image
 from engine.models import LoadedModel
 
-TILE_SIDE = 144  # about the size the page shows a tile at (columns of at least 120 px), so text stays crisp
-BADGE_SCALE = 0.45  # Hershey glyphs 10 px tall at TILE_SIDE: an 11-px-or-larger font at the page's tile sizes
+TILE_SIDE = 144  # a drawn tile: what the detail panel shows for a file the browser cannot draw
+BADGE_SCALE = 0.45  # Hershey glyphs 10 px tall at TILE_SIDE
 _BORDER = 5
 _HUMAN_BGR = (200, 90, 20)  # a person's label: one colour, apart from the red-to-green confidence scale
 _ERROR_BGR = (60, 60, 60)

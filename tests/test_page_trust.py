@@ -8,7 +8,6 @@ import logging
 import pytest
 from playwright.sync_api import expect
 
-from engine.overlays import BADGE_SCALE, TILE_SIDE
 from tests.browser import (choose, copy_project, detail_path, human_label, open_page, select_tile, served,
                            skip_without_chromium, wait_for, wait_for_job)
 
@@ -257,10 +256,10 @@ def test_the_page_fits_the_screen(server, browser, screenshots, width, height):
                                         return [g.scrollWidth - g.clientWidth,
                                                 document.documentElement.scrollWidth - window.innerWidth]; }""")
     assert overflow == [0, 0], f"horizontal overflow at {width}px: {overflow}"
-    tile = page.evaluate("() => document.querySelector('#gallery .tile img')"
-                         ".getBoundingClientRect().width")
-    glyph = 22 * BADGE_SCALE * tile / TILE_SIDE  # Hershey simplex capitals are about 22 px tall at scale 1
-    assert glyph >= 8, f"badge text {glyph:.1f} px tall: under an 11-px font"
+    font = page.evaluate("() => parseFloat(getComputedStyle(document.querySelector('#gallery .badge')).fontSize)")
+    assert font >= 11, f"badge text at {font} px"
+    assert not page.evaluate("() => [...document.querySelectorAll('#gallery .tile')].some(t => "
+                             "t.getBoundingClientRect().width < 100)"), "a tile narrower than 100 px"
     if (width, height) == (1280, 800):
         for target in ("#accept", "#undo", ".class-button >> nth=0", ".class-button >> nth=-1"):
             box = page.locator(target).bounding_box()
