@@ -182,7 +182,8 @@ def test_the_readme_recipe_round_trips_through_a_real_label_studio(project, imag
 
     before = _all_labels(cli, project, tmp_path / "before.csv")
     code, out, err = cli("label", project, "--label-studio", exported)
-    assert code == 0 and out.strip() == f"imported 4 labels from {exported} (2 changed)", out + err
+    assert code == 0 and out.strip() == (f"imported 4 labels from {exported} (2 changed, 2 of them replacing a "
+                                         "label someone else set)"), out + err  # the two Label Studio edits
     after = _all_labels(cli, project, tmp_path / "after.csv")
     assert {path: after[path] for path in after if after[path] != before[path]} == \
         {path: (label, "human") for path, label in edits.items()}
