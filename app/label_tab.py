@@ -198,7 +198,7 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         """The page after a label change: the changed tiles redrawn where they are (the grid does not shift under
         the person's hand; turning the page applies the filters again), and the next image selected when
         `move_on`."""
-        fresh = {item.image_id: item for item in view.items(change.image_ids, query)} if change.changed else {}
+        fresh = {item.image_id: item for item in view.items(change.image_ids)} if change.changed else {}
         items = [fresh.get(item.image_id, item) for item in items]
         ids = [item.image_id for item in items]
         if move_on and chosen in ids:

@@ -149,9 +149,9 @@ class GalleryView:
                 self._queue_key = key
             return self._queue
 
-    def _ranked_queue(self) -> dict[int, tuple[int, str]]:
+    def _ranked_queue(self, shown_round: int) -> dict[int, tuple[int, str]]:
         """The review queue as last ranked, if it was ranked over what the page shows now (else nothing)."""
-        return self._queue if self._queue_key == self._queue_state() else {}
+        return self._queue if self._queue_key == self._queue_state(shown_round) else {}
 
     def _queue_state(self, shown_round: int | None = None) -> tuple[int, int]:
         """What the queue was ranked over: the shown round, and zero-shot's count (it reruns after class edits)."""
@@ -162,12 +162,13 @@ class GalleryView:
 
     def gallery(self, query: GalleryQuery) -> GalleryPage:
         """One page of the filtered, sorted images; past the end (a filter shrank the set), the last page."""
-        rows = self._rows(query, offset=query.offset, limit=query.page_size)
+        shown_round = self.store.shown_round()
+        rows = self._rows(query, shown_round, offset=query.offset, limit=query.page_size)
         if not rows and query.offset > 0:
-            total = self._rows(query, offset=0, limit=1)
+            total = self._rows(query, shown_round, offset=0, limit=1)
             last = max(0, ((total[0]["total"] if total else 0) - 1) // query.page_size * query.page_size)
             return self.gallery(replace(query, offset=last))
-        names, queue = self._names(), self._ranked_queue()
+        names, queue = self._names(), self._ranked_queue(shown_round)
         return GalleryPage(items=[self._item(row, names, queue) for row in rows],
                            total=rows[0]["total"] if rows else 0, offset=query.offset, page_size=query.page_size)
 
@@ -175,23 +176,23 @@ class GalleryView:
         """Where the page after the one showing `shown_ids` starts. Images labelled on this page may have left the
         filter since (the page keeps them in place until it is turned): counting only those still in it means
         no image is skipped."""
-        still = self._rows(query, offset=0, limit=len(shown_ids), image_ids=shown_ids) if shown_ids else []
+        still = (self._rows(query, self.store.shown_round(), offset=0, limit=len(shown_ids), image_ids=shown_ids)
+                 if shown_ids else [])
         return query.offset + (still[0]["total"] if still else 0)
 
-    def items(self, image_ids: list[int], query: GalleryQuery | None = None) -> list[GalleryItem]:
+    def items(self, image_ids: list[int]) -> list[GalleryItem]:
         """Fresh tiles for `image_ids` (after a label), whatever the filters say, in the order given."""
-        rows = {row["id"]: row for row in self._rows(replace(query or GalleryQuery(), class_name=None,
-                                                             min_confidence=0.0, max_confidence=1.0, status="all",
-                                                             disagree=False, mistakes=False),
-                                                     offset=0, limit=len(image_ids), image_ids=image_ids)}
-        names, queue = self._names(), self._ranked_queue()
+        shown_round = self.store.shown_round()
+        rows = {row["id"]: row for row in self._rows(GalleryQuery(sort="name"), shown_round, offset=0,
+                                                     limit=len(image_ids), image_ids=image_ids)}
+        names, queue = self._names(), self._ranked_queue(shown_round)
         return [self._item(rows[i], names, queue) for i in image_ids if i in rows]
 
-    def _rows(self, query: GalleryQuery, *, offset: int, limit: int, image_ids: list[int] | None = None):
+    def _rows(self, query: GalleryQuery, shown_round: int, *, offset: int, limit: int,
+              image_ids: list[int] | None = None):
         class_id = self.class_id(query.class_name) if query.class_name else None
         if not 0.0 <= query.min_confidence <= query.max_confidence <= 1.0:
             raise LabelloopError("the confidence range must satisfy 0 <= min <= max <= 1")
-        shown_round = self.store.shown_round()
         queue = self.review_queue(shown_round) if query.sort == "queue" else {}
         return self.store.gallery_page(
             round_id=shown_round, class_id=class_id, min_confidence=query.min_confidence,
