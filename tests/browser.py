@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import expect
 
 from app.server import launch
+from engine.gallery_view import PAGE_SIZE
 from engine.project import open_project
 from engine.workspace import Workspace
 
@@ -92,6 +93,20 @@ def wait_for(predicate, timeout=30.0) -> bool:
 def wait_for_job(page, status: str = "done", timeout_ms: int = 120_000) -> None:
     page.wait_for_function(f"document.querySelector('#job-status') && "
                            f"document.querySelector('#job-status').dataset.status === '{status}'", timeout=timeout_ms)
+
+
+def wait_for_page(page, pattern: str, timeout_ms: int = 30_000) -> None:
+    """Wait until the page text matches the regular expression `pattern` and, when the filter holds less than a
+    page, until the gallery draws that many tiles: text and gallery are two components and the text can land
+    first, so a test reading tiles right after the text would read the previous page's."""
+    page.wait_for_function("""([pattern, pageSize]) => {
+        const text = document.querySelector('#page-text')?.innerText || '';
+        if (!new RegExp(pattern).test(text)) return false;
+        const total = Number((text.match(/([\\d,]+) images/) || ['', '-1'])[1].replace(/,/g, ''));
+        if (total < 0 || total >= pageSize) return true;
+        return total === 0 ? !!document.querySelector('#gallery .empty')
+                           : document.querySelectorAll('#gallery .tile').length === total;
+    }""", arg=[pattern, PAGE_SIZE], timeout=timeout_ms)
 
 
 def choose(page, label: str, option: str) -> None:

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from engine.project import DB_FILE
 from tests.browser import copy_project, human_label as _human_label, open_page, select_tile as _select, served
-from tests.browser import skip_without_chromium, wait_for as _wait_for
+from tests.browser import skip_without_chromium, wait_for as _wait_for, wait_for_page
 
 skip_without_chromium()
 
@@ -64,7 +64,7 @@ def test_keyboard_correction_persists_and_undo_restores(server, page, screenshot
     page.locator("#gallery img").first.wait_for()
     page.get_by_label("status").click()
     page.get_by_role("option", name="human", exact=True).click()
-    page.wait_for_function("/page 1 of 1 · 1 images/.test(document.querySelector('#page-text').innerText)")
+    wait_for_page(page, r"page 1 of 1 · 1 images")
     assert _select(page, 0) == relpath
     expect(page.locator("#detail-text")).to_contain_text(f"label: {classes[2]} (human)")
 
@@ -85,7 +85,7 @@ def test_round_from_the_page_runs_while_the_gallery_answers_and_the_plot_gains_a
     page.get_by_role("tab", name="Label").click()
     answered = time.monotonic()
     page.locator("#next-page").click()
-    page.wait_for_function("/page 2 of/.test(document.querySelector('#page-text').innerText)", timeout=10_000)
+    wait_for_page(page, r"page 2 of", timeout_ms=10_000)
     answered = time.monotonic() - answered
     still_running = page.locator("#job-status").get_attribute("data-status")
     page.wait_for_function("document.querySelector('#job-status').dataset.status === 'done'", timeout=120_000)

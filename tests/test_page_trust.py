@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser import (choose, copy_project, detail_path, human_label, open_page, select_tile, served,
-                           skip_without_chromium, wait_for, wait_for_job)
+                           skip_without_chromium, wait_for, wait_for_job, wait_for_page)
 
 skip_without_chromium()
 
@@ -97,13 +97,13 @@ def test_the_highlight_follows_the_selection_and_keys_turn_pages(server, page):
 
     last = select_tile(page, 47)
     page.keyboard.press("ArrowRight")  # past the last tile: the next page, its first image
-    page.wait_for_function("/page 2 of/.test(document.querySelector('#page-text').innerText)")
+    wait_for_page(page, r"page 2 of")
     expect(page.locator("#detail-text")).not_to_contain_text(last)
     assert detail_path(page) == first_tile(page) == page.evaluate(f"() => {SELECTED_TILE}")
     page.keyboard.press("]")
-    page.wait_for_function("/page 3 of/.test(document.querySelector('#page-text').innerText)")
+    wait_for_page(page, r"page 3 of")
     page.keyboard.press("PageUp")
-    page.wait_for_function("/page 2 of/.test(document.querySelector('#page-text').innerText)")
+    wait_for_page(page, r"page 2 of")
     page.locator("#filters input[type=range]").first.focus()  # keys still label after a slider was used
     chosen = detail_path(page)
     page.keyboard.press("1")
@@ -219,7 +219,7 @@ def test_the_first_round_plots_one_line_per_metric_and_a_class_change_hides_its_
     expect(page.locator("#header")).not_to_contain_text("pseudo")
     assert workspace.view.detail(pseudo.image_id)["label"] is None
     choose(page, "status", "pseudo")
-    page.wait_for_function("/ 0 images/.test(document.querySelector('#page-text').innerText)")
+    wait_for_page(page, r" 0 images")
     page.context.close()
 
 
@@ -235,7 +235,7 @@ def test_an_unreadable_upload_shows_a_placeholder_in_a_normal_sized_tile(scratch
     workspace.runner.wait(timeout=120)
     page.get_by_role("tab", name="Label").click()
     choose(page, "status", "error")
-    page.wait_for_function("/ 1 images/.test(document.querySelector('#page-text').innerText)")
+    wait_for_page(page, r" 1 images")
     width = page.evaluate("() => document.querySelector('#gallery .tile').getBoundingClientRect().width")
     assert width < 250  # one result keeps the tile size instead of stretching over the whole gallery
     relpath = select_tile(page, 0)
@@ -287,7 +287,7 @@ def test_three_planted_wrong_labels_show_under_possible_label_mistake_after_a_ro
     wait_for_job(page)
     page.get_by_role("tab", name="Label").click()
     page.get_by_label("possible label mistake").check()
-    page.wait_for_function("!/ 1,500 images/.test(document.querySelector('#page-text').innerText)")
+    wait_for_page(page, r"^(?![\s\S]* 1,500 images)")
     shown = page.evaluate("() => [...document.querySelectorAll('#gallery .tile')].map(t => t.dataset.path)")
     assert set(wrong) <= set(shown), f"planted {wrong}, flagged {shown}"
     page.context.close()
