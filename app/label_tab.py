@@ -22,7 +22,7 @@ from storage.gallery import GALLERY_SORTS, GALLERY_STATUSES
 
 ALL_CLASSES = "(all classes)"
 SORT_LABELS = {"queue": "review queue", "confidence_up": "confidence ↑", "confidence_down": "confidence ↓",
-               "name": "file name"}
+               "name": "file name", "match": "best match"}
 HOTKEYS = ("**1-9** class · **A** accept · **N** none of these · **←/→** previous/next · **[ / ]** page · "
            "**U** undo")
 LEGEND = ("<span class='legend'>tile colours: <i style='background:#dc2626'></i>under 50 % <i style='background:#d97706'></i>"
@@ -61,6 +61,7 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         mistakes = gr.Checkbox(label="possible label mistake", min_width=100)
         prev_page = gr.Button("◀ page [", size="sm", elem_id="prev-page", min_width=60)
         page_text = gr.Markdown(elem_id="page-text")
+        show_all = gr.Button("✕ show all images", size="sm", elem_id="show-all", min_width=60, visible=False)
         next_page = gr.Button("] page ▶", size="sm", elem_id="next-page", min_width=60)
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=360):
@@ -99,14 +100,20 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         next_key = gr.Button("next", elem_id="key-next")
         prev_key = gr.Button("prev", elem_id="key-prev")
 
+    refresh_outputs = [gallery, page_text, page_items, picked, show_all]
+    keep_gallery = tuple(gr.skip() for _ in refresh_outputs)  # a handler that leaves the gallery as it is
+
     # ---- what the page shows -----------------------------------------------------------------------------------
 
-    def gallery_outputs(result: GalleryPage, chosen: int | None):
-        """The gallery (the selected image highlighted when it is on this page), page text, items, picks."""
+    def gallery_outputs(query: GalleryQuery, result: GalleryPage, chosen: int | None):
+        """The gallery (the selected image highlighted when it is on this page), page text (with the subset it is
+        narrowed to), items, picks, and the button that leaves the subset."""
         text = f"page {result.page + 1} of {result.pages} · {result.total:,} images"
+        if query.subset:
+            text = f"{query.subset.name} · {text}"
         choices = [(item.relpath, item.image_id) for item in result.items]
         return (gallery_html(result.items, chosen), text, result.items,
-                gr.CheckboxGroup(choices=choices, value=[]))
+                gr.CheckboxGroup(choices=choices, value=[]), gr.Button(visible=query.subset is not None))
 
     def detail_outputs(image_id: int | None, heatmap: bool, heatmap_for: str | None):
         """The detail panel for `image_id`: image (or its heatmap), the title lines, top-5 and history."""
@@ -137,7 +144,7 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         return image, "  \n".join(lines), teacher or zero_shot, rows
 
     def refresh(query: GalleryQuery, chosen: int | None):
-        return gallery_outputs(view.gallery(query), chosen)
+        return gallery_outputs(query, view.gallery(query), chosen)
 
     # ---- handlers ----------------------------------------------------------------------------------------------
 
@@ -158,11 +165,11 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
 
     def next_page_shown(query, items, chosen):
         query, result = turned(query, items, +1)
-        return (query, *gallery_outputs(result, chosen))
+        return (query, *gallery_outputs(query, result, chosen))
 
     def previous_page_shown(query, items, chosen):
         query, result = turned(query, items, -1)
-        return (query, *gallery_outputs(result, chosen))
+        return (query, *gallery_outputs(query, result, chosen))
 
     def select_tile(heatmap, heatmap_for, event: gr.EventData):
         image_id = int(event._data["image_id"])  # the id the clicked tile carries, not its position
@@ -171,25 +178,30 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
     def moved(query, items, chosen, heatmap, heatmap_for, step):
         """The image `step` tiles from the selected one; past either end of the page, the next or previous page."""
         ids = [item.image_id for item in items]
-        unchanged = (query, gr.skip(), gr.skip(), gr.skip(), gr.skip())
+        unchanged = (query, *keep_gallery)
         if not ids:
             return (*unchanged, chosen, *detail_outputs(chosen, heatmap, heatmap_for))
         position = ids.index(chosen) + step if chosen in ids else (0 if step > 0 else len(ids) - 1)
         if 0 <= position < len(ids):
             chosen = ids[position]
-            return (query, gallery_html(items, chosen), gr.skip(), gr.skip(), gr.skip(), chosen,
+            return (query, gallery_html(items, chosen), *keep_gallery[1:], chosen,
                     *detail_outputs(chosen, heatmap, heatmap_for))
         new_query, result = turned(query, items, step)
         if new_query.offset == query.offset or not result.items:  # the first or last page: stay where it is
             return (*unchanged, chosen, *detail_outputs(chosen, heatmap, heatmap_for))
         chosen = result.items[0 if step > 0 else -1].image_id
-        return (new_query, *gallery_outputs(result, chosen), chosen, *detail_outputs(chosen, heatmap, heatmap_for))
+        return (new_query, *gallery_outputs(new_query, result, chosen), chosen, *detail_outputs(chosen, heatmap, heatmap_for))
 
     def select_next(query, items, chosen, heatmap, heatmap_for):
         return moved(query, items, chosen, heatmap, heatmap_for, +1)
 
     def select_previous(query, items, chosen, heatmap, heatmap_for):
         return moved(query, items, chosen, heatmap, heatmap_for, -1)
+
+    def all_images_shown(query, chosen):
+        """Leave the subset (search results, neighbours, a map selection); the other filters stay."""
+        query = replace(query, subset=None, sort="queue" if query.sort == "match" else query.sort, offset=0)
+        return (query, *refresh(query, chosen), gr.Dropdown(value=query.sort))
 
     def show_detail(chosen, heatmap, heatmap_for):
         return detail_outputs(chosen, heatmap, heatmap_for)
@@ -203,7 +215,7 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         ids = [item.image_id for item in items]
         if move_on and chosen in ids:
             chosen = ids[min(ids.index(chosen) + 1, len(ids) - 1)]
-        return (query, gallery_html(items, chosen), gr.skip(), items, gr.skip(), chosen,
+        return (query, gallery_html(items, chosen), gr.skip(), items, *keep_gallery[3:], chosen,
                 *detail_outputs(chosen, heatmap, heatmap_for),
                 change.message + (" · U undoes" if change.changed else ""), header_markdown(view.header()))
 
@@ -271,7 +283,6 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
 
     # ---- events --------------------------------------------------------------------------------------------------
 
-    refresh_outputs = [gallery, page_text, page_items, picked]
     detail_parts = [detail_image, detail_text, top5, history]
     heatmap_inputs = [show_heatmap, heatmap_class]
     # Label-tab events run one at a time and in order, so a key pressed after a click acts after the click.
@@ -283,6 +294,7 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
        **ordered)
     on(next_page.click, next_page_shown, [query_state, page_items, selected], [query_state, *refresh_outputs],
        **ordered)
+    on(show_all.click, all_images_shown, [query_state, selected], [query_state, *refresh_outputs, sort], **ordered)
     on(gallery.click, select_tile, heatmap_inputs, [selected, *detail_parts], **ordered)
     for control in heatmap_inputs:
         on(control.input, show_detail, [selected, *heatmap_inputs], detail_parts, **ordered)

@@ -25,6 +25,24 @@ NONE_OF_THESE = "none of these"
 
 
 @dataclass(frozen=True)
+class Subset:
+    """An ordered set of images the gallery is narrowed to: a text search's results, an image's neighbours, a
+    duplicate group, a selection on the map. Sort "match" shows them in this order; `scores` (e.g. similarity, one
+    per image) show on the tiles."""
+
+    name: str  # what the page says it shows: "search: 'a red star'", "like sketch_0005.jpg"
+    image_ids: tuple[int, ...]
+    scores: tuple[float, ...] = ()
+
+    def __post_init__(self):
+        if self.scores and len(self.scores) != len(self.image_ids):
+            raise ValueError(f"{len(self.scores)} scores for {len(self.image_ids)} images")
+
+    def score_of(self) -> dict[int, float]:
+        return dict(zip(self.image_ids, self.scores))
+
+
+@dataclass(frozen=True)
 class GalleryQuery:
     """What the gallery shows: filters, order and page. Small and hashable, so the page can keep it in State."""
 
@@ -34,7 +52,8 @@ class GalleryQuery:
     status: str = "all"  # all | unlabeled | pseudo | human | error
     disagree: bool = False  # zero-shot and the shown teacher disagree
     mistakes: bool = False  # possible label mistakes, judged out of sample (storage.scores.LABEL_MISTAKES)
-    sort: str = "queue"  # queue | confidence_up | confidence_down | name
+    sort: str = "queue"  # queue | confidence_up | confidence_down | name | match (the subset's order)
+    subset: Subset | None = None  # only these images (search results, neighbours, a map selection)
     offset: int = 0  # the first image shown, counted in the filtered, sorted order
     page_size: int = PAGE_SIZE
 
@@ -50,6 +69,7 @@ class GalleryItem:
     label_source: str | None  # human | pseudo | None
     status: str  # ok | error
     reason: str | None  # why the review queue lists it, with its rank ("review queue #3: low margin")
+    score: float | None = None  # the subset's score for it (similarity to a search), when it has one
 
 
 @dataclass
@@ -169,7 +189,8 @@ class GalleryView:
             last = max(0, ((total[0]["total"] if total else 0) - 1) // query.page_size * query.page_size)
             return self.gallery(replace(query, offset=last))
         names, queue = self._names(), self._ranked_queue(shown_round)
-        return GalleryPage(items=[self._item(row, names, queue) for row in rows],
+        scores = query.subset.score_of() if query.subset else {}
+        return GalleryPage(items=[self._item(row, names, queue, scores.get(row["id"])) for row in rows],
                            total=rows[0]["total"] if rows else 0, offset=query.offset, page_size=query.page_size)
 
     def next_offset(self, query: GalleryQuery, shown_ids: list[int]) -> int:
@@ -193,15 +214,18 @@ class GalleryView:
         class_id = self.class_id(query.class_name) if query.class_name else None
         if not 0.0 <= query.min_confidence <= query.max_confidence <= 1.0:
             raise LabelloopError("the confidence range must satisfy 0 <= min <= max <= 1")
-        queue = self.review_queue(shown_round) if query.sort == "queue" else {}
+        if image_ids is None and query.subset is not None:
+            image_ids = list(query.subset.image_ids)
+        sort = "queue" if query.sort == "match" and image_ids is None else query.sort  # no subset: nothing to match
+        queue = self.review_queue(shown_round) if sort == "queue" else {}
         return self.store.gallery_page(
             round_id=shown_round, class_id=class_id, min_confidence=query.min_confidence,
             max_confidence=query.max_confidence, status=query.status, disagree=query.disagree,
-            mistakes=query.mistakes, sort=query.sort,
-            queue_ids=sorted(queue, key=lambda image_id: queue[image_id][0]) if query.sort == "queue" else (),
+            mistakes=query.mistakes, sort=sort, queue_ids=sorted(queue, key=lambda image_id: queue[image_id][0]),
             image_ids=image_ids, offset=offset, limit=limit)
 
-    def _item(self, row: dict, names: dict[int, str], queue: dict[int, tuple[int, str]]) -> GalleryItem:
+    def _item(self, row: dict, names: dict[int, str], queue: dict[int, tuple[int, str]],
+              score: float | None = None) -> GalleryItem:
         if row["status"] == "error":
             shown, text, confidence = "", "unreadable", None
         elif row["label_source"] == "human":
@@ -216,7 +240,7 @@ class GalleryView:
                            thumbnail=thumbnail_path(self.project.thumbs_dir, row["sha256"]) if row["sha256"] else None,
                            caption=text, shown=shown, confidence=confidence, label_source=row["label_source"],
                            status=row["status"],
-                           reason=f"review queue #{queued[0] + 1}: {queued[1]}" if queued else None)
+                           reason=f"review queue #{queued[0] + 1}: {queued[1]}" if queued else None, score=score)
 
     # ---- one image ---------------------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import pyarrow as pa
 from storage.scores import LABEL_MISTAKES
 
 GALLERY_STATUSES = ("all", "unlabeled", "pseudo", "human", "error")
-GALLERY_SORTS = ("queue", "confidence_up", "confidence_down", "name")
+GALLERY_SORTS = ("queue", "confidence_up", "confidence_down", "name", "match")
 
 # What each image shows: the person's label if any, else the shown round's prediction (teacher, else zero-shot).
 # A pseudo-label counts only when it comes from the shown round: one from a round over a class set since changed is
@@ -57,6 +57,7 @@ _ORDER = {
     "confidence_up": "confidence NULLS LAST, relpath",
     "confidence_down": "confidence DESC NULLS LAST, relpath",
     "name": "relpath",
+    "match": "o.position, relpath",  # the order `image_ids` gives (search results, best first)
 }
 
 GALLERY_COLUMNS = ("id", "relpath", "sha256", "status", "error", "predicted", "confidence", "zero_shot", "label",
@@ -72,12 +73,14 @@ class GalleryQueries:
         """One page of images after the filters, in the chosen order; each row carries the total match count.
         `class_id` filters on the class an image shows (the person's label where there is one). The confidence
         range applies to images with a prediction. `queue_ids` is the review queue, best first. `image_ids`, if
-        given, keeps only those images (fresh tiles after a label). A possible label
-        mistake is storage.scores.LABEL_MISTAKES: the one rule the review queue uses too."""
+        given, keeps only those images (a search's results, fresh tiles after a label); sort "match" keeps their
+        order. A possible label mistake is storage.scores.LABEL_MISTAKES: the one rule the review queue uses too."""
         if status not in GALLERY_STATUSES:
             raise ValueError(f"unknown status {status!r}; valid: {', '.join(GALLERY_STATUSES)}")
         if sort not in GALLERY_SORTS:
             raise ValueError(f"unknown sort {sort!r}; valid: {', '.join(GALLERY_SORTS)}")
+        if sort == "match" and image_ids is None:
+            raise ValueError("sort 'match' orders the given image_ids; none were given")
         where = [_STATUS_WHERE[status]]
         if class_id is not None:
             where.append("CASE WHEN label_source = 'human' THEN label ELSE predicted END = $class")
@@ -87,16 +90,16 @@ class GalleryQueries:
             where.append("disagree")
         if mistakes:
             where.append("mistake")
-        if image_ids is not None:
-            where.append("s.id IN (SELECT image_id FROM gallery_only)")
-        only = pa.table({"image_id": pa.array(list(map(int, image_ids or ())), pa.int64())})
+        only = pa.table({"image_id": pa.array(list(map(int, image_ids or ())), pa.int64()),
+                         "position": pa.array(np.arange(len(image_ids or ())), pa.int64())})
         ranks = pa.table({"image_id": pa.array(list(map(int, queue_ids)), pa.int64()),
                           "queue_rank": pa.array(np.arange(len(queue_ids)), pa.int64())})
+        subset_join = "" if image_ids is None else " JOIN gallery_only o ON o.image_id = s.id"
         # Two steps: the sort over every image carries only ids (a million rows with their paths, hashes and
         # errors took twice as long to sort), then the page's 48 rows are read in full.
         page_sql = f"""{_shown_sql(round_id)}
             SELECT s.id, count(*) OVER () AS total
-            FROM shown s LEFT JOIN gallery_queue q ON q.image_id = s.id
+            FROM shown s LEFT JOIN gallery_queue q ON q.image_id = s.id{subset_join}
             WHERE {' AND '.join(where)}
             ORDER BY {_ORDER[sort]}
             LIMIT $limit OFFSET $offset"""

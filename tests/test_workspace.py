@@ -8,7 +8,7 @@ import pytest
 from engine.errors import LabelloopError
 from engine.overlays import confidence_colour, gallery_tile
 from engine.project import open_project
-from engine.gallery_view import NONE_OF_THESE, GalleryQuery
+from engine.gallery_view import NONE_OF_THESE, GalleryQuery, Subset
 from engine.labeling import page_actor
 from engine.workspace import Workspace
 from engine.selftrain.config import RoundConfig
@@ -60,6 +60,26 @@ def test_gallery_pages_filters_and_sorts(workspace):
     assert queue.total == 300 and len({item.image_id for item in queue.items}) == 48
     with pytest.raises(LabelloopError, match="unknown class"):
         workspace.view.gallery(GalleryQuery(class_name="nope"))
+
+
+def test_a_subset_narrows_the_gallery_and_keeps_its_order_under_the_other_filters(workspace):
+    everything = workspace.view.gallery(GalleryQuery(sort="name", page_size=500)).items
+    picked = [everything[i].image_id for i in (250, 3, 120, 77, 9)]
+    subset = Subset("search: 'a test'", tuple(picked), scores=(0.9, 0.8, 0.7, 0.6, 0.5))
+    shown = workspace.view.gallery(GalleryQuery(subset=subset, sort="match"))
+    assert [item.image_id for item in shown.items] == picked and shown.total == 5
+    assert [item.score for item in shown.items] == [0.9, 0.8, 0.7, 0.6, 0.5]
+    by_name = workspace.view.gallery(GalleryQuery(subset=subset, sort="name"))
+    assert sorted(item.relpath for item in by_name.items) == [item.relpath for item in by_name.items]
+    one_class = everything[250].shown
+    narrowed = workspace.view.gallery(GalleryQuery(subset=subset, sort="match", class_name=one_class))
+    assert {item.image_id for item in narrowed.items} == {i for i in picked
+                                                           if workspace.view.items([i])[0].shown == one_class}
+    second = workspace.view.gallery(GalleryQuery(subset=subset, sort="match", page_size=2, offset=2))
+    assert [item.image_id for item in second.items] == picked[2:4] and second.pages == 3
+    assert workspace.view.gallery(GalleryQuery(sort="match")).total == 300  # no subset: the queue's order
+    with pytest.raises(ValueError, match="scores"):
+        Subset("bad", (1, 2), scores=(0.5,))
 
 
 def test_labels_undo_and_status_filters(workspace):
