@@ -14,9 +14,10 @@ import numpy as np
 
 UMAP_INPUT_DIMS = 50  # UMAP reads a PCA of the embeddings: the neighbour search is several times faster, same map
 UMAP_NEIGHBORS = 15  # umap-learn's default: the size of the neighbourhood each point keeps
-UMAP_FIT_SIZE = 200_000  # UMAP is fitted on at most this many images; the rest are placed by `transform`
+UMAP_FIT_SIZE = 100_000  # UMAP is fitted on at most this many images (a seeded sample); `transform` places the rest
 MIN_UMAP_IMAGES = UMAP_NEIGHBORS + 2  # fewer images than this get the PCA map only
-_CHUNK = 65_536  # rows per step of the chunked matrix products (a million 512-d rows are 2 GB at once)
+PCA_FIT_ROWS = 20_000  # rows the principal axes are computed from (a seeded sample past that)
+_CHUNK = 65_536  # rows per step of the projection (a million 512-d rows are 2 GB at once)
 
 
 def _check_vectors(vectors: np.ndarray) -> np.ndarray:
@@ -30,23 +31,22 @@ def _check_vectors(vectors: np.ndarray) -> np.ndarray:
 
 def pca_components(vectors: np.ndarray, k: int) -> np.ndarray:
     """The top-`k` principal components of `vectors` (N, d), projected: (N, min(k, d)) float32, first column the
-    direction of most variance. Signs are fixed (each axis's largest loading is positive), so the same vectors
-    always give the same map."""
+    direction of most variance. The axes come from at most PCA_FIT_ROWS rows (a seeded sample: the axes of 20k
+    CLIP vectors are those of a million, at a fixed cost); signs are fixed (each axis's largest
+    loading is positive), so the same vectors always give the same map."""
     vectors = _check_vectors(vectors)
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     count, dim = vectors.shape
-    mean = np.zeros(dim)
-    for start in range(0, count, _CHUNK):
-        mean += vectors[start:start + _CHUNK].sum(axis=0, dtype=np.float64)
-    mean /= count
-    scatter = np.zeros((dim, dim))
-    for start in range(0, count, _CHUNK):
-        chunk = vectors[start:start + _CHUNK].astype(np.float64) - mean
-        scatter += chunk.T @ chunk
-    values, axes = np.linalg.eigh(scatter)  # ascending
+    rows = (np.sort(np.random.default_rng(0).choice(count, PCA_FIT_ROWS, replace=False)) if count > PCA_FIT_ROWS
+            else slice(None))
+    sample = vectors[rows].astype(np.float32)
+    mean = sample.mean(axis=0)
+    sample -= mean
+    _, axes = np.linalg.eigh(sample.T @ sample)  # ascending
     axes = axes[:, ::-1][:, :min(k, dim)]
     axes *= np.sign(axes[np.abs(axes).argmax(axis=0), np.arange(axes.shape[1])])
+    axes, mean = axes.astype(np.float32), mean.astype(np.float32)
     projected = np.empty((count, axes.shape[1]), np.float32)
     for start in range(0, count, _CHUNK):
         projected[start:start + _CHUNK] = (vectors[start:start + _CHUNK] - mean) @ axes
