@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 
 from app.feedback import on
 from app.gallery_html import HUMAN_COLOUR, tile_html
+from app.label_tab import LabelTab
 from engine.errors import LabelloopError
 from engine.gallery_view import NONE_OF_THESE, Subset
 from engine.layout import density_grid, map_sample
@@ -145,9 +146,9 @@ def map_figure(state: MapState, colour_by: str, *, max_points: int = MAX_POINTS)
     return figure, len(drawn)
 
 
-def build_map_tab(workspace: Workspace, label_tab, tabs: gr.Tabs, tab: gr.Tab) -> None:
-    """The map, drawn when `tab` is opened. `label_tab` is app.label_tab.LabelTab: a selection becomes its
-    gallery's subset, and `tabs` switches to it."""
+def build_map_tab(workspace: Workspace, label_tab: LabelTab, tabs: gr.Tabs, tab: gr.Tab) -> None:
+    """The map, drawn when `tab` is opened. A selection becomes the subset of `label_tab`'s gallery, and `tabs`
+    switches to it."""
     maps, view = workspace.map, workspace.view
     with gr.Row():
         colour_by = gr.Radio([(label, key) for key, label in COLOUR_BY.items()], value="class", label="colour by",
@@ -187,8 +188,9 @@ def build_map_tab(workspace: Workspace, label_tab, tabs: gr.Tabs, tab: gr.Tab) -
         if state.version != version:
             raise LabelloopError("the map changed since it was drawn (UMAP finished or images were added); "
                                  "press Redraw, then select again")
-        groups = [group for group in colour_groups(state, chosen_colour) if group.name in set(data.get("visible", []))]
-        rows = np.concatenate([group.rows for group in groups]) if groups else np.zeros(0, np.int64)
+        visible = set(data.get("visible", []))  # the legend entries not hidden by a click
+        rows = np.concatenate([np.zeros(0, np.int64)] + [group.rows for group in colour_groups(state, chosen_colour)
+                                                          if group.name in visible])
         if "box" in data:
             ids = maps.selected(state, box=tuple(tuple(map(float, edge)) for edge in data["box"]), rows=rows)
         else:
