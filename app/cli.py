@@ -69,6 +69,11 @@ def cmd_init(args) -> int:
                         prompts=args.prompts) as project:
         names = ", ".join(c["name"] for c in project.store.classes())
         print(f"created {project.root} for {project.images_root} with classes: {names}")
+        if args.labels_from_folders:
+            from engine.folder_labels import set_folder_labels
+
+            set_folder_labels(project, True)
+            print("labels from folders: ingest makes an image's nearest folder named like a class its label")
     print(f"next: labelloop ingest {args.project}")
     return 0
 
@@ -97,6 +102,8 @@ def cmd_ingest(args) -> int:
         print(f"{report.found} files: {report.new} new, {report.changed} changed, {report.removed} removed; "
               f"embedded {report.embedded}, reused {report.reused}, errors {report.errors}, "
               f"zero-shot {report.predicted} ({report.seconds:.1f}s)")
+        if report.folder_labels:
+            print(report.folder_labels["message"])
         if report.errors:
             print(f"see the reasons with: labelloop status {args.project}")
     return 0
@@ -275,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--model", default=DEFAULT_SPEC,
                       help=f"demo, an open_clip NAME:TAG (default {DEFAULT_SPEC}), or a local model folder")
     init.add_argument("--prompts", help="file with one template per line, each with {} for the class name")
+    init.add_argument("--labels-from-folders", action="store_true",
+                      help="an image in a folder named like a class (the nearest such folder; case, _ and - "
+                           "ignored) gets that class as its human label at ingest; a person's labels are kept")
     init.set_defaults(handler=cmd_init)
 
     ingest = commands.add_parser("ingest", help="scan, thumbnail, embed and zero-shot new or changed images")

@@ -10,6 +10,7 @@ import gradio as gr
 from app.gallery_html import GALLERY_CSS
 from app.header import header_markdown, job_html
 from app.label_tab import build_label_tab
+from app.map_tab import MAP_CSS, build_map_tab
 from app.project_tabs import build_classes_tab, build_export_tab, build_ingest_tab
 from app.rounds_tab import build_rounds_tab
 from engine.workspace import Workspace
@@ -51,7 +52,7 @@ CSS = """
 .legend { font-size: 12px; color: #374151; }
 .legend i { display: inline-block; width: 11px; height: 11px; border-radius: 2px; margin: 0 3px 0 10px;
             vertical-align: -1px; }
-""" + GALLERY_CSS
+""" + GALLERY_CSS + MAP_CSS
 
 
 def build_page(workspace: Workspace) -> gr.Blocks:
@@ -61,9 +62,11 @@ def build_page(workspace: Workspace) -> gr.Blocks:
             header = gr.Markdown(header_markdown(view.header()), elem_id="header")
             job_status = gr.HTML(job_html(view.header()["job"]), elem_id="job", padding=False)
         seen_job = gr.State(FIRST_TICK)  # (job id, status) at the last tick
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Label", id="label"):
                 label_tab = build_label_tab(workspace, header)
+            with gr.Tab("Map", id="map") as map_item:
+                build_map_tab(workspace, label_tab, tabs, map_item)
             with gr.Tab("Rounds", id="rounds"):
                 rounds_tab = build_rounds_tab(workspace)
             with gr.Tab("Classes", id="classes"):

@@ -10,6 +10,7 @@ import gradio as gr
 import pandas as pd
 
 from app.feedback import on
+from engine.folder_labels import folder_labels_enabled, labels_from_folders, set_folder_labels
 from engine.workspace import Workspace
 
 
@@ -86,6 +87,10 @@ def build_ingest_tab(workspace: Workspace) -> None:
         scan = gr.Button("Scan and ingest", variant="primary", scale=1, elem_id="scan")
     uploads = gr.File(file_count="multiple", file_types=["image"], label="upload images")
     upload = gr.Button("Add uploaded images")
+    from_folders = gr.Checkbox(folder_labels_enabled(workspace.project), elem_id="labels-from-folders",
+                               label="labels from folder names: an image in a folder named like a class (the "
+                                     "nearest such folder) gets that class as its label, now and at every scan; "
+                                     "images a person labeled are kept")
     message = gr.Markdown(elem_id="ingest-message")
 
     def start_scan(path):
@@ -94,7 +99,14 @@ def build_ingest_tab(workspace: Workspace) -> None:
     def add_uploads(files):
         return f"ingest started (job {workspace.add_uploads(list(files or []))}); progress shows at the top"
 
+    def folder_labels_set(enabled):
+        set_folder_labels(workspace.project, enabled)
+        if not enabled:
+            return "labels from folder names: off (labels already given stay)"
+        return labels_from_folders(workspace.project).message
+
     on(scan.click, start_scan, [folder], [message])
+    on(from_folders.input, folder_labels_set, [from_folders], [message])
     on(upload.click, add_uploads, [uploads], [message])
 
 

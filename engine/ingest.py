@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from engine.errors import LabelloopError
+from engine.folder_labels import after_ingest
 from engine.imageio import (SUPPORTED_EXTENSIONS, THUMBNAIL_SIDE, ImageReadError, default_workers, file_kind,
                             model_picture, quiet_worker, read_image, shrink_shorter_side, thumbnail_path,
                             write_thumbnail)
@@ -56,6 +57,7 @@ class IngestReport:
     embedded: int = 0  # images passed through the image encoder in this run
     reused: int = 0  # images not encoded because identical content already has a vector (duplicates, touched files)
     predicted: int = 0  # images given a new zero-shot prediction
+    folder_labels: dict | None = None  # engine.folder_labels counts, when the project takes labels from folders
     seconds: float = 0.0
     error_paths: list[str] = field(default_factory=list)
 
@@ -247,6 +249,7 @@ def ingest(project: Project, model: LoadedModel, *, batch_size: int = 64, worker
             progress(done, len(todo))
     store.fill_duplicate_embeddings(model.model_id)
     report.predicted = run_zero_shot(store, model)
+    report.folder_labels = after_ingest(project)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engine.errors import LabelloopError
+from engine.folder_labels import after_ingest
 from engine.imageio import model_picture, save_thumbnail, thumbnail_jpeg, thumbnail_path
 from engine.ingest import FileEntry, IngestReport, Progress, plan_ingest, read_entry
 from engine.models import LoadedModel, ModelSpec
@@ -87,6 +88,7 @@ def ray_ingest(project: Project, model: LoadedModel, *, address: str | None = No
     shutil.rmtree(shards_dir, ignore_errors=True)  # imported: the database holds everything they held
     project.store.fill_duplicate_embeddings(model.model_id)
     report.predicted = run_zero_shot(project.store, model)
+    report.folder_labels = after_ingest(project)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 

@@ -16,6 +16,7 @@ from engine.errors import LabelloopError
 from engine.gallery_view import GalleryView
 from engine.jobs import JobContext, JobRunner
 from engine.labeling import LabelingSession
+from engine.map_view import MapView
 from engine.models import LoadedModel, load_model
 from engine.project import Project
 from engine.selftrain.config import RoundConfig
@@ -35,6 +36,7 @@ class Workspace:
         self.view = GalleryView(project, self.model)
         self.labeling = LabelingSession(project.store, self.view)
         self.classes = ClassEditor(project.store, self.view, self.runner, self.model)
+        self.map = MapView(project, self.runner)
 
     def close(self) -> None:
         self.runner.close()

@@ -115,3 +115,12 @@ class LabelQueries:
             LEFT JOIN classes pc ON pc.id = n.label
             WHERE i.status = 'ok'
             ORDER BY i.relpath""", {"shown": self.shown_round()})
+
+    def human_label_history(self, actor: str) -> list[tuple[int, str, bool, bool]]:
+        """For every usable image, by id: (id, relpath, whether any human label is in its history (even if undone
+        since), whether one came from someone other than `actor`)."""
+        return self._query("""
+            SELECT i.id, i.relpath, coalesce(bool_or(e.to_source = 'human'), FALSE),
+                   coalesce(bool_or(e.to_source = 'human' AND e.actor <> ?), FALSE)
+            FROM images i LEFT JOIN label_events e ON e.image_id = i.id
+            WHERE i.status = 'ok' GROUP BY i.id, i.relpath ORDER BY i.id""", [actor])

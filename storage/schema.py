@@ -115,6 +115,23 @@ MIGRATIONS: list[list[str]] = [
             score FLOAT NOT NULL,
             PRIMARY KEY (image_id, round))""",
     ],
+    # 5: the map's 2-D layouts, one per model and method, with the embeddings they were computed over
+    [
+        """CREATE TABLE layouts (
+            model_id VARCHAR NOT NULL,
+            method VARCHAR NOT NULL CHECK (method IN ('pca', 'umap')),
+            embeddings_key VARCHAR NOT NULL,
+            seconds FLOAT,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            PRIMARY KEY (model_id, method))""",
+        """CREATE TABLE layout_points (
+            model_id VARCHAR NOT NULL,
+            method VARCHAR NOT NULL,
+            image_id BIGINT NOT NULL,
+            x FLOAT NOT NULL,
+            y FLOAT NOT NULL,
+            PRIMARY KEY (model_id, method, image_id))""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -21,6 +21,7 @@ from storage.exports import ExportQueries
 from storage.gallery import GalleryQueries
 from storage.images import ImageQueries
 from storage.labels import LabelQueries
+from storage.layouts import LayoutQueries
 from storage.rounds import RoundQueries
 from storage.schema import MIGRATIONS, SCHEMA_VERSION
 from storage.scores import ScoreQueries
@@ -55,7 +56,7 @@ def _lock_holder(message: str) -> tuple[int | None, str | None]:
     return pid, command
 
 
-class Store(ImageQueries, LabelQueries, RoundQueries, ExportQueries, GalleryQueries, ScoreQueries):
+class Store(ImageQueries, LabelQueries, RoundQueries, ExportQueries, GalleryQueries, ScoreQueries, LayoutQueries):
 
     """A project's database connection. Build one explicitly at start-up and pass it in; `:memory:` in unit tests."""
     def __init__(self, con: duckdb.DuckDBPyConnection):

@@ -1,0 +1,211 @@
+"""The Map tab: every image's embedding in 2-D (UMAP, PCA while UMAP runs), drawn with WebGL, coloured by class,
+confidence, status or "fits no class". Hovering a point shows its thumbnail; a box or lasso selection becomes the
+Label tab's gallery filter ("selection from map: 312 images"), where the bulk tools label it.
+
+gr.Plot has no selection event for Plotly, so a small script listens to the plot's own `plotly_selected` and
+`plotly_hover` events: a selection's box or lasso goes to the server, which finds every image inside it (also the
+ones a sampled map does not draw); a hover asks the server for the point's tile.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, replace
+
+import gradio as gr
+import numpy as np
+import plotly.graph_objects as go
+
+from app.feedback import on
+from app.gallery_html import HUMAN_COLOUR, tile_html
+from app.label_tab import LabelTab
+from engine.errors import LabelloopError
+from engine.gallery_view import NONE_OF_THESE, Subset
+from engine.layout import density_grid, map_sample
+from engine.map_view import MapState
+from engine.review import FITS_NO_CLASS
+from engine.workspace import Workspace
+
+COLOUR_BY = {"class": "class", "confidence": "confidence", "status": "status", "outlier": "fits no class"}
+# Chromium draws 100k WebGL points with their ids in about a second (benchmarks/bench_map.py); past this many the
+# map draws a sample (every labeled image kept) over a density layer of all of them.
+MAX_POINTS = 150_000
+DENSITY_BINS = 200
+# Plotly's qualitative palette, then its light variant: distinct colours for up to 20 classes.
+PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880", "#ff97ff",
+           "#fecb52", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf")
+GREY = "#9ca3af"
+
+MAP_JS = """
+const card = document.createElement('div');
+card.id = 'map-hover-card';
+document.body.appendChild(card);
+const attach = () => {
+  const plot = document.querySelector('#map-plot [data-testid=plotly]');
+  if (!plot || !plot.on || plot.dataset.labelloop) return;
+  plot.dataset.labelloop = 'listening';
+  plot.on('plotly_selected', (event) => {
+    if (!event || !(event.range || event.lassoPoints)) return;
+    const visible = plot._fullData.filter(t => t.visible === true && t.type === 'scattergl').map(t => t.name);
+    trigger('select', event.range ? {box: [event.range.x, event.range.y], visible}
+                                  : {lasso: [event.lassoPoints.x, event.lassoPoints.y], visible});
+  });
+  plot.on('plotly_hover', async (event) => {
+    const point = event.points && event.points[0];
+    if (!point || point.customdata === undefined) return;
+    const id = String(point.customdata);
+    card.dataset.imageId = id;
+    card.style.left = (event.event.clientX + 14) + 'px';
+    card.style.top = (event.event.clientY + 14) + 'px';
+    const shown = await server.hover_card(Number(id));
+    if (card.dataset.imageId === id) { card.innerHTML = shown; card.style.display = 'block'; }
+  });
+  plot.on('plotly_unhover', () => { card.dataset.imageId = ''; card.style.display = 'none'; });
+};
+setInterval(attach, 300);
+"""
+
+MAP_CSS = """
+#map-events { display: none !important; }
+#map-hover-card { position: fixed; display: none; z-index: 1000; width: 190px; padding: 6px; background: white;
+                  border: 1px solid #d1d5db; border-radius: 6px; box-shadow: 0 4px 12px rgba(0,0,0,.18);
+                  pointer-events: none; font-size: 12px; word-break: break-all; }
+#map-hover-card .tile { position: relative; display: block; width: 176px; height: 176px; border: 4px solid var(--tile);
+                        border-radius: 6px; padding: 0; background: #f3f4f6; overflow: hidden; }
+#map-hover-card .tile img { width: 100%; height: 100%; object-fit: contain; }
+#map-hover-card .badge { position: absolute; top: 0; left: 0; background: var(--tile); color: white; padding: 0 4px; }
+"""
+
+
+@dataclass
+class Group:
+    """One trace of the map: a legend entry with its colour and the rows of the state's points it holds."""
+
+    name: str
+    colour: str
+    rows: np.ndarray
+
+
+def colour_groups(state: MapState, colour_by: str) -> list[Group]:
+    """The legend groups of the map coloured by `colour_by` (a key of COLOUR_BY), empty ones left out. Colour by
+    confidence is one group of machine predictions (coloured by value) and one of the person's labels."""
+    points = state.points
+    if colour_by == "class":
+        names = dict(state.class_names)
+        human_none = (points["shown"] == -1) & (points["source"] == "human")
+        groups = [Group(name, PALETTE[index % len(PALETTE)], np.flatnonzero(points["shown"] == class_id))
+                  for index, (class_id, name) in enumerate(names.items())]
+        groups += [Group(NONE_OF_THESE, "#111827", np.flatnonzero(human_none)),
+                   Group("not predicted", GREY, np.flatnonzero((points["shown"] == -1) & ~human_none))]
+    elif colour_by == "confidence":
+        human = points["source"] == "human"
+        groups = [Group("machine prediction", "confidence", np.flatnonzero(~human)),
+                  Group("labeled by you", HUMAN_COLOUR, np.flatnonzero(human))]
+    elif colour_by == "status":
+        groups = [Group("labeled by you", HUMAN_COLOUR, np.flatnonzero(points["source"] == "human")),
+                  Group("pseudo-label", "#16a34a", np.flatnonzero(points["source"] == "pseudo")),
+                  Group("unlabeled", GREY, np.flatnonzero(points["source"] == ""))]
+    elif colour_by == "outlier":
+        scored = ~np.isnan(points["outlier"])
+        outlying = scored & (points["outlier"] >= FITS_NO_CLASS)
+        groups = [Group(f"fits no class (outlier score ≥ {FITS_NO_CLASS})", "#dc2626", np.flatnonzero(outlying)),
+                  Group("fits a class", GREY, np.flatnonzero(scored & ~outlying)),
+                  Group("no outlier score (before the first round)", "#d1d5db", np.flatnonzero(~scored))]
+    else:
+        raise ValueError(f"unknown colouring {colour_by!r}; valid: {', '.join(COLOUR_BY)}")
+    return [group for group in groups if len(group.rows)]
+
+
+def map_figure(state: MapState, colour_by: str, *, max_points: int = MAX_POINTS) -> tuple[go.Figure, int]:
+    """The map as a Plotly figure of WebGL traces, one per colour group, each point carrying its image id; past
+    `max_points` a sample of them over a density layer of every image. Returns (figure, points drawn)."""
+    points = state.points
+    drawn = map_sample(len(points["image_id"]), max_points, keep=np.flatnonzero(points["source"] == "human"))
+    drawn_mask = np.zeros(len(points["image_id"]), bool)
+    drawn_mask[drawn] = True
+    figure = go.Figure()
+    if len(drawn) < len(points["image_id"]):
+        counts, x_centres, y_centres = density_grid(np.column_stack([points["x"], points["y"]]), DENSITY_BINS)
+        figure.add_trace(go.Heatmap(z=np.log1p(counts).astype(np.float32), x=x_centres.astype(np.float32),
+                                    y=y_centres.astype(np.float32), colorscale="Greys", showscale=False,
+                                    hoverinfo="skip", name="density of all images", zsmooth="best", opacity=0.6))
+    size = 6 if len(drawn) < 5_000 else 4 if len(drawn) < 50_000 else 3
+    for group in colour_groups(state, colour_by):
+        rows = group.rows[drawn_mask[group.rows]]
+        continuous = group.colour == "confidence"
+        marker = (dict(size=size, color=points["confidence"][rows], colorscale="RdYlGn", cmin=0, cmax=1,
+                       colorbar=dict(title="confidence", len=0.6, y=0.7)) if continuous
+                  else dict(size=size, color=group.colour))
+        figure.add_trace(go.Scattergl(x=points["x"][rows], y=points["y"][rows], mode="markers", name=group.name,
+                                      customdata=points["image_id"][rows].astype(np.int32), marker=marker,
+                                      hoverinfo="none"))
+    figure.update_layout(height=640, margin=dict(l=10, r=10, t=10, b=10), dragmode="select", hovermode="closest",
+                         uirevision="map", legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0, itemsizing="constant"),
+                         xaxis=dict(visible=False), yaxis=dict(visible=False), plot_bgcolor="white")
+    return figure, len(drawn)
+
+
+def build_map_tab(workspace: Workspace, label_tab: LabelTab, tabs: gr.Tabs, tab: gr.Tab) -> None:
+    """The map, drawn when `tab` is opened. A selection becomes the subset of `label_tab`'s gallery, and `tabs`
+    switches to it."""
+    maps, view = workspace.map, workspace.view
+    with gr.Row():
+        colour_by = gr.Radio([(label, key) for key, label in COLOUR_BY.items()], value="class", label="colour by",
+                             scale=3, elem_id="map-colour")
+        redraw = gr.Button("Redraw", scale=1, size="sm", elem_id="map-redraw")
+    note = gr.Markdown("Open this tab to draw the map.", elem_id="map-note")
+    gr.Markdown("Drag a box (or pick the lasso in the plot's toolbar) around images to show them in the Label tab; "
+                "click a legend entry to hide its images from the plot and from selections; scroll to zoom.",
+                elem_classes="hotkeys")
+
+    def hover_card(image_id: int) -> str:
+        """The hovered point's tile (thumbnail, class and confidence) and file name."""
+        items = view.items([int(image_id)])
+        return tile_html(items[0], False) + f"<div>{html.escape(items[0].relpath)}</div>" if items else ""
+
+    plot = gr.Plot(show_label=False, elem_id="map-plot")
+    events = gr.HTML("", elem_id="map-events", js_on_load=MAP_JS, server_functions=[hover_card])
+    drawn_version = gr.State(None)  # the layout the page shows: a selection must be made on the map it reads
+    waiting = gr.Timer(2.0, active=False)  # while UMAP runs: redraw once it is stored
+
+    def drawn(chosen_colour):
+        state = maps.current()
+        figure, count = map_figure(state, chosen_colour)
+        total = len(state.points["image_id"])
+        sample = "" if count == total else f" · drawn: a sample of {count:,} over the density of all {total:,}"
+        return figure, f"{state.note}{sample}", state.version, gr.Timer(active=state.method != "umap")
+
+    def upgraded(chosen_colour, version):
+        """A tick while UMAP runs: redraw once the stored layout changed, else leave the page alone."""
+        if maps.version() == version:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return drawn(chosen_colour)
+
+    def select_on_map(query, chosen, chosen_colour, version, event: gr.EventData):
+        data = event._data
+        state = maps.current()
+        if state.version != version:
+            raise LabelloopError("the map changed since it was drawn (UMAP finished or images were added); "
+                                 "press Redraw, then select again")
+        visible = set(data.get("visible", []))  # the legend entries not hidden by a click
+        rows = np.concatenate([np.zeros(0, np.int64)] + [group.rows for group in colour_groups(state, chosen_colour)
+                                                          if group.name in visible])
+        if "box" in data:
+            ids = maps.selected(state, box=tuple(tuple(map(float, edge)) for edge in data["box"]), rows=rows)
+        else:
+            ids = maps.selected(state, lasso=np.column_stack([np.asarray(axis, float) for axis in data["lasso"]]),
+                                rows=rows)
+        if not ids:
+            raise LabelloopError("no image lies inside that selection; draw it around some points")
+        query = replace(query, subset=Subset(f"selection from map: {len(ids):,} images", tuple(ids)), offset=0)
+        return (query, *label_tab.refresh(query, chosen), gr.Tabs(selected="label"))
+
+    draw_outputs = [plot, note, drawn_version, waiting]
+    on(tab.select, drawn, [colour_by], draw_outputs, api_name="map_shown")
+    on(redraw.click, drawn, [colour_by], draw_outputs)
+    on(colour_by.input, drawn, [colour_by], draw_outputs)
+    on(waiting.tick, upgraded, [colour_by, drawn_version], draw_outputs, show_progress="hidden")
+    on(events.select, select_on_map, [label_tab.query_state, label_tab.selected, colour_by, drawn_version],
+       [label_tab.query_state, *label_tab.refresh_outputs, tabs], show_progress="hidden",
+       concurrency_id="label-tab", concurrency_limit=1)

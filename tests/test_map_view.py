@@ -1,0 +1,94 @@
+"""The map of a project: a layout keyed by model and embeddings, PCA at once and UMAP as a background job, and
+what a box selection picks."""
+
+import numpy as np
+import pytest
+
+from engine.errors import LabelloopError
+from engine.jobs import JobRunner
+from engine.map_view import MapView
+from engine.project import create_project
+from tests.synthetic import MODEL_ID, planted_embeddings, synthetic_project
+
+
+@pytest.fixture
+def planted(tmp_path, tiny_model):
+    x, y, text = planted_embeddings(300, 16, 3, seed=1)
+    project = synthetic_project(tmp_path / "project", tmp_path / "images", tiny_model, x, text)
+    runner = JobRunner(project.store)
+    yield project, runner, y
+    runner.close()
+    project.close()
+
+
+def test_the_map_shows_every_image_at_once_with_what_it_is_coloured_by(planted):
+    project, runner, _ = planted
+    maps = MapView(project, runner, umap=False)
+    state = maps.current()
+    assert state.method == "pca" and "PCA of 300 images" in state.note and "UMAP is off" in state.note
+    points = state.points
+    assert len(points["image_id"]) == 300 and np.isfinite(points["x"]).all()
+    assert set(points["shown"].tolist()) <= {c["id"] for c in project.store.classes()}
+    assert (points["source"] == "").all() and np.isnan(points["outlier"]).all()
+    assert (points["confidence"] > 0).all()
+    first = int(points["image_id"][0])
+    project.store.set_labels([first], [None], source="human", actor="test")  # none of these
+    again = maps.current()
+    assert again.version == state.version  # stored: the same layout, colours read fresh
+    assert again.points["source"][0] == "human" and again.points["shown"][0] == -1
+    assert np.isnan(again.points["confidence"][0])
+
+
+def test_a_box_selects_the_images_inside_it_among_the_rows_allowed(planted):
+    project, runner, _ = planted
+    maps = MapView(project, runner, umap=False)
+    state = maps.current()
+    x, y = state.points["x"], state.points["y"]
+    box = ((float(np.median(x)), float(x.max())), (float(y.min()), float(np.median(y))))
+    inside = (x >= box[0][0]) & (x <= box[0][1]) & (y >= box[1][0]) & (y <= box[1][1])
+    assert maps.selected(state, box=box) == state.points["image_id"][inside].tolist()
+    rows = np.flatnonzero(state.points["shown"] == state.points["shown"][0])
+    allowed = np.zeros(300, bool)
+    allowed[rows] = True
+    assert maps.selected(state, box=box, rows=rows) == state.points["image_id"][inside & allowed].tolist()
+    with pytest.raises(LabelloopError, match="box or lasso"):
+        maps.selected(state)
+
+
+def test_new_images_or_a_new_model_give_a_new_layout(planted):
+    project, runner, _ = planted
+    maps = MapView(project, runner, umap=False)
+    before = maps.current().version
+    more, _, _ = planted_embeddings(10, 16, 3, seed=9)
+    project.store.register_model("synthetic1", "adapted", 16)  # as a finetune round's model would be
+    all_ids, vectors = project.store.embeddings(MODEL_ID)
+    project.store.write_embeddings("synthetic1", all_ids, vectors[:, ::-1].copy())
+    project.store.set_meta(model_id="synthetic1")
+    after = maps.current()
+    assert after.version[0] == "synthetic1" and after.version != before
+    assert len(after.points["image_id"]) == 300
+
+
+def test_an_empty_project_has_no_map(tmp_path, tiny_model):
+    (tmp_path / "images").mkdir()
+    with create_project(tmp_path / "p", images=tmp_path / "images", classes="a,b", model=str(tiny_model)) as project:
+        runner = JobRunner(project.store)
+        with pytest.raises(LabelloopError, match="ingest images first"):
+            MapView(project, runner).current()
+        runner.close()
+
+
+@pytest.mark.slow
+def test_umap_runs_as_a_background_job_and_then_replaces_pca(planted):
+    project, runner, y = planted
+    maps = MapView(project, runner, fit_size=200)
+    first = maps.current()
+    assert first.method == "pca" and "UMAP is being computed (job" in first.note
+    assert "being computed" in maps.current().note  # the running job is not started twice
+    runner.wait(timeout=600)
+    assert project.store.jobs(limit=1)[0]["status"] == "done"
+    assert maps.version() != first.version
+    state = maps.current()
+    assert state.method == "umap" and state.note.startswith("UMAP of 300 images")
+    assert np.isfinite(state.points["x"]).all()
+    assert len([job for job in project.store.jobs(limit=10) if job["kind"] == "map"]) == 1
