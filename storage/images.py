@@ -85,6 +85,25 @@ class ImageQueries:
         flat = result.column("vec").combine_chunks().flatten().to_numpy(zero_copy_only=False)
         return flat.astype(np.float32, copy=False).reshape(len(result), self.model_dim(model_id) or 0)
 
+    def embeddings_version(self, model_id: str) -> tuple[int, int, int]:
+        """(count, largest image id, sum of ids) of the ok images with a vector under `model_id`: it changes when
+        ingest adds, replaces or loses a vector, so a copy of the vectors in memory knows it is stale (ms at 1M)."""
+        if self.model_dim(model_id) is None:
+            return 0, 0, 0
+        row = self._query(f"""SELECT count(*), coalesce(max(e.image_id), 0), coalesce(sum(e.image_id), 0)
+                              FROM {embeddings_table(model_id)} e JOIN images i ON i.id = e.image_id
+                              WHERE i.status = 'ok'""")[0]
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def content_hashes(self, image_ids: np.ndarray) -> np.ndarray:
+        """The sha256 (hex strings, (N,) object array) of `image_ids` (N,), in their order (each must exist)."""
+        wanted = pa.table({"image_id": pa.array(np.asarray(image_ids, np.int64)),
+                           "position": pa.array(np.arange(len(image_ids), dtype=np.int64))})
+        with self._registered("wanted_hashes", wanted):
+            result = self._arrow("""SELECT i.sha256 FROM wanted_hashes w JOIN images i ON i.id = w.image_id
+                                    ORDER BY w.position""")
+        return np.asarray(result.column("sha256").to_pylist(), dtype=object)
+
     def image_index(self) -> dict[str, tuple]:
         """relpath -> (id, sha256, size, mtime_ns, status) for every known image."""
         rows = self._query("SELECT relpath, id, sha256, size, mtime_ns, status FROM images")

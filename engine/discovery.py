@@ -1,0 +1,170 @@
+"""Finding images over the cached embeddings of the project's model: text search (CLIP's text tower embeds the
+query), "more like this" (an image's nearest neighbours) and near-duplicate groups. The page turns each answer into a
+gallery Subset; the CLI prints it. Only text search loads the model; the rest reads stored vectors.
+
+The vectors are read from the project once and kept in memory (2 GB at 1M × 512) until ingest changes them, so a
+search is one matrix-vector product (engine.neighbours).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from engine.errors import LabelloopError
+from engine.models import LoadedModel
+from engine.neighbours import best_matches, cached_knn_graph, duplicate_groups, exact_copies, graph_file
+from engine.selftrain.config import RoundConfig
+
+if TYPE_CHECKING:
+    from engine.project import Project
+
+DEFAULT_K = 50  # matches the CLI prints
+# Cosine similarity at or above which two images count as near-duplicates (adjustable on the page and in the CLI).
+# Measured on the demo (1,500 drawings, demo model; benchmarks/bench_discovery.py --demo): the closest pair of
+# distinct drawings scores 0.9946; an upscaled or re-compressed copy scores 0.9975 or more against its original, a
+# copy shrunk to 96 px 0.945-0.996. Photos under a full CLIP model sit further apart: lower it there (0.97).
+DUPLICATE_THRESHOLD = 0.995
+# Neighbours per image in the graph duplicate groups are read from: the learning loop's k, so both read one
+# cached graph (models/knn_<model>.npz). A group larger than k + 1 still joins up through its members' neighbours.
+DUPLICATE_NEIGHBOURS = RoundConfig().neighbours
+
+
+@dataclass(frozen=True)
+class Match:
+    image_id: int
+    path: str  # relative to the images folder
+    score: float  # cosine similarity to the query (text, image, or the group's first image)
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    matches: tuple[Match, ...]  # in ingest order (image id); each score is the cosine similarity to the first
+    exact: tuple[bool, ...]  # per member: another member has the same content (sha256), an exact copy
+
+    def as_json(self) -> list[dict]:
+        return [{"path": m.path, "image_id": m.image_id, "score": round(m.score, 4), "exact": exact}
+                for m, exact in zip(self.matches, self.exact)]
+
+
+class Discovery:
+    """Search and duplicates over one project. `model` loads the project's model (text search only)."""
+
+    def __init__(self, project: Project, model: Callable[[], LoadedModel] | None = None):
+        self.project = project
+        self.store = project.store
+        self._model = model
+        self._lock = threading.Lock()
+        self._cached: tuple | None = None  # (key, image ids (N,) ascending, vectors (N, D))
+        self._groups: tuple | None = None  # (key, threshold, groups)
+
+    # ---- the vectors -------------------------------------------------------------------------------------------
+
+    def vectors(self) -> tuple[tuple, np.ndarray, np.ndarray]:
+        """(key: the model id and the vectors' version, image ids (N,) ascending, unit vectors (N, D)) of every
+        embedded image, read again only after ingest changed them."""
+        model_id = self.store.get_meta("model_id")
+        if not model_id or not self.store.embedding_count(model_id):
+            raise LabelloopError(f"no embeddings yet; run `labelloop ingest {self.project.root}` first")
+        key = (model_id, self.store.embeddings_version(model_id))
+        with self._lock:
+            if self._cached is None or self._cached[0] != key:
+                self._cached = None  # let the old copy go before the new one is read
+                image_ids, vectors = self.store.embeddings(model_id)
+                self._cached = (key, image_ids, vectors)
+            return self._cached
+
+    def _matches(self, image_ids: np.ndarray, rows: np.ndarray, scores: np.ndarray) -> list[Match]:
+        ids = image_ids[rows].tolist()
+        paths = self.store.relpaths_of(ids)
+        return [Match(image_id=i, path=paths[i], score=float(s)) for i, s in zip(ids, scores.tolist())]
+
+    # ---- search ------------------------------------------------------------------------------------------------
+
+    def search_text(self, text: str, k: int = DEFAULT_K) -> list[Match]:
+        """The `k` images whose embeddings are nearest CLIP's embedding of `text`, best first."""
+        text = (text or "").strip()
+        if not text:
+            raise LabelloopError("the search text is empty; describe what the images show, e.g. 'a red star'")
+        _check_k(k)
+        (model_id, _), image_ids, vectors = self.vectors()
+        if self._model is None:
+            raise LabelloopError("text search needs the project's model, and none was given")
+        model = self._model()
+        if model.model_id != model_id:
+            raise LabelloopError(f"the stored embeddings are from another model than {model.spec.text}; run "
+                                 f"`labelloop ingest {self.project.root}` to embed the images with it")
+        query = model.encode_texts([text])[0]
+        return self._matches(image_ids, *best_matches(vectors, query, k))
+
+    def search_like(self, image_id: int, k: int = DEFAULT_K) -> list[Match]:
+        """The image itself first, then its `k - 1` nearest neighbours, best first."""
+        _check_k(k)
+        _, image_ids, vectors = self.vectors()
+        row = int(np.searchsorted(image_ids, image_id))
+        if row >= len(image_ids) or image_ids[row] != image_id:
+            path = self.store.relpaths_of([image_id]).get(image_id, f"image {image_id}")
+            raise LabelloopError(f"{path} has no embedding (unreadable, missing or not ingested yet), so it has no "
+                                 "neighbours")
+        rows, scores = best_matches(vectors, vectors[row], k)
+        others = rows != row
+        rows = np.concatenate([[row], rows[others]])[:k]  # itself first, even when an exact copy ties with it
+        scores = np.concatenate([[1.0], scores[others]])[:k]
+        return self._matches(image_ids, rows, scores)
+
+    def image_id(self, path: str | Path) -> int:
+        """The id of the image at `path`: relative to the images folder, or absolute inside it."""
+        root = self.project.images_root
+        given = Path(path).expanduser()
+        if given.is_absolute():
+            if not given.resolve().is_relative_to(root.resolve()):
+                raise LabelloopError(f"{path} is outside the images folder {root}")
+            given = given.resolve().relative_to(root.resolve())
+        relpath = given.as_posix()
+        found = self.store.image_ids([relpath]).get(relpath)
+        if found is None or found[1] == "missing":
+            raise LabelloopError(f"{path} is not an image of this project (paths are relative to the images "
+                                 f"folder {root}; `labelloop ingest` adds new files)")
+        return int(found[0])
+
+    # ---- duplicates --------------------------------------------------------------------------------------------
+
+    def duplicates(self, threshold: float = DUPLICATE_THRESHOLD) -> list[DuplicateGroup]:
+        """Groups of near-identical images (cosine >= `threshold` through a chain of nearest neighbours) and of
+        exact copies (same sha256), largest first. Kept until the vectors or the threshold change."""
+        if not 0.0 < threshold <= 1.0:  # NaN fails this too
+            raise LabelloopError(f"the duplicate threshold is a cosine similarity in (0, 1], got {threshold}")
+        key, image_ids, vectors = self.vectors()
+        with self._lock:
+            if self._groups is not None and self._groups[:2] == (key, threshold):
+                return self._groups[2]
+        hashes = self.store.content_hashes(image_ids)
+        if len(image_ids) < 2:
+            groups = []
+        else:
+            neighbours, similarities, _ = cached_knn_graph(graph_file(self.project.models_dir, key[0]),
+                                                           image_ids, vectors,
+                                                           min(DUPLICATE_NEIGHBOURS, len(image_ids) - 1))
+            rows = duplicate_groups(neighbours, similarities, threshold, content=hashes)
+            paths = self.store.relpaths_of(image_ids[np.concatenate(rows)].tolist()) if rows else {}
+            groups = [self._group(image_ids, vectors, hashes, members, paths) for members in rows]
+        with self._lock:
+            self._groups = (key, threshold, groups)
+        return groups
+
+    @staticmethod
+    def _group(image_ids, vectors, hashes, members: np.ndarray, paths: dict[int, str]) -> DuplicateGroup:
+        """One group from its rows (ascending, so in ingest order: the first is the image ingested first)."""
+        scores = vectors[members] @ vectors[members[0]]
+        matches = tuple(Match(image_id=int(image_ids[m]), path=paths[int(image_ids[m])], score=float(min(s, 1.0)))
+                        for m, s in zip(members, scores))
+        return DuplicateGroup(matches=matches, exact=tuple(exact_copies(hashes[members]).tolist()))
+
+
+def _check_k(k: int) -> None:
+    if k < 1:
+        raise LabelloopError(f"k must be at least 1, got {k}")
