@@ -65,18 +65,19 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         page_text = gr.Markdown(elem_id="page-text")
         show_all = gr.Button("✕ show all images", size="sm", elem_id="show-all", min_width=60, visible=False)
         next_page = gr.Button("] page ▶", size="sm", elem_id="next-page", min_width=60)
-    with gr.Row(elem_id="find-bar"):
-        search_text = gr.Textbox(placeholder=SEARCH_PLACEHOLDER, show_label=False, scale=4, min_width=200,
-                                 elem_id="search-text")
-        search_button = gr.Button("Search", size="sm", elem_id="search", scale=0, min_width=70)
-        duplicate_threshold = gr.Number(DUPLICATE_THRESHOLD, minimum=0.5, maximum=1.0, step=0.001, scale=1,
-                                        label="duplicates: cosine ≥", min_width=110, elem_id="duplicate-threshold")
-        previous_group = gr.Button("◀ group", size="sm", elem_id="previous-group", scale=0, min_width=60)
-        duplicates_button = gr.Button("Duplicates", size="sm", elem_id="duplicates", scale=0, min_width=80)
-        next_group = gr.Button("group ▶", size="sm", elem_id="next-group", scale=0, min_width=60)
-    duplicate_at = gr.State(0)  # the index of the duplicate group shown
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=360):
+            with gr.Row(elem_id="find-bar"):
+                search_text = gr.Textbox(placeholder=SEARCH_PLACEHOLDER, show_label=False, scale=4, min_width=200,
+                                         elem_id="search-text")
+                search_button = gr.Button("Search", size="sm", elem_id="search", scale=0, min_width=70)
+                duplicate_threshold = gr.Number(DUPLICATE_THRESHOLD, minimum=0.5, maximum=1.0, step=0.001,
+                                                label="duplicates: cosine ≥", scale=1, min_width=110,
+                                                elem_id="duplicate-threshold")
+                previous_group = gr.Button("◀ group", size="sm", elem_id="previous-group", scale=0, min_width=60)
+                duplicates_button = gr.Button("Duplicates", size="sm", elem_id="duplicates", scale=0, min_width=80)
+                next_group = gr.Button("group ▶", size="sm", elem_id="next-group", scale=0, min_width=60)
+            duplicate_at = gr.State(0)  # the index of the duplicate group shown
             gallery = gr.HTML(gallery_html([], None), elem_id="gallery", js_on_load=GALLERY_JS, min_height=200)
             gr.HTML(LEGEND)
             with gr.Row():

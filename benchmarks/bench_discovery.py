@@ -192,12 +192,12 @@ def measure_demo_threshold(folder: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="100000,1000000", help="comma-separated numbers of images")
+    parser.add_argument("--sizes", default="100000,1000000", help="comma-separated numbers of images (\"\": none)")
     parser.add_argument("--repeats", type=int, default=10, help="timed searches per measure")
     parser.add_argument("--demo", action="store_true", help="also measure the demo's duplicate cosines")
     args = parser.parse_args()
     summary = {}
-    for images in [int(size) for size in args.sizes.split(",")]:
+    for images in [int(size) for size in args.sizes.split(",") if size]:
         with tempfile.TemporaryDirectory() as scratch:
             started = time.perf_counter()
             workspace, discovery, pairs = build_workspace(Path(scratch), images)

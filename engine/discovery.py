@@ -68,13 +68,16 @@ class Discovery:
         """(key: the model id and the vectors' version, image ids (N,) ascending, unit vectors (N, D)) of every
         embedded image, read again only after ingest changed them."""
         model_id = self.store.get_meta("model_id")
-        if not model_id or not self.store.embedding_count(model_id):
+        version = self.store.embeddings_version(model_id) if model_id else (0,)
+        if not version[0]:
             raise LabelloopError(f"no embeddings yet; run `labelloop ingest {self.project.root}` first")
-        key = (model_id, self.store.embeddings_version(model_id))
+        key = (model_id, version)
         with self._lock:
             if self._cached is None or self._cached[0] != key:
                 self._cached = None  # let the old copy go before the new one is read
                 image_ids, vectors = self.store.embeddings(model_id)
+                if not len(image_ids):
+                    raise LabelloopError(f"no embeddings yet; run `labelloop ingest {self.project.root}` first")
                 self._cached = (key, image_ids, vectors)
             return self._cached
 

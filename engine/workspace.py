@@ -1,6 +1,7 @@
 """One project opened for the page, split by the kind of state each part holds: `view` (what the page reads:
 gallery, details, header, plots), `labeling` (human labels and per-person undo), `classes` (class edits, each
-rerunning zero-shot), `discovery` (text search, similar images, duplicates), plus rounds, ingest and export started as background jobs.
+rerunning zero-shot), `discovery` (text search, similar images, duplicates), plus rounds, ingest and export started
+as background jobs.
 
 The page (app/) only lays out components and calls these; tests and benchmarks call them directly.
 """

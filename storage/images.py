@@ -85,15 +85,16 @@ class ImageQueries:
         flat = result.column("vec").combine_chunks().flatten().to_numpy(zero_copy_only=False)
         return flat.astype(np.float32, copy=False).reshape(len(result), self.model_dim(model_id) or 0)
 
-    def embeddings_version(self, model_id: str) -> tuple[int, int, int]:
-        """(count, largest image id, sum of ids) of the ok images with a vector under `model_id`: it changes when
-        ingest adds, replaces or loses a vector, so a copy of the vectors in memory knows it is stale (ms at 1M)."""
+    def embeddings_version(self, model_id: str) -> tuple:
+        """A value that changes whenever ingest adds, replaces or drops a vector under `model_id` or an image changes
+        status, so a copy of the vectors in memory knows it is stale; its first item is the number of vectors. Two
+        single-table aggregates (ms at 1M; a join of the two tables took 400 ms)."""
         if self.model_dim(model_id) is None:
-            return 0, 0, 0
-        row = self._query(f"""SELECT count(*), coalesce(max(e.image_id), 0), coalesce(sum(e.image_id), 0)
-                              FROM {embeddings_table(model_id)} e JOIN images i ON i.id = e.image_id
-                              WHERE i.status = 'ok'""")[0]
-        return int(row[0]), int(row[1]), int(row[2])
+            return (0,)
+        vectors = self._query(f"""SELECT count(*), coalesce(max(image_id), 0), coalesce(sum(image_id), 0)
+                                  FROM {embeddings_table(model_id)}""")[0]
+        images = self._query("SELECT count(*) FILTER (status = 'ok'), max(updated_at) FROM images")[0]
+        return (int(vectors[0]), int(vectors[1]), int(vectors[2]), int(images[0]), str(images[1]))
 
     def content_hashes(self, image_ids: np.ndarray) -> np.ndarray:
         """The sha256 (hex strings, (N,) object array) of `image_ids` (N,), in their order (each must exist)."""

@@ -173,4 +173,18 @@ def test_export_drop_duplicates_keeps_the_labelled_copy(copied, cli, tmp_path):
     assert len(list(csv.DictReader((tmp_path / "all.csv").open()))) > len(paths)
     with open_project(project) as opened:
         newest, earlier = opened.store.exports(2)
-        assert earlier["filters"]["drop_duplicates"] == DUPLICATE_THRESHOLD and "drop_duplicates" not in newest["filters"]
+        assert earlier["filters"]["drop_duplicates"] == DUPLICATE_THRESHOLD
+        assert "drop_duplicates" not in newest["filters"]
+
+
+def test_the_vectors_in_memory_follow_ingest(project, images):
+    from engine.ingest import ingest
+    from engine.models import load_model
+
+    with open_project(project) as opened:
+        discovery = Discovery(opened)
+        before = len(discovery.vectors()[1])
+        first = sorted(images.rglob("*.png"))[0]
+        shutil.copy(first, images / "another_copy.png")
+        ingest(opened, load_model(opened.model_spec), workers=0)
+        assert len(discovery.vectors()[1]) == before + 1
