@@ -70,16 +70,19 @@ class Discovery:
         model_id = self.store.get_meta("model_id")
         version = self.store.embeddings_version(model_id) if model_id else (0,)
         if not version[0]:
-            raise LabelloopError(f"no embeddings yet; run `labelloop ingest {self.project.root}` first")
+            raise self._not_ingested()
         key = (model_id, version)
         with self._lock:
             if self._cached is None or self._cached[0] != key:
                 self._cached = None  # let the old copy go before the new one is read
                 image_ids, vectors = self.store.embeddings(model_id)
-                if not len(image_ids):
-                    raise LabelloopError(f"no embeddings yet; run `labelloop ingest {self.project.root}` first")
+                if not len(image_ids):  # vectors only of images that are missing now
+                    raise self._not_ingested()
                 self._cached = (key, image_ids, vectors)
             return self._cached
+
+    def _not_ingested(self) -> LabelloopError:
+        return LabelloopError(f"no embeddings yet; run `labelloop ingest {self.project.root}` first")
 
     def _matches(self, image_ids: np.ndarray, rows: np.ndarray, scores: np.ndarray) -> list[Match]:
         ids = image_ids[rows].tolist()
