@@ -336,11 +336,14 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         on(trigger, find.search_shown, [query_state, selected, search_text], subset_outputs, **ordered)
     for button in (similar_button, similar_key):
         on(button.click, find.similar_shown, [query_state, selected], subset_outputs, **ordered)
+    # The first grouping of a large collection takes a minute or two (the neighbour graph is cached after): it runs
+    # beside the label events, so keys and clicks still answer meanwhile, with a spinner on the gallery.
+    grouping = {"show_progress": "minimal", "concurrency_id": "duplicates", "concurrency_limit": 1}
     on(duplicates_button.click, find.duplicates_shown, [query_state, selected, duplicate_threshold],
-       [*subset_outputs, duplicate_at], **ordered)
+       [*subset_outputs, duplicate_at], **grouping)
     for button, show in ((next_group, find.next_group_shown), (previous_group, find.previous_group_shown)):
         on(button.click, show, [query_state, selected, duplicate_threshold, duplicate_at],
-           [*subset_outputs, duplicate_at], **ordered)
+           [*subset_outputs, duplicate_at], **grouping)
 
     with class_row:
         @gr.render(inputs=class_names)
