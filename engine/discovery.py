@@ -148,27 +148,36 @@ class Discovery:
         with self._lock:
             if self._groups is not None and self._groups[:2] == (key, threshold):
                 return self._groups[2]
-        hashes = self.store.content_hashes(image_ids)
+        content = self._content(image_ids)
         if len(image_ids) < 2:
             groups = []
         else:
             neighbours, similarities, _ = cached_knn_graph(graph_file(self.project.models_dir, key[0]),
                                                            image_ids, vectors,
                                                            min(DUPLICATE_NEIGHBOURS, len(image_ids) - 1))
-            rows = duplicate_groups(neighbours, similarities, threshold, content=hashes)
+            rows = duplicate_groups(neighbours, similarities, threshold, content=content)
             paths = self.store.relpaths_of(image_ids[np.concatenate(rows)].tolist()) if rows else {}
-            groups = [self._group(image_ids, vectors, hashes, members, paths) for members in rows]
+            groups = [self._group(image_ids, vectors, content, members, paths) for members in rows]
         with self._lock:
             self._groups = (key, threshold, groups)
         return groups
 
+    def _content(self, image_ids: np.ndarray) -> np.ndarray:
+        """A content key per image (N,): equal for exact copies (same sha256), else distinct."""
+        content = -1 - np.arange(len(image_ids), dtype=np.int64)  # each its own, unless it has a copy
+        copied, shared = self.store.same_content()
+        rows = np.searchsorted(image_ids, copied)
+        found = (rows < len(image_ids)) & (image_ids[np.minimum(rows, len(image_ids) - 1)] == copied)
+        content[rows[found]] = shared[found]
+        return content
+
     @staticmethod
-    def _group(image_ids, vectors, hashes, members: np.ndarray, paths: dict[int, str]) -> DuplicateGroup:
+    def _group(image_ids, vectors, content, members: np.ndarray, paths: dict[int, str]) -> DuplicateGroup:
         """One group from its rows (ascending, so in ingest order: the first is the image ingested first)."""
         scores = vectors[members] @ vectors[members[0]]
         matches = tuple(Match(image_id=int(image_ids[m]), path=paths[int(image_ids[m])], score=float(min(s, 1.0)))
                         for m, s in zip(members, scores))
-        return DuplicateGroup(matches=matches, exact=tuple(exact_copies(hashes[members]).tolist()))
+        return DuplicateGroup(matches=matches, exact=tuple(exact_copies(content[members]).tolist()))
 
 
 def _check_k(k: int) -> None:

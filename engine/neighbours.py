@@ -125,7 +125,7 @@ def duplicate_groups(neighbours: np.ndarray, similarities: np.ndarray, threshold
                      content: np.ndarray | None = None) -> list[np.ndarray]:
     """Groups of near-identical rows: the connected components (union-find over pairs) of the graph whose edges are
     the kNN pairs (`neighbours`, `similarities`, both (N, k)) with cosine >= `threshold`, plus rows with equal
-    `content` keys (N,) (content hashes: exact copies, whatever their vectors). Returns each group of two or more
+    `content` keys (N,) (equal content hashes: exact copies, whatever their vectors). Returns each group of two or more
     as ascending row indices, largest group first (then by first row)."""
     import scipy.sparse as sp  # imported here: the CLI imports this module (via engine.discovery) at start-up
     from scipy.sparse.csgraph import connected_components

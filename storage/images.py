@@ -96,14 +96,14 @@ class ImageQueries:
         images = self._query("SELECT count(*) FILTER (status = 'ok'), max(updated_at) FROM images")[0]
         return (int(vectors[0]), int(vectors[1]), int(vectors[2]), int(images[0]), str(images[1]))
 
-    def content_hashes(self, image_ids: np.ndarray) -> np.ndarray:
-        """The sha256 (hex strings, (N,) object array) of `image_ids` (N,), in their order (each must exist)."""
-        wanted = pa.table({"image_id": pa.array(np.asarray(image_ids, np.int64)),
-                           "position": pa.array(np.arange(len(image_ids), dtype=np.int64))})
-        with self._registered("wanted_hashes", wanted):
-            result = self._arrow("""SELECT i.sha256 FROM wanted_hashes w JOIN images i ON i.id = w.image_id
-                                    ORDER BY w.position""")
-        return np.asarray(result.column("sha256").to_pylist(), dtype=object)
+    def same_content(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ok images that share their content (sha256) with another ok image: (image ids (M,), a number per
+        image, equal for equal content (M,)). Exact copies, found without reading every hash."""
+        result = self._arrow("""
+            SELECT id, dense_rank() OVER (ORDER BY sha256) AS content FROM images
+            WHERE status = 'ok' AND sha256 IN (
+                SELECT sha256 FROM images WHERE status = 'ok' GROUP BY sha256 HAVING count(*) > 1)""")
+        return result.column("id").to_numpy(), result.column("content").to_numpy()
 
     def image_index(self) -> dict[str, tuple]:
         """relpath -> (id, sha256, size, mtime_ns, status) for every known image."""
