@@ -17,8 +17,7 @@ import numpy as np
 
 from engine.errors import LabelloopError
 from engine.models import LoadedModel
-from engine.neighbours import best_matches, cached_knn_graph, duplicate_groups, exact_copies, graph_file
-from engine.selftrain.config import RoundConfig
+from engine.neighbours import best_matches, duplicate_groups, exact_copies, near_duplicate_graph
 
 if TYPE_CHECKING:
     from engine.project import Project
@@ -29,9 +28,6 @@ DEFAULT_K = 50  # matches the CLI prints
 # distinct drawings scores 0.9946; an upscaled or re-compressed copy scores 0.9975 or more against its original, a
 # copy shrunk to 96 px 0.945-0.996. Photos under a full CLIP model sit further apart: lower it there (0.97).
 DUPLICATE_THRESHOLD = 0.995
-# Neighbours per image in the graph duplicate groups are read from: the learning loop's k, so both read one
-# cached graph (models/knn_<model>.npz). A group larger than k + 1 still joins up through its members' neighbours.
-DUPLICATE_NEIGHBOURS = RoundConfig().neighbours
 
 
 @dataclass(frozen=True)
@@ -152,9 +148,7 @@ class Discovery:
         if len(image_ids) < 2:
             groups = []
         else:
-            neighbours, similarities, _ = cached_knn_graph(graph_file(self.project.models_dir, key[0]),
-                                                           image_ids, vectors,
-                                                           min(DUPLICATE_NEIGHBOURS, len(image_ids) - 1))
+            neighbours, similarities = near_duplicate_graph(vectors, threshold)
             rows = duplicate_groups(neighbours, similarities, threshold, content=content)
             paths = self.store.relpaths_of(image_ids[np.concatenate(rows)].tolist()) if rows else {}
             groups = [self._group(image_ids, vectors, content, members, paths) for members in rows]

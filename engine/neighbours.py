@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 
 EXACT_LIMIT = 20_000  # at most this many images: exact inner-product search (seconds); above: approximate
+DUPLICATE_K = 4  # neighbours per image a duplicate search looks at; a larger group joins up through chains
+PROJECTION_SLACK = 0.05  # a pair whose projected cosine is this far under the threshold may still reach it
 _GRAPH_BLOCK = 2048  # rows per block of the exact graph: a 2048 × 20,000 product is 160 MB
 PCA_DIM = 64  # approximate search runs in this many dimensions (neighbours of unit vectors survive it well)
 _QUERY_CHUNK = 131_072  # rows per matrix-vector product: bounds the temporary to a few MB
@@ -32,30 +34,59 @@ def knn_graph(embeddings: np.ndarray, k: int, *, seed: int = 0) -> tuple[np.ndar
     if len(x) <= EXACT_LIMIT:
         neighbours, similarities = _exact_graph(x, k + 1)
     else:
-        import faiss  # imported here: only large collections need it
-
-        faiss.omp_set_num_threads(faiss.omp_get_max_threads())
-        rng = np.random.default_rng(seed)
-        sample = x[rng.choice(len(x), min(len(x), 50_000), replace=False)]
-        dim = min(PCA_DIM, x.shape[1])
-        pca = faiss.PCAMatrix(x.shape[1], dim)
-        pca.train(sample)
-        reduced = pca.apply(x)
-        faiss.normalize_L2(reduced)
-        lists = int(np.sqrt(len(x)))  # about sqrt(N) lists of sqrt(N) images each
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
-        index.cp.seed = seed
-        trained = pca.apply(sample[:40 * lists])
-        faiss.normalize_L2(trained)
-        index.train(trained)
-        index.add(reduced)
-        index.nprobe = 6
-        similarities, neighbours = index.search(reduced, k + 1)
+        _, neighbours = _projected_search(x, k + 1, nprobe=6, seed=seed)
         # similarities in the projection are only for ranking; the affinities use the true cosines
         safe = np.maximum(neighbours, 0)
         similarities = np.concatenate([np.einsum("nd,nkd->nk", x[i:i + 10_000], x[safe[i:i + 10_000]])
                                        for i in range(0, len(x), 10_000)])
     return _drop_self(neighbours, similarities, k)
+
+
+def near_duplicate_graph(embeddings: np.ndarray, threshold: float, *, k: int = DUPLICATE_K,
+                         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`knn_graph` as far as near-duplicates need it: each row's `k` nearest rows (N, k) and cosines (N, k), where
+    only pairs that may reach `threshold` carry their true cosine (the others -1). Exact up to EXACT_LIMIT rows;
+    above, faiss's IVF index over the PCA projection probed in 2 lists, not 6 (near-identical vectors share a
+    list), and only candidate pairs (projected cosine >= threshold - PROJECTION_SLACK) are checked against their
+    true cosine: several times cheaper than the full graph at a million images."""
+    x = np.ascontiguousarray(embeddings, np.float32)
+    if x.ndim != 2 or len(x) < 2:
+        raise ValueError(f"embeddings must be (N, D) with N >= 2, got shape {x.shape}")
+    k = min(k, len(x) - 1)
+    if len(x) <= EXACT_LIMIT:
+        return knn_graph(x, k, seed=seed)
+    projected, neighbours = _projected_search(x, k + 1, nprobe=2, seed=seed)
+    neighbours, projected = _drop_self(neighbours, projected, k)
+    rows, columns = np.nonzero(projected >= threshold - PROJECTION_SLACK)
+    similarities = np.full(neighbours.shape, -1.0, np.float32)
+    for start in range(0, len(rows), 100_000):  # 100,000 pairs gather 400 MB of vectors at 512-d
+        r, c = rows[start:start + 100_000], columns[start:start + 100_000]
+        similarities[r, c] = np.einsum("pd,pd->p", x[r], x[neighbours[r, c]])
+    return neighbours, similarities
+
+
+def _projected_search(x: np.ndarray, k: int, *, nprobe: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's `k` nearest rows (itself among them) by faiss's IVF index over a PCA_DIM projection of `x`, about
+    sqrt(N) lists, `nprobe` of them searched: (projected cosines (N, k), rows (N, k), -1 where none)."""
+    import faiss  # imported here: only large collections need it
+
+    faiss.omp_set_num_threads(faiss.omp_get_max_threads())
+    rng = np.random.default_rng(seed)
+    sample = x[rng.choice(len(x), min(len(x), 50_000), replace=False)]
+    dim = min(PCA_DIM, x.shape[1])
+    pca = faiss.PCAMatrix(x.shape[1], dim)
+    pca.train(sample)
+    reduced = pca.apply(x)
+    faiss.normalize_L2(reduced)
+    lists = int(np.sqrt(len(x)))  # about sqrt(N) lists of sqrt(N) images each
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
+    index.cp.seed = seed
+    trained = pca.apply(sample[:40 * lists])
+    faiss.normalize_L2(trained)
+    index.train(trained)
+    index.add(reduced)
+    index.nprobe = nprobe
+    return index.search(reduced, k)
 
 
 def _exact_graph(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

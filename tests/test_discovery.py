@@ -11,7 +11,7 @@ import pytest
 from engine.discovery import DUPLICATE_THRESHOLD, Discovery
 from engine.errors import LabelloopError
 from engine.export import keep_one_per_group
-from engine.neighbours import best_matches, duplicate_groups, exact_copies, knn_graph
+from engine.neighbours import EXACT_LIMIT, best_matches, duplicate_groups, exact_copies, near_duplicate_graph
 from engine.project import open_project
 
 
@@ -54,13 +54,14 @@ def test_duplicate_groups_join_chains_of_close_pairs_and_equal_content():
         duplicate_groups(neighbours, similarities, 0.9, content=content[:3])
 
 
-def test_duplicate_groups_over_a_real_graph_find_planted_copies():
+@pytest.mark.parametrize("n", [300, EXACT_LIMIT + 5_000])  # exact, then faiss's IVF index
+def test_near_duplicate_graph_finds_planted_copies_and_nothing_else(n):
     rng = np.random.default_rng(1)
-    x = _unit(rng.standard_normal((300, 32)))
+    x = _unit(rng.standard_normal((n, 32)))
     copies = _unit(x[:20] + 0.01 * rng.standard_normal((20, 32)))  # 20 near-copies of the first 20 rows
     everything = np.concatenate([x, copies])
-    groups = duplicate_groups(*knn_graph(everything, 5), 0.99)
-    assert sorted(g.tolist() for g in groups) == [[i, 300 + i] for i in range(20)]
+    groups = duplicate_groups(*near_duplicate_graph(everything, 0.99), 0.99)
+    assert sorted(g.tolist() for g in groups) == [[i, n + i] for i in range(20)]
 
 
 def test_exact_copies_marks_members_that_share_content():
