@@ -11,6 +11,7 @@ from typing import Sequence
 
 from tqdm import tqdm
 
+from engine.discovery import DEFAULT_K, DUPLICATE_THRESHOLD
 from engine.errors import LabelloopError
 from engine.models import DEFAULT_SPEC
 
@@ -35,6 +36,22 @@ def _at_least(lowest: int, highest: int | None = None):
         return value
 
     return parse
+
+
+def _search_text(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the search text is empty; describe what the images show, e.g. 'a red star'")
+    return text
+
+
+def _cosine_threshold(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value <= 1.0:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"must be a cosine similarity in (0, 1], got {text}")
+    return value
 
 
 def _printable(text: str) -> str:
@@ -164,7 +181,7 @@ def cmd_export(args) -> int:
         report = export(project, fmt=args.format, out=args.out, source=args.source,
                         min_confidence=args.min_confidence, include_none=args.include_none, link=args.link,
                         split=args.split, seed=args.seed, ls_root_url=args.ls_root_url, force=args.force,
-                        progress=_counting(bar))
+                        progress=_counting(bar), drop_duplicates=args.drop_duplicates)
         classes = [c["name"] for c in project.store.classes()]
     notes = []
     if report.skipped_below_confidence:
@@ -176,6 +193,8 @@ def cmd_export(args) -> int:
                      f"(see labelloop status)")
     if report.skipped_unpredicted:
         notes.append(f"{report.skipped_unpredicted} not predicted yet (run ingest)")
+    if report.skipped_duplicates:
+        notes.append(f"{report.skipped_duplicates} near-duplicates (one image per group kept)")
     what = (f"{report.rows} tasks ({report.human} annotations, {report.rows - report.human} predictions)"
             if report.format == "label-studio" else f"{report.rows} rows")
     print(f"wrote {what} to {report.path}" + (f" (left out: {', '.join(notes)})" if notes else ""))
@@ -238,6 +257,51 @@ def cmd_queue(args) -> int:
         label = f" [labeled {item['label']} by {item['label_source']}]" if "label" in item else ""
         print(f"{rank:4d}. {item['path']}  {item['predicted']} {item['confidence']:.0%} "
               f"(runner-up {item['runner_up']}, zero-shot {item['zero_shot']})  {item['reason']}{label}")
+    return 0
+
+
+def cmd_search(args) -> int:
+    from engine.discovery import Discovery
+    from engine.project import open_project
+
+    if (args.text is None) == (args.like is None):
+        raise LabelloopError('give either a search text or --like PATH, e.g. labelloop search PROJECT "a red star"')
+    with open_project(args.project) as project:
+        discovery = Discovery(project, lambda: _load_model(project.model_spec))
+        if args.like is not None:
+            discovery.vectors()  # nothing embedded yet: say so before judging the path
+            matches = discovery.search_like(discovery.image_id(args.like), args.k)
+        else:
+            matches = discovery.search_text(args.text, args.k)
+    if args.json:
+        _print_json([{"path": m.path, "score": round(m.score, 4), "image_id": m.image_id} for m in matches])
+        return 0
+    for rank, match in enumerate(matches, start=1):
+        print(f"{rank:4d}. {match.score:.4f}  {_printable(match.path)}")
+    return 0
+
+
+def cmd_duplicates(args) -> int:
+    from engine.discovery import Discovery
+    from engine.project import open_project
+
+    with open_project(args.project) as project:
+        discovery = Discovery(project)
+        _, image_ids, _ = discovery.vectors()  # nothing embedded yet: refused before the progress line
+        print(f"grouping near-duplicates among {len(image_ids)} images (the neighbour graph is built once per "
+              "model, then cached) ...", file=sys.stderr)
+        groups = discovery.duplicates(args.threshold)
+    if args.json:
+        _print_json([group.as_json() for group in groups])
+        return 0
+    for number, group in enumerate(groups, start=1):
+        print(f"group {number}: {len(group.matches)} images")
+        for match, exact in zip(group.matches, group.exact):
+            print(f"  {match.score:.4f}  {_printable(match.path)}{'  (exact copy)' if exact else ''}")
+    images = sum(len(group.matches) for group in groups)
+    print(f"{len(groups)} {'group' if len(groups) == 1 else 'groups'} of near-duplicates ({images} images) at "
+          f"cosine >= {args.threshold}; "
+          "export --drop-duplicates keeps one image per group")
     return 0
 
 
@@ -338,6 +402,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="label-studio: prefix of data.image before the image's path (default "
                              "/data/local-files/?d=IMAGES/, IMAGES the images folder's name)")
     export.add_argument("--force", action="store_true", help="replace an existing file or earlier export folder")
+    export.add_argument("--drop-duplicates", nargs="?", type=_cosine_threshold, const=DUPLICATE_THRESHOLD,
+                        metavar="THRESHOLD",
+                        help="keep one image per group of near-duplicates (see `labelloop duplicates`): a person's "
+                             f"label first, then the most confident; THRESHOLD defaults to {DUPLICATE_THRESHOLD}")
     export.set_defaults(handler=cmd_export)
 
     rounds = commands.add_parser("round", help="run self-training rounds")
@@ -357,6 +425,23 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("--k", type=int, default=20)
     queue.add_argument("--json", action="store_true")
     queue.set_defaults(handler=cmd_queue)
+
+    search = commands.add_parser("search", help="images nearest a text (CLIP's text tower) or an image, best first")
+    search.add_argument("project")
+    search.add_argument("text", nargs="?", type=_search_text, help='what the images show, e.g. "a red star"')
+    search.add_argument("--like", metavar="PATH", help="an image of the project (relative to the images folder): its "
+                                                       "nearest neighbours, itself first; needs no model")
+    search.add_argument("--k", type=_at_least(1), default=DEFAULT_K, help=f"how many (default {DEFAULT_K})")
+    search.add_argument("--json", action="store_true")
+    search.set_defaults(handler=cmd_search)
+
+    duplicates = commands.add_parser("duplicates", help="groups of near-identical images (exact copies marked)")
+    duplicates.add_argument("project")
+    duplicates.add_argument("--threshold", type=_cosine_threshold, default=DUPLICATE_THRESHOLD,
+                            help=f"cosine similarity at or above which images are near-duplicates (default "
+                                 f"{DUPLICATE_THRESHOLD}, measured on the demo; photos under a full CLIP model: 0.97)")
+    duplicates.add_argument("--json", action="store_true")
+    duplicates.set_defaults(handler=cmd_duplicates)
 
     demo = commands.add_parser("demo", help="generate a demo folder and project with the embedded model (offline)")
     demo.add_argument("--dir", default="labelloop-demo", help="where to put images/, ground_truth.csv, project/")

@@ -1,6 +1,7 @@
 """The gallery as HTML: one tile per image with its thumbnail, a border and badge coloured by confidence (blue with
-a corner dot for a person's label), the file name and the review queue's reason on hover. Drawn by the browser, so
-a tile is only its thumbnail's URL: a label changes one badge, and no picture is drawn or copied on the server."""
+a corner dot for a person's label), its similarity in the corner when a search narrowed the gallery, the file name
+and the review queue's reason on hover. Drawn by the browser, so a tile is only its thumbnail's URL: a label
+changes one badge, and no picture is drawn or copied on the server."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ GALLERY_CSS = """
 #gallery .badge { position: absolute; top: 0; left: 0; background: var(--tile); color: white; font-size: 12px;
                   line-height: 16px; padding: 0 4px; border-bottom-right-radius: 4px; max-width: 100%;
                   white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+#gallery .score { position: absolute; bottom: 0; right: 0; background: rgba(17, 24, 39, .75); color: white;
+                  font-size: 11px; line-height: 15px; padding: 0 4px; border-top-left-radius: 4px; }
 #gallery .unreadable { display: flex; height: 100%; align-items: center; justify-content: center; color: #374151;
                        font-size: 12px; }
 #gallery .empty { padding: 24px; color: #6b7280; }
@@ -55,6 +58,10 @@ def _colour(item: GalleryItem) -> str:
 
 def tile_html(item: GalleryItem, selected: bool) -> str:
     title = item.relpath + (f" · {item.reason}" if item.reason else "")
+    score = ""
+    if item.score is not None:  # its similarity to what narrowed the gallery (a search, an image, a group's first)
+        title += f" · similarity {item.score:.3f}"
+        score = f"<span class='score'>{item.score:.3f}</span>"
     classes = "tile" + (" human" if item.label_source == "human" else "") + (" selected" if selected else "")
     picture = (f"<img src='gradio_api/file={quote(str(item.thumbnail))}' alt='{html.escape(item.relpath, True)}'>"
                if item.thumbnail else
@@ -62,7 +69,7 @@ def tile_html(item: GalleryItem, selected: bool) -> str:
     return (f"<button class='{classes}' data-image-id='{item.image_id}' "
             f"data-path='{html.escape(item.relpath, True)}' style='--tile: {_colour(item)}' "
             f"title='{html.escape(title, True)}'>{picture}<span class='badge'>{html.escape(item.caption)}</span>"
-            "</button>")
+            f"{score}</button>")
 
 
 def gallery_html(items: list[GalleryItem], selected: int | None) -> str:

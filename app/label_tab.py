@@ -12,8 +12,10 @@ from dataclasses import dataclass, replace
 import gradio as gr
 
 from app.feedback import on
+from app.find import SEARCH_PLACEHOLDER, FindTools
 from app.gallery_html import GALLERY_JS, gallery_html
 from app.header import header_markdown
+from engine.discovery import DUPLICATE_THRESHOLD
 from engine.errors import LabelloopError
 from engine.gallery_view import NONE_OF_THESE, GalleryItem, GalleryPage, GalleryQuery
 from engine.labeling import page_actor
@@ -24,7 +26,7 @@ ALL_CLASSES = "(all classes)"
 SORT_LABELS = {"queue": "review queue", "confidence_up": "confidence ↑", "confidence_down": "confidence ↓",
                "name": "file name", "match": "best match"}
 HOTKEYS = ("**1-9** class · **A** accept · **N** none of these · **←/→** previous/next · **[ / ]** page · "
-           "**U** undo")
+           "**U** undo · **S** more like this")
 LEGEND = ("<span class='legend'>tile colours: <i style='background:#dc2626'></i>under 50 % <i style='background:#d97706'></i>"
           "50-80 % <i style='background:#16a34a'></i>over 80 % <i style='background:#2563eb'></i>yours</span>")
 
@@ -65,6 +67,17 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         next_page = gr.Button("] page ▶", size="sm", elem_id="next-page", min_width=60)
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=360):
+            with gr.Row(elem_id="find-bar"):
+                search_text = gr.Textbox(placeholder=SEARCH_PLACEHOLDER, show_label=False, scale=4, min_width=200,
+                                         elem_id="search-text")
+                search_button = gr.Button("Search", size="sm", elem_id="search", scale=0, min_width=70)
+                duplicate_threshold = gr.Number(DUPLICATE_THRESHOLD, minimum=0.5, maximum=1.0, step=0.001,
+                                                label="duplicates: cosine ≥", scale=1, min_width=110,
+                                                elem_id="duplicate-threshold")
+                previous_group = gr.Button("◀ group", size="sm", elem_id="previous-group", scale=0, min_width=60)
+                duplicates_button = gr.Button("Duplicates", size="sm", elem_id="duplicates", scale=0, min_width=80)
+                next_group = gr.Button("group ▶", size="sm", elem_id="next-group", scale=0, min_width=60)
+            duplicate_at = gr.State(0)  # the index of the duplicate group shown
             gallery = gr.HTML(gallery_html([], None), elem_id="gallery", js_on_load=GALLERY_JS, min_height=200)
             gr.HTML(LEGEND)
             with gr.Row():
@@ -82,6 +95,7 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
             with gr.Row():
                 accept_button = gr.Button("Accept [A]", variant="primary", elem_id="accept", size="sm")
                 undo_button = gr.Button("Undo [U]", elem_id="undo", size="sm")
+                similar_button = gr.Button("More like this [S]", elem_id="similar", size="sm")
             last_action = gr.Markdown(elem_id="last-action")
             gr.Markdown(HOTKEYS, elem_classes="hotkeys")
             detail_text = gr.Markdown(elem_id="detail-text")
@@ -99,6 +113,7 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         undo_key = gr.Button("u", elem_id="key-undo")
         next_key = gr.Button("next", elem_id="key-next")
         prev_key = gr.Button("prev", elem_id="key-prev")
+        similar_key = gr.Button("s", elem_id="key-similar")
 
     refresh_outputs = [gallery, page_text, page_items, picked, show_all]
     keep_gallery = tuple(gr.skip() for _ in refresh_outputs)  # a handler that leaves the gallery as it is
@@ -314,6 +329,21 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         on(button.click, undo_last, current, changed_outputs, **ordered)
     on(accept_page.click, accept_page_above, [*current, accept_threshold], changed_outputs, **ordered)
     on(assign_picked.click, assign_ticked, [*current, picked, picked_class], changed_outputs, **ordered)
+
+    find = FindTools(workspace.discovery, refresh)
+    subset_outputs = [query_state, *refresh_outputs, sort]
+    for trigger in (search_button.click, search_text.submit):
+        on(trigger, find.search_shown, [query_state, selected, search_text], subset_outputs, **ordered)
+    for button in (similar_button, similar_key):
+        on(button.click, find.similar_shown, [query_state, selected], subset_outputs, **ordered)
+    # The first grouping of a large collection takes a minute or two (the neighbour graph is cached after): it runs
+    # beside the label events, so keys and clicks still answer meanwhile, with a spinner on the gallery.
+    grouping = {"show_progress": "minimal", "concurrency_id": "duplicates", "concurrency_limit": 1}
+    on(duplicates_button.click, find.duplicates_shown, [query_state, selected, duplicate_threshold],
+       [*subset_outputs, duplicate_at], **grouping)
+    for button, show in ((next_group, find.next_group_shown), (previous_group, find.previous_group_shown)):
+        on(button.click, show, [query_state, selected, duplicate_threshold, duplicate_at],
+           [*subset_outputs, duplicate_at], **grouping)
 
     with class_row:
         @gr.render(inputs=class_names)

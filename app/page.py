@@ -23,8 +23,8 @@ KEYBOARD_JS = """
 () => {
   if (window.labelloopKeys) return;
   window.labelloopKeys = true;
-  const named = {a: 'key-accept', n: 'key-none', u: 'key-undo', ArrowRight: 'key-next', ArrowLeft: 'key-prev',
-                 '[': 'prev-page', ']': 'next-page', PageUp: 'prev-page', PageDown: 'next-page'};
+  const named = {a: 'key-accept', n: 'key-none', u: 'key-undo', s: 'key-similar', ArrowRight: 'key-next',
+                 ArrowLeft: 'key-prev', '[': 'prev-page', ']': 'next-page', PageUp: 'prev-page', PageDown: 'next-page'};
   document.addEventListener('keydown', (event) => {
     const target = event.target;
     if (event.ctrlKey || event.metaKey || event.altKey) return;

@@ -43,7 +43,8 @@ from engine.scoring import cosine_probs
 from engine.selftrain.adapt import adapt
 from engine.selftrain.config import RoundConfig
 from engine.selftrain.head import zero_shot_head
-from engine.selftrain.propagate import affinity_matrix, knn_graph
+from engine.neighbours import knn_graph
+from engine.selftrain.propagate import affinity_matrix
 from engine.selftrain.rounds import run_round
 from tests.synthetic import planted_embeddings, synthetic_project
 from tests.tiny_model import make_tiny_model

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from engine.discovery import Discovery
 from engine.errors import LabelloopError
 from engine.labelstudio import default_root_url, tasks as label_studio_tasks
 from engine.project import DB_FILE, Project
@@ -53,6 +54,7 @@ class ExportReport:
     skipped_unavailable: int  # human-labelled images that are missing or unreadable now
     splits: dict[str, int]  # rows per split folder; empty without a split
     export_id: int  # its row in the project's record of exports
+    skipped_duplicates: int = 0  # near-duplicates left out by drop_duplicates (one image per group is kept)
 
 
 def _count(mask) -> int:
@@ -81,6 +83,22 @@ def select_rows(table: pa.Table, *, source: str, min_confidence: float | None,
     left_out = {"unpredicted": len(table) - _count(predicted), "below_confidence": _count(below),
                 "none_of_these": 0 if include_none else _count(none)}
     return rows.select(list(MANIFEST_COLUMNS)), left_out
+
+
+def keep_one_per_group(rows: pa.Table, groups: Sequence[Sequence[str]]) -> tuple[pa.Table, int]:
+    """`rows` (columns path, source, confidence) with one row per group of duplicate paths: of a group's rows, a
+    person's label first, then the most confident machine label, then the first path. Returns the rows and how
+    many were left out."""
+    paths = rows["path"].to_pylist()
+    position = {path: i for i, path in enumerate(paths)}
+    human = pc.fill_null(pc.equal(rows["source"], "human"), False).to_pylist()
+    confidence = pc.fill_null(rows["confidence"], -1.0).to_pylist()
+    drop = np.zeros(len(rows), bool)
+    for group in groups:
+        present = sorted((position[path] for path in group if path in position),
+                         key=lambda i: (not human[i], -confidence[i], paths[i]))
+        drop[present[1:]] = True
+    return rows.filter(pa.array(~drop)), int(drop.sum())
 
 
 def _check_options(fmt: str, source: str, min_confidence: float | None, link: str, split) -> None:
@@ -276,7 +294,8 @@ def _write_hf_metadata(temporary: Path, rows: pa.Table, splits: list[str], label
 def export(project: Project, *, fmt: str, out: str | Path, source: str = "all", min_confidence: float | None = None,
            include_none: bool | None = None, link: str = "copy", split: str | Sequence[float] | None = None,
            seed: int = 0, ls_root_url: str | None = None, force: bool = False,
-           progress: Callable[[int, int], None] | None = None) -> ExportReport:
+           progress: Callable[[int, int], None] | None = None,
+           drop_duplicates: float | None = None) -> ExportReport:
     """Write the project's current labels to `out` as `fmt` (one of EXPORT_FORMATS) and record the export.
 
     source: "all" or "human" (only labels a person gave). min_confidence: leave out machine labels below it.
@@ -285,7 +304,8 @@ def export(project: Project, *, fmt: str, out: str | Path, source: str = "all", 
     link ("copy", "symlink", "hardlink"), split ("0.8,0.1,0.1": train,val[,test], stratified by label) and seed:
     folder formats only. ls_root_url: the prefix of `data.image` in label-studio tasks (default
     `engine.labelstudio.default_root_url`). progress(done, total):
-    images placed so far (folder formats)."""
+    images placed so far (folder formats). drop_duplicates: a cosine threshold; of each group of near-duplicates
+    at it (engine.discovery), only one image is exported (`keep_one_per_group` says which)."""
     _check_options(fmt, source, min_confidence, link, split)
     fractions = parse_split(split) if split is not None else None
     out = _check_target(project, Path(out), fmt, force)
@@ -293,6 +313,9 @@ def export(project: Project, *, fmt: str, out: str | Path, source: str = "all", 
     rows, left_out = select_rows(project.store.current_labels(), source=source, min_confidence=min_confidence,
                                  include_none=include_none)
     left_out["unavailable"] = project.store.human_labels_on_unusable_images()
+    if drop_duplicates is not None:
+        groups = Discovery(project).duplicates(drop_duplicates)
+        rows, left_out["duplicates"] = keep_one_per_group(rows, [[m.path for m in g.matches] for g in groups])
     classes = [c["name"] for c in project.store.classes()]
     temporary = out.with_name(f".{out.name}.{secrets.token_hex(4)}.partial")
     try:
@@ -320,10 +343,12 @@ def export(project: Project, *, fmt: str, out: str | Path, source: str = "all", 
     labels = {item["values"]: item["counts"] for item in sorted(counts, key=lambda item: item["values"])}
     filters = {"source": source, "min_confidence": min_confidence, "include_none": include_none, "link": link,
                "split": list(fractions) if fractions else None, "seed": seed if fractions else None}
+    if drop_duplicates is not None:
+        filters["drop_duplicates"] = drop_duplicates
     record = {"rows": len(rows), "labels": labels, "left_out": left_out, "splits": splits}
     export_id = project.store.record_export(fmt=fmt, path=str(out), filters=filters, counts=record)
     return ExportReport(path=out, format=fmt, rows=len(rows), human=_count(pc.equal(rows["source"], "human")),
                         labels=labels, skipped_unpredicted=left_out["unpredicted"],
                         skipped_below_confidence=left_out["below_confidence"],
                         skipped_none=left_out["none_of_these"], skipped_unavailable=left_out["unavailable"],
-                        splits=splits, export_id=export_id)
+                        splits=splits, export_id=export_id, skipped_duplicates=left_out.get("duplicates", 0))

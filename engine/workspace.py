@@ -1,6 +1,7 @@
 """One project opened for the page, split by the kind of state each part holds: `view` (what the page reads:
 gallery, details, header, plots), `labeling` (human labels and per-person undo), `classes` (class edits, each
-rerunning zero-shot), plus rounds, ingest and export started as background jobs.
+rerunning zero-shot), `discovery` (text search, similar images, duplicates), plus rounds, ingest and export started
+as background jobs.
 
 The page (app/) only lays out components and calls these; tests and benchmarks call them directly.
 """
@@ -12,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from engine.class_editor import ClassEditor
+from engine.discovery import Discovery
 from engine.errors import LabelloopError
 from engine.gallery_view import GalleryView
 from engine.jobs import JobContext, JobRunner
@@ -37,6 +39,7 @@ class Workspace:
         self.labeling = LabelingSession(project.store, self.view)
         self.classes = ClassEditor(project.store, self.view, self.runner, self.model)
         self.map = MapView(project, self.runner)
+        self.discovery = Discovery(project, self.model)  # text search, more like this, duplicates
 
     def close(self) -> None:
         self.runner.close()

@@ -85,6 +85,26 @@ class ImageQueries:
         flat = result.column("vec").combine_chunks().flatten().to_numpy(zero_copy_only=False)
         return flat.astype(np.float32, copy=False).reshape(len(result), self.model_dim(model_id) or 0)
 
+    def embeddings_version(self, model_id: str) -> tuple:
+        """A value that changes whenever ingest adds, replaces or drops a vector under `model_id` or an image changes
+        status, so a copy of the vectors in memory knows it is stale; its first item is the number of vectors. Two
+        single-table aggregates (ms at 1M; a join of the two tables took 400 ms)."""
+        if self.model_dim(model_id) is None:
+            return (0,)
+        vectors = self._query(f"""SELECT count(*), coalesce(max(image_id), 0), coalesce(sum(image_id), 0)
+                                  FROM {embeddings_table(model_id)}""")[0]
+        images = self._query("SELECT count(*) FILTER (status = 'ok'), max(updated_at) FROM images")[0]
+        return (int(vectors[0]), int(vectors[1]), int(vectors[2]), int(images[0]), str(images[1]))
+
+    def same_content(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ok images that share their content (sha256) with another ok image: (image ids (M,), a number per
+        image, equal for equal content (M,)). Exact copies, found without reading every hash."""
+        result = self._arrow("""
+            SELECT id, dense_rank() OVER (ORDER BY sha256) AS content FROM images
+            WHERE status = 'ok' AND sha256 IN (
+                SELECT sha256 FROM images WHERE status = 'ok' GROUP BY sha256 HAVING count(*) > 1)""")
+        return result.column("id").to_numpy(), result.column("content").to_numpy()
+
     def image_index(self) -> dict[str, tuple]:
         """relpath -> (id, sha256, size, mtime_ns, status) for every known image."""
         rows = self._query("SELECT relpath, id, sha256, size, mtime_ns, status FROM images")

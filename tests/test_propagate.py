@@ -3,8 +3,9 @@ import pytest
 
 from engine.selftrain.adapt import outlier_scores
 from engine.selftrain.config import RoundConfig
-from engine.selftrain.propagate import (affinity_matrix, knn_graph, mcm_outlier_score, propagate_labels,
-                                        propagate_scores, rebalance)
+from engine.neighbours import knn_graph
+from engine.selftrain.propagate import (affinity_matrix, mcm_outlier_score, propagate_labels, propagate_scores,
+                                        rebalance)
 
 
 def _two_clusters(n: int = 20, seed: int = 0) -> np.ndarray:

@@ -1,8 +1,7 @@
 """Transductive refinement: the collection's own structure corrects a per-image classifier. Pure functions over
 numpy arrays and scipy sparse matrices.
 
-A k-nearest-neighbour graph of the embeddings (faiss: exact below `EXACT_LIMIT` images, an inverted-file index over
-a PCA projection above it, so a million images take a minute once and the graph is cached per model) carries each
+A k-nearest-neighbour graph of the embeddings (engine.neighbours.knn_graph, cached per model) carries each
 image's predicted class distribution to its neighbours by label propagation: F <- alpha * S F + (1 - alpha) * Y,
 S the symmetrically normalised affinity matrix, Y the student's predictions, rows a person labeled clamped to
 their label (Zhou et al., "Learning with Local and Global Consistency", NeurIPS 2004; ZLaP, Stojnic et al.,
@@ -17,60 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-
-EXACT_LIMIT = 20_000  # at most this many images: exact inner-product search (seconds); above: approximate
-PCA_DIM = 64  # approximate search runs in this many dimensions (neighbours of unit vectors survive it well)
-
-
-def knn_graph(embeddings: np.ndarray, k: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The `k` nearest neighbours of every row of `embeddings` (N, D) (unit vectors), itself left out: returns
-    (neighbours (N, k) int32, cosine similarities (N, k) float32), nearest first. Exact up to EXACT_LIMIT rows;
-    above, faiss's IVF index over a PCA_DIM projection (approximate: most true neighbours, a few near misses)."""
-    import faiss  # imported here: only rounds need it
-
-    x = np.ascontiguousarray(embeddings, np.float32)
-    if x.ndim != 2 or len(x) < 2:
-        raise ValueError(f"embeddings must be (N, D) with N >= 2, got shape {x.shape}")
-    if not 1 <= k < len(x):
-        raise ValueError(f"k must be between 1 and N - 1 = {len(x) - 1}, got {k}")
-    faiss.omp_set_num_threads(faiss.omp_get_max_threads())
-    if len(x) <= EXACT_LIMIT:
-        index = faiss.IndexFlatIP(x.shape[1])
-        index.add(x)
-        similarities, neighbours = index.search(x, k + 1)
-    else:
-        rng = np.random.default_rng(seed)
-        sample = x[rng.choice(len(x), min(len(x), 50_000), replace=False)]
-        dim = min(PCA_DIM, x.shape[1])
-        pca = faiss.PCAMatrix(x.shape[1], dim)
-        pca.train(sample)
-        reduced = pca.apply(x)
-        faiss.normalize_L2(reduced)
-        lists = int(np.sqrt(len(x)))  # about sqrt(N) lists of sqrt(N) images each
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
-        index.cp.seed = seed
-        trained = pca.apply(sample[:40 * lists])
-        faiss.normalize_L2(trained)
-        index.train(trained)
-        index.add(reduced)
-        index.nprobe = 6
-        similarities, neighbours = index.search(reduced, k + 1)
-        # similarities in the projection are only for ranking; the affinities use the true cosines
-        safe = np.maximum(neighbours, 0)
-        similarities = np.concatenate([np.einsum("nd,nkd->nk", x[i:i + 10_000], x[safe[i:i + 10_000]])
-                                       for i in range(0, len(x), 10_000)])
-    return _drop_self(neighbours, similarities, k)
-
-
-def _drop_self(neighbours: np.ndarray, similarities: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's k neighbours other than itself (and other than faiss's -1 for a missing one, given similarity 0)."""
-    rows = np.arange(len(neighbours))[:, None]
-    keep = neighbours != rows
-    order = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # the first k entries that are not the row itself
-    picked = np.take_along_axis(neighbours, order, axis=1)
-    sims = np.take_along_axis(similarities, order, axis=1).astype(np.float32)
-    missing = picked < 0
-    return np.where(missing, rows, picked).astype(np.int32), np.where(missing, 0.0, sims).astype(np.float32)
 
 
 def affinity_matrix(neighbours: np.ndarray, similarities: np.ndarray, *, power: float = 3.0) -> sp.csr_matrix:

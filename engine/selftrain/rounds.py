@@ -23,13 +23,14 @@ from engine.errors import LabelloopError
 from engine.jobs import Cancelled
 from engine.labels import label_arrays
 from engine.models import load_model
+from engine.neighbours import cached_knn_graph, graph_file
 from engine.project import Project
 from engine.scoring import prediction_stats, softmax
 from engine.selftrain.adapt import Progress, adapt, choose_pseudo_labels
 from engine.selftrain.config import RoundConfig
 from engine.selftrain.finetune import AdaptedModel, adapt_encoder
 from engine.selftrain.head import Head, zero_shot_head
-from engine.selftrain.propagate import affinity_matrix, knn_graph
+from engine.selftrain.propagate import affinity_matrix
 from engine.zeroshot import class_prompts
 
 
@@ -58,10 +59,6 @@ def _remove_unfinished_checkpoints(project: Project, finished: set[int]) -> None
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
-
-
-def _graph_path(project: Project, model_id: str) -> Path:
-    return project.models_dir / f"knn_{model_id}.npz"
 
 
 def save_checkpoint(path: Path, teacher: Head, temperature: float, class_ids: list[int], model_id: str,
@@ -101,21 +98,12 @@ def _load_teacher(project: Project, round_id: int, class_ids: list[int], model_i
 def neighbour_graph(project: Project, model_id: str, image_ids: np.ndarray, embeddings: np.ndarray, k: int,
                     report: Progress) -> tuple[sp.csr_matrix, dict]:
     """The affinity matrix of the images' kNN graph, from `models/knn_<model>.npz` when it was built for these
-    images and k, else built now and saved there. Returns it and what it cost."""
-    path = _graph_path(project, model_id)
+    images with at least k neighbours (duplicate search shares it), else built now and saved there. Returns it and
+    what it cost."""
     started = time.monotonic()
-    cached = False
-    if path.is_file():
-        with np.load(path) as saved:
-            if saved["neighbours"].shape[1] == k and np.array_equal(saved["image_ids"], image_ids):
-                neighbours, similarities, cached = saved["neighbours"], saved["similarities"], True
-    if not cached:
-        report(0.02, f"building the neighbour graph of {len(image_ids)} images (once per model)")
-        neighbours, similarities = knn_graph(embeddings, k)
-        project.models_dir.mkdir(exist_ok=True)
-        partial = path.with_suffix(".partial.npz")
-        np.savez(partial, image_ids=image_ids, neighbours=neighbours, similarities=similarities)
-        partial.replace(path)
+    report(0.02, f"the neighbour graph of {len(image_ids)} images (built once per model, then cached)")
+    neighbours, similarities, cached = cached_knn_graph(graph_file(project.models_dir, model_id), image_ids,
+                                                        embeddings, k)
     affinity = affinity_matrix(neighbours, similarities)
     return affinity, {"graph_cached": cached, "graph_seconds": round(time.monotonic() - started, 2)}
 
