@@ -367,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _NoPandas:
-    """A meta-path finder that refuses to import pandas (see _skip_pyarrow_pandas_probe)."""
+    """A meta-path finder that refuses to import pandas (see skip_pyarrow_pandas_probe)."""
 
     def find_spec(self, name, path=None, target=None):
         if name == "pandas":
@@ -375,7 +375,7 @@ class _NoPandas:
         return None
 
 
-def _skip_pyarrow_pandas_probe() -> None:
+def skip_pyarrow_pandas_probe() -> None:
     """pyarrow imports pandas (0.5-1 s of a command's start-up) the first time it builds or converts an array, only
     to ask whether the input is a pandas object, and it asks once per process. The CLI never hands it one (only the
     page uses pandas), so that one question is answered "no pandas" here; an explicit to_pandas() still imports it."""
@@ -394,7 +394,7 @@ def _skip_pyarrow_pandas_probe() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command not in ("serve", "demo"):  # these run the page, whose Gradio tables pass pandas to pyarrow
-        _skip_pyarrow_pandas_probe()
+        skip_pyarrow_pandas_probe()
     logging.basicConfig(level=logging.ERROR)  # open_clip and huggingface log chatty INFO/WARNING lines
     warnings.filterwarnings("ignore", category=UserWarning)
     try:

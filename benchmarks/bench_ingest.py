@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from app.cli import skip_pyarrow_pandas_probe
 from engine.imageio import model_picture, quiet_worker
 from engine.ingest import default_workers, ingest, read_entry, scan_images
 from engine.models import load_model, parse_model_spec
@@ -71,6 +72,7 @@ def main() -> None:
     parser.add_argument("--ray-workers", type=int, default=None, help="ray: model actors (default: one per CPU)")
     parser.add_argument("--stages", action="store_true", help="also time each step of one file, ms per image")
     args = parser.parse_args()
+    skip_pyarrow_pandas_probe()  # as `labelloop ingest` starts (the page has pandas loaded already)
     width, height = map(int, args.size.lower().split("x"))
     workers = default_workers() if args.workers is None else args.workers
 

@@ -46,8 +46,8 @@ def test_pyarrow_still_converts_to_pandas_after_the_cli_skipped_its_probe():
     conversion must still work."""
     done = subprocess.run([sys.executable, "-c", """
 import sys
-from app.cli import _skip_pyarrow_pandas_probe
-_skip_pyarrow_pandas_probe()
+from app.cli import skip_pyarrow_pandas_probe
+skip_pyarrow_pandas_probe()
 import pyarrow as pa
 assert "pandas" not in sys.modules
 table = pa.table({"a": pa.array([1, 2])})
