@@ -1,7 +1,7 @@
 """Ingest throughput: decode-only vs full ingest, same images, same run. Prints one JSON object.
 
     python -m benchmarks.bench_ingest [--images 600] [--size 640x480] [--model tiny|demo|SPEC] [--workers N]
-                                      [--engine local|ray] [--ray-workers N] [--stages]
+                                      [--engine local|ray] [--ray-workers N] [--stages] [--repeats N]
 
 Decode-only does in the same decode workers (same number, started the same way) what ingest does to each file
 before its thumbnail: read, hash, header checks, decode, the shared shrink and the model-size resize. Full ingest
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -71,6 +72,8 @@ def main() -> None:
     parser.add_argument("--engine", default="local", help="local, or ray: also time the Ray engine (local Ray)")
     parser.add_argument("--ray-workers", type=int, default=None, help="ray: model actors (default: one per CPU)")
     parser.add_argument("--stages", action="store_true", help="also time each step of one file, ms per image")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="decode-only then full ingest this many times in turn; medians (load drifts)")
     args = parser.parse_args()
     skip_pyarrow_pandas_probe()  # as `labelloop ingest` starts (the page has pandas loaded already)
     width, height = map(int, args.size.lower().split("x"))
@@ -91,21 +94,15 @@ def main() -> None:
             decode_only[index]
         single = time.perf_counter() - started
 
-        # as ingest starts its decode workers (engine/ingest.py)
-        loader = DataLoader(decode_only, batch_size=args.batch_size, num_workers=workers, collate_fn=_keep,
-                            worker_init_fn=quiet_worker if workers else None,
-                            multiprocessing_context="spawn" if workers else None)
-        started, first_batch = time.perf_counter(), None
-        for _ in loader:
-            first_batch = first_batch or time.perf_counter() - started  # worker start-up (a fresh interpreter)
-        decode = time.perf_counter() - started
-
-        project = create_project(scratch / "project", images=scratch / "images", classes="circle,square",
-                                 model=spec_text)
-        started = time.perf_counter()
-        report = ingest(project, model, batch_size=args.batch_size, workers=workers)
-        full = time.perf_counter() - started
-        project.close()
+        runs = []
+        for repeat in range(args.repeats):
+            decode, decode_first = _decode_only_seconds(decode_only, args.batch_size, workers)
+            project = create_project(scratch / f"project-{repeat}", images=scratch / "images",
+                                     classes="circle,square", model=spec_text)
+            full, full_first, report = _ingest_seconds(project, model, args.batch_size, workers)
+            project.close()
+            runs.append((decode, full, decode_first, full_first))
+        decode, full, decode_first, full_first = (statistics.median(values) for values in zip(*runs))
         stages = _stages(paths, model, scratch / "stage-thumbs") if args.stages else {}
         ray_figures = _ray_figures(scratch, spec_text, model, args) if args.engine == "ray" else {}
 
@@ -115,12 +112,38 @@ def main() -> None:
         "embedded": report.embedded,
         "decode_only_images_per_s": _rate(len(paths), decode),
         "decode_only_single_process_images_per_s": _rate(len(paths), single),
-        "decode_only_first_batch_s": round(first_batch or 0.0, 2),
         "full_ingest_images_per_s": _rate(len(paths), full),
         "full_over_decode_ratio": round(decode / full, 3),
+        "ratio_each_repeat": [round(d / f, 3) for d, f, _, _ in runs],
+        # the decode worker's start-up (a fresh interpreter importing torch) is in both rates
+        "decode_only_first_batch_s": round(decode_first, 2), "full_first_batch_s": round(full_first, 2),
         "load_1min_before": round(load_before, 2), "load_1min_after": round(os.getloadavg()[0], 2),
         **stages, **ray_figures,
     }))
+
+
+def _decode_only_seconds(decode_only: Dataset, batch_size: int, workers: int) -> tuple[float, float]:
+    """(seconds for all files, seconds to the first batch) in decode workers started as ingest starts them."""
+    loader = DataLoader(decode_only, batch_size=batch_size, num_workers=workers, collate_fn=_keep,
+                        worker_init_fn=quiet_worker if workers else None,
+                        multiprocessing_context="spawn" if workers else None)
+    started, first_batch = time.perf_counter(), None
+    for _ in loader:
+        first_batch = first_batch or time.perf_counter() - started
+    return time.perf_counter() - started, first_batch or 0.0
+
+
+def _ingest_seconds(project, model, batch_size: int, workers: int) -> tuple[float, float, object]:
+    """(seconds for the whole ingest, seconds to its first batch, its report)."""
+    first_batch = []
+
+    def progress(done: int, total: int) -> None:
+        if done and not first_batch:
+            first_batch.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    report = ingest(project, model, batch_size=batch_size, workers=workers, progress=progress)
+    return time.perf_counter() - started, (first_batch or [0.0])[0], report
 
 
 def _stages(paths: list[Path], model, thumbs: Path) -> dict:
