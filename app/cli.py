@@ -9,11 +9,16 @@ import sys
 import warnings
 from typing import Sequence
 
-from tqdm import tqdm
-
 from engine.discovery import DEFAULT_K, DUPLICATE_THRESHOLD
 from engine.errors import LabelloopError
 from engine.models import DEFAULT_SPEC
+
+
+def tqdm(*args, **kwargs):
+    """tqdm's progress bar, imported by the commands that draw one: its import (0.1 s) would slow every command."""
+    from tqdm import tqdm as bar
+
+    return bar(*args, **kwargs)
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -63,7 +68,7 @@ def _print_json(value) -> None:
     print(json.dumps(value, indent=2, default=str))
 
 
-def _counting(bar: tqdm):
+def _counting(bar):
     """An engine progress callback (done, total) that drives a tqdm bar."""
     def progress(done: int, total: int) -> None:
         bar.total = total
@@ -456,8 +461,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _NoPandas:
+    """A meta-path finder that refuses to import pandas (see skip_pyarrow_pandas_probe)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "pandas":
+            raise ModuleNotFoundError("pandas is not needed by this command")
+        return None
+
+
+def skip_pyarrow_pandas_probe() -> None:
+    """pyarrow imports pandas (0.5-1 s of a command's start-up) the first time it builds or converts an array, only
+    to ask whether the input is a pandas object, and it asks once per process. The CLI never hands it one (only the
+    page uses pandas), so that one question is answered "no pandas" here; an explicit to_pandas() still imports it."""
+    if "pandas" in sys.modules:
+        return
+    import pyarrow as pa
+
+    refuse = _NoPandas()
+    sys.meta_path.insert(0, refuse)
+    try:
+        pa.array([0])
+    finally:
+        sys.meta_path.remove(refuse)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command not in ("serve", "demo"):  # these run the page, whose Gradio tables pass pandas to pyarrow
+        skip_pyarrow_pandas_probe()
     logging.basicConfig(level=logging.ERROR)  # open_clip and huggingface log chatty INFO/WARNING lines
     warnings.filterwarnings("ignore", category=UserWarning)
     try:

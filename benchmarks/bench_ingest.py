@@ -1,8 +1,14 @@
-"""Ingest throughput: decode-only vs full ingest (decode + hash + thumbnail + embed + DB write), same images, same
-run. Prints one JSON object.
+"""Ingest throughput: decode-only vs full ingest, same images, same run. Prints one JSON object.
 
     python -m benchmarks.bench_ingest [--images 600] [--size 640x480] [--model tiny|demo|SPEC] [--workers N]
-                                      [--engine local|ray] [--ray-workers N]
+                                      [--engine local|ray] [--ray-workers N] [--stages] [--repeats N]
+
+Decode-only does in the same decode workers (same number, started the same way) what ingest does to each file
+before its thumbnail: read, hash, header checks, decode, the shared shrink and the model-size resize. Full ingest
+adds the thumbnail, the model's preprocessing, the embedding, the database writes and zero-shot; the target is
+full ≥ 0.8 × decode-only, the extra work hidden behind decoding. --stages also times each step of one file in this
+process, one thread, in ms per image (where the time goes). The 1-minute load average is printed with the figures:
+the machine may be shared.
 
 With --engine ray it also ingests the same images into a second project with `--engine ray` on a local Ray
 (started once, its start-up timed apart) and prints both rates: on one small machine the figure is Ray's overhead.
@@ -13,30 +19,43 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
-from engine.imageio import read_image
-from engine.ingest import default_workers, ingest, scan_images
+from app.cli import skip_pyarrow_pandas_probe
+from engine.imageio import model_picture, quiet_worker
+from engine.ingest import default_workers, ingest, read_entry, scan_images
 from engine.models import load_model, parse_model_spec
 from engine.project import create_project
 from tests.imagegen import write_images
 from tests.tiny_model import make_tiny_model
 
 
-class _DecodeOnly(torch.utils.data.Dataset):
-    def __init__(self, paths):
-        self.paths = paths
+class _DecodeOnly(Dataset):
+    """Ingest's per-file work up to the model picture (read_entry, as the decode workers run it), no thumbnail."""
+
+    def __init__(self, images_root: Path, entries: list, image_size: int):
+        self.images_root, self.entries, self.image_size = images_root, entries, image_size
 
     def __len__(self):
-        return len(self.paths)
+        return len(self.entries)
 
     def __getitem__(self, index):
-        return read_image(self.paths[index]).pixels.shape
+        return read_entry(self.images_root, self.entries[index], self.image_size, self._picture,
+                          empty={"picture": None})
+
+    def _picture(self, base: np.ndarray, sha256: str) -> dict:
+        return {"picture": np.asarray(model_picture(base, self.image_size))}
+
+
+def _keep(batch: list) -> list:
+    return batch
 
 
 def _rate(count: int, seconds: float) -> float:
@@ -52,7 +71,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--engine", default="local", help="local, or ray: also time the Ray engine (local Ray)")
     parser.add_argument("--ray-workers", type=int, default=None, help="ray: model actors (default: one per CPU)")
+    parser.add_argument("--stages", action="store_true", help="also time each step of one file, ms per image")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="decode-only then full ingest this many times in turn; medians (load drifts)")
     args = parser.parse_args()
+    skip_pyarrow_pandas_probe()  # as `labelloop ingest` starts (the page has pandas loaded already)
     width, height = map(int, args.size.lower().split("x"))
     workers = default_workers() if args.workers is None else args.workers
 
@@ -60,27 +83,27 @@ def main() -> None:
         scratch = Path(scratch)
         write_images(scratch / "images", args.images, size=(height, width))
         spec_text = str(make_tiny_model(scratch / "tiny")) if args.model == "tiny" else args.model
-        paths = [scratch / "images" / entry.relpath for entry in scan_images(scratch / "images")]
+        entries = scan_images(scratch / "images")
+        paths = [scratch / "images" / entry.relpath for entry in entries]
+        model = load_model(parse_model_spec(spec_text))
+        decode_only = _DecodeOnly(scratch / "images", entries, model.image_size)
+        load_before = os.getloadavg()[0]
 
         started = time.perf_counter()
-        for path in paths:
-            read_image(path)
+        for index in range(len(decode_only)):
+            decode_only[index]
         single = time.perf_counter() - started
 
-        loader = DataLoader(_DecodeOnly(paths), batch_size=args.batch_size, num_workers=workers,
-                            collate_fn=lambda batch: batch)
-        started = time.perf_counter()
-        for _ in loader:
-            pass
-        decode = time.perf_counter() - started
-
-        project = create_project(scratch / "project", images=scratch / "images", classes="circle,square",
-                                 model=spec_text)
-        model = load_model(parse_model_spec(spec_text))
-        started = time.perf_counter()
-        report = ingest(project, model, batch_size=args.batch_size, workers=workers)
-        full = time.perf_counter() - started
-        project.close()
+        runs = []
+        for repeat in range(args.repeats):
+            decode, decode_first = _decode_only_seconds(decode_only, args.batch_size, workers)
+            project = create_project(scratch / f"project-{repeat}", images=scratch / "images",
+                                     classes="circle,square", model=spec_text)
+            full, full_first, report = _ingest_seconds(project, model, args.batch_size, workers)
+            project.close()
+            runs.append((decode, full, decode_first, full_first))
+        decode, full, decode_first, full_first = (statistics.median(values) for values in zip(*runs))
+        stages = _stages(paths, model, scratch / "stage-thumbs") if args.stages else {}
         ray_figures = _ray_figures(scratch, spec_text, model, args) if args.engine == "ray" else {}
 
     print(json.dumps({
@@ -91,8 +114,80 @@ def main() -> None:
         "decode_only_single_process_images_per_s": _rate(len(paths), single),
         "full_ingest_images_per_s": _rate(len(paths), full),
         "full_over_decode_ratio": round(decode / full, 3),
-        **ray_figures,
+        "ratio_each_repeat": [round(d / f, 3) for d, f, _, _ in runs],
+        # the decode worker's start-up (a fresh interpreter importing torch) is in both rates
+        "decode_only_first_batch_s": round(decode_first, 2), "full_first_batch_s": round(full_first, 2),
+        "load_1min_before": round(load_before, 2), "load_1min_after": round(os.getloadavg()[0], 2),
+        **stages, **ray_figures,
     }))
+
+
+def _decode_only_seconds(decode_only: Dataset, batch_size: int, workers: int) -> tuple[float, float]:
+    """(seconds for all files, seconds to the first batch) in decode workers started as ingest starts them."""
+    loader = DataLoader(decode_only, batch_size=batch_size, num_workers=workers, collate_fn=_keep,
+                        worker_init_fn=quiet_worker if workers else None,
+                        multiprocessing_context="spawn" if workers else None)
+    started, first_batch = time.perf_counter(), None
+    for _ in loader:
+        first_batch = first_batch or time.perf_counter() - started
+    return time.perf_counter() - started, first_batch or 0.0
+
+
+def _ingest_seconds(project, model, batch_size: int, workers: int) -> tuple[float, float, object]:
+    """(seconds for the whole ingest, seconds to its first batch, its report)."""
+    first_batch = []
+
+    def progress(done: int, total: int) -> None:
+        if done and not first_batch:
+            first_batch.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    report = ingest(project, model, batch_size=batch_size, workers=workers, progress=progress)
+    return time.perf_counter() - started, (first_batch or [0.0])[0], report
+
+
+def _stages(paths: list[Path], model, thumbs: Path) -> dict:
+    """Milliseconds per image of each step ingest takes for a file, run one after another in this process with one
+    thread (the split between decode workers and this process is ingest's; this is where the time goes)."""
+    import hashlib
+
+    from PIL import Image
+
+    from engine.imageio import _probe_header, decode_image, save_thumbnail, shrink_shorter_side, thumbnail_jpeg
+
+    cv2_threads, torch_threads = _single_threaded()
+    totals: dict[str, float] = {}
+    pictures = []
+
+    def timed(name: str, step, *inputs):
+        started = time.perf_counter()
+        result = step(*inputs)
+        totals[name] = totals.get(name, 0.0) + time.perf_counter() - started
+        return result
+
+    for number, path in enumerate(paths):
+        data = timed("read", Path.read_bytes, path)
+        timed("sha256", lambda: hashlib.sha256(data).hexdigest())
+        timed("header", _probe_header, data)
+        pixels = timed("decode incl. header", decode_image, data)
+        base = timed("shrink", shrink_shorter_side, pixels, max(model.image_size, 256))
+        jpeg = timed("thumbnail encode", thumbnail_jpeg, base)
+        timed("thumbnail write", save_thumbnail, jpeg, thumbs / f"{number}.jpg")
+        picture = timed("model picture", lambda: np.asarray(model_picture(base, model.image_size)))
+        pictures.append(timed("preprocess", lambda: model.preprocess(Image.fromarray(picture))))
+    for start in range(0, len(pictures), 64):
+        timed("embed (batches of 64)", model.encode_images, torch.stack(pictures[start:start + 64]))
+    _single_threaded(cv2_threads, torch_threads)
+    return {"stages_ms_per_image": {name: round(1000 * seconds / len(paths), 2) for name, seconds in totals.items()}}
+
+
+def _single_threaded(cv2_threads: int = 1, torch_threads: int = 1) -> tuple[int, int]:
+    import cv2
+
+    previous = cv2.getNumThreads(), torch.get_num_threads()
+    cv2.setNumThreads(cv2_threads)
+    torch.set_num_threads(torch_threads)
+    return previous
 
 
 def _ray_figures(scratch: Path, spec_text: str, model, args) -> dict:

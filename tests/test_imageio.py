@@ -26,6 +26,33 @@ def test_exif_orientation_matches_pillow(orientation):
     assert np.array_equal(decode_image(data)[..., ::-1], expected)
 
 
+def _png_chunks(data: bytes) -> list[bytes]:
+    """The chunks of a PNG file, each with its length, type and CRC."""
+    chunks, position = [], 8
+    while position < len(data):
+        length = int.from_bytes(data[position:position + 4], "big")
+        chunks.append(data[position:position + 12 + length])
+        position += 12 + length
+    return chunks
+
+
+def test_a_png_header_is_read_without_decoding_its_pixels_unless_exif_may_follow_them(monkeypatch):
+    from PIL import PngImagePlugin
+
+    rgb = np.random.default_rng(0).integers(0, 256, (5, 8, 3), dtype=np.uint8)
+    plain, rotated = cv2.imencode(".png", rgb)[1].tobytes(), _png_with_orientation(rgb, 6)
+    chunks = _png_chunks(rotated)
+    kinds = [chunk[4:8] for chunk in chunks]
+    exif = chunks.pop(kinds.index(b"eXIf"))
+    late = rotated[:8] + b"".join(chunks[:-1]) + exif + chunks[-1]  # eXIf after the pixels, before IEND
+    assert decode_image(late).shape == (8, 5, 3)  # still found, still applied
+    assert np.array_equal(decode_image(late), decode_image(rotated))
+
+    loads, load = [], PngImagePlugin.PngImageFile.load
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", lambda image: loads.append(1) or load(image))
+    assert np.array_equal(decode_image(plain), rgb) and not loads  # OpenCV decodes the pixels, once
+
+
 def test_alpha_is_composited_over_white():
     rgba = np.zeros((4, 4, 4), np.uint8)
     rgba[..., 2] = 255  # red in BGR order
