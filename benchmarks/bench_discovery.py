@@ -4,13 +4,17 @@
 JSON line per measurement with the load average beside it (the machine is shared), then a summary line with the
 targets.
 
-    python -m benchmarks.bench_discovery [--sizes 100000,1000000] [--repeats 10] [--demo]
+    python -m benchmarks.bench_discovery [--sizes 100000,1000000] [--repeats 10] [--demo] [--map] [--map-umap]
 
 Targets on the 2-core development machine: text search and more-like-this ≤ 300 ms at 1M (median, engine call plus
 the gallery page it fills); duplicate groups over 1M ≤ 120 s.
 
 `--demo` also measures what the default duplicate threshold rests on: on the demo (demo model), the cosine of the
 closest pair of distinct drawings and of planted copies (exact, enlarged, re-compressed, shrunk) to their originals.
+
+`--map` adds the Map tab's figures from benchmarks/bench_map.py: PCA layout time at each size and the browser time
+to draw the map at 100k points in Chromium (target ≤ 2 s); `--map-umap` also fits UMAP on 100k (about 15 minutes
+here).
 
 Each measurement is a function; `main` calls them in turn (add new figures as functions of their own).
 """
@@ -192,6 +196,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000,1000000", help="comma-separated numbers of images (\"\": none)")
     parser.add_argument("--repeats", type=int, default=10, help="timed searches per measure")
     parser.add_argument("--demo", action="store_true", help="also measure the demo's duplicate cosines")
+    parser.add_argument("--map", action="store_true", help="also the map's PCA layout and browser draw times")
+    parser.add_argument("--map-umap", action="store_true", help="with --map: also UMAP's layout time at 100k")
     args = parser.parse_args()
     summary = {}
     for images in [int(size) for size in args.sizes.split(",") if size]:
@@ -206,6 +212,12 @@ def main() -> None:
                                "duplicates": measure_duplicates(discovery, images, pairs)}
             workspace.close()
             workspace.project.close()
+    if args.map:
+        from benchmarks.bench_map import draw_figures, layout_figures
+
+        layout_figures([int(size) for size in args.sizes.split(",") if size],
+                       umap_counts=[100_000] if args.map_umap else [])
+        draw_figures([100_000])
     if args.demo:
         with tempfile.TemporaryDirectory() as scratch:
             measure_demo_threshold(Path(scratch))
