@@ -5,6 +5,8 @@ a tile is only its thumbnail's URL: a label changes one badge, and no picture is
 from __future__ import annotations
 
 import html
+from pathlib import Path
+from typing import Sequence
 from urllib.parse import quote
 
 from engine.gallery_view import GalleryItem
@@ -56,7 +58,7 @@ def _colour(item: GalleryItem) -> str:
 def tile_html(item: GalleryItem, selected: bool) -> str:
     title = item.relpath + (f" · {item.reason}" if item.reason else "")
     classes = "tile" + (" human" if item.label_source == "human" else "") + (" selected" if selected else "")
-    picture = (f"<img src='gradio_api/file={quote(str(item.thumbnail))}' alt='{html.escape(item.relpath, True)}'>"
+    picture = (f"<img src='{_url(item.thumbnail)}' alt='{html.escape(item.relpath, True)}'>"
                if item.thumbnail else
                f"<span class='unreadable' role='img' aria-label='{html.escape(item.relpath, True)}'>unreadable</span>")
     return (f"<button class='{classes}' data-image-id='{item.image_id}' "
@@ -65,7 +67,15 @@ def tile_html(item: GalleryItem, selected: bool) -> str:
             "</button>")
 
 
-def gallery_html(items: list[GalleryItem], selected: int | None) -> str:
+def _url(path: Path) -> str:
+    return f"gradio_api/file={quote(str(path))}"
+
+
+def gallery_html(items: list[GalleryItem], selected: int | None, upcoming: Sequence[Path] = ()) -> str:
+    """The tiles; `upcoming` thumbnails (the next page's) are fetched ahead at low priority, so turning the page
+    draws them from the browser's cache instead of asking the server for each."""
+    ahead = "".join(f"<link rel='prefetch' as='image' href='{_url(path)}'>" for path in upcoming)
     if not items:
-        return "<div class='tiles'><div class='empty'>No image matches these filters.</div></div>"
-    return "<div class='tiles'>" + "".join(tile_html(item, item.image_id == selected) for item in items) + "</div>"
+        return f"<div class='tiles'><div class='empty'>No image matches these filters.</div></div>{ahead}"
+    return ("<div class='tiles'>" + "".join(tile_html(item, item.image_id == selected) for item in items) + "</div>"
+            + ahead)
