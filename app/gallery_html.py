@@ -21,6 +21,26 @@ element.addEventListener('click', (event) => {
   tile.classList.add('selected');
   trigger('click', {image_id: Number(tile.dataset.imageId)});
 });
+// The next page's thumbnails, fetched one at a time after each drawing of the gallery: turning the page draws them
+// from the browser's cache, and they never take the connections a click or a key needs meanwhile.
+const fetched = new Set();
+let ahead = [], fetching = false;
+const fetchAhead = () => {
+  if (fetching || !ahead.length) return;
+  const url = ahead.shift();
+  if (fetched.size > 5000) fetched.clear();  // a long session: forget old pages rather than grow
+  fetched.add(url);
+  fetching = true;
+  const image = new Image();
+  image.onload = image.onerror = () => { fetching = false; fetchAhead(); };
+  image.src = url;
+};
+new MutationObserver(() => {
+  const upcoming = element.querySelector('[data-upcoming]');
+  if (!upcoming) return;
+  ahead = upcoming.dataset.upcoming.split(' ').filter(url => url && !fetched.has(url));
+  fetchAhead();
+}).observe(element, {childList: true, subtree: true});
 """
 
 GALLERY_CSS = """
@@ -72,9 +92,8 @@ def _url(path: Path) -> str:
 
 
 def gallery_html(items: list[GalleryItem], selected: int | None, upcoming: Sequence[Path] = ()) -> str:
-    """The tiles; `upcoming` thumbnails (the next page's) are fetched ahead at low priority, so turning the page
-    draws them from the browser's cache instead of asking the server for each."""
-    ahead = "".join(f"<link rel='prefetch' as='image' href='{_url(path)}'>" for path in upcoming)
+    """The tiles; `upcoming` thumbnails (the next page's) are fetched ahead by GALLERY_JS."""
+    ahead = f"<div hidden data-upcoming='{' '.join(_url(path) for path in upcoming)}'></div>"
     if not items:
         return f"<div class='tiles'><div class='empty'>No image matches these filters.</div></div>{ahead}"
     return ("<div class='tiles'>" + "".join(tile_html(item, item.image_id == selected) for item in items) + "</div>"
