@@ -6,6 +6,8 @@ changes one badge, and no picture is drawn or copied on the server."""
 from __future__ import annotations
 
 import html
+from pathlib import Path
+from typing import Sequence
 from urllib.parse import quote
 
 from engine.gallery_view import GalleryItem
@@ -20,6 +22,26 @@ element.addEventListener('click', (event) => {
   tile.classList.add('selected');
   trigger('click', {image_id: Number(tile.dataset.imageId)});
 });
+// The next page's thumbnails, fetched one at a time after each drawing of the gallery: turning the page draws them
+// from the browser's cache, and they never take the connections a click or a key needs meanwhile.
+const fetched = new Set();
+let ahead = [], fetching = false;
+const fetchAhead = () => {
+  if (fetching || !ahead.length) return;
+  const url = ahead.shift();
+  if (fetched.size > 5000) fetched.clear();  // a long session: forget old pages rather than grow
+  fetched.add(url);
+  fetching = true;
+  const image = new Image();
+  image.onload = image.onerror = () => { fetching = false; fetchAhead(); };
+  image.src = url;
+};
+new MutationObserver(() => {
+  const upcoming = element.querySelector('[data-upcoming]');
+  if (!upcoming) return;
+  ahead = upcoming.dataset.upcoming.split(' ').filter(url => url && !fetched.has(url));
+  fetchAhead();
+}).observe(element, {childList: true, subtree: true});
 """
 
 GALLERY_CSS = """
@@ -63,7 +85,7 @@ def tile_html(item: GalleryItem, selected: bool) -> str:
         title += f" · similarity {item.score:.3f}"
         score = f"<span class='score'>{item.score:.3f}</span>"
     classes = "tile" + (" human" if item.label_source == "human" else "") + (" selected" if selected else "")
-    picture = (f"<img src='gradio_api/file={quote(str(item.thumbnail))}' alt='{html.escape(item.relpath, True)}'>"
+    picture = (f"<img src='{_url(item.thumbnail)}' alt='{html.escape(item.relpath, True)}'>"
                if item.thumbnail else
                f"<span class='unreadable' role='img' aria-label='{html.escape(item.relpath, True)}'>unreadable</span>")
     return (f"<button class='{classes}' data-image-id='{item.image_id}' "
@@ -72,7 +94,14 @@ def tile_html(item: GalleryItem, selected: bool) -> str:
             f"{score}</button>")
 
 
-def gallery_html(items: list[GalleryItem], selected: int | None) -> str:
+def _url(path: Path) -> str:
+    return f"gradio_api/file={quote(str(path))}"
+
+
+def gallery_html(items: list[GalleryItem], selected: int | None, upcoming: Sequence[Path] = ()) -> str:
+    """The tiles; `upcoming` thumbnails (the next page's) are fetched ahead by GALLERY_JS."""
+    ahead = f"<div hidden data-upcoming='{' '.join(_url(path) for path in upcoming)}'></div>"
     if not items:
-        return "<div class='tiles'><div class='empty'>No image matches these filters.</div></div>"
-    return "<div class='tiles'>" + "".join(tile_html(item, item.image_id == selected) for item in items) + "</div>"
+        return f"<div class='tiles'><div class='empty'>No image matches these filters.</div></div>{ahead}"
+    return ("<div class='tiles'>" + "".join(tile_html(item, item.image_id == selected) for item in items) + "</div>"
+            + ahead)

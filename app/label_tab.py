@@ -127,7 +127,7 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         if query.subset:
             text = f"{query.subset.name} · {text}"
         choices = [(item.relpath, item.image_id) for item in result.items]
-        return (gallery_html(result.items, chosen), text, result.items,
+        return (gallery_html(result.items, chosen, result.upcoming), text, result.items,
                 gr.CheckboxGroup(choices=choices, value=[]), gr.Button(visible=query.subset is not None))
 
     def detail_outputs(image_id: int | None, heatmap: bool, heatmap_for: str | None):

@@ -75,17 +75,22 @@ def stop_jobs(workspace: Workspace) -> None:
 def launch(workspace: Workspace, *, host: str = "127.0.0.1", port: int | None = 7860,
            auth: list[tuple[str, str]] | None = None, block: bool = True):
     """Serve the page; with block=False return at once (tests), else until Ctrl-C. Returns the Gradio app."""
+    import gradio as gr
+
     from app.page import CSS, KEYBOARD_JS, build_page
 
     page = build_page(workspace)
     allowed, blocked = served_paths(workspace.project)
+    # Thumbnails and images are served where they lie: the detail panel's image is not copied into Gradio's cache
+    # on every click (static paths are only ever added to; both folders are allowed above anyway).
+    gr.set_static_paths([workspace.project.thumbs_dir, workspace.project.images_root])
     (workspace.project.root / "exports").mkdir(exist_ok=True)
     page.queue(default_concurrency_limit=4)
     check_address(host, port)
     guard = {"middleware": [Middleware(SessionGuard)]} if auth else None
     try:
         page.launch(server_name=host, server_port=port, auth=auth, allowed_paths=allowed, blocked_paths=blocked,
-                    app_kwargs=guard,
+                    app_kwargs=guard, run_history=False,  # recording every run in the browser cost ~50 ms a key
                     prevent_thread_lock=not block, quiet=not block, show_error=True, footer_links=[],
                     js=KEYBOARD_JS, css=CSS, auth_message="labelloop: sign in to label this project")
     except OSError as error:  # Gradio says "Cannot find empty port" with a paragraph about its own settings

@@ -6,7 +6,7 @@ name), driven in Debian's Chromium at 1280×800. Prints one JSON object with med
 - `page_turn_ms`: "page ▶" clicked until the next page's tiles are drawn and those in view loaded;
 - `click_to_detail_ms`: a tile clicked until the detail panel names it and its image is loaded.
 
-    python -m benchmarks.bench_page [--images 100000] [--samples 30]
+    python -m benchmarks.bench_page [--images 100000] [--samples 30] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import json
 import statistics
 import tempfile
 from pathlib import Path
+
+from engine.project import DB_FILE
 
 from benchmarks.bench_app import link_thumbnails
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, open_page, served
@@ -31,13 +33,16 @@ WAIT = """(done) => new Promise(resolve => {
     const check = () => done() ? resolve(performance.now() - start) : requestAnimationFrame(check);
     requestAnimationFrame(check); })"""
 
+# The key is the first class the tile does not show already (a kept project holds the labels of earlier runs).
 KEY_TO_TILE = """async (index) => {
     const tile = document.querySelectorAll('#gallery .tile')[index];
     const path = tile.dataset.path, before = tile.querySelector('.badge').innerText;
+    const names = [...document.querySelectorAll('.class-button')].map(b => b.innerText.replace(/ \\[\\d\\]$/, ''));
+    const key = String(names.findIndex(name => !before.startsWith(name + ' ')) + 1);
     tile.click();
     await (%s)(() => document.querySelector('#detail-text strong')?.innerText === path);
     const start = performance.now();
-    document.dispatchEvent(new KeyboardEvent('keydown', {key: '1', bubbles: true}));
+    document.dispatchEvent(new KeyboardEvent('keydown', {key, bubbles: true}));
     await (%s)(() => { const now = document.querySelector(`#gallery .tile[data-path="${path}"] .badge`);
                        return now && now.innerText !== before; });
     return performance.now() - start; }""" % (WAIT, WAIT)
@@ -90,18 +95,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--images", type=int, default=100_000)
     parser.add_argument("--samples", type=int, default=30, help="measurements of each kind")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="build the project in this folder and keep it; a later run reuses it (with the labels "
+                             "the earlier runs' keys wrote)")
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
 
-    x, _, text = planted_embeddings(args.images, 512, 20, seed=5)
     with tempfile.TemporaryDirectory() as scratch, sync_playwright() as playwright:
-        scratch = Path(scratch)
-        project = synthetic_project(scratch / "p", scratch / "images", make_tiny_model(scratch / "m"), x, text)
-        link_thumbnails(project, args.images)
-        link_images(project, args.images)
-        root = project.root
-        project.close()
+        scratch = args.keep or Path(scratch)
+        root = scratch / "p"
+        if not (root / DB_FILE).exists():
+            x, _, text = planted_embeddings(args.images, 512, 20, seed=5)
+            project = synthetic_project(root, scratch / "images", make_tiny_model(scratch / "m"), x, text)
+            del x
+            link_thumbnails(project, args.images)
+            link_images(project, args.images)
+            project.close()
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         with served(root) as (url, _):
             page = open_page(browser, url, 1280, 800)

@@ -6,7 +6,7 @@ round (storage.shown_round) and the possible-mistake rule (storage.scores), so n
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -78,6 +78,7 @@ class GalleryPage:
     total: int
     offset: int
     page_size: int
+    upcoming: list[Path] = field(default_factory=list)  # the next page's thumbnails as it stands, to fetch ahead
 
     @property
     def page(self) -> int:
@@ -181,9 +182,11 @@ class GalleryView:
     # ---- gallery -----------------------------------------------------------------------------------------------
 
     def gallery(self, query: GalleryQuery) -> GalleryPage:
-        """One page of the filtered, sorted images; past the end (a filter shrank the set), the last page."""
+        """One page of the filtered, sorted images; past the end (a filter shrank the set), the last page. The
+        next page is read in the same query (sorting for twice the rows costs next to nothing) for its thumbnails."""
         shown_round = self.store.shown_round()
-        rows = self._rows(query, shown_round, offset=query.offset, limit=query.page_size)
+        rows = self._rows(query, shown_round, offset=query.offset, limit=2 * query.page_size)
+        rows, following = rows[:query.page_size], rows[query.page_size:]
         if not rows and query.offset > 0:
             total = self._rows(query, shown_round, offset=0, limit=1)
             last = max(0, ((total[0]["total"] if total else 0) - 1) // query.page_size * query.page_size)
@@ -191,7 +194,8 @@ class GalleryView:
         names, queue = self._names(), self._ranked_queue(shown_round)
         scores = query.subset.score_of() if query.subset else {}
         return GalleryPage(items=[self._item(row, names, queue, scores.get(row["id"])) for row in rows],
-                           total=rows[0]["total"] if rows else 0, offset=query.offset, page_size=query.page_size)
+                           total=rows[0]["total"] if rows else 0, offset=query.offset, page_size=query.page_size,
+                           upcoming=[self._thumbnail(row) for row in following if row["sha256"]])
 
     def next_offset(self, query: GalleryQuery, shown_ids: list[int]) -> int:
         """Where the page after the one showing `shown_ids` starts. Images labelled on this page may have left the
@@ -237,10 +241,13 @@ class GalleryView:
             text = f"{shown} {confidence:.0%}" if confidence is not None else "not predicted"
         queued = queue.get(row["id"])
         return GalleryItem(image_id=row["id"], relpath=row["relpath"],
-                           thumbnail=thumbnail_path(self.project.thumbs_dir, row["sha256"]) if row["sha256"] else None,
+                           thumbnail=self._thumbnail(row) if row["sha256"] else None,
                            caption=text, shown=shown, confidence=confidence, label_source=row["label_source"],
                            status=row["status"],
                            reason=f"review queue #{queued[0] + 1}: {queued[1]}" if queued else None, score=score)
+
+    def _thumbnail(self, row: dict) -> Path:
+        return thumbnail_path(self.project.thumbs_dir, row["sha256"])
 
     # ---- one image ---------------------------------------------------------------------------------------------
 

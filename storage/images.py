@@ -163,6 +163,7 @@ class ImageQueries:
         if con.execute("SELECT count(*) FROM batch_vectors").fetchall()[0][0]:
             con.execute(f"""INSERT OR REPLACE INTO {table}
                             SELECT i.id, v.vec FROM batch_vectors v JOIN images i USING (relpath)""")
+        self._refresh_gallery(con, "SELECT id FROM images WHERE relpath IN (SELECT relpath FROM batch_images)")
 
     def mark_missing(self, relpaths: Sequence[str]) -> None:
         if not relpaths:
@@ -171,6 +172,7 @@ class ImageQueries:
         with self._registered("gone", paths), self.transaction() as con:
             con.execute("""UPDATE images SET status = 'missing', error = 'file no longer in the images folder',
                            updated_at = current_timestamp WHERE relpath IN (SELECT relpath FROM gone)""")
+            self._refresh_gallery(con, "SELECT id FROM images WHERE relpath IN (SELECT relpath FROM gone)")
 
     def image_ids(self, relpaths: Sequence[str]) -> dict[str, tuple[int, str]]:
         """relpath -> (id, status) for those of `relpaths` the project knows."""

@@ -30,6 +30,7 @@ class LabelQueries:
             con.execute("""INSERT OR REPLACE INTO labels (image_id, class_id, source, round, updated_at)
                            SELECT image_id, to_class, ?, ?, current_timestamp FROM label_changes""",
                         [source, round_id])
+            self._refresh_gallery(con, "SELECT image_id FROM label_changes")
             con.execute("DROP TABLE label_changes")
         return changed
 
@@ -90,6 +91,7 @@ class LabelQueries:
             con.execute("""INSERT INTO labels (image_id, class_id, source, round, updated_at)
                            SELECT image_id, to_class, to_source, NULL, now() FROM label_reverts
                            WHERE to_source IS NOT NULL""")
+            self._refresh_gallery(con, "SELECT image_id FROM label_reverts")
             con.execute("DROP TABLE label_reverts")
         return [dict(zip(("image_id", "relpath", "class_id", "source"), row)) for row in restored]
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from storage.gallery import _shown_sql
 from storage.schema import embeddings_table
 
 LAYOUT_METHODS = ("pca", "umap")
@@ -50,12 +49,13 @@ class LayoutQueries:
         zero-shot; -1 = none of these or not predicted), confidence (of that prediction; NaN for a person's
         label), source ('human', 'pseudo' or '' for unlabeled) and outlier (the round's outlier score; NaN
         without one)."""
-        table = self._arrow(f"""{_shown_sql(round_id)}
+        self._build_gallery(round_id)  # the gallery's kept rows: the map shows exactly what the gallery shows
+        table = self._arrow("""
             SELECT p.image_id, p.x, p.y,
                    coalesce(CASE WHEN s.label_source = 'human' THEN s.label ELSE s.predicted END, -1) AS shown,
                    CASE WHEN s.label_source = 'human' THEN NULL ELSE s.confidence END AS confidence,
                    coalesce(s.label_source, '') AS source, o.score AS outlier
-            FROM layout_points p JOIN shown s ON s.id = p.image_id
+            FROM layout_points p JOIN gallery_rows s ON s.image_id = p.image_id
             LEFT JOIN outlier_scores o ON o.image_id = p.image_id AND o.round = $round
             WHERE p.model_id = $model AND p.method = $method AND s.status = 'ok'
             ORDER BY p.image_id""", {"round": round_id, "model": model_id, "method": method})

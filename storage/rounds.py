@@ -70,6 +70,10 @@ class RoundQueries:
             if replace_all:
                 con.execute("DELETE FROM predictions WHERE round = ?", [round_id])
             con.execute(_INSERT_PREDICTIONS, [round_id, source, model_id, list(map(int, class_ids))])
+            if replace_all:
+                self._gallery_stale(con)
+            else:
+                self._refresh_gallery(con, "SELECT image_id FROM batch_predictions")
 
     def image_ids_without_prediction(self, round_id: int) -> set[int]:
         rows = self._query("""SELECT id FROM images WHERE status = 'ok'
@@ -149,6 +153,7 @@ class RoundQueries:
                            WHERE image_id NOT IN (SELECT image_id FROM labels)""", [round_id])
             con.execute("UPDATE rounds SET status = 'done', finished_at = now(), metrics = ? WHERE id = ?",
                         [json.dumps(metrics), round_id])
+            self._gallery_stale(con)
             for key, value in (meta or {}).items():
                 con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, json.dumps(value)])
 

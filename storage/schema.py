@@ -132,6 +132,21 @@ MIGRATIONS: list[list[str]] = [
             y FLOAT NOT NULL,
             PRIMARY KEY (model_id, method, image_id))""",
     ],
+    # 6: what the gallery shows of each image, kept by every write (storage/gallery.py); filled on first read
+    [
+        """CREATE TABLE gallery_rows (
+            image_id BIGINT NOT NULL,
+            relpath VARCHAR NOT NULL,
+            sha256 VARCHAR,
+            status VARCHAR NOT NULL,
+            error VARCHAR,
+            predicted INTEGER,
+            confidence FLOAT,
+            zero_shot INTEGER,
+            label INTEGER,
+            label_source VARCHAR,
+            disagree BOOLEAN NOT NULL)""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

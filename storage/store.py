@@ -169,6 +169,7 @@ class Store(ImageQueries, LabelQueries, RoundQueries, ExportQueries, GalleryQuer
             next_id = con.execute("SELECT coalesce(max(id) + 1, 0) FROM classes").fetchall()[0][0]
             for offset, (name, class_prompts) in enumerate(zip(names, prompts)):
                 con.execute("INSERT INTO classes VALUES (?, ?, ?)", [next_id + offset, name, class_prompts])
+            self._gallery_stale(con)  # the shown round changes: the page shows zero-shot until it reruns
 
     def rename_class(self, class_id: int, name: str) -> None:
         with self.transaction() as con:
@@ -183,6 +184,7 @@ class Store(ImageQueries, LabelQueries, RoundQueries, ExportQueries, GalleryQuer
         with self.transaction() as con:
             con.execute("DELETE FROM labels WHERE class_id = ? AND source = 'pseudo'", [class_id])
             con.execute("DELETE FROM classes WHERE id = ?", [class_id])
+            self._gallery_stale(con)
 
     def human_label_count(self, class_id: int) -> int:
         return self._query("SELECT count(*) FROM labels WHERE class_id = ? AND source = 'human'", [class_id])[0][0]
