@@ -181,7 +181,7 @@ def ablations(name: str, bench: Bench) -> dict:
     base = bench.config
     variants = {"default": base, "rebalance_ot": replace(base, rebalance="ot"),
                 "propagation_0.5": replace(base, propagation=0.5), "propagation_0.9": replace(base, propagation=0.9),
-                "neighbours_20": replace(base, neighbours=20),
+                "neighbours_20": replace(base, neighbours=20), "head_iterations_100": replace(base, head_iterations=100),
                 "threshold_selection": replace(base, selection="threshold"), "no_refinement": replace(base, refine=False)}
     result: dict = {"set": name}
     for label, config in variants.items():
