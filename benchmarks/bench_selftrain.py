@@ -182,7 +182,8 @@ def ablations(name: str, bench: Bench) -> dict:
     variants = {"default": base, "rebalance_ot": replace(base, rebalance="ot"),
                 "propagation_0.5": replace(base, propagation=0.5), "propagation_0.9": replace(base, propagation=0.9),
                 "neighbours_20": replace(base, neighbours=20), "head_iterations_100": replace(base, head_iterations=100),
-                "threshold_selection": replace(base, selection="threshold"), "no_refinement": replace(base, refine=False)}
+                "threshold_selection": replace(base, selection="threshold"),
+                "no_refinement": replace(base, refine=False)}
     result: dict = {"set": name}
     for label, config in variants.items():
         runner = bench if config.neighbours == base.neighbours else Bench(bench.x, bench.y, bench.text, bench.scale,
