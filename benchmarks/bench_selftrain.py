@@ -14,7 +14,7 @@ are embedded with the embedded demo model on the CPU and cached in --cache. Colu
   mistakes-only oracle, mean of 2 seeds): the accuracy of the labels (the person's where given, else the
   prediction). An image of no class that a person reviews gets "none of these".
 - mistakes_found: 200 random images given human labels, 10 % of them planted wrong; one round; the share of the
-  planted ones among the first 2 x 20 of the queue's mistake picks (out-of-sample self-confidence).
+  planted ones among the first 2 x 20 of the queue's mistake picks (out-of-sample normalized margin).
 - outlier_auroc: how well the outlier score of the 3rd unsupervised round separates images of no class from the
   rest (sets that have them).
 
@@ -117,8 +117,8 @@ class Bench:
             teacher, probs = output.teacher, output.probs
             mistakes = np.zeros(0, int)
             if output.crossfit_probs is not None:
-                self_confidence, flagged = label_quality(output.crossfit_probs, given[human_index])
-                mistakes = human_index[flagged][np.argsort(self_confidence[flagged], kind="stable")]
+                margin, flagged = label_quality(output.crossfit_probs, given[human_index])
+                mistakes = human_index[flagged][np.argsort(margin[flagged], kind="stable")]
             predicted = probs.argmax(axis=1)
             history.append({"predictions": self.accuracy(predicted),
                             "dataset": self.accuracy(np.where(human, given, predicted)),
@@ -182,8 +182,9 @@ def ablations(name: str, bench: Bench) -> dict:
     base = bench.config
     variants = {"default": base, "rebalance_ot": replace(base, rebalance="ot"),
                 "propagation_0.5": replace(base, propagation=0.5), "propagation_0.9": replace(base, propagation=0.9),
-                "neighbours_20": replace(base, neighbours=20),
-                "threshold_selection": replace(base, selection="threshold"), "no_refinement": replace(base, refine=False)}
+                "neighbours_20": replace(base, neighbours=20), "head_iterations_100": replace(base, head_iterations=100),
+                "threshold_selection": replace(base, selection="threshold"),
+                "no_refinement": replace(base, refine=False)}
     result: dict = {"set": name}
     for label, config in variants.items():
         runner = bench if config.neighbours == base.neighbours else Bench(bench.x, bench.y, bench.text, bench.scale,

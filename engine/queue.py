@@ -41,19 +41,24 @@ def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def label_quality(crossfit_probs: np.ndarray, given: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cleanlab's self-confidence and its "predicted_neq_given" rule over out-of-sample probabilities.
+    """Cleanlab's normalized margin and its "predicted_neq_given" rule over out-of-sample probabilities (Northcutt
+    et al., "Confident Learning", 2021; cleanlab.rank's method="normalized_margin", unscaled).
 
     crossfit_probs (H, C): each row from a student that never trained on that row's label; given (H,) the
-    person's class column. Returns (self-confidence p[given] (H,), lower = more likely mislabeled; possible
-    mistake (H,) bool: the out-of-sample prediction is another class). storage.scores.LABEL_MISTAKES is the same
-    rule in SQL."""
+    person's class column. Returns (margin p[given] - max over the other classes (H,) in [-1, 1], lower = more
+    likely mislabeled; possible mistake (H,) bool: the out-of-sample prediction is another class).
+    storage.scores.LABEL_MISTAKES is the same rule and order in SQL (measured there against self-confidence)."""
     probs, given = np.asarray(crossfit_probs, np.float32), np.asarray(given, int)
     if probs.ndim != 2 or given.shape != (len(probs),) or (len(given) and not
                                                              (0 <= given.min() and given.max() < probs.shape[1])):
         raise ValueError(f"crossfit_probs must be (H, C) and given (H,) class columns, got {probs.shape} and "
                          f"{given.shape}")
-    self_confidence = probs[np.arange(len(given)), given]
-    return self_confidence, probs.argmax(axis=1) != given
+    rows = np.arange(len(given))
+    self_confidence = probs[rows, given]
+    others = probs.copy()
+    others[rows, given] = -np.inf
+    best_other = others.max(axis=1) if probs.shape[1] > 1 else np.zeros(len(given), np.float32)
+    return self_confidence - best_other, probs.argmax(axis=1) != given
 
 
 def typical_picks(probs: np.ndarray, embeddings: np.ndarray, candidates: np.ndarray, k: int, *,

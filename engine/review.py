@@ -50,7 +50,7 @@ class _StoredVectors:
 
 
 def possible_label_mistakes(store: Store) -> tuple[np.ndarray, np.ndarray]:
-    """(image ids, self-confidence) of the person's labels that the shown round's out-of-sample students predict
+    """(image ids, normalized margin) of the person's labels that the shown round's out-of-sample students predict
     as another class, most likely mistaken first (storage.scores.LABEL_MISTAKES, the one definition). Empty before
     a round has cross-fitted (it needs at least two human labels)."""
     return store.label_mistakes(store.shown_round())

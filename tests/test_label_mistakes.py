@@ -30,9 +30,9 @@ def test_a_round_flags_planted_wrong_labels_out_of_sample(labeled_project):
     assert len(possible_label_mistakes(store)[0]) == 0  # nothing before a round has cross-fitted
     run_round(project, RoundConfig())
 
-    flagged, self_confidence = possible_label_mistakes(store)
+    flagged, margin = possible_label_mistakes(store)
     assert set(wrong_ids.tolist()) <= set(flagged[:6].tolist())  # among the first 2 x (number planted)
-    assert (np.diff(self_confidence) >= 0).all()
+    assert (np.diff(margin) >= 0).all() and (margin <= 0).all()
     assert len(set(flagged.tolist()) & set(right_ids.tolist())) <= 15  # of 77 (a first round is ~0.9 right here)
 
     # the queue's mistake picks are the same rule, in the same order

@@ -21,8 +21,8 @@ def _case():
 def test_label_quality_flags_a_wrong_label_and_not_a_right_one():
     out_of_sample = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3]])
     given = np.array([1, 1, 0])  # row 0 is labeled 1 but a student that never saw it says 0 at 0.9
-    self_confidence, mistake = label_quality(out_of_sample, given)
-    np.testing.assert_allclose(self_confidence, [0.1, 0.8, 0.7])
+    margin, mistake = label_quality(out_of_sample, given)
+    np.testing.assert_allclose(margin, [-0.8, 0.6, 0.4], atol=1e-6)
     assert mistake.tolist() == [True, False, False]
     with pytest.raises(ValueError):
         label_quality(out_of_sample, np.array([0, 2, 0]))

@@ -22,7 +22,8 @@ def test_round_config_is_frozen_and_nests_its_teachers():
     lambda: RoundConfig(share_step=0), lambda: RoundConfig(propagation=1.0), lambda: RoundConfig(neighbours=0),
     lambda: RoundConfig(mode="gpu"), lambda: RoundConfig(rebalance="yes"), lambda: RoundConfig(folds=-1),
     lambda: RoundConfig(human_weight=float("nan")), lambda: FinetuneConfig(batch_size=0),
-    lambda: FinetuneConfig(momentum=1.5), lambda: CacheConfig(keys_per_class=0), lambda: RoundConfig(refine=1)])
+    lambda: FinetuneConfig(momentum=1.5), lambda: CacheConfig(keys_per_class=0), lambda: RoundConfig(refine=1),
+    lambda: RoundConfig(head_iterations=0)])
 def test_every_field_is_range_checked_in_one_line(make):
     with pytest.raises(LabelloopError) as refused:
         make()

@@ -62,7 +62,8 @@ def adapt(embeddings: np.ndarray, zero_shot: Head, teacher: Head, teacher_probs:
         labels = np.concatenate([human_label[train_human], none_label, pseudo_label[pseudo]])
         weights = np.concatenate([np.full(int(train_human.sum()) + len(none_index), config.human_weight),
                                   np.ones(int(pseudo.sum()))])
-        fitted = fit_head(start, embeddings[rows], labels, weights, l2_to_init=config.l2_to_init)
+        fitted = fit_head(start, embeddings[rows], labels, weights, l2_to_init=config.l2_to_init,
+                          iterations=config.head_iterations)
         return fitted.blend(start, keep=config.wise_alpha)
 
     # Cross-fitting: each human label is scored by a student that never trained on it (its out-of-sample
