@@ -300,8 +300,12 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
 
     detail_parts = [detail_image, detail_text, top5, history]
     heatmap_inputs = [show_heatmap, heatmap_class]
-    # Label-tab events run one at a time and in order, so a key pressed after a click acts after the click.
-    ordered = {"show_progress": "hidden", "concurrency_id": "label-tab", "concurrency_limit": 1}
+    # Label-tab events run one at a time and in order, so a key pressed after a click acts after the click, and
+    # each reads the selection the one before it left (State lives on the server). "multiple": a key typed again
+    # before the page answered is queued, not dropped (Gradio's default "once" dropped it, and the keys after it
+    # then labelled the images one step early).
+    ordered = {"show_progress": "hidden", "concurrency_id": "label-tab", "concurrency_limit": 1,
+               "trigger_mode": "multiple"}
     filters = [class_filter, status_filter, min_conf, max_conf, sort, disagree, mistakes]
     for control in filters:  # a person's change only: the page setting a dropdown's choices is no filter change
         on(control.release if control in (min_conf, max_conf) else control.input, apply_filters, [query_state, selected, *filters], [query_state, *refresh_outputs], **ordered)

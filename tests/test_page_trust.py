@@ -122,6 +122,24 @@ def test_the_heatmap_stays_on_after_a_label(server, page):
     expect(page.locator("#heatmap-toggle input")).to_be_checked()
 
 
+def test_keys_typed_ahead_label_one_image_each_in_order_and_none_is_dropped(scratch, browser):
+    url, workspace = scratch
+    page = open_page(browser, url)
+    paths = [item.relpath for item in workspace.view.gallery(workspace_query(sort="name")).items[:4]]
+    choose(page, "sort", "file name")
+    page.wait_for_function(f"document.querySelector('#gallery .tile').dataset.path === '{paths[0]}'")
+    select_tile(page, 0)
+    classes = workspace.view.class_names()
+    for key in ("1", "1", "2", "a"):  # faster than the page answers: each key waits for the one before it
+        page.keyboard.press(key)
+    predicted = workspace.view.detail(workspace.project.store.image_ids([paths[3]])[paths[3]][0])["predicted"]
+    expected = {paths[0]: (classes[0], "human"), paths[1]: (classes[0], "human"), paths[2]: (classes[1], "human"),
+                paths[3]: (predicted, "human")}
+    assert wait_for(lambda: {path: human_label(workspace, path) for path in paths} == expected), \
+        {path: human_label(workspace, path) for path in paths}
+    page.context.close()
+
+
 def test_class_edits_reach_buttons_filters_and_dropdowns_in_every_tab(scratch, browser):
     url, workspace = scratch
     other_tab = open_page(browser, url)  # open before the edits: the poll must bring it up to date
