@@ -68,14 +68,15 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=360):
             with gr.Row(elem_id="find-bar"):
-                search_text = gr.Textbox(placeholder=SEARCH_PLACEHOLDER, show_label=False, scale=4, min_width=200,
-                                         elem_id="search-text")
+                search_text = gr.Textbox(placeholder=SEARCH_PLACEHOLDER, show_label=False, container=False, scale=4,
+                                         min_width=180, elem_id="search-text")
                 search_button = gr.Button("Search", size="sm", elem_id="search", scale=0, min_width=70)
+                duplicates_button = gr.Button("Duplicates at cosine ≥", size="sm", elem_id="duplicates", scale=0,
+                                              min_width=150)
                 duplicate_threshold = gr.Number(DUPLICATE_THRESHOLD, minimum=0.5, maximum=1.0, step=0.001,
-                                                label="duplicates: cosine ≥", scale=1, min_width=110,
+                                                show_label=False, container=False, scale=0, min_width=80,
                                                 elem_id="duplicate-threshold")
                 previous_group = gr.Button("◀ group", size="sm", elem_id="previous-group", scale=0, min_width=60)
-                duplicates_button = gr.Button("Duplicates", size="sm", elem_id="duplicates", scale=0, min_width=80)
                 next_group = gr.Button("group ▶", size="sm", elem_id="next-group", scale=0, min_width=60)
             duplicate_at = gr.State(0)  # the index of the duplicate group shown
             gallery = gr.HTML(gallery_html([], None), elem_id="gallery", js_on_load=GALLERY_JS, min_height=200)
