@@ -15,7 +15,7 @@ from engine.errors import LabelloopError
 from engine.gallery_view import QUEUE_LENGTH, GalleryQuery, Subset
 
 SEARCH_RESULTS = QUEUE_LENGTH  # images a search or "more like this" narrows the gallery to (ten pages)
-SEARCH_PLACEHOLDER = "search, e.g. a red star on paper (Enter)"
+SEARCH_PLACEHOLDER = "search, e.g. a red star"
 
 
 def _subset(name: str, matches: list[Match]) -> Subset:
