@@ -9,6 +9,8 @@ import sys
 import warnings
 from typing import Sequence
 
+from app.cli_args import OneLineParser, at_least, cosine_threshold, search_text
+from app.startup import skip_pyarrow_pandas_probe
 from engine.discovery import DEFAULT_K, DUPLICATE_THRESHOLD
 from engine.errors import LabelloopError
 from engine.models import DEFAULT_SPEC
@@ -19,44 +21,6 @@ def tqdm(*args, **kwargs):
     from tqdm import tqdm as bar
 
     return bar(*args, **kwargs)
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse prints a usage block on bad input; we print one line that says what to do."""
-
-    def error(self, message: str):
-        self.exit(2, f"labelloop: error: {message} (see `{self.prog} --help`)\n")
-
-
-def _at_least(lowest: int, highest: int | None = None):
-    """An argparse type: an integer in [lowest, highest], else one line saying the range."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < lowest or (highest is not None and value > highest):
-            span = f"between {lowest} and {highest}" if highest is not None else f"at least {lowest}"
-            raise argparse.ArgumentTypeError(f"must be {span}, got {value}")
-        return value
-
-    return parse
-
-
-def _search_text(text: str) -> str:
-    if not text.strip():
-        raise argparse.ArgumentTypeError("the search text is empty; describe what the images show, e.g. 'a red star'")
-    return text
-
-
-def _cosine_threshold(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 < value <= 1.0:  # NaN fails this too
-        raise argparse.ArgumentTypeError(f"must be a cosine similarity in (0, 1], got {text}")
-    return value
 
 
 def _printable(text: str) -> str:
@@ -335,14 +299,14 @@ def cmd_serve(args) -> int:
 
 def _add_server_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    command.add_argument("--port", type=_at_least(1, 65535), default=7860)
+    command.add_argument("--port", type=at_least(1, 65535), default=7860)
     command.add_argument("--auth", action="append", metavar="USER:PASSWORD",
                          help="require a login; repeat for each person (or set $LABELLOOP_AUTH, space-separated)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(prog="labelloop", description="Turn a folder of images into a labeled dataset.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
+    parser = OneLineParser(prog="labelloop", description="Turn a folder of images into a labeled dataset.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     init = commands.add_parser("init", help="create a project for a folder of images")
     init.add_argument("project")
@@ -358,8 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ingest = commands.add_parser("ingest", help="scan, thumbnail, embed and zero-shot new or changed images")
     ingest.add_argument("project")
-    ingest.add_argument("--batch-size", type=_at_least(1), default=64)
-    ingest.add_argument("--workers", type=_at_least(0), default=None,
+    ingest.add_argument("--batch-size", type=at_least(1), default=64)
+    ingest.add_argument("--workers", type=at_least(0), default=None,
                         help="local: decode processes (default: cores - 1; 0 decodes in this process); "
                              "ray: model actors (default 1)")
     ingest.add_argument("--engine", default="local",
@@ -407,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="label-studio: prefix of data.image before the image's path (default "
                              "/data/local-files/?d=IMAGES/, IMAGES the images folder's name)")
     export.add_argument("--force", action="store_true", help="replace an existing file or earlier export folder")
-    export.add_argument("--drop-duplicates", nargs="?", type=_cosine_threshold, const=DUPLICATE_THRESHOLD,
+    export.add_argument("--drop-duplicates", nargs="?", type=cosine_threshold, const=DUPLICATE_THRESHOLD,
                         metavar="THRESHOLD",
                         help="keep one image per group of near-duplicates (see `labelloop duplicates`): a person's "
                              f"label first, then the most confident; THRESHOLD defaults to {DUPLICATE_THRESHOLD}")
@@ -433,16 +397,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     search = commands.add_parser("search", help="images nearest a text (CLIP's text tower) or an image, best first")
     search.add_argument("project")
-    search.add_argument("text", nargs="?", type=_search_text, help='what the images show, e.g. "a red star"')
+    search.add_argument("text", nargs="?", type=search_text, help='what the images show, e.g. "a red star"')
     search.add_argument("--like", metavar="PATH", help="an image of the project (relative to the images folder): its "
                                                        "nearest neighbours, itself first; needs no model")
-    search.add_argument("--k", type=_at_least(1), default=DEFAULT_K, help=f"how many (default {DEFAULT_K})")
+    search.add_argument("--k", type=at_least(1), default=DEFAULT_K, help=f"how many (default {DEFAULT_K})")
     search.add_argument("--json", action="store_true")
     search.set_defaults(handler=cmd_search)
 
     duplicates = commands.add_parser("duplicates", help="groups of near-identical images (exact copies marked)")
     duplicates.add_argument("project")
-    duplicates.add_argument("--threshold", type=_cosine_threshold, default=DUPLICATE_THRESHOLD,
+    duplicates.add_argument("--threshold", type=cosine_threshold, default=DUPLICATE_THRESHOLD,
                             help=f"cosine similarity at or above which images are near-duplicates (default "
                                  f"{DUPLICATE_THRESHOLD}, measured on the demo; photos under a full CLIP model: 0.97)")
     duplicates.add_argument("--json", action="store_true")
@@ -459,31 +423,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_server_options(serve)
     serve.set_defaults(handler=cmd_serve)
     return parser
-
-
-class _NoPandas:
-    """A meta-path finder that refuses to import pandas (see skip_pyarrow_pandas_probe)."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name == "pandas":
-            raise ModuleNotFoundError("pandas is not needed by this command")
-        return None
-
-
-def skip_pyarrow_pandas_probe() -> None:
-    """pyarrow imports pandas (0.5-1 s of a command's start-up) the first time it builds or converts an array, only
-    to ask whether the input is a pandas object, and it asks once per process. The CLI never hands it one (only the
-    page uses pandas), so that one question is answered "no pandas" here; an explicit to_pandas() still imports it."""
-    if "pandas" in sys.modules:
-        return
-    import pyarrow as pa
-
-    refuse = _NoPandas()
-    sys.meta_path.insert(0, refuse)
-    try:
-        pa.array([0])
-    finally:
-        sys.meta_path.remove(refuse)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from app.cli import skip_pyarrow_pandas_probe
+from app.startup import skip_pyarrow_pandas_probe
 from engine.imageio import model_picture, quiet_worker
 from engine.ingest import default_workers, ingest, read_entry, scan_images
 from engine.models import load_model, parse_model_spec

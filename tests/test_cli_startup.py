@@ -46,7 +46,7 @@ def test_pyarrow_still_converts_to_pandas_after_the_cli_skipped_its_probe():
     conversion must still work."""
     done = subprocess.run([sys.executable, "-c", """
 import sys
-from app.cli import skip_pyarrow_pandas_probe
+from app.startup import skip_pyarrow_pandas_probe
 skip_pyarrow_pandas_probe()
 import pyarrow as pa
 assert "pandas" not in sys.modules
