@@ -13,9 +13,11 @@ from engine.errors import LabelloopError
 log = logging.getLogger("labelloop.page")
 
 
-def refusable(handler, outputs: int):
+def refusable(handler, outputs: int, refused=None):
     """`handler` with a LabelloopError turned into a warning toast and one log line; its `outputs` stay as
-    they were. functools.wraps keeps the signature Gradio reads for gr.Request and gr.SelectData."""
+    they were, or are what `refused` (called with the handler's arguments) returns: an event the page answered
+    ahead of the server (an optimistic label) needs an answer to put the truth back. functools.wraps keeps the
+    signature Gradio reads for gr.Request and gr.SelectData."""
 
     @functools.wraps(handler)
     def run(*args, **kwargs):
@@ -24,14 +26,16 @@ def refusable(handler, outputs: int):
         except LabelloopError as error:
             log.warning("refused: %s", error)
             gr.Warning(str(error), duration=8)
+            if refused is not None:
+                return refused(*args, **kwargs)
             return gr.skip() if outputs == 1 else tuple(gr.skip() for _ in range(outputs))
 
     return run
 
 
-def on(trigger, handler, inputs, outputs, *, api_name: str | None = None, **options):
-    """Bind `handler` to an event (`button.click`, `dropdown.change`, ...) with refusals shown as messages.
-    Every event gets a stable api_name: the handler's name unless given."""
+def on(trigger, handler, inputs, outputs, *, api_name: str | None = None, refused=None, **options):
+    """Bind `handler` to an event (`button.click`, `dropdown.change`, ...) with refusals shown as messages (and
+    answered by `refused`, see `refusable`). Every event gets a stable api_name: the handler's name unless given."""
     outputs = list(outputs)
-    return trigger(refusable(handler, len(outputs)), inputs, outputs, api_name=api_name or handler.__name__,
+    return trigger(refusable(handler, len(outputs), refused), inputs, outputs, api_name=api_name or handler.__name__,
                    **options)

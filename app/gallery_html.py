@@ -1,34 +1,114 @@
 """The gallery as HTML: one tile per image with its thumbnail, a border and badge coloured by confidence (blue with
 a corner dot for a person's label), its similarity in the corner when a search narrowed the gallery, the file name
 and the review queue's reason on hover. Drawn by the browser, so a tile is only its thumbnail's URL: a label
-changes one badge, and no picture is drawn or copied on the server."""
+changes one badge, and no picture is drawn or copied on the server.
+
+A class key, N, A or a class button shows its label on the selected tile at once, ahead of the server (dashed
+border: not written yet), and selects the next tile as the server will; turning the page draws the next page at
+once from a template sent with this one. The server's answer redraws the gallery with the truth (GALLERY_JS)."""
 
 from __future__ import annotations
 
 import html
+import itertools
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 from urllib.parse import quote
 
-from engine.gallery_view import GalleryItem
+from engine.gallery_view import NONE_OF_THESE, GalleryItem
 from engine.overlays import confidence_colour
+
+HUMAN_COLOUR = "rgb(37, 99, 235)"
+ERROR_COLOUR = "rgb(60, 60, 60)"
 
 # Clicks on a tile trigger the gallery's `click` event with the tile's image id; the tile is highlighted at once.
 GALLERY_JS = """
+const select = (tile) => {
+  element.querySelectorAll('.tile.selected').forEach(t => t.classList.remove('selected'));
+  tile.classList.add('selected');
+};
 element.addEventListener('click', (event) => {
   const tile = event.target.closest('[data-image-id]');
   if (!tile) return;
-  element.querySelectorAll('.tile.selected').forEach(t => t.classList.remove('selected'));
-  tile.classList.add('selected');
+  select(tile);
   trigger('click', {image_id: Number(tile.dataset.imageId)});
 });
+// Labels shown ahead of the server. `ahead` holds the label actions sent and not answered yet, oldest first. Each
+// is answered by exactly one drawing marked data-answers (a refusal too); every drawing is the server's truth, and
+// the actions still unanswered are shown again over it. Should answers stop coming (a server error), the last
+// drawing is put back after STALL ms.
+const STALL = 20000;
+const ahead = [];
+let drawn = element.querySelector('.drawing'), truth = drawn && drawn.cloneNode(true), stall = null;
+const show = (action) => {
+  const tile = action.imageId && element.querySelector(`.tile[data-image-id="${action.imageId}"]`);
+  if (!tile) return;
+  if (action.caption) {
+    tile.querySelector('.badge').textContent = action.caption;
+    tile.classList.add('human', 'pending');
+    tile.style.setProperty('--tile', '%(human)s');
+  }
+  const next = tile.nextElementSibling;
+  if (next && next.classList.contains('tile')) select(next);
+};
+const watchStall = () => {
+  clearTimeout(stall);
+  if (!ahead.length) return;
+  stall = setTimeout(() => {
+    ahead.length = 0;
+    const now = element.querySelector('.drawing');
+    if (now && truth) { drawn = truth.cloneNode(true); now.replaceWith(drawn); }
+  }, STALL);
+};
+// What the server will do with the selected image: its label, and the next tile selected. No tile selected (none
+// yet, or the detail shows an image of another page) or a key past the classes: nothing to show ahead.
+window.labelloopLabelAhead = (kind, name) => {
+  const tile = element.querySelector('.tile.selected');
+  let action = {imageId: null};
+  if (tile && (kind !== 'class' || name)) {
+    const accepted = tile.classList.contains('human') || !tile.dataset.shown ? null : tile.dataset.shown;
+    const label = kind === 'class' ? name : kind === 'none' ? '%(none)s' : accepted;
+    action = {imageId: tile.dataset.imageId, caption: label && label + ' (you)'};
+  }
+  ahead.push(action);
+  show(action);
+  watchStall();
+};
+// The next page, drawn at once from the drawing's template when the page is turned (the server's answer follows and
+// wins). Not while labels are on their way: their answers redraw the page they were given on.
+window.labelloopTurnAhead = () => {
+  const now = element.querySelector('.drawing');
+  const next = now && now.querySelector(':scope > template.next-page');
+  if (!next || ahead.length) return;
+  drawn = document.createElement('div');
+  drawn.className = 'drawing';
+  drawn.append(next.content.cloneNode(true));
+  now.replaceWith(drawn);
+};
+if (!window.labelloopAheadListening) {
+  window.labelloopAheadListening = true;
+  const classNames = () => [...document.querySelectorAll('.class-button')].map(b => b.innerText.replace(/ \\[\\w\\]$/, ''));
+  document.addEventListener('click', (event) => {
+    const button = event.target.closest('button');
+    if (!button || !window.labelloopLabelAhead) return;
+    if (button.id === 'next-page') window.labelloopTurnAhead();
+    const digit = /^key-([1-9])$/.exec(button.id);
+    if (digit) window.labelloopLabelAhead('class', classNames().filter(n => n !== '%(none)s')[digit[1] - 1]);
+    else if (button.id === 'key-none') window.labelloopLabelAhead('none');
+    else if (button.id === 'key-accept' || button.id === 'accept') window.labelloopLabelAhead('accept');
+    else if (button.classList.contains('class-button')) {
+      const name = button.innerText.replace(/ \\[\\w\\]$/, '');
+      window.labelloopLabelAhead(name === '%(none)s' ? 'none' : 'class', name);
+    }
+  }, true);
+}
 // The next page's thumbnails, fetched one at a time after each drawing of the gallery: turning the page draws them
 // from the browser's cache, and they never take the connections a click or a key needs meanwhile.
 const fetched = new Set();
-let ahead = [], fetching = false;
+let toFetch = [], fetching = false;
 const fetchAhead = () => {
-  if (fetching || !ahead.length) return;
-  const url = ahead.shift();
+  if (fetching || !toFetch.length) return;
+  const url = toFetch.shift();
   if (fetched.size > 5000) fetched.clear();  // a long session: forget old pages rather than grow
   fetched.add(url);
   fetching = true;
@@ -37,14 +117,23 @@ const fetchAhead = () => {
   image.src = url;
 };
 new MutationObserver(() => {
+  const now = element.querySelector('.drawing');
+  if (now && now !== drawn) {  // a drawing from the server
+    drawn = now;
+    if (now.dataset.answers && ahead.length) ahead.shift();
+    truth = now.cloneNode(true);
+    ahead.forEach(show);
+    watchStall();
+  }
   const upcoming = element.querySelector('[data-upcoming]');
   if (!upcoming) return;
-  ahead = upcoming.dataset.upcoming.split(' ').filter(url => url && !fetched.has(url));
+  toFetch = upcoming.dataset.upcoming.split(' ').filter(url => url && !fetched.has(url));
   fetchAhead();
 }).observe(element, {childList: true, subtree: true});
-"""
+""" % {"human": HUMAN_COLOUR, "none": NONE_OF_THESE}
 
 GALLERY_CSS = """
+#gallery .page-text { font-size: 14px; color: #374151; padding: 0 4px 4px; }
 #gallery .tiles { display: grid; grid-template-columns: repeat(auto-fill, minmax(120px, 1fr)); gap: 6px;
                   max-height: 560px; overflow-y: auto; overflow-x: hidden; padding: 4px; }
 #gallery .tile { position: relative; aspect-ratio: 1; border: 4px solid var(--tile); border-radius: 6px;
@@ -54,6 +143,7 @@ GALLERY_CSS = """
 #gallery .tile.human .badge { max-width: calc(100% - 22px); }
 #gallery .tile.human::after { content: ''; position: absolute; top: 5px; right: 5px; width: 12px; height: 12px;
                               border-radius: 50%; background: var(--tile); border: 2px solid white; }
+#gallery .tile.pending { border-style: dashed; }
 #gallery .tile.selected { outline: 4px solid #111827; outline-offset: 1px; }
 #gallery .badge { position: absolute; top: 0; left: 0; background: var(--tile); color: white; font-size: 12px;
                   line-height: 16px; padding: 0 4px; border-bottom-right-radius: 4px; max-width: 100%;
@@ -65,8 +155,7 @@ GALLERY_CSS = """
 #gallery .empty { padding: 24px; color: #6b7280; }
 """
 
-HUMAN_COLOUR = "rgb(37, 99, 235)"
-ERROR_COLOUR = "rgb(60, 60, 60)"
+_drawings = itertools.count(1)  # each drawing differs from the one before, so the browser takes every answer
 
 
 def _colour(item: GalleryItem) -> str:
@@ -88,8 +177,10 @@ def tile_html(item: GalleryItem, selected: bool) -> str:
     picture = (f"<img src='{_url(item.thumbnail)}' alt='{html.escape(item.relpath, True)}'>"
                if item.thumbnail else
                f"<span class='unreadable' role='img' aria-label='{html.escape(item.relpath, True)}'>unreadable</span>")
+    shown = item.shown if item.label_source != "human" and item.status != "error" else ""
     return (f"<button class='{classes}' data-image-id='{item.image_id}' "
-            f"data-path='{html.escape(item.relpath, True)}' style='--tile: {_colour(item)}' "
+            f"data-path='{html.escape(item.relpath, True)}' data-shown='{html.escape(shown, True)}' "
+            f"style='--tile: {_colour(item)}' "
             f"title='{html.escape(title, True)}'>{picture}<span class='badge'>{html.escape(item.caption)}</span>"
             f"{score}</button>")
 
@@ -98,10 +189,29 @@ def _url(path: Path) -> str:
     return f"gradio_api/file={quote(str(path))}"
 
 
-def gallery_html(items: list[GalleryItem], selected: int | None, upcoming: Sequence[Path] = ()) -> str:
-    """The tiles; `upcoming` thumbnails (the next page's) are fetched ahead by GALLERY_JS."""
-    ahead = f"<div hidden data-upcoming='{' '.join(_url(path) for path in upcoming)}'></div>"
-    if not items:
-        return f"<div class='tiles'><div class='empty'>No image matches these filters.</div></div>{ahead}"
-    return ("<div class='tiles'>" + "".join(tile_html(item, item.image_id == selected) for item in items) + "</div>"
-            + ahead)
+@dataclass
+class ShownPage:
+    """One page of the gallery as drawn: its tiles and text, and the next page as it stood then."""
+
+    items: list[GalleryItem]
+    text: str  # "page 2 of 9 · 412 images", after the subset's name when the gallery is narrowed to one
+    following: list[GalleryItem] = field(default_factory=list)
+    following_text: str = ""
+
+
+def _page_html(items: list[GalleryItem], text: str, selected: int | None) -> str:
+    tiles = ("".join(tile_html(item, item.image_id == selected) for item in items) if items
+             else "<div class='empty'>No image matches these filters.</div>")
+    return f"<div class='page-text'>{html.escape(text)}</div><div class='tiles'>{tiles}</div>"
+
+
+def gallery_html(shown: ShownPage, selected: int | None, *, answers_ahead: bool = False) -> str:
+    """The page text and tiles, the next page in a template (GALLERY_JS draws it at once when the page is turned,
+    until the server's answer), and its thumbnails to fetch ahead. `answers_ahead`: this drawing answers a label the
+    page showed ahead of the server (GALLERY_JS)."""
+    marks = f" data-drawing='{next(_drawings)}'" + (" data-answers='1'" if answers_ahead else "")
+    following = (f"<template class='next-page'>{_page_html(shown.following, shown.following_text, selected)}"
+                 "</template>" if shown.following else "")
+    fetch = " ".join(_url(item.thumbnail) for item in shown.following if item.thumbnail)
+    return (f"<div class='drawing'{marks}>{_page_html(shown.items, shown.text, selected)}{following}</div>"
+            f"<div hidden data-upcoming='{fetch}'></div>")

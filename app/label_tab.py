@@ -13,11 +13,11 @@ import gradio as gr
 
 from app.feedback import on
 from app.find import SEARCH_PLACEHOLDER, FindTools
-from app.gallery_html import GALLERY_JS, gallery_html
+from app.gallery_html import GALLERY_JS, ShownPage, gallery_html
 from app.header import header_markdown
 from engine.discovery import DUPLICATE_THRESHOLD
 from engine.errors import LabelloopError
-from engine.gallery_view import NONE_OF_THESE, GalleryItem, GalleryPage, GalleryQuery
+from engine.gallery_view import NONE_OF_THESE, GalleryPage, GalleryQuery
 from engine.labeling import page_actor
 from engine.workspace import Workspace
 from storage.gallery import GALLERY_SORTS, GALLERY_STATUSES
@@ -48,7 +48,7 @@ class LabelTab:
 def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
     view, labeling = workspace.view, workspace.labeling
     query_state = gr.State(GalleryQuery())  # per browser session: filters, order and page
-    page_items = gr.State([])  # the GalleryItems shown, in order
+    shown_page = gr.State(ShownPage([], ""))  # the tiles and text drawn, and the next page as it stood
     selected = gr.State(None)  # the image id the detail panel shows
     class_names = gr.State([])  # filled on load, and again whenever the classes change
     with gr.Row(elem_id="filters"):
@@ -62,7 +62,6 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         disagree = gr.Checkbox(label="zero-shot and teacher disagree", min_width=100)
         mistakes = gr.Checkbox(label="possible label mistake", min_width=100)
         prev_page = gr.Button("◀ page [", size="sm", elem_id="prev-page", min_width=60)
-        page_text = gr.Markdown(elem_id="page-text")
         show_all = gr.Button("✕ show all images", size="sm", elem_id="show-all", min_width=60, visible=False)
         next_page = gr.Button("] page ▶", size="sm", elem_id="next-page", min_width=60)
     with gr.Row(equal_height=False):
@@ -79,7 +78,7 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
                 previous_group = gr.Button("◀ group", size="sm", elem_id="previous-group", scale=0, min_width=60)
                 next_group = gr.Button("group ▶", size="sm", elem_id="next-group", scale=0, min_width=60)
             duplicate_at = gr.State(0)  # the index of the duplicate group shown
-            gallery = gr.HTML(gallery_html([], None), elem_id="gallery", js_on_load=GALLERY_JS, min_height=200)
+            gallery = gr.HTML(gallery_html(ShownPage([], ""), None), elem_id="gallery", js_on_load=GALLERY_JS, min_height=200)
             gr.HTML(LEGEND)
             with gr.Row():
                 accept_threshold = gr.Slider(0.5, 1, value=0.9, step=0.01, label="accept at or above", scale=3)
@@ -116,20 +115,21 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         prev_key = gr.Button("prev", elem_id="key-prev")
         similar_key = gr.Button("s", elem_id="key-similar")
 
-    refresh_outputs = [gallery, page_text, page_items, picked, show_all]
+    refresh_outputs = [gallery, shown_page, picked, show_all]
     keep_gallery = tuple(gr.skip() for _ in refresh_outputs)  # a handler that leaves the gallery as it is
 
     # ---- what the page shows -----------------------------------------------------------------------------------
 
     def gallery_outputs(query: GalleryQuery, result: GalleryPage, chosen: int | None):
-        """The gallery (the selected image highlighted when it is on this page), page text (with the subset it is
-        narrowed to), items, picks, and the button that leaves the subset."""
-        text = f"page {result.page + 1} of {result.pages} · {result.total:,} images"
-        if query.subset:
-            text = f"{query.subset.name} · {text}"
+        """The gallery (the selected image highlighted when it is on this page) with its page text (and the subset
+        it is narrowed to), the page drawn, picks, and the button that leaves the subset."""
+        def text(page: int) -> str:
+            where = f"page {page + 1} of {result.pages} · {result.total:,} images"
+            return f"{query.subset.name} · {where}" if query.subset else where
+        shown = ShownPage(result.items, text(result.page), result.following, text(result.page + 1))
         choices = [(item.relpath, item.image_id) for item in result.items]
-        return (gallery_html(result.items, chosen, result.upcoming), text, result.items,
-                gr.CheckboxGroup(choices=choices, value=[]), gr.Button(visible=query.subset is not None))
+        return (gallery_html(shown, chosen), shown, gr.CheckboxGroup(choices=choices, value=[]),
+                gr.Button(visible=query.subset is not None))
 
     def detail_outputs(image_id: int | None, heatmap: bool, heatmap_for: str | None):
         """The detail panel for `image_id`: image (or its heatmap), the title lines, top-5 and history."""
@@ -170,49 +170,49 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
                         disagree=only_disagree, mistakes=only_mistakes, offset=0)
         return (query, *refresh(query, chosen))
 
-    def turned(query, items, step):
+    def turned(query, shown: ShownPage, step):
         """The next or previous page: forward from the images still in the filter, back by a page."""
         if step > 0:
-            offset = view.next_offset(query, [item.image_id for item in items])
+            offset = view.next_offset(query, [item.image_id for item in shown.items])
         else:
             offset = max(0, query.offset - query.page_size)
         result = view.gallery(replace(query, offset=offset))
         return replace(query, offset=result.offset), result
 
-    def next_page_shown(query, items, chosen):
-        query, result = turned(query, items, +1)
+    def next_page_shown(query, shown, chosen):
+        query, result = turned(query, shown, +1)
         return (query, *gallery_outputs(query, result, chosen))
 
-    def previous_page_shown(query, items, chosen):
-        query, result = turned(query, items, -1)
+    def previous_page_shown(query, shown, chosen):
+        query, result = turned(query, shown, -1)
         return (query, *gallery_outputs(query, result, chosen))
 
     def select_tile(heatmap, heatmap_for, event: gr.EventData):
         image_id = int(event._data["image_id"])  # the id the clicked tile carries, not its position
         return (image_id, *detail_outputs(image_id, heatmap, heatmap_for))
 
-    def moved(query, items, chosen, heatmap, heatmap_for, step):
+    def moved(query, shown, chosen, heatmap, heatmap_for, step):
         """The image `step` tiles from the selected one; past either end of the page, the next or previous page."""
-        ids = [item.image_id for item in items]
+        ids = [item.image_id for item in shown.items]
         unchanged = (query, *keep_gallery)
         if not ids:
             return (*unchanged, chosen, *detail_outputs(chosen, heatmap, heatmap_for))
         position = ids.index(chosen) + step if chosen in ids else (0 if step > 0 else len(ids) - 1)
         if 0 <= position < len(ids):
             chosen = ids[position]
-            return (query, gallery_html(items, chosen), *keep_gallery[1:], chosen,
+            return (query, gallery_html(shown, chosen), *keep_gallery[1:], chosen,
                     *detail_outputs(chosen, heatmap, heatmap_for))
-        new_query, result = turned(query, items, step)
+        new_query, result = turned(query, shown, step)
         if new_query.offset == query.offset or not result.items:  # the first or last page: stay where it is
             return (*unchanged, chosen, *detail_outputs(chosen, heatmap, heatmap_for))
         chosen = result.items[0 if step > 0 else -1].image_id
         return (new_query, *gallery_outputs(new_query, result, chosen), chosen, *detail_outputs(chosen, heatmap, heatmap_for))
 
-    def select_next(query, items, chosen, heatmap, heatmap_for):
-        return moved(query, items, chosen, heatmap, heatmap_for, +1)
+    def select_next(query, shown, chosen, heatmap, heatmap_for):
+        return moved(query, shown, chosen, heatmap, heatmap_for, +1)
 
-    def select_previous(query, items, chosen, heatmap, heatmap_for):
-        return moved(query, items, chosen, heatmap, heatmap_for, -1)
+    def select_previous(query, shown, chosen, heatmap, heatmap_for):
+        return moved(query, shown, chosen, heatmap, heatmap_for, -1)
 
     def all_images_shown(query, chosen):
         """Leave the subset (search results, neighbours, a map selection); the other filters stay."""
@@ -222,67 +222,73 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
     def show_detail(chosen, heatmap, heatmap_for):
         return detail_outputs(chosen, heatmap, heatmap_for)
 
-    def after_change(query, items: list[GalleryItem], chosen, change, heatmap, heatmap_for, *, move_on: bool):
+    def after_change(query, shown: ShownPage, chosen, change, heatmap, heatmap_for, *, move_on: bool,
+                     answers_ahead: bool = False):
         """The page after a label change: the changed tiles redrawn where they are (the grid does not shift under
         the person's hand; turning the page applies the filters again), and the next image selected when
-        `move_on`."""
+        `move_on`. `answers_ahead`: the change is a key's or a class button's, which the page showed ahead."""
         fresh = {item.image_id: item for item in view.items(change.image_ids)} if change.changed else {}
-        items = [fresh.get(item.image_id, item) for item in items]
-        ids = [item.image_id for item in items]
+        shown = replace(shown, items=[fresh.get(item.image_id, item) for item in shown.items])
+        ids = [item.image_id for item in shown.items]
         if move_on and chosen in ids:
             chosen = ids[min(ids.index(chosen) + 1, len(ids) - 1)]
-        return (query, gallery_html(items, chosen), gr.skip(), items, *keep_gallery[3:], chosen,
-                *detail_outputs(chosen, heatmap, heatmap_for),
+        return (query, gallery_html(shown, chosen, answers_ahead=answers_ahead), shown, *keep_gallery[2:],
+                chosen, *detail_outputs(chosen, heatmap, heatmap_for),
                 change.message + (" · U undoes" if change.changed else ""), header_markdown(view.header()))
 
     def require_selection(chosen):
         if chosen is None:
             raise LabelloopError("select an image first (click it, or press →)")
 
-    def label_selected(query, items, chosen, heatmap, heatmap_for, class_name, request: gr.Request):
+    def label_selected(query, shown, chosen, heatmap, heatmap_for, class_name, request: gr.Request):
         require_selection(chosen)
         change = labeling.label([chosen], class_name, actor=page_actor(request.username))
-        return after_change(query, items, chosen, change, heatmap, heatmap_for, move_on=True)
+        return after_change(query, shown, chosen, change, heatmap, heatmap_for, move_on=True, answers_ahead=True)
 
     def label_with_key(digit):
-        def label_with_digit(query, items, chosen, heatmap, heatmap_for, request: gr.Request):
+        def label_with_digit(query, shown, chosen, heatmap, heatmap_for, request: gr.Request):
             names = view.class_names()
             if digit > len(names):
                 raise LabelloopError(f"there is no class {digit}; classes: {', '.join(names)}")
-            return label_selected(query, items, chosen, heatmap, heatmap_for, names[digit - 1], request)
+            return label_selected(query, shown, chosen, heatmap, heatmap_for, names[digit - 1], request)
         label_with_digit.__name__ = f"label_with_key_{digit}"
         return label_with_digit
 
     def label_as(name):
-        def label_as_class(query, items, chosen, heatmap, heatmap_for, request: gr.Request):
-            return label_selected(query, items, chosen, heatmap, heatmap_for, name, request)
+        def label_as_class(query, shown, chosen, heatmap, heatmap_for, request: gr.Request):
+            return label_selected(query, shown, chosen, heatmap, heatmap_for, name, request)
         return label_as_class
 
-    def label_none(query, items, chosen, heatmap, heatmap_for, request: gr.Request):
-        return label_selected(query, items, chosen, heatmap, heatmap_for, NONE_OF_THESE, request)
+    def label_none(query, shown, chosen, heatmap, heatmap_for, request: gr.Request):
+        return label_selected(query, shown, chosen, heatmap, heatmap_for, NONE_OF_THESE, request)
 
-    def accept_selected(query, items, chosen, heatmap, heatmap_for, request: gr.Request):
+    def accept_selected(query, shown, chosen, heatmap, heatmap_for, request: gr.Request):
         require_selection(chosen)
         change = labeling.accept([chosen], actor=page_actor(request.username))
-        return after_change(query, items, chosen, change, heatmap, heatmap_for, move_on=True)
+        return after_change(query, shown, chosen, change, heatmap, heatmap_for, move_on=True, answers_ahead=True)
 
-    def accept_page_above(query, items, chosen, heatmap, heatmap_for, threshold, request: gr.Request):
-        change = labeling.accept([item.image_id for item in items], min_confidence=threshold,
+    def refused_ahead(query, shown, chosen, *_, **__):
+        """A refused key or class button: the gallery as it was, drawn again as the answer the page waits for
+        (it showed the label ahead of the server)."""
+        return (gr.skip(), gallery_html(shown, chosen, answers_ahead=True), *(gr.skip() for _ in changed_outputs[2:]))
+
+    def accept_page_above(query, shown, chosen, heatmap, heatmap_for, threshold, request: gr.Request):
+        change = labeling.accept([item.image_id for item in shown.items], min_confidence=threshold,
                                  actor=page_actor(request.username))
         change.message += f" at or above {threshold:.0%}"
-        return after_change(query, items, chosen, change, heatmap, heatmap_for, move_on=False)
+        return after_change(query, shown, chosen, change, heatmap, heatmap_for, move_on=False)
 
-    def assign_ticked(query, items, chosen, heatmap, heatmap_for, ticked, class_name, request: gr.Request):
+    def assign_ticked(query, shown, chosen, heatmap, heatmap_for, ticked, class_name, request: gr.Request):
         if not ticked or not class_name:
             raise LabelloopError("tick images under 'select several on this page' and choose a class")
         change = labeling.label(list(ticked), class_name, actor=page_actor(request.username))
-        return after_change(query, items, chosen, change, heatmap, heatmap_for, move_on=False)
+        return after_change(query, shown, chosen, change, heatmap, heatmap_for, move_on=False)
 
-    def undo_last(query, items, chosen, heatmap, heatmap_for, request: gr.Request):
+    def undo_last(query, shown, chosen, heatmap, heatmap_for, request: gr.Request):
         change = labeling.undo(actor=page_actor(request.username))
         if len(change.image_ids) == 1:
             chosen = change.image_ids[0]  # show the image that got its label back
-        return after_change(query, items, chosen, change, heatmap, heatmap_for, move_on=False)
+        return after_change(query, shown, chosen, change, heatmap, heatmap_for, move_on=False)
 
     def class_controls_shown(names, query, filter_value):
         """Every control that lists classes, from the project's classes now. Only the choices change, so a
@@ -310,26 +316,26 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
     filters = [class_filter, status_filter, min_conf, max_conf, sort, disagree, mistakes]
     for control in filters:  # a person's change only: the page setting a dropdown's choices is no filter change
         on(control.release if control in (min_conf, max_conf) else control.input, apply_filters, [query_state, selected, *filters], [query_state, *refresh_outputs], **ordered)
-    on(prev_page.click, previous_page_shown, [query_state, page_items, selected], [query_state, *refresh_outputs],
+    on(prev_page.click, previous_page_shown, [query_state, shown_page, selected], [query_state, *refresh_outputs],
        **ordered)
-    on(next_page.click, next_page_shown, [query_state, page_items, selected], [query_state, *refresh_outputs],
+    on(next_page.click, next_page_shown, [query_state, shown_page, selected], [query_state, *refresh_outputs],
        **ordered)
     on(show_all.click, all_images_shown, [query_state, selected], [query_state, *refresh_outputs, sort], **ordered)
     on(gallery.click, select_tile, heatmap_inputs, [selected, *detail_parts], **ordered)
     for control in heatmap_inputs:
         on(control.input, show_detail, [selected, *heatmap_inputs], detail_parts, **ordered)
     moved_outputs = [query_state, *refresh_outputs, selected, *detail_parts]
-    on(next_key.click, select_next, [query_state, page_items, selected, *heatmap_inputs], moved_outputs, **ordered)
-    on(prev_key.click, select_previous, [query_state, page_items, selected, *heatmap_inputs], moved_outputs,
+    on(next_key.click, select_next, [query_state, shown_page, selected, *heatmap_inputs], moved_outputs, **ordered)
+    on(prev_key.click, select_previous, [query_state, shown_page, selected, *heatmap_inputs], moved_outputs,
        **ordered)
 
     changed_outputs = [query_state, *refresh_outputs, selected, *detail_parts, last_action, header]
-    current = [query_state, page_items, selected, *heatmap_inputs]
+    current = [query_state, shown_page, selected, *heatmap_inputs]
     for digit, button in enumerate(digit_keys, start=1):
-        on(button.click, label_with_key(digit), current, changed_outputs, **ordered)
-    on(none_key.click, label_none, current, changed_outputs, **ordered)
+        on(button.click, label_with_key(digit), current, changed_outputs, refused=refused_ahead, **ordered)
+    on(none_key.click, label_none, current, changed_outputs, refused=refused_ahead, **ordered)
     for button in (accept_key, accept_button):
-        on(button.click, accept_selected, current, changed_outputs, **ordered)
+        on(button.click, accept_selected, current, changed_outputs, refused=refused_ahead, **ordered)
     for button in (undo_key, undo_button):
         on(button.click, undo_last, current, changed_outputs, **ordered)
     on(accept_page.click, accept_page_above, [*current, accept_threshold], changed_outputs, **ordered)
@@ -358,10 +364,10 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
                     hint = f" [{index + 1}]" if index < 9 else ""
                     button = gr.Button(f"{name}{hint}", size="sm", elem_classes="class-button", min_width=60)
                     on(button.click, label_as(name), current, changed_outputs, api_name=f"label_as_{index + 1}",
-                       **ordered)
+                       refused=refused_ahead, **ordered)
                 none_button = gr.Button(f"{NONE_OF_THESE} [N]", size="sm", elem_classes="class-button",
                                         min_width=60)
-                on(none_button.click, label_none, current, changed_outputs, **ordered)
+                on(none_button.click, label_none, current, changed_outputs, refused=refused_ahead, **ordered)
 
     class_controls = [class_filter, heatmap_class, picked_class, class_names]
     load = (page_loaded, [query_state, selected, class_filter], [query_state, *refresh_outputs, *class_controls])

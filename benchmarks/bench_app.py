@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--writes", type=int, default=50)
     args = parser.parse_args()
 
-    from app.gallery_html import gallery_html
+    from app.gallery_html import ShownPage, gallery_html
 
     x, _, text = planted_embeddings(args.images, 512, 20, seed=5)
     with tempfile.TemporaryDirectory() as scratch:
@@ -79,7 +79,7 @@ def main() -> None:
         def one_page(query: GalleryQuery) -> float:
             started = time.perf_counter()
             page = workspace.view.gallery(query)
-            gallery_html(page.items, None)
+            gallery_html(ShownPage(page.items, "", page.following), None)
             return time.perf_counter() - started
 
         queries = [replace(QUERIES[i % len(QUERIES)], offset=i * PAGE_SIZE) for i in range(args.pages)]

@@ -22,7 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 from engine.layout import UMAP_FIT_SIZE, pca_components, pca_layout, umap_layout
 from tests.synthetic import planted_embeddings

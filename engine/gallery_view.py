@@ -78,7 +78,7 @@ class GalleryPage:
     total: int
     offset: int
     page_size: int
-    upcoming: list[Path] = field(default_factory=list)  # the next page's thumbnails as it stands, to fetch ahead
+    following: list[GalleryItem] = field(default_factory=list)  # the next page as it stands (drawn ahead on a turn)
 
     @property
     def page(self) -> int:
@@ -183,7 +183,7 @@ class GalleryView:
 
     def gallery(self, query: GalleryQuery) -> GalleryPage:
         """One page of the filtered, sorted images; past the end (a filter shrank the set), the last page. The
-        next page is read in the same query (sorting for twice the rows costs next to nothing) for its thumbnails."""
+        next page is read in the same query (sorting for twice the rows costs next to nothing): the page draws it ahead."""
         shown_round = self.store.shown_round()
         rows = self._rows(query, shown_round, offset=query.offset, limit=2 * query.page_size)
         rows, following = rows[:query.page_size], rows[query.page_size:]
@@ -195,7 +195,7 @@ class GalleryView:
         scores = query.subset.score_of() if query.subset else {}
         return GalleryPage(items=[self._item(row, names, queue, scores.get(row["id"])) for row in rows],
                            total=rows[0]["total"] if rows else 0, offset=query.offset, page_size=query.page_size,
-                           upcoming=[self._thumbnail(row) for row in following if row["sha256"]])
+                           following=[self._item(row, names, queue, scores.get(row["id"])) for row in following])
 
     def next_offset(self, query: GalleryQuery, shown_ids: list[int]) -> int:
         """Where the page after the one showing `shown_ids` starts. Images labelled on this page may have left the

@@ -100,7 +100,7 @@ def wait_for_page(page, pattern: str, timeout_ms: int = 30_000) -> None:
     page, until the gallery draws that many tiles: text and gallery are two components and the text can land
     first, so a test reading tiles right after the text would read the previous page's."""
     page.wait_for_function("""([pattern, pageSize]) => {
-        const text = document.querySelector('#page-text')?.innerText || '';
+        const text = document.querySelector('#gallery .page-text')?.innerText || '';
         if (!new RegExp(pattern).test(text)) return false;
         const total = Number((text.match(/([\\d,]+) images/) || ['', '-1'])[1].replace(/,/g, ''));
         if (total < 0 || total >= pageSize) return true;

@@ -93,7 +93,7 @@ def test_a_planted_exact_copy_and_resized_copy_are_one_duplicate_group(planted, 
         page.locator("#duplicates").click()
         wait_for_page(page, "duplicates: group 1 of 1")
         assert sorted(tile_paths(page)) == sorted([original, "copy_of_0003.jpg", "enlarged_0003.jpg"])
-        expect(page.locator("#page-text")).to_contain_text(f"exact copies: {original}, copy_of_0003.jpg")
+        expect(page.locator("#gallery .page-text")).to_contain_text(f"exact copies: {original}, copy_of_0003.jpg")
         page.locator("#duplicate-threshold input").fill("0.9999")  # stricter: only the exact copies remain
         page.locator("#next-group").click()
         wait_for_page(page, "duplicates: group 1 of 1 \\(cosine ≥ 0.9999\\)")

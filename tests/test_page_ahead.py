@@ -1,0 +1,117 @@
+"""Labels shown ahead of the server, in Chromium: a key or class button shows its label on the tile at once (dashed:
+not written yet) and selects the next tile; the server's answer confirms it, or, when it refuses, puts the tile
+back as it was. The server is held in these tests (its label call waits on an event), so what the page shows
+meanwhile can only be the page's own answer.
+"""
+
+import threading
+
+import pytest
+from playwright.sync_api import expect
+
+from engine.errors import LabelloopError
+from tests.browser import copy_project, human_label, open_page, select_tile, served, skip_without_chromium, wait_for
+
+skip_without_chromium()
+
+
+@pytest.fixture(scope="module")
+def server(demo_template, tmp_path_factory):
+    with served(copy_project(demo_template, tmp_path_factory.mktemp("ahead") / "project")) as running:
+        yield running
+
+
+@pytest.fixture
+def page(server, browser):
+    tab = open_page(browser, server[0])
+    yield tab
+    tab.context.close()
+
+
+@pytest.fixture
+def held(server, monkeypatch):
+    """The server's label and accept calls wait until `release` is set (at most 60 s); `refuse` makes them fail."""
+    labeling = server[1].labeling
+    release, refuse = threading.Event(), threading.Event()
+
+    def holding(real):
+        def call(*args, **kwargs):
+            release.wait(60)
+            if refuse.is_set():
+                raise LabelloopError("refused by the test")
+            return real(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(labeling, "label", holding(labeling.label))
+    monkeypatch.setattr(labeling, "accept", holding(labeling.accept))
+    yield release, refuse
+    release.set()
+
+
+def tile(page, index: int):
+    return page.locator("#gallery .tile").nth(index)
+
+
+def test_keys_show_their_labels_at_once_and_the_server_confirms_them_in_order(server, page, held):
+    _, workspace = server
+    release, _ = held
+    classes = workspace.view.class_names()
+    paths = [select_tile(page, 2)] + [tile(page, i).get_attribute("data-path") for i in (3, 4)]
+    accepted = tile(page, 4).get_attribute("data-shown")
+    for key in ("1", "2", "a"):
+        page.keyboard.press(key)
+    for index, caption in ((2, classes[0]), (3, classes[1]), (4, accepted)):
+        expect(tile(page, index).locator(".badge")).to_have_text(f"{caption} (you)")
+        expect(tile(page, index)).to_have_class("tile human pending")
+    expect(tile(page, 5)).to_have_class("tile selected")
+    assert all(human_label(workspace, path)[1] != "human" for path in paths)  # nothing written while it is held
+
+    release.set()
+    assert wait_for(lambda: [human_label(workspace, path) for path in paths]
+                    == [(classes[0], "human"), (classes[1], "human"), (accepted, "human")])
+    expect(page.locator("#gallery .tile.pending")).to_have_count(0)
+    expect(tile(page, 4).locator(".badge")).to_have_text(f"{accepted} (you)")
+    expect(page.locator("#detail-text strong").first).to_have_text(tile(page, 5).get_attribute("data-path"))
+
+
+def test_a_refused_label_puts_the_tile_back_as_it_was(server, page, held):
+    _, workspace = server
+    release, refuse = held
+    classes = workspace.view.class_names()
+    select_tile(page, 10)
+    before = tile(page, 10).locator(".badge").inner_text()
+    key = str(next(i for i, name in enumerate(classes, 1) if not before.startswith(name + " ")))
+    page.keyboard.press(key)
+    expect(tile(page, 10)).to_have_class("tile human pending")
+    expect(tile(page, 11)).to_have_class("tile selected")
+
+    refuse.set()
+    release.set()
+    expect(page.get_by_text("refused by the test")).to_be_visible()
+    expect(tile(page, 10).locator(".badge")).to_have_text(before)
+    expect(tile(page, 10)).to_have_class("tile selected")
+    expect(page.locator("#gallery .tile.pending")).to_have_count(0)
+    assert human_label(workspace, tile(page, 10).get_attribute("data-path"))[1] != "human"
+
+
+def test_turning_the_page_draws_the_next_page_at_once_and_the_server_confirms_it(server, page, monkeypatch):
+    _, workspace = server
+    release = threading.Event()
+    real_next_offset = workspace.view.next_offset
+
+    def held_next_offset(*args, **kwargs):
+        release.wait(60)
+        return real_next_offset(*args, **kwargs)
+
+    monkeypatch.setattr(workspace.view, "next_offset", held_next_offset)
+    expect(page.locator("#gallery .page-text")).to_contain_text("page 1 of")
+    ahead = page.evaluate("() => [...document.querySelector('#gallery template.next-page').content"
+                          ".querySelectorAll('.tile')].map(t => t.dataset.path)")
+    page.keyboard.press("]")
+    expect(page.locator("#gallery .page-text")).to_contain_text("page 2 of")  # while the server is held
+    assert page.evaluate("() => [...document.querySelectorAll('#gallery .tile')].map(t => t.dataset.path)") == ahead
+
+    release.set()
+    page.wait_for_function("() => !!document.querySelector('#gallery template.next-page')")  # the server's drawing
+    expect(page.locator("#gallery .page-text")).to_contain_text("page 2 of")
+    assert page.evaluate("() => [...document.querySelectorAll('#gallery .tile')].map(t => t.dataset.path)") == ahead
