@@ -31,6 +31,7 @@ element.addEventListener('click', (event) => {
   const tile = event.target.closest('[data-image-id]');
   if (!tile) return;
   select(tile);
+  if (window.labelloopDetailAhead) window.labelloopDetailAhead(tile);
   trigger('click', {image_id: Number(tile.dataset.imageId)});
 });
 // Labels shown ahead of the server. `ahead` holds the label actions sent and not answered yet, oldest first. Each
@@ -132,7 +133,35 @@ new MutationObserver(() => {
 }).observe(element, {childList: true, subtree: true});
 """ % {"human": HUMAN_COLOUR, "none": NONE_OF_THESE}
 
+# The detail view's picture and title. A click on a tile draws them at once from the tile (its thumbnail, its file
+# name) until the server's answer; a click on the picture zooms it to the window, a click or Escape zooms it out.
+DETAIL_JS = """
+window.labelloopDetailAhead = (tile) => {
+  const view = element.querySelector('.detail-view');
+  const thumbnail = tile.querySelector('img');
+  if (!view) return;
+  view.classList.add('pending');
+  view.querySelector('.detail-title').replaceChildren(Object.assign(document.createElement('strong'),
+                                                                    {textContent: tile.dataset.path}));
+  const picture = view.querySelector('img') || view.appendChild(document.createElement('img'));
+  picture.alt = tile.dataset.path;
+  picture.src = thumbnail ? thumbnail.src : '';
+};
+element.addEventListener('click', (event) => {
+  const view = event.target.closest('.detail-view');
+  if (view && (event.target.tagName === 'IMG' || view.classList.contains('zoomed'))) view.classList.toggle('zoomed');
+});
+document.addEventListener('keydown', (event) => {
+  if (event.key === 'Escape') element.querySelectorAll('.detail-view.zoomed').forEach(v => v.classList.remove('zoomed'));
+});
+"""
+
 GALLERY_CSS = """
+#detail-view .detail-title { font-size: 14px; padding: 0 0 4px; overflow-wrap: anywhere; }
+#detail-view .detail-view img { width: 100%; height: 250px; object-fit: contain; display: block; cursor: zoom-in;
+                                background: #f9fafb; border-radius: 6px; }
+#detail-view .detail-view.zoomed img { position: fixed; inset: 0; width: 100vw; height: 100vh; z-index: 1000;
+                                       background: rgba(17, 24, 39, .9); cursor: zoom-out; border-radius: 0; }
 #gallery .page-text { font-size: 14px; color: #374151; padding: 0 4px 4px; }
 #gallery .tiles { display: grid; grid-template-columns: repeat(auto-fill, minmax(120px, 1fr)); gap: 6px;
                   max-height: 560px; overflow-y: auto; overflow-x: hidden; padding: 4px; }
@@ -203,6 +232,16 @@ def _page_html(items: list[GalleryItem], text: str, selected: int | None) -> str
     tiles = ("".join(tile_html(item, item.image_id == selected) for item in items) if items
              else "<div class='empty'>No image matches these filters.</div>")
     return f"<div class='page-text'>{html.escape(text)}</div><div class='tiles'>{tiles}</div>"
+
+
+def detail_html(relpath: str | None, picture: Path | None, note: str = "") -> str:
+    """The detail view: the file's name (and `note`: its size, or why it cannot be read) over its picture."""
+    if relpath is None:
+        return "<div class='detail-view'><div class='detail-title'>Click an image, or press → to start.</div></div>"
+    title = f"<strong>{html.escape(relpath)}</strong>" + (f" {html.escape(note)}" if note else "")
+    image = f"<img src='{_url(picture)}' alt='{html.escape(relpath, True)}'>" if picture else ""
+    return (f"<div class='detail-view' data-drawing='{next(_drawings)}'><div class='detail-title'>{title}</div>"
+            f"{image}</div>")
 
 
 def gallery_html(shown: ShownPage, selected: int | None, *, answers_ahead: bool = False) -> str:

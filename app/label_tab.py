@@ -8,12 +8,13 @@ the gallery shows meanwhile (a filter, the sort or another person may have chang
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import gradio as gr
 
 from app.feedback import on
 from app.find import SEARCH_PLACEHOLDER, FindTools
-from app.gallery_html import GALLERY_JS, ShownPage, gallery_html
+from app.gallery_html import DETAIL_JS, GALLERY_JS, ShownPage, detail_html, gallery_html
 from app.header import header_markdown
 from engine.discovery import DUPLICATE_THRESHOLD
 from engine.errors import LabelloopError
@@ -89,8 +90,8 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
                     picked_class = gr.Dropdown([], value=None, label="assign selected to", scale=2)
                     assign_picked = gr.Button("Assign selected", scale=1, elem_id="assign-selected")
         with gr.Column(scale=2, min_width=340, elem_id="detail-column"):
-            detail_image = gr.Image(type="filepath", show_label=False, height=250, interactive=False,
-                                    elem_id="detail-image", buttons=["fullscreen"])
+            detail_view = gr.HTML(detail_html(None, None), elem_id="detail-view", js_on_load=DETAIL_JS,
+                                  padding=False)
             class_row = gr.Column(elem_id="class-buttons")
             with gr.Row():
                 accept_button = gr.Button("Accept [A]", variant="primary", elem_id="accept", size="sm")
@@ -134,19 +135,16 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
     def detail_outputs(image_id: int | None, heatmap: bool, heatmap_for: str | None):
         """The detail panel for `image_id`: image (or its heatmap), the title lines, top-5 and history."""
         if image_id is None:
-            return None, "Click an image, or press → to start.", None, []
+            return detail_html(None, None), "", None, []
         detail = view.detail(image_id)
         if detail["placeholder"]:
-            image = str(detail["placeholder"])
-        elif heatmap:
-            image = str(view.heatmap(image_id, heatmap_for or detail["predicted"]))
+            picture, note = detail["placeholder"], f": {detail['error']}"
         else:
-            image = str(detail["path"])
+            picture = view.heatmap(image_id, heatmap_for or detail["predicted"]) if heatmap else detail["path"]
+            note = f"({detail['size'][0]}×{detail['size'][1]})"
         teacher, zero_shot = detail["teacher"], detail["zero_shot"]
         whose = f"round {detail['shown_round']}" if detail["shown_round"] else "zero-shot"
-        lines = [f"**{detail['relpath']}**: {detail['error']}" if detail["placeholder"]
-                 else f"**{detail['relpath']}** ({detail['size'][0]}×{detail['size'][1]})",
-                 f"label: **{detail['label'] or 'none yet'}** · predictions of **{whose}**"]
+        lines = [f"label: **{detail['label'] or 'none yet'}** · predictions of **{whose}**"]
         if zero_shot:
             best_zero = next(iter(zero_shot))
             lines.append(f"zero-shot: {best_zero} {zero_shot[best_zero]:.0%}")
@@ -157,7 +155,7 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         if detail["queue"]:
             lines.append(f"review queue #{detail['queue']['rank']}: {detail['queue']['reason']}")
         rows = [[h["when"], h["who"], h["from"], h["to"]] for h in detail["history"]]
-        return image, "  \n".join(lines), teacher or zero_shot, rows
+        return detail_html(detail["relpath"], Path(picture), note), "  \n".join(lines), teacher or zero_shot, rows
 
     def refresh(query: GalleryQuery, chosen: int | None):
         return gallery_outputs(query, view.gallery(query), chosen)
@@ -187,9 +185,14 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         query, result = turned(query, shown, -1)
         return (query, *gallery_outputs(query, result, chosen))
 
-    def select_tile(heatmap, heatmap_for, event: gr.EventData):
+    def select_tile(heatmap, heatmap_for, _selected, event: gr.EventData):
         image_id = int(event._data["image_id"])  # the id the clicked tile carries, not its position
         return (image_id, *detail_outputs(image_id, heatmap, heatmap_for))
+
+    def refused_detail(heatmap, heatmap_for, chosen, *_, **__):
+        """A click the server refused (the image is gone): the detail view of the image still selected, drawn
+        again over what the page showed ahead."""
+        return (gr.skip(), *detail_outputs(chosen, heatmap, heatmap_for))
 
     def moved(query, shown, chosen, heatmap, heatmap_for, step):
         """The image `step` tiles from the selected one; past either end of the page, the next or previous page."""
@@ -305,7 +308,7 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
 
     # ---- events --------------------------------------------------------------------------------------------------
 
-    detail_parts = [detail_image, detail_text, top5, history]
+    detail_parts = [detail_view, detail_text, top5, history]
     heatmap_inputs = [show_heatmap, heatmap_class]
     # Label-tab events run one at a time and in order, so a key pressed after a click acts after the click, and
     # each reads the selection the one before it left (State lives on the server). "multiple": a key typed again
@@ -321,7 +324,8 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
     on(next_page.click, next_page_shown, [query_state, shown_page, selected], [query_state, *refresh_outputs],
        **ordered)
     on(show_all.click, all_images_shown, [query_state, selected], [query_state, *refresh_outputs, sort], **ordered)
-    on(gallery.click, select_tile, heatmap_inputs, [selected, *detail_parts], **ordered)
+    on(gallery.click, select_tile, [*heatmap_inputs, selected], [selected, *detail_parts], refused=refused_detail,
+       **ordered)
     for control in heatmap_inputs:
         on(control.input, show_detail, [selected, *heatmap_inputs], detail_parts, **ordered)
     moved_outputs = [query_state, *refresh_outputs, selected, *detail_parts]

@@ -47,7 +47,6 @@ CSS = """
 .hotkeys { color: #4b5563; font-size: 12px; }
 #keyboard-targets { display: none !important; }
 #header h3 { margin: 0; }
-#detail-image img { object-fit: contain; width: 100%; height: 100%; image-rendering: auto; }
 .class-row button { flex: 0 1 auto !important; }
 .legend { font-size: 12px; color: #374151; }
 .legend i { display: inline-block; width: 11px; height: 11px; border-radius: 2px; margin: 0 3px 0 10px;

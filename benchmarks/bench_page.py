@@ -41,7 +41,7 @@ KEY_TO_TILE = """async (index) => {
     const names = [...document.querySelectorAll('.class-button')].map(b => b.innerText.replace(/ \\[\\d\\]$/, ''));
     const key = String(names.findIndex(name => !before.startsWith(name + ' ')) + 1);
     tile.click();
-    await (%s)(() => document.querySelector('#detail-text strong')?.innerText === path);
+    await (%s)(() => document.querySelector('#detail-view strong')?.innerText === path);
     const start = performance.now();
     document.dispatchEvent(new KeyboardEvent('keydown', {key, bubbles: true}));
     const tileNow = () => document.querySelector(`#gallery .tile[data-path="${path}"]`);
@@ -65,8 +65,8 @@ CLICK_TO_DETAIL = """async (index) => {
     const tile = document.querySelectorAll('#gallery .tile')[index];
     const start = performance.now();
     tile.click();
-    await (%s)(() => { const shown = document.querySelector('#detail-image img');
-                       return document.querySelector('#detail-text strong')?.innerText === tile.dataset.path
+    await (%s)(() => { const shown = document.querySelector('#detail-view img');
+                       return document.querySelector('#detail-view strong')?.innerText === tile.dataset.path
                               && shown && shown.complete && shown.naturalWidth > 0; });
     return performance.now() - start; }""" % WAIT
 

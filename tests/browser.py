@@ -68,12 +68,12 @@ def select_tile(page, index: int) -> str:
     tile = page.locator("#gallery .tile").nth(index)
     relpath = tile.get_attribute("data-path")
     tile.click()
-    expect(page.locator("#detail-text")).to_contain_text(relpath)
+    expect(page.locator("#detail-view")).to_contain_text(relpath)
     return relpath
 
 
 def detail_path(page) -> str:
-    return page.locator("#detail-text strong").first.inner_text()
+    return page.locator("#detail-view strong").first.inner_text()
 
 
 def human_label(workspace, relpath: str):

@@ -47,8 +47,8 @@ def test_keyboard_correction_persists_and_undo_restores(server, page, screenshot
     before = _human_label(workspace, relpath)
     assert before[1] != "human"
     page.locator("#heatmap-toggle input").check()  # the detail view with its Grad-CAM overlay
-    page.wait_for_function("document.querySelector('#detail-image img') && "
-                           "document.querySelector('#detail-image img').src.length > 0")
+    page.wait_for_function("document.querySelector('#detail-view img') && "
+                           "document.querySelector('#detail-view img').src.length > 0")
     page.wait_for_timeout(500)
     _screenshot(page, screenshots, "detail.png")
     page.locator("#heatmap-toggle input").uncheck()

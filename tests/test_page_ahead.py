@@ -71,7 +71,7 @@ def test_keys_show_their_labels_at_once_and_the_server_confirms_them_in_order(se
                     == [(classes[0], "human"), (classes[1], "human"), (accepted, "human")])
     expect(page.locator("#gallery .tile.pending")).to_have_count(0)
     expect(tile(page, 4).locator(".badge")).to_have_text(f"{accepted} (you)")
-    expect(page.locator("#detail-text strong").first).to_have_text(tile(page, 5).get_attribute("data-path"))
+    expect(page.locator("#detail-view strong").first).to_have_text(tile(page, 5).get_attribute("data-path"))
 
 
 def test_a_refused_label_puts_the_tile_back_as_it_was(server, page, held):
@@ -115,3 +115,26 @@ def test_turning_the_page_draws_the_next_page_at_once_and_the_server_confirms_it
     page.wait_for_function("() => !!document.querySelector('#gallery template.next-page')")  # the server's drawing
     expect(page.locator("#gallery .page-text")).to_contain_text("page 2 of")
     assert page.evaluate("() => [...document.querySelectorAll('#gallery .tile')].map(t => t.dataset.path)") == ahead
+
+
+def test_a_click_shows_the_file_and_its_thumbnail_at_once_then_the_server_shows_the_picture(server, page, monkeypatch):
+    _, workspace = server
+    release = threading.Event()
+    real_detail = workspace.view.detail
+
+    def held_detail(*args, **kwargs):
+        release.wait(60)
+        return real_detail(*args, **kwargs)
+
+    monkeypatch.setattr(workspace.view, "detail", held_detail)
+    clicked = tile(page, 6)
+    relpath, thumbnail = clicked.get_attribute("data-path"), clicked.locator("img").get_attribute("src")
+    clicked.click()
+    expect(page.locator("#detail-view strong")).to_have_text(relpath)  # while the server is held
+    assert page.locator("#detail-view img").get_attribute("src").endswith(thumbnail)
+
+    release.set()
+    page.wait_for_function("() => !document.querySelector('#detail-view .detail-view').classList.contains('pending')")
+    expect(page.locator("#detail-view strong")).to_have_text(relpath)
+    assert page.locator("#detail-view img").get_attribute("src").endswith(relpath)  # the picture itself
+    expect(page.locator("#detail-view")).to_contain_text("×")  # its size, which only the server knows

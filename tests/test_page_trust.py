@@ -84,7 +84,7 @@ def test_the_highlight_follows_the_selection_and_keys_turn_pages(server, page):
     select_tile(page, 0)
     page.keyboard.press("ArrowRight")
     second = page.locator("#gallery img").nth(1).get_attribute("alt")
-    expect(page.locator("#detail-text")).to_contain_text(second)
+    expect(page.locator("#detail-view")).to_contain_text(second)
     assert page.evaluate(f"() => {SELECTED_TILE}") == second
     expect(page.locator("#detail-text")).to_contain_text("review queue #2")  # why the queue put it here
 
@@ -98,7 +98,7 @@ def test_the_highlight_follows_the_selection_and_keys_turn_pages(server, page):
     last = select_tile(page, 47)
     page.keyboard.press("ArrowRight")  # past the last tile: the next page, its first image
     wait_for_page(page, r"page 2 of")
-    expect(page.locator("#detail-text")).not_to_contain_text(last)
+    expect(page.locator("#detail-view")).not_to_contain_text(last)
     assert detail_path(page) == first_tile(page) == page.evaluate(f"() => {SELECTED_TILE}")
     page.keyboard.press("]")
     wait_for_page(page, r"page 3 of")
@@ -113,12 +113,13 @@ def test_the_highlight_follows_the_selection_and_keys_turn_pages(server, page):
 def test_the_heatmap_stays_on_after_a_label(server, page):
     relpath = select_tile(page, 4)
     page.locator("#heatmap-toggle input").check()
-    page.wait_for_function(f"!document.querySelector('#detail-image img').src.endsWith('{relpath}')")
+    heatmap_shown = "() => document.querySelector('#detail-view img').src.includes('heatmaps')"
+    page.wait_for_function(heatmap_shown)
     page.keyboard.press("n")
     expect(page.locator("#last-action")).to_contain_text(relpath)
     following = detail_path(page)
     assert following != relpath
-    page.wait_for_function(f"!document.querySelector('#detail-image img').src.endsWith('{following}')")
+    page.wait_for_function(heatmap_shown)
     expect(page.locator("#heatmap-toggle input")).to_be_checked()
 
 
@@ -258,9 +259,9 @@ def test_an_unreadable_upload_shows_a_placeholder_in_a_normal_sized_tile(scratch
     assert width < 250  # one result keeps the tile size instead of stretching over the whole gallery
     relpath = select_tile(page, 0)
     assert relpath.endswith("broken.jpg")
-    page.wait_for_function("document.querySelector('#detail-image img') && "
-                           "document.querySelector('#detail-image img').complete")
-    assert page.evaluate("() => document.querySelector('#detail-image img').naturalWidth") > 0  # no broken icon
+    page.wait_for_function("document.querySelector('#detail-view img') && "
+                           "document.querySelector('#detail-view img').complete")
+    assert page.evaluate("() => document.querySelector('#detail-view img').naturalWidth") > 0  # no broken icon
     page.context.close()
 
 
