@@ -5,7 +5,7 @@ changes one badge, and no picture is drawn or copied on the server.
 
 A class key, N, A or a class button shows its label on the selected tile at once, ahead of the server (dashed
 border: not written yet), and selects the next tile as the server will; turning the page draws the next page at
-once from a template sent with this one. The server's answer redraws the gallery with the truth (GALLERY_JS)."""
+once from its drawing, sent with this one. The server's answer redraws the gallery with the truth (GALLERY_JS)."""
 
 from __future__ import annotations
 
@@ -37,10 +37,11 @@ element.addEventListener('click', (event) => {
 // Labels shown ahead of the server. `ahead` holds the label actions sent and not answered yet, oldest first. Each
 // is answered by exactly one drawing marked data-answers (a refusal too); every drawing is the server's truth, and
 // the actions still unanswered are shown again over it. Should answers stop coming (a server error), the last
-// drawing is put back after STALL ms.
+// drawing is put back after STALL ms. Gradio patches the gallery's DOM in place with each new value, so a new
+// drawing is told by its data-drawing number, not by a new element.
 const STALL = 20000;
 const ahead = [];
-let drawn = element.querySelector('.drawing'), truth = drawn && drawn.cloneNode(true), stall = null;
+let mark = null, truth = null, stall = null;
 const show = (action) => {
   const tile = action.imageId && element.querySelector(`.tile[data-image-id="${action.imageId}"]`);
   if (!tile) return;
@@ -58,7 +59,7 @@ const watchStall = () => {
   stall = setTimeout(() => {
     ahead.length = 0;
     const now = element.querySelector('.drawing');
-    if (now && truth) { drawn = truth.cloneNode(true); now.replaceWith(drawn); }
+    if (now && truth) now.replaceWith(truth.cloneNode(true));
   }, STALL);
 };
 // What the server will do with the selected image: its label, and the next tile selected. No tile selected (none
@@ -75,16 +76,15 @@ window.labelloopLabelAhead = (kind, name) => {
   show(action);
   watchStall();
 };
-// The next page, drawn at once from the drawing's template when the page is turned (the server's answer follows and
-// wins). Not while labels are on their way: their answers redraw the page they were given on.
+// The next page, drawn at once from the drawing's data-next-page when the page is turned (the server's answer
+// follows and wins). Not while labels are on their way: their answers redraw the page they were given on.
 window.labelloopTurnAhead = () => {
   const now = element.querySelector('.drawing');
-  const next = now && now.querySelector(':scope > template.next-page');
-  if (!next || ahead.length) return;
-  drawn = document.createElement('div');
-  drawn.className = 'drawing';
-  drawn.append(next.content.cloneNode(true));
-  now.replaceWith(drawn);
+  if (!now || !now.dataset.nextPage || ahead.length) return;
+  const turned = document.createElement('div');
+  turned.className = 'drawing';
+  turned.innerHTML = now.dataset.nextPage;
+  now.replaceWith(turned);
 };
 if (!window.labelloopAheadListening) {
   window.labelloopAheadListening = true;
@@ -103,34 +103,37 @@ if (!window.labelloopAheadListening) {
     }
   }, true);
 }
-// The next page's thumbnails, fetched one at a time after each drawing of the gallery: turning the page draws them
-// from the browser's cache, and they never take the connections a click or a key needs meanwhile.
-const fetched = new Set();
-let toFetch = [], fetching = false;
+// The next page's thumbnails, fetched two at a time after each drawing of the gallery: turning the page draws them
+// from the browser's cache, and they leave the other connections to the clicks and keys meanwhile. The images in
+// flight are held here: an Image nothing refers to may be collected before it loads, and its onload never come.
+const fetched = new Set(), inFlight = new Set();
+let toFetch = [];
 const fetchAhead = () => {
-  if (fetching || !toFetch.length) return;
-  const url = toFetch.shift();
-  if (fetched.size > 5000) fetched.clear();  // a long session: forget old pages rather than grow
-  fetched.add(url);
-  fetching = true;
-  const image = new Image();
-  image.onload = image.onerror = () => { fetching = false; fetchAhead(); };
-  image.src = url;
-};
-new MutationObserver(() => {
-  const now = element.querySelector('.drawing');
-  if (now && now !== drawn) {  // a drawing from the server
-    drawn = now;
-    if (now.dataset.answers && ahead.length) ahead.shift();
-    truth = now.cloneNode(true);
-    ahead.forEach(show);
-    watchStall();
+  while (inFlight.size < 2 && toFetch.length) {
+    const url = toFetch.shift();
+    if (fetched.size > 5000) fetched.clear();  // a long session: forget old pages rather than grow
+    fetched.add(url);
+    const image = new Image();
+    inFlight.add(image);
+    image.onload = image.onerror = () => { inFlight.delete(image); fetchAhead(); };
+    image.src = url;
   }
+};
+const drawingArrived = () => {
+  const now = element.querySelector('.drawing');
+  if (!now || !now.dataset.drawing || now.dataset.drawing === mark) return;
+  mark = now.dataset.drawing;
+  if (now.dataset.answers && ahead.length) ahead.shift();
+  truth = now.cloneNode(true);
+  ahead.forEach(show);
+  watchStall();
   const upcoming = element.querySelector('[data-upcoming]');
-  if (!upcoming) return;
-  toFetch = upcoming.dataset.upcoming.split(' ').filter(url => url && !fetched.has(url));
+  toFetch = (upcoming ? upcoming.dataset.upcoming.split(' ') : []).filter(url => url && !fetched.has(url));
   fetchAhead();
-}).observe(element, {childList: true, subtree: true});
+};
+drawingArrived();
+new MutationObserver(drawingArrived).observe(element, {childList: true, subtree: true, attributes: true,
+                                                       attributeFilter: ['data-drawing']});
 """ % {"human": HUMAN_COLOUR, "none": NONE_OF_THESE}
 
 # The detail view's picture and title. A click on a tile draws them at once from the tile (its thumbnail, its file
@@ -245,12 +248,12 @@ def detail_html(relpath: str | None, picture: Path | None, note: str = "") -> st
 
 
 def gallery_html(shown: ShownPage, selected: int | None, *, answers_ahead: bool = False) -> str:
-    """The page text and tiles, the next page in a template (GALLERY_JS draws it at once when the page is turned,
+    """The page text and tiles, the next page in an attribute (GALLERY_JS draws it at once when the page is turned,
     until the server's answer), and its thumbnails to fetch ahead. `answers_ahead`: this drawing answers a label the
     page showed ahead of the server (GALLERY_JS)."""
     marks = f" data-drawing='{next(_drawings)}'" + (" data-answers='1'" if answers_ahead else "")
-    following = (f"<template class='next-page'>{_page_html(shown.following, shown.following_text, selected)}"
-                 "</template>" if shown.following else "")
+    if shown.following:  # an attribute, not a <template>: Gradio's in-place patching never updates a template's content
+        marks += f" data-next-page='{html.escape(_page_html(shown.following, shown.following_text, selected), True)}'"
     fetch = " ".join(_url(item.thumbnail) for item in shown.following if item.thumbnail)
-    return (f"<div class='drawing'{marks}>{_page_html(shown.items, shown.text, selected)}{following}</div>"
+    return (f"<div class='drawing'{marks}>{_page_html(shown.items, shown.text, selected)}</div>"
             f"<div hidden data-upcoming='{fetch}'></div>")

@@ -106,7 +106,16 @@ def wait_for_page(page, pattern: str, timeout_ms: int = 30_000) -> None:
         if (total < 0 || total >= pageSize) return true;
         return total === 0 ? !!document.querySelector('#gallery .empty')
                            : document.querySelectorAll('#gallery .tile').length === total;
-    }""", arg=[pattern, PAGE_SIZE], timeout=timeout_ms)
+    }""", arg=[pattern, PAGE_SIZE], timeout=timeout_ms) if not os.environ.get("DEBUG_PAGE") else _debug_wait(page, pattern, timeout_ms)
+
+
+def _debug_wait(page, pattern, timeout_ms):
+    try:
+        page.wait_for_function("(p) => new RegExp(p).test(document.querySelector('#gallery .page-text')?.innerText || '')", arg=pattern, timeout=timeout_ms)
+    except Exception:
+        print("DEBUG text:", page.evaluate("() => document.querySelector('#gallery .page-text')?.innerText"),
+              page.evaluate("() => document.querySelector('#gallery .drawing').outerHTML.slice(0, 300)"))
+        raise
 
 
 def choose(page, label: str, option: str) -> None:

@@ -10,7 +10,8 @@ import pytest
 from playwright.sync_api import expect
 
 from engine.errors import LabelloopError
-from tests.browser import copy_project, human_label, open_page, select_tile, served, skip_without_chromium, wait_for
+from tests.browser import (copy_project, human_label, open_page, select_tile, served, skip_without_chromium, wait_for,
+                           wait_for_page)
 
 skip_without_chromium()
 
@@ -48,6 +49,13 @@ def held(server, monkeypatch):
     release.set()
 
 
+SERVER_DRAWN = "document.querySelector('#gallery .drawing').dataset.nextPage"  # only the server's drawings carry it
+
+
+def paths(page) -> list[str]:
+    return page.evaluate("() => [...document.querySelectorAll('#gallery .tile')].map(t => t.dataset.path)")
+
+
 def tile(page, index: int):
     return page.locator("#gallery .tile").nth(index)
 
@@ -68,7 +76,8 @@ def test_keys_show_their_labels_at_once_and_the_server_confirms_them_in_order(se
 
     release.set()
     assert wait_for(lambda: [human_label(workspace, path) for path in paths]
-                    == [(classes[0], "human"), (classes[1], "human"), (accepted, "human")])
+                    == [(classes[0], "human"), (classes[1], "human"), (accepted, "human")]), \
+        ([human_label(workspace, path) for path in paths], classes, accepted)
     expect(page.locator("#gallery .tile.pending")).to_have_count(0)
     expect(tile(page, 4).locator(".badge")).to_have_text(f"{accepted} (you)")
     expect(page.locator("#detail-view strong").first).to_have_text(tile(page, 5).get_attribute("data-path"))
@@ -103,18 +112,21 @@ def test_turning_the_page_draws_the_next_page_at_once_and_the_server_confirms_it
         release.wait(60)
         return real_next_offset(*args, **kwargs)
 
+    page.keyboard.press("]")  # one turn first: the page each later drawing carries must be the one after it
+    wait_for_page(page, "page 2 of")
+    page.wait_for_function(f"() => ({SERVER_DRAWN})")
     monkeypatch.setattr(workspace.view, "next_offset", held_next_offset)
-    expect(page.locator("#gallery .page-text")).to_contain_text("page 1 of")
-    ahead = page.evaluate("() => [...document.querySelector('#gallery template.next-page').content"
-                          ".querySelectorAll('.tile')].map(t => t.dataset.path)")
+    ahead = page.evaluate(f"() => {{ const d = document.createElement('div'); d.innerHTML = ({SERVER_DRAWN});"
+                          f"return [...d.querySelectorAll('.tile')].map(t => t.dataset.path); }}")
+    assert len(ahead) == 48 and not set(ahead) & set(paths(page))
     page.keyboard.press("]")
-    expect(page.locator("#gallery .page-text")).to_contain_text("page 2 of")  # while the server is held
-    assert page.evaluate("() => [...document.querySelectorAll('#gallery .tile')].map(t => t.dataset.path)") == ahead
+    expect(page.locator("#gallery .page-text")).to_contain_text("page 3 of")  # while the server is held
+    assert paths(page) == ahead
 
     release.set()
-    page.wait_for_function("() => !!document.querySelector('#gallery template.next-page')")  # the server's drawing
-    expect(page.locator("#gallery .page-text")).to_contain_text("page 2 of")
-    assert page.evaluate("() => [...document.querySelectorAll('#gallery .tile')].map(t => t.dataset.path)") == ahead
+    page.wait_for_function(f"() => !!({SERVER_DRAWN})")  # the server's drawing, which carries page 4
+    expect(page.locator("#gallery .page-text")).to_contain_text("page 3 of")
+    assert paths(page) == ahead
 
 
 def test_a_click_shows_the_file_and_its_thumbnail_at_once_then_the_server_shows_the_picture(server, page, monkeypatch):

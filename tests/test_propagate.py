@@ -76,3 +76,22 @@ def test_outlier_score_ranks_an_off_class_image_above_in_class_ones():
     assert refined[3] == pytest.approx(1.0) and refined[0] == pytest.approx(0.0)
     with pytest.raises(ValueError):
         propagate_scores(affinity, np.array([0.1, 2.0, 0.1, 0.1]), np.zeros(0, int), np.zeros(0))
+
+
+def test_propagation_over_the_locality_ordered_graph_equals_the_plain_iteration_in_the_images_order():
+    x = _two_clusters()
+    affinity = affinity_matrix(*knn_graph(x, 5))
+    assert sorted(affinity.order.tolist()) == list(range(40))
+    position = np.argsort(affinity.order)
+    s = affinity.matrix.toarray()[position][:, position]  # S with rows and columns in the images' own order
+    np.testing.assert_allclose(s, s.T, atol=1e-6)
+    prior = np.random.default_rng(1).dirichlet(np.ones(3), 40).astype(np.float32)
+    clamped, label = np.array([5, 33]), np.array([2, 0])
+    y = prior.copy()
+    y[clamped] = np.eye(3)[label]
+    f = y.copy()
+    for _ in range(20):
+        f = 0.8 * s @ f + 0.2 * y
+        f[clamped] = y[clamped]
+    expected = f / f.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(propagate_labels(affinity, prior, clamped, label, alpha=0.8), expected, atol=1e-5)

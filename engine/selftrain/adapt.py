@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-import scipy.sparse as sp
 
 from engine.calibration import expected_calibration_error, fit_temperature
 from engine.metrics import accuracy, class_counts, flip_share
 from engine.scoring import softmax
 from engine.selftrain.config import RoundConfig
 from engine.selftrain.head import Head, cache_logits, fit_head
-from engine.selftrain.propagate import mcm_outlier_score, propagate_labels, propagate_scores, rebalance
+from engine.selftrain.propagate import (Affinity, mcm_outlier_score, propagate_labels, propagate_scores,
+                                        rebalance)
 from engine.selftrain.selection import pseudo_labels_per_class, select_pseudo_labels
 
 Progress = Callable[[float, str], None]
@@ -36,7 +36,7 @@ class RoundOutput:
 
 def adapt(embeddings: np.ndarray, zero_shot: Head, teacher: Head, teacher_probs: np.ndarray,
           human_index: np.ndarray, human_label: np.ndarray, excluded: np.ndarray, round_number: int,
-          config: RoundConfig, *, affinity: sp.spmatrix | None = None, none_index: np.ndarray | None = None,
+          config: RoundConfig, *, affinity: Affinity | None = None, none_index: np.ndarray | None = None,
           progress: Progress | None = None) -> RoundOutput:
     """One self-training round over arrays.
 
@@ -138,7 +138,7 @@ def adapt(embeddings: np.ndarray, zero_shot: Head, teacher: Head, teacher_probs:
     return RoundOutput(new_teacher, temperature, probs, pseudo_index, pseudo_label, crossfit_probs, outlier, metrics)
 
 
-def outlier_scores(cosines: np.ndarray, config: RoundConfig, *, affinity: sp.spmatrix | None = None,
+def outlier_scores(cosines: np.ndarray, config: RoundConfig, *, affinity: Affinity | None = None,
                    fits: np.ndarray | None = None, fits_none: np.ndarray | None = None,
                    none_probs: np.ndarray | None = None) -> np.ndarray:
     """Per image (N,), how much it fits no class (higher = more): 1 - MCM of the zero-shot cosines (N, C), raised

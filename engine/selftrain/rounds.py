@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import scipy.sparse as sp
 
 from engine.errors import LabelloopError
 from engine.jobs import Cancelled
@@ -30,7 +29,7 @@ from engine.selftrain.adapt import Progress, adapt, choose_pseudo_labels
 from engine.selftrain.config import RoundConfig
 from engine.selftrain.finetune import AdaptedModel, adapt_encoder
 from engine.selftrain.head import Head, zero_shot_head
-from engine.selftrain.propagate import affinity_matrix
+from engine.selftrain.propagate import Affinity, affinity_matrix
 from engine.zeroshot import class_prompts
 
 
@@ -96,7 +95,7 @@ def _load_teacher(project: Project, round_id: int, class_ids: list[int], model_i
 
 
 def neighbour_graph(project: Project, model_id: str, image_ids: np.ndarray, embeddings: np.ndarray, k: int,
-                    report: Progress) -> tuple[sp.csr_matrix, dict]:
+                    report: Progress) -> tuple[Affinity, dict]:
     """The affinity matrix of the images' kNN graph, from `models/knn_<model>.npz` when it was built for these
     images with at least k neighbours (duplicate search shares it), else built now and saved there. Returns it and
     what it cost."""
