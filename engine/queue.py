@@ -16,7 +16,11 @@ COLD_START_PER_CLASS = 0
 # with the worst of those 9 runs: pool 10: +1.41 / +0.85 / -0.47 (+1.67 / +1.43 / +0.07, worst -0.21); 3: +1.28 /
 # +2.85 / -0.40 (+1.82 / +1.78 / -0.56, worst -0.93); 2: +1.75 / +2.72 / +0.05 (+2.14 / +2.20 / +0.37, worst
 # +0.11); 1 (the most uncertain, no spreading): +1.01 / +2.58 / +0.71 (+2.12 / +1.29 / +0.67, worst -0.03). The
-# disagreement bonus at 0 instead of 0.5: +0.68 / +1.12 / -0.10 (+2.09 / +1.66 / -0.86, worst -1.60).
+# disagreement bonus at 0 instead of 0.5: +0.68 / +1.12 / -0.10 (+2.09 / +1.66 / -0.86, worst -1.60). Also tried at
+# pool 2, as the mean over the three sets (and over the 9 subsets): the round's outlier score added to the priority
+# at weight 0.5 or 1 (open-set active learning: spend no review on images of no class) +1.34 and +1.22 (+1.78 and
+# +1.53, worst -0.44 and -0.38); images with an outlier score of 0.5 or more (the page's "fits no class") left out
+# +0.26 (+0.60, worst -1.10); a quarter or a half of the picks at random +0.87 and +0.83 (+1.17 and +0.84).
 POOL_FACTOR = 2
 
 
