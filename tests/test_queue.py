@@ -63,3 +63,17 @@ def test_cold_start_picks_typical_images_of_every_predicted_class():
     indices, reasons = rank_review_queue(probs, probs, np.full(len(x), -1), np.zeros(len(x), bool), x, k=6,
                                          cold_start_per_class=1)
     assert reasons == [TYPICAL] * 6 and sorted(indices.tolist()) == sorted(picks.tolist())
+
+
+def test_later_picks_spread_over_the_most_uncertain_pool():
+    # margins rise with the row; rows 0 and 1 are the two most uncertain but the same picture
+    teacher = np.array([[0.5 + 0.05 * i, 0.5 - 0.05 * i] for i in range(8)])
+    embeddings = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0], [0.0, 1.0]] + [[2.0, 2.0]] * 4)
+    none = np.full(8, -1)
+    indices, _ = rank_review_queue(teacher, teacher, none, np.zeros(8, bool), embeddings, k=2, pool_factor=2,
+                                   cold_start_per_class=0)
+    assert set(indices.tolist()) <= {0, 1, 2, 3}  # only from the 2 x 2 most uncertain
+    assert len({tuple(embeddings[i]) for i in indices}) == 2  # never both copies of the same picture
+    indices, _ = rank_review_queue(teacher, teacher, none, np.zeros(8, bool), embeddings, k=2, pool_factor=1,
+                                   cold_start_per_class=0)
+    assert sorted(indices.tolist()) == [0, 1]  # a pool of k is the k most uncertain, copies and all
