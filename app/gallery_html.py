@@ -23,6 +23,7 @@ ERROR_COLOUR = "rgb(60, 60, 60)"
 
 # Clicks on a tile trigger the gallery's `click` event with the tile's image id; the tile is highlighted at once.
 GALLERY_JS = """
+const ahead = [];
 const select = (tile) => {
   element.querySelectorAll('.tile.selected').forEach(t => t.classList.remove('selected'));
   tile.classList.add('selected');
@@ -30,21 +31,24 @@ const select = (tile) => {
 element.addEventListener('click', (event) => {
   const tile = event.target.closest('[data-image-id]');
   if (!tile) return;
+  ahead.push({imageId: tile.dataset.imageId, select: true});
   select(tile);
+  watchStall();
   if (window.labelloopDetailAhead) window.labelloopDetailAhead(tile);
   trigger('click', {image_id: Number(tile.dataset.imageId)});
 });
-// Labels shown ahead of the server. `ahead` holds the label actions sent and not answered yet, oldest first. Each
-// is answered by exactly one drawing marked data-answers (a refusal too); every drawing is the server's truth, and
-// the actions still unanswered are shown again over it. Should answers stop coming (a server error), the last
+// Clicks and labels shown ahead of the server. `ahead` holds the actions sent and not answered yet, oldest first.
+// Each is answered by exactly one drawing marked data-answers (a refusal too); every drawing is the server's truth,
+// and the actions still unanswered are shown again over it, in order (a drawing that answers an earlier page turn
+// keeps the tile a person has just clicked highlighted). Should answers stop coming (a server error), the last
 // drawing is put back after STALL ms. Gradio patches the gallery's DOM in place with each new value, so a new
 // drawing is told by its data-drawing number, not by a new element.
 const STALL = 20000;
-const ahead = [];
 let mark = null, truth = null, stall = null;
 const show = (action) => {
   const tile = action.imageId && element.querySelector(`.tile[data-image-id="${action.imageId}"]`);
   if (!tile) return;
+  if (action.select) { select(tile); return; }
   if (action.caption) {
     tile.querySelector('.badge').textContent = action.caption;
     tile.classList.add('human', 'pending');

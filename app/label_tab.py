@@ -185,14 +185,17 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         query, result = turned(query, shown, -1)
         return (query, *gallery_outputs(query, result, chosen))
 
-    def select_tile(heatmap, heatmap_for, _selected, event: gr.EventData):
+    def select_tile(heatmap, heatmap_for, _selected, shown, event: gr.EventData):
+        """The clicked image selected; the gallery is drawn again as the click's answer (the page highlighted the
+        tile ahead of the server, and a drawing answering an earlier event may have come in between)."""
         image_id = int(event._data["image_id"])  # the id the clicked tile carries, not its position
-        return (image_id, *detail_outputs(image_id, heatmap, heatmap_for))
+        return (image_id, gallery_html(shown, image_id, answers_ahead=True),
+                *detail_outputs(image_id, heatmap, heatmap_for))
 
-    def refused_detail(heatmap, heatmap_for, chosen, *_, **__):
-        """A click the server refused (the image is gone): the detail view of the image still selected, drawn
-        again over what the page showed ahead."""
-        return (gr.skip(), *detail_outputs(chosen, heatmap, heatmap_for))
+    def refused_detail(heatmap, heatmap_for, chosen, shown, *_, **__):
+        """A click the server refused (the image is gone): the image still selected, drawn again over what the page
+        showed ahead."""
+        return (gr.skip(), gallery_html(shown, chosen, answers_ahead=True), *detail_outputs(chosen, heatmap, heatmap_for))
 
     def moved(query, shown, chosen, heatmap, heatmap_for, step):
         """The image `step` tiles from the selected one; past either end of the page, the next or previous page."""
@@ -324,8 +327,8 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
     on(next_page.click, next_page_shown, [query_state, shown_page, selected], [query_state, *refresh_outputs],
        **ordered)
     on(show_all.click, all_images_shown, [query_state, selected], [query_state, *refresh_outputs, sort], **ordered)
-    on(gallery.click, select_tile, [*heatmap_inputs, selected], [selected, *detail_parts], refused=refused_detail,
-       **ordered)
+    on(gallery.click, select_tile, [*heatmap_inputs, selected, shown_page], [selected, gallery, *detail_parts],
+       refused=refused_detail, **ordered)
     for control in heatmap_inputs:
         on(control.input, show_detail, [selected, *heatmap_inputs], detail_parts, **ordered)
     moved_outputs = [query_state, *refresh_outputs, selected, *detail_parts]
