@@ -21,7 +21,9 @@ from engine.overlays import confidence_colour
 HUMAN_COLOUR = "rgb(37, 99, 235)"
 ERROR_COLOUR = "rgb(60, 60, 60)"
 
-# Clicks on a tile trigger the gallery's `click` event with the tile's image id; the tile is highlighted at once.
+# Clicks on a tile trigger the gallery's `click` event with the tile's image id, and every label action (a class key,
+# N, A, a class button, Accept) its `submit` event with the id of the image the detail view shows: the server acts on
+# the image the person saw, whatever order it gets the events in.
 GALLERY_JS = """
 const ahead = [];
 const select = (tile) => {
@@ -40,11 +42,12 @@ element.addEventListener('click', (event) => {
 // Clicks and labels shown ahead of the server. `ahead` holds the actions sent and not answered yet, oldest first.
 // Each is answered by exactly one drawing marked data-answers (a refusal too); every drawing is the server's truth,
 // and the actions still unanswered are shown again over it, in order (a drawing that answers an earlier page turn
-// keeps the tile a person has just clicked highlighted). Should answers stop coming (a server error), the last
-// drawing is put back after STALL ms. Gradio patches the gallery's DOM in place with each new value, so a new
-// drawing is told by its data-drawing number, not by a new element.
+// keeps the tile a person has just clicked highlighted). Gradio patches the gallery's DOM in place with each new
+// value, so a drawing is told by its data-drawing number, which grows with each drawing the server makes: one older
+// than the newest seen (two answers applied out of order) is replaced by the newest. Should answers stop coming (a
+// server error), the newest drawing is put back after STALL ms.
 const STALL = 20000;
-let mark = null, truth = null, stall = null;
+let mark = null, newest = 0, truth = null, stall = null;
 const show = (action) => {
   const tile = action.imageId && element.querySelector(`.tile[data-image-id="${action.imageId}"]`);
   if (!tile) return;
@@ -66,22 +69,49 @@ const watchStall = () => {
     if (now && truth) now.replaceWith(truth.cloneNode(true));
   }, STALL);
 };
-// What the server will do with the selected image: its label, and the next tile selected. No tile selected (none
-// yet, or the detail shows an image of another page) or a key past the classes: nothing to show ahead.
-window.labelloopLabelAhead = (kind, name) => {
-  const tile = element.querySelector('.tile.selected');
+const classNames = () => [...document.querySelectorAll('.class-button')].map(b => b.innerText.replace(/ \\[\\w\\]$/, ''))
+                                                                        .filter(name => name !== '%(none)s');
+// A label action: sent with the image the detail view shows, and shown on its tile at once (its label, the next
+// tile selected and shown in the detail view, the image the next key acts on) as the server will do it. kind:
+// 'class' (with the key's `digit` or the button's `name`), 'none' or 'accept'.
+window.labelloopLabel = (kind, {name = null, digit = null} = {}) => {
+  const shown = document.querySelector('#detail-view .detail-view[data-image-id]');
+  const imageId = shown ? shown.dataset.imageId : null;
+  const tile = imageId && element.querySelector(`.tile[data-image-id="${imageId}"]`);
+  const className = kind === 'class' ? (name || classNames()[digit - 1]) : null;
   let action = {imageId: null};
-  if (tile && (kind !== 'class' || name)) {
+  if (tile && (kind !== 'class' || className)) {
     const accepted = tile.classList.contains('human') || !tile.dataset.shown ? null : tile.dataset.shown;
-    const label = kind === 'class' ? name : kind === 'none' ? '%(none)s' : accepted;
-    action = {imageId: tile.dataset.imageId, caption: label && label + ' (you)'};
+    const label = kind === 'class' ? className : kind === 'none' ? '%(none)s' : accepted;
+    action = {imageId, caption: label && label + ' (you)'};
   }
   ahead.push(action);
   show(action);
   watchStall();
+  trigger('submit', {image_id: imageId === null ? null : Number(imageId), kind, name, digit});
+  const next = tile && tile.nextElementSibling;
+  if (action.imageId && next && next.classList.contains('tile') && window.labelloopDetailAhead) {
+    window.labelloopDetailAhead(next);
+  }
+};
+// ← and →: the neighbouring tile, as a click on it; past either end of the page, the server turns the page (the
+// `fallback` button), and until its answer names the new image no key has an image to act on.
+window.labelloopStep = (step, fallback) => {
+  const shown = document.querySelector('#detail-view .detail-view[data-image-id]');
+  const tile = shown && element.querySelector(`.tile[data-image-id="${shown.dataset.imageId}"]`);
+  const tiles = [...element.querySelectorAll('.tile')];
+  const index = tile ? tiles.indexOf(tile) + step : (step > 0 ? 0 : tiles.length - 1);
+  if (tiles.length && (!tile || (index >= 0 && index < tiles.length))) { tiles[index].click(); return; }
+  window.labelloopForget();
+  fallback.click();
+};
+// An event whose answer selects an image the page cannot foresee (undo, a page turned by →): keys wait for it.
+window.labelloopForget = () => {
+  const shown = document.querySelector('#detail-view .detail-view[data-image-id]');
+  if (shown) shown.removeAttribute('data-image-id');
 };
 // The next page, drawn at once from the drawing's data-next-page when the page is turned (the server's answer
-// follows and wins). Not while labels are on their way: their answers redraw the page they were given on.
+// follows and wins). Not while actions are on their way: their answers redraw the page they were given on.
 window.labelloopTurnAhead = () => {
   const now = element.querySelector('.drawing');
   if (!now || !now.dataset.nextPage || ahead.length) return;
@@ -90,20 +120,17 @@ window.labelloopTurnAhead = () => {
   turned.innerHTML = now.dataset.nextPage;
   now.replaceWith(turned);
 };
-if (!window.labelloopAheadListening) {
-  window.labelloopAheadListening = true;
-  const classNames = () => [...document.querySelectorAll('.class-button')].map(b => b.innerText.replace(/ \\[\\w\\]$/, ''));
+if (!window.labelloopButtonsListening) {  // the class buttons, Accept and page ▶, clicked or keyed
+  window.labelloopButtonsListening = true;
   document.addEventListener('click', (event) => {
     const button = event.target.closest('button');
-    if (!button || !window.labelloopLabelAhead) return;
+    if (!button || !window.labelloopLabel) return;
     if (button.id === 'next-page') window.labelloopTurnAhead();
-    const digit = /^key-([1-9])$/.exec(button.id);
-    if (digit) window.labelloopLabelAhead('class', classNames().filter(n => n !== '%(none)s')[digit[1] - 1]);
-    else if (button.id === 'key-none') window.labelloopLabelAhead('none');
-    else if (button.id === 'key-accept' || button.id === 'accept') window.labelloopLabelAhead('accept');
+    else if (button.id === 'accept') window.labelloopLabel('accept');
+    else if (button.id === 'undo') window.labelloopForget();
     else if (button.classList.contains('class-button')) {
       const name = button.innerText.replace(/ \\[\\w\\]$/, '');
-      window.labelloopLabelAhead(name === '%(none)s' ? 'none' : 'class', name);
+      window.labelloopLabel(name === '%(none)s' ? 'none' : 'class', {name});
     }
   }, true);
 }
@@ -126,9 +153,15 @@ const fetchAhead = () => {
 const drawingArrived = () => {
   const now = element.querySelector('.drawing');
   if (!now || !now.dataset.drawing || now.dataset.drawing === mark) return;
-  mark = now.dataset.drawing;
   if (now.dataset.answers && ahead.length) ahead.shift();
-  truth = now.cloneNode(true);
+  if (Number(now.dataset.drawing) < newest && truth) {  // an older answer applied after a newer one
+    mark = String(newest);
+    now.replaceWith(truth.cloneNode(true));
+  } else {
+    mark = now.dataset.drawing;
+    newest = Number(mark);
+    truth = now.cloneNode(true);
+  }
   ahead.forEach(show);
   watchStall();
   const upcoming = element.querySelector('[data-upcoming]');
@@ -148,6 +181,7 @@ window.labelloopDetailAhead = (tile) => {
   const thumbnail = tile.querySelector('img');
   if (!view) return;
   view.classList.add('pending');
+  view.dataset.imageId = tile.dataset.imageId;
   view.querySelector('.detail-title').replaceChildren(Object.assign(document.createElement('strong'),
                                                                     {textContent: tile.dataset.path}));
   const picture = view.querySelector('img') || view.appendChild(document.createElement('img'));
@@ -161,6 +195,14 @@ element.addEventListener('click', (event) => {
 document.addEventListener('keydown', (event) => {
   if (event.key === 'Escape') element.querySelectorAll('.detail-view.zoomed').forEach(v => v.classList.remove('zoomed'));
 });
+// The newest drawing wins, as in the gallery: an older answer applied after a newer one is replaced by the newer.
+let newest = 0, newestView = null;
+new MutationObserver(() => {
+  const view = element.querySelector('.detail-view[data-drawing]');
+  const number = view ? Number(view.dataset.drawing) : 0;
+  if (number > newest) { newest = number; newestView = view.cloneNode(true); }
+  else if (number && number < newest && newestView) view.replaceWith(newestView.cloneNode(true));
+}).observe(element, {childList: true, subtree: true, attributes: true, attributeFilter: ['data-drawing']});
 """
 
 GALLERY_CSS = """
@@ -241,14 +283,16 @@ def _page_html(items: list[GalleryItem], text: str, selected: int | None) -> str
     return f"<div class='page-text'>{html.escape(text)}</div><div class='tiles'>{tiles}</div>"
 
 
-def detail_html(relpath: str | None, picture: Path | None, note: str = "") -> str:
-    """The detail view: the file's name (and `note`: its size, or why it cannot be read) over its picture."""
-    if relpath is None:
-        return "<div class='detail-view'><div class='detail-title'>Click an image, or press → to start.</div></div>"
+def detail_html(image_id: int | None, relpath: str = "", picture: Path | None = None, note: str = "") -> str:
+    """The detail view of one image: its file name (and `note`: its size, or why it cannot be read) over its
+    picture; `data-image-id` names the image every label action acts on."""
+    if image_id is None:
+        return (f"<div class='detail-view' data-drawing='{next(_drawings)}'><div class='detail-title'>Click an image, "
+                "or press → to start.</div></div>")
     title = f"<strong>{html.escape(relpath)}</strong>" + (f" {html.escape(note)}" if note else "")
     image = f"<img src='{_url(picture)}' alt='{html.escape(relpath, True)}'>" if picture else ""
-    return (f"<div class='detail-view' data-drawing='{next(_drawings)}'><div class='detail-title'>{title}</div>"
-            f"{image}</div>")
+    return (f"<div class='detail-view' data-image-id='{image_id}' data-drawing='{next(_drawings)}'>"
+            f"<div class='detail-title'>{title}</div>{image}</div>")
 
 
 def gallery_html(shown: ShownPage, selected: int | None, *, answers_ahead: bool = False) -> str:

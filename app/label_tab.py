@@ -90,11 +90,11 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
                     picked_class = gr.Dropdown([], value=None, label="assign selected to", scale=2)
                     assign_picked = gr.Button("Assign selected", scale=1, elem_id="assign-selected")
         with gr.Column(scale=2, min_width=340, elem_id="detail-column"):
-            detail_view = gr.HTML(detail_html(None, None), elem_id="detail-view", js_on_load=DETAIL_JS,
+            detail_view = gr.HTML(detail_html(None), elem_id="detail-view", js_on_load=DETAIL_JS,
                                   padding=False)
             class_row = gr.Column(elem_id="class-buttons")
             with gr.Row():
-                accept_button = gr.Button("Accept [A]", variant="primary", elem_id="accept", size="sm")
+                gr.Button("Accept [A]", variant="primary", elem_id="accept", size="sm")  # GALLERY_JS sends it
                 undo_button = gr.Button("Undo [U]", elem_id="undo", size="sm")
                 similar_button = gr.Button("More like this [S]", elem_id="similar", size="sm")
             last_action = gr.Markdown(elem_id="last-action")
@@ -108,9 +108,6 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
                 history = gr.Dataframe(headers=["when", "who", "from", "to"], interactive=False, elem_id="history")
     # keyboard targets: hidden buttons, clicked by KEYBOARD_JS
     with gr.Row(elem_id="keyboard-targets"):
-        digit_keys = [gr.Button(str(n), elem_id=f"key-{n}") for n in range(1, 10)]
-        accept_key = gr.Button("a", elem_id="key-accept")
-        none_key = gr.Button("n", elem_id="key-none")
         undo_key = gr.Button("u", elem_id="key-undo")
         next_key = gr.Button("next", elem_id="key-next")
         prev_key = gr.Button("prev", elem_id="key-prev")
@@ -135,7 +132,7 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
     def detail_outputs(image_id: int | None, heatmap: bool, heatmap_for: str | None):
         """The detail panel for `image_id`: image (or its heatmap), the title lines, top-5 and history."""
         if image_id is None:
-            return detail_html(None, None), "", None, []
+            return detail_html(None), "", None, []
         detail = view.detail(image_id)
         if detail["placeholder"]:
             picture, note = detail["placeholder"], f": {detail['error']}"
@@ -155,7 +152,8 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         if detail["queue"]:
             lines.append(f"review queue #{detail['queue']['rank']}: {detail['queue']['reason']}")
         rows = [[h["when"], h["who"], h["from"], h["to"]] for h in detail["history"]]
-        return detail_html(detail["relpath"], Path(picture), note), "  \n".join(lines), teacher or zero_shot, rows
+        return (detail_html(image_id, detail["relpath"], Path(picture), note), "  \n".join(lines), teacher or zero_shot,
+                rows)
 
     def refresh(query: GalleryQuery, chosen: int | None):
         return gallery_outputs(query, view.gallery(query), chosen)
@@ -242,36 +240,24 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
                 chosen, *detail_outputs(chosen, heatmap, heatmap_for),
                 change.message + (" · U undoes" if change.changed else ""), header_markdown(view.header()))
 
-    def require_selection(chosen):
-        if chosen is None:
+    def label_shown_image(query, shown, chosen, heatmap, heatmap_for, event: gr.EventData, request: gr.Request):
+        """A class key or button, N or A: acts on the image the detail view showed when it was pressed (the page
+        sends its id), whatever order the server got that click and this key in; then the next image."""
+        action = event._data
+        if action.get("image_id") is None:
             raise LabelloopError("select an image first (click it, or press →)")
-
-    def label_selected(query, shown, chosen, heatmap, heatmap_for, class_name, request: gr.Request):
-        require_selection(chosen)
-        change = labeling.label([chosen], class_name, actor=page_actor(request.username))
-        return after_change(query, shown, chosen, change, heatmap, heatmap_for, move_on=True, answers_ahead=True)
-
-    def label_with_key(digit):
-        def label_with_digit(query, shown, chosen, heatmap, heatmap_for, request: gr.Request):
-            names = view.class_names()
-            if digit > len(names):
-                raise LabelloopError(f"there is no class {digit}; classes: {', '.join(names)}")
-            return label_selected(query, shown, chosen, heatmap, heatmap_for, names[digit - 1], request)
-        label_with_digit.__name__ = f"label_with_key_{digit}"
-        return label_with_digit
-
-    def label_as(name):
-        def label_as_class(query, shown, chosen, heatmap, heatmap_for, request: gr.Request):
-            return label_selected(query, shown, chosen, heatmap, heatmap_for, name, request)
-        return label_as_class
-
-    def label_none(query, shown, chosen, heatmap, heatmap_for, request: gr.Request):
-        return label_selected(query, shown, chosen, heatmap, heatmap_for, NONE_OF_THESE, request)
-
-    def accept_selected(query, shown, chosen, heatmap, heatmap_for, request: gr.Request):
-        require_selection(chosen)
-        change = labeling.accept([chosen], actor=page_actor(request.username))
-        return after_change(query, shown, chosen, change, heatmap, heatmap_for, move_on=True, answers_ahead=True)
+        image_id, actor = int(action["image_id"]), page_actor(request.username)
+        if action.get("kind") == "accept":
+            change = labeling.accept([image_id], actor=actor)
+        else:
+            name = NONE_OF_THESE if action.get("kind") == "none" else action.get("name")
+            if action.get("digit") is not None:
+                names = view.class_names()
+                if not 1 <= int(action["digit"]) <= len(names):
+                    raise LabelloopError(f"there is no class {action['digit']}; classes: {', '.join(names)}")
+                name = names[int(action["digit"]) - 1]
+            change = labeling.label([image_id], str(name), actor=actor)
+        return after_change(query, shown, image_id, change, heatmap, heatmap_for, move_on=True, answers_ahead=True)
 
     def refused_ahead(query, shown, chosen, *_, **__):
         """A refused key or class button: the gallery as it was, drawn again as the answer the page waits for
@@ -338,11 +324,8 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
 
     changed_outputs = [query_state, *refresh_outputs, selected, *detail_parts, last_action, header]
     current = [query_state, shown_page, selected, *heatmap_inputs]
-    for digit, button in enumerate(digit_keys, start=1):
-        on(button.click, label_with_key(digit), current, changed_outputs, refused=refused_ahead, **ordered)
-    on(none_key.click, label_none, current, changed_outputs, refused=refused_ahead, **ordered)
-    for button in (accept_key, accept_button):
-        on(button.click, accept_selected, current, changed_outputs, refused=refused_ahead, **ordered)
+    # the class buttons, Accept and the keys 1-9, N and A reach the server as the gallery's `submit` (GALLERY_JS)
+    on(gallery.submit, label_shown_image, current, changed_outputs, refused=refused_ahead, **ordered)
     for button in (undo_key, undo_button):
         on(button.click, undo_last, current, changed_outputs, **ordered)
     on(accept_page.click, accept_page_above, [*current, accept_threshold], changed_outputs, **ordered)
@@ -369,12 +352,8 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
             with gr.Row(elem_classes="class-row"):
                 for index, name in enumerate(names):
                     hint = f" [{index + 1}]" if index < 9 else ""
-                    button = gr.Button(f"{name}{hint}", size="sm", elem_classes="class-button", min_width=60)
-                    on(button.click, label_as(name), current, changed_outputs, api_name=f"label_as_{index + 1}",
-                       refused=refused_ahead, **ordered)
-                none_button = gr.Button(f"{NONE_OF_THESE} [N]", size="sm", elem_classes="class-button",
-                                        min_width=60)
-                on(none_button.click, label_none, current, changed_outputs, refused=refused_ahead, **ordered)
+                    gr.Button(f"{name}{hint}", size="sm", elem_classes="class-button", min_width=60)
+                gr.Button(f"{NONE_OF_THESE} [N]", size="sm", elem_classes="class-button", min_width=60)
 
     class_controls = [class_filter, heatmap_class, picked_class, class_names]
     load = (page_loaded, [query_state, selected, class_filter], [query_state, *refresh_outputs, *class_controls])

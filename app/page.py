@@ -23,8 +23,8 @@ KEYBOARD_JS = """
 () => {
   if (window.labelloopKeys) return;
   window.labelloopKeys = true;
-  const named = {a: 'key-accept', n: 'key-none', u: 'key-undo', s: 'key-similar', ArrowRight: 'key-next',
-                 ArrowLeft: 'key-prev', '[': 'prev-page', ']': 'next-page', PageUp: 'prev-page', PageDown: 'next-page'};
+  const named = {u: 'key-undo', s: 'key-similar', ArrowRight: 'key-next', ArrowLeft: 'key-prev', '[': 'prev-page',
+                 ']': 'next-page', PageUp: 'prev-page', PageDown: 'next-page'};
   document.addEventListener('keydown', (event) => {
     const target = event.target;
     if (event.ctrlKey || event.metaKey || event.altKey) return;
@@ -34,9 +34,16 @@ KEYBOARD_JS = """
     if (typing) return;
     if (tag === 'INPUT' && target.type === 'range' && event.key.startsWith('Arrow')) return;
     if (!document.getElementById('gallery') || !document.getElementById('gallery').offsetParent) return;
-    const id = /^[1-9]$/.test(event.key) ? 'key-' + event.key : named[event.key.length === 1 ? event.key.toLowerCase() : event.key];
-    const button = id && document.getElementById(id);
-    if (button) { event.preventDefault(); if (target && target.blur) target.blur(); button.click(); }
+    const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+    const label = /^[1-9]$/.test(key) ? ['class', {digit: Number(key)}] : key === 'a' ? ['accept'] : key === 'n' ? ['none'] : null;
+    const button = !label && named[key] && document.getElementById(named[key]);
+    if (!label && !button) return;
+    event.preventDefault();
+    if (target && target.blur) target.blur();
+    if (label) window.labelloopLabel(...label);  // sent through the gallery with the image the detail view shows
+    else if (key === 'ArrowRight' || key === 'ArrowLeft') window.labelloopStep(key === 'ArrowRight' ? 1 : -1, button);
+    else if (key === 'u') { window.labelloopForget(); button.click(); }
+    else button.click();
   });
 }
 """
