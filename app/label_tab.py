@@ -259,10 +259,14 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
             change = labeling.label([image_id], str(name), actor=actor)
         return after_change(query, shown, image_id, change, heatmap, heatmap_for, move_on=True, answers_ahead=True)
 
-    def refused_ahead(query, shown, chosen, *_, **__):
-        """A refused key or class button: the gallery as it was, drawn again as the answer the page waits for
-        (it showed the label ahead of the server)."""
-        return (gr.skip(), gallery_html(shown, chosen, answers_ahead=True), *(gr.skip() for _ in changed_outputs[2:]))
+    def refused_ahead(query, shown, chosen, heatmap, heatmap_for, *_, **__):
+        """A refused key or class button: the gallery and the detail view as they were, drawn again as the answer
+        the page waits for (it showed the label and the next image ahead of the server)."""
+        keep = [gr.skip()] * len(changed_outputs)
+        keep[changed_outputs.index(gallery)] = gallery_html(shown, chosen, answers_ahead=True)
+        start = changed_outputs.index(detail_view)
+        keep[start:start + len(detail_parts)] = detail_outputs(chosen, heatmap, heatmap_for)
+        return tuple(keep)
 
     def accept_page_above(query, shown, chosen, heatmap, heatmap_for, threshold, request: gr.Request):
         change = labeling.accept([item.image_id for item in shown.items], min_confidence=threshold,

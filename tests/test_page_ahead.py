@@ -87,18 +87,20 @@ def test_a_refused_label_puts_the_tile_back_as_it_was(server, page, held):
     _, workspace = server
     release, refuse = held
     classes = workspace.view.class_names()
-    select_tile(page, 10)
+    relpath = select_tile(page, 10)
     before = tile(page, 10).locator(".badge").inner_text()
     key = str(next(i for i, name in enumerate(classes, 1) if not before.startswith(name + " ")))
     page.keyboard.press(key)
     expect(tile(page, 10)).to_have_class("tile human pending")
     expect(tile(page, 11)).to_have_class("tile selected")
+    expect(page.locator("#detail-view strong")).to_have_text(tile(page, 11).get_attribute("data-path"))  # ahead
 
     refuse.set()
     release.set()
     expect(page.get_by_text("refused by the test")).to_be_visible()
     expect(tile(page, 10).locator(".badge")).to_have_text(before)
     expect(tile(page, 10)).to_have_class("tile selected")
+    expect(page.locator("#detail-view strong")).to_have_text(relpath)  # the next key acts on it again
     expect(page.locator("#gallery .tile.pending")).to_have_count(0)
     assert human_label(workspace, tile(page, 10).get_attribute("data-path"))[1] != "human"
 
