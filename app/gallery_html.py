@@ -3,9 +3,10 @@ a corner dot for a person's label), its similarity in the corner when a search n
 and the review queue's reason on hover. Drawn by the browser, so a tile is only its thumbnail's URL: a label
 changes one badge, and no picture is drawn or copied on the server.
 
-A class key, N, A or a class button shows its label on the selected tile at once, ahead of the server (dashed
-border: not written yet), and selects the next tile as the server will; turning the page draws the next page at
-once from its drawing, sent with this one. The server's answer redraws the gallery with the truth (GALLERY_JS)."""
+A class key, N, A or a class button shows its label at once on the tile of the image the detail view shows, ahead
+of the server (dashed border: not written yet), and selects the next image as the server will; a click shows the
+file in the detail view at once; turning the page draws the next page at once from its copy, sent with this page.
+The server's answers redraw the gallery and the detail view with the truth (GALLERY_JS, DETAIL_JS)."""
 
 from __future__ import annotations
 

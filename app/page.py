@@ -17,8 +17,10 @@ from engine.workspace import Workspace
 
 FIRST_TICK = "first tick"
 
-# Keys click hidden buttons, so a keypress runs exactly the handler a click would. Typing in a text field is left
-# alone; on a slider the arrows move the slider and every other key still labels.
+# Label keys (1-9, A, N) go through the gallery with the image the detail view shows (GALLERY_JS); ← and → within
+# the page are clicks on the neighbouring tile; the other keys click hidden buttons, so a keypress runs exactly the
+# handler a click would. Typing in a text field is left alone; on a slider the arrows move the slider and every
+# other key still labels.
 KEYBOARD_JS = """
 () => {
   if (window.labelloopKeys) return;
