@@ -164,6 +164,8 @@ const drawingArrived = () => {
     truth = now.cloneNode(true);
   }
   ahead.forEach(show);
+  const chosen = ahead.length && element.querySelector('.tile.selected');
+  if (chosen && window.labelloopDetailAhead) window.labelloopDetailAhead(chosen);  // where the actions lead
   watchStall();
   const upcoming = element.querySelector('[data-upcoming]');
   toFetch = (upcoming ? upcoming.dataset.upcoming.split(' ') : []).filter(url => url && !fetched.has(url));
@@ -180,7 +182,7 @@ DETAIL_JS = """
 window.labelloopDetailAhead = (tile) => {
   const view = element.querySelector('.detail-view');
   const thumbnail = tile.querySelector('img');
-  if (!view) return;
+  if (!view || view.dataset.imageId === tile.dataset.imageId) return;  // it shows that image already
   view.classList.add('pending');
   view.dataset.imageId = tile.dataset.imageId;
   view.querySelector('.detail-title').replaceChildren(Object.assign(document.createElement('strong'),
@@ -196,12 +198,13 @@ element.addEventListener('click', (event) => {
 document.addEventListener('keydown', (event) => {
   if (event.key === 'Escape') element.querySelectorAll('.detail-view.zoomed').forEach(v => v.classList.remove('zoomed'));
 });
-// The newest drawing wins, as in the gallery: an older answer applied after a newer one is replaced by the newer.
+// The newest drawing wins, as in the gallery: an older answer applied after a newer one is replaced by the newer
+// (the server's drawing, never what the page showed ahead over it).
 let newest = 0, newestView = null;
 new MutationObserver(() => {
   const view = element.querySelector('.detail-view[data-drawing]');
   const number = view ? Number(view.dataset.drawing) : 0;
-  if (number > newest) { newest = number; newestView = view.cloneNode(true); }
+  if (number > newest) { newest = number; if (!view.classList.contains('pending')) newestView = view.cloneNode(true); }
   else if (number && number < newest && newestView) view.replaceWith(newestView.cloneNode(true));
 }).observe(element, {childList: true, subtree: true, attributes: true, attributeFilter: ['data-drawing']});
 """

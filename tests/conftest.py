@@ -30,6 +30,16 @@ def browser():
         chromium.close()
 
 
+@pytest.fixture
+def page(server, browser):
+    """A tab at 1280×800 on the page of the module's `server` fixture ((url, workspace))."""
+    from tests.browser import open_page
+
+    tab = open_page(browser, server[0])
+    yield tab
+    tab.context.close()
+
+
 @pytest.fixture(scope="session")
 def screenshots(tmp_path_factory) -> Path:
     """Where browser tests keep their screenshots: $LABELLOOP_SCREENSHOTS, else a pytest temp folder."""

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from engine.errors import LabelloopError
-from tests.browser import (copy_project, human_label, open_page, select_tile, served, skip_without_chromium, wait_for,
+from tests.browser import (copy_project, human_label, select_tile, served, skip_without_chromium, wait_for,
                            wait_for_page)
 
 skip_without_chromium()
@@ -22,31 +22,33 @@ def server(demo_template, tmp_path_factory):
         yield running
 
 
-@pytest.fixture
-def page(server, browser):
-    tab = open_page(browser, server[0])
-    yield tab
-    tab.context.close()
+def hold(monkeypatch, owner, name: str, refuse: threading.Event | None = None) -> threading.Event:
+    """`owner.name` waits, when called, until the returned event is set (at most 60 s); then it runs, or raises a
+    refusal if `refuse` is set."""
+    release, real = threading.Event(), getattr(owner, name)
+
+    def held(*args, **kwargs):
+        release.wait(60)
+        if refuse is not None and refuse.is_set():
+            raise LabelloopError("refused by the test")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, held)
+    return release
 
 
 @pytest.fixture
 def held(server, monkeypatch):
-    """The server's label and accept calls wait until `release` is set (at most 60 s); `refuse` makes them fail."""
-    labeling = server[1].labeling
-    release, refuse = threading.Event(), threading.Event()
+    """The server's label and accept calls wait until `release()`; with `refuse` set, they are refused."""
+    refuse = threading.Event()
+    events = [hold(monkeypatch, server[1].labeling, name, refuse) for name in ("label", "accept")]
 
-    def holding(real):
-        def call(*args, **kwargs):
-            release.wait(60)
-            if refuse.is_set():
-                raise LabelloopError("refused by the test")
-            return real(*args, **kwargs)
-        return call
+    def release():
+        for event in events:
+            event.set()
 
-    monkeypatch.setattr(labeling, "label", holding(labeling.label))
-    monkeypatch.setattr(labeling, "accept", holding(labeling.accept))
     yield release, refuse
-    release.set()
+    release()
 
 
 SERVER_DRAWN = "document.querySelector('#gallery .drawing').dataset.nextPage"  # only the server's drawings carry it
@@ -74,7 +76,7 @@ def test_keys_show_their_labels_at_once_and_the_server_confirms_them_in_order(se
     expect(tile(page, 5)).to_have_class("tile selected")
     assert all(human_label(workspace, path)[1] != "human" for path in paths)  # nothing written while it is held
 
-    release.set()
+    release()
     assert wait_for(lambda: [human_label(workspace, path) for path in paths]
                     == [(classes[0], "human"), (classes[1], "human"), (accepted, "human")]), \
         ([human_label(workspace, path) for path in paths], classes, accepted)
@@ -96,7 +98,7 @@ def test_a_refused_label_puts_the_tile_back_as_it_was(server, page, held):
     expect(page.locator("#detail-view strong")).to_have_text(tile(page, 11).get_attribute("data-path"))  # ahead
 
     refuse.set()
-    release.set()
+    release()
     expect(page.get_by_text("refused by the test")).to_be_visible()
     expect(tile(page, 10).locator(".badge")).to_have_text(before)
     expect(tile(page, 10)).to_have_class("tile selected")
@@ -107,17 +109,10 @@ def test_a_refused_label_puts_the_tile_back_as_it_was(server, page, held):
 
 def test_turning_the_page_draws_the_next_page_at_once_and_the_server_confirms_it(server, page, monkeypatch):
     _, workspace = server
-    release = threading.Event()
-    real_next_offset = workspace.view.next_offset
-
-    def held_next_offset(*args, **kwargs):
-        release.wait(60)
-        return real_next_offset(*args, **kwargs)
-
     page.keyboard.press("]")  # one turn first: the page each later drawing carries must be the one after it
     wait_for_page(page, "page 2 of")
     page.wait_for_function(f"() => ({SERVER_DRAWN})")
-    monkeypatch.setattr(workspace.view, "next_offset", held_next_offset)
+    release = hold(monkeypatch, workspace.view, "next_offset")
     ahead = page.evaluate(f"() => {{ const d = document.createElement('div'); d.innerHTML = ({SERVER_DRAWN});"
                           f"return [...d.querySelectorAll('.tile')].map(t => t.dataset.path); }}")
     assert len(ahead) == 48 and not set(ahead) & set(paths(page))
@@ -133,14 +128,7 @@ def test_turning_the_page_draws_the_next_page_at_once_and_the_server_confirms_it
 
 def test_a_click_shows_the_file_and_its_thumbnail_at_once_then_the_server_shows_the_picture(server, page, monkeypatch):
     _, workspace = server
-    release = threading.Event()
-    real_detail = workspace.view.detail
-
-    def held_detail(*args, **kwargs):
-        release.wait(60)
-        return real_detail(*args, **kwargs)
-
-    monkeypatch.setattr(workspace.view, "detail", held_detail)
+    release = hold(monkeypatch, workspace.view, "detail")
     clicked = tile(page, 6)
     relpath, thumbnail = clicked.get_attribute("data-path"), clicked.locator("img").get_attribute("src")
     clicked.click()

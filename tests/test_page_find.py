@@ -22,13 +22,6 @@ def server(demo_template, tmp_path_factory):
         yield running
 
 
-@pytest.fixture
-def page(server, browser):
-    tab = open_page(browser, server[0])
-    yield tab
-    tab.context.close()
-
-
 def tile_paths(page) -> list[str]:
     return page.locator("#gallery .tile").evaluate_all("tiles => tiles.map(t => t.dataset.path)")
 

@@ -30,13 +30,6 @@ def scratch(demo_template, tmp_path):
         yield running
 
 
-@pytest.fixture
-def page(server, browser):
-    tab = open_page(browser, server[0])
-    yield tab
-    tab.context.close()
-
-
 def human_count(workspace) -> int:
     return workspace.view.header()["labels"]["human"]
 
