@@ -70,13 +70,20 @@ const watchStall = () => {
     if (now && truth) now.replaceWith(truth.cloneNode(true));
   }, STALL);
 };
-const classNames = () => [...document.querySelectorAll('.class-button')].map(b => b.innerText.replace(/ \\[\\w\\]$/, ''))
-                                                                        .filter(name => name !== '%(none)s');
+const buttonName = (button) => button.innerText.replace(/ \\[\\w\\]$/, '');  // "circle [1]" -> "circle"
+const classNames = () => [...document.querySelectorAll('.class-button')].map(buttonName).filter(n => n !== '%(none)s');
+// The detail view while it names the image the keys act on (not while an answer that will name it is awaited).
+const shownImage = () => document.querySelector('#detail-view .detail-view[data-image-id]');
+// The detail view shows where the actions lead: the tile they leave selected.
+const followSelection = () => {
+  const chosen = element.querySelector('.tile.selected');
+  if (chosen && window.labelloopDetailAhead) window.labelloopDetailAhead(chosen);
+};
 // A label action: sent with the image the detail view shows, and shown on its tile at once (its label, the next
 // tile selected and shown in the detail view, the image the next key acts on) as the server will do it. kind:
 // 'class' (with the key's `digit` or the button's `name`), 'none' or 'accept'.
 window.labelloopLabel = (kind, {name = null, digit = null} = {}) => {
-  const shown = document.querySelector('#detail-view .detail-view[data-image-id]');
+  const shown = shownImage();
   const imageId = shown ? shown.dataset.imageId : null;
   const tile = imageId && element.querySelector(`.tile[data-image-id="${imageId}"]`);
   const className = kind === 'class' ? (name || classNames()[digit - 1]) : null;
@@ -90,15 +97,12 @@ window.labelloopLabel = (kind, {name = null, digit = null} = {}) => {
   show(action);
   watchStall();
   trigger('submit', {image_id: imageId === null ? null : Number(imageId), kind, name, digit});
-  const next = tile && tile.nextElementSibling;
-  if (action.imageId && next && next.classList.contains('tile') && window.labelloopDetailAhead) {
-    window.labelloopDetailAhead(next);
-  }
+  if (action.imageId) followSelection();
 };
 // ← and →: the neighbouring tile, as a click on it; past either end of the page, the server turns the page (the
 // `fallback` button), and until its answer names the new image no key has an image to act on.
 window.labelloopStep = (step, fallback) => {
-  const shown = document.querySelector('#detail-view .detail-view[data-image-id]');
+  const shown = shownImage();
   const tile = shown && element.querySelector(`.tile[data-image-id="${shown.dataset.imageId}"]`);
   const tiles = [...element.querySelectorAll('.tile')];
   const index = tile ? tiles.indexOf(tile) + step : (step > 0 ? 0 : tiles.length - 1);
@@ -108,7 +112,7 @@ window.labelloopStep = (step, fallback) => {
 };
 // An event whose answer selects an image the page cannot foresee (undo, a page turned by →): keys wait for it.
 window.labelloopForget = () => {
-  const shown = document.querySelector('#detail-view .detail-view[data-image-id]');
+  const shown = shownImage();
   if (shown) shown.removeAttribute('data-image-id');
 };
 // The next page, drawn at once from the drawing's data-next-page when the page is turned (the server's answer
@@ -130,7 +134,7 @@ if (!window.labelloopButtonsListening) {  // the class buttons, Accept and page 
     else if (button.id === 'accept') window.labelloopLabel('accept');
     else if (button.id === 'undo') window.labelloopForget();
     else if (button.classList.contains('class-button')) {
-      const name = button.innerText.replace(/ \\[\\w\\]$/, '');
+      const name = buttonName(button);
       window.labelloopLabel(name === '%(none)s' ? 'none' : 'class', {name});
     }
   }, true);
@@ -164,8 +168,7 @@ const drawingArrived = () => {
     truth = now.cloneNode(true);
   }
   ahead.forEach(show);
-  const chosen = ahead.length && element.querySelector('.tile.selected');
-  if (chosen && window.labelloopDetailAhead) window.labelloopDetailAhead(chosen);  // where the actions lead
+  if (ahead.length) followSelection();
   watchStall();
   const upcoming = element.querySelector('[data-upcoming]');
   toFetch = (upcoming ? upcoming.dataset.upcoming.split(' ') : []).filter(url => url && !fetched.has(url));

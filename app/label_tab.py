@@ -303,8 +303,8 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
 
     detail_parts = [detail_view, detail_text, top5, history]
     heatmap_inputs = [show_heatmap, heatmap_class]
-    # Label-tab events run one at a time and in order, so a key pressed after a click acts after the click, and
-    # each reads the selection the one before it left (State lives on the server). "multiple": a key typed again
+    # Label-tab events run one at a time, in the order they reach the server (events sent within milliseconds of
+    # each other may arrive in either order: label actions therefore carry the image they act on). "multiple": a key typed again
     # before the page answered is queued, not dropped (Gradio's default "once" dropped it, and the keys after it
     # then labelled the images one step early).
     ordered = {"show_progress": "hidden", "concurrency_id": "label-tab", "concurrency_limit": 1,
