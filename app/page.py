@@ -108,6 +108,13 @@ def build_page(workspace: Workspace) -> gr.Blocks:
             outputs += classes if classes else [gr.skip()] * len(class_outputs)
             return outputs
 
+        def header_shown():
+            """The header as the project stands when a page loads (its first value was drawn when the server
+            started: a tab opened later would show old counts until the first tick)."""
+            info = view.header()
+            return header_markdown(info), job_html(info["job"])
+
+        page.load(header_shown, [], [header, job_status], show_progress="hidden", api_name="header_loaded")
         page.load(*label_tab.load, show_progress="hidden", api_name="page_loaded")
         page.load(*rounds_tab.load, show_progress="hidden", api_name="plots_loaded")
         page.load(classes_tab.shown, [], classes_tab.outputs, show_progress="hidden", api_name="classes_loaded")
