@@ -139,22 +139,6 @@ if (!window.labelloopButtonsListening) {  // the class buttons, Accept and page 
     }
   }, true);
 }
-// The next page's thumbnails, fetched two at a time after each drawing of the gallery: turning the page draws them
-// from the browser's cache, and they leave the other connections to the clicks and keys meanwhile. The images in
-// flight are held here: an Image nothing refers to may be collected before it loads, and its onload never come.
-const fetched = new Set(), inFlight = new Set();
-let toFetch = [];
-const fetchAhead = () => {
-  while (inFlight.size < 2 && toFetch.length) {
-    const url = toFetch.shift();
-    if (fetched.size > 5000) fetched.clear();  // a long session: forget old pages rather than grow
-    fetched.add(url);
-    const image = new Image();
-    inFlight.add(image);
-    image.onload = image.onerror = () => { inFlight.delete(image); fetchAhead(); };
-    image.src = url;
-  }
-};
 const drawingArrived = () => {
   const now = element.querySelector('.drawing');
   if (!now || !now.dataset.drawing || now.dataset.drawing === mark) return;
@@ -170,9 +154,6 @@ const drawingArrived = () => {
   ahead.forEach(show);
   if (ahead.length) followSelection();
   watchStall();
-  const upcoming = element.querySelector('[data-upcoming]');
-  toFetch = (upcoming ? upcoming.dataset.upcoming.split(' ') : []).filter(url => url && !fetched.has(url));
-  fetchAhead();
 };
 drawingArrived();
 new MutationObserver(drawingArrived).observe(element, {childList: true, subtree: true, attributes: true,
@@ -202,13 +183,15 @@ document.addEventListener('keydown', (event) => {
   if (event.key === 'Escape') element.querySelectorAll('.detail-view.zoomed').forEach(v => v.classList.remove('zoomed'));
 });
 // The newest drawing wins, as in the gallery: an older answer applied after a newer one is replaced by the newer
-// (the server's drawing, never what the page showed ahead over it).
+// (the server's drawing, never what the page showed ahead over it). `newest` is the number of the copy kept, so the
+// copy put back is never older than what it replaces: a newer drawing already redrawn ahead (pending) is not kept,
+// and counting it as the newest made the copy put back "older" again, replaced again, for good (the tab froze).
 let newest = 0, newestView = null;
 new MutationObserver(() => {
   const view = element.querySelector('.detail-view[data-drawing]');
   const number = view ? Number(view.dataset.drawing) : 0;
-  if (number > newest) { newest = number; if (!view.classList.contains('pending')) newestView = view.cloneNode(true); }
-  else if (number && number < newest && newestView) view.replaceWith(newestView.cloneNode(true));
+  if (number > newest && !view.classList.contains('pending')) { newest = number; newestView = view.cloneNode(true); }
+  else if (number && number < newest) view.replaceWith(newestView.cloneNode(true));
 }).observe(element, {childList: true, subtree: true, attributes: true, attributeFilter: ['data-drawing']});
 """
 
@@ -259,7 +242,7 @@ def tile_html(item: GalleryItem, selected: bool) -> str:
         title += f" · similarity {item.score:.3f}"
         score = f"<span class='score'>{item.score:.3f}</span>"
     classes = "tile" + (" human" if item.label_source == "human" else "") + (" selected" if selected else "")
-    picture = (f"<img src='{_url(item.thumbnail)}' alt='{html.escape(item.relpath, True)}'>"
+    picture = (f"<img src='{thumbnail_url(item.thumbnail)}' alt='{html.escape(item.relpath, True)}'>"
                if item.thumbnail else
                f"<span class='unreadable' role='img' aria-label='{html.escape(item.relpath, True)}'>unreadable</span>")
     shown = item.shown if item.label_source != "human" and item.status != "error" else ""
@@ -272,6 +255,12 @@ def tile_html(item: GalleryItem, selected: bool) -> str:
 
 def _url(path: Path) -> str:
     return f"gradio_api/file={quote(str(path))}"
+
+
+def thumbnail_url(thumbnail: Path) -> str:
+    """The server's own thumbnail route (app.server.thumbnail_route) for a file named by engine.imageio's
+    thumbnail_path: its name is the content's key."""
+    return f"thumbnails/{quote(thumbnail.stem)}"
 
 
 @dataclass
@@ -309,6 +298,11 @@ def gallery_html(shown: ShownPage, selected: int | None, *, answers_ahead: bool 
     marks = f" data-drawing='{next(_drawings)}'" + (" data-answers='1'" if answers_ahead else "")
     if shown.following:  # an attribute, not a <template>: Gradio's in-place patching never updates a template's content
         marks += f" data-next-page='{html.escape(_page_html(shown.following, shown.following_text, selected), True)}'"
-    fetch = " ".join(_url(item.thumbnail) for item in shown.following if item.thumbnail)
+    # The next page's thumbnails, loaded by the browser with the page: turning the page draws them from its cache.
+    # (Fetched by script two at a time, each started from the last one's onload, they waited on the page's busy main
+    # thread: in bench_page only 4-15 of the 48 had arrived when the page was turned.) Chromium loads images out of
+    # view at low priority, after a key's or a click's request.
+    upcoming = "".join(f"<img src='{thumbnail_url(item.thumbnail)}' alt=''>"
+                       for item in shown.following if item.thumbnail)
     return (f"<div class='drawing'{marks}>{_page_html(shown.items, shown.text, selected)}</div>"
-            f"<div hidden data-upcoming='{fetch}'></div>")
+            f"<div hidden class='upcoming'>{upcoming}</div>")

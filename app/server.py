@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import sys
 from pathlib import Path
 
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from app.guard import SessionGuard
 
 from engine.errors import LabelloopError
+from engine.imageio import thumbnail_path
 from engine.project import DB_FILE, Project
 from engine.workspace import Workspace
 
@@ -46,6 +51,30 @@ def served_paths(project: Project) -> tuple[list[str], list[str]]:
     allowed = [str(project.thumbs_dir), str(root / "exports"), str(project.images_root)]
     blocked = [str(root / DB_FILE), str(root / f"{DB_FILE}.wal"), str(project.models_dir)]
     return allowed, blocked
+
+
+THUMBNAIL_KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def thumbnail_route(thumbs_dir: Path) -> Route:
+    """`GET /thumbnails/{key}`: the thumbnail of content `key` (engine.imageio.thumbnail_path), cached by the
+    browser for good (a key names one content, so it never changes). The gallery asks for 48 of them a page and
+    fetches the next page's ahead: Gradio's file route took 2.0-2.6 ms of the server a thumbnail and this one 0.4-0.5
+    ms (300 in a row over one connection), time the server then has for keys and clicks. The file is read in the
+    event loop: a thumbnail is tens of kilobytes, and a thread hop would cost more than the read."""
+
+    async def thumbnail(request: Request) -> Response:
+        key = request.path_params["key"]
+        path = thumbnail_path(thumbs_dir, key) if THUMBNAIL_KEY.fullmatch(key) else None
+        try:
+            data = path.read_bytes() if path else None
+        except OSError:
+            data = None
+        if data is None:
+            return Response("no such thumbnail", status_code=404, media_type="text/plain")
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=31536000, immutable"})
+
+    return Route("/thumbnails/{key}", thumbnail, methods=["GET", "HEAD"])
 
 
 def check_address(host: str, port: int | None) -> None:
@@ -87,10 +116,13 @@ def launch(workspace: Workspace, *, host: str = "127.0.0.1", port: int | None = 
     (workspace.project.root / "exports").mkdir(exist_ok=True)
     page.queue(default_concurrency_limit=4)
     check_address(host, port)
-    guard = {"middleware": [Middleware(SessionGuard)]} if auth else None
+    # Routes given to FastAPI come before Gradio's own; SessionGuard (with --auth) guards them like the rest.
+    app_kwargs = {"routes": [thumbnail_route(workspace.project.thumbs_dir)]}
+    if auth:
+        app_kwargs["middleware"] = [Middleware(SessionGuard)]
     try:
         page.launch(server_name=host, server_port=port, auth=auth, allowed_paths=allowed, blocked_paths=blocked,
-                    app_kwargs=guard, run_history=False,  # recording every run in the browser cost ~50 ms a key
+                    app_kwargs=app_kwargs, run_history=False,  # recording every run in the browser cost ~50 ms a key
                     prevent_thread_lock=not block, quiet=not block, show_error=True, footer_links=[],
                     js=KEYBOARD_JS, css=CSS, auth_message="labelloop: sign in to label this project")
     except OSError as error:  # Gradio says "Cannot find empty port" with a paragraph about its own settings

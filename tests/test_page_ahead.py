@@ -140,3 +140,33 @@ def test_a_click_shows_the_file_and_its_thumbnail_at_once_then_the_server_shows_
     expect(page.locator("#detail-view strong")).to_have_text(relpath)
     assert page.locator("#detail-view img").get_attribute("src").endswith(relpath)  # the picture itself
     expect(page.locator("#detail-view")).to_contain_text("×")  # its size, which only the server knows
+
+
+@pytest.mark.timeout(120)  # a frozen tab never answers Playwright, whose waits time out inside the page
+def test_an_older_answer_applied_after_a_newer_one_redrawn_ahead_never_freezes_the_page(server, page):
+    """Found by bench_page: Gradio applies answers in the order they finish, so an older detail drawing can land after
+    a newer one the page has already redrawn ahead (a click right after). The newest drawing must win and the page
+    stay alive; it once put back a copy older still, which was replaced again, for good (the tab froze). Simulated
+    here in the DOM, in the order the bug needs."""
+    select_tile(page, 3)
+    page.evaluate("""() => setTimeout(() => {
+        const view = document.querySelector('#detail-view .detail-view');
+        const kept = Number(view.dataset.drawing);
+        view.classList.add('pending');  // a newer answer, already redrawn ahead by a click
+        view.dataset.drawing = String(kept + 10);
+        setTimeout(() => {
+            const late = view.cloneNode(true);  // an older answer, applied after it
+            late.classList.remove('pending');
+            late.dataset.drawing = String(kept + 5);
+            view.replaceWith(late);
+            setTimeout(() => {
+                const oldest = late.cloneNode(true);  // older than every other: the newest kept is put back
+                oldest.dataset.drawing = String(kept + 1);
+                late.replaceWith(oldest);
+                window.lateAnswer = String(kept + 5);
+            }, 50);
+        }, 50);
+    }, 50)""")
+    page.wait_for_function("() => window.lateAnswer && document.querySelectorAll('#detail-view .detail-view').length"
+                           " === 1 && document.querySelector('#detail-view .detail-view').dataset.drawing"
+                           " === window.lateAnswer", timeout=5000)

@@ -112,8 +112,9 @@ def test_path_traversal_on_every_file_route_never_leaves_the_served_folders(serv
         variants += [target, relative, relative.replace("/", "%2F"), relative.replace("..", "%2e%2e"),
                      relative.replace("/", "\\"), "..%252f" * 12 + target.lstrip("/"),
                      f"{root}/thumbs/../{DB_FILE}", f"{root}/exports/../{DB_FILE}"]
-    file_routes = sorted({path for path, method in _routes(app.routes) if method == "GET" and ":path}" in path})
-    assert "/gradio_api/file={path_or_url:path}" in file_routes
+    file_routes = sorted({path for path, method in _routes(app.routes)
+                          if method == "GET" and (":path}" in path or path == "/thumbnails/{key}")})
+    assert {"/gradio_api/file={path_or_url:path}", "/thumbnails/{key}"} <= set(file_routes)
     secrets_seen = {secret.read_text(), "root:x:0:0"}
     leaks = []
     anonymous = httpx.Client(base_url=url, timeout=5)
@@ -129,6 +130,21 @@ def test_path_traversal_on_every_file_route_never_leaves_the_served_folders(serv
     anonymous.close()
     assert Path(database).read_bytes()[8:12] == b"DUCK"  # the check above would have seen the database
     assert not leaks, leaks
+
+
+def test_thumbnails_are_served_by_key_for_good_and_nothing_else(served):
+    url, root, _, _ = served
+    thumbnail = next((root / "thumbs").glob("??/*.jpg"))
+    with _signed_in(url) as client:
+        response = client.get(f"/thumbnails/{thumbnail.stem}")
+        assert response.status_code == 200 and response.content == thumbnail.read_bytes()
+        assert response.headers["content-type"] == "image/jpeg"
+        assert "immutable" in response.headers["cache-control"]
+        for key in ("..", ".", "%2e%2e", thumbnail.stem + ".jpg", thumbnail.stem[:2], "0" * 64, "a" * 200):
+            response = client.get(f"/thumbnails/{key}")
+            assert response.headers.get("content-type") != "image/jpeg", key
+    with httpx.Client(base_url=url, timeout=5) as anonymous:
+        assert anonymous.get(f"/thumbnails/{thumbnail.stem}").status_code in (401, 403)
 
 
 def test_wrong_passwords_are_throttled(served):
