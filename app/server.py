@@ -19,7 +19,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.guard import SessionGuard
-
 from engine.errors import LabelloopError
 from engine.imageio import thumbnail_path
 from engine.project import DB_FILE, Project
