@@ -16,6 +16,7 @@ from engine.selftrain.selection import STRATEGIES
 MODES = ("head", "finetune")
 TEACHERS = ("head", "cache")
 REBALANCE = ("none", "ot")
+OUTLIER_SCORES = ("mcm", "rmd")
 
 
 def _check(owner: object, ranges: dict[str, tuple[float, float]], choices: dict[str, tuple[str, ...]]) -> None:
@@ -132,6 +133,11 @@ class RoundConfig:
     # then refined 0.842 (within one set's noise); MCM over the trained head's weights 0.791 unrefined; the
     # likelihood of a transductive Gaussian mixture 0.72 to 0.74.
     outlier_temperature: float = 0.1
+    # mcm: the score is 1 - MCM; rmd: MCM's values in the order of the relative Mahalanobis distance (Ren et al.,
+    # "A Simple Fix to Mahalanobis Distance for Improving Near-OOD Detection", 2021) to Gaussians of each class's
+    # surest predictions against one of the whole collection. AUROC after 3 rounds (refined; shapes_and_digits, and
+    # in brackets the same recipe rendered with another seed, never tuned on): mcm 0.829 (0.845), rmd 0.851 (0.852).
+    outlier_score: str = "rmd"
     cache: CacheConfig = field(default_factory=CacheConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
@@ -145,7 +151,8 @@ class RoundConfig:
                       "wise_alpha": (0.0, 1.0), "ema": (0.0, 1.0), "folds": (0, 100),
                       "crossfit_pseudo_per_class": (1, 1e9), "min_human_for_calibration": (0, 1e9),
                       "neighbours": (1, 200), "propagation": (0.0, 0.999), "outlier_temperature": (1e-4, 10.0)},
-               {"mode": MODES, "teacher": TEACHERS, "selection": STRATEGIES, "rebalance": REBALANCE})
+               {"mode": MODES, "teacher": TEACHERS, "selection": STRATEGIES, "rebalance": REBALANCE,
+                "outlier_score": OUTLIER_SCORES})
         if not isinstance(self.refine, bool):
             raise LabelloopError(f"RoundConfig.refine must be true or false, got {self.refine!r}")
         if not isinstance(self.cache, CacheConfig) or not isinstance(self.finetune, FinetuneConfig):
