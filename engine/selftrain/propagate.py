@@ -106,9 +106,9 @@ def relative_mahalanobis(embeddings: np.ndarray, members: np.ndarray, member_lab
     to one background Gaussian of the whole collection, which takes out what every image shares, so what is left
     measures how far an image is from the classes beyond how unusual it is overall. The class Gaussians have their
     own means and one shared covariance, fitted on `members` (M,) rows of `embeddings` (N, D) with class
-    `member_labels` (M,) (the minimum is over the classes with members); the background is fitted on up to `background_sample` random rows.
-    Both covariances are shrunk (Ledoit-Wolf): a few hundred images per class cannot fill a 512-d covariance.
-    Returns (N,) float32, higher = fits the classes less."""
+    `member_labels` (M,) (the minimum is over the classes with members); the background is fitted on up to
+    `background_sample` random rows. Both covariances are shrunk (Ledoit-Wolf): a few hundred images per class
+    cannot fill a 512-d covariance. Returns (N,) float32, higher = fits the classes less."""
     members, member_labels = np.asarray(members, int), np.asarray(member_labels, int)
     if embeddings.ndim != 2 or members.shape != member_labels.shape or len(members) == 0:
         raise ValueError(f"embeddings must be (N, D) and members and member_labels (M,) alike with M > 0, got "
