@@ -109,6 +109,10 @@ def test_rmd_outlier_score_keeps_the_mcm_values_in_the_new_order():
     rmd = outlier_scores(cosines, RoundConfig(outlier_score="rmd"), embeddings=x, probs=probs)
     np.testing.assert_allclose(np.sort(rmd), np.sort(mcm))
     assert rmd.argmax() == 40
+    affinity = affinity_matrix(*knn_graph(x, 3))  # a person's labels still hold over the graph
+    held = outlier_scores(cosines, RoundConfig(outlier_score="rmd"), embeddings=x, probs=probs, affinity=affinity,
+                          fits=np.array([0, 25]), fits_label=np.array([0, 1]), fits_none=np.array([40]))
+    assert held[40] == pytest.approx(1.0) and held[0] == pytest.approx(0.0) and held[25] == pytest.approx(0.0)
     with pytest.raises(ValueError):
         outlier_scores(cosines, RoundConfig(outlier_score="rmd"))
 

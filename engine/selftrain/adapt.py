@@ -151,29 +151,30 @@ def outlier_scores(cosines: np.ndarray, config: RoundConfig, *, affinity: Affini
     these" at 1."""
     score = mcm_outlier_score(cosines, temperature=config.outlier_temperature)
     fits = np.zeros(0, int) if fits is None else np.asarray(fits, int)
+    fits_none = np.zeros(0, int) if fits_none is None else np.asarray(fits_none, int)
     if config.outlier_score == "rmd":
         if embeddings is None or probs is None:
             raise ValueError('outlier_score "rmd" needs the embeddings and the round\'s predictions')
-        score = rmd_order(score, embeddings, probs, fits, fits_label, config)
+        score = rmd_order(score, embeddings, probs, fits, fits_label, fits_none, config)
     if none_probs is not None:
         score = np.maximum(score, none_probs)
     if affinity is None:
         return score
-    fits_none = np.zeros(0, int) if fits_none is None else np.asarray(fits_none, int)
     return propagate_scores(affinity, score, np.concatenate([fits, fits_none]),
                             np.concatenate([np.zeros(len(fits)), np.ones(len(fits_none))]), alpha=config.propagation)
 
 
 def rmd_order(score: np.ndarray, embeddings: np.ndarray, probs: np.ndarray, fits: np.ndarray,
-              fits_label: np.ndarray | None, config: RoundConfig) -> np.ndarray:
+              fits_label: np.ndarray | None, fits_none: np.ndarray, config: RoundConfig) -> np.ndarray:
     """`score` (N,) given the order of the relative Mahalanobis distance (engine.selftrain.propagate): the image
     with the k-th largest distance gets the k-th largest value of `score`, so the scale (and the share the page's
-    "fits no class" filter shows) stays MCM's. The class Gaussians are fitted on the images a person labeled and,
-    for each class, the surest predictions of it, as many as a first round's pseudo-labels (a precise share)."""
+    "fits no class" filter shows) stays MCM's. The class Gaussians are fitted on the images a person gave a class
+    (`fits`, `fits_label`) and, for each class, the surest predictions of it among the images no person labeled
+    (nor called "none of these": `fits_none`), as many as a first round's pseudo-labels (a precise share)."""
     n, n_classes = probs.shape
     per_class = pseudo_labels_per_class(1, n, n_classes, step=config.share_step, cap=config.per_class_cap)
     eligible = np.ones(n, bool)
-    eligible[fits] = False
+    eligible[fits] = eligible[fits_none] = False
     sure, sure_label = select_pseudo_labels(probs, method="balanced", eligible=eligible, per_class=per_class)
     members = np.concatenate([fits, sure])
     labels = np.concatenate([np.asarray(fits_label if fits_label is not None else [], int), sure_label])
