@@ -4,8 +4,8 @@ import pytest
 from engine.selftrain.adapt import outlier_scores
 from engine.selftrain.config import RoundConfig
 from engine.neighbours import knn_graph
-from engine.selftrain.propagate import (affinity_matrix, mcm_outlier_score, propagate_labels, propagate_scores,
-                                        rebalance)
+from engine.selftrain.propagate import (affinity_matrix, ledoit_wolf, mcm_outlier_score, propagate_labels,
+                                        propagate_scores, rebalance, relative_mahalanobis)
 
 
 def _two_clusters(n: int = 20, seed: int = 0) -> np.ndarray:
@@ -71,11 +71,58 @@ def test_outlier_score_ranks_an_off_class_image_above_in_class_ones():
     assert score.argmax() == 3 and ((0 <= score) & (score <= 1)).all()
     # over a graph, a person's "none of these" on a neighbour lifts it further; their class labels pull to 0
     affinity = affinity_matrix(*knn_graph(images, 2))
-    refined = outlier_scores(cosines, RoundConfig(outlier_temperature=0.05), affinity=affinity,
+    refined = outlier_scores(cosines, RoundConfig(outlier_temperature=0.05, outlier_score="mcm"), affinity=affinity,
                              fits=np.array([0]), fits_none=np.array([3]))
     assert refined[3] == pytest.approx(1.0) and refined[0] == pytest.approx(0.0)
     with pytest.raises(ValueError):
         propagate_scores(affinity, np.array([0.1, 2.0, 0.1, 0.1]), np.zeros(0, int), np.zeros(0))
+
+
+def test_relative_mahalanobis_ranks_an_image_between_two_classes_above_their_members():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([[1.0, 0.0, 0.0, 0.0] + 0.05 * rng.standard_normal((30, 4)),
+                        [0.0, 1.0, 0.0, 0.0] + 0.05 * rng.standard_normal((30, 4)),
+                        [[0.7, 0.7, 0.1, 0.0]]])  # the last image belongs to neither class
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    members = np.array([0, 1, 2, 30, 31, 32])  # three known images of each class
+    distance = relative_mahalanobis(x, members, np.array([0, 0, 0, 1, 1, 1]))
+    assert distance.shape == (61,) and distance.argmax() == 60
+    np.testing.assert_allclose(relative_mahalanobis(x, members, np.array([0, 0, 0, 1, 1, 1]), batch=7), distance,
+                               rtol=1e-4, atol=1e-3)  # chunking changes nothing
+    with pytest.raises(ValueError):
+        relative_mahalanobis(x, members, np.array([0, 1]))
+
+
+def test_ledoit_wolf_keeps_a_covariance_that_is_already_a_multiple_of_the_identity():
+    rows = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])  # sample covariance 0.5 I
+    np.testing.assert_allclose(ledoit_wolf(rows), 0.5 * np.eye(2))
+    spread = np.array([[3.0, 0.0], [-3.0, 0.0], [0.0, 0.1], [0.0, -0.1]])  # unequal variances shrink together
+    shrunk = np.diag(ledoit_wolf(spread))
+    assert 4.5 > shrunk[0] > shrunk[1] > 0.005
+
+
+def test_rmd_outlier_score_keeps_the_mcm_values_in_the_new_order():
+    text = np.eye(2, 4, dtype=np.float32)
+    x = _two_clusters_with_stray()
+    cosines, probs = x @ text.T, np.repeat(np.eye(2, dtype=np.float32), [20, 21], axis=0)
+    mcm = outlier_scores(cosines, RoundConfig(outlier_score="mcm"))
+    rmd = outlier_scores(cosines, RoundConfig(outlier_score="rmd"), embeddings=x, probs=probs)
+    np.testing.assert_allclose(np.sort(rmd), np.sort(mcm))
+    assert rmd.argmax() == 40
+    affinity = affinity_matrix(*knn_graph(x, 3))  # a person's labels still hold over the graph
+    held = outlier_scores(cosines, RoundConfig(outlier_score="rmd"), embeddings=x, probs=probs, affinity=affinity,
+                          fits=np.array([0, 25]), fits_label=np.array([0, 1]), fits_none=np.array([40]))
+    assert held[40] == pytest.approx(1.0) and held[0] == pytest.approx(0.0) and held[25] == pytest.approx(0.0)
+    with pytest.raises(ValueError):
+        outlier_scores(cosines, RoundConfig(outlier_score="rmd"))
+
+
+def _two_clusters_with_stray(seed: int = 0) -> np.ndarray:
+    """Two clusters of 20 around the first two axes of 4-d, and one image far from both (row 40)."""
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([[1.0, 0.0, 0.3, 0.0] + 0.05 * rng.standard_normal((20, 4)),
+                        [0.0, 1.0, 0.3, 0.0] + 0.05 * rng.standard_normal((20, 4)), [[0.6, 0.6, 0.0, 0.6]]])
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
 def test_propagation_over_the_locality_ordered_graph_equals_the_plain_iteration_in_the_images_order():

@@ -16,7 +16,7 @@ from engine.scoring import softmax
 from engine.selftrain.config import RoundConfig
 from engine.selftrain.head import Head, cache_logits, fit_head
 from engine.selftrain.propagate import (Affinity, mcm_outlier_score, propagate_labels, propagate_scores,
-                                        rebalance)
+                                        rebalance, relative_mahalanobis)
 from engine.selftrain.selection import pseudo_labels_per_class, select_pseudo_labels
 
 Progress = Callable[[float, str], None]
@@ -116,7 +116,8 @@ def adapt(embeddings: np.ndarray, zero_shot: Head, teacher: Head, teacher_probs:
             crossfit_probs = propagate_labels(affinity, prior, np.zeros(0, int), np.zeros(0, int),
                                               alpha=config.propagation)[human_index]
     outlier = outlier_scores(zero_shot.logits(embeddings) / zero_shot.scale, config, affinity=affinity,
-                             fits=human_index, fits_none=none_index, none_probs=none_probs)
+                             fits=human_index, fits_label=human_label, fits_none=none_index, none_probs=none_probs,
+                             embeddings=embeddings, probs=probs)
     predicted = probs.argmax(axis=1)
     metrics = {
         "round": round_number,
@@ -139,20 +140,46 @@ def adapt(embeddings: np.ndarray, zero_shot: Head, teacher: Head, teacher_probs:
 
 
 def outlier_scores(cosines: np.ndarray, config: RoundConfig, *, affinity: Affinity | None = None,
-                   fits: np.ndarray | None = None, fits_none: np.ndarray | None = None,
-                   none_probs: np.ndarray | None = None) -> np.ndarray:
-    """Per image (N,), how much it fits no class (higher = more): 1 - MCM of the zero-shot cosines (N, C), raised
-    to the student's probability of "none of these" where it has that class (none_probs (N,)), then smoothed over
-    the graph with the rows a person gave a class (`fits`) held at 0 and those they called "none of these" at 1."""
+                   fits: np.ndarray | None = None, fits_label: np.ndarray | None = None,
+                   fits_none: np.ndarray | None = None, none_probs: np.ndarray | None = None,
+                   embeddings: np.ndarray | None = None, probs: np.ndarray | None = None) -> np.ndarray:
+    """Per image (N,), how much it fits no class (higher = more): 1 - MCM of the zero-shot cosines (N, C); with
+    config.outlier_score "rmd", the images re-ordered by their relative Mahalanobis distance to the classes (see
+    `rmd_order`: it needs `embeddings` (N, D) and the round's predictions `probs` (N, C)); raised to the student's
+    probability of "none of these" where it has that class (none_probs (N,)); then smoothed over the graph with
+    the rows a person gave a class (`fits`, their classes `fits_label`) held at 0 and those they called "none of
+    these" at 1."""
     score = mcm_outlier_score(cosines, temperature=config.outlier_temperature)
+    fits = np.zeros(0, int) if fits is None else np.asarray(fits, int)
+    fits_none = np.zeros(0, int) if fits_none is None else np.asarray(fits_none, int)
+    if config.outlier_score == "rmd":
+        if embeddings is None or probs is None:
+            raise ValueError('outlier_score "rmd" needs the embeddings and the round\'s predictions')
+        score = rmd_order(score, embeddings, probs, fits, fits_label, fits_none, config)
     if none_probs is not None:
         score = np.maximum(score, none_probs)
     if affinity is None:
         return score
-    fits = np.zeros(0, int) if fits is None else np.asarray(fits, int)
-    fits_none = np.zeros(0, int) if fits_none is None else np.asarray(fits_none, int)
     return propagate_scores(affinity, score, np.concatenate([fits, fits_none]),
                             np.concatenate([np.zeros(len(fits)), np.ones(len(fits_none))]), alpha=config.propagation)
+
+
+def rmd_order(score: np.ndarray, embeddings: np.ndarray, probs: np.ndarray, fits: np.ndarray,
+              fits_label: np.ndarray | None, fits_none: np.ndarray, config: RoundConfig) -> np.ndarray:
+    """`score` (N,) given the order of the relative Mahalanobis distance (engine.selftrain.propagate): the image
+    with the k-th largest distance gets the k-th largest value of `score`, so the scale (and the share the page's
+    "fits no class" filter shows) stays MCM's. The class Gaussians are fitted on the images a person gave a class
+    (`fits`, `fits_label`) and, for each class, the surest predictions of it among the images no person labeled
+    (nor called "none of these": `fits_none`), as many as a first round's pseudo-labels (a precise share)."""
+    n, n_classes = probs.shape
+    per_class = pseudo_labels_per_class(1, n, n_classes, step=config.share_step, cap=config.per_class_cap)
+    eligible = np.ones(n, bool)
+    eligible[fits] = eligible[fits_none] = False
+    sure, sure_label = select_pseudo_labels(probs, method="balanced", eligible=eligible, per_class=per_class)
+    members = np.concatenate([fits, sure])
+    labels = np.concatenate([np.asarray(fits_label if fits_label is not None else [], int), sure_label])
+    distance = relative_mahalanobis(embeddings, members, labels)
+    return np.sort(score)[np.argsort(np.argsort(distance, kind="stable"), kind="stable")]
 
 
 def choose_pseudo_labels(teacher_probs: np.ndarray, excluded: np.ndarray, round_number: int,

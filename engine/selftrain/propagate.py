@@ -9,7 +9,8 @@ their label (Zhou et al., "Learning with Local and Global Consistency", NeurIPS 
 zero-shot predictions the same way, with cubed cosine affinities). The same propagation smooths a per-image
 outlier score: MCM (Ming et al., "Delving into Out-of-Distribution Detection with Vision-Language
 Representations", NeurIPS 2022) is the maximum softmax over the class prompts' cosine similarities at a low
-temperature; an image that matches none of them well fits no class.
+temperature; an image that matches none of them well fits no class. The relative Mahalanobis distance (Ren et al.,
+2021) orders the images by how far they lie from Gaussians of the classes' surest images instead.
 """
 
 from __future__ import annotations
@@ -96,6 +97,65 @@ def mcm_outlier_score(cosines: np.ndarray, *, temperature: float = 0.01) -> np.n
     scaled = cosines / temperature
     scaled -= scaled.max(axis=1, keepdims=True)
     return (1.0 - 1.0 / np.exp(scaled).sum(axis=1)).astype(np.float32)
+
+
+def relative_mahalanobis(embeddings: np.ndarray, members: np.ndarray, member_labels: np.ndarray, *,
+                         background_sample: int = 20000, batch: int = 65536, seed: int = 0) -> np.ndarray:
+    """Relative Mahalanobis distance (Ren et al., "A Simple Fix to Mahalanobis Distance for Improving Near-OOD
+    Detection", 2021): min over the classes of the Mahalanobis distance to the class's Gaussian, minus the distance
+    to one background Gaussian of the whole collection, which takes out what every image shares, so what is left
+    measures how far an image is from the classes beyond how unusual it is overall. The class Gaussians have their
+    own means and one shared covariance, fitted on `members` (M,) rows of `embeddings` (N, D) with class
+    `member_labels` (M,) (the minimum is over the classes with members); the background is fitted on up to
+    `background_sample` random rows. Both covariances are shrunk (Ledoit-Wolf): a few hundred images per class
+    cannot fill a 512-d covariance. Returns (N,) float32, higher = fits the classes less."""
+    members, member_labels = np.asarray(members, int), np.asarray(member_labels, int)
+    if embeddings.ndim != 2 or members.shape != member_labels.shape or len(members) == 0:
+        raise ValueError(f"embeddings must be (N, D) and members and member_labels (M,) alike with M > 0, got "
+                         f"{embeddings.shape}, {members.shape} and {member_labels.shape}")
+    member_class = np.unique(member_labels, return_inverse=True)[1]
+    x = np.asarray(embeddings[members], np.float64)
+    means = np.stack([x[member_class == c].mean(axis=0) for c in range(member_class.max() + 1)])
+    class_precision = _inverse(ledoit_wolf(x - means[member_class]))
+    rows = np.sort(np.random.default_rng(seed).permutation(len(embeddings))[:background_sample])
+    background = np.asarray(embeddings[rows], np.float64)
+    background_mean = background.mean(axis=0)
+    background_precision = _inverse(ledoit_wolf(background - background_mean))
+    # (x - m)' P (x - m) - (x - m0)' P0 (x - m0) = x'(P - P0)x - 2 x'(P m - P0 m0) + m'P m - m0'P0 m0: one quadratic
+    # form per image for all the classes (the costly part: N x D x D), then a linear term per class
+    quadratic = (class_precision - background_precision).astype(np.float32)
+    linear = np.hstack([class_precision @ means.T, (background_precision @ background_mean)[:, None]]
+                       ).astype(np.float32)
+    class_constant = np.einsum("cd,dc->c", means, class_precision @ means.T).astype(np.float32)
+    background_constant = float(background_mean @ background_precision @ background_mean)
+    chunks = []
+    for start in range(0, len(embeddings), batch):
+        chunk = np.asarray(embeddings[start:start + batch], np.float32)
+        projected = chunk @ linear
+        nearest_class = (class_constant - 2 * projected[:, :-1]).min(axis=1)
+        chunks.append(((chunk @ quadratic) * chunk).sum(axis=1) + nearest_class + 2 * projected[:, -1]
+                      - background_constant)
+    return np.concatenate(chunks).astype(np.float32)
+
+
+def ledoit_wolf(centered: np.ndarray) -> np.ndarray:
+    """Covariance (D, D) of centred rows (n, D) shrunk towards a multiple of the identity by Ledoit & Wolf's
+    optimal weight ("A well-conditioned estimator for large-dimensional covariance matrices", 2004); always
+    invertible when the rows are not all zero."""
+    centered = np.asarray(centered, np.float64)
+    n, d = centered.shape
+    sample = centered.T @ centered / n
+    mu = np.trace(sample) / d
+    delta = ((sample - mu * np.eye(d)) ** 2).sum() / d
+    beta = ((centered ** 2).sum(1) ** 2).sum() / n ** 2 - (sample ** 2).sum() / n  # (1/n^2) sum ||x x^T - S||^2
+    shrinkage = 1.0 if delta <= 0 else min(max(beta / d, 0.0), delta) / delta
+    return shrinkage * mu * np.eye(d) + (1 - shrinkage) * sample
+
+
+def _inverse(covariance: np.ndarray) -> np.ndarray:
+    """The precision matrix (D, D) of a symmetric covariance, its eigenvalues floored so that it always exists."""
+    values, vectors = np.linalg.eigh(covariance)
+    return (vectors / np.maximum(values, max(values.max() * 1e-9, 1e-12))) @ vectors.T
 
 
 def propagate_scores(affinity: Affinity, scores: np.ndarray, clamped: np.ndarray, clamped_value: np.ndarray, *,
