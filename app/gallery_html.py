@@ -27,6 +27,7 @@ ERROR_COLOUR = "rgb(60, 60, 60)"
 # the image the person saw, whatever order it gets the events in.
 GALLERY_JS = """
 const ahead = [];
+let sent = 0;  // the page's clicks and label actions, numbered in the order sent (app/action_order.py)
 const select = (tile) => {
   element.querySelectorAll('.tile.selected').forEach(t => t.classList.remove('selected'));
   tile.classList.add('selected');
@@ -38,7 +39,7 @@ element.addEventListener('click', (event) => {
   select(tile);
   watchStall();
   if (window.labelloopDetailAhead) window.labelloopDetailAhead(tile);
-  trigger('click', {image_id: Number(tile.dataset.imageId)});
+  trigger('click', {image_id: Number(tile.dataset.imageId), sequence: ++sent});
 });
 // Clicks and labels shown ahead of the server. `ahead` holds the actions sent and not answered yet, oldest first.
 // Each is answered by exactly one drawing marked data-answers (a refusal too); every drawing is the server's truth,
@@ -96,7 +97,7 @@ window.labelloopLabel = (kind, {name = null, digit = null} = {}) => {
   ahead.push(action);
   show(action);
   watchStall();
-  trigger('submit', {image_id: imageId === null ? null : Number(imageId), kind, name, digit});
+  trigger('submit', {image_id: imageId === null ? null : Number(imageId), kind, name, digit, sequence: ++sent});
   if (action.imageId) followSelection();
 };
 // ← and →: the neighbouring tile, as a click on it; past either end of the page, the server turns the page (the

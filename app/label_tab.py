@@ -12,6 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from app.action_order import ActionOrder
 from app.feedback import on
 from app.find import SEARCH_PLACEHOLDER, FindTools
 from app.gallery_html import DETAIL_JS, GALLERY_JS, ShownPage, detail_html, gallery_html
@@ -46,8 +47,16 @@ class LabelTab:
     load: tuple
 
 
+def following(shown: ShownPage, image_id: int) -> int:
+    """The image after `image_id` on the page shown: where a label moves the selection (it stays on the last one,
+    and on an image not on the page)."""
+    ids = [item.image_id for item in shown.items]
+    return ids[min(ids.index(image_id) + 1, len(ids) - 1)] if image_id in ids else image_id
+
+
 def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
     view, labeling = workspace.view, workspace.labeling
+    order = ActionOrder()
     query_state = gr.State(GalleryQuery())  # per browser session: filters, order and page
     shown_page = gr.State(ShownPage([], ""))  # the tiles and text drawn, and the next page as it stood
     selected = gr.State(None)  # the image id the detail panel shows
@@ -183,12 +192,12 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         query, result = turned(query, shown, -1)
         return (query, *gallery_outputs(query, result, chosen))
 
-    def select_tile(heatmap, heatmap_for, _selected, shown, event: gr.EventData):
+    def select_tile(heatmap, heatmap_for, _selected, shown, event: gr.EventData, request: gr.Request):
         """The clicked image selected; the gallery is drawn again as the click's answer (the page highlighted the
-        tile ahead of the server, and a drawing answering an earlier event may have come in between)."""
-        image_id = int(event._data["image_id"])  # the id the clicked tile carries, not its position
-        return (image_id, gallery_html(shown, image_id, answers_ahead=True),
-                *detail_outputs(image_id, heatmap, heatmap_for))
+        tile ahead of the server, and a drawing answering an earlier event may have come in between). A click that
+        reached the server after a newer action leaves that action's selection (app.action_order)."""
+        image_id = order.selection(request.session_hash, event._data.get("sequence"), int(event._data["image_id"]))
+        return (image_id, gallery_html(shown, image_id, answers_ahead=True), *detail_outputs(image_id, heatmap, heatmap_for))
 
     def refused_detail(heatmap, heatmap_for, chosen, shown, *_, **__):
         """A click the server refused (the image is gone): the image still selected, drawn again over what the page
@@ -233,31 +242,35 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         `move_on`. `answers_ahead`: the change is a key's or a class button's, which the page showed ahead."""
         fresh = {item.image_id: item for item in view.items(change.image_ids)} if change.changed else {}
         shown = replace(shown, items=[fresh.get(item.image_id, item) for item in shown.items])
-        ids = [item.image_id for item in shown.items]
-        if move_on and chosen in ids:
-            chosen = ids[min(ids.index(chosen) + 1, len(ids) - 1)]
+        if move_on:
+            chosen = following(shown, chosen)
         return (query, gallery_html(shown, chosen, answers_ahead=answers_ahead), shown, *keep_gallery[2:],
                 chosen, *detail_outputs(chosen, heatmap, heatmap_for),
                 change.message + (" · U undoes" if change.changed else ""), header_markdown(view.header()))
 
     def label_shown_image(query, shown, chosen, heatmap, heatmap_for, event: gr.EventData, request: gr.Request):
         """A class key or button, N or A: acts on the image the detail view showed when it was pressed (the page
-        sends its id), whatever order the server got that click and this key in; then the next image."""
+        sends its id), whatever order the server got that click and this key in; then the next image, unless a newer
+        action reached the server first (app.action_order)."""
         action = event._data
         if action.get("image_id") is None:
             raise LabelloopError("select an image first (click it, or press →)")
-        image_id, actor = int(action["image_id"]), page_actor(request.username)
+        image_id = int(action["image_id"])
+        change = apply_label(image_id, action, page_actor(request.username))
+        chosen = order.selection(request.session_hash, action.get("sequence"), following(shown, image_id))
+        return after_change(query, shown, chosen, change, heatmap, heatmap_for, move_on=False, answers_ahead=True)
+
+    def apply_label(image_id: int, action: dict, actor: str):
+        """The label a key or button names (`kind`: class, by `name` or by key `digit`; none; accept)."""
         if action.get("kind") == "accept":
-            change = labeling.accept([image_id], actor=actor)
-        else:
-            name = NONE_OF_THESE if action.get("kind") == "none" else action.get("name")
-            if action.get("digit") is not None:
-                names = view.class_names()
-                if not 1 <= int(action["digit"]) <= len(names):
-                    raise LabelloopError(f"there is no class {action['digit']}; classes: {', '.join(names)}")
-                name = names[int(action["digit"]) - 1]
-            change = labeling.label([image_id], str(name), actor=actor)
-        return after_change(query, shown, image_id, change, heatmap, heatmap_for, move_on=True, answers_ahead=True)
+            return labeling.accept([image_id], actor=actor)
+        name = NONE_OF_THESE if action.get("kind") == "none" else action.get("name")
+        if action.get("digit") is not None:
+            names = view.class_names()
+            if not 1 <= int(action["digit"]) <= len(names):
+                raise LabelloopError(f"there is no class {action['digit']}; classes: {', '.join(names)}")
+            name = names[int(action["digit"]) - 1]
+        return labeling.label([image_id], str(name), actor=actor)
 
     def refused_ahead(query, shown, chosen, heatmap, heatmap_for, *_, **__):
         """A refused key or class button: the gallery and the detail view as they were, drawn again as the answer

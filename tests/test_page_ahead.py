@@ -170,3 +170,35 @@ def test_an_older_answer_applied_after_a_newer_one_redrawn_ahead_never_freezes_t
     page.wait_for_function("() => window.lateAnswer && document.querySelectorAll('#detail-view .detail-view').length"
                            " === 1 && document.querySelector('#detail-view .detail-view').dataset.drawing"
                            " === window.lateAnswer", timeout=5000)
+
+
+def test_a_click_reaching_the_server_after_the_key_pressed_next_leaves_the_keys_selection(server, page):
+    """Gradio sends a click and the key pressed right after it on separate requests, and they can reach the server
+    in either order. Here the click's request is held in the browser until the key's has been answered: the key
+    labels the clicked image (it carries its id) and moves on, and the late click must not move the selection back
+    to it (the next key would label it again)."""
+    _, workspace = server
+    clicked, after = tile(page, 8), tile(page, 9)
+    relpath, next_path = clicked.get_attribute("data-path"), after.get_attribute("data-path")
+    held = []
+
+    def hold_the_click(route):
+        body = route.request.post_data or ""
+        if not held and '"sequence"' in body and '"kind"' not in body:  # the click's event, not a label's
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/queue/join*", hold_the_click)
+    clicked.click()
+    expect(page.locator("#detail-view strong")).to_have_text(relpath)  # shown ahead; the server has not seen it
+    name = workspace.view.class_names()[0]
+    page.keyboard.press("1")
+    assert wait_for(lambda: human_label(workspace, relpath) == (name, "human"))
+    assert held, "the click's request was not held"
+    held[0].continue_()
+    page.wait_for_function("() => !document.querySelector('#gallery .tile.pending')")
+    page.wait_for_timeout(1000)  # the click's answer
+    expect(page.locator("#detail-view strong")).to_have_text(next_path)
+    expect(page.locator("#gallery .tile.selected")).to_have_attribute("data-path", next_path)
+    page.unroute("**/queue/join*")

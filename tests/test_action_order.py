@@ -1,0 +1,20 @@
+"""The order of a page's selection actions (app/action_order.py): the newest action's selection holds."""
+
+from app.action_order import ActionOrder
+
+
+def test_a_late_action_leaves_the_newer_actions_selection():
+    order = ActionOrder()
+    assert order.selection("tab", 2, 20) == 20  # the key, applied first
+    assert order.selection("tab", 1, 10) == 20  # the click sent before it, arriving late
+    assert order.selection("tab", 3, 30) == 30
+    assert order.selection("tab", None, 40) == 40  # an action without a number counts as the newest
+    assert order.selection("tab", 2, 50) == 40  # and keeps the newest number seen
+
+
+def test_each_session_keeps_its_own_order():
+    order = ActionOrder()
+    assert order.selection("a", 5, 50) == 50
+    assert order.selection("b", 1, 10) == 10
+    assert order.selection("a", 4, 40) == 50
+    assert order.selection("b", 2, 20) == 20
