@@ -133,6 +133,7 @@ if (!window.labelloopButtonsListening) {  // the class buttons, Accept and page 
     if (!button || !window.labelloopLabel) return;
     if (button.id === 'next-page') window.labelloopTurnAhead();
     else if (button.id === 'accept') window.labelloopLabel('accept');
+    else if (button.id === 'similar' && window.labelloopSimilar) window.labelloopSimilar();
     else if (button.id === 'undo') window.labelloopForget();
     else if (button.classList.contains('class-button')) {
       const name = buttonName(button);
@@ -164,6 +165,11 @@ new MutationObserver(drawingArrived).observe(element, {childList: true, subtree:
 # The detail view's picture and title. A click on a tile draws them at once from the tile (its thumbnail, its file
 # name) until the server's answer; a click on the picture zooms it to the window, a click or Escape zooms it out.
 DETAIL_JS = """
+// More like this (S, or its button): asked for the image the detail view shows, as a label is.
+window.labelloopSimilar = () => {
+  const view = element.querySelector('.detail-view[data-image-id]');
+  trigger('submit', {image_id: view ? Number(view.dataset.imageId) : null});
+};
 window.labelloopDetailAhead = (tile) => {
   const view = element.querySelector('.detail-view');
   const thumbnail = tile.querySelector('img');

@@ -105,7 +105,7 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
             with gr.Row():
                 gr.Button("Accept [A]", variant="primary", elem_id="accept", size="sm")  # GALLERY_JS sends it
                 undo_button = gr.Button("Undo [U]", elem_id="undo", size="sm")
-                similar_button = gr.Button("More like this [S]", elem_id="similar", size="sm")
+                gr.Button("More like this [S]", elem_id="similar", size="sm")  # DETAIL_JS sends it
             last_action = gr.Markdown(elem_id="last-action")
             gr.Markdown(HOTKEYS, elem_classes="hotkeys")
             detail_text = gr.Markdown(elem_id="detail-text")
@@ -120,7 +120,6 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         undo_key = gr.Button("u", elem_id="key-undo")
         next_key = gr.Button("next", elem_id="key-next")
         prev_key = gr.Button("prev", elem_id="key-prev")
-        similar_key = gr.Button("s", elem_id="key-similar")
 
     refresh_outputs = [gallery, shown_page, picked, show_all]
     keep_gallery = tuple(gr.skip() for _ in refresh_outputs)  # a handler that leaves the gallery as it is
@@ -352,8 +351,14 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
     subset_outputs = [query_state, *refresh_outputs, sort]
     for trigger in (search_button.click, search_text.submit):
         on(trigger, find.search_shown, [query_state, selected, search_text], subset_outputs, **ordered)
-    for button in (similar_button, similar_key):
-        on(button.click, find.similar_shown, [query_state, selected], subset_outputs, **ordered)
+
+    def similar_to_shown(query, event: gr.EventData):
+        """More like this (S or its button), for the image the detail view showed when it was asked (the page sends
+        its id, as it does with a label: a click still on its way to the server does not change what it acts on)."""
+        image_id = event._data.get("image_id")
+        return find.similar_shown(query, None if image_id is None else int(image_id))
+
+    on(detail_view.submit, similar_to_shown, [query_state], subset_outputs, **ordered)
     # The first grouping of a large collection takes a minute or two (the neighbour graph is cached after): it runs
     # beside the label events, so keys and clicks still answer meanwhile, with a spinner on the gallery.
     grouping = {"show_progress": "minimal", "concurrency_id": "duplicates", "concurrency_limit": 1}

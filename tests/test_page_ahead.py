@@ -202,3 +202,29 @@ def test_a_click_reaching_the_server_after_the_key_pressed_next_leaves_the_keys_
     expect(page.locator("#detail-view strong")).to_have_text(next_path)
     expect(page.locator("#gallery .tile.selected")).to_have_attribute("data-path", next_path)
     page.unroute("**/queue/join*")
+
+
+def test_more_like_this_asks_for_the_image_the_detail_view_shows_even_before_the_server_knows_it(server, page):
+    """S right after a click, its request reaching the server first: the search is for the clicked image (the one
+    the detail view names), not the one the server had selected before."""
+    select_tile(page, 2)
+    clicked = tile(page, 12)
+    relpath = clicked.get_attribute("data-path")
+    held = []
+
+    def hold_the_click(route):
+        body = route.request.post_data or ""
+        if not held and '"sequence"' in body and '"kind"' not in body:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/queue/join*", hold_the_click)
+    clicked.click()
+    expect(page.locator("#detail-view strong")).to_have_text(relpath)
+    page.keyboard.press("s")
+    wait_for_page(page, f"like {relpath}")
+    assert held, "the click's request was not held"
+    held[0].continue_()
+    page.unroute("**/queue/join*")
+    assert tile(page, 0).get_attribute("data-path") == relpath
