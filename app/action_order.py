@@ -15,9 +15,9 @@ SESSIONS_KEPT = 10_000  # page sessions remembered; the one least recently used 
 class ActionOrder:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._newest: dict[str, tuple[int, int | None]] = {}  # session -> (newest action's number, its selection)
+        self._newest: dict[str, tuple[int, int]] = {}  # session -> (newest action's number, its selection)
 
-    def selection(self, session: str | None, sequence: int | None, wanted: int | None) -> int | None:
+    def selection(self, session: str | None, sequence: int | None, wanted: int) -> int:
         """What the action numbered `sequence` leaves selected in `session`: `wanted` when it is the newest so far
         (recorded as such), else what the newer action left. An action without a number is taken as the newest."""
         session = session or ""
@@ -25,7 +25,7 @@ class ActionOrder:
             newest = self._newest.pop(session, None)
             if sequence is not None and newest is not None and int(sequence) < newest[0]:
                 self._newest[session] = newest
-                return newest[1] if newest[1] is not None else wanted
+                return newest[1]
             self._newest[session] = (int(sequence) if sequence is not None else
                                      newest[0] if newest is not None else -1, wanted)
             while len(self._newest) > SESSIONS_KEPT:

@@ -234,15 +234,12 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
     def show_detail(chosen, heatmap, heatmap_for):
         return detail_outputs(chosen, heatmap, heatmap_for)
 
-    def after_change(query, shown: ShownPage, chosen, change, heatmap, heatmap_for, *, move_on: bool,
-                     answers_ahead: bool = False):
+    def after_change(query, shown: ShownPage, chosen, change, heatmap, heatmap_for, *, answers_ahead: bool = False):
         """The page after a label change: the changed tiles redrawn where they are (the grid does not shift under
-        the person's hand; turning the page applies the filters again), and the next image selected when
-        `move_on`. `answers_ahead`: the change is a key's or a class button's, which the page showed ahead."""
+        the person's hand; turning the page applies the filters again), with `chosen` selected. `answers_ahead`: the
+        change is a key's or a class button's, which the page showed ahead."""
         fresh = {item.image_id: item for item in view.items(change.image_ids)} if change.changed else {}
         shown = replace(shown, items=[fresh.get(item.image_id, item) for item in shown.items])
-        if move_on:
-            chosen = following(shown, chosen)
         return (query, gallery_html(shown, chosen, answers_ahead=answers_ahead), shown, *keep_gallery[2:],
                 chosen, *detail_outputs(chosen, heatmap, heatmap_for),
                 change.message + (" · U undoes" if change.changed else ""), header_markdown(view.header()))
@@ -257,7 +254,7 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         image_id = int(action["image_id"])
         change = apply_label(image_id, action, page_actor(request.username))
         chosen = order.selection(request.session_hash, action.get("sequence"), following(shown, image_id))
-        return after_change(query, shown, chosen, change, heatmap, heatmap_for, move_on=False, answers_ahead=True)
+        return after_change(query, shown, chosen, change, heatmap, heatmap_for, answers_ahead=True)
 
     def apply_label(image_id: int, action: dict, actor: str):
         """The label a key or button names (`kind`: class, by `name` or by key `digit`; none; accept)."""
@@ -284,19 +281,19 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         change = labeling.accept([item.image_id for item in shown.items], min_confidence=threshold,
                                  actor=page_actor(request.username))
         change.message += f" at or above {threshold:.0%}"
-        return after_change(query, shown, chosen, change, heatmap, heatmap_for, move_on=False)
+        return after_change(query, shown, chosen, change, heatmap, heatmap_for)
 
     def assign_ticked(query, shown, chosen, heatmap, heatmap_for, ticked, class_name, request: gr.Request):
         if not ticked or not class_name:
             raise LabelloopError("tick images under 'select several on this page' and choose a class")
         change = labeling.label(list(ticked), class_name, actor=page_actor(request.username))
-        return after_change(query, shown, chosen, change, heatmap, heatmap_for, move_on=False)
+        return after_change(query, shown, chosen, change, heatmap, heatmap_for)
 
     def undo_last(query, shown, chosen, heatmap, heatmap_for, request: gr.Request):
         change = labeling.undo(actor=page_actor(request.username))
         if len(change.image_ids) == 1:
             chosen = change.image_ids[0]  # show the image that got its label back
-        return after_change(query, shown, chosen, change, heatmap, heatmap_for, move_on=False)
+        return after_change(query, shown, chosen, change, heatmap, heatmap_for)
 
     def class_controls_shown(names, query, filter_value):
         """Every control that lists classes, from the project's classes now. Only the choices change, so a

@@ -19,8 +19,8 @@ FIRST_TICK = "first tick"
 
 # Label keys (1-9, A, N) go through the gallery with the image the detail view shows (GALLERY_JS), S through the
 # detail view with that image (DETAIL_JS); ← and → within the page are clicks on the neighbouring tile; the other
-# keys click hidden buttons, so a keypress runs exactly the handler a click would. Typing in a text field is left alone; on a slider the arrows move the slider and every
-# other key still labels.
+# keys click hidden buttons, so a keypress runs exactly the handler a click would. Typing in a text field is left
+# alone; on a slider the arrows move the slider and every other key still labels.
 KEYBOARD_JS = """
 () => {
   if (window.labelloopKeys) return;
@@ -38,12 +38,13 @@ KEYBOARD_JS = """
     if (!document.getElementById('gallery') || !document.getElementById('gallery').offsetParent) return;
     const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
     const label = /^[1-9]$/.test(key) ? ['class', {digit: Number(key)}] : key === 'a' ? ['accept'] : key === 'n' ? ['none'] : null;
+    const similar = key === 's' && window.labelloopSimilar;  // sent through the detail view with the image it shows
     const button = !label && named[key] && document.getElementById(named[key]);
-    if (!label && !button && key !== 's') return;
+    if (!label && !similar && !button) return;
     event.preventDefault();
     if (target && target.blur) target.blur();
     if (label) window.labelloopLabel(...label);  // sent through the gallery with the image the detail view shows
-    else if (key === 's') { if (window.labelloopSimilar) window.labelloopSimilar(); }  // sent through the detail view with the image it shows
+    else if (similar) similar();
     else if (key === 'ArrowRight' || key === 'ArrowLeft') window.labelloopStep(key === 'ArrowRight' ? 1 : -1, button);
     else if (key === 'u') { window.labelloopForget(); button.click(); }
     else button.click();
