@@ -15,9 +15,12 @@ are embedded with the embedded demo model on the CPU and cached in --cache. Colu
   prediction). An image of no class that a person reviews gets "none of these".
 - mistakes_found: 200 random images given human labels, 10 % of them planted wrong; one round; the share of the
   planted ones among the first 2 x 20 of the queue's mistake picks (out-of-sample normalized margin), mean over
-  MISTAKE_DRAWS draws of the planted labels (one draw moves it by 0.05 to 0.15).
+  MISTAKE_DRAWS draws of the planted labels (one draw moves it by 0.05 to 0.15). mistakes_queued: the share of the
+  planted ones in the review queue's next 2 % (what a person is shown); queued_labels_wrong (JSON only): the share
+  of that queue's picks among the person's labels that are planted ones (the rest re-review right labels).
 - outlier_auroc: how well the outlier score of the 3rd unsupervised round separates images of no class from the
-  rest (sets that have them).
+  rest (sets that have them); outlier_ceiling: the same for a linear probe trained on 80 % true labels with no
+  class as a class of its own (5-fold): what the embeddings allow when the answer is shown.
 
 Accuracies count only images of a class. --sizes times `run_round` on planted 512-d embeddings (first round builds
 and caches the kNN graph, the second reuses it).
@@ -99,14 +102,18 @@ class Bench:
         rng = np.random.default_rng(seed)
         affinity = self.affinity if config.refine else None
         mistakes = np.zeros(0, int)
+        k = int(round(SHARE * len(y)))
+
+        def queue() -> np.ndarray:
+            return rank_review_queue(probs, zero_probs, given, human, x, k=k, mistakes=mistakes,
+                                     cold_start_per_class=cold_start)[0]
+
         history = []
         for number in range(1, rounds + 1):
             if fixes:
-                k = int(round(SHARE * len(y)))
                 wrong = (probs.argmax(axis=1) != y) & self.in_class
                 if fixes == "queue":
-                    picks, _ = rank_review_queue(probs, zero_probs, given, human, x, k=k, mistakes=mistakes,
-                                                 cold_start_per_class=cold_start)
+                    picks = queue()
                 elif fixes == "oracle":
                     pool = np.flatnonzero(~human & wrong)
                     picks = rng.choice(pool, min(k, len(pool)), replace=False)
@@ -124,7 +131,7 @@ class Bench:
             predicted = probs.argmax(axis=1)
             history.append({"predictions": self.accuracy(predicted),
                             "dataset": self.accuracy(np.where(human, given, predicted)),
-                            "outlier": output.outlier, "mistakes": mistakes})
+                            "outlier": output.outlier, "mistakes": mistakes, "queue": queue()})
         return history
 
     def over_seeds(self, fixes: str, seeds: int) -> float:
@@ -140,15 +147,37 @@ class Bench:
                                  self.y[self.in_class], cv=folds)
         return round(float(scores.mean()), 4)
 
-    def mistakes_found(self, labels: int = 200, share: float = 0.1, seed: int = 0) -> float:
+    def mistakes_found(self, labels: int = 200, share: float = 0.1, seed: int = 0) -> tuple[float, float, float]:
+        """`labels` random images given human labels, `share` of them planted wrong, one round: (the share of the
+        planted ones among the first 2 x (number planted) possible mistakes; the share of them among the next
+        queue's SHARE picks; the share of those picks that are planted ones: each other pick spent on a person's
+        label is spent on a right one)."""
         rng = np.random.default_rng(seed)
         rows = rng.choice(np.flatnonzero(self.in_class), labels, replace=False)
         given = self.y[rows].copy()
         planted = rows[:int(share * labels)]
         n_classes = len(self.text)
         given[:len(planted)] = (given[:len(planted)] + rng.integers(1, n_classes, len(planted))) % n_classes
-        picks = self.simulate(1, planted=(rows, given))[-1]["mistakes"][:2 * len(planted)]
-        return round(float(np.isin(planted, picks).mean()), 4)
+        after = self.simulate(1, planted=(rows, given))[-1]
+        on_labels = after["queue"][np.isin(after["queue"], rows)]
+        return (float(np.isin(planted, after["mistakes"][:2 * len(planted)]).mean()),
+                float(np.isin(planted, after["queue"]).mean()),
+                float(np.isin(on_labels, planted).mean()) if len(on_labels) else 1.0)
+
+    def outlier_ceiling(self) -> float | None:
+        """The outlier score's ceiling: the AUROC of a linear probe's probability of "no class", the probe trained
+        with true labels on 80 % of the images, no class a class of its own (5-fold): what these embeddings allow a
+        linear read-out that is shown the answer."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.metrics import roc_auc_score
+        from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+        if self.in_class.all():
+            return None
+        classes = np.where(self.in_class, self.y, len(self.text))
+        probs = cross_val_predict(LogisticRegression(max_iter=2000, C=10.0), self.x, classes,
+                                  cv=StratifiedKFold(5, shuffle=True, random_state=0), method="predict_proba")
+        return round(float(roc_auc_score(~self.in_class, probs[:, -1])), 4)
 
     def outlier_auroc(self, outlier: np.ndarray) -> float | None:
         from sklearn.metrics import roc_auc_score
@@ -172,9 +201,10 @@ def table_row(name: str, bench: Bench) -> dict:
     row["random"] = bench.over_seeds("random", RANDOM_SEEDS)
     row["oracle"] = bench.over_seeds("oracle", ORACLE_SEEDS)
     row["queue_minus_random"] = round(row["queue"] - row["random"], 4)
-    row["mistakes_found"] = round(float(np.mean([bench.mistakes_found(seed=seed)
-                                                 for seed in range(MISTAKE_DRAWS)])), 4)
+    draws = np.mean([bench.mistakes_found(seed=seed) for seed in range(MISTAKE_DRAWS)], axis=0)
+    row["mistakes_found"], row["mistakes_queued"], row["queued_labels_wrong"] = (round(float(v), 4) for v in draws)
     row["outlier_auroc"] = bench.outlier_auroc(refined[-1]["outlier"])
+    row["outlier_ceiling"] = bench.outlier_ceiling()
     row["seconds"] = round(time.perf_counter() - started, 1)
     return row
 
@@ -222,7 +252,7 @@ def time_round(n: int, dim: int = 512, classes: int = 20, human_share: float = 0
 
 def markdown(rows: list[dict]) -> str:
     columns = ["set", "zero_shot", "unsup_3", "unsup_3_refined", "probe", "gap_closed", "queue", "random", "oracle",
-               "queue_minus_random", "mistakes_found", "outlier_auroc"]
+               "queue_minus_random", "mistakes_found", "mistakes_queued", "outlier_auroc", "outlier_ceiling"]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join("n/a" if row[c] is None else str(row[c]) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
