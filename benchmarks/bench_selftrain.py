@@ -102,6 +102,7 @@ class Bench:
         rng = np.random.default_rng(seed)
         affinity = self.affinity if config.refine else None
         mistakes = np.zeros(0, int)
+        confirmed = np.zeros(len(y), bool)  # labels the person gave again as they were: never flagged again
         k = int(round(SHARE * len(y)))
 
         def queue() -> np.ndarray:
@@ -119,6 +120,7 @@ class Bench:
                     picks = rng.choice(pool, min(k, len(pool)), replace=False)
                 else:
                     picks = rng.choice(np.flatnonzero(~human), k, replace=False)
+                confirmed[picks] |= human[picks] & (given[picks] == y[picks])
                 human[picks], given[picks] = True, y[picks]  # y is -1 for an image of no class: "none of these"
             human_index = np.flatnonzero(human & (given >= 0))
             output = adapt(x, zero_shot, teacher, probs, human_index, given[human_index], human, number, config,
@@ -127,6 +129,7 @@ class Bench:
             mistakes = np.zeros(0, int)
             if output.crossfit_probs is not None:
                 margin, flagged = label_quality(output.crossfit_probs, given[human_index])
+                flagged &= ~confirmed[human_index]
                 mistakes = human_index[flagged][np.argsort(margin[flagged], kind="stable")]
             predicted = probs.argmax(axis=1)
             history.append({"predictions": self.accuracy(predicted),

@@ -44,7 +44,7 @@ class LabelingSession:
             return LabelChange(0, "no image selected")
         changed = self._write(actor, image_ids, [class_id] * len(image_ids))
         return LabelChange(changed, f"{self._files(image_ids)} → **{shown}**"
-                                    + ("" if changed else " (already so; nothing changed)"), list(image_ids))
+                                    + ("" if changed else " (already so: confirmed)"), list(image_ids))
 
     def accept(self, image_ids: list[int], *, min_confidence: float = 0.0, actor: str = PAGE_ACTOR) -> LabelChange:
         """Make each image's shown prediction its human label, if its confidence is at least `min_confidence`.
@@ -85,7 +85,7 @@ class LabelingSession:
     def _write(self, actor: str, image_ids: list[int], class_ids: list[int | None]) -> int:
         with self._lock:
             before = self.store.last_label_event_id()
-            changed = self.store.set_labels(image_ids, class_ids, source="human", actor=actor)
+            changed = self.store.set_labels(image_ids, class_ids, source="human", actor=actor, confirm=True)
             if changed:
                 self._undo.setdefault(actor, []).append((before, self.store.last_label_event_id()))
         return changed

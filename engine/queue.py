@@ -26,19 +26,20 @@ COLD_START_PER_CLASS = 0
 # on inked_digits / shapes_and_digits rendered with another seed +2.16 / +0.24, against +1.75 / +2.72 / +0.05 and
 # +3.16 / +0.68 as is.
 POOL_FACTOR = 2
-# The possible label mistakes go first, all of them. With a simulated person who is never wrong, 17-80 % of rounds
-# 2-3's picks re-review right labels on hard images (the queue's own earlier picks, which out-of-sample students
-# often predict as another class). Measured and left out, queue minus random as above (and on the two new sets
-# rendered with another seed): no mistake picks at all +2.15 / +3.32 / -0.32 (+4.30 / +2.51), against +1.75 / +2.72
-# / +0.05 (+3.16 / +0.68); a label the person gave again when the queue showed it never flagged again +1.95 / +2.98
-# / +0.12 (+3.23 / +0.24); a possible mistake admitted only when it is likelier wrong than the unlabeled image it
-# displaces (Bayes' rule with the person wrong 5 % of the time, the wrong label standing for the likeliest other
-# class) gives the no-mistake figures, but then none of 20 planted wrong labels among 200 reaches the queue
-# (mistakes_queued 0.0 on all three sets, against 1.00 / 0.77 / 0.75): the out-of-sample probabilities are too flat
-# here to tell a planted label (a chance of 0.12-0.15 of being wrong) from a right one on a hard image (0.08).
-# Cleanlab's confident-joint rule in place of "predicted as another class" (flagged only where another class's
-# out-of-sample probability reaches that class's mean self-confidence): +1.81 / +2.58 / -0.62 (+2.96 / +1.27), and
-# planted mistakes found fall to 0.65 / 0.67 / 0.63.
+# The possible label mistakes go first, all but those the person confirmed (gave again as they were). Measured with
+# a simulated person who is never wrong, queue minus random as above (and on the two new sets rendered with another
+# seed): confirmed ones left out, as now, +1.95 / +2.98 / +0.12 (+3.23 / +0.24); every possible mistake first each
+# round +1.75 / +2.72 / +0.05 (+3.16 / +0.68), 17-80 % of rounds 2-3's picks then re-reviewing right labels on hard
+# images (the queue's own earlier picks, which out-of-sample students often predict as another class). Measured
+# against the latter and left out: no mistake picks at all +2.15 / +3.32 / -0.32 (+4.30 / +2.51); a possible
+# mistake admitted only when it is likelier wrong than the unlabeled image it displaces (Bayes' rule with the person
+# wrong 5 % of the time, the wrong label standing for the likeliest other class) gives the no-mistake figures, but
+# then none of 20 planted wrong labels among 200 reaches the queue (mistakes_queued 0.0 on all three sets, against
+# 1.00 / 0.77 / 0.75): the out-of-sample probabilities are too flat here to tell a planted label (a chance of
+# 0.12-0.15 of being wrong) from a right one on a hard image (0.08). Cleanlab's confident-joint rule in place of
+# "predicted as another class" (flagged only where another class's out-of-sample probability reaches that class's
+# mean self-confidence): +1.81 / +2.58 / -0.62 (+2.96 / +1.27), and planted mistakes found fall to 0.65 / 0.67 /
+# 0.63.
 
 
 def k_center_greedy(points: np.ndarray, k: int, *, covered: np.ndarray | None = None) -> np.ndarray:
@@ -75,7 +76,8 @@ def label_quality(crossfit_probs: np.ndarray, given: np.ndarray) -> tuple[np.nda
 
     crossfit_probs (H, C): each row from a student that never trained on that row's label; given (H,) the
     person's class column. Returns (margin p[given] - max over the other classes (H,) in [-1, 1], lower = more
-    likely mislabeled; possible mistake (H,) bool: the out-of-sample prediction is another class).
+    likely mislabeled; possible mistake (H,) bool: the out-of-sample prediction is another class). Leave out
+    the labels the person confirmed (storage.scores.LABEL_MISTAKES does)).
     storage.scores.LABEL_MISTAKES is the same rule and order in SQL (measured there against self-confidence)."""
     probs, given = np.asarray(crossfit_probs, np.float32), np.asarray(given, int)
     if probs.ndim != 2 or given.shape != (len(probs),) or (len(given) and not
@@ -134,7 +136,8 @@ def rank_review_queue(teacher_probs: np.ndarray, zeroshot_probs: np.ndarray, lab
     teacher_probs, zeroshot_probs: (N, C), the round's refined predictions (what the page shows) and zero-shot's.
     labels: (N,) current label per image, -1 = none. human: (N,) bool, the label came from a person. embeddings:
     (N, D), used to spread picks. mistakes: rows whose human label is a possible mistake, most likely first
-    (`label_quality` over out-of-sample probabilities: a student that trained on a label cannot judge it).
+    (`label_quality` over out-of-sample probabilities: a student that trained on a label cannot judge it; the
+    labels the person confirmed left out).
 
     First the possible label mistakes. Then, among images no person labeled: while there are fewer than
     `cold_start_per_class` human labels per class, `typical_picks` (typical, class-balanced); after that the most

@@ -9,10 +9,13 @@ import pyarrow as pa
 
 class LabelQueries:
     def set_labels(self, image_ids: Sequence[int], class_ids: Sequence[int | None], *, source: str, actor: str,
-                   round_id: int | None = None) -> int:
+                   round_id: int | None = None, confirm: bool = False) -> int:
         """Set the current label of each image (class id None = "none of these") and append a `label_events` row
-        for each change, in one transaction. A machine (`pseudo`) label never replaces a human one.
-        Returns the number of labels that changed."""
+        for each change, in one transaction. A machine (`pseudo`) label never replaces a human one. With
+        `confirm` (a person at the page), a human label given again as it is counts as confirmed
+        (`label_confirmations`): the person looked at it and kept it, so it is no longer a possible label mistake
+        (storage.scores.LABEL_MISTAKES); an import that repeats a label confirms nothing. Returns the number of
+        labels that changed."""
         if source not in ("human", "pseudo"):
             raise ValueError(f"unknown label source {source!r}; valid: human, pseudo")
         batch = pa.table({"image_id": pa.array(list(image_ids), pa.int64()),
@@ -24,6 +27,10 @@ class LabelQueries:
                 WHERE (l.image_id IS NULL OR l.class_id IS DISTINCT FROM b.class_id OR l.source <> ?)
                   AND NOT (? = 'pseudo' AND l.source IS NOT DISTINCT FROM 'human')""", [source, source])
             changed = con.execute("SELECT count(*) FROM label_changes").fetchall()[0][0]
+            if confirm and source == "human":
+                con.execute("""INSERT OR REPLACE INTO label_confirmations (image_id, class_id, actor)
+                               SELECT b.image_id, b.class_id, ? FROM batch_labels b JOIN labels l USING (image_id)
+                               WHERE l.source = 'human' AND l.class_id IS NOT DISTINCT FROM b.class_id""", [actor])
             con.execute("""INSERT INTO label_events (image_id, from_class, from_source, to_class, to_source, actor)
                            SELECT image_id, from_class, from_source, to_class, ?, ? FROM label_changes""",
                         [source, actor])

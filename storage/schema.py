@@ -147,6 +147,14 @@ MIGRATIONS: list[list[str]] = [
             label_source VARCHAR,
             disagree BOOLEAN NOT NULL)""",
     ],
+    # 7: labels a person gave again as they were (confirmed): never again a possible label mistake in that class
+    [
+        """CREATE TABLE label_confirmations (
+            image_id BIGINT PRIMARY KEY,
+            class_id INTEGER,
+            actor VARCHAR NOT NULL,
+            confirmed_at TIMESTAMP NOT NULL DEFAULT current_timestamp)""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -12,14 +12,17 @@ import numpy as np
 # bench_selftrain's planted-mistakes procedure (20 wrong of 200 labels, share in the first 40; its seed 0 and seeds
 # 1 / 2): margin 0.75 / 0.90 / 0.90 on inked_digits and 0.80 / 0.85 / 0.75 on shapes_and_digits, against 0.70 /
 # 0.75 / 0.70 and 0.70 / 0.60 / 0.65 by self-confidence alone; 1.00 on the demo either way (seed 0). A label
-# changed since the round is judged as it is now. engine.queue's
+# changed since the round is judged as it is now; one the person confirmed (gave again as it was, see
+# `set_labels`) is not a possible mistake while it keeps that class: the flag's evidence does not change from one
+# round to the next, and a person asked the same question every round would stop trusting the flags. engine.queue's
 # `label_quality` is the same rule over arrays; the gallery's mistakes filter reads this query (parameter $round).
 LABEL_MISTAKES = """
     SELECT c.image_id, c.probs[list_position(c.class_ids, l.class_id)] - list_max(c.probs) AS margin
     FROM crossfit_probs c JOIN labels l ON l.image_id = c.image_id
     WHERE c.round = $round AND l.source = 'human' AND l.class_id IS NOT NULL
       AND list_contains(c.class_ids, l.class_id)
-      AND c.class_ids[list_position(c.probs, list_max(c.probs))] <> l.class_id"""
+      AND c.class_ids[list_position(c.probs, list_max(c.probs))] <> l.class_id
+      AND NOT EXISTS (SELECT 1 FROM label_confirmations k WHERE k.image_id = l.image_id AND k.class_id = l.class_id)"""
 
 
 class ScoreQueries:

@@ -64,3 +64,37 @@ def test_every_image_gets_an_outlier_score_and_the_filter_reads_it(labeled_proje
     assert len(image_ids) == 2000 and ((scores >= 0) & (scores <= 1)).all()
     outlying, outlying_scores = fits_no_class(project.store, threshold=float(np.quantile(scores, 0.9)))
     assert 150 <= len(outlying) <= 250 and (np.diff(outlying_scores) <= 0).all()
+
+
+def test_a_label_the_person_confirms_is_no_longer_a_possible_mistake(labeled_project):
+    """Pressing a flagged label's own class again confirms it: the filter and the queue drop it, this round and the
+    next (the evidence does not change between rounds), and it counts as flagged again only in another class."""
+    project, wrong_ids, right_ids, class_ids, y = labeled_project
+    store = project.store
+    run_round(project, RoundConfig())
+    flagged = possible_label_mistakes(store)[0].tolist()
+    confirmed = next(i for i in flagged if i in right_ids.tolist())  # a right label the round doubts
+    kept = int(class_ids[y[confirmed - 1]])
+    store.set_labels([confirmed], [kept], source="human", actor="import")  # a file that repeats it: no look
+    assert confirmed in possible_label_mistakes(store)[0].tolist()
+    events = len(store.label_events())
+    assert store.set_labels([confirmed], [kept], source="human", actor="person", confirm=True) == 0  # no change...
+    assert len(store.label_events()) == events  # ...so nothing for undo to revert
+    assert confirmed not in possible_label_mistakes(store)[0].tolist()
+    assert set(possible_label_mistakes(store)[0].tolist()) == set(flagged) - {confirmed}
+    assert confirmed not in _queue_ids(store, len(flagged) + 5)
+
+    run_round(project, RoundConfig())
+    assert confirmed not in possible_label_mistakes(store)[0].tolist()
+    assert set(wrong_ids.tolist()) <= set(possible_label_mistakes(store)[0].tolist())  # the others still shown
+
+    # given another class, it is the person's new label, judged afresh
+    other = int(class_ids[(y[confirmed - 1] + 1) % len(class_ids)])
+    store.set_labels([confirmed], [other], source="human", actor="person")
+    run_round(project, RoundConfig())
+    assert confirmed in possible_label_mistakes(store)[0].tolist()
+
+
+def _queue_ids(store, k: int) -> list[int]:
+    by_path = {relpath: image_id for image_id, relpath in store.relpaths().items()}
+    return [by_path[item["path"]] for item in review_queue(store, k)]

@@ -290,7 +290,7 @@ def test_three_planted_wrong_labels_show_under_possible_label_mistake_after_a_ro
     ids = workspace.project.store.image_ids(paths)
     wrong = paths[:3]
     for path in paths:
-        given = truth[path] if path not in wrong else classes[(classes.index(truth[path]) + 1) % len(classes)]
+        given = truth[path] if path not in wrong else planted_class(truth, classes, path)
         workspace.labeling.label([ids[path][0]], given)
     page = open_page(browser, url)
     page.get_by_role("tab", name="Rounds").click()
@@ -302,4 +302,21 @@ def test_three_planted_wrong_labels_show_under_possible_label_mistake_after_a_ro
     wait_for_page(page, r"^(?![\s\S]* 1,500 images)")
     shown = page.evaluate("() => [...document.querySelectorAll('#gallery .tile')].map(t => t.dataset.path)")
     assert set(wrong) <= set(shown), f"planted {wrong}, flagged {shown}"
+
+    # The person looks at one and keeps it: its own class's key confirms it, and it leaves the filter for good.
+    kept = wrong[0]
+    select_tile(page, shown.index(kept))
+    page.keyboard.press(str(classes.index(planted_class(truth, classes, kept)) + 1))
+    expect(page.get_by_text("already so: confirmed")).to_be_visible()
+    page.get_by_label("possible label mistake").uncheck()
+    wait_for_page(page, r" 1,500 images")
+    page.get_by_label("possible label mistake").check()
+    wait_for_page(page, rf"^(?![\s\S]* 1,500 images)[\s\S]*\b{len(shown) - 1} images")
+    again = page.evaluate("() => [...document.querySelectorAll('#gallery .tile')].map(t => t.dataset.path)")
+    assert kept not in again and set(wrong[1:]) <= set(again), f"confirmed {kept}, flagged {again}"
     page.context.close()
+
+
+def planted_class(truth: dict, classes: list[str], path: str) -> str:
+    """The wrong class planted on `path`: the one after its true class."""
+    return classes[(classes.index(truth[path]) + 1) % len(classes)]
