@@ -224,6 +224,9 @@ def cmd_queue(args) -> int:
         return 0
     for rank, item in enumerate(queue, start=1):
         label = f" [labeled {item['label']} by {item['label_source']}]" if "label" in item else ""
+        if "without_label" in item:
+            label += (f" [without that label: {item['without_label']['predicted']} "
+                      f"{item['without_label']['confidence']:.0%}]")
         print(f"{rank:4d}. {item['path']}  {item['predicted']} {item['confidence']:.0%} "
               f"(runner-up {item['runner_up']}, zero-shot {item['zero_shot']})  {item['reason']}{label}")
     return 0

@@ -153,15 +153,25 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         if zero_shot:
             best_zero = next(iter(zero_shot))
             lines.append(f"zero-shot: {best_zero} {zero_shot[best_zero]:.0%}")
-        if teacher:
+        without_label = detail["without_label"]
+        if teacher and without_label:  # the teacher trained on the person's label and holds it: say so, not "100 %"
+            lines.append(f"teacher (round {detail['shown_round']}): trained on your label")
+        elif teacher:
             best = next(iter(teacher))
             agreement = "agrees" if zero_shot and best == next(iter(zero_shot)) else "disagrees"
             lines.append(f"teacher (round {detail['shown_round']}): {best} {teacher[best]:.0%} — {agreement}")
+        if without_label:
+            best = next(iter(without_label))
+            verdict = ("possible label mistake: press its class again to keep it" if detail["mistake"]
+                       else "agrees with your label" if best == detail["label_class"]
+                       else "you confirmed your label" if detail["confirmed"] else "another class")
+            lines.append(f"judged without your label (round {detail['shown_round']}): {best} "
+                         f"{without_label[best]:.0%} — {verdict}")
         if detail["queue"]:
             lines.append(f"review queue #{detail['queue']['rank']}: {detail['queue']['reason']}")
         rows = [[h["when"], h["who"], h["from"], h["to"]] for h in detail["history"]]
-        return (detail_html(image_id, detail["relpath"], Path(picture), note), "  \n".join(lines), teacher or zero_shot,
-                rows)
+        return (detail_html(image_id, detail["relpath"], Path(picture), note), "  \n".join(lines),
+                without_label or teacher or zero_shot, rows)
 
     def refresh(query: GalleryQuery, chosen: int | None):
         return gallery_outputs(query, view.gallery(query), chosen)

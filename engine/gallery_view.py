@@ -253,7 +253,9 @@ class GalleryView:
 
     def detail(self, image_id: int) -> dict:
         """Path, the zero-shot and shown-round predictions (top 5 each, by name), the current label as the page
-        shows it, why the review queue lists it, and its label history."""
+        shows it, for a person's label the round's judgement of the image without that label (top 5, by name;
+        the teacher itself trained on the label) and whether it is a possible mistake or confirmed, why the review
+        queue lists it, and its label history."""
         shown_round = self.store.shown_round()
         record = self.store.image_detail(image_id, shown_round)
         if record is None:
@@ -272,6 +274,8 @@ class GalleryView:
                    for event in self.store.label_events(image_id)]
         teacher = top(record["teacher_classes"], record["teacher_probs"])
         zero_shot = top(record["zero_shot_classes"], record["zero_shot_probs"])
+        human = record["label_source"] == "human"
+        without_label = top(record["without_label_classes"], record["without_label_probs"]) if human else {}
         queued = self._queue.get(image_id) if self._queue_key == self._queue_state(shown_round) else None
         path = self.project.images_root / record["relpath"]
         readable = record["status"] == "ok" and path.is_file()
@@ -289,6 +293,9 @@ class GalleryView:
                           if record["label_source"] else None),
                 "label_source": record["label_source"], "teacher": teacher, "shown_round": shown_round,
                 "zero_shot": zero_shot, "predicted": next(iter(teacher or zero_shot), None),
+                "label_class": names.get(record["label"]) if record["label_source"] else None,
+                "without_label": without_label, "mistake": bool(record["mistake"]) and human,
+                "confirmed": bool(record["confirmed"]),
                 "queue": {"rank": queued[0] + 1, "reason": queued[1]} if queued else None, "history": history}
 
     @staticmethod

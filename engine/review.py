@@ -71,11 +71,15 @@ def fits_no_class(store: Store, *, threshold: float = FITS_NO_CLASS) -> tuple[np
 
 
 def review_queue(store: Store, k: int) -> list[dict]:
-    """The `k` images a person should look at next, best first: path, predicted class, confidence, reason."""
+    """The `k` images a person should look at next, best first: path, predicted class, confidence, reason; for a
+    person's label the round cross-fitted, also how students that never trained on it judge the image
+    (`without_label`: predicted class and confidence; the shown prediction holds the label itself)."""
     image_ids, reasons, picked = review_order(store, k)
     class_ids = picked["class_ids"]
     names = {c["id"]: c["name"] for c in store.classes()}
     relpaths = store.relpaths()
+    crossfit = store.crossfit_matrix(store.shown_round())
+    judged = {} if crossfit is None else {image_id: row for row, image_id in enumerate(crossfit[0].tolist())}
     queue = []
     for row, (image_id, reason) in enumerate(zip(image_ids.tolist(), reasons)):
         probs = picked["teacher"][row]
@@ -87,5 +91,9 @@ def review_queue(store: Store, k: int) -> list[dict]:
         if picked["label"][row] >= 0:
             item["label"] = names[class_ids[picked["label"][row]]]
             item["label_source"] = "human" if picked["human"][row] else "pseudo"
+        if picked["human"][row] and image_id in judged:
+            without = crossfit[2][judged[image_id]]
+            item["without_label"] = {"predicted": names[crossfit[1][int(without.argmax())]],
+                                     "confidence": round(float(without.max()), 4)}
         queue.append(item)
     return queue

@@ -173,19 +173,26 @@ class GalleryQueries:
         return self._query("SELECT count(*) FROM predictions WHERE round = 0")[0][0]
 
     def image_detail(self, image_id: int, round_id: int) -> dict | None:
-        """One image: its record, its label, the zero-shot and newest teacher probabilities with their class ids."""
-        rows = self._query("""
+        """One image: its record, its label, the zero-shot and newest teacher probabilities with their class ids,
+        the round's out-of-sample probabilities where a person's label was cross-fitted, and whether that label is
+        a possible mistake (LABEL_MISTAKES) or one the person confirmed."""
+        rows = self._query(f"""
             SELECT i.id, i.relpath, i.sha256, i.status, i.error, i.width, i.height, l.class_id, l.source,
-                   z.class_ids, z.probs, t.class_ids, t.probs, t.round
+                   z.class_ids, z.probs, t.class_ids, t.probs, t.round, c.class_ids, c.probs,
+                   i.id IN (SELECT image_id FROM ({LABEL_MISTAKES})),
+                   EXISTS (SELECT 1 FROM label_confirmations k WHERE k.image_id = i.id AND k.class_id = l.class_id
+                           AND l.source = 'human')
             FROM images i
-            LEFT JOIN labels l ON l.image_id = i.id AND """ + SHOWN_LABEL + """
+            LEFT JOIN labels l ON l.image_id = i.id AND {SHOWN_LABEL}
             LEFT JOIN predictions z ON z.image_id = i.id AND z.round = 0
             LEFT JOIN predictions t ON t.image_id = i.id AND t.round = $round AND t.round > 0
+            LEFT JOIN crossfit_probs c ON c.image_id = i.id AND c.round = $round
             WHERE i.id = $image""", {"round": round_id, "image": image_id})
         if not rows:
             return None
         keys = ("id", "relpath", "sha256", "status", "error", "width", "height", "label", "label_source",
-                "zero_shot_classes", "zero_shot_probs", "teacher_classes", "teacher_probs", "teacher_round")
+                "zero_shot_classes", "zero_shot_probs", "teacher_classes", "teacher_probs", "teacher_round",
+                "without_label_classes", "without_label_probs", "mistake", "confirmed")
         return dict(zip(keys, rows[0]))
 
     def shown_label_counts(self, round_id: int) -> dict:

@@ -40,6 +40,8 @@ def test_a_round_flags_planted_wrong_labels_out_of_sample(labeled_project):
     relpaths = store.relpaths()
     assert [item["path"] for item in queue] == [relpaths[i] for i in flagged[:5].tolist()]
     assert all(item["reason"] == MISTAKE for item in queue[:len(flagged)])
+    # each says what students that never trained on the label see (the shown prediction holds the label itself)
+    assert all(item["without_label"]["predicted"] != item["label"] for item in queue if item["reason"] == MISTAKE)
 
     # SQL and numpy agree on the rule
     image_ids, stored_classes, probs = store.crossfit_matrix(store.shown_round())

@@ -306,6 +306,9 @@ def test_three_planted_wrong_labels_show_under_possible_label_mistake_after_a_ro
     # The person looks at one and keeps it: its own class's key confirms it, and it leaves the filter for good.
     kept = wrong[0]
     select_tile(page, shown.index(kept))
+    # the detail view says what students that never trained on the label see, not the teacher's held 100 %
+    expect(page.get_by_text("judged without your label")).to_contain_text("possible label mistake")
+    expect(page.get_by_text("teacher (round 1): trained on your label")).to_be_visible()
     page.keyboard.press(str(classes.index(planted_class(truth, classes, kept)) + 1))
     expect(page.get_by_text("already so: confirmed")).to_be_visible()
     page.get_by_label("possible label mistake").uncheck()
