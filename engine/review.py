@@ -93,7 +93,7 @@ def review_queue(store: Store, k: int) -> list[dict]:
             item["label_source"] = "human" if picked["human"][row] else "pseudo"
         if picked["human"][row] and image_id in judged:
             without = crossfit[2][judged[image_id]]
-            item["without_label"] = {"predicted": names[crossfit[1][int(without.argmax())]],
+            item["without_label"] = {"predicted": names.get(crossfit[1][int(without.argmax())], "?"),
                                      "confidence": round(float(without.max()), 4)}
         queue.append(item)
     return queue
