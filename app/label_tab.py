@@ -45,6 +45,7 @@ class LabelTab:
     class_controls: list  # the class filter, heatmap and "assign selected to" dropdowns, the class buttons' state
     class_controls_shown: object  # (names, query, class filter value) -> (query, *class_controls)
     load: tuple
+    ordered: dict  # event settings of everything that draws the gallery: one at a time, in the order they arrive
 
 
 def following(shown: ShownPage, image_id: int) -> int:
@@ -388,4 +389,4 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
     load = (page_loaded, [query_state, selected, class_filter], [query_state, *refresh_outputs, *class_controls])
     return LabelTab(query_state=query_state, selected=selected, class_names=class_names, refresh=refresh,
                     refresh_outputs=refresh_outputs, class_controls=class_controls,
-                    class_controls_shown=class_controls_shown, load=load)
+                    class_controls_shown=class_controls_shown, load=load, ordered=ordered)

@@ -72,6 +72,7 @@ def build_page(workspace: Workspace) -> gr.Blocks:
             header = gr.Markdown(header_markdown(view.header()), elem_id="header")
             job_status = gr.HTML(job_html(view.header()["job"]), elem_id="job", padding=False)
         seen_job = gr.State(FIRST_TICK)  # (job id, status) at the last tick
+        gallery_stale = gr.State(0)  # counts the ticks that found a job ended or the classes changed
         with gr.Tabs() as tabs:
             with gr.Tab("Label", id="label"):
                 label_tab = build_label_tab(workspace, header)
@@ -86,29 +87,32 @@ def build_page(workspace: Workspace) -> gr.Blocks:
             with gr.Tab("Export", id="export"):
                 build_export_tab(workspace)
         class_outputs = [*label_tab.class_controls, *classes_tab.outputs]
-        gallery_outputs = [label_tab.query_state, *label_tab.refresh_outputs]
 
-        def poll(seen, shown_names, query, selected, filter_value):
-            """Header, job bar and job log every tick; the gallery and plots when a job has just ended; every
-            class control when the classes changed (in this tab or another)."""
+        def poll(seen, stale, shown_names, query, filter_value):
+            """Header, job bar and job log every tick; the plots when a job has just ended; every class control
+            (and the query, which may name a class no longer there) when the classes changed (in this tab or
+            another); in both cases a new `gallery_stale`, which redraws the gallery in the label tab's order."""
             info = view.header()
             job = info["job"]
             state = (job["id"], job["status"]) if job else None
             # the first tick of a page only records the job it found: the page loaded fresh anyway
             ended = seen != FIRST_TICK and state != seen and job["status"] not in ("queued", "running")
             names = view.class_names()
-            classes = None
+            classes, new_query = None, gr.skip()
             if names != shown_names:
                 new_query, *classes = label_tab.class_controls_shown(names, query, filter_value)
                 classes += classes_tab.shown()
-                ended = ended or new_query != query
-                query = new_query
-            outputs = [header_markdown(info), job_html(job), state, rounds_tab.job_log()]
-            outputs += ([query, *label_tab.refresh(query, selected)] if ended
-                        else [gr.skip()] * len(gallery_outputs))
+            outputs = [header_markdown(info), job_html(job), state, rounds_tab.job_log(),
+                       stale + 1 if ended or classes else gr.skip(), new_query]
             outputs += list(rounds_tab.plots()) if ended else [gr.skip()] * len(rounds_tab.plot_outputs)
             outputs += classes if classes else [gr.skip()] * len(class_outputs)
             return outputs
+
+        def gallery_redrawn(query, selected):
+            """The gallery after a job ended or the classes changed. A label-tab event of its own, so it runs after
+            a filter, sort or page change sent before it and reads the query that change left: drawn by the tick
+            itself, it could finish after such a change and put the page the person left back on the screen."""
+            return label_tab.refresh(query, selected)
 
         def header_shown():
             """The header as the project stands when a page loads (its first value was drawn when the server
@@ -120,8 +124,10 @@ def build_page(workspace: Workspace) -> gr.Blocks:
         page.load(*label_tab.load, show_progress="hidden", api_name="page_loaded")
         page.load(*rounds_tab.load, show_progress="hidden", api_name="plots_loaded")
         page.load(classes_tab.shown, [], classes_tab.outputs, show_progress="hidden", api_name="classes_loaded")
-        gr.Timer(1.0).tick(poll, [seen_job, label_tab.class_names, label_tab.query_state, label_tab.selected,
+        gr.Timer(1.0).tick(poll, [seen_job, gallery_stale, label_tab.class_names, label_tab.query_state,
                                   label_tab.class_controls[0]],
-                           [header, job_status, seen_job, rounds_tab.log, *gallery_outputs, *rounds_tab.plot_outputs,
-                            *class_outputs], show_progress="hidden", api_name="poll")
+                           [header, job_status, seen_job, rounds_tab.log, gallery_stale, label_tab.query_state,
+                            *rounds_tab.plot_outputs, *class_outputs], show_progress="hidden", api_name="poll")
+        gallery_stale.change(gallery_redrawn, [label_tab.query_state, label_tab.selected], label_tab.refresh_outputs,
+                             **label_tab.ordered)
     return page
