@@ -39,12 +39,12 @@ POOL_FACTOR = 2
 # 0.12-0.15 of being wrong) from a right one on a hard image (0.08); admitted when likelier wrong than a random
 # review (the mean of 1 - top probability over the unlabeled images): the same, none queued. Cleanlab's
 # confident-joint rule in place of "predicted as another class" (flagged only where another class's out-of-sample
-# probability reaches that class's mean self-confidence): +1.81 / +2.58 / -0.62 (+2.96 / +1.27), and planted
-# mistakes found fall to 0.65 / 0.67 / 0.63. With the confirmed rule, against its +1.95 / +2.98 / +0.12 (+3.23 / +0.24), mean +1.70: pool 1 +1.72, pool 3
-# +1.66, disagreement bonus 0 +1.59 (0.25 and 1 change no pick); BADGE's k-means++ over the head's gradient
-# embeddings in place of pool and k-center (Ash et al., "Deep Batch Active Learning by Diverse, Uncertain Gradient
-# Lower Bounds", ICLR 2020) +0.69, and with the person's labels as already covered +0.95; human_weight 1 or 2
-# instead of 5: +1.66 and +1.51.
+# probability reaches that class's mean self-confidence): +1.81 / +2.58 / -0.62 (+2.96 / +1.27), and planted mistakes
+# found fall to 0.65 / 0.67 / 0.63. With the confirmed rule, against its +1.95 / +2.98 / +0.12 (+3.23 / +0.24), mean
+# +1.70: pool 1 +1.72, pool 3 +1.66, disagreement bonus 0 +1.59 (0.25 and 1 change no pick); BADGE's k-means++ over
+# the head's gradient embeddings in place of pool and k-center (Ash et al., "Deep Batch Active Learning by Diverse,
+# Uncertain Gradient Lower Bounds", ICLR 2020) +0.69, and with the person's labels as already covered +0.95;
+# human_weight 1 or 2 instead of 5: +1.66 and +1.51.
 
 
 def k_center_greedy(points: np.ndarray, k: int, *, covered: np.ndarray | None = None) -> np.ndarray:
