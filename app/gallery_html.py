@@ -225,6 +225,9 @@ GALLERY_CSS = """
                   white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 #gallery .score { position: absolute; bottom: 0; right: 0; background: rgba(17, 24, 39, .75); color: white;
                   font-size: 11px; line-height: 15px; padding: 0 4px; border-top-left-radius: 4px; }
+#gallery .doubt { position: absolute; bottom: 0; left: 0; background: #b45309; color: white; font-size: 12px;
+                  line-height: 16px; padding: 0 4px; border-top-right-radius: 4px; max-width: 100%;
+                  white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 #gallery .unreadable { display: flex; height: 100%; align-items: center; justify-content: center; color: #374151;
                        font-size: 12px; }
 #gallery .empty { padding: 24px; color: #6b7280; }
@@ -248,6 +251,10 @@ def tile_html(item: GalleryItem, selected: bool) -> str:
     if item.score is not None:  # its similarity to what narrowed the gallery (a search, an image, a group's first)
         title += f" · similarity {item.score:.3f}"
         score = f"<span class='score'>{item.score:.3f}</span>"
+    doubt = ""
+    if item.doubted_as is not None:  # a possible label mistake: what the round sees without the person's label
+        title += f" · possible label mistake: judged without your label, {item.doubted_as}"
+        doubt = f"<span class='doubt'>{html.escape(item.doubted_as)}?</span>"
     classes = "tile" + (" human" if item.label_source == "human" else "") + (" selected" if selected else "")
     picture = (f"<img src='{thumbnail_url(item.thumbnail)}' alt='{html.escape(item.relpath, True)}'>"
                if item.thumbnail else
@@ -257,7 +264,7 @@ def tile_html(item: GalleryItem, selected: bool) -> str:
             f"data-path='{html.escape(item.relpath, True)}' data-shown='{html.escape(shown, True)}' "
             f"style='--tile: {_colour(item)}' "
             f"title='{html.escape(title, True)}'>{picture}<span class='badge'>{html.escape(item.caption)}</span>"
-            f"{score}</button>")
+            f"{doubt}{score}</button>")
 
 
 def _url(path: Path) -> str:

@@ -70,6 +70,7 @@ class GalleryItem:
     status: str  # ok | error
     reason: str | None  # why the review queue lists it, with its rank ("review queue #3: low margin")
     score: float | None = None  # the subset's score for it (similarity to a search), when it has one
+    doubted_as: str | None = None  # a possible label mistake: the class students that never trained on it predict
 
 
 @dataclass
@@ -244,7 +245,9 @@ class GalleryView:
                            thumbnail=self._thumbnail(row) if row["sha256"] else None,
                            caption=text, shown=shown, confidence=confidence, label_source=row["label_source"],
                            status=row["status"],
-                           reason=f"review queue #{queued[0] + 1}: {queued[1]}" if queued else None, score=score)
+                           reason=f"review queue #{queued[0] + 1}: {queued[1]}" if queued else None, score=score,
+                           doubted_as=(names.get(row["doubted_as"], "?") if row["doubted_as"] is not None
+                                       and row["label_source"] == "human" else None))
 
     def _thumbnail(self, row: dict) -> Path:
         return thumbnail_path(self.project.thumbs_dir, row["sha256"])

@@ -72,7 +72,7 @@ _ORDER = {
 _ROW_COLUMNS = ("image_id", "relpath", "sha256", "status", "error", "predicted", "confidence", "zero_shot", "label",
                 "label_source", "disagree")
 GALLERY_COLUMNS = ("id", "relpath", "sha256", "status", "error", "predicted", "confidence", "zero_shot", "label",
-                   "label_source", "disagree", "mistake", "total")
+                   "label_source", "disagree", "doubted_as", "total")
 
 
 class GalleryQueries:
@@ -85,7 +85,8 @@ class GalleryQueries:
         `class_id` filters on the class an image shows (the person's label where there is one). The confidence
         range applies to images with a prediction. `queue_ids` is the review queue, best first. `image_ids`, if
         given, keeps only those images (a search's results, fresh tiles after a label); sort "match" keeps their
-        order. A possible label mistake is storage.scores.LABEL_MISTAKES: the one rule the review queue uses too."""
+        order. A possible label mistake is storage.scores.LABEL_MISTAKES: the one rule the review queue uses too;
+        `doubted_as` is the class the round's out-of-sample students predict for one (None for every other row)."""
         if status not in GALLERY_STATUSES:
             raise ValueError(f"unknown status {status!r}; valid: {', '.join(GALLERY_STATUSES)}")
         if sort not in GALLERY_SORTS:
@@ -126,8 +127,9 @@ class GalleryQueries:
                             "position": pa.array(np.arange(len(page)), pa.int64())})
             with self._registered("page_ids", ids):
                 rows = self._query(f"""SELECT {', '.join(f"g.{column}" for column in _ROW_COLUMNS)},
-                                          g.image_id IN (SELECT image_id FROM ({LABEL_MISTAKES})) AS mistake
-                                       FROM page_ids p JOIN gallery_rows g USING (image_id) ORDER BY p.position""",
+                                          m.predicted AS doubted_as
+                                       FROM page_ids p JOIN gallery_rows g USING (image_id)
+                                       LEFT JOIN ({LABEL_MISTAKES}) m USING (image_id) ORDER BY p.position""",
                                    {"round": round_id})
         return [dict(zip(GALLERY_COLUMNS, (*row, total))) for row in rows]
 

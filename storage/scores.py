@@ -15,9 +15,11 @@ import numpy as np
 # changed since the round is judged as it is now; one the person confirmed (gave again as it was, see
 # `set_labels`) is not a possible mistake while it keeps that class: the flag's evidence does not change from one
 # round to the next, and a person asked the same question every round would stop trusting the flags. engine.queue's
-# `label_quality` is the same rule over arrays; the gallery's mistakes filter reads this query (parameter $round).
+# `label_quality` is the same rule over arrays; the gallery's mistakes filter reads this query (parameter $round),
+# and its tiles the class the students predict instead (`predicted`).
 LABEL_MISTAKES = """
-    SELECT c.image_id, c.probs[list_position(c.class_ids, l.class_id)] - list_max(c.probs) AS margin
+    SELECT c.image_id, c.probs[list_position(c.class_ids, l.class_id)] - list_max(c.probs) AS margin,
+           c.class_ids[list_position(c.probs, list_max(c.probs))] AS predicted
     FROM crossfit_probs c JOIN labels l ON l.image_id = c.image_id
     WHERE c.round = $round AND l.source = 'human' AND l.class_id IS NOT NULL
       AND list_contains(c.class_ids, l.class_id)

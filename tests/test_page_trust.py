@@ -302,6 +302,10 @@ def test_three_planted_wrong_labels_show_under_possible_label_mistake_after_a_ro
     wait_for_page(page, r"^(?![\s\S]* 1,500 images)")
     shown = page.evaluate("() => [...document.querySelectorAll('#gallery .tile')].map(t => t.dataset.path)")
     assert set(wrong) <= set(shown), f"planted {wrong}, flagged {shown}"
+    # each flagged tile names the class the round sees without the person's label
+    doubts = page.evaluate("() => [...document.querySelectorAll('#gallery .tile')].map(t => "
+                           "t.querySelector('.doubt')?.innerText)")
+    assert all(d and d.endswith("?") for d in doubts), doubts
 
     # The person looks at one and keeps it: its own class's key confirms it, and it leaves the filter for good.
     kept = wrong[0]

@@ -134,7 +134,8 @@ def test_a_page_filtered_on_mistakes_and_sorted_by_the_queue():
                  "(2, 1, [0, 1, 2], [0.1, 0.8, 0.1])")
     shown_round = store.shown_round()
     rows = store.gallery_page(round_id=shown_round, mistakes=True)
-    assert [(row["id"], row["mistake"], row["total"]) for row in rows] == [(1, True, 1)]
+    assert [(row["id"], row["doubted_as"], row["total"]) for row in rows] == [(1, 1, 1)]  # seen as class 1
     rows = store.gallery_page(round_id=shown_round, sort="queue", queue_ids=[5, 3])
     assert [row["id"] for row in rows][:2] == [5, 3]
-    assert {row["id"]: row["mistake"] for row in rows} == {i: i == 1 for i in range(1, IMAGES + 1)}
+    doubted = {row["id"]: row["doubted_as"] for row in rows}
+    assert doubted == {i: 1 if i == 1 else None for i in range(1, IMAGES + 1)}
