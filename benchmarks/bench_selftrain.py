@@ -109,12 +109,13 @@ class Bench:
             return rank_review_queue(probs, zero_probs, given, human, x, k=k, mistakes=mistakes,
                                      cold_start_per_class=cold_start)[0]
 
+        upcoming = queue()  # what the review queue shows before the next round
         history = []
         for number in range(1, rounds + 1):
             if fixes:
                 wrong = (probs.argmax(axis=1) != y) & self.in_class
                 if fixes == "queue":
-                    picks = queue()
+                    picks = upcoming
                 elif fixes == "oracle":
                     pool = np.flatnonzero(~human & wrong)
                     picks = rng.choice(pool, min(k, len(pool)), replace=False)
@@ -132,9 +133,10 @@ class Bench:
                 flagged &= ~confirmed[human_index]
                 mistakes = human_index[flagged][np.argsort(margin[flagged], kind="stable")]
             predicted = probs.argmax(axis=1)
+            upcoming = queue()
             history.append({"predictions": self.accuracy(predicted),
                             "dataset": self.accuracy(np.where(human, given, predicted)),
-                            "outlier": output.outlier, "mistakes": mistakes, "queue": queue()})
+                            "outlier": output.outlier, "mistakes": mistakes, "queue": upcoming})
         return history
 
     def over_seeds(self, fixes: str, seeds: int) -> float:
