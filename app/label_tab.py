@@ -249,11 +249,11 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         """The page after a label change: the changed tiles redrawn where they are (the grid does not shift under
         the person's hand; turning the page applies the filters again), with `chosen` selected. `answers_ahead`: the
         change is a key's or a class button's, which the page showed ahead."""
-        fresh = {item.image_id: item for item in view.items(change.image_ids)} if change.changed else {}
+        fresh = {item.image_id: item for item in view.items(change.image_ids)} if change.undoable else {}
         shown = replace(shown, items=[fresh.get(item.image_id, item) for item in shown.items])
         return (query, gallery_html(shown, chosen, answers_ahead=answers_ahead), shown, *keep_gallery[2:],
                 chosen, *detail_outputs(chosen, heatmap, heatmap_for),
-                change.message + (" · U undoes" if change.changed else ""), header_markdown(view.header()))
+                change.message + (" · U undoes" if change.undoable else ""), header_markdown(view.header()))
 
     def label_shown_image(query, shown, chosen, heatmap, heatmap_for, event: gr.EventData, request: gr.Request):
         """A class key or button, N or A: acts on the image the detail view showed when it was pressed (the page

@@ -25,6 +25,12 @@ class LabelChange:
     changed: int
     message: str
     image_ids: list[int] = field(default_factory=list)  # the images it changed
+    confirmed: int = 0  # labels it confirmed (given again as they were): no longer possible mistakes
+
+    @property
+    def undoable(self) -> bool:
+        """Whether U has something of this action to take back (and its tiles something new to show)."""
+        return bool(self.changed or self.confirmed)
 
 
 class LabelingSession:
@@ -33,7 +39,8 @@ class LabelingSession:
     def __init__(self, store: Store, view: GalleryView):
         self.store = store
         self.view = view
-        self._undo: dict[str, list[tuple[int, int]]] = {}  # per actor: label_events id ranges, one per action
+        # per actor, one step per action: the label_events id range it wrote and the labels it confirmed
+        self._undo: dict[str, list[tuple[int, int, list[int]]]] = {}
         self._lock = threading.Lock()  # an action's event range must not interleave with another's
 
     def label(self, image_ids: list[int], class_name: str | None, *, actor: str = PAGE_ACTOR) -> LabelChange:
@@ -42,9 +49,9 @@ class LabelingSession:
         shown = class_name or NONE_OF_THESE
         if not image_ids:
             return LabelChange(0, "no image selected")
-        changed = self._write(actor, image_ids, [class_id] * len(image_ids))
-        return LabelChange(changed, f"{self._files(image_ids)} → **{shown}**"
-                                    + ("" if changed else " (already so: confirmed)"), list(image_ids))
+        changed, confirmed = self._write(actor, image_ids, [class_id] * len(image_ids))
+        note = "" if changed else " (already so: confirmed)" if confirmed else " (already so; nothing changed)"
+        return LabelChange(changed, f"{self._files(image_ids)} → **{shown}**{note}", list(image_ids), confirmed)
 
     def accept(self, image_ids: list[int], *, min_confidence: float = 0.0, actor: str = PAGE_ACTOR) -> LabelChange:
         """Make each image's shown prediction its human label, if its confidence is at least `min_confidence`.
@@ -55,7 +62,7 @@ class LabelingSession:
         if not chosen:
             return LabelChange(0, "nothing to accept: already labeled by a person, or below the threshold")
         ids = [row["id"] for row in chosen]
-        changed = self._write(actor, ids, [row["predicted"] for row in chosen])
+        changed, _ = self._write(actor, ids, [row["predicted"] for row in chosen])  # no person's label: none confirmed
         if len(ids) == 1:
             names = {c["id"]: c["name"] for c in self.store.classes()}
             return LabelChange(changed, f"{self._files(ids)} → **{names[chosen[0]['predicted']]}** (accepted)",
@@ -69,8 +76,12 @@ class LabelingSession:
             steps = self._undo.get(actor)
             if not steps:
                 return LabelChange(0, "nothing to undo")
-            after, through = steps.pop()
+            after, through, confirmed = steps.pop()
             restored = self.store.revert_label_events(after, through, actor=actor, by=f"{actor}:undo")
+            self.store.forget_confirmations(confirmed)
+        if not restored and confirmed:
+            return LabelChange(0, f"undid: {self._files(confirmed)} no longer confirmed (a possible label mistake "
+                                  "again if the round doubts it)", confirmed, len(confirmed))
         if not restored:
             return LabelChange(0, "nothing to undo: those images were relabeled since")
         names = {c["id"]: c["name"] for c in self.store.classes()}
@@ -82,13 +93,16 @@ class LabelingSession:
         return LabelChange(len(restored), f"undid: {len(restored)} images restored ({first['relpath']} back to "
                                           f"{back}, …)", ids)
 
-    def _write(self, actor: str, image_ids: list[int], class_ids: list[int | None]) -> int:
+    def _write(self, actor: str, image_ids: list[int], class_ids: list[int | None]) -> tuple[int, int]:
+        """Write the labels as `actor`; returns (labels changed, labels newly confirmed) and keeps an undo step."""
         with self._lock:
             before = self.store.last_label_event_id()
+            already = self.store.confirmed_labels(image_ids)
             changed = self.store.set_labels(image_ids, class_ids, source="human", actor=actor, confirm=True)
-            if changed:
-                self._undo.setdefault(actor, []).append((before, self.store.last_label_event_id()))
-        return changed
+            confirmed = sorted(self.store.confirmed_labels(image_ids) - already)
+            if changed or confirmed:
+                self._undo.setdefault(actor, []).append((before, self.store.last_label_event_id(), confirmed))
+        return changed, len(confirmed)
 
     def _files(self, image_ids: list[int]) -> str:
         if len(image_ids) > 3:

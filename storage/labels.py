@@ -41,6 +41,21 @@ class LabelQueries:
             con.execute("DROP TABLE label_changes")
         return changed
 
+    def confirmed_labels(self, image_ids: Sequence[int]) -> set[int]:
+        """Those of `image_ids` whose current human label its person confirmed (in the class it has now)."""
+        wanted = pa.table({"image_id": pa.array(list(image_ids), pa.int64())})
+        with self._registered("wanted_confirmed", wanted):
+            rows = self._query("""SELECT k.image_id FROM label_confirmations k JOIN labels l USING (image_id)
+                                  WHERE l.source = 'human' AND k.class_id IS NOT DISTINCT FROM l.class_id
+                                    AND k.image_id IN (SELECT image_id FROM wanted_confirmed)""")
+        return {row[0] for row in rows}
+
+    def forget_confirmations(self, image_ids: Sequence[int]) -> None:
+        """Undo confirmations: these images' labels can be possible mistakes again."""
+        wanted = pa.table({"image_id": pa.array(list(image_ids), pa.int64())})
+        with self._registered("forgotten", wanted), self.transaction() as con:
+            con.execute("DELETE FROM label_confirmations WHERE image_id IN (SELECT image_id FROM forgotten)")
+
     def count_human_labels_replaced(self, image_ids: Sequence[int], class_ids: Sequence[int | None], *,
                                     actor: str) -> int:
         """How many of these images hold a human label, last set by someone other than `actor`, that setting

@@ -100,3 +100,29 @@ def test_a_label_the_person_confirms_is_no_longer_a_possible_mistake(labeled_pro
 def _queue_ids(store, k: int) -> list[int]:
     by_path = {relpath: image_id for image_id, relpath in store.relpaths().items()}
     return [by_path[item["path"]] for item in review_queue(store, k)]
+
+
+def test_undo_takes_a_confirmation_back(labeled_project):
+    """A key pressed on a flagged label by mistake is one U away from the flag again."""
+    from engine.gallery_view import GalleryView
+    from engine.labeling import LabelingSession
+
+    project, wrong_ids, right_ids, class_ids, y = labeled_project
+    store = project.store
+    run_round(project, RoundConfig())
+    view = GalleryView(project, lambda: None)
+    labeling = LabelingSession(store, view)
+    flagged = possible_label_mistakes(store)[0].tolist()
+    kept = flagged[0]
+    name = view.class_names()[list(class_ids).index(store.human_label_times([kept])[kept][0])]
+    change = labeling.label([kept], name, actor="person")
+    assert (change.changed, change.confirmed, change.undoable) == (0, 1, True)
+    assert "already so: confirmed" in change.message
+    assert kept not in possible_label_mistakes(store)[0].tolist()
+    again = labeling.label([kept], name, actor="person")  # already confirmed: nothing to take back
+    assert (again.confirmed, again.undoable) == (0, False)
+
+    undone = labeling.undo(actor="person")
+    assert undone.image_ids == [kept] and "no longer confirmed" in undone.message
+    assert possible_label_mistakes(store)[0].tolist() == flagged
+    assert labeling.undo(actor="person").message == "nothing to undo"
