@@ -207,7 +207,8 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         tile ahead of the server, and a drawing answering an earlier event may have come in between). A click that
         reached the server after a newer action leaves that action's selection (app.action_order)."""
         image_id = order.selection(request.session_hash, event._data.get("sequence"), int(event._data["image_id"]))
-        return (image_id, gallery_html(shown, image_id, answers_ahead=True), *detail_outputs(image_id, heatmap, heatmap_for))
+        return (image_id, gallery_html(shown, image_id, answers_ahead=True),
+                *detail_outputs(image_id, heatmap, heatmap_for))
 
     def refused_detail(heatmap, heatmap_for, chosen, shown, *_, **__):
         """A click the server refused (the image is gone): the image still selected, drawn again over what the page

@@ -246,8 +246,7 @@ class GalleryView:
                            caption=text, shown=shown, confidence=confidence, label_source=row["label_source"],
                            status=row["status"],
                            reason=f"review queue #{queued[0] + 1}: {queued[1]}" if queued else None, score=score,
-                           doubted_as=(names.get(row["doubted_as"], "?") if row["doubted_as"] is not None
-                                       and row["label_source"] == "human" else None))
+                           doubted_as=names.get(row["doubted_as"], "?") if row["doubted_as"] is not None else None)
 
     def _thumbnail(self, row: dict) -> Path:
         return thumbnail_path(self.project.thumbs_dir, row["sha256"])
@@ -297,7 +296,7 @@ class GalleryView:
                 "label_source": record["label_source"], "teacher": teacher, "shown_round": shown_round,
                 "zero_shot": zero_shot, "predicted": next(iter(teacher or zero_shot), None),
                 "label_class": names.get(record["label"]) if record["label_source"] else None,
-                "without_label": without_label, "mistake": bool(record["mistake"]) and human,
+                "without_label": without_label, "mistake": bool(record["mistake"]),
                 "confirmed": bool(record["confirmed"]),
                 "queue": {"rank": queued[0] + 1, "reason": queued[1]} if queued else None, "history": history}
 

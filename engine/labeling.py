@@ -97,9 +97,8 @@ class LabelingSession:
         """Write the labels as `actor`; returns (labels changed, labels newly confirmed) and keeps an undo step."""
         with self._lock:
             before = self.store.last_label_event_id()
-            already = self.store.confirmed_labels(image_ids)
-            changed = self.store.set_labels(image_ids, class_ids, source="human", actor=actor, confirm=True)
-            confirmed = sorted(self.store.confirmed_labels(image_ids) - already)
+            confirmed = self.store.confirm_labels(image_ids, class_ids, actor=actor)  # those already so
+            changed = self.store.set_labels(image_ids, class_ids, source="human", actor=actor)
             if changed or confirmed:
                 self._undo.setdefault(actor, []).append((before, self.store.last_label_event_id(), confirmed))
         return changed, len(confirmed)

@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 import pyarrow as pa
 
+from storage.labels import CONFIRMED
 from storage.scores import LABEL_MISTAKES
 
 GALLERY_STATUSES = ("all", "unlabeled", "pseudo", "human", "error")
@@ -181,9 +182,7 @@ class GalleryQueries:
         rows = self._query(f"""
             SELECT i.id, i.relpath, i.sha256, i.status, i.error, i.width, i.height, l.class_id, l.source,
                    z.class_ids, z.probs, t.class_ids, t.probs, t.round, c.class_ids, c.probs,
-                   i.id IN (SELECT image_id FROM ({LABEL_MISTAKES})),
-                   EXISTS (SELECT 1 FROM label_confirmations k WHERE k.image_id = i.id AND k.class_id = l.class_id
-                           AND l.source = 'human')
+                   i.id IN (SELECT image_id FROM ({LABEL_MISTAKES})), {CONFIRMED}
             FROM images i
             LEFT JOIN labels l ON l.image_id = i.id AND {SHOWN_LABEL}
             LEFT JOIN predictions z ON z.image_id = i.id AND z.round = 0

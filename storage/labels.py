@@ -7,15 +7,18 @@ from typing import Sequence
 import pyarrow as pa
 
 
+# The one definition of a confirmed label, over a row `l` of labels: a person's label that its person gave again as
+# it was (`confirm_labels`), in the class it has now. storage.scores.LABEL_MISTAKES and the detail view read it.
+CONFIRMED = """EXISTS (SELECT 1 FROM label_confirmations k WHERE k.image_id = l.image_id AND l.source = 'human'
+                          AND k.class_id IS NOT DISTINCT FROM l.class_id)"""
+
+
 class LabelQueries:
     def set_labels(self, image_ids: Sequence[int], class_ids: Sequence[int | None], *, source: str, actor: str,
-                   round_id: int | None = None, confirm: bool = False) -> int:
+                   round_id: int | None = None) -> int:
         """Set the current label of each image (class id None = "none of these") and append a `label_events` row
-        for each change, in one transaction. A machine (`pseudo`) label never replaces a human one. With
-        `confirm` (a person at the page), a human label given again as it is counts as confirmed
-        (`label_confirmations`): the person looked at it and kept it, so it is no longer a possible label mistake
-        (storage.scores.LABEL_MISTAKES); an import that repeats a label confirms nothing. Returns the number of
-        labels that changed."""
+        for each change, in one transaction. A machine (`pseudo`) label never replaces a human one.
+        Returns the number of labels that changed."""
         if source not in ("human", "pseudo"):
             raise ValueError(f"unknown label source {source!r}; valid: human, pseudo")
         batch = pa.table({"image_id": pa.array(list(image_ids), pa.int64()),
@@ -27,10 +30,6 @@ class LabelQueries:
                 WHERE (l.image_id IS NULL OR l.class_id IS DISTINCT FROM b.class_id OR l.source <> ?)
                   AND NOT (? = 'pseudo' AND l.source IS NOT DISTINCT FROM 'human')""", [source, source])
             changed = con.execute("SELECT count(*) FROM label_changes").fetchall()[0][0]
-            if confirm and source == "human":
-                con.execute("""INSERT OR REPLACE INTO label_confirmations (image_id, class_id, actor)
-                               SELECT b.image_id, b.class_id, ? FROM batch_labels b JOIN labels l USING (image_id)
-                               WHERE l.source = 'human' AND l.class_id IS NOT DISTINCT FROM b.class_id""", [actor])
             con.execute("""INSERT INTO label_events (image_id, from_class, from_source, to_class, to_source, actor)
                            SELECT image_id, from_class, from_source, to_class, ?, ? FROM label_changes""",
                         [source, actor])
@@ -41,14 +40,19 @@ class LabelQueries:
             con.execute("DROP TABLE label_changes")
         return changed
 
-    def confirmed_labels(self, image_ids: Sequence[int]) -> set[int]:
-        """Those of `image_ids` whose current human label its person confirmed (in the class it has now)."""
-        wanted = pa.table({"image_id": pa.array(list(image_ids), pa.int64())})
-        with self._registered("wanted_confirmed", wanted):
-            rows = self._query("""SELECT k.image_id FROM label_confirmations k JOIN labels l USING (image_id)
-                                  WHERE l.source = 'human' AND k.class_id IS NOT DISTINCT FROM l.class_id
-                                    AND k.image_id IN (SELECT image_id FROM wanted_confirmed)""")
-        return {row[0] for row in rows}
+    def confirm_labels(self, image_ids: Sequence[int], class_ids: Sequence[int | None], *, actor: str) -> list[int]:
+        """A person at the page gave these labels: those whose human label already is that class are confirmed
+        (the person looked at it and kept it), so they are no longer possible label mistakes
+        (storage.scores.LABEL_MISTAKES) while they keep it. Call it before `set_labels` writes the rest; an import
+        that repeats a label confirms nothing (it does not call this). Returns the images newly confirmed."""
+        batch = pa.table({"image_id": pa.array(list(image_ids), pa.int64()),
+                          "class_id": pa.array(list(class_ids), pa.int32())})
+        with self._registered("batch_kept", batch), self.transaction() as con:
+            rows = con.execute(f"""INSERT OR REPLACE INTO label_confirmations (image_id, class_id, actor)
+                SELECT l.image_id, l.class_id, ? FROM batch_kept b JOIN labels l USING (image_id)
+                WHERE l.source = 'human' AND l.class_id IS NOT DISTINCT FROM b.class_id AND NOT {CONFIRMED}
+                RETURNING image_id""", [actor]).fetchall()
+        return sorted(row[0] for row in rows)
 
     def forget_confirmations(self, image_ids: Sequence[int]) -> None:
         """Undo confirmations: these images' labels can be possible mistakes again."""

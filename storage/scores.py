@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from storage.labels import CONFIRMED
+
 # A possible label mistake (Cleanlab's "predicted_neq_given" over out-of-sample probabilities, Northcutt et al.,
 # "Confident Learning", 2021): a person's class label that the round's cross-fitted student, which never trained on
 # it, predicts as another class. Ranked by Cleanlab's normalized margin, the out-of-sample probability of the given
@@ -13,7 +15,7 @@ import numpy as np
 # 1 / 2): margin 0.75 / 0.90 / 0.90 on inked_digits and 0.80 / 0.85 / 0.75 on shapes_and_digits, against 0.70 /
 # 0.75 / 0.70 and 0.70 / 0.60 / 0.65 by self-confidence alone; 1.00 on the demo either way (seed 0). A label
 # changed since the round is judged as it is now; one the person confirmed (gave again as it was, see
-# `set_labels`) is not a possible mistake while it keeps that class: the flag's evidence does not change from one
+# `confirm_labels`) is not a possible mistake while it keeps that class: the flag's evidence does not change from one
 # round to the next, and a person asked the same question every round would stop trusting the flags. engine.queue's
 # `label_quality` is the same rule over arrays; the gallery's mistakes filter reads this query (parameter $round),
 # and its tiles the class the students predict instead (`predicted`).
@@ -24,7 +26,7 @@ LABEL_MISTAKES = """
     WHERE c.round = $round AND l.source = 'human' AND l.class_id IS NOT NULL
       AND list_contains(c.class_ids, l.class_id)
       AND c.class_ids[list_position(c.probs, list_max(c.probs))] <> l.class_id
-      AND NOT EXISTS (SELECT 1 FROM label_confirmations k WHERE k.image_id = l.image_id AND k.class_id = l.class_id)"""
+      AND NOT """ + CONFIRMED
 
 
 class ScoreQueries:

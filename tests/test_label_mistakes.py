@@ -80,7 +80,8 @@ def test_a_label_the_person_confirms_is_no_longer_a_possible_mistake(labeled_pro
     store.set_labels([confirmed], [kept], source="human", actor="import")  # a file that repeats it: no look
     assert confirmed in possible_label_mistakes(store)[0].tolist()
     events = len(store.label_events())
-    assert store.set_labels([confirmed], [kept], source="human", actor="person", confirm=True) == 0  # no change...
+    assert store.confirm_labels([confirmed], [kept], actor="person") == [confirmed]  # as the page does
+    assert store.set_labels([confirmed], [kept], source="human", actor="person") == 0  # no change...
     assert len(store.label_events()) == events  # ...so nothing for undo to revert
     assert confirmed not in possible_label_mistakes(store)[0].tolist()
     assert set(possible_label_mistakes(store)[0].tolist()) == set(flagged) - {confirmed}
