@@ -131,7 +131,11 @@ def cmd_status(args) -> int:
           f"{status['duplicates']} duplicates; {status['model']['embedded']} embedded")
     print(f"labels    {labels['human']} human ({labels['none_of_these']} none-of-these), {labels['pseudo']} pseudo")
     last = status["last_round"]
-    print(f"rounds    {'none yet' if last is None else 'last finished: ' + str(last['id'])}")
+    print(f"rounds    {'none yet' if last is None else 'last finished: ' + str(last['id'])}"
+          + (f"; shown: {status['shown_round'] or 'zero-shot'}" if last else "")
+          + (f"; held as measured worse: {', '.join(map(str, status['held_rounds']))} (labelloop round "
+             f"{status['project']} --show N shows one)" if status["held_rounds"] else ""))
+    print(f"quality   {status['quality']['message']}")
     for error in status["errors"][:20]:
         print(f"  error   {_printable(error['path'])}: {_printable(error['reason'])}")
     if len(status["errors"]) > 20:
@@ -174,14 +178,55 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_audit(args) -> int:
+    from engine.audit import draw_audit, quality_report
+    from engine.project import open_project
+
+    with open_project(args.project) as project:
+        drawn = draw_audit(project.store, args.k)
+        quality = quality_report(project.store, project_hint=str(project.root))
+    if args.json:
+        _print_json(drawn)
+        return 0
+    for item in drawn:
+        print(_printable(item["path"]))
+    print(f"drew {len(drawn)} random images into the audit ({quality['drawn']} drawn, {quality['audited']} "
+          f"audited): label them blind, on the page's Audit mode or with `labelloop label {args.project} --csv "
+          "FILE`", file=sys.stderr)
+    return 0
+
+
+def _judgement(quality: dict) -> str:
+    """One line on what the audit says of a round against the one shown before it."""
+    if not quality.get("measured"):
+        return quality.get("message", "effect unmeasured")
+    line = (f"estimated {quality['accuracy']:.1%} right ({quality['low']:.1%}-{quality['high']:.1%}) against "
+            f"{quality['previous_accuracy']:.1%} ({quality['previous_low']:.1%}-{quality['previous_high']:.1%}) for "
+            f"{'zero-shot' if not quality['previous'] else 'round ' + str(quality['previous'])}, "
+            f"{quality['audited']} audited")
+    if quality["held"]:
+        line += "; WORSE beyond its interval: held back, the page and exports keep the round before (--show N " \
+                "shows it anyway)"
+    elif quality["worse"]:
+        line += "; worse beyond its interval (a finetune round is shown all the same: the project now uses its model)"
+    return line
+
+
 def cmd_round(args) -> int:
     from dataclasses import asdict
 
+    from engine.audit import show_round
     from engine.jobs import run_job
     from engine.project import open_project
     from engine.selftrain.config import FinetuneConfig, RoundConfig
     from engine.selftrain.rounds import run_round
 
+    if args.show is not None:
+        with open_project(args.project) as project:
+            show_round(project.store, args.show)
+            shown = project.store.shown_round()
+        print(f"round {args.show} is no longer held; the page and exports show round {shown}")
+        return 0
     finetune = {name: value for name, value in (("steps", args.steps), ("batch_size", args.batch_size))
                 if value is not None}
     config = RoundConfig(mode=args.mode, teacher=args.teacher, finetune=FinetuneConfig(**finetune))
@@ -206,6 +251,7 @@ def cmd_round(args) -> int:
                       f"({metrics['coverage']:.0%} of unlabeled), {metrics['flip_share']:.1%} of predictions changed, "
                       f"accuracy on human labels (cross-fitted) {'n/a' if human is None else f'{human:.1%}'}, "
                       f"{metrics['seconds']:.1f}s")
+                print(f"  {_judgement(metrics['quality'])}")
                 if "finetune" in metrics:
                     print(f"  adapted model saved to {project.model_spec.path}; the project now uses it")
     if args.json:
@@ -390,7 +436,16 @@ def build_parser() -> argparse.ArgumentParser:
     rounds.add_argument("--teacher", default="head",
                         help="head (a trained linear head) or cache (training-free Tip-Adapter over the labels)")
     rounds.add_argument("--json", action="store_true", help="print each round's metrics as JSON")
+    rounds.add_argument("--show", type=int, default=None, metavar="ROUND",
+                        help="run nothing: show a round held back as measured worse (the page and exports then use it)")
     rounds.set_defaults(handler=cmd_round)
+
+    audit = commands.add_parser("audit", help="draw random images to label blind: the estimate of the dataset's "
+                                              "accuracy and class shares")
+    audit.add_argument("project")
+    audit.add_argument("--k", type=at_least(1), default=30, help="how many more images to draw (default 30)")
+    audit.add_argument("--json", action="store_true", help='print [{"path", "image_id"}, ...]')
+    audit.set_defaults(handler=cmd_audit)
 
     queue = commands.add_parser("queue", help="the images to review next, best first")
     queue.add_argument("project")

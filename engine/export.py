@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from engine.audit import quality_report
 from engine.discovery import Discovery
 from engine.errors import LabelloopError
 from engine.labelstudio import default_root_url, tasks as label_studio_tasks
@@ -37,6 +38,8 @@ LINK_MODES = ("copy", "symlink", "hardlink")
 # csv, parquet and jsonl rows; the first five are the CSV contract of DESIGN.md
 MANIFEST_COLUMNS = ("path", "label", "source", "confidence", "round", "sha256", "size_bytes", "width", "height")
 MANIFEST_FILE = "manifest.csv"  # in every folder export; it also marks a folder that --force may replace
+QUALITY_FILE = "quality.json"  # beside the manifest (a one-file export: OUT.quality.json beside it)
+CARD_FILE = "README.md"  # the hf export's dataset card
 NONE_CLASS = "none_of_these"  # folder (and hf class) of "none of these" images when a folder export includes them
 _PROJECT_OWNED = (DB_FILE, DB_FILE + ".wal", "thumbs", "models")
 
@@ -291,6 +294,61 @@ def _write_hf_metadata(temporary: Path, rows: pa.Table, splits: list[str], label
         pq.write_table(table, temporary / split / "metadata.parquet")
 
 
+def quality_summary(project: Project, rows: pa.Table, filters: dict) -> dict:
+    """What an export says of its own quality: the audit's estimate for its machine labels (engine.audit), with
+    the counts by source, the model and the rounds. Without an audit the accuracy is null and `message` says how
+    to get one."""
+    store = project.store
+    quality = quality_report(store, project_hint=str(project.root))
+    sources = pc.value_counts(pc.fill_null(rows["source"], "unpredicted")).to_pylist()
+    machine = sum(item["counts"] for item in sources if item["values"] in ("teacher", "zeroshot"))
+    shown = store.shown_round()
+    summary = {"accuracy_of_machine_labels": {key: quality[key] for key in ("accuracy", "low", "high", "audited",
+                                                                            "method", "round")},
+               "message": quality["message"], "machine_labels": machine,
+               "counts_by_source": {item["values"]: item["counts"] for item in sources},
+               "classes": [c["name"] for c in store.classes()], "model": store.get_meta("model"),
+               "shown_round": shown, "rounds_finished": sum(r["status"] == "done" for r in store.rounds()),
+               "per_class": quality["per_class"], "class_shares": quality["class_shares"],
+               "confusion": quality["confusion"], "filters": filters}
+    if filters.get("min_confidence") is not None and machine:
+        summary["note"] = ("the estimate covers every machine label; this export keeps only those at confidence >= "
+                           f"{filters['min_confidence']}, which are likely more often right")
+    if not machine:
+        summary["note"] = "this export holds no machine labels: every label in it is a person's"
+    return summary
+
+
+def _dataset_card(summary: dict) -> str:
+    """The hf export's README.md: what Hugging Face shows on a dataset's page."""
+    accuracy = summary["accuracy_of_machine_labels"]
+    estimate = (f"about {accuracy['accuracy']:.1%} of the machine labels are right (95 % interval "
+                f"{accuracy['low']:.1%}-{accuracy['high']:.1%}; {accuracy['audited']} randomly drawn images labelled "
+                "blind by a person, judged out of sample)" if accuracy["accuracy"] is not None else
+                f"the accuracy of the machine labels is unknown ({summary['message']})")
+    counts = ", ".join(f"{count} {source}" for source, count in sorted(summary["counts_by_source"].items()))
+    lines = ["---", "task_categories:", "- image-classification", "---", "", "# Labelled with labelloop", "",
+             f"- Classes (in order): {', '.join(summary['classes'])}",
+             f"- Labels by source: {counts} (human: a person's; teacher: a self-training round's prediction; "
+             "zeroshot: CLIP zero-shot)",
+             f"- Model: {summary['model']}; predictions of "
+             f"{'round ' + str(summary['shown_round']) if summary['shown_round'] else 'zero-shot'} "
+             f"({summary['rounds_finished']} rounds finished)",
+             f"- Quality: {estimate}"]
+    if summary.get("note"):
+        lines.append(f"- Note: {summary['note']}")
+    if summary["class_shares"]:
+        lines += ["", "| class | estimated share (95 % interval) |", "|---|---|"]
+        lines += [f"| {name} | {share['estimate']:.1%} ({share['low']:.1%}-{share['high']:.1%}) |"
+                  for name, share in summary["class_shares"].items() if share["estimate"] is not None]
+    return "\n".join(lines) + "\n"
+
+
+def quality_path(out: Path, fmt: str) -> Path:
+    """Where an export's quality summary goes: inside a folder export, beside a one-file one."""
+    return out / QUALITY_FILE if fmt in FOLDER_FORMATS else out.with_name(f"{out.name}.{QUALITY_FILE}")
+
+
 def export(project: Project, *, fmt: str, out: str | Path, source: str = "all", min_confidence: float | None = None,
            include_none: bool | None = None, link: str = "copy", split: str | Sequence[float] | None = None,
            seed: int = 0, ls_root_url: str | None = None, force: bool = False,
@@ -317,6 +375,11 @@ def export(project: Project, *, fmt: str, out: str | Path, source: str = "all", 
         groups = Discovery(project).duplicates(drop_duplicates)
         rows, left_out["duplicates"] = keep_one_per_group(rows, [[m.path for m in g.matches] for g in groups])
     classes = [c["name"] for c in project.store.classes()]
+    filters = {"source": source, "min_confidence": min_confidence, "include_none": include_none, "link": link,
+               "split": list(fractions) if fractions else None, "seed": seed if fractions else None}
+    if drop_duplicates is not None:
+        filters["drop_duplicates"] = drop_duplicates
+    quality = json.dumps(quality_summary(project, rows, filters), indent=2, ensure_ascii=False)
     temporary = out.with_name(f".{out.name}.{secrets.token_hex(4)}.partial")
     try:
         if fmt in FILE_FORMATS:
@@ -328,7 +391,12 @@ def export(project: Project, *, fmt: str, out: str | Path, source: str = "all", 
             splits = _write_folder(temporary, fmt == "hf", rows, project=project, classes=classes,
                                    include_none=include_none, link=link, fractions=fractions, seed=seed,
                                    progress=progress)
+            (temporary / QUALITY_FILE).write_text(quality, encoding="utf-8")
+            if fmt == "hf":
+                (temporary / CARD_FILE).write_text(_dataset_card(json.loads(quality)), encoding="utf-8")
         _place(temporary, out, force)
+        if fmt in FILE_FORMATS:
+            quality_path(out, fmt).write_text(quality, encoding="utf-8")
     except BaseException as error:
         if temporary.is_dir():
             shutil.rmtree(temporary)
@@ -341,10 +409,6 @@ def export(project: Project, *, fmt: str, out: str | Path, source: str = "all", 
         raise
     counts = pc.value_counts(pc.fill_null(rows["label"], NONE_CLASS)).to_pylist()
     labels = {item["values"]: item["counts"] for item in sorted(counts, key=lambda item: item["values"])}
-    filters = {"source": source, "min_confidence": min_confidence, "include_none": include_none, "link": link,
-               "split": list(fractions) if fractions else None, "seed": seed if fractions else None}
-    if drop_duplicates is not None:
-        filters["drop_duplicates"] = drop_duplicates
     record = {"rows": len(rows), "labels": labels, "left_out": left_out, "splits": splits}
     export_id = project.store.record_export(fmt=fmt, path=str(out), filters=filters, counts=record)
     return ExportReport(path=out, format=fmt, rows=len(rows), human=_count(pc.equal(rows["source"], "human")),

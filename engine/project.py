@@ -105,7 +105,10 @@ def open_project(root: str | Path) -> Project:
 
 
 def project_status(project: Project) -> dict:
-    """Everything `labelloop status` reports: counts of images by status, labels by source, the last round."""
+    """Everything `labelloop status` reports: counts of images by status, labels by source, the last round, the
+    rounds held back as measured worse, and what the random audit says of the dataset's quality."""
+    from engine.audit import quality_report
+
     store = project.store
     model_id = store.get_meta("model_id")
     counts = store.counts()
@@ -118,4 +121,7 @@ def project_status(project: Project) -> dict:
         **counts,
         "errors": store.image_errors(),
         "schema_version": store.schema_version(),
+        "shown_round": store.shown_round(),
+        "held_rounds": sorted(store.held_rounds()),
+        "quality": quality_report(store, project_hint=str(project.root)),
     }

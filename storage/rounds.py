@@ -101,11 +101,14 @@ class RoundQueries:
     # ---- rounds ---------------------------------------------------------------------------------------------
 
     def last_finished_round(self) -> int:
-        return self._query("SELECT coalesce(max(id), 0) FROM rounds WHERE status = 'done'")[0][0]
+        """The newest finished round that is not held back (a round the audit measured worse than the one before
+        it stays held until the person chooses it): the teacher of the next round; 0 when none."""
+        return self._query("SELECT coalesce(max(id), 0) FROM rounds WHERE status = 'done' "
+                           "AND NOT coalesce(held, FALSE)")[0][0]
 
     def shown_round(self) -> int:
-        """The round whose predictions the page shows and export writes: the newest finished round if it
-        predicted over today's classes, else 0 (zero-shot, which a class change runs again)."""
+        """The round whose predictions the page shows and export writes: the newest finished round not held back
+        if it predicted over today's classes, else 0 (zero-shot, which a class change runs again)."""
         newest = self.last_finished_round()
         if newest and self.round_class_ids(newest) == [c["id"] for c in self.classes()]:
             return newest
@@ -158,11 +161,12 @@ class RoundQueries:
                 con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, json.dumps(value)])
 
     def rounds(self) -> list[dict]:
-        rows = self._query("SELECT id, started_at, finished_at, status, config, metrics FROM rounds ORDER BY id")
+        rows = self._query("SELECT id, started_at, finished_at, status, config, metrics, coalesce(held, FALSE) "
+                           "FROM rounds ORDER BY id")
         return [{"id": rid, "started_at": str(started), "finished_at": str(finished) if finished else None,
                  "status": status, "config": json.loads(config) if config else None,
-                 "metrics": json.loads(metrics) if metrics else None}
-                for rid, started, finished, status, config, metrics in rows]
+                 "metrics": json.loads(metrics) if metrics else None, "held": held}
+                for rid, started, finished, status, config, metrics, held in rows]
 
     def mark_interrupted(self) -> int:
         """At start-up: work a dead process left `running` or `queued` is `interrupted`. Returns how many."""

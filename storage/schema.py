@@ -155,6 +155,25 @@ MIGRATIONS: list[list[str]] = [
             actor VARCHAR NOT NULL,
             confirmed_at TIMESTAMP NOT NULL DEFAULT current_timestamp)""",
     ],
+    # 8: the random audit (engine/audit.py): each audit draws, in the order of one seeded permutation of the images
+    # it started with, under one class list; a round the audit measured worse than the one before is held
+    [
+        """CREATE TABLE audits (
+            id INTEGER PRIMARY KEY,
+            started_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            seed BIGINT NOT NULL,
+            class_ids INTEGER[] NOT NULL,
+            population BIGINT NOT NULL,
+            last_image_id BIGINT NOT NULL)""",
+        """CREATE TABLE audit_draws (
+            audit_id INTEGER NOT NULL,
+            image_id BIGINT NOT NULL,
+            position BIGINT NOT NULL,
+            labelled_before BOOLEAN NOT NULL,
+            drawn_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            PRIMARY KEY (audit_id, image_id))""",
+        "ALTER TABLE rounds ADD COLUMN held BOOLEAN DEFAULT FALSE",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -17,6 +17,7 @@ from typing import Iterator, Sequence
 import duckdb
 import pyarrow as pa
 
+from storage.audits import AuditQueries
 from storage.exports import ExportQueries
 from storage.gallery import GalleryQueries
 from storage.images import ImageQueries
@@ -56,7 +57,8 @@ def _lock_holder(message: str) -> tuple[int | None, str | None]:
     return pid, command
 
 
-class Store(ImageQueries, LabelQueries, RoundQueries, ExportQueries, GalleryQueries, ScoreQueries, LayoutQueries):
+class Store(ImageQueries, LabelQueries, RoundQueries, ExportQueries, GalleryQueries, ScoreQueries, LayoutQueries,
+            AuditQueries):
 
     """A project's database connection. Build one explicitly at start-up and pass it in; `:memory:` in unit tests."""
     def __init__(self, con: duckdb.DuckDBPyConnection):

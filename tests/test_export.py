@@ -217,7 +217,8 @@ def test_imagefolder_has_one_folder_per_class_and_a_manifest(labeled, images, tm
     out = tmp_path / "folder"
     assert cli("export", labeled, "--format", "imagefolder", "--out", out, "--link", link, "--include-none")[0] == 0
     manifest = _csv_rows(out / "manifest.csv")
-    assert len(manifest) == 12 and {p.name for p in out.iterdir()} <= {*CLASSES, "none_of_these", "manifest.csv"}
+    assert len(manifest) == 12
+    assert {p.name for p in out.iterdir()} <= {*CLASSES, "none_of_these", "manifest.csv", "quality.json"}
     for row in manifest:
         file, source = out / row["file"], images / row["path"]
         assert row["file"] == f"{row['label'] or 'none_of_these'}/{row['path'].replace('/', '__')}"
@@ -307,7 +308,7 @@ def test_force_replaces_an_earlier_folder_export_whole(labeled, tmp_path, cli):
     out = tmp_path / "folder"
     assert cli("export", labeled, "--format", "imagefolder", "--out", out)[0] == 0
     assert cli("export", labeled, "--format", "imagefolder", "--out", out, "--source", "human", "--force")[0] == 0
-    assert len(_csv_rows(out / "manifest.csv")) == 3 and len(list(out.rglob("*.*"))) == 4  # 3 images + manifest
+    assert len(_csv_rows(out / "manifest.csv")) == 3 and len(list(out.rglob("*.*"))) == 5  # 3 images, manifest, quality
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 

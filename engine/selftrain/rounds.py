@@ -18,6 +18,7 @@ from typing import Callable
 
 import numpy as np
 
+from engine.audit import audit_prior, judge_round
 from engine.errors import LabelloopError
 from engine.jobs import Cancelled
 from engine.labels import label_arrays
@@ -136,6 +137,8 @@ def run_round(project: Project, config: RoundConfig, *, progress: Progress | Non
     row_of = {image_id: row for row, image_id in enumerate(image_ids.tolist())}
     zero_shot = zero_shot_head(text_weights, scale)
     previous = store.last_finished_round()
+    shown_before = store.shown_round()
+    prior = audit_prior(store, class_ids)
     teacher, temperature, refused = _load_teacher(project, previous, class_ids, model_id, zero_shot)
     teacher_probs = softmax(teacher.logits(embeddings) / temperature)
     stored = store.prediction_matrix(previous)
@@ -163,6 +166,7 @@ def run_round(project: Project, config: RoundConfig, *, progress: Progress | Non
                        schedule_round, config, affinity=affinity, none_index=none_rows, progress=adapt_report)
         output.metrics.update(graph, seconds=round(time.monotonic() - started, 2))
         output.metrics["round_id"] = round_id  # the round's number in the project; "round" counts finished ones
+        output.metrics["class_prior"] = "audit" if prior is not None else "none"
         if refused:
             output.metrics["teacher_refused"] = refused
         project.models_dir.mkdir(exist_ok=True)
@@ -191,6 +195,9 @@ def run_round(project: Project, config: RoundConfig, *, progress: Progress | Non
         else:
             store.end_round(round_id, "failed", str(error) or type(error).__name__)
         raise
+    # A finetune round made its adapted model the project's: holding it back would show predictions of another model.
+    output.metrics["quality"] = judge_round(store, round_id, shown_before, may_hold=config.mode != "finetune")
+    store.add_round_metrics(round_id, quality=output.metrics["quality"])
     return output.metrics
 
 
