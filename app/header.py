@@ -15,7 +15,8 @@ def header_markdown(header: dict) -> str:
         training = f" · {labels['pseudo']:,} of them were pseudo-labels that round trained on"
     errors = f" · {images['error']:,} unreadable" if images["error"] else ""
     return (f"### {header['project']}  \n{images['ok']:,} images · **{labels['human']:,} labeled by you** · "
-            f"{header['predicted']:,} predicted by {source}{training}{errors}")
+            f"{header['predicted']:,} predicted by {source}{training}{errors}  \n"
+            f"<span id='quality-line'>{html.escape(header['quality'])}</span>")
 
 
 def job_html(job: dict | None) -> str:

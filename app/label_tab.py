@@ -17,9 +17,10 @@ from app.feedback import on
 from app.find import SEARCH_PLACEHOLDER, FindTools
 from app.gallery_html import DETAIL_JS, GALLERY_JS, ShownPage, detail_html, gallery_html
 from app.header import header_markdown
+from engine.audit import FIRST_AUDIT, NEXT_AUDIT, draw_audit, pending_audit
 from engine.discovery import DUPLICATE_THRESHOLD
 from engine.errors import LabelloopError
-from engine.gallery_view import NONE_OF_THESE, GalleryPage, GalleryQuery
+from engine.gallery_view import NONE_OF_THESE, GalleryPage, GalleryQuery, Subset
 from engine.labeling import page_actor
 from engine.workspace import Workspace
 from storage.gallery import GALLERY_SORTS, GALLERY_STATUSES
@@ -72,6 +73,7 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
     with gr.Row(elem_id="gallery-bar"):
         disagree = gr.Checkbox(label="zero-shot and teacher disagree", min_width=100)
         mistakes = gr.Checkbox(label="possible label mistake", min_width=100)
+        audit_button = gr.Button("Audit: random images, blind", size="sm", elem_id="audit", min_width=60)
         prev_page = gr.Button("◀ page [", size="sm", elem_id="prev-page", min_width=60)
         show_all = gr.Button("✕ show all images", size="sm", elem_id="show-all", min_width=60, visible=False)
         next_page = gr.Button("] page ▶", size="sm", elem_id="next-page", min_width=60)
@@ -146,9 +148,15 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         if detail["placeholder"]:
             picture, note = detail["placeholder"], f": {detail['error']}"
         else:
-            picture = view.heatmap(image_id, heatmap_for or detail["predicted"]) if heatmap else detail["path"]
+            shows_heatmap = heatmap and not detail["audit"]  # an audit image is blind: no heatmap of a prediction
+            picture = view.heatmap(image_id, heatmap_for or detail["predicted"]) if shows_heatmap else detail["path"]
             note = f"({detail['size'][0]}×{detail['size'][1]})"
         teacher, zero_shot = detail["teacher"], detail["zero_shot"]
+        if detail["audit"]:  # blind: no prediction
+            lines = ["**random audit**: what does it show? Press its class key (1-9) or N. The machine's guess is "
+                     "hidden so that it cannot sway you; your label estimates how right the dataset is."]
+            rows = [[h["when"], h["who"], h["from"], h["to"]] for h in detail["history"]]
+            return (detail_html(image_id, detail["relpath"], Path(picture), note), "  \n".join(lines), None, rows)
         whose = f"round {detail['shown_round']}" if detail["shown_round"] else "zero-shot"
         lines = [f"label: **{detail['label'] or 'none yet'}** · predictions of **{whose}**"]
         if zero_shot:
@@ -242,6 +250,23 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         """Leave the subset (search results, neighbours, a map selection); the other filters stay."""
         query = replace(query, subset=None, sort="queue" if query.sort == "match" else query.sort, offset=0)
         return (query, *refresh(query, chosen), gr.Dropdown(value=query.sort))
+
+    def audit_shown(chosen, heatmap, heatmap_for):
+        """Audit mode: the gallery narrowed to the random audit's images that wait for a label, in draw order (30
+        drawn now for a first estimate, 40 more once those are labelled), the first one selected, every filter
+        cleared (a filter on the predicted class or its confidence would tell what the machine guessed)."""
+        store = workspace.project.store
+        waiting = pending_audit(store)
+        if not waiting:
+            draw_audit(store, FIRST_AUDIT if store.audit_progress()[2] == 0 else NEXT_AUDIT)
+            waiting = pending_audit(store)
+        query = GalleryQuery(subset=Subset(f"random audit · {len(waiting)} drawn for you to label blind",
+                                           tuple(waiting)), sort="match")
+        result = view.gallery(query)
+        chosen = result.items[0].image_id if result.items else chosen
+        return (query, *gallery_outputs(query, result, chosen), gr.Dropdown(value=ALL_CLASSES),
+                gr.Dropdown(value="all"), 0, 1, gr.Dropdown(value="match"), False, False, chosen,
+                *detail_outputs(chosen, heatmap, heatmap_for))
 
     def show_detail(chosen, heatmap, heatmap_for):
         return detail_outputs(chosen, heatmap, heatmap_for)
@@ -338,6 +363,8 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
     on(next_page.click, next_page_shown, [query_state, shown_page, selected], [query_state, *refresh_outputs],
        **ordered)
     on(show_all.click, all_images_shown, [query_state, selected], [query_state, *refresh_outputs, sort], **ordered)
+    on(audit_button.click, audit_shown, [selected, *heatmap_inputs],
+       [query_state, *refresh_outputs, *filters, selected, *detail_parts], **ordered)
     on(gallery.click, select_tile, [*heatmap_inputs, selected, shown_page], [selected, gallery, *detail_parts],
        refused=refused_detail, **ordered)
     for control in heatmap_inputs:

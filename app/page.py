@@ -1,5 +1,5 @@
-"""The labeling page: a header with the running job, and five tabs, each built by its own module (app/label_tab.py,
-app/rounds_tab.py, app/project_tabs.py). Handlers call the `Workspace` (engine/workspace.py); the page holds no
+"""The labeling page: a header with the running job and the audit's estimate, and seven tabs, each built by its own
+module (app/label_tab.py, app/map_tab.py, app/rounds_tab.py, app/quality_tab.py, app/project_tabs.py). Handlers call the `Workspace` (engine/workspace.py); the page holds no
 SQL and no torch. A timer polls the background job and the classes, so every open tab shows the truth.
 """
 
@@ -12,6 +12,7 @@ from app.header import header_markdown, job_html
 from app.label_tab import build_label_tab
 from app.map_tab import MAP_CSS, build_map_tab
 from app.project_tabs import build_classes_tab, build_export_tab, build_ingest_tab
+from app.quality_tab import build_quality_tab
 from app.rounds_tab import build_rounds_tab
 from engine.workspace import Workspace
 
@@ -80,6 +81,8 @@ def build_page(workspace: Workspace) -> gr.Blocks:
                 build_map_tab(workspace, label_tab, tabs, map_item)
             with gr.Tab("Rounds", id="rounds"):
                 rounds_tab = build_rounds_tab(workspace)
+            with gr.Tab("Quality", id="quality") as quality_item:
+                quality_tab = build_quality_tab(workspace)
             with gr.Tab("Classes", id="classes"):
                 classes_tab = build_classes_tab(workspace)
             with gr.Tab("Ingest", id="ingest"):
@@ -105,6 +108,7 @@ def build_page(workspace: Workspace) -> gr.Blocks:
             outputs = [header_markdown(info), job_html(job), state, rounds_tab.job_log(),
                        stale + 1 if ended or classes else gr.skip(), new_query]
             outputs += list(rounds_tab.plots()) if ended else [gr.skip()] * len(rounds_tab.plot_outputs)
+            outputs += list(quality_tab.shown()) if ended else [gr.skip()] * len(quality_tab.outputs)
             outputs += classes if classes else [gr.skip()] * len(class_outputs)
             return outputs
 
@@ -124,10 +128,12 @@ def build_page(workspace: Workspace) -> gr.Blocks:
         page.load(*label_tab.load, show_progress="hidden", api_name="page_loaded")
         page.load(*rounds_tab.load, show_progress="hidden", api_name="plots_loaded")
         page.load(classes_tab.shown, [], classes_tab.outputs, show_progress="hidden", api_name="classes_loaded")
+        quality_item.select(quality_tab.shown, [], quality_tab.outputs, show_progress="hidden", api_name="quality_shown")
         gr.Timer(1.0).tick(poll, [seen_job, gallery_stale, label_tab.class_names, label_tab.query_state,
                                   label_tab.class_controls[0]],
                            [header, job_status, seen_job, rounds_tab.log, gallery_stale, label_tab.query_state,
-                            *rounds_tab.plot_outputs, *class_outputs], show_progress="hidden", api_name="poll")
+                            *rounds_tab.plot_outputs, *quality_tab.outputs, *class_outputs], show_progress="hidden",
+                           api_name="poll")
         gallery_stale.change(gallery_redrawn, [label_tab.query_state, label_tab.selected], label_tab.refresh_outputs,
                              **label_tab.ordered)
     return page

@@ -61,8 +61,8 @@ class RoundsTab:
     def plots(self):
         """The metrics per round (plot and table) and the confidence histogram."""
         history = self.view.round_history()
-        table = pd.DataFrame(history, columns=["round", "coverage", "flip_share", "human_accuracy", "ece",
-                                               "seconds"])
+        table = pd.DataFrame(history, columns=["round", "audit_estimate", "held", "coverage", "flip_share",
+                                               "human_accuracy", "ece", "seconds"])
         summary = "No finished round yet." if not history else (
             f"{len(history)} finished rounds; the last (round {history[-1]['round']}) took {history[-1]['seconds']} s")
         return metrics_figure(history), summary, table, histogram_figure(*self.view.confidence_histogram())

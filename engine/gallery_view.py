@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 
+from engine.audit import pending_audit, quality_report
 from engine.errors import LabelloopError
 from engine.imageio import ImageReadError, thumbnail_path
 from engine.models import LoadedModel
@@ -22,6 +23,7 @@ from engine.review import review_order
 PAGE_SIZE = 48
 QUEUE_LENGTH = 10 * PAGE_SIZE  # the review-queue sort ranks this many; the rest follow by confidence
 NONE_OF_THESE = "none of these"
+AUDIT_CAPTION = "audit: your label?"
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class GalleryItem:
     reason: str | None  # why the review queue lists it, with its rank ("review queue #3: low margin")
     score: float | None = None  # the subset's score for it (similarity to a search), when it has one
     doubted_as: str | None = None  # a possible label mistake: the class students that never trained on it predict
+    audit: bool = False  # drawn into the random audit and waiting for its label: shown without any prediction
 
 
 @dataclass
@@ -100,6 +103,9 @@ class GalleryView:
         self._queue_key: tuple | None = None
         self._queue: dict[int, tuple[int, str]] = {}  # image id -> (rank, reason)
         self._queue_lock = threading.Lock()
+        self._quality_key: tuple | None = None
+        self._quality: dict = {}
+        self._quality_lock = threading.Lock()
 
     # ---- classes -----------------------------------------------------------------------------------------------
 
@@ -129,7 +135,20 @@ class GalleryView:
         root = self.project.root
         return {"project": f"{root.parent.name}/{root.name}", "images": images,
                 "labels": self.store.shown_label_counts(shown_round), "round": shown_round,
-                "predicted": images["ok"], "job": jobs[0] if jobs else None}
+                "predicted": images["ok"], "job": jobs[0] if jobs else None,
+                "quality": self.quality()["message"]}
+
+    def quality(self) -> dict:
+        """What the random audit says of the dataset (engine.audit.quality_report), computed again only when the
+        audit, its labels, the shown round, the held rounds or the classes changed: the header polls it every
+        second, and at a million images it reads every prediction."""
+        key = (self.store.audit_progress(), self.store.shown_round(), tuple(sorted(self.store.held_rounds())),
+               tuple(c["id"] for c in self.store.classes()), self.store.zero_shot_count())
+        with self._quality_lock:
+            if key != self._quality_key:
+                self._quality = quality_report(self.store, project_hint=str(self.project.root))
+                self._quality_key = key
+            return self._quality
 
     def jobs(self, limit: int = 8) -> list[dict]:
         return self.store.jobs(limit=limit)
@@ -141,10 +160,14 @@ class GalleryView:
             metrics = entry["metrics"] or {}
             if entry["status"] != "done":
                 continue
+            judged = metrics.get("quality") or {}
             rows.append({"round": entry["id"], "coverage": metrics.get("coverage"),
                          "flip_share": metrics.get("flip_share"),
                          "human_accuracy": metrics.get("human_accuracy_crossfit"),
-                         "ece": metrics.get("ece_crossfit"), "seconds": metrics.get("seconds")})
+                         "ece": metrics.get("ece_crossfit"), "seconds": metrics.get("seconds"),
+                         "audit_estimate": (f"{judged['accuracy']:.1%} ({judged['low']:.1%}-{judged['high']:.1%})"
+                                            if judged.get("measured") else "unmeasured"),
+                         "held": entry["held"]})
         return rows
 
     def confidence_histogram(self, bins: int = 20) -> tuple[np.ndarray, np.ndarray]:
@@ -192,11 +215,12 @@ class GalleryView:
             total = self._rows(query, shown_round, offset=0, limit=1)
             last = max(0, ((total[0]["total"] if total else 0) - 1) // query.page_size * query.page_size)
             return self.gallery(replace(query, offset=last))
-        names, queue = self._names(), self._ranked_queue(shown_round)
+        names, queue, blind = self._names(), self._ranked_queue(shown_round), set(pending_audit(self.store))
         scores = query.subset.score_of() if query.subset else {}
-        return GalleryPage(items=[self._item(row, names, queue, scores.get(row["id"])) for row in rows],
+        return GalleryPage(items=[self._item(row, names, queue, blind, scores.get(row["id"])) for row in rows],
                            total=rows[0]["total"] if rows else 0, offset=query.offset, page_size=query.page_size,
-                           following=[self._item(row, names, queue, scores.get(row["id"])) for row in following])
+                           following=[self._item(row, names, queue, blind, scores.get(row["id"]))
+                                      for row in following])
 
     def next_offset(self, query: GalleryQuery, shown_ids: list[int]) -> int:
         """Where the page after the one showing `shown_ids` starts. Images labelled on this page may have left the
@@ -211,8 +235,8 @@ class GalleryView:
         shown_round = self.store.shown_round()
         rows = {row["id"]: row for row in self._rows(GalleryQuery(sort="name"), shown_round, offset=0,
                                                      limit=len(image_ids), image_ids=image_ids)}
-        names, queue = self._names(), self._ranked_queue(shown_round)
-        return [self._item(rows[i], names, queue) for i in image_ids if i in rows]
+        names, queue, blind = self._names(), self._ranked_queue(shown_round), set(pending_audit(self.store))
+        return [self._item(rows[i], names, queue, blind) for i in image_ids if i in rows]
 
     def _rows(self, query: GalleryQuery, shown_round: int, *, offset: int, limit: int,
               image_ids: list[int] | None = None):
@@ -229,13 +253,20 @@ class GalleryView:
             mistakes=query.mistakes, sort=sort, queue_ids=sorted(queue, key=lambda image_id: queue[image_id][0]),
             image_ids=image_ids, offset=offset, limit=limit)
 
-    def _item(self, row: dict, names: dict[int, str], queue: dict[int, tuple[int, str]],
+    def _item(self, row: dict, names: dict[int, str], queue: dict[int, tuple[int, str]], blind: set[int],
               score: float | None = None) -> GalleryItem:
+        """One tile. An image of the random audit waiting for its label (`blind`) shows no prediction: what a
+        person is shown sways what they answer, and the audit must measure the machine, not agree with it."""
         if row["status"] == "error":
             shown, text, confidence = "", "unreadable", None
         elif row["label_source"] == "human":
             shown = names.get(row["label"], NONE_OF_THESE) if row["label"] is not None else NONE_OF_THESE
             text, confidence = f"{shown} (you)", None
+        elif row["id"] in blind:
+            return GalleryItem(image_id=row["id"], relpath=row["relpath"],
+                               thumbnail=self._thumbnail(row) if row["sha256"] else None, caption=AUDIT_CAPTION,
+                               shown="", confidence=None, label_source=None, status=row["status"], reason=None,
+                               score=score, audit=True)
         else:
             shown = names.get(row["predicted"], "?") if row["predicted"] is not None else ""
             confidence = row["confidence"]
@@ -274,11 +305,13 @@ class GalleryView:
                     "from": self.label_text(event["from_class"], event["from_source"], names),
                     "to": self.label_text(event["to_class"], event["to_source"], names)}
                    for event in self.store.label_events(image_id)]
-        teacher = top(record["teacher_classes"], record["teacher_probs"])
-        zero_shot = top(record["zero_shot_classes"], record["zero_shot_probs"])
         human = record["label_source"] == "human"
+        audit = not human and image_id in set(pending_audit(self.store))  # blind: see `_item`
+        teacher = {} if audit else top(record["teacher_classes"], record["teacher_probs"])
+        zero_shot = {} if audit else top(record["zero_shot_classes"], record["zero_shot_probs"])
         without_label = top(record["without_label_classes"], record["without_label_probs"]) if human else {}
-        queued = self._queue.get(image_id) if self._queue_key == self._queue_state(shown_round) else None
+        queued = (self._queue.get(image_id) if self._queue_key == self._queue_state(shown_round) and not audit
+                  else None)
         path = self.project.images_root / record["relpath"]
         readable = record["status"] == "ok" and path.is_file()
         tile_thumb = thumbnail_path(self.project.thumbs_dir, record["sha256"]) if record["sha256"] else None
@@ -298,7 +331,8 @@ class GalleryView:
                 "label_class": names.get(record["label"]) if record["label_source"] else None,
                 "without_label": without_label, "mistake": bool(record["mistake"]),
                 "confirmed": bool(record["confirmed"]),
-                "queue": {"rank": queued[0] + 1, "reason": queued[1]} if queued else None, "history": history}
+                "queue": {"rank": queued[0] + 1, "reason": queued[1]} if queued else None, "history": history,
+                "audit": audit}
 
     @staticmethod
     def label_text(class_id, source, names: dict[int, str]) -> str:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from engine.audit import pending_audit
+from engine.errors import LabelloopError
 from engine.gallery_view import NONE_OF_THESE, GalleryView
 from storage import Store
 
@@ -56,11 +58,16 @@ class LabelingSession:
     def accept(self, image_ids: list[int], *, min_confidence: float = 0.0, actor: str = PAGE_ACTOR) -> LabelChange:
         """Make each image's shown prediction its human label, if its confidence is at least `min_confidence`.
         Images a person already labeled are left as they are. One undo step of `actor`."""
+        blind = set(pending_audit(self.store))  # accepting the machine's guess would make the audit agree with it
         chosen = [row for row in self.store.shown_predictions(image_ids, self.store.shown_round())
                   if row["status"] == "ok" and row["label_source"] != "human" and row["predicted"] is not None
-                  and row["confidence"] >= min_confidence]
+                  and row["confidence"] >= min_confidence and row["id"] not in blind]
+        if not chosen and len(image_ids) == 1 and image_ids[0] in blind:
+            raise LabelloopError("this image is in the random audit: give it its class with a key (1-9) or N; its "
+                                 "prediction is hidden so it cannot sway you")
         if not chosen:
-            return LabelChange(0, "nothing to accept: already labeled by a person, or below the threshold")
+            return LabelChange(0, "nothing to accept: already labeled by a person, in the random audit, or below "
+                                  "the threshold")
         ids = [row["id"] for row in chosen]
         changed, _ = self._write(actor, ids, [row["predicted"] for row in chosen])  # no person's label: none confirmed
         if len(ids) == 1:

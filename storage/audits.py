@@ -53,6 +53,14 @@ class AuditQueries:
                 "status": np.array(table.column("status").to_pylist(), dtype=object),
                 "label": table.column("label").to_numpy()}
 
+    def audit_progress(self) -> tuple:
+        """(newest audit id, images drawn, of them with a person's label): cheap, to know when figures change."""
+        row = self._query("""SELECT a.id, count(d.image_id), count(l.image_id) FROM audits a
+                             LEFT JOIN audit_draws d ON d.audit_id = a.id
+                             LEFT JOIN labels l ON l.image_id = d.image_id AND l.source = 'human'
+                             WHERE a.id = (SELECT max(id) FROM audits) GROUP BY a.id""")
+        return tuple(row[0]) if row else (None, 0, 0)
+
     def add_audit_draws(self, audit_id: int, image_ids: np.ndarray, positions: np.ndarray) -> None:
         """Record the next images of an audit's permutation; whether each already had a person's label is read in
         the same transaction."""
