@@ -29,9 +29,10 @@ def rounds_figure(quality: dict, held: set[int]) -> go.Figure:
     x = [r["round"] for r in rounds]
     figure = go.Figure([
         go.Scatter(x=x + x[::-1], y=[r["high"] for r in rounds] + [r["low"] for r in rounds][::-1], fill="toself",
-                   fillcolor="rgba(37, 99, 235, 0.15)", line=dict(width=0), hoverinfo="skip",
+                   fillcolor="rgba(37, 99, 235, 0.15)", line=dict(width=0), mode="lines", hoverinfo="skip",
                    name="95 % interval"),
         go.Scatter(x=x, y=[r["accuracy"] for r in rounds], mode="lines+markers", name="estimated accuracy",
+                   line=dict(color="#2563eb"),
                    text=[f"round {r['round']}: {r['accuracy']:.1%} ({r['low']:.1%}-{r['high']:.1%}), "
                          f"{r['audited']} audited" + (" · held back: measured worse" if r["round"] in held else "")
                          for r in rounds], hoverinfo="text",
@@ -135,9 +136,8 @@ def build_quality_tab(workspace: Workspace) -> QualityTab:
         held_choice = gr.Dropdown([], label="held round", visible=False, scale=1)
         show_held = gr.Button("Show this round anyway", visible=False, elem_id="show-held-round", scale=1)
     accuracy_plot = gr.Plot(show_label=False, elem_id="quality-rounds")
-    with gr.Row():
-        confusion_plot = gr.Plot(show_label=False, elem_id="quality-confusion")
-        per_class_plot = gr.Plot(show_label=False, elem_id="quality-per-class")
+    confusion_plot = gr.Plot(show_label=False, elem_id="quality-confusion")
+    per_class_plot = gr.Plot(show_label=False, elem_id="quality-per-class")
     shares_plot = gr.Plot(show_label=False, elem_id="quality-shares")
     tab.outputs = [summary, accuracy_plot, confusion_plot, per_class_plot, shares_plot, held_choice, show_held]
 
