@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.errors import LabelloopError
-from engine.estimates import (accuracy_estimate, class_prior, class_share_estimates, confusion_matrix,
+from engine.estimates import (Summary, accuracy_estimate, class_prior, class_share_estimates, confusion_matrix,
                               paired_difference, precision_recall)
 from storage import Store
 
@@ -124,18 +124,16 @@ def audit_sample(store: Store) -> AuditSample | None:
                        pending=int((usable & (drawn["label"] == -2)).sum()))
 
 
-def _round_probs(store: Store, round_id: int, sample: AuditSample) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                                             np.ndarray] | None:
+def _round_probs(store: Store, round_id: int, sample: AuditSample) -> tuple[np.ndarray, np.ndarray, Summary] | None:
     """For one round over the audit's classes: (the audited images' out-of-sample probabilities (n, C), known (n,)
-    bool: whether a prediction that never trained on the label exists, the population's probabilities (M, C): the
-    images of the audit's frame no person labelled, their ids (M,)). None when the round predicted other classes."""
-    predictions = store.prediction_matrix(round_id)
-    if predictions is None or predictions[1] != sample.class_ids:
+    bool: whether a prediction that never trained on the label exists, the `Summary` of the confidence over the
+    population: the images of the audit's frame no person labelled). None when the round predicted other classes."""
+    if store.round_class_ids(round_id) != sample.class_ids:
         return None
-    image_ids, _, probs = predictions
-    rows = np.searchsorted(image_ids, sample.image_ids).clip(0, max(len(image_ids) - 1, 0))
-    known = image_ids[rows] == sample.image_ids if len(image_ids) else np.zeros(len(sample.image_ids), bool)
-    audit_probs = probs[rows].copy() if len(image_ids) else np.zeros((0, len(sample.class_ids)), np.float32)
+    found, _, probs = store.prediction_rows(round_id, sample.image_ids)
+    rows = np.searchsorted(found, sample.image_ids).clip(0, max(len(found) - 1, 0))
+    known = found[rows] == sample.image_ids if len(found) else np.zeros(len(sample.image_ids), bool)
+    audit_probs = (probs[rows] if len(found) else np.zeros((len(sample.image_ids), len(sample.class_ids)))).copy()
     if round_id > 0:
         trained_on = store.labelled_before_round(round_id, sample.image_ids) & (sample.truth >= 0)
         crossfit = store.crossfit_matrix(round_id)
@@ -147,24 +145,23 @@ def _round_probs(store: Store, round_id: int, sample: AuditSample) -> tuple[np.n
         # A label the round trained on with no cross-fitted score cannot judge it; "none of these" is never
         # predicted, so the round's own prediction judges it as well as any.
         known &= scored | ~trained_on
-    population = (image_ids <= sample.audit["last_image_id"]) & ~np.isin(image_ids, store.human_labelled_ids())
-    return audit_probs, known, probs[population], image_ids[population]
+    return audit_probs, known, Summary(*store.confidence_summary(round_id, sample.audit["last_image_id"]))
 
 
 def round_estimate(store: Store, round_id: int, sample: AuditSample) -> dict | None:
     """The accuracy estimate of one round (engine.estimates.accuracy_estimate over the blind audited images it can
-    judge out of sample) with `right` (n,) per audited image (None where unknown or not blind); None when the round
-    predicted other classes."""
+    judge out of sample) with, per audited image, `_right` and `_predicted` where `_use` (judged: known and
+    blind); None when the round predicted other classes."""
     probs = _round_probs(store, round_id, sample)
     if probs is None:
         return None
-    audit_probs, known, population_probs, _ = probs
+    audit_probs, known, population = probs
     use = known & sample.blind
-    estimate = accuracy_estimate(sample.truth[use], audit_probs[use], population_probs)
-    right = np.where(use, audit_probs.argmax(axis=1) == sample.truth, False) if len(use) else np.zeros(0, bool)
+    estimate = accuracy_estimate(sample.truth[use], audit_probs[use], population)
+    predicted = audit_probs.argmax(axis=1) if len(use) else np.zeros(0, int)
     return {"round": round_id, "accuracy": estimate["estimate"], "low": estimate["low"], "high": estimate["high"],
-            "audited": estimate["n"], "method": estimate["method"], "covers": len(population_probs),
-            "_right": right, "_use": use, "_predicted": audit_probs.argmax(axis=1) if len(use) else np.zeros(0, int)}
+            "audited": estimate["n"], "method": estimate["method"], "covers": population.size,
+            "_right": use & (predicted == sample.truth), "_use": use, "_predicted": predicted}
 
 
 def audit_prior(store: Store, class_ids: list[int]) -> np.ndarray | None:
@@ -179,15 +176,15 @@ def audit_prior(store: Store, class_ids: list[int]) -> np.ndarray | None:
 def _class_shares(store: Store, sample: AuditSample) -> list[dict]:
     """Each class's share of the audit's images (and of none of these, last), guessed by zero-shot (it never
     trained on a label) and corrected by every audited image, blind or not."""
-    zero_shot = store.prediction_matrix(0)
-    if zero_shot is None or zero_shot[1] != sample.class_ids:
-        return class_share_estimates(sample.truth, np.zeros((len(sample.truth), len(sample.class_ids))),
-                                     np.zeros((0, len(sample.class_ids))))
-    image_ids, _, probs = zero_shot
-    rows = np.searchsorted(image_ids, sample.image_ids).clip(0, len(image_ids) - 1)
-    known = image_ids[rows] == sample.image_ids
-    frame = image_ids <= sample.audit["last_image_id"]
-    return class_share_estimates(sample.truth[known], probs[rows[known]], probs[frame])
+    n_classes = len(sample.class_ids)
+    found, class_ids, probs = store.prediction_rows(0, sample.image_ids)
+    if class_ids != sample.class_ids:  # zero-shot runs again after a class change; until then, the audit alone
+        return class_share_estimates(sample.truth, np.zeros((len(sample.truth), n_classes)),
+                                     [Summary(0, 0.0, 0.0)] * n_classes)
+    known = np.isin(sample.image_ids, found)
+    size, means, variances = store.probability_summary(0, sample.audit["last_image_id"], n_classes)
+    return class_share_estimates(sample.truth[known], probs[np.searchsorted(found, sample.image_ids[known])],
+                                 [Summary(size, float(m), float(v)) for m, v in zip(means, variances)])
 
 
 def quality_report(store: Store, *, project_hint: str = "PROJECT") -> dict:

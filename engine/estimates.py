@@ -8,6 +8,7 @@ images no person labelled, judged out of sample (a round never trained on the au
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,8 +30,24 @@ def wilson_interval(successes: float, n: int, *, z: float = Z95) -> tuple[float,
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def prediction_powered_mean(audit_values: np.ndarray, audit_predicted: np.ndarray,
-                            population_predicted: np.ndarray, *, z: float = Z95) -> dict:
+@dataclass(frozen=True)
+class Summary:
+    """What a prediction-powered estimate needs of the model's guesses over the population: their count, mean and
+    sample variance (storage computes them in SQL at a million images; `of` from an array)."""
+
+    size: int
+    mean: float
+    variance: float
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> "Summary":
+        values = np.asarray(values, np.float64)
+        return cls(len(values), float(values.mean()) if len(values) else 0.0,
+                   float(np.var(values, ddof=1)) if len(values) > 1 else 0.0)
+
+
+def prediction_powered_mean(audit_values: np.ndarray, audit_predicted: np.ndarray, population: Summary, *,
+                            z: float = Z95) -> dict:
     """The mean of a 0/1 quantity over a population, from its true values on a uniform random sample (the audit)
     and the model's guess of it everywhere: prediction-powered inference with power tuning (Angelopoulos et al.,
     "PPI++: Efficient Prediction-Powered Inference", 2023). The guess's mean over the population, corrected by
@@ -38,14 +55,13 @@ def prediction_powered_mean(audit_values: np.ndarray, audit_predicted: np.ndarra
     a useless guess gives the plain audit mean back (never a wider interval than it, up to sampling noise).
 
     audit_values (n,) in {0, 1}; audit_predicted (n,) the model's probability of the value on those images, out of
-    sample; population_predicted (M,) the same over the images the figure is about (the audit's excluded).
-    Returns {"estimate", "low", "high", "n", "method"}: below MIN_FOR_PREDICTION_POWERED audited images, or
-    without a population, the audit share with Wilson's interval.
+    sample; population: the `Summary` of the same guess over the images the figure is about (the audit's
+    excluded). Returns {"estimate", "low", "high", "n", "method"}: below MIN_FOR_PREDICTION_POWERED audited images,
+    or without a population, the audit share with Wilson's interval.
     """
     values = np.asarray(audit_values, np.float64)
     guess = np.asarray(audit_predicted, np.float64)
-    everywhere = np.asarray(population_predicted, np.float64)
-    n, m = len(values), len(everywhere)
+    n, m = len(values), population.size
     if guess.shape != values.shape:
         raise ValueError(f"audit_values and audit_predicted must have the same shape, got {values.shape} and "
                          f"{guess.shape}")
@@ -59,33 +75,38 @@ def prediction_powered_mean(audit_values: np.ndarray, audit_predicted: np.ndarra
     else:
         covariance = float(np.cov(values, guess, ddof=1)[0, 1])
         lam = float(np.clip(covariance / ((1 + n / m) * guess_variance), 0.0, 1.0))
-    estimate = lam * float(everywhere.mean()) + float((values - lam * guess).mean())
-    variance = float(np.var(values - lam * guess, ddof=1)) / n + lam * lam * float(np.var(everywhere, ddof=1)) / m
+    estimate = lam * population.mean + float((values - lam * guess).mean())
+    variance = float(np.var(values - lam * guess, ddof=1)) / n + lam * lam * population.variance / m
     half = z * math.sqrt(max(variance, 0.0))
     return {"estimate": float(np.clip(estimate, 0.0, 1.0)), "low": float(max(0.0, estimate - half)),
             "high": float(min(1.0, estimate + half)), "n": n, "method": "prediction-powered"}
 
 
-def accuracy_estimate(truth: np.ndarray, audit_probs: np.ndarray, population_probs: np.ndarray) -> dict:
+def accuracy_estimate(truth: np.ndarray, audit_probs: np.ndarray, population: np.ndarray | Summary) -> dict:
     """The share of right labels among the images no person labelled, as an export writes them (the predicted
     class), from a uniform audit. truth (n,) class columns, -1 = "none of these" (never right: an export writes a
     class for every machine label); audit_probs (n, C) the predictions of the audited images, out of sample;
-    population_probs (M, C) those of the images the figure is about. See `prediction_powered_mean`."""
-    truth = np.asarray(truth, int)
-    audit_probs, population_probs = np.asarray(audit_probs), np.asarray(population_probs)
+    population: the predictions (M, C) of the images the figure is about, or the `Summary` of their confidence
+    (top probability). See `prediction_powered_mean`."""
+    truth, audit_probs = np.asarray(truth, int), np.asarray(audit_probs)
+    if not isinstance(population, Summary):
+        population = np.asarray(population)
+        population = Summary.of(population.max(axis=1) if len(population) else np.zeros(0))
     right = (audit_probs.argmax(axis=1) == truth) if len(truth) else np.zeros(0, bool)
-    return prediction_powered_mean(right, audit_probs.max(axis=1) if len(truth) else np.zeros(0),
-                                   population_probs.max(axis=1) if len(population_probs) else np.zeros(0))
+    return prediction_powered_mean(right, audit_probs.max(axis=1) if len(truth) else np.zeros(0), population)
 
 
-def class_share_estimates(truth: np.ndarray, audit_probs: np.ndarray, population_probs: np.ndarray) -> list[dict]:
+def class_share_estimates(truth: np.ndarray, audit_probs: np.ndarray,
+                          population: np.ndarray | list[Summary]) -> list[dict]:
     """Each class's share of the collection and the share of "none of these" (the last entry), from a uniform
     audit: `prediction_powered_mean` of "the image is of class c" with the model's probability of c as the guess
-    ("none of these" has no guess: its audit share with Wilson's interval). truth (n,), -1 = none; probs as in
-    `accuracy_estimate`. Returns C + 1 dicts."""
-    truth = np.asarray(truth, int)
-    audit_probs, population_probs = np.asarray(audit_probs), np.asarray(population_probs)
-    shares = [prediction_powered_mean(truth == c, audit_probs[:, c], population_probs[:, c])
+    ("none of these" has no guess: its audit share with Wilson's interval). truth (n,), -1 = none; audit_probs
+    (n, C); population: the probabilities (M, C) over the collection, or one `Summary` per class. Returns C + 1
+    dicts."""
+    truth, audit_probs = np.asarray(truth, int), np.asarray(audit_probs)
+    if not isinstance(population, list):
+        population = [Summary.of(column) for column in np.asarray(population).T]
+    shares = [prediction_powered_mean(truth == c, audit_probs[:, c], population[c])
               for c in range(audit_probs.shape[1])]
     low, high = wilson_interval(float((truth < 0).sum()), len(truth))
     shares.append({"estimate": float((truth < 0).mean()) if len(truth) else None, "low": low, "high": high,

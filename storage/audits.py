@@ -93,6 +93,42 @@ class AuditQueries:
         before = {row[0] for row in rows}
         return np.array([image_id in before for image_id in np.asarray(image_ids).tolist()], bool)
 
+    def prediction_rows(self, round_id: int, image_ids: np.ndarray) -> tuple[np.ndarray, list[int] | None,
+                                                                               np.ndarray]:
+        """(image ids found (K,), class ids, probs (K, C)) of one round's predictions for `image_ids` (the
+        audited ones: few), by image id."""
+        batch = pa.table({"image_id": pa.array(np.asarray(image_ids, np.int64))})
+        with self._registered("asked_rows", batch):
+            rows = self._query("""SELECT image_id, class_ids, probs FROM predictions
+                                  WHERE round = ? AND image_id IN (SELECT image_id FROM asked_rows)
+                                  ORDER BY image_id""", [round_id])
+        if not rows:
+            return np.zeros(0, np.int64), None, np.zeros((0, 0), np.float32)
+        return (np.array([r[0] for r in rows], np.int64), list(rows[0][1]),
+                np.array([r[2] for r in rows], np.float32))
+
+    def confidence_summary(self, round_id: int, last_image_id: int) -> tuple[int, float, float]:
+        """(count, mean, sample variance) of the confidence of one round's predictions over the usable images up
+        to `last_image_id` that no person labelled: what an audit's accuracy estimate needs of the rest, in one
+        scan."""
+        row = self._query("""SELECT count(*), coalesce(avg(p.confidence), 0), coalesce(var_samp(p.confidence), 0)
+                             FROM predictions p JOIN images i ON i.id = p.image_id
+                             WHERE p.round = ? AND i.status = 'ok' AND i.id <= ?
+                               AND p.image_id NOT IN (SELECT image_id FROM labels WHERE source = 'human')""",
+                          [round_id, last_image_id])[0]
+        return int(row[0]), float(row[1]), float(row[2])
+
+    def probability_summary(self, round_id: int, last_image_id: int,
+                            n_classes: int) -> tuple[int, np.ndarray, np.ndarray]:
+        """(count, mean (C,), sample variance (C,)) of each class's probability in one round's predictions over
+        the usable images up to `last_image_id`, in one scan."""
+        columns = ", ".join(f"avg(p.probs[{k}]), coalesce(var_samp(p.probs[{k}]), 0)" for k in range(1, n_classes + 1))
+        row = self._query(f"""SELECT count(*), {columns} FROM predictions p JOIN images i ON i.id = p.image_id
+                              WHERE p.round = ? AND i.status = 'ok' AND i.id <= ?""",
+                          [round_id, last_image_id])[0]
+        values = np.array([v if v is not None else 0.0 for v in row[1:]], np.float64).reshape(-1, 2)
+        return int(row[0]), values[:, 0], values[:, 1]
+
     # ---- rounds measured worse ------------------------------------------------------------------------------
 
     def set_round_held(self, round_id: int, held: bool) -> None:

@@ -115,6 +115,18 @@ def test_a_class_change_ends_the_audit_and_the_next_draw_starts_a_new_one(plante
     assert pending_audit(store) == [] and audit_prior(store, [c["id"] for c in store.classes()]) is None
     fresh = draw_audit(store, 5, seed=3)
     assert store.current_audit()["id"] == 2 and len(fresh) == 5
+    _label_truth(project, y, [item["image_id"] for item in fresh if item["image_id"] not in drawn])
+    assert quality_report(store)["audited"] <= 5  # the old audit's 40 labels are never mixed in
+
+
+def test_removing_a_class_nobody_used_ends_the_audit_too(planted):
+    project, y = planted
+    store = project.store
+    drawn = [item["image_id"] for item in draw_audit(store, 30, seed=9)]
+    _label_truth(project, y, [i for i in drawn if y[i - 1] != 3])  # nobody labels anything class03
+    assert quality_report(store)["accuracy"] is not None
+    store.remove_class(store.classes()[3]["id"])
+    assert quality_report(store)["accuracy"] is None and pending_audit(store) == []
 
 
 def test_images_gone_missing_drop_out_of_the_audit(planted):
