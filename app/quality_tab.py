@@ -119,7 +119,7 @@ class QualityTab:
 
     def shown(self):
         """Summary, plots and the held rounds' choices, as the project stands."""
-        quality = self.view.quality()
+        quality = self.view.quality(wait=True)
         held = [r for r in self.view.store.rounds() if r["held"]]
         held_ids = {r["id"] for r in held}
         return (summary_markdown(quality, held), rounds_figure(quality, held_ids), confusion_figure(quality),

@@ -138,17 +138,35 @@ class GalleryView:
                 "predicted": images["ok"], "job": jobs[0] if jobs else None,
                 "quality": self.quality()["message"]}
 
-    def quality(self) -> dict:
-        """What the random audit says of the dataset (engine.audit.quality_report), computed again only when the
-        audit, its labels, the shown round, the held rounds or the classes changed: the header polls it every
-        second, and at a million images it reads every prediction."""
+    def quality(self, *, wait: bool = False) -> dict:
+        """What the random audit says of the dataset (engine.audit.quality_report). Computed again only when the
+        audit, its labels, the shown round, the held rounds or the classes changed, and then in a thread of its
+        own while the last figures are returned (`wait`: the new ones): it scans every round's predictions (0.5 s
+        at 200,000 images), and a label's answer must not wait for it; the header's next poll shows it."""
         key = (self.store.audit_progress(), self.store.shown_round(), tuple(sorted(self.store.held_rounds())),
                tuple(c["id"] for c in self.store.classes()), self.store.zero_shot_count())
         with self._quality_lock:
-            if key != self._quality_key:
+            if key == self._quality_key:
+                return self._quality
+            self._quality_key = key
+            first = not self._quality
+            if first or wait:
                 self._quality = quality_report(self.store, project_hint=str(self.project.root))
-                self._quality_key = key
-            return self._quality
+                return self._quality
+        threading.Thread(target=self._quality_computed, args=(key,), daemon=True).start()
+        return self._quality
+
+    def _quality_computed(self, key: tuple) -> None:
+        try:
+            quality = quality_report(self.store, project_hint=str(self.project.root))
+        except Exception:  # the project closed meanwhile (the server stopping): the next call computes again
+            with self._quality_lock:
+                if self._quality_key == key:
+                    self._quality_key = None
+            return
+        with self._quality_lock:
+            if self._quality_key == key:  # not overtaken by a newer change meanwhile
+                self._quality = quality
 
     def jobs(self, limit: int = 8) -> list[dict]:
         return self.store.jobs(limit=limit)

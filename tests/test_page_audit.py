@@ -49,7 +49,7 @@ def test_a_blind_audit_gives_the_estimate_and_the_quality_view(server, browser, 
 
     expect(page.locator("#quality-line")).to_contain_text("30 audited", timeout=10_000)
     expect(page.locator("#quality-line")).to_contain_text("right (")
-    quality = workspace.view.quality()
+    quality = workspace.view.quality(wait=True)
     assert quality["audited"] == 30 and quality["low"] <= quality["accuracy"] <= quality["high"]
 
     page.get_by_role("tab", name="Quality").click()
@@ -62,7 +62,7 @@ def test_a_blind_audit_gives_the_estimate_and_the_quality_view(server, browser, 
     wait_for_job(page, "running", timeout_ms=30_000)
     wait_for_job(page, "done")
     page.get_by_role("tab", name="Quality").click()
-    rounds = workspace.view.quality()["rounds"]
+    rounds = workspace.view.quality(wait=True)["rounds"]
     assert [r["round"] for r in rounds] == [0, 1] and all(r["low"] <= r["accuracy"] <= r["high"] for r in rounds)
     expect(page.locator("#quality-rounds")).to_contain_text("estimated accuracy per round")
     # two points on the line (zero-shot and round 1), and the interval band around them
