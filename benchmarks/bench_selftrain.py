@@ -42,7 +42,8 @@ from engine.demo.dataset import read_ground_truth
 from engine.demo.render import SHAPES
 from engine.demo.setup import prepare_demo
 from engine.project import open_project
-from engine.queue import COLD_START_PER_CLASS, label_quality, rank_review_queue
+from engine.estimates import accuracy_estimate, class_prior, class_share_estimates
+from engine.queue import AUDIT, COLD_START_PER_CLASS, audit_needed, label_quality, rank_review_queue
 from engine.scoring import cosine_probs
 from engine.selftrain.adapt import adapt
 from engine.selftrain.config import RoundConfig
@@ -56,7 +57,10 @@ from tests.tiny_model import make_tiny_model
 SHARE = 0.02
 RANDOM_SEEDS = 5  # one random draw moves the figure by about 0.01
 ORACLE_SEEDS = 2  # fewer than for random, to keep one run of the table within minutes
-MISTAKE_DRAWS = 3  # draws of the 200 labels and the 20 planted wrong; each is one round, so they cost seconds
+MISTAKE_DRAWS = 3
+AUDIT_SHARE = 0.03  # the audit_3 column: this share of the images audited at random before the first round
+AUDIT_DRAWS = 10  # audit draws per set for audit_3 and the estimate's coverage (4 rounds each: 40 checks a set)
+LARGE_AUDIT_DRAWS = 3  # draws of a 200-image audit for half_width_200 (its half-width moves little between draws)  # draws of the 200 labels and the 20 planted wrong; each is one round, so they cost seconds
 
 
 def demo_arrays(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
@@ -85,13 +89,19 @@ class Bench:
 
     def simulate(self, rounds: int, *, config: RoundConfig | None = None, fixes: str | None = None,
                  seed: int = 0, planted: tuple[np.ndarray, np.ndarray] | None = None,
-                 cold_start: int = COLD_START_PER_CLASS) -> list[dict]:
+                 cold_start: int = COLD_START_PER_CLASS, audit: int = 0, prior: bool = True,
+                 train_on_audit: bool = True) -> list[dict]:
         """`rounds` rounds; before each, a simulated person gives the true label to SHARE of the images, chosen by
-        the review queue (fixes="queue"), at random ("random"), or among the images the teacher has wrong
-        ("oracle"). `planted`: (rows, labels) a person gave before
-        the first round (labels may be wrong)."""
+        the review queue (fixes="queue": random audit picks while `audit_needed`, then uncertainty), at random
+        ("random"), or among the images the teacher has wrong ("oracle"). `planted`: (rows, labels) a person gave
+        before the first round (labels may be wrong). `audit`: that many images drawn at random (`seed`) and
+        labelled before the first round. The random picks (audit and fixes="random") are the audit: with `prior`,
+        each round's quotas and the queue follow engine.estimates.class_prior over them. Each round's entry has
+        the accuracy estimate from the audit as the engine makes it ("estimate", None without an audit) and the
+        true accuracy over the images no person labelled ("population")."""
         config = config or self.config
         x, y = self.x, self.y
+        n_classes = len(self.text)
         zero_shot = zero_shot_head(self.text, self.scale)
         zero_probs = cosine_probs(x, self.text, self.scale)
         teacher, probs = zero_shot, zero_probs
@@ -100,47 +110,75 @@ class Bench:
         if planted is not None:
             human[planted[0]], given[planted[0]] = True, planted[1]
         rng = np.random.default_rng(seed)
+        audited = rng.choice(len(y), audit, replace=False) if audit else np.zeros(0, int)
         affinity = self.affinity if config.refine else None
         mistakes = np.zeros(0, int)
         confirmed = np.zeros(len(y), bool)  # labels the person gave again as they were: never flagged again
         k = int(round(SHARE * len(y)))
+        audit_probs = probs  # out-of-sample predictions of the audited images (zero-shot's before any round)
 
-        def queue() -> np.ndarray:
+        def shares() -> list[dict]:
+            return class_share_estimates(y[audited], audit_probs[audited], probs[~human]) if len(audited) else []
+
+        def queue() -> tuple[np.ndarray, list[str]]:
+            estimated = shares() if prior else []
             return rank_review_queue(probs, zero_probs, given, human, x, k=k, mistakes=mistakes,
-                                     cold_start_per_class=cold_start)[0]
+                                     cold_start_per_class=cold_start, audit=prior and audit_needed(estimated),
+                                     class_prior=class_prior(estimated, n_classes), seed=seed + len(audited))
 
-        upcoming = queue()  # what the review queue shows before the next round
-        history = []
+        def check() -> dict | None:  # the accuracy estimate over the images no person labelled, and the truth
+            if not len(audited):
+                return None
+            estimate = accuracy_estimate(y[audited], audit_probs[audited], probs[~human])
+            return {**estimate, "truth": float((probs.argmax(axis=1) == y)[~human].mean())}
+
+        upcoming, reasons = queue()  # what the review queue shows before the next round
+        history = [{"round": 0, "check": None}]
         for number in range(1, rounds + 1):
+            if number == 1 and len(audited):
+                human[audited], given[audited] = True, y[audited]
+            if number == 1:
+                history[0]["check"] = check()  # zero-shot's, the audit judged by zero-shot's predictions
             if fixes:
                 wrong = (probs.argmax(axis=1) != y) & self.in_class
                 if fixes == "queue":
                     picks = upcoming
+                    audited = np.concatenate([audited, picks[np.array(reasons) == AUDIT]]).astype(int)
                 elif fixes == "oracle":
                     pool = np.flatnonzero(~human & wrong)
                     picks = rng.choice(pool, min(k, len(pool)), replace=False)
                 else:
                     picks = rng.choice(np.flatnonzero(~human), k, replace=False)
+                    audited = np.concatenate([audited, picks])
                 confirmed[picks] |= human[picks] & (given[picks] == y[picks])
                 human[picks], given[picks] = True, y[picks]  # y is -1 for an image of no class: "none of these"
-            human_index = np.flatnonzero(human & (given >= 0))
+            trained = human.copy()
+            if not train_on_audit:
+                trained[audited] = False
+            human_index = np.flatnonzero(trained & (given >= 0))
+            estimated = shares() if prior else []
             output = adapt(x, zero_shot, teacher, probs, human_index, given[human_index], human, number, config,
-                           affinity=affinity, none_index=np.flatnonzero(human & (given < 0)))
+                           affinity=affinity, none_index=np.flatnonzero(trained & (given < 0)),
+                           class_prior=class_prior(estimated, n_classes))
             teacher, probs = output.teacher, output.probs
+            audit_probs = probs.copy()  # audited images labelled before this round: its cross-fitted probabilities
+            if output.crossfit_probs is not None:
+                audit_probs[human_index] = output.crossfit_probs
             mistakes = np.zeros(0, int)
             if output.crossfit_probs is not None:
                 margin, flagged = label_quality(output.crossfit_probs, given[human_index])
                 flagged &= ~confirmed[human_index]
                 mistakes = human_index[flagged][np.argsort(margin[flagged], kind="stable")]
             predicted = probs.argmax(axis=1)
-            upcoming = queue()
-            history.append({"predictions": self.accuracy(predicted),
-                            "dataset": self.accuracy(np.where(human, given, predicted)),
-                            "outlier": output.outlier, "mistakes": mistakes, "queue": upcoming})
+            upcoming, reasons = queue()
+            history.append({"round": number, "predictions": self.accuracy(predicted),
+                            "dataset": self.accuracy(np.where(human, given, predicted)), "check": check(),
+                            "outlier": output.outlier, "mistakes": mistakes, "queue": upcoming,
+                            "audited": len(audited)})
         return history
 
-    def over_seeds(self, fixes: str, seeds: int) -> float:
-        return round(float(np.mean([self.simulate(3, fixes=fixes, seed=seed)[-1]["dataset"]
+    def over_seeds(self, fixes: str, seeds: int, *, prior: bool = True) -> float:
+        return round(float(np.mean([self.simulate(3, fixes=fixes, seed=seed, prior=prior)[-1]["dataset"]
                                     for seed in range(seeds)])), 4)
 
     def probe(self) -> float:
@@ -192,6 +230,13 @@ class Bench:
         return round(float(roc_auc_score(~self.in_class, outlier)), 4)
 
 
+def estimate_checks(history: list[dict]) -> list[tuple[bool, float]]:
+    """Per round of a simulation with an audit: (whether the 95 % interval of the accuracy estimate holds the true
+    accuracy over the images no person labelled, its half-width)."""
+    checks = [entry["check"] for entry in history if entry["check"] is not None]
+    return [(check["low"] <= check["truth"] <= check["high"], (check["high"] - check["low"]) / 2) for check in checks]
+
+
 def table_row(name: str, bench: Bench) -> dict:
     started = time.perf_counter()
     zero = bench.accuracy(cosine_probs(bench.x, bench.text, bench.scale).argmax(axis=1))
@@ -202,8 +247,20 @@ def table_row(name: str, bench: Bench) -> dict:
            "no_class_share": round(float((~bench.in_class).mean()), 3), "zero_shot": zero,
            "unsup_3": plain, "unsup_3_refined": refined[-1]["predictions"], "probe": probe}
     row["gap_closed"] = round((row["unsup_3_refined"] - zero) / max(probe - zero, 1e-9), 3)
+    audit = int(round(AUDIT_SHARE * len(bench.y)))
+    audited = [bench.simulate(3, audit=audit, seed=seed) for seed in range(AUDIT_DRAWS)]
+    row["audit_3"] = round(float(np.mean([history[-1]["dataset"] for history in audited])), 4)
+    checks = [check for history in audited for check in estimate_checks(history)]
+    row["coverage"] = round(float(np.mean([held for held, _ in checks])), 3)
+    row["half_width"] = round(float(np.mean([half for _, half in checks])), 4)
+    held_out = [check for seed in range(AUDIT_DRAWS)
+                for check in estimate_checks(bench.simulate(3, audit=audit, seed=seed, train_on_audit=False))]
+    row["coverage_held_out"] = round(float(np.mean([held for held, _ in held_out])), 3)
+    row["half_width_200"] = round(float(np.mean([half for seed in range(LARGE_AUDIT_DRAWS) for _, half in
+                                                 estimate_checks(bench.simulate(3, audit=200, seed=seed))])), 4)
     row["queue"] = bench.simulate(3, fixes="queue")[-1]["dataset"]
-    row["random"] = bench.over_seeds("random", RANDOM_SEEDS)
+    row["random"] = bench.over_seeds("random", RANDOM_SEEDS, prior=False)
+    row["random_audit"] = bench.over_seeds("random", RANDOM_SEEDS)
     row["oracle"] = bench.over_seeds("oracle", ORACLE_SEEDS)
     row["queue_minus_random"] = round(row["queue"] - row["random"], 4)
     draws = np.mean([bench.mistakes_found(seed=seed) for seed in range(MISTAKE_DRAWS)], axis=0)
@@ -256,8 +313,9 @@ def time_round(n: int, dim: int = 512, classes: int = 20, human_share: float = 0
 
 
 def markdown(rows: list[dict]) -> str:
-    columns = ["set", "zero_shot", "unsup_3", "unsup_3_refined", "probe", "gap_closed", "queue", "random", "oracle",
-               "queue_minus_random", "mistakes_found", "mistakes_queued", "outlier_auroc", "outlier_ceiling"]
+    columns = ["set", "zero_shot", "unsup_3", "unsup_3_refined", "audit_3", "probe", "gap_closed", "queue", "random",
+               "random_audit", "oracle", "queue_minus_random", "coverage", "coverage_held_out", "half_width",
+               "half_width_200", "mistakes_found", "mistakes_queued", "outlier_auroc", "outlier_ceiling"]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join("n/a" if row[c] is None else str(row[c]) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
@@ -281,10 +339,20 @@ def main() -> None:
             print(json.dumps(ablations(name, bench)), flush=True)
     if rows:
         mean_gain = round(float(np.mean([row["queue_minus_random"] for row in rows])), 4)
-        print(json.dumps({"queue_minus_random_mean": mean_gain, "targets": {
-            "gap_closed_at_least_0.6_on_every_set": all(row["gap_closed"] >= 0.6 for row in rows),
+        checks = [(row["coverage"], row["half_width"]) for row in rows]
+        print(json.dumps({"queue_minus_random_mean": mean_gain,
+                          "queue_minus_random_audit_mean": round(float(np.mean([row["queue"] - row["random_audit"]
+                                                                                for row in rows])), 4),
+                          "coverage_mean": round(float(np.mean([c for c, _ in checks])), 3), "targets": {
+            "audit_3_at_least_zero_shot_plus_0.03_on_every_set": all(row["audit_3"] >= row["zero_shot"] + 0.03
+                                                                     for row in rows),
+            "unsup_3_at_least_zero_shot_minus_0.01_on_every_set": all(
+                min(row["unsup_3"], row["unsup_3_refined"]) >= row["zero_shot"] - 0.01 for row in rows),
             "queue_beats_random_by_0.02_on_average": mean_gain >= 0.02,
             "queue_never_below_random": all(row["queue_minus_random"] >= 0 for row in rows),
+            "coverage_at_least_0.9": float(np.mean([c for c, _ in checks])) >= 0.9,
+            "half_width_200_at_most_0.05": all(row["half_width_200"] <= 0.05 for row in rows),
+            "gap_closed_at_least_0.6_on_every_set": all(row["gap_closed"] >= 0.6 for row in rows),
             "mistakes_found_at_least_0.8": all(row["mistakes_found"] >= 0.8 for row in rows),
             "outlier_auroc_at_least_0.9": all(row["outlier_auroc"] >= 0.9 for row in rows
                                               if row["outlier_auroc"] is not None)}}))

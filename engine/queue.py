@@ -6,7 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 MISTAKE, DISAGREE, UNCERTAIN = "possible label mistake", "zero-shot and teacher disagree", "low margin"
-TYPICAL = "typical of its predicted class"
+TYPICAL, AUDIT = "typical of its predicted class", "random audit"
+# A random audit first (images drawn uniformly, labelled blind: they give engine.estimates its class shares and
+# accuracy), until every class share's 95 % interval is at most AUDIT_HALF_WIDTH either side. MEASURED BELOW.
+AUDIT_HALF_WIDTH = 0.1
 # Below this many human labels per class, picks are typical images of each class. Off: measured (3 rounds of 2 %
 # reviews; inked_digits / shapes_and_digits / demo) 0.787 / 0.675 / 0.935 off against 0.775 / 0.675 / 0.926 at 3.
 COLD_START_PER_CLASS = 0
@@ -132,19 +135,42 @@ def typical_picks(probs: np.ndarray, embeddings: np.ndarray, candidates: np.ndar
     return np.array(ordered[:k], int)
 
 
+def audit_needed(shares: list[dict], *, half_width: float = AUDIT_HALF_WIDTH) -> bool:
+    """Whether the next reviews should be random audit picks: no audit yet, or some class share (or the share of
+    "none of these") of engine.estimates.class_share_estimates is not yet known to +-`half_width` (95 %). Until
+    then the class prior the rounds and the queue lean on is too rough to trust."""
+    if not shares or not shares[0]["n"]:
+        return True
+    return max((share["high"] - share["low"]) / 2 for share in shares) > half_width
+
+
+def move_to_prior(probs: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """Predictions (N, C) moved to a class prior (C,): each class's probability times prior / the predictions' own
+    mean share of it, renormalised (Bayes' rule for a change of class prior, Saerens et al., "Adjusting the outputs
+    of a classifier to new a priori probabilities", 2002, one step). A rare class the teacher over-predicts loses
+    its confident-looking picks; a common one it under-predicts gains its doubtful ones."""
+    probs = np.asarray(probs, np.float64)
+    own = np.maximum(probs.mean(axis=0), 1e-12)
+    moved = probs * (np.asarray(prior, np.float64) / own)
+    return moved / np.maximum(moved.sum(axis=1, keepdims=True), 1e-12)
+
+
 def rank_review_queue(teacher_probs: np.ndarray, zeroshot_probs: np.ndarray, labels: np.ndarray,
                       human: np.ndarray, embeddings: np.ndarray, *, k: int, mistakes: np.ndarray | None = None,
                       pool_factor: int = POOL_FACTOR, disagreement_bonus: float = 0.5,
-                      cold_start_per_class: int = COLD_START_PER_CLASS) -> tuple[np.ndarray, list[str]]:
+                      cold_start_per_class: int = COLD_START_PER_CLASS, audit: bool = False,
+                      class_prior: np.ndarray | None = None, seed: int = 0) -> tuple[np.ndarray, list[str]]:
     """Rank images for review; returns (indices (<= k,), reasons).
 
     teacher_probs, zeroshot_probs: (N, C), the round's refined predictions (what the page shows) and zero-shot's.
     labels: (N,) current label per image, -1 = none. human: (N,) bool, the label came from a person. embeddings:
     (N, D), used to spread picks. mistakes: rows whose human label is a possible mistake, most likely first
     (`label_quality` over out-of-sample probabilities: a student that trained on a label cannot judge it; the
-    labels the person confirmed left out).
+    labels the person confirmed left out). audit (`audit_needed`): the picks after the mistakes are drawn uniformly
+    at random (`seed`) from the images no person labelled: a random audit. class_prior (C,) from the audit
+    (engine.estimates.class_prior): the margins are those of the predictions moved to it (`move_to_prior`).
 
-    First the possible label mistakes. Then, among images no person labeled: while there are fewer than
+    First the possible label mistakes. Then, while `audit`, random picks. Otherwise, among images no person labeled: while there are fewer than
     `cold_start_per_class` human labels per class, `typical_picks` (typical, class-balanced); after that the most
     uncertain ones (small top-1 minus top-2 margin, less `disagreement_bonus` when zero-shot and teacher
     disagree), thinned to a pool of `pool_factor * k` and chosen by k-center greedy so the picks cover different
@@ -159,10 +185,14 @@ def rank_review_queue(teacher_probs: np.ndarray, zeroshot_probs: np.ndarray, lab
     candidates = np.flatnonzero(~human)
     if remaining <= 0 or not len(candidates):
         return picked, reasons
+    if audit:
+        drawn = np.random.default_rng(seed).choice(candidates, min(remaining, len(candidates)), replace=False)
+        return np.concatenate([picked, drawn]).astype(int), reasons + [AUDIT] * len(drawn)
     if (human & (labels >= 0)).sum() < cold_start_per_class * teacher_probs.shape[1]:
         typical = typical_picks(teacher_probs, embeddings, candidates, remaining)
         return np.concatenate([picked, typical]).astype(int), reasons + [TYPICAL] * len(typical)
-    top_two = -np.sort(-teacher_probs[candidates], axis=1)[:, :2]
+    ranked = teacher_probs[candidates] if class_prior is None else move_to_prior(teacher_probs, class_prior)[candidates]
+    top_two = -np.sort(-ranked, axis=1)[:, :2]
     margin = top_two[:, 0] - (top_two[:, 1] if teacher_probs.shape[1] > 1 else 0)
     disagree = np.asarray(zeroshot_probs)[candidates].argmax(axis=1) != predicted[candidates]
     priority = margin - disagreement_bonus * disagree

@@ -75,7 +75,9 @@ class RoundConfig:
     mode: str = "head"  # head: train over cached embeddings (CPU-fast); finetune: adapt the image encoder first
     teacher: str = "head"  # head: trained linear head; cache: training-free Tip-Adapter cache over the labels
     selection: str = "balanced"  # balanced: top-k per class (GRIP); threshold: every prediction >= threshold
-    share_step: float = 0.2  # each round takes this much more of an even per-class split as pseudo-labels
+    share_step: float = 0.2  # each round takes this much more of each class's audited share as pseudo-labels
+    # The same without an audit (no class prior): of an even per-class split. MEASURED BELOW.
+    share_step_without_prior: float = 0.0
     per_class_cap: int = 2000  # at most this many pseudo-labels per class, whatever the project's size
     threshold: float = 0.9  # only for selection="threshold"
     human_weight: float = 5.0  # one human label weighs as much as this many pseudo-labels
@@ -181,7 +183,7 @@ class RoundConfig:
 
     def validate(self) -> "RoundConfig":
         """Refuse a field out of range in one line (a LabelloopError); runs whenever a config is made."""
-        _check(self, {"share_step": (1e-6, 1.0), "per_class_cap": (1, 1e9), "threshold": (0.0, 1.0),
+        _check(self, {"share_step": (1e-6, 1.0), "share_step_without_prior": (0.0, 1.0), "per_class_cap": (1, 1e9), "threshold": (0.0, 1.0),
                       "human_weight": (0.0, 1e4), "l2_to_init": (0.0, 1e6), "head_iterations": (1, 10_000),
                       "wise_alpha": (0.0, 1.0), "ema": (0.0, 1.0), "folds": (0, 100),
                       "crossfit_pseudo_per_class": (1, 1e9), "min_human_for_calibration": (0, 1e9),
