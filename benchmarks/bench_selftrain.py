@@ -96,9 +96,11 @@ class Bench:
         ("random"), or among the images the teacher has wrong ("oracle"). `planted`: (rows, labels) a person gave
         before the first round (labels may be wrong). `audit`: that many images drawn at random (`seed`) and
         labelled before the first round. The random picks (audit and fixes="random") are the audit: with `prior`,
-        each round's quotas and the queue follow engine.estimates.class_prior over them. Each round's entry has
-        the accuracy estimate from the audit as the engine makes it ("estimate", None without an audit) and the
-        true accuracy over the images no person labelled ("population")."""
+        each round's quotas follow engine.estimates.class_prior over them (and the queue audits while
+        queue.audit_needed says so). `train_on_audit` False: the audited images train no round (their labels only
+        give the prior and the estimates). Each round's entry has under "check" the accuracy estimate from the
+        audit as the engine makes it (None without an audit) and the true accuracy over the images no person
+        labelled ("truth")."""
         config = config or self.config
         x, y = self.x, self.y
         n_classes = len(self.text)
@@ -124,7 +126,7 @@ class Bench:
             estimated = shares() if prior else []
             return rank_review_queue(probs, zero_probs, given, human, x, k=k, mistakes=mistakes,
                                      cold_start_per_class=cold_start, audit=prior and audit_needed(estimated),
-                                     class_prior=class_prior(estimated, n_classes), seed=seed + len(audited))
+                                     seed=seed + len(audited))
 
         def check() -> dict | None:  # the accuracy estimate over the images no person labelled, and the truth
             if not len(audited):
@@ -253,9 +255,11 @@ def table_row(name: str, bench: Bench) -> dict:
     checks = [check for history in audited for check in estimate_checks(history)]
     row["coverage"] = round(float(np.mean([held for held, _ in checks])), 3)
     row["half_width"] = round(float(np.mean([half for _, half in checks])), 4)
-    held_out = [check for seed in range(AUDIT_DRAWS)
-                for check in estimate_checks(bench.simulate(3, audit=audit, seed=seed, train_on_audit=False))]
-    row["coverage_held_out"] = round(float(np.mean([held for held, _ in held_out])), 3)
+    held_out = [bench.simulate(3, audit=audit, seed=seed, train_on_audit=False) for seed in range(AUDIT_DRAWS)]
+    row["audit_3_held_out"] = round(float(np.mean([history[-1]["dataset"] for history in held_out])), 4)
+    checks = [check for history in held_out for check in estimate_checks(history)]
+    row["coverage_held_out"] = round(float(np.mean([held for held, _ in checks])), 3)
+    row["half_width_held_out"] = round(float(np.mean([half for _, half in checks])), 4)
     row["half_width_200"] = round(float(np.mean([half for seed in range(LARGE_AUDIT_DRAWS) for _, half in
                                                  estimate_checks(bench.simulate(3, audit=200, seed=seed))])), 4)
     row["queue"] = bench.simulate(3, fixes="queue")[-1]["dataset"]
@@ -313,9 +317,10 @@ def time_round(n: int, dim: int = 512, classes: int = 20, human_share: float = 0
 
 
 def markdown(rows: list[dict]) -> str:
-    columns = ["set", "zero_shot", "unsup_3", "unsup_3_refined", "audit_3", "probe", "gap_closed", "queue", "random",
-               "random_audit", "oracle", "queue_minus_random", "coverage", "coverage_held_out", "half_width",
-               "half_width_200", "mistakes_found", "mistakes_queued", "outlier_auroc", "outlier_ceiling"]
+    columns = ["set", "zero_shot", "unsup_3", "unsup_3_refined", "audit_3", "audit_3_held_out", "probe", "gap_closed",
+               "queue", "random", "random_audit", "oracle", "queue_minus_random", "coverage", "half_width",
+               "coverage_held_out", "half_width_200", "mistakes_found", "mistakes_queued", "outlier_auroc",
+               "outlier_ceiling"]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join("n/a" if row[c] is None else str(row[c]) for c in columns) + " |" for row in rows]
     return "\n".join(lines)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from engine.queue import (AUDIT, DISAGREE, MISTAKE, TYPICAL, UNCERTAIN, audit_needed, k_center_greedy, label_quality,
-                          move_to_prior, rank_review_queue, typical_picks)
+                          rank_review_queue, typical_picks)
 
 
 def test_k_center_greedy_spreads_out():
@@ -108,17 +108,3 @@ def test_audit_picks_are_random_unlabelled_images_after_the_mistakes():
         counts[rank_review_queue(teacher, teacher, labels, human, np.zeros((200, 4)), k=9, audit=True,
                                  seed=seed)[0]] += 1
     assert counts[:20].sum() == 0 and counts[20:].min() > 0 and counts[20:].max() < 4 * counts[20:].mean()
-
-
-def test_a_class_prior_moves_the_margins_the_queue_ranks_by():
-    # the teacher over-predicts class 0; the audit says class 1 is four times as common, so the images the teacher
-    # calls 0 at 0.6 are the doubtful ones, not those it calls 1 at 0.6
-    teacher = np.array([[0.6, 0.4]] * 3 + [[0.4, 0.6]] * 3 + [[0.95, 0.05]] * 4)
-    moved = move_to_prior(teacher, np.array([0.2, 0.8]))
-    np.testing.assert_allclose(moved.sum(axis=1), 1.0)
-    assert moved[0, 1] > moved[0, 0]
-    none = np.full(10, -1)
-    plain, _ = rank_review_queue(teacher, teacher, none, np.zeros(10, bool), np.eye(10), k=3, pool_factor=1)
-    aware, _ = rank_review_queue(teacher, teacher, none, np.zeros(10, bool), np.eye(10), k=3, pool_factor=1,
-                                 class_prior=np.array([0.2, 0.8]))
-    assert sorted(plain.tolist()) == [0, 1, 2] and sorted(aware.tolist()) != [0, 1, 2]
