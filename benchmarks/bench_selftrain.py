@@ -1,18 +1,35 @@
-"""The learning loop against ground truth on three image sets, and the speed of one round at scale.
+"""The learning loop against ground truth on five image sets, and the speed of one round at scale.
 
-    python -m benchmarks.bench_selftrain [--cache DIR] [--sets demo,inked_digits,shapes_and_digits]
-                                         [--sizes 1000000] [--ablations]
+    python -m benchmarks.bench_selftrain [--cache DIR] [--sets demo,inked_digits,shapes_and_digits,neon_shapes,
+                                         cloth_stamps] [--sizes 1000000] [--ablations]
 
-Prints one JSON line per set (the table row), then the table in Markdown. The sets (benchmarks/selftrain_sets.py)
-are embedded with the embedded demo model on the CPU and cached in --cache. Columns:
+Prints one JSON line per set (the table row), a line of targets, then the table in Markdown. The sets
+(benchmarks/selftrain_sets.py; three of them long-tailed) are embedded with the embedded demo model on the CPU and
+cached in --cache. About 5 minutes for the five on 2 shared cores once cached (the audit columns are 20 draws, the
+queue and random 5, the 200-image audit 5, the oracle 2). Columns:
 
 - zero_shot: accuracy of CLIP zero-shot; probe: the linear-probe ceiling (logistic regression trained on 80 % true
-  labels, 5-fold); unsup_3 / unsup_3_refined: 3 rounds without any label, without and with the kNN-graph
-  refinement; gap_closed: (unsup_3_refined - zero_shot) / (probe - zero_shot).
-- queue / random / oracle: 3 rounds, before each a simulated person gives the true label to 2 % of the images picked
-  by the review queue, at random (mean of 5 seeds), or at random among the images the teacher has wrong (the
-  mistakes-only oracle, mean of 2 seeds): the accuracy of the labels (the person's where given, else the
-  prediction). An image of no class that a person reviews gets "none of these".
+  labels, 5-fold); unsup_3 / unsup_3_refined: 3 rounds without any label and so without an audit (the no-prior
+  rule of RoundConfig.share_step_without_prior), without and with the kNN-graph refinement; gap_closed:
+  (unsup_3_refined - zero_shot) / (probe - zero_shot).
+- audit_3: 3 % of the images drawn at random and labelled by the simulated person before the first round (a random
+  audit), then 3 rounds whose pseudo-label quotas follow the audit's class prior (engine.estimates.class_prior):
+  the accuracy of the labels (the person's where given), mean of AUDIT_DRAWS draws. audit_3_held_out: the same with
+  the audited images training no round (their labels give the prior and the estimate only).
+- queue / random / random_audit / oracle: 3 rounds, before each a simulated person gives the true label to 2 % of
+  the images picked by the review queue (random audit picks while engine.queue.audit_needed, the rounds given their
+  prior; then uncertainty), at random with no prior (random, mean of 5 seeds), at random taken as the audit and its
+  prior given to the rounds (random_audit, 5 seeds), or at random among the images the teacher has wrong (the
+  mistakes-only oracle, no audit, mean of 2 seeds): the accuracy of the labels (the person's where given, else the
+  prediction). An image of no class that a person reviews gets "none of these". queue_minus_random: queue - random.
+- coverage / half_width: over the audit_3 draws, each round's accuracy estimate (engine.estimates.accuracy_estimate,
+  zero-shot's for round 0) as the engine makes it: an audited image labelled before the round judged by the round's
+  cross-fitted probabilities (RoundOutput.crossfit_probs), one labelled after it by the round's predictions, over
+  the images no person labelled; coverage is the share of (draw, round) checks whose 95 % interval holds the true
+  accuracy of those images, half_width the interval's mean half-width. coverage_held_out (and half_width_held_out
+  in the JSON): the same when the audit trains no round, its images judged by the round's predictions.
+  half_width_200: the mean half-width with a 200-image audit (LARGE_AUDIT_DRAWS draws); half_width_200_held_out
+  (JSON) the same when that audit trains no round.
 - mistakes_found: 200 random images given human labels, 10 % of them planted wrong; one round; the share of the
   planted ones among the first 2 x 20 of the queue's mistake picks (out-of-sample normalized margin), mean over
   MISTAKE_DRAWS draws of the planted labels (one draw moves it by 0.05 to 0.15). mistakes_queued: the share of the
@@ -43,7 +60,8 @@ from engine.demo.render import SHAPES
 from engine.demo.setup import prepare_demo
 from engine.project import open_project
 from engine.estimates import accuracy_estimate, class_prior, class_share_estimates
-from engine.queue import AUDIT, COLD_START_PER_CLASS, audit_needed, label_quality, rank_review_queue
+from engine.queue import (AUDIT, AUDIT_HALF_WIDTH, COLD_START_PER_CLASS, audit_needed, label_quality,
+                          rank_review_queue)
 from engine.scoring import cosine_probs
 from engine.selftrain.adapt import adapt
 from engine.selftrain.config import RoundConfig
@@ -57,10 +75,12 @@ from tests.tiny_model import make_tiny_model
 SHARE = 0.02
 RANDOM_SEEDS = 5  # one random draw moves the figure by about 0.01
 ORACLE_SEEDS = 2  # fewer than for random, to keep one run of the table within minutes
-MISTAKE_DRAWS = 3
+MISTAKE_DRAWS = 3  # draws of the 200 labels and the 20 planted wrong; each is one round, so they cost seconds
 AUDIT_SHARE = 0.03  # the audit_3 column: this share of the images audited at random before the first round
-AUDIT_DRAWS = 10  # audit draws per set for audit_3 and the estimate's coverage (4 rounds each: 40 checks a set)
-LARGE_AUDIT_DRAWS = 3  # draws of a 200-image audit for half_width_200 (its half-width moves little between draws)  # draws of the 200 labels and the 20 planted wrong; each is one round, so they cost seconds
+AUDIT_DRAWS = 20  # audit draws per set for audit_3 and the estimate's coverage (4 rounds each: 80 checks a set)
+LARGE_AUDIT_DRAWS = 5  # draws of a 200-image audit for half_width_200 (its half-width moves little between draws)
+QUEUE_SEEDS = 5  # the queue's audit picks are random: its figure is the mean of this many draws of them
+ABLATION_DRAWS = 4  # audit draws for each prior-quota alternative of --ablations
 
 
 def demo_arrays(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
@@ -90,7 +110,7 @@ class Bench:
     def simulate(self, rounds: int, *, config: RoundConfig | None = None, fixes: str | None = None,
                  seed: int = 0, planted: tuple[np.ndarray, np.ndarray] | None = None,
                  cold_start: int = COLD_START_PER_CLASS, audit: int = 0, prior: bool = True,
-                 train_on_audit: bool = True) -> list[dict]:
+                 train_on_audit: bool = True, audit_half_width: float = AUDIT_HALF_WIDTH) -> list[dict]:
         """`rounds` rounds; before each, a simulated person gives the true label to SHARE of the images, chosen by
         the review queue (fixes="queue": random audit picks while `audit_needed`, then uncertainty), at random
         ("random"), or among the images the teacher has wrong ("oracle"). `planted`: (rows, labels) a person gave
@@ -125,7 +145,8 @@ class Bench:
         def queue() -> tuple[np.ndarray, list[str]]:
             estimated = shares() if prior else []
             return rank_review_queue(probs, zero_probs, given, human, x, k=k, mistakes=mistakes,
-                                     cold_start_per_class=cold_start, audit=prior and audit_needed(estimated),
+                                     cold_start_per_class=cold_start,
+                                     audit=prior and audit_needed(estimated, half_width=audit_half_width),
                                      seed=seed + len(audited))
 
         def check() -> dict | None:  # the accuracy estimate over the images no person labelled, and the truth
@@ -179,8 +200,10 @@ class Bench:
                             "audited": len(audited)})
         return history
 
-    def over_seeds(self, fixes: str, seeds: int, *, prior: bool = True) -> float:
-        return round(float(np.mean([self.simulate(3, fixes=fixes, seed=seed, prior=prior)[-1]["dataset"]
+    def over_seeds(self, fixes: str, seeds: int, *, prior: bool = True,
+                   audit_half_width: float = AUDIT_HALF_WIDTH) -> float:
+        return round(float(np.mean([self.simulate(3, fixes=fixes, seed=seed, prior=prior,
+                                                  audit_half_width=audit_half_width)[-1]["dataset"]
                                     for seed in range(seeds)])), 4)
 
     def probe(self) -> float:
@@ -260,9 +283,11 @@ def table_row(name: str, bench: Bench) -> dict:
     checks = [check for history in held_out for check in estimate_checks(history)]
     row["coverage_held_out"] = round(float(np.mean([held for held, _ in checks])), 3)
     row["half_width_held_out"] = round(float(np.mean([half for _, half in checks])), 4)
-    row["half_width_200"] = round(float(np.mean([half for seed in range(LARGE_AUDIT_DRAWS) for _, half in
-                                                 estimate_checks(bench.simulate(3, audit=200, seed=seed))])), 4)
-    row["queue"] = bench.simulate(3, fixes="queue")[-1]["dataset"]
+    for suffix, train in (("", True), ("_held_out", False)):
+        row[f"half_width_200{suffix}"] = round(float(np.mean([
+            half for seed in range(LARGE_AUDIT_DRAWS)
+            for _, half in estimate_checks(bench.simulate(3, audit=200, seed=seed, train_on_audit=train))])), 4)
+    row["queue"] = bench.over_seeds("queue", QUEUE_SEEDS)
     row["random"] = bench.over_seeds("random", RANDOM_SEEDS, prior=False)
     row["random_audit"] = bench.over_seeds("random", RANDOM_SEEDS)
     row["oracle"] = bench.over_seeds("oracle", ORACLE_SEEDS)
@@ -276,20 +301,32 @@ def table_row(name: str, bench: Bench) -> dict:
 
 
 def ablations(name: str, bench: Bench) -> dict:
-    """The alternatives the defaults were chosen over: accuracy after 3 unsupervised rounds under each, and the
-    queue's 3 rounds with typical cold-start picks until there are 3 human labels per class."""
+    """The alternatives the defaults were chosen over: accuracy after 3 unsupervised rounds under each (without an
+    audit, so under the no-prior rule; `share_step_*`: the even split's share step without a prior), audit_3 under
+    the prior-quota alternatives (`audit_*`, mean of ABLATION_DRAWS draws), and the queue's 3 rounds with typical
+    cold-start picks until there are 3 human labels per class, and with its audit to other precisions."""
     base = bench.config
-    variants = {"default": base, "rebalance_ot": replace(base, rebalance="ot"),
+    variants = {"default": base, "share_step_without_prior_0.05": replace(base, share_step_without_prior=0.05),
+                "share_step_without_prior_0.2": replace(base, share_step_without_prior=0.2),
+                "wise_0.5_step_0.05": replace(base, share_step_without_prior=0.05, wise_alpha=0.5),
                 "propagation_0.5": replace(base, propagation=0.5), "propagation_0.9": replace(base, propagation=0.9),
-                "neighbours_20": replace(base, neighbours=20), "head_iterations_100": replace(base, head_iterations=100),
-                "threshold_selection": replace(base, selection="threshold"),
-                "no_refinement": replace(base, refine=False)}
+                "neighbours_20": replace(base, neighbours=20), "no_refinement": replace(base, refine=False)}
     result: dict = {"set": name}
     for label, config in variants.items():
         runner = bench if config.neighbours == base.neighbours else Bench(bench.x, bench.y, bench.text, bench.scale,
                                                                           config)
         result[label] = runner.simulate(3, config=config)[-1]["predictions"]
+    audit = int(round(AUDIT_SHARE * len(bench.y)))
+    for label, config in {"audit_default": base, "audit_share_step_0.1": replace(base, share_step=0.1),
+                          "audit_share_step_0.3": replace(base, share_step=0.3),
+                          "audit_rebalance_ot": replace(base, rebalance="ot"),
+                          "audit_no_refinement": replace(base, refine=False)}.items():
+        result[label] = round(float(np.mean([bench.simulate(3, config=config, audit=audit, seed=seed)[-1]["dataset"]
+                                             for seed in range(ABLATION_DRAWS)])), 4)
     result["queue_with_cold_start_3"] = bench.simulate(3, fixes="queue", cold_start=3)[-1]["dataset"]
+    for half_width in (0.07, 0.15):
+        result[f"queue_audit_half_width_{half_width}"] = bench.over_seeds("queue", QUEUE_SEEDS,
+                                                                          audit_half_width=half_width)
     return result
 
 

@@ -167,11 +167,11 @@ def rank_review_queue(teacher_probs: np.ndarray, zeroshot_probs: np.ndarray, lab
     labels the person confirmed left out). audit (`audit_needed`): the picks after the mistakes are drawn uniformly
     at random (`seed`) from the images no person labelled: a random audit.
 
-    First the possible label mistakes. Then, while `audit`, random picks. Otherwise, among images no person labeled: while there are fewer than
-    `cold_start_per_class` human labels per class, `typical_picks` (typical, class-balanced); after that the most
-    uncertain ones (small top-1 minus top-2 margin, less `disagreement_bonus` when zero-shot and teacher
-    disagree), thinned to a pool of `pool_factor * k` and chosen by k-center greedy so the picks cover different
-    regions instead of `k` near-copies of one confusing case.
+    First the possible label mistakes. Then, while `audit`, random picks. Otherwise, among images no person
+    labeled: while there are fewer than `cold_start_per_class` human labels per class, `typical_picks` (typical,
+    class-balanced); after that the most uncertain ones (small top-1 minus top-2 margin, less
+    `disagreement_bonus` when zero-shot and teacher disagree), thinned to a pool of `pool_factor * k` and chosen
+    by k-center greedy so the picks cover different regions instead of `k` near-copies of one confusing case.
     """
     teacher_probs = np.asarray(teacher_probs)
     labels, human = np.asarray(labels), np.asarray(human, bool)
