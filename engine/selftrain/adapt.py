@@ -190,8 +190,8 @@ def choose_pseudo_labels(teacher_probs: np.ndarray, excluded: np.ndarray, round_
     """The round's pseudo-labels (rows (M,), classes (M,)) from the teacher's probabilities (N, C), never on
     `excluded` rows: config.selection with the growing per-class schedule of engine.selftrain.selection. With a
     `class_prior` (C,) from a random audit, the quotas follow it (`prior_quotas`); without one, the even split grows
-    by config.share_step_without_prior a round, slower than with a prior: on a long-tailed collection the even split
-    pads the rare classes with the teacher's mistakes, and the slower schedule keeps those few (see config.py).
+    by config.share_step_without_prior a round (0 by default: none), since on a long-tailed collection the even
+    split pads the rare classes with the teacher's mistakes and rounds end below zero-shot (see config.py).
     config.rebalance "ot" first moves the teacher to the prior (without one, to the person's label shares)."""
     eligible = ~excluded
     n_classes = teacher_probs.shape[1]
