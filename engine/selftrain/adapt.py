@@ -191,7 +191,8 @@ def choose_pseudo_labels(teacher_probs: np.ndarray, excluded: np.ndarray, round_
     `excluded` rows: config.selection with the growing per-class schedule of engine.selftrain.selection. With a
     `class_prior` (C,) from a random audit, the quotas follow it (`prior_quotas`); without one, the even split grows
     by config.share_step_without_prior a round (0 by default: none), since on a long-tailed collection the even
-    split pads the rare classes with the teacher's mistakes and rounds end below zero-shot (see config.py).
+    split pads the rare classes with the teacher's mistakes and rounds end below zero-shot (see config.py); a
+    finetune round (config.mode) keeps config.share_step of the even split.
     config.rebalance "ot" first moves the teacher to the prior (without one, to the person's label shares)."""
     eligible = ~excluded
     n_classes = teacher_probs.shape[1]
@@ -201,9 +202,10 @@ def choose_pseudo_labels(teacher_probs: np.ndarray, excluded: np.ndarray, round_
     if class_prior is not None:
         per_class = prior_quotas(round_number, int(eligible.sum()), class_prior, step=config.share_step,
                                  cap=config.per_class_cap)
-    else:
-        per_class = pseudo_labels_per_class(round_number, int(eligible.sum()), n_classes,
-                                            step=config.share_step_without_prior, cap=config.per_class_cap)
+    else:  # a finetune round needs targets to adapt the encoder to, and was measured with the even split only
+        step = config.share_step_without_prior if config.mode == "head" else config.share_step
+        per_class = pseudo_labels_per_class(round_number, int(eligible.sum()), n_classes, step=step,
+                                            cap=config.per_class_cap)
     return select_pseudo_labels(teacher_probs, method=config.selection, eligible=eligible, per_class=per_class,
                                 threshold=config.threshold)
 

@@ -86,8 +86,9 @@ class RoundConfig:
     # 0.660 / 0.801 / 0.702 against 0.759 / 0.649 / 0.803 / 0.702 (balanced shapes_and_digits gains a point, the
     # long-tailed sets nothing): left out.
     share_step: float = 0.2
-    # The same without an audit (no class prior), of an even per-class split: 0, no pseudo-labels at all (a round
-    # then trains on the person's labels alone and refines over the graph). The even split pads a long tail's rare
+    # The same without an audit (no class prior), of an even per-class split, in head rounds (finetune rounds keep
+    # share_step: the encoder needs targets, and they were measured with the even split only): 0, no pseudo-labels
+    # at all (a round then trains on the person's labels alone and refines over the graph). The even split pads a long tail's rare
     # classes with the teacher's mistakes, and no label-free prior estimate fixes it (see `rebalance`). Measured
     # (3 rounds, no labels, refined; sets and zero-shot as above): 0: 0.753 / 0.745 / 0.631 / 0.684 / 0.590, the
     # only rule within 0.01 of zero-shot on every set; 0.03: 0.809 / 0.743 / 0.625 / 0.694 / 0.578; 0.05: 0.823 /
