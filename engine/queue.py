@@ -9,7 +9,7 @@ MISTAKE, DISAGREE, UNCERTAIN = "possible label mistake", "zero-shot and teacher 
 TYPICAL, AUDIT = "typical of its predicted class", "random audit"
 # A random audit first (images drawn uniformly, labelled blind: they give engine.estimates its class shares, the
 # rounds their class prior, and the accuracy estimate), until every class share's 95 % interval is at most
-# AUDIT_HALF_WIDTH either side (`audit_needed`; 45-90 of the 90 reviews on the bench's sets). Measured as the
+# AUDIT_HALF_WIDTH either side (`audit_needed`; 30-80 of the 90 reviews on the bench's sets). Measured as the
 # accuracy of the labels after 3 rounds of 2 % reviews, the rounds given the audit's prior, mean of 3 seeds
 # (demo / inked_digits / shapes_and_digits / neon_shapes / cloth_stamps): 0.1 then uncertainty as below: 0.937 /
 # 0.793 / 0.679 / 0.826 / 0.719, against random picks taken as the audit (their prior to the rounds) 0.922 /
