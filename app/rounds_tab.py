@@ -82,7 +82,7 @@ def build_rounds_tab(workspace: Workspace) -> RoundsTab:
             teacher = gr.Dropdown(list(TEACHERS), value=defaults.teacher, label="teacher")
             human_weight = gr.Slider(1, 20, value=defaults.human_weight, step=1, label="weight of a human label")
             share_step = gr.Slider(0.05, 0.5, value=defaults.share_step, step=0.05,
-                                   label="pseudo-label share added per round")
+                                   label="pseudo-label share added per round (of each class's audited share)")
     round_message = gr.Markdown(elem_id="round-message")
     tab.log = gr.Textbox(tab.job_log(), label="background jobs", lines=4, max_lines=8, interactive=False,
                          elem_id="job-log")

@@ -6,6 +6,12 @@ demo model. Besides the demo, two shifts unlike it, drawn with engine/demo/rende
 - `shapes_and_digits`: 12 classes (the 8 shapes and the digits one to four), filled or outlined in colour on busy
   striped/checkered/noisy backgrounds, small and blurred; 10 % of the images are of no class (the digits five to
   nine, or a bare background with scribbles). Their truth is -1.
+- `neon_shapes`: the 8 shapes as glowing neon tubes (a bright core in a coloured halo) on dark walls (brick courses,
+  plaster blotches), sometimes doubled by a faint reflection and crossed by other tubes; long-tailed (the commonest
+  shape about 15 times the rarest).
+- `cloth_stamps`: 10 classes (six shapes and the digits five, six, seven and nine) printed as worn rubber stamps
+  (speckled, unevenly inked, tilted) on woven cloth; long-tailed (the commonest about 12 times the rarest) and 10 %
+  of no class (a stamp of the digits zero to four, or a bare ink smudge).
 
 Each set is rendered and embedded once and cached as an .npz in the cache folder (a few minutes on 2 cores).
 """
@@ -25,7 +31,9 @@ from engine.ontology import default_templates, prompts_for
 from engine.zeroshot import build_zero_shot_classifier
 
 SIZE = 128
-SETS = ("demo", "inked_digits", "shapes_and_digits")
+SETS = ("demo", "inked_digits", "shapes_and_digits", "neon_shapes", "cloth_stamps")
+STAMP_SHAPES = ("star", "heart", "cross", "hexagon", "ring", "triangle")
+STAMP_DIGITS = ("5", "6", "7", "9")
 
 
 def _paper(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -92,6 +100,86 @@ def busy_object(rng: np.random.Generator, name: str | None, size: int = SIZE) ->
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
+def neon_shape(rng: np.random.Generator, shape: str, size: int = SIZE) -> np.ndarray:
+    """`shape` bent from a neon tube: a thin near-white core in a wide blurred halo of one hue, on a dark wall, with
+    a dim second tube and sometimes a faint mirror reflection below."""
+    wall = np.clip(rng.uniform(10, 45) + rng.normal(0, 6, 3), 0, 255).astype(np.float32)
+    image = np.broadcast_to(wall, (size, size, 3)).copy()
+    if rng.random() < 0.5:  # brick courses
+        course = rng.uniform(0.08, 0.16) * size
+        for row, y in enumerate(np.arange(0, size, course)):
+            cv2.line(image, (0, int(y)), (size, int(y)), (wall * 0.55).tolist(), 1)
+            for x in np.arange((row % 2) * course, size, 2 * course):
+                cv2.line(image, (int(x), int(y)), (int(x), int(y + course)), (wall * 0.55).tolist(), 1)
+    else:  # plaster blotches
+        k = int(rng.integers(3, 8))
+        image += cv2.resize(rng.standard_normal((k, k, 1)).astype(np.float32), (size, size))[..., None] * 8
+    hue = np.clip(rng.uniform(0, 255, 3) * (rng.random(3) < 0.6) + rng.uniform(60, 120), 0, 255).astype(np.float32)
+    radius = rng.uniform(0.3, 0.75) * size / 2
+    center = rng.uniform(radius, size - radius, 2)
+    outline = render._outline(shape, center, radius, rng.uniform(0, 360))
+    tube = np.zeros((size, size), np.float32)
+    for contour in outline:
+        cv2.polylines(tube, [render._fixed(render._wobble(rng, contour, 0.6, 2.0))], True, 1.0,
+                      int(rng.integers(1, 3)), cv2.LINE_AA, render.SHIFT)
+    for _ in range(int(rng.poisson(2.0))):  # other tubes in the frame: bars and arcs of a sign nearby
+        cv2.polylines(tube, [render._fixed(render._stroke(rng, size))], False, rng.uniform(0.4, 1.0), 2,
+                      cv2.LINE_AA, render.SHIFT)
+    halo = cv2.GaussianBlur(tube, (0, 0), rng.uniform(2.5, 5.0))
+    glow = hue * (halo / max(float(halo.max()), 1e-6) * rng.uniform(0.9, 1.6))[..., None]
+    core = np.float32(235) * tube[..., None]
+    image = image + glow + core
+    if rng.random() < 0.6:  # a faint reflection on a wet floor or a window below
+        image = image + 0.25 * cv2.GaussianBlur(np.flipud(glow + core), (0, 0), 2.0)
+    image += rng.standard_normal(image.shape).astype(np.float32) * rng.uniform(3, 9)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def _cloth(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Woven cloth: a dyed base with warp and weft threads (two crossed sine gratings) and a soft fold shading."""
+    base = np.clip(rng.uniform(90, 230) + rng.normal(0, 30, 3), 0, 255).astype(np.float32)
+    xx, yy = render._grid(size)
+    pitch = rng.uniform(2.5, 5.0)
+    a = rng.uniform(-0.3, 0.3)
+    u, v = xx * np.cos(a) + yy * np.sin(a), yy * np.cos(a) - xx * np.sin(a)
+    weave = np.sin(2 * np.pi * u / pitch) * np.sign(np.sin(np.pi * v / pitch)) + np.sin(2 * np.pi * v / pitch)
+    fold = cv2.resize(rng.standard_normal((3, 3)).astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+    light = 1 + 0.12 * fold + 0.06 * weave * rng.uniform(0.5, 1.5)
+    return base * light[..., None]
+
+
+def cloth_stamp(rng: np.random.Generator, name: str | None, size: int = SIZE) -> np.ndarray:
+    """A shape or digit (`name`; None: a bare ink smudge) printed as a worn rubber stamp on woven cloth: one ink,
+    speckled where the rubber missed, denser on one side, often in a stamped border, the ink soaked into the weave."""
+    image = _cloth(rng, size)
+    if name is None:
+        mask = np.zeros((size, size), np.uint8)
+        cv2.circle(mask, tuple(int(v) for v in rng.uniform(0.3, 0.7, 2) * size), int(rng.uniform(0.1, 0.3) * size),
+                   255, -1, cv2.LINE_AA)
+        mask = cv2.GaussianBlur(mask, (0, 0), 6)
+    else:
+        mask = render._digit_mask(rng, name, size) if name.isdigit() else render._shape_mask(rng, name, size)[0]
+        if rng.random() < 0.5:  # the stamp's rectangular border
+            inset = int(rng.uniform(0.04, 0.12) * size)
+            cv2.rectangle(mask, (inset, inset), (size - inset, size - inset), 255, int(rng.integers(2, 5)))
+    speckle = cv2.GaussianBlur(rng.random((size, size)).astype(np.float32), (0, 0), 1.2)
+    xx, _ = render._grid(size)
+    pressure = rng.uniform(0.5, 1.0) + rng.uniform(-0.4, 0.4) * (xx / size - 0.5)
+    coverage = (mask.astype(np.float32) / 255) * (speckle > rng.uniform(0.35, 0.55)) * pressure
+    ink = np.clip(rng.uniform(0, 200, 3) * (rng.random(3) < 0.5), 0, 255).astype(np.float32)
+    image = image + (ink - image) * np.clip(coverage, 0, 0.95)[..., None]
+    image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.6, 1.1))
+    image += rng.standard_normal(image.shape).astype(np.float32) * rng.uniform(3, 8)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def _long_tail(rng: np.random.Generator, n_classes: int, n: int, power: float) -> np.ndarray:
+    """`n` class columns drawn with weights 1 / (1 + rank) ** power, the ranks shuffled (which classes are
+    common is arbitrary): the commonest class about n_classes ** power times the rarest."""
+    weights = 1.0 / (1.0 + np.arange(n_classes)) ** power
+    return rng.permutation(n_classes)[rng.choice(n_classes, n, p=weights / weights.sum())]
+
+
 def _recipe(name: str, rng: np.random.Generator, n: int) -> tuple[list[str], list[tuple[str | None, int]]]:
     """(class names, per image (what to draw, truth column or -1))."""
     if name == "inked_digits":
@@ -99,6 +187,15 @@ def _recipe(name: str, rng: np.random.Generator, n: int) -> tuple[list[str], lis
         order = rng.permutation(10)  # which digits are common is arbitrary
         digits = order[rng.choice(10, n, p=weights / weights.sum())]
         return list(DIGIT_WORDS), [(str(d), int(d)) for d in digits]
+    if name == "neon_shapes":
+        return list(SHAPES), [(SHAPES[c], int(c)) for c in _long_tail(rng, len(SHAPES), n, 1.3)]
+    if name == "cloth_stamps":
+        names = list(STAMP_SHAPES) + list(STAMP_DIGITS)
+        classes = list(STAMP_SHAPES) + [DIGIT_WORDS[int(d)] for d in STAMP_DIGITS]
+        columns = _long_tail(rng, len(names), n, 1.1)
+        none = rng.random(n) < 0.1  # of no class: a stamp of a digit not among the classes, or a bare smudge
+        return classes, [((str(int(rng.integers(0, 5))) if rng.random() < 0.7 else None, -1) if off
+                          else (names[c], int(c))) for c, off in zip(columns, none)]
     classes = list(SHAPES) + list(DIGIT_WORDS[1:5])
     names = list(SHAPES) + ["1", "2", "3", "4"]
     items: list[tuple[str | None, int]] = []
@@ -114,21 +211,23 @@ def _recipe(name: str, rng: np.random.Generator, n: int) -> tuple[list[str], lis
 def render_set(name: str, n: int = 1500, seed: int = 7) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
     rng = np.random.default_rng(seed)
     classes, items = _recipe(name, rng, n)
-    draw = inked_digit if name == "inked_digits" else busy_object
+    draw = {"inked_digits": inked_digit, "neon_shapes": neon_shape, "cloth_stamps": cloth_stamp}.get(name, busy_object)
     images = [draw(rng, int(what) if name == "inked_digits" else what) for what, _ in items]
     return images, np.array([truth for _, truth in items]), classes
 
 
-def embedded_set(name: str, cache: Path, n: int = 1500) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """(embeddings (N, D), truth (N,) with -1 = no class, text weights (C, D), logit scale) of a rendered set."""
-    path = Path(cache) / f"{name}_{n}.npz"
+def embedded_set(name: str, cache: Path, n: int = 1500, *,
+                 seed: int = 7) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(embeddings (N, D), truth (N,) with -1 = no class, text weights (C, D), logit scale) of a rendered set;
+    another `seed` renders the same recipe anew (to check a choice on pictures it was not made on)."""
+    path = Path(cache) / (f"{name}_{n}.npz" if seed == 7 else f"{name}_{n}_seed{seed}.npz")
     if path.is_file():
         with np.load(path) as saved:
             return saved["x"], saved["y"], saved["text"], float(saved["scale"])
     import torch
 
     model = load_model(parse_model_spec(DEMO_SPEC), torch.device("cpu"))
-    images, truth, classes = render_set(name, n)
+    images, truth, classes = render_set(name, n, seed)
     batches = []
     for start in range(0, len(images), 64):
         batch = torch.stack([model.preprocess(model_picture(image, model.image_size))

@@ -8,6 +8,7 @@ import logging
 import pytest
 from playwright.sync_api import expect
 
+from engine.selftrain.config import RoundConfig
 from tests.browser import (choose, copy_project, detail_path, human_label, open_page, select_tile, served,
                            skip_without_chromium, wait_for, wait_for_job, wait_for_page)
 
@@ -222,6 +223,10 @@ def test_the_first_round_plots_one_line_per_metric_and_a_class_change_hides_its_
         assert trace["x"] == [1] and all(isinstance(v, (int, float)) and 0 <= v <= 1 for v in trace["y"])
     expect(page.locator("#header")).to_contain_text("pseudo-labels that round trained on")
 
+    # no audit in this project, so that round took no pseudo-labels (RoundConfig.share_step_without_prior); one
+    # with the even split's gives the class change below some to hide
+    workspace.start_rounds(1, RoundConfig(share_step_without_prior=0.2))
+    workspace.runner.wait(timeout=120)
     pseudo = workspace.view.gallery(workspace_query(status="pseudo", sort="name")).items[0]
     assert workspace.view.detail(pseudo.image_id)["label"].endswith("(pseudo)")
     workspace.classes.add("rhombus")

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from engine.queue import (DISAGREE, MISTAKE, TYPICAL, UNCERTAIN, k_center_greedy, label_quality, rank_review_queue,
-                          typical_picks)
+from engine.queue import (AUDIT, DISAGREE, MISTAKE, TYPICAL, UNCERTAIN, audit_needed, k_center_greedy, label_quality,
+                          rank_review_queue, typical_picks)
 
 
 def test_k_center_greedy_spreads_out():
@@ -77,3 +77,34 @@ def test_later_picks_spread_over_the_most_uncertain_pool():
     indices, _ = rank_review_queue(teacher, teacher, none, np.zeros(8, bool), embeddings, k=2, pool_factor=1,
                                    cold_start_per_class=0)
     assert sorted(indices.tolist()) == [0, 1]  # a pool of k is the k most uncertain, copies and all
+
+
+def _share(estimate, half, n):
+    return {"estimate": estimate, "low": estimate - half, "high": estimate + half, "n": n}
+
+
+def test_audit_is_needed_until_every_share_is_precise():
+    assert audit_needed([])
+    assert audit_needed([_share(0.0, 0.5, 0)])  # no audited image yet
+    assert audit_needed([_share(0.6, 0.05, 80), _share(0.3, 0.12, 80), _share(0.1, 0.04, 80)], half_width=0.1)
+    assert not audit_needed([_share(0.6, 0.05, 80), _share(0.3, 0.09, 80), _share(0.1, 0.04, 80)], half_width=0.1)
+
+
+def test_audit_picks_are_random_unlabelled_images_after_the_mistakes():
+    rng = np.random.default_rng(0)
+    teacher = rng.dirichlet(np.ones(3), 200)
+    human = np.zeros(200, bool)
+    human[:20] = True
+    labels = np.where(human, 0, -1)
+    indices, reasons = rank_review_queue(teacher, teacher, labels, human, rng.standard_normal((200, 4)), k=10,
+                                         mistakes=np.array([3]), audit=True, seed=1)
+    assert indices[0] == 3 and reasons == [MISTAKE] + [AUDIT] * 9
+    assert not human[indices[1:]].any() and len(set(indices.tolist())) == 10
+    again, _ = rank_review_queue(teacher, teacher, labels, human, np.zeros((200, 4)), k=10, mistakes=np.array([3]),
+                                 audit=True, seed=1)
+    assert again.tolist() == indices.tolist()  # the draw depends on the seed alone, not on the predictions' order
+    counts = np.zeros(200)
+    for seed in range(300):  # uniform over the unlabelled images: no uncertainty preference
+        counts[rank_review_queue(teacher, teacher, labels, human, np.zeros((200, 4)), k=9, audit=True,
+                                 seed=seed)[0]] += 1
+    assert counts[:20].sum() == 0 and counts[20:].min() > 0 and counts[20:].max() < 4 * counts[20:].mean()

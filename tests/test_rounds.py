@@ -30,25 +30,35 @@ def test_fit_head_learns_labels_the_text_weights_get_wrong():
     assert (fitted.logits(x).argmax(1) == y).mean() > (start.logits(x).argmax(1) == y).mean() + 0.1
 
 
-def _rounds(x, text, rounds, config, human_index=np.zeros(0, int), human_label=np.zeros(0, int)):
+def _rounds(x, text, rounds, config, human_index=np.zeros(0, int), human_label=np.zeros(0, int), class_prior=None):
     zero_shot = zero_shot_head(text, 50.0)
     teacher, probs = zero_shot, cosine_probs(x, text, 50.0)
     excluded = np.zeros(len(x), bool)
     excluded[human_index] = True
     outputs = []
     for number in range(1, rounds + 1):
-        output = adapt(x, zero_shot, teacher, probs, human_index, human_label, excluded, number, config)
+        output = adapt(x, zero_shot, teacher, probs, human_index, human_label, excluded, number, config,
+                       class_prior=class_prior)
         teacher, probs = output.teacher, output.probs
         outputs.append(output)
     return outputs
 
 
-def test_unsupervised_rounds_beat_a_biased_zero_shot():
+def test_unsupervised_rounds_with_an_audited_prior_beat_a_biased_zero_shot():
     x, y, text = planted_embeddings(3000, 32, 5, spread=0.1, text_noise=0.8, seed=2)
     zero_shot_accuracy = (cosine_probs(x, text, 50.0).argmax(1) == y).mean()
-    outputs = _rounds(x, text, 3, RoundConfig())
+    prior = np.bincount(y, minlength=5) / len(y)
+    outputs = _rounds(x, text, 3, RoundConfig(), class_prior=prior)
     assert (outputs[-1].probs.argmax(1) == y).mean() >= zero_shot_accuracy + 0.05
     assert [o.metrics["pseudo_labels"] for o in outputs] == sorted(o.metrics["pseudo_labels"] for o in outputs)
+
+
+def test_rounds_without_a_prior_take_no_pseudo_labels_and_never_lose_to_zero_shot():
+    x, y, text = planted_embeddings(3000, 32, 5, spread=0.1, text_noise=0.8, seed=2)
+    zero_shot_accuracy = (cosine_probs(x, text, 50.0).argmax(1) == y).mean()
+    outputs = _rounds(x, text, 2, RoundConfig())
+    assert [o.metrics["pseudo_labels"] for o in outputs] == [0, 0]
+    assert (outputs[-1].probs.argmax(1) == y).mean() >= zero_shot_accuracy - 0.01
 
 
 def test_human_labels_train_are_never_pseudo_labeled_and_are_cross_fitted():
@@ -75,7 +85,8 @@ def test_round_cli_writes_predictions_metrics_and_jobs(project, tmp_path, cli, c
     metrics = json.loads(out)
     assert [m["round"] for m in metrics] == [1, 2]
     status = cli_json("status", project)
-    assert status["last_round"]["id"] == 2 and status["labels"]["pseudo"] > 0
+    # no audit, no class prior: a round takes no pseudo-labels (RoundConfig.share_step_without_prior)
+    assert status["last_round"]["id"] == 2 and status["labels"]["pseudo"] == 0
     assert status["predictions"]["teacher"] == 12
     out_csv = tmp_path / "after.csv"
     assert cli("export", project, "--format", "csv", "--out", out_csv)[0] == 0

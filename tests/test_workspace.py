@@ -128,7 +128,8 @@ def test_bulk_accept_takes_only_confident_unlabeled_images_and_is_one_undo_step(
 
 def test_rounds_run_in_the_background_and_feed_the_plots(workspace):
     workspace.labeling.label([1, 2, 3], "class00")
-    job = workspace.start_rounds(2, RoundConfig())
+    # no audit here, so no class prior: the even split's pseudo-labels asked for, to feed the coverage plot
+    job = workspace.start_rounds(2, RoundConfig(share_step_without_prior=0.2))
     with pytest.raises(LabelloopError, match="already queued or running"):
         workspace.start_rounds(1, RoundConfig())
     workspace.runner.wait(timeout=60)

@@ -17,7 +17,7 @@ from engine.selftrain.config import RoundConfig
 from engine.selftrain.head import Head, cache_logits, fit_head
 from engine.selftrain.propagate import (Affinity, mcm_outlier_score, propagate_labels, propagate_scores,
                                         rebalance, relative_mahalanobis)
-from engine.selftrain.selection import pseudo_labels_per_class, select_pseudo_labels
+from engine.selftrain.selection import prior_quotas, pseudo_labels_per_class, select_pseudo_labels
 
 Progress = Callable[[float, str], None]
 
@@ -37,7 +37,7 @@ class RoundOutput:
 def adapt(embeddings: np.ndarray, zero_shot: Head, teacher: Head, teacher_probs: np.ndarray,
           human_index: np.ndarray, human_label: np.ndarray, excluded: np.ndarray, round_number: int,
           config: RoundConfig, *, affinity: Affinity | None = None, none_index: np.ndarray | None = None,
-          progress: Progress | None = None) -> RoundOutput:
+          class_prior: np.ndarray | None = None, progress: Progress | None = None) -> RoundOutput:
     """One self-training round over arrays.
 
     embeddings (N, D) unit vectors; zero_shot and teacher: heads over C classes (the teacher's weights feed its
@@ -45,14 +45,16 @@ def adapt(embeddings: np.ndarray, zero_shot: Head, teacher: Head, teacher_probs:
     human_index (H,) rows with a human class label human_label (H,); none_index rows a person said fit no class
     ("none of these": taught to the student as a class of its own, and outliers by definition); excluded (N,) bool
     rows never pseudo-labeled (every human-labeled row, "none of these" included). affinity (N, N): the kNN graph
-    of engine.selftrain.propagate (None: no refinement). round_number counts from 1.
+    of engine.selftrain.propagate (None: no refinement). round_number counts from 1. class_prior (C,) summing to
+    one: the collection's class shares estimated from a random audit (engine.estimates.class_prior); the
+    pseudo-label quotas follow it (None: no audit yet, see `choose_pseudo_labels`).
     """
     report = progress or (lambda fraction, message: None)
     n, n_classes = len(embeddings), len(zero_shot.weight)
     none_index = np.zeros(0, int) if none_index is None else np.asarray(none_index, int)
     report(0.05, "selecting pseudo-labels")
     pseudo_index, pseudo_label = choose_pseudo_labels(teacher_probs, excluded, round_number, config,
-                                                      human_label=human_label)
+                                                      human_label=human_label, class_prior=class_prior)
     # "none of these" is one more class of the student, started from the mean of its examples
     start = zero_shot if not len(none_index) else _with_none_class(zero_shot, embeddings[none_index])
     none_label = np.full(len(none_index), n_classes)
@@ -183,22 +185,32 @@ def rmd_order(score: np.ndarray, embeddings: np.ndarray, probs: np.ndarray, fits
 
 
 def choose_pseudo_labels(teacher_probs: np.ndarray, excluded: np.ndarray, round_number: int,
-                         config: RoundConfig, *,
-                         human_label: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                         config: RoundConfig, *, human_label: np.ndarray | None = None,
+                         class_prior: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The round's pseudo-labels (rows (M,), classes (M,)) from the teacher's probabilities (N, C), never on
-    `excluded` rows: config.selection with the growing per-class schedule of engine.selftrain.selection, after
-    moving the teacher to the estimated class prior when config.rebalance is "ot"."""
+    `excluded` rows: config.selection with the growing per-class schedule of engine.selftrain.selection. With a
+    `class_prior` (C,) from a random audit, the quotas follow it (`prior_quotas`); without one, the even split grows
+    by config.share_step_without_prior a round (0 by default: none), since on a long-tailed collection the even
+    split pads the rare classes with the teacher's mistakes and rounds end below zero-shot (see config.py); a
+    finetune round (config.mode) keeps config.share_step of the even split.
+    config.rebalance "ot" first moves the teacher to the prior (without one, to the person's label shares)."""
     eligible = ~excluded
     n_classes = teacher_probs.shape[1]
     if config.rebalance == "ot":
-        teacher_probs = rebalance(teacher_probs, class_prior(n_classes, human_label))
-    per_class = pseudo_labels_per_class(round_number, int(eligible.sum()), n_classes,
-                                        step=config.share_step, cap=config.per_class_cap)
+        target = class_prior if class_prior is not None else label_share_prior(n_classes, human_label)
+        teacher_probs = rebalance(teacher_probs, target)
+    if class_prior is not None:
+        per_class = prior_quotas(round_number, int(eligible.sum()), class_prior, step=config.share_step,
+                                 cap=config.per_class_cap)
+    else:  # a finetune round needs targets to adapt the encoder to, and was measured with the even split only
+        step = config.share_step_without_prior if config.mode == "head" else config.share_step
+        per_class = pseudo_labels_per_class(round_number, int(eligible.sum()), n_classes, step=step,
+                                            cap=config.per_class_cap)
     return select_pseudo_labels(teacher_probs, method=config.selection, eligible=eligible, per_class=per_class,
                                 threshold=config.threshold)
 
 
-def class_prior(n_classes: int, human_label: np.ndarray | None, *, pseudo_count: float = 5.0) -> np.ndarray:
+def label_share_prior(n_classes: int, human_label: np.ndarray | None, *, pseudo_count: float = 5.0) -> np.ndarray:
     """The class distribution to rebalance to: the person's labels' class shares, smoothed towards uniform by
     `pseudo_count` imagined labels per class (uniform when there are none). (C,) summing to one."""
     counts = np.bincount(np.asarray(human_label if human_label is not None else [], int), minlength=n_classes)
