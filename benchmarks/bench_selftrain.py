@@ -13,23 +13,25 @@ queue and random 5, the 200-image audit 5, the oracle 2). Columns:
   rule of RoundConfig.share_step_without_prior), without and with the kNN-graph refinement; gap_closed:
   (unsup_3_refined - zero_shot) / (probe - zero_shot).
 - audit_3: 3 % of the images drawn at random and labelled by the simulated person before the first round (a random
-  audit), then 3 rounds whose pseudo-label quotas follow the audit's class prior (engine.estimates.class_prior):
-  the accuracy of the labels (the person's where given), mean of AUDIT_DRAWS draws. audit_3_held_out: the same with
-  the audited images training no round (their labels give the prior and the estimate only).
+  audit), then 3 rounds whose pseudo-label quotas follow the audit's class prior (engine.estimates.class_prior) and
+  which, as the engine's rounds, train on no audited image (their labels give the prior and the estimate): the
+  accuracy of the labels (the person's where given), mean of AUDIT_DRAWS draws. audit_3_trained: the same with the
+  audited images training the rounds as human labels (the alternative the engine's rule was chosen over).
 - queue / random / random_audit / oracle: 3 rounds, before each a simulated person gives the true label to 2 % of
-  the images picked by the review queue (random audit picks while engine.queue.audit_needed, the rounds given their
-  prior; then uncertainty), at random with no prior (random, mean of 5 seeds), at random taken as the audit and its
-  prior given to the rounds (random_audit, 5 seeds), or at random among the images the teacher has wrong (the
-  mistakes-only oracle, no audit, mean of 2 seeds): the accuracy of the labels (the person's where given, else the
-  prediction). An image of no class that a person reviews gets "none of these". queue_minus_random: queue - random.
+  the images picked by the review queue (random audit picks while engine.queue.audit_needed, held out of training
+  and giving the rounds their prior; then uncertainty), at random with no prior (random, mean of 5 seeds), at
+  random taken as the audit (held out, its prior given to the rounds: random_audit, 5 seeds), or at random among
+  the images the teacher has wrong (the mistakes-only oracle, no audit, mean of 2 seeds): the accuracy of the labels
+  (the person's where given, else the prediction). An image of no class that a person reviews gets "none of these".
+  queue_minus_random: queue - random.
 - coverage / half_width: over the audit_3 draws, each round's accuracy estimate (engine.estimates.accuracy_estimate,
-  zero-shot's for round 0) as the engine makes it: an audited image labelled before the round judged by the round's
-  cross-fitted probabilities (RoundOutput.crossfit_probs), one labelled after it by the round's predictions, over
-  the images no person labelled; coverage is the share of (draw, round) checks whose 95 % interval holds the true
-  accuracy of those images, half_width the interval's mean half-width. coverage_held_out (and half_width_held_out
-  in the JSON): the same when the audit trains no round, its images judged by the round's predictions.
-  half_width_200: the mean half-width with a 200-image audit (LARGE_AUDIT_DRAWS draws); half_width_200_held_out
-  (JSON) the same when that audit trains no round.
+  zero-shot's for round 0) as the engine makes it: the audited images judged by the round's predictions (it never
+  trained on them), over the images no person labelled; coverage is the share of (draw, round) checks whose 95 %
+  interval holds the true accuracy of those images, half_width the interval's mean half-width. coverage_trained
+  (and half_width_trained in the JSON): the same when the audit trains the rounds, an audited image labelled before
+  a round judged by the round's cross-fitted probabilities (RoundOutput.crossfit_probs). half_width_200: the mean
+  half-width with a 200-image audit (LARGE_AUDIT_DRAWS draws); half_width_200_trained (JSON) the same when that
+  audit trains the rounds.
 - mistakes_found: 200 random images given human labels, 10 % of them planted wrong; one round; the share of the
   planted ones among the first 2 x 20 of the queue's mistake picks (out-of-sample normalized margin), mean over
   MISTAKE_DRAWS draws of the planted labels (one draw moves it by 0.05 to 0.15). mistakes_queued: the share of the
@@ -110,15 +112,15 @@ class Bench:
     def simulate(self, rounds: int, *, config: RoundConfig | None = None, fixes: str | None = None,
                  seed: int = 0, planted: tuple[np.ndarray, np.ndarray] | None = None,
                  cold_start: int = COLD_START_PER_CLASS, audit: int = 0, prior: bool = True,
-                 train_on_audit: bool = True, audit_half_width: float = AUDIT_HALF_WIDTH) -> list[dict]:
+                 train_on_audit: bool = False, audit_half_width: float = AUDIT_HALF_WIDTH) -> list[dict]:
         """`rounds` rounds; before each, a simulated person gives the true label to SHARE of the images, chosen by
         the review queue (fixes="queue": random audit picks while `audit_needed`, then uncertainty), at random
         ("random"), or among the images the teacher has wrong ("oracle"). `planted`: (rows, labels) a person gave
         before the first round (labels may be wrong). `audit`: that many images drawn at random (`seed`) and
         labelled before the first round. The random picks (audit and fixes="random") are the audit: with `prior`,
         each round's quotas follow engine.estimates.class_prior over them (and the queue audits while
-        queue.audit_needed says so). `train_on_audit` False: the audited images train no round (their labels only
-        give the prior and the estimates). Each round's entry has under "check" the accuracy estimate from the
+        queue.audit_needed says so). `train_on_audit` False (the engine's rule): the audited images train no round
+        (their labels only give the prior and the estimates). Each round's entry has under "check" the accuracy estimate from the
         audit as the engine makes it (None without an audit) and the true accuracy over the images no person
         labelled ("truth")."""
         config = config or self.config
@@ -144,10 +146,11 @@ class Bench:
 
         def queue() -> tuple[np.ndarray, list[str]]:
             estimated = shares() if prior else []
+            needed = prior and audit_needed(estimated, half_width=audit_half_width)
+            drawn = (np.random.default_rng(seed + len(audited)).choice(np.flatnonzero(~human), k, replace=False)
+                     if needed else None)  # the engine's audit: uniform over the images no person labelled
             return rank_review_queue(probs, zero_probs, given, human, x, k=k, mistakes=mistakes,
-                                     cold_start_per_class=cold_start,
-                                     audit=prior and audit_needed(estimated, half_width=audit_half_width),
-                                     seed=seed + len(audited))
+                                     cold_start_per_class=cold_start, audit_picks=drawn)
 
         def check() -> dict | None:  # the accuracy estimate over the images no person labelled, and the truth
             if not len(audited):
@@ -273,17 +276,13 @@ def table_row(name: str, bench: Bench) -> dict:
            "unsup_3": plain, "unsup_3_refined": refined[-1]["predictions"], "probe": probe}
     row["gap_closed"] = round((row["unsup_3_refined"] - zero) / max(probe - zero, 1e-9), 3)
     audit = int(round(AUDIT_SHARE * len(bench.y)))
-    audited = [bench.simulate(3, audit=audit, seed=seed) for seed in range(AUDIT_DRAWS)]
-    row["audit_3"] = round(float(np.mean([history[-1]["dataset"] for history in audited])), 4)
-    checks = [check for history in audited for check in estimate_checks(history)]
-    row["coverage"] = round(float(np.mean([held for held, _ in checks])), 3)
-    row["half_width"] = round(float(np.mean([half for _, half in checks])), 4)
-    held_out = [bench.simulate(3, audit=audit, seed=seed, train_on_audit=False) for seed in range(AUDIT_DRAWS)]
-    row["audit_3_held_out"] = round(float(np.mean([history[-1]["dataset"] for history in held_out])), 4)
-    checks = [check for history in held_out for check in estimate_checks(history)]
-    row["coverage_held_out"] = round(float(np.mean([held for held, _ in checks])), 3)
-    row["half_width_held_out"] = round(float(np.mean([half for _, half in checks])), 4)
-    for suffix, train in (("", True), ("_held_out", False)):
+    for suffix, train in (("", False), ("_trained", True)):  # the engine's rule, and the audit training rounds
+        runs = [bench.simulate(3, audit=audit, seed=seed, train_on_audit=train) for seed in range(AUDIT_DRAWS)]
+        row[f"audit_3{suffix}"] = round(float(np.mean([history[-1]["dataset"] for history in runs])), 4)
+        checks = [check for history in runs for check in estimate_checks(history)]
+        row[f"coverage{suffix}"] = round(float(np.mean([held for held, _ in checks])), 3)
+        row[f"half_width{suffix}"] = round(float(np.mean([half for _, half in checks])), 4)
+    for suffix, train in (("", False), ("_trained", True)):
         row[f"half_width_200{suffix}"] = round(float(np.mean([
             half for seed in range(LARGE_AUDIT_DRAWS)
             for _, half in estimate_checks(bench.simulate(3, audit=200, seed=seed, train_on_audit=train))])), 4)
@@ -354,9 +353,9 @@ def time_round(n: int, dim: int = 512, classes: int = 20, human_share: float = 0
 
 
 def markdown(rows: list[dict]) -> str:
-    columns = ["set", "zero_shot", "unsup_3", "unsup_3_refined", "audit_3", "audit_3_held_out", "probe", "gap_closed",
+    columns = ["set", "zero_shot", "unsup_3", "unsup_3_refined", "audit_3", "audit_3_trained", "probe", "gap_closed",
                "queue", "random", "random_audit", "oracle", "queue_minus_random", "coverage", "half_width",
-               "coverage_held_out", "half_width_200", "mistakes_found", "mistakes_queued", "outlier_auroc",
+               "coverage_trained", "half_width_200", "mistakes_found", "mistakes_queued", "outlier_auroc",
                "outlier_ceiling"]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join("n/a" if row[c] is None else str(row[c]) for c in columns) + " |" for row in rows]

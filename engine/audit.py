@@ -3,11 +3,13 @@
 An audit is a uniform random sample of the images a person labels blind (the page's Audit mode hides the machine's
 prediction). It starts with a seed and today's classes and images, and draws in the order of one seeded
 permutation of those images, so any number of draws together are one uniform sample without replacement. Its
-labels are ordinary human labels (they train rounds and export as human); they also estimate (engine.estimates):
+labels are human labels (they export as human) that no round trains on, so that they estimate (engine.estimates),
+out of sample:
 
-- the accuracy of what an export writes for the images no person labelled, judged out of sample: a round never
-  trained on the audit label it is scored by (an image labelled before the round started is scored by the round's
-  cross-fitted students, which never saw its label; one labelled later by the round's own prediction);
+- the accuracy of what an export writes for the images no person labelled: every round is judged by its own
+  predictions of the audited images, which it never learned (cross-fitting them instead, as the label-mistake
+  scores do, measured 0.05-0.19 too high: the teacher that picks the cross-fitted students' pseudo-labels and the
+  graph refinement both carry the labels; see benchmarks/bench_selftrain.py's coverage);
 - per-class precision and recall, the confusion matrix, and each class's share of the collection (the prior that
   sets a round's pseudo-label quotas).
 
@@ -124,27 +126,29 @@ def audit_sample(store: Store) -> AuditSample | None:
                        pending=int((usable & (drawn["label"] == -2)).sum()))
 
 
+def audit_label_ids(store: Store) -> np.ndarray:
+    """The images of the current audit a person labelled blind: rounds hold them out of training, so that every
+    round can be judged on them (engine.selftrain.rounds)."""
+    sample = audit_sample(store)
+    return sample.image_ids[sample.blind] if sample is not None else np.zeros(0, np.int64)
+
+
 def _round_probs(store: Store, round_id: int, sample: AuditSample) -> tuple[np.ndarray, np.ndarray, Summary] | None:
-    """For one round over the audit's classes: (the audited images' out-of-sample probabilities (n, C), known (n,)
-    bool: whether a prediction that never trained on the label exists, the `Summary` of the confidence over the
+    """For one round over the audit's classes: (the audited images' predictions (n, C), known (n,) bool: whether
+    the round predicted the image without having trained on its label, the `Summary` of the confidence over the
     population: the images of the audit's frame no person labelled). None when the round predicted other classes."""
     if store.round_class_ids(round_id) != sample.class_ids:
         return None
     found, _, probs = store.prediction_rows(round_id, sample.image_ids)
     rows = np.searchsorted(found, sample.image_ids).clip(0, max(len(found) - 1, 0))
     known = found[rows] == sample.image_ids if len(found) else np.zeros(len(sample.image_ids), bool)
-    audit_probs = (probs[rows] if len(found) else np.zeros((len(sample.image_ids), len(sample.class_ids)))).copy()
-    if round_id > 0:
-        trained_on = store.labelled_before_round(round_id, sample.image_ids) & (sample.truth >= 0)
-        crossfit = store.crossfit_matrix(round_id)
-        scored = np.zeros(len(sample.image_ids), bool)
-        if crossfit is not None and crossfit[1] == sample.class_ids:
-            where = np.searchsorted(crossfit[0], sample.image_ids).clip(0, len(crossfit[0]) - 1)
-            scored = crossfit[0][where] == sample.image_ids
-            audit_probs[scored] = crossfit[2][where[scored]]
-        # A label the round trained on with no cross-fitted score cannot judge it; "none of these" is never
-        # predicted, so the round's own prediction judges it as well as any.
-        known &= scored | ~trained_on
+    audit_probs = probs[rows] if len(found) else np.zeros((len(sample.image_ids), len(sample.class_ids)))
+    # A round that trained on a label cannot judge it (rounds hold the audit's labels out, but a label given before
+    # its image was drawn, or one a round made before this rule, was trained on): the round cross-fitted every
+    # label it trained on, so a cross-fitted row marks it.
+    crossfit = store.crossfit_matrix(round_id) if round_id > 0 else None
+    if crossfit is not None:
+        known &= ~np.isin(sample.image_ids, crossfit[0])
     return audit_probs, known, Summary(*store.confidence_summary(round_id, sample.audit["last_image_id"]))
 
 
@@ -171,6 +175,13 @@ def audit_prior(store: Store, class_ids: list[int]) -> np.ndarray | None:
     if sample is None or sample.class_ids != class_ids or len(sample.truth) < MIN_FOR_PRIOR:
         return None
     return class_prior(_class_shares(store, sample), len(class_ids))
+
+
+def audit_class_shares(store: Store) -> list[dict]:
+    """engine.estimates.class_share_estimates of the current audit (C + 1 dicts, "none of these" last); [] without
+    one."""
+    sample = audit_sample(store)
+    return _class_shares(store, sample) if sample is not None and len(sample.truth) else []
 
 
 def _class_shares(store: Store, sample: AuditSample) -> list[dict]:

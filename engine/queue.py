@@ -158,18 +158,18 @@ def audit_needed(shares: list[dict], *, half_width: float = AUDIT_HALF_WIDTH) ->
 def rank_review_queue(teacher_probs: np.ndarray, zeroshot_probs: np.ndarray, labels: np.ndarray,
                       human: np.ndarray, embeddings: np.ndarray, *, k: int, mistakes: np.ndarray | None = None,
                       pool_factor: int = POOL_FACTOR, disagreement_bonus: float = 0.5,
-                      cold_start_per_class: int = COLD_START_PER_CLASS, audit: bool = False,
-                      seed: int = 0) -> tuple[np.ndarray, list[str]]:
+                      cold_start_per_class: int = COLD_START_PER_CLASS,
+                      audit_picks: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
     """Rank images for review; returns (indices (<= k,), reasons).
 
     teacher_probs, zeroshot_probs: (N, C), the round's refined predictions (what the page shows) and zero-shot's.
     labels: (N,) current label per image, -1 = none. human: (N,) bool, the label came from a person. embeddings:
     (N, D), used to spread picks. mistakes: rows whose human label is a possible mistake, most likely first
     (`label_quality` over out-of-sample probabilities: a student that trained on a label cannot judge it; the
-    labels the person confirmed left out). audit (`audit_needed`): the picks after the mistakes are drawn uniformly
-    at random (`seed`) from the images no person labelled: a random audit.
+    labels the person confirmed left out). audit_picks: rows drawn into the random audit and waiting for a label
+    (engine.audit draws them while `audit_needed`), in draw order.
 
-    First the possible label mistakes. Then, while `audit`, random picks. Otherwise, among images no person
+    First the possible label mistakes. Then the audit picks, if any. Otherwise, among images no person
     labeled: while there are fewer than `cold_start_per_class` human labels per class, `typical_picks` (typical,
     class-balanced); after that the most uncertain ones (small top-1 minus top-2 margin, less
     `disagreement_bonus` when zero-shot and teacher disagree), thinned to a pool of `pool_factor * k` and chosen
@@ -184,8 +184,8 @@ def rank_review_queue(teacher_probs: np.ndarray, zeroshot_probs: np.ndarray, lab
     candidates = np.flatnonzero(~human)
     if remaining <= 0 or not len(candidates):
         return picked, reasons
-    if audit:
-        drawn = np.random.default_rng(seed).choice(candidates, min(remaining, len(candidates)), replace=False)
+    if audit_picks is not None and len(audit_picks):
+        drawn = np.asarray(audit_picks, int)[:remaining]
         return np.concatenate([picked, drawn]).astype(int), reasons + [AUDIT] * len(drawn)
     if (human & (labels >= 0)).sum() < cold_start_per_class * teacher_probs.shape[1]:
         typical = typical_picks(teacher_probs, embeddings, candidates, remaining)

@@ -81,18 +81,6 @@ class AuditQueries:
         return self._arrow("SELECT image_id FROM labels WHERE source = 'human' ORDER BY image_id") \
             .column("image_id").to_numpy()
 
-    def labelled_before_round(self, round_id: int, image_ids: np.ndarray) -> np.ndarray:
-        """(M,) bool: whether each image had a person's label written before the round started (the round trained
-        on it)."""
-        batch = pa.table({"image_id": pa.array(np.asarray(image_ids, np.int64))})
-        with self._registered("asked_images", batch):
-            rows = self._query("""
-                SELECT a.image_id FROM asked_images a WHERE EXISTS (
-                    SELECT 1 FROM label_events e WHERE e.image_id = a.image_id AND e.to_source = 'human'
-                      AND e.changed_at <= (SELECT started_at FROM rounds WHERE id = ?))""", [round_id])
-        before = {row[0] for row in rows}
-        return np.array([image_id in before for image_id in np.asarray(image_ids).tolist()], bool)
-
     def prediction_rows(self, round_id: int, image_ids: np.ndarray) -> tuple[np.ndarray, list[int] | None,
                                                                                np.ndarray]:
         """(image ids found (K,), class ids, probs (K, C)) of one round's predictions for `image_ids` (the

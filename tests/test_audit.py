@@ -12,6 +12,8 @@ from engine.audit import audit_prior, draw_audit, judge_round, pending_audit, qu
 from engine.errors import LabelloopError
 from engine.export import export
 from engine.scoring import prediction_stats
+from engine.selftrain.config import RoundConfig
+from engine.selftrain.rounds import run_round
 from tests.synthetic import MODEL_ID, planted_embeddings, synthetic_project
 
 N = 600
@@ -139,22 +141,35 @@ def test_images_gone_missing_drop_out_of_the_audit(planted):
     assert quality_report(store)["drawn"] == 19
 
 
-def test_a_round_is_judged_by_its_cross_fitted_scores_not_by_what_it_trained_on(planted):
+def test_a_round_that_trained_on_a_label_is_not_judged_by_it(planted):
     project, y = planted
     store = project.store
     drawn = np.array([item["image_id"] for item in draw_audit(store, 60, seed=5)])
     _label_truth(project, y, drawn.tolist())
-    # a round that learned the audit labels by heart (right on them, wrong everywhere else) ...
+    # a round that learned 20 of the audit labels (cross-fitted them: labels from before this rule, say) and is
+    # right only on those, wrong on every other image
     probs = np.full((N, 4), 0.1, np.float32)
     probs[np.arange(N), (y + 1) % 4] = 0.7
-    probs[drawn - 1] = 0.1
-    probs[drawn - 1, y[drawn - 1]] = 0.7
-    # ... whose cross-fitted students, which never saw those labels, are wrong on them
-    wrong = np.full((len(drawn), 4), 0.1, np.float32)
-    wrong[np.arange(len(drawn)), (y[drawn - 1] + 1) % 4] = 0.7
-    round_id = _finish_round(store, probs, drawn, wrong)
+    learned = drawn[:20]
+    probs[learned - 1] = 0.1
+    probs[learned - 1, y[learned - 1]] = 0.7
+    round_id = _finish_round(store, probs, learned, probs[learned - 1])
     quality = quality_report(store)
-    assert quality["round"] == round_id and quality["high"] < 0.1  # not 1.0, what it memorised
+    assert quality["round"] == round_id and quality["audited"] == 60
+    assert quality["rounds"][-1]["audited"] == 40 and quality["high"] < 0.15  # judged on the 40 it never saw
+
+
+def test_rounds_hold_the_audit_labels_out_of_training_and_learn_from_its_prior(planted):
+    project, y = planted
+    store = project.store
+    drawn = [item["image_id"] for item in draw_audit(store, 40, seed=10)]
+    _label_truth(project, y, drawn)
+    _label_truth(project, y, [i for i in range(1, 31) if i not in drawn])  # the person's other labels train
+    metrics = run_round(project, RoundConfig())
+    assert metrics["audit_labels_held_out"] == 40 and metrics["class_prior"] == "audit"
+    assert metrics["human_labels"] == len([i for i in range(1, 31) if i not in drawn])
+    assert metrics["pseudo_labels"] > 0  # with the audit's prior, quotas of confident predictions
+    assert metrics["quality"]["measured"] and metrics["quality"]["audited"] == 40
 
 
 def test_a_round_measured_worse_is_held_back_until_the_person_chooses_it(planted):

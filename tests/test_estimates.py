@@ -3,7 +3,7 @@ audit's shares, a clearly worse round is flagged and an equal one is not."""
 
 import numpy as np
 
-from engine.estimates import (accuracy_estimate, class_prior, class_share_estimates, paired_difference,
+from engine.estimates import (Summary, accuracy_estimate, class_prior, class_share_estimates, paired_difference,
                               prediction_powered_mean, wilson_interval)
 
 
@@ -41,9 +41,10 @@ def test_wilson_and_prediction_powered_intervals_cover_over_400_audits():
 def test_a_useless_guess_gives_the_audit_mean_and_a_good_one_a_narrower_interval():
     rng = np.random.default_rng(2)
     values = (rng.random(200) < 0.3).astype(float)
-    useless = prediction_powered_mean(values, np.full(200, 0.5), np.full(1000, 0.5))
+    useless = prediction_powered_mean(values, np.full(200, 0.5), Summary.of(np.full(1000, 0.5)))
     assert abs(useless["estimate"] - values.mean()) < 1e-9
-    good = prediction_powered_mean(values, 0.1 + 0.8 * values, rng.choice([0.1, 0.9], 1000, p=[0.7, 0.3]))
+    good = prediction_powered_mean(values, 0.1 + 0.8 * values,
+                                   Summary.of(rng.choice([0.1, 0.9], 1000, p=[0.7, 0.3])))
     assert good["high"] - good["low"] < useless["high"] - useless["low"]
 
 
@@ -67,3 +68,11 @@ def test_paired_difference_flags_a_clearly_worse_round_and_not_an_equal_one():
     equal[np.flatnonzero(old)[:8]] = False  # as many right answers lost as gained
     equal[np.flatnonzero(~old)[:8]] = True
     assert not paired_difference(old, old)["worse"] and not paired_difference(equal, old)["worse"]
+
+
+def test_a_summary_of_the_population_gives_the_estimate_its_array_gives():
+    truth, probs = _population()
+    audit, rest = np.arange(80), np.arange(80, len(truth))
+    from_array = accuracy_estimate(truth[audit], probs[audit], probs[rest])
+    from_summary = accuracy_estimate(truth[audit], probs[audit], Summary.of(probs[rest].max(axis=1)))
+    assert from_array == from_summary

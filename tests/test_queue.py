@@ -90,21 +90,16 @@ def test_audit_is_needed_until_every_share_is_precise():
     assert not audit_needed([_share(0.6, 0.05, 80), _share(0.3, 0.09, 80), _share(0.1, 0.04, 80)], half_width=0.1)
 
 
-def test_audit_picks_are_random_unlabelled_images_after_the_mistakes():
+def test_audit_picks_come_after_the_mistakes_in_draw_order():
     rng = np.random.default_rng(0)
     teacher = rng.dirichlet(np.ones(3), 200)
     human = np.zeros(200, bool)
     human[:20] = True
     labels = np.where(human, 0, -1)
+    drawn = np.array([150, 40, 77, 23, 199, 61, 88, 120, 31, 45, 46])
     indices, reasons = rank_review_queue(teacher, teacher, labels, human, rng.standard_normal((200, 4)), k=10,
-                                         mistakes=np.array([3]), audit=True, seed=1)
-    assert indices[0] == 3 and reasons == [MISTAKE] + [AUDIT] * 9
-    assert not human[indices[1:]].any() and len(set(indices.tolist())) == 10
-    again, _ = rank_review_queue(teacher, teacher, labels, human, np.zeros((200, 4)), k=10, mistakes=np.array([3]),
-                                 audit=True, seed=1)
-    assert again.tolist() == indices.tolist()  # the draw depends on the seed alone, not on the predictions' order
-    counts = np.zeros(200)
-    for seed in range(300):  # uniform over the unlabelled images: no uncertainty preference
-        counts[rank_review_queue(teacher, teacher, labels, human, np.zeros((200, 4)), k=9, audit=True,
-                                 seed=seed)[0]] += 1
-    assert counts[:20].sum() == 0 and counts[20:].min() > 0 and counts[20:].max() < 4 * counts[20:].mean()
+                                         mistakes=np.array([3]), audit_picks=drawn)
+    assert indices.tolist() == [3, *drawn[:9].tolist()] and reasons == [MISTAKE] + [AUDIT] * 9
+    without, reasons = rank_review_queue(teacher, teacher, labels, human, rng.standard_normal((200, 4)), k=10,
+                                         audit_picks=np.zeros(0, int))
+    assert AUDIT not in reasons and len(without) == 10
