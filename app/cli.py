@@ -260,11 +260,18 @@ def cmd_round(args) -> int:
 
 
 def cmd_queue(args) -> int:
+    from engine.audit import NEXT_AUDIT, audit_class_shares
     from engine.project import open_project
+    from engine.queue import AUDIT_HALF_WIDTH, audit_needed
     from engine.review import review_queue
 
     with open_project(args.project) as project:
         queue = review_queue(project.store, args.k)
+        if audit_needed(audit_class_shares(project.store)):
+            print(f"the class shares are not yet known to ±{100 * AUDIT_HALF_WIDTH:.0f} points: label random images "
+                  f"first (`labelloop audit "
+                  f"{args.project} --k {NEXT_AUDIT}`); the estimates and the rounds' pseudo-labels wait for them",
+                  file=sys.stderr)
     if args.json:
         _print_json(queue)
         return 0

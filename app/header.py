@@ -1,4 +1,5 @@
-"""The page header: what the project holds, in words a newcomer reads at once, and the background job."""
+"""The page header: what the project holds, in words a newcomer reads at once, the background job and the audit's
+estimate."""
 
 from __future__ import annotations
 
@@ -15,17 +16,19 @@ def header_markdown(header: dict) -> str:
         training = f" · {labels['pseudo']:,} of them were pseudo-labels that round trained on"
     errors = f" · {images['error']:,} unreadable" if images["error"] else ""
     return (f"### {header['project']}  \n{images['ok']:,} images · **{labels['human']:,} labeled by you** · "
-            f"{header['predicted']:,} predicted by {source}{training}{errors}  \n"
-            f"<span id='quality-line'>{html.escape(header['quality'])}</span>")
+            f"{header['predicted']:,} predicted by {source}{training}{errors}")
 
 
-def job_html(job: dict | None) -> str:
+def job_html(job: dict | None, quality: str) -> str:
+    """The background job with its progress bar, and under it what the random audit says of the dataset
+    (engine.audit's message: the estimate with its interval, or why the accuracy is unknown)."""
+    line = f"<div id='quality-line'>{html.escape(quality)}</div>"
     if not job:
-        return "<div id='job-status' data-status='none'>No background job yet.</div>"
+        return "<div id='job-status' data-status='none'>No background job yet.</div>" + line
     percent = round(100 * (job["progress"] or 0.0))
     eta = job["eta_seconds"]
     eta_text = f" · about {eta:.0f} s left" if job["status"] == "running" and eta is not None else ""
     message = html.escape(job["error"] if job["status"] == "failed" else (job["message"] or ""))
     return (f"<div id='job-status' data-status='{job['status']}'>{job['kind']} job {job['id']}: "
             f"<b>{job['status']}</b> {percent}%{eta_text} — {message}</div>"
-            f"<div id='progress-bar'><div style='width:{percent}%'></div></div>")
+            f"<div id='progress-bar'><div style='width:{percent}%'></div></div>{line}")

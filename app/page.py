@@ -56,6 +56,7 @@ KEYBOARD_JS = """
 CSS = """
 #progress-bar { height: 10px; background: #e5e7eb; border-radius: 5px; overflow: hidden; }
 #progress-bar > div { height: 100%; background: #2563eb; transition: width .4s; }
+#quality-line { margin-top: 6px; font-size: 13px; }
 .hotkeys { color: #4b5563; font-size: 12px; }
 #keyboard-targets { display: none !important; }
 #header h3 { margin: 0; }
@@ -71,7 +72,8 @@ def build_page(workspace: Workspace) -> gr.Blocks:
     with gr.Blocks(title=f"labelloop · {workspace.project.root.name}") as page:
         with gr.Row(equal_height=False):
             header = gr.Markdown(header_markdown(view.header()), elem_id="header")
-            job_status = gr.HTML(job_html(view.header()["job"]), elem_id="job", padding=False)
+            job_status = gr.HTML(job_html(view.header()["job"], view.header()["quality"]), elem_id="job",
+                                 padding=False)
         seen_job = gr.State(FIRST_TICK)  # (job id, status) at the last tick
         gallery_stale = gr.State(0)  # counts the ticks that found a job ended or the classes changed
         with gr.Tabs() as tabs:
@@ -105,7 +107,7 @@ def build_page(workspace: Workspace) -> gr.Blocks:
             if names != shown_names:
                 new_query, *classes = label_tab.class_controls_shown(names, query, filter_value)
                 classes += classes_tab.shown()
-            outputs = [header_markdown(info), job_html(job), state, rounds_tab.job_log(),
+            outputs = [header_markdown(info), job_html(job, info["quality"]), state, rounds_tab.job_log(),
                        stale + 1 if ended or classes else gr.skip(), new_query]
             outputs += list(rounds_tab.plots()) if ended else [gr.skip()] * len(rounds_tab.plot_outputs)
             outputs += list(quality_tab.shown()) if ended else [gr.skip()] * len(quality_tab.outputs)
@@ -122,7 +124,7 @@ def build_page(workspace: Workspace) -> gr.Blocks:
             """The header as the project stands when a page loads (its first value was drawn when the server
             started: a tab opened later would show old counts until the first tick)."""
             info = view.header()
-            return header_markdown(info), job_html(info["job"])
+            return header_markdown(info), job_html(info["job"], info["quality"])
 
         page.load(header_shown, [], [header, job_status], show_progress="hidden", api_name="header_loaded")
         page.load(*label_tab.load, show_progress="hidden", api_name="page_loaded")

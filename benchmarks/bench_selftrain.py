@@ -175,7 +175,8 @@ class Bench:
                     picks = rng.choice(pool, min(k, len(pool)), replace=False)
                 else:
                     picks = rng.choice(np.flatnonzero(~human), k, replace=False)
-                    audited = np.concatenate([audited, picks])
+                    if prior:  # random_audit: the picks are the audit; random: ordinary reviews, which train
+                        audited = np.concatenate([audited, picks])
                 confirmed[picks] |= human[picks] & (given[picks] == y[picks])
                 human[picks], given[picks] = True, y[picks]  # y is -1 for an image of no class: "none of these"
             trained = human.copy()

@@ -264,8 +264,9 @@ def judge_round(store: Store, round_id: int, previous: int, *, may_hold: bool = 
     Returns what the round reports (also without an audit: its effect is then unmeasured)."""
     sample = audit_sample(store)
     if sample is None or not sample.blind.any():
-        return {"measured": False, "message": "effect unmeasured: no random audit (label random images in Audit "
-                                              "mode for an estimate)"}
+        return {"measured": False, "message": f"effect unmeasured: no random audit yet; label {FIRST_AUDIT} random "
+                                              "images (Audit) for an estimate, and for the class shares that let a "
+                                              "round learn from its own confident predictions"}
     new, old = round_estimate(store, round_id, sample), round_estimate(store, previous, sample)
     if new is None or old is None or not new["audited"]:
         return {"measured": False, "message": "effect unmeasured: the audit cannot judge this round"}

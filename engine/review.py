@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.audit import NEXT_AUDIT, audit_class_shares, draw_audit, pending_audit
+from engine.audit import pending_audit
 from engine.errors import LabelloopError
 from engine.labels import label_arrays
-from engine.queue import audit_needed, rank_review_queue
+from engine.queue import rank_review_queue
 from storage import Store
 
 
@@ -31,7 +31,8 @@ def review_order(store: Store, k: int) -> tuple[np.ndarray, list[str], dict]:
     mistake_ids, _ = possible_label_mistakes(store)
     row_of = {image_id: row for row, image_id in enumerate(image_ids.tolist())}
     mistakes = np.array([row_of[i] for i in mistake_ids.tolist() if i in row_of], int)
-    audit_picks = np.array([row_of[i] for i in audit_queue(store, k) if i in row_of], int)
+    # the audit's drawn images waiting for a label come first: they are what the estimates and the prior wait for
+    audit_picks = np.array([row_of[i] for i in pending_audit(store) if i in row_of], int)
     indices, reasons = rank_review_queue(teacher, zero, labels, human, embeddings, k=k, mistakes=mistakes,
                                          audit_picks=audit_picks)
     picked = {"teacher": teacher[indices], "zero_shot": zero[indices], "label": labels[indices],
@@ -50,21 +51,6 @@ class _StoredVectors:
         rows = np.asarray(rows)
         return self.store.vectors_of(self.model_id, self.image_ids[np.flatnonzero(rows) if rows.dtype == bool
                                                                    else rows])
-
-
-def audit_queue(store: Store, k: int) -> list[int]:
-    """The random audit's images the queue starts with (after possible label mistakes), in draw order: those drawn
-    and waiting for a label, and while the class shares are not known to engine.queue.AUDIT_HALF_WIDTH
-    (`audit_needed`) and none is waiting, up to NEXT_AUDIT drawn now. Ranking the queue can so write to the
-    project: the draw is recorded, so that the labels given to these images make them audited."""
-    waiting = pending_audit(store)
-    if waiting or not audit_needed(audit_class_shares(store)):
-        return waiting
-    try:
-        draw_audit(store, min(k, NEXT_AUDIT))
-    except LabelloopError:  # nothing left to draw, or no classes: the queue goes on without
-        return []
-    return pending_audit(store)
 
 
 def possible_label_mistakes(store: Store) -> tuple[np.ndarray, np.ndarray]:

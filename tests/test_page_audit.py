@@ -59,8 +59,7 @@ def test_a_blind_audit_gives_the_estimate_and_the_quality_view(server, browser, 
 
     page.get_by_role("tab", name="Rounds").click()
     page.locator("#start-round").click()
-    wait_for_job(page, "running", timeout_ms=30_000)
-    wait_for_job(page, "done")
+    wait_for_job(page, "done")  # a demo round takes seconds: the header may never show it running
     page.get_by_role("tab", name="Quality").click()
     rounds = workspace.view.quality(wait=True)["rounds"]
     assert [r["round"] for r in rounds] == [0, 1] and all(r["low"] <= r["accuracy"] <= r["high"] for r in rounds)
