@@ -21,6 +21,7 @@ from engine.overlays import confidence_colour
 
 HUMAN_COLOUR = "rgb(37, 99, 235)"
 ERROR_COLOUR = "rgb(60, 60, 60)"
+AUDIT_COLOUR = "rgb(107, 114, 128)"  # neutral: an audit image shows no confidence, high or low
 
 # Clicks on a tile trigger the gallery's `click` event with the tile's image id, and every label action (a class key,
 # N, A, a class button, Accept) its `submit` event with the id of the image the detail view shows: the server acts on
@@ -241,6 +242,8 @@ def _colour(item: GalleryItem) -> str:
         return ERROR_COLOUR
     if item.label_source == "human":
         return HUMAN_COLOUR
+    if item.audit:
+        return AUDIT_COLOUR
     blue, green, red = confidence_colour(item.confidence if item.confidence is not None else 0.0).tolist()
     return f"rgb({red}, {green}, {blue})"
 

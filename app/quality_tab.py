@@ -33,6 +33,8 @@ def rounds_figure(quality: dict, held: set[int]) -> go.Figure:
                    name="95 % interval"),
         go.Scatter(x=x, y=[r["accuracy"] for r in rounds], mode="lines+markers", name="estimated accuracy",
                    line=dict(color="#2563eb"),
+                   error_y=dict(type="data", symmetric=False, array=[r["high"] - r["accuracy"] for r in rounds],
+                                arrayminus=[r["accuracy"] - r["low"] for r in rounds], color="#2563eb"),
                    text=[f"round {r['round']}: {r['accuracy']:.1%} ({r['low']:.1%}-{r['high']:.1%}), "
                          f"{r['audited']} audited" + (" · held back: measured worse" if r["round"] in held else "")
                          for r in rounds], hoverinfo="text",
@@ -52,7 +54,8 @@ def confusion_figure(quality: dict) -> go.Figure:
                                   colorscale="Blues", text=confusion["matrix"][::-1], texttemplate="%{text}",
                                   hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>", showscale=False))
     figure.update_layout(height=max(260, 40 + 28 * len(confusion["rows"])), margin=dict(l=110, r=20, t=40, b=60),
-                         title=f"confusion matrix of the audit (round {quality['round'] or 'zero-shot'})",
+                         title="confusion matrix of the audit ("
+                               + (f"round {quality['round']})" if quality["round"] else "zero-shot)"),
                          xaxis=dict(title="predicted"), yaxis=dict(title="your label"))
     return figure
 
