@@ -276,6 +276,9 @@ def cmd_queue(args) -> int:
         _print_json(queue)
         return 0
     for rank, item in enumerate(queue, start=1):
+        if item["predicted"] is None:
+            print(f"{rank:4d}. {item['path']}  {item['reason']}: label it blind, its prediction is hidden")
+            continue
         label = f" [labeled {item['label']} by {item['label_source']}]" if "label" in item else ""
         if "without_label" in item:
             label += (f" [without that label: {item['without_label']['predicted']} "

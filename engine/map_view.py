@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.audit import pending_audit
 from engine.errors import LabelloopError
 from engine.jobs import Cancelled, JobContext, JobRunner
 from engine.layout import MIN_UMAP_IMAGES, UMAP_FIT_SIZE, pca_layout, points_in_box, points_in_polygon, umap_layout
@@ -72,6 +73,8 @@ class MapView:
                 method, note = "pca", f"PCA of {count:,} images · {self._umap_note(model_id, key, count)}"
         round_id = self.store.shown_round()
         points = self.store.map_points(model_id, method, round_id)
+        blind = np.isin(points["image_id"], pending_audit(self.store))  # no prediction of an audit image: see audit
+        points["shown"][blind], points["confidence"][blind] = -1, np.nan
         names = {c["id"]: c["name"] for c in self.store.classes()}
         return MapState(method=method, note=note, points=points, class_names=names,
                         version=(model_id, key, method))

@@ -7,7 +7,7 @@ import numpy as np
 from engine.audit import pending_audit
 from engine.errors import LabelloopError
 from engine.labels import label_arrays
-from engine.queue import rank_review_queue
+from engine.queue import AUDIT, rank_review_queue
 from storage import Store
 
 
@@ -75,7 +75,8 @@ def fits_no_class(store: Store, *, threshold: float = FITS_NO_CLASS) -> tuple[np
 
 
 def review_queue(store: Store, k: int) -> list[dict]:
-    """The `k` images a person should look at next, best first: path, predicted class, confidence, reason; for a
+    """The `k` images a person should look at next, best first: path, predicted class, confidence, reason (an audit
+    image waiting for its label shows no prediction: predicted, confidence, runner_up and zero_shot null); for a
     person's label the round cross-fitted, also how students that never trained on it judge the image
     (`without_label`: predicted class and confidence; the shown prediction holds the label itself)."""
     image_ids, reasons, picked = review_order(store, k)
@@ -86,6 +87,10 @@ def review_queue(store: Store, k: int) -> list[dict]:
     judged = {} if crossfit is None else {image_id: row for row, image_id in enumerate(crossfit[0].tolist())}
     queue = []
     for row, (image_id, reason) in enumerate(zip(image_ids.tolist(), reasons)):
+        if reason == AUDIT:  # blind until a person labels it (engine.audit): no prediction to anchor on
+            queue.append({"path": relpaths[image_id], "predicted": None, "confidence": None, "runner_up": None,
+                          "zero_shot": None, "reason": reason})
+            continue
         probs = picked["teacher"][row]
         order = np.argsort(-probs)
         item = {"path": relpaths[image_id], "predicted": names[class_ids[order[0]]],

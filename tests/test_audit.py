@@ -237,3 +237,28 @@ def test_the_cli_draws_audits_and_reports_quality(planted, capsys):
     quality = json.loads(capsys.readouterr().out)["quality"]
     assert {"audited", "accuracy", "low", "high", "per_class", "class_shares"} <= set(quality)
     assert quality["accuracy"] is None and quality["drawn"] == 5
+
+
+def test_an_image_waiting_in_the_audit_shows_no_prediction_anywhere(planted):
+    from engine.gallery_view import AUDIT_CAPTION, GalleryQuery, GalleryView
+    from engine.labeling import LabelingSession
+    from engine.review import review_queue
+
+    project, y = planted
+    store = project.store
+    view = GalleryView(project, lambda: None)
+    labeling = LabelingSession(store, view)
+    drawn = [item["image_id"] for item in draw_audit(store, 5, seed=11)]
+    items = {item.image_id: item for item in view.items(drawn)}
+    assert all(items[i].caption == AUDIT_CAPTION and items[i].shown == "" and items[i].confidence is None
+               for i in drawn)
+    detail = view.detail(drawn[0])
+    assert detail["audit"] and detail["teacher"] == {} and detail["zero_shot"] == {} and detail["predicted"] is None
+    queue = review_queue(store, 8)
+    assert [item["reason"] for item in queue[:5]] == ["random audit"] * 5 and queue[0]["predicted"] is None
+    with pytest.raises(LabelloopError, match="random audit"):
+        labeling.accept([drawn[0]])
+    accepted = labeling.accept([item.image_id for item in view.gallery(GalleryQuery(sort="name")).items])
+    assert not set(accepted.image_ids) & set(drawn)  # a bulk accept passes them by
+    labeling.label([drawn[0]], "class01")
+    assert view.items([drawn[0]])[0].caption == "class01 (you)" and not view.detail(drawn[0])["audit"]
