@@ -261,7 +261,15 @@ def judge_round(store: Store, round_id: int, previous: int, *, may_hold: bool = 
     """After round `round_id` finished: its estimate against that of `previous` (the round shown before it) on the
     same blind audited images, both out of sample. A round worse beyond the interval of the paired difference is
     held back (`may_hold`): the page and exports keep showing `previous` until the person chooses the new one.
-    Returns what the round reports (also without an audit: its effect is then unmeasured)."""
+    Returns what the round reports (also without an audit: its effect is then unmeasured). The round was written
+    held when an audit could judge it (`held` of storage's finish_round): a process killed before this judgement
+    leaves it held, never shown unjudged; this call shows it unless it is worse."""
+    verdict = _judgement(store, round_id, previous, may_hold=may_hold)
+    store.set_round_held(round_id, verdict.get("held", False))
+    return verdict
+
+
+def _judgement(store: Store, round_id: int, previous: int, *, may_hold: bool) -> dict:
     sample = audit_sample(store)
     if sample is None or not sample.blind.any():
         return {"measured": False, "message": f"effect unmeasured: no random audit yet; label {FIRST_AUDIT} random "
@@ -278,8 +286,6 @@ def judge_round(store: Store, round_id: int, previous: int, *, may_hold: bool = 
                "previous_low": round(old["low"], 4), "previous_high": round(old["high"], 4),
                "audited": new["audited"], "difference": comparison["difference"],
                "worse": comparison["worse"], "held": bool(comparison["worse"] and may_hold)}
-    if verdict["held"]:
-        store.set_round_held(round_id, True)
     return verdict
 
 

@@ -130,11 +130,12 @@ class RoundQueries:
                      probs: np.ndarray, stats: dict[str, np.ndarray], pseudo_ids: np.ndarray,
                      pseudo_classes: np.ndarray, metrics: dict, meta: dict | None = None,
                      crossfit_ids: np.ndarray | None = None, crossfit_probs: np.ndarray | None = None,
-                     outlier: np.ndarray | None = None) -> None:
+                     outlier: np.ndarray | None = None, held: bool = False) -> None:
         """Everything a round writes, in one transaction: its predictions, the new pseudo-labels (never over a
         human label, including one written while the round ran), its metrics, `meta` entries to set (a
         `finetune` round switches the project to its adapted model), the out-of-sample probabilities (H, C) of
-        the human-labeled images `crossfit_ids` (H,) and every image's outlier score (N,)."""
+        the human-labeled images `crossfit_ids` (H,) and every image's outlier score (N,). `held`: written held back
+        (not shown) until a judgement shows it (engine.audit.judge_round)."""
         pseudo = pa.table({"image_id": pa.array(np.asarray(pseudo_ids, np.int64)),
                            "class_id": pa.array(np.asarray(pseudo_classes, np.int32))})
         batch = _prediction_batch(image_ids, class_ids, probs, stats)
@@ -154,8 +155,8 @@ class RoundQueries:
             con.execute("""INSERT INTO labels (image_id, class_id, source, round, updated_at)
                            SELECT image_id, class_id, 'pseudo', ?, now() FROM round_pseudo
                            WHERE image_id NOT IN (SELECT image_id FROM labels)""", [round_id])
-            con.execute("UPDATE rounds SET status = 'done', finished_at = now(), metrics = ? WHERE id = ?",
-                        [json.dumps(metrics), round_id])
+            con.execute("UPDATE rounds SET status = 'done', finished_at = now(), metrics = ?, held = ? WHERE id = ?",
+                        [json.dumps(metrics), bool(held), round_id])
             self._gallery_stale(con)
             for key, value in (meta or {}).items():
                 con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, json.dumps(value)])

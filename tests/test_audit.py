@@ -262,3 +262,18 @@ def test_an_image_waiting_in_the_audit_shows_no_prediction_anywhere(planted):
     assert not set(accepted.image_ids) & set(drawn)  # a bulk accept passes them by
     labeling.label([drawn[0]], "class01")
     assert view.items([drawn[0]])[0].caption == "class01 (you)" and not view.detail(drawn[0])["audit"]
+
+
+def test_a_round_written_held_is_shown_only_once_judged(planted):
+    project, y = planted
+    store = project.store
+    drawn = [item["image_id"] for item in draw_audit(store, 40, seed=12)]
+    _label_truth(project, y, drawn)
+    probs = np.full((N, 4), 0.05, np.float32)
+    probs[np.arange(N), y] = 0.85
+    round_id = store.start_round({})
+    store.finish_round(round_id, model_id=MODEL_ID, image_ids=np.arange(1, N + 1),
+                       class_ids=[c["id"] for c in store.classes()], probs=probs, stats=prediction_stats(probs),
+                       pseudo_ids=np.zeros(0, int), pseudo_classes=np.zeros(0, int), metrics={}, held=True)
+    assert store.shown_round() == 0  # a process killed here would leave zero-shot shown, never an unjudged round
+    assert judge_round(store, round_id, 0)["held"] is False and store.shown_round() == round_id

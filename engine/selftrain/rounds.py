@@ -136,7 +136,10 @@ def run_round(project: Project, config: RoundConfig, *, progress: Progress | Non
     # students, whose pseudo-labels come from a teacher that learned them, refined over a graph that spreads them)
     # measured its own accuracy 0.05-0.19 too high; held out, the 95 % intervals hold the truth 91-96 % of the time
     # (bench_selftrain's coverage), for 0.2-4 points of accuracy. They still give the prior and export as human.
-    held_out = np.isin(image_ids, audit_label_ids(store))
+    audit_ids = audit_label_ids(store)
+    # A finetune round makes its adapted model the project's: holding it back would show predictions of another model.
+    may_hold = config.mode != "finetune"
+    held_out = np.isin(image_ids, audit_ids)
     human_rows = np.flatnonzero(human & (labels >= 0) & ~held_out)
     none_rows = np.setdiff1d(_none_of_these_rows(store, image_ids), np.flatnonzero(held_out))
     row_of = {image_id: row for row, image_id in enumerate(image_ids.tolist())}
@@ -192,7 +195,8 @@ def run_round(project: Project, config: RoundConfig, *, progress: Progress | Non
                            pseudo_ids=image_ids[output.pseudo_index],
                            pseudo_classes=np.asarray(class_ids)[output.pseudo_label], metrics=output.metrics,
                            meta=meta, crossfit_ids=image_ids[human_rows] if output.crossfit_probs is not None
-                           else image_ids[:0], crossfit_probs=output.crossfit_probs, outlier=output.outlier)
+                           else image_ids[:0], crossfit_probs=output.crossfit_probs, outlier=output.outlier,
+                           held=may_hold and len(audit_ids) > 0)
     except BaseException as error:
         shutil.rmtree(_model_folder(project, round_id), ignore_errors=True)  # an unfinished round's adapted model
         if isinstance(error, (RoundCancelled, Cancelled)):
@@ -202,8 +206,7 @@ def run_round(project: Project, config: RoundConfig, *, progress: Progress | Non
         else:
             store.end_round(round_id, "failed", str(error) or type(error).__name__)
         raise
-    # A finetune round made its adapted model the project's: holding it back would show predictions of another model.
-    output.metrics["quality"] = judge_round(store, round_id, shown_before, may_hold=config.mode != "finetune")
+    output.metrics["quality"] = judge_round(store, round_id, shown_before, may_hold=may_hold)
     store.add_round_metrics(round_id, quality=output.metrics["quality"])
     return output.metrics
 
