@@ -223,9 +223,15 @@ def quality_report(store: Store, *, project_hint: str = "PROJECT") -> dict:
     report["class_shares"] = {name: _rounded(share) for name, share in zip(class_names + ["none of these"], shares)}
     report["not_covered"] = int((store.ok_image_ids() > audit["last_image_id"]).sum())  # added since it started
     if estimate is None or not estimate["audited"]:
-        report["message"] = (f"accuracy unknown: none of the {sample.drawn} images drawn is labelled yet; label them "
-                             "in Audit mode (or `labelloop label --csv`)" if estimate is not None else
-                             "accuracy unknown: the shown round predicted other classes")
+        if estimate is None:
+            why = "the shown round predicted other classes"
+        elif report["audited"]:  # every blind label was trained on (by a round made before rounds held them out)
+            why = (f"the shown round trained on all {report['audited']} audited labels, so none can judge it; label "
+                   f"{NEXT_AUDIT} more random images (Audit, or `labelloop audit {project_hint} --k {NEXT_AUDIT}`)")
+        else:
+            why = (f"none of the {sample.drawn} images drawn is labelled yet; label them in Audit mode (or "
+                   "`labelloop label --csv`)")
+        report["message"] = f"accuracy unknown: {why}"
         return report
     use = estimate["_use"]
     matrix = confusion_matrix(sample.truth[use], estimate["_predicted"][use], len(sample.class_ids))

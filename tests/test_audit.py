@@ -277,3 +277,14 @@ def test_a_round_written_held_is_shown_only_once_judged(planted):
                        pseudo_ids=np.zeros(0, int), pseudo_classes=np.zeros(0, int), metrics={}, held=True)
     assert store.shown_round() == 0  # a process killed here would leave zero-shot shown, never an unjudged round
     assert judge_round(store, round_id, 0)["held"] is False and store.shown_round() == round_id
+
+
+def test_a_round_that_trained_on_every_audit_label_says_so_instead_of_guessing(planted):
+    project, y = planted
+    store = project.store
+    drawn = np.array([item["image_id"] for item in draw_audit(store, 30, seed=13)])
+    _label_truth(project, y, drawn.tolist())
+    probs = store.prediction_matrix(0)[2]
+    _finish_round(store, probs, drawn, probs[drawn - 1])  # cross-fitted every audit label: it trained on them
+    quality = quality_report(store)
+    assert quality["accuracy"] is None and "trained on all 30 audited labels" in quality["message"]
