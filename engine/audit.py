@@ -204,16 +204,17 @@ def quality_report(store: Store, *, project_hint: str = "PROJECT") -> dict:
     (precision and recall with intervals), class_shares, confusion ({"classes", "rows", "matrix"}), rounds (the
     estimate of every round the audit can judge), drawn / pending, message (what to do next), and next (what NEXT_AUDIT
     more random labels would make of the interval)."""
-    audit, why = _current(store)
+    sample = audit_sample(store)
     names = {c["id"]: c["name"] for c in store.classes()}
     unknown = {"audited": 0, "drawn": 0, "pending": 0, "accuracy": None, "low": None, "high": None, "round": None,
                "method": None, "per_class": {}, "class_shares": {}, "confusion": None, "rounds": [], "next": None,
                "covers": None, "not_covered": None}
     command = f"labelloop audit {project_hint} --k {FIRST_AUDIT}"
-    if audit is None:
+    if sample is None:
+        why = _current(store)[1]
         return {**unknown, "message": f"accuracy unknown: {why}; label {FIRST_AUDIT} random images (Audit on the "
                                       f"page, or `{command}`) for an estimate"}
-    sample = audit_sample(store)
+    audit = sample.audit
     shown = store.shown_round()
     estimate = round_estimate(store, shown, sample)
     report = {**unknown, "audit_id": audit["id"], "drawn": sample.drawn, "pending": sample.pending,
