@@ -23,45 +23,101 @@ HUMAN_COLOUR = "rgb(37, 99, 235)"
 ERROR_COLOUR = "rgb(60, 60, 60)"
 AUDIT_COLOUR = "rgb(107, 114, 128)"  # neutral: an audit image shows no confidence, high or low
 
-# Clicks on a tile trigger the gallery's `click` event with the tile's image id, and every label action (a class key,
-# N, A, a class button, Accept) its `submit` event with the id of the image the detail view shows: the server acts on
-# the image the person saw, whatever order it gets the events in.
 GALLERY_JS = """
-const ahead = [];
-let sent = 0;  // the page's clicks and label actions, numbered in the order sent (app/action_order.py)
+// Every action the page sends is numbered in the order sent (app/action_order.py) and answered by exactly one drawing
+// marked data-answers (a refusal too): a click on a tile ('click'), a label ('submit': a class key or button, N, A),
+// undo ('undo') and ← or → past the page's end ('input'). `ahead` holds the actions sent and not answered yet,
+// oldest first; each is shown at once as the server will do it (a label on its tile, the next tile selected and
+// shown in the detail view: the image the next key acts on). Every drawing is the server's truth, and the actions
+// still unanswered are shown again over it, in order. An action whose result the page cannot foresee (undo, a page
+// turned back) is `blind`: the actions after it wait in `waiting`, in order, until its answer has come and the detail
+// view names the image it left selected; so a key typed right after U or ← never acts on an image the person did
+// not see. Gradio patches the gallery's DOM in place with each new value, so a drawing is told by its data-drawing
+// number, which grows with each drawing the server makes: one older than the newest seen (two answers applied out
+// of order) is replaced by the newest. Should answers stop coming (a server error), the newest drawing is put back
+// after STALL ms.
+const ahead = [], waiting = [];
+let sent = 0;
+const picked = new Set();  // tiles picked with Shift- or Ctrl/Cmd-click: a label then goes to all of them
+const tileOf = (imageId) => imageId && element.querySelector(`.tile[data-image-id="${imageId}"]`);
+const tiles = () => [...element.querySelectorAll('.tile')];
 const select = (tile) => {
   element.querySelectorAll('.tile.selected').forEach(t => t.classList.remove('selected'));
   tile.classList.add('selected');
+  tile.scrollIntoView({block: 'nearest'});
 };
-element.addEventListener('click', (event) => {
-  const tile = event.target.closest('[data-image-id]');
-  if (!tile) return;
-  ahead.push({imageId: tile.dataset.imageId, select: true});
+const showPicked = () => {
+  element.querySelectorAll('.tile.picked').forEach(t => t.classList.remove('picked'));
+  picked.forEach(id => { const tile = tileOf(id); if (tile) tile.classList.add('picked'); else picked.delete(id); });
+};
+const held = () => ahead.some(action => action.blind);
+const act = (run) => { if (waiting.length || held()) waiting.push(run); else run(); };
+const release = () => {
+  while (waiting.length && !held() && shownImage()) waiting.shift()();
+};
+window.labelloopRelease = release;
+const clickTile = (tile) => {
+  ahead.push({select: tile.dataset.imageId});
   select(tile);
   watchStall();
   if (window.labelloopDetailAhead) window.labelloopDetailAhead(tile);
   trigger('click', {image_id: Number(tile.dataset.imageId), sequence: ++sent});
+};
+// Shift-click picks the tiles from the selected one to this one, Ctrl/Cmd-click adds or removes one tile (the
+// selected one first); a plain click or Escape drops the picks.
+const pick = (tile, range) => {
+  if (!picked.size) { const chosen = element.querySelector('.tile.selected'); if (chosen) picked.add(chosen.dataset.imageId); }
+  if (range) {
+    const all = tiles(), from = all.indexOf(element.querySelector('.tile.selected') || tile), to = all.indexOf(tile);
+    all.slice(Math.min(from, to), Math.max(from, to) + 1).forEach(t => picked.add(t.dataset.imageId));
+  } else if (picked.has(tile.dataset.imageId)) picked.delete(tile.dataset.imageId);
+  else picked.add(tile.dataset.imageId);
+  showPicked();
+};
+document.addEventListener('keydown', (event) => { if (event.key === 'Escape') { picked.clear(); showPicked(); } });
+element.addEventListener('click', (event) => {
+  const tile = event.target.closest('[data-image-id]');
+  if (!tile) return;
+  if (event.shiftKey || event.ctrlKey || event.metaKey) { event.preventDefault(); pick(tile, event.shiftKey); return; }
+  picked.clear();
+  showPicked();
+  act(() => clickTile(tile));
 });
-// Clicks and labels shown ahead of the server. `ahead` holds the actions sent and not answered yet, oldest first.
-// Each is answered by exactly one drawing marked data-answers (a refusal too); every drawing is the server's truth,
-// and the actions still unanswered are shown again over it, in order (a drawing that answers an earlier page turn
-// keeps the tile a person has just clicked highlighted). Gradio patches the gallery's DOM in place with each new
-// value, so a drawing is told by its data-drawing number, which grows with each drawing the server makes: one older
-// than the newest seen (two answers applied out of order) is replaced by the newest. Should answers stop coming (a
-// server error), the newest drawing is put back after STALL ms.
 const STALL = 20000;
 let mark = null, newest = 0, truth = null, stall = null;
+// The next page, drawn from the drawing's data-next-page (the server's answer follows and wins); `first`: with its
+// first tile selected, as the server does when a label or → passes the page's end. False on the last page.
+const turnAhead = (first) => {
+  const now = element.querySelector('.drawing');
+  if (!now || !now.dataset.nextPage) return false;
+  const turned = document.createElement('div');
+  turned.className = 'drawing';
+  turned.innerHTML = now.dataset.nextPage;
+  now.replaceWith(turned);
+  const tile = turned.querySelector('.tile');
+  if (first && tile) select(tile);
+  return true;
+};
+// An action shown as the server will do it (app/label_tab.py `following`): a label moves to the next tile, past the
+// page's last tile to the next page's first, and from an image not on the page (a sort or filter moved it off) to
+// the page's first tile.
 const show = (action) => {
-  const tile = action.imageId && element.querySelector(`.tile[data-image-id="${action.imageId}"]`);
-  if (!tile) return;
-  if (action.select) { select(tile); return; }
-  if (action.caption) {
-    tile.querySelector('.badge').textContent = action.caption;
-    tile.classList.add('human', 'pending');
-    tile.style.setProperty('--tile', '%(human)s');
-  }
+  if (action.select) { const tile = tileOf(action.select); if (tile) select(tile); return; }
+  if (action.step) { if (action.step > 0) turnAhead(true); return; }
+  if (action.picks) { action.picks.forEach(id => caption(tileOf(id), action.caption)); return; }
+  if (!action.label) return;
+  const tile = tileOf(action.label);
+  if (!tile) { const first = element.querySelector('.tile'); if (first) select(first); return; }
+  caption(tile, action.caption);
   const next = tile.nextElementSibling;
   if (next && next.classList.contains('tile')) select(next);
+  else turnAhead(true);
+};
+const caption = (tile, text) => {
+  if (!tile || !text) return;
+  tile.querySelector('.badge').textContent = text;
+  tile.classList.add('human', 'pending');
+  tile.style.setProperty('--tile', '%(human)s');
 };
 const watchStall = () => {
   clearTimeout(stall);
@@ -70,6 +126,7 @@ const watchStall = () => {
     ahead.length = 0;
     const now = element.querySelector('.drawing');
     if (now && truth) now.replaceWith(truth.cloneNode(true));
+    release();
   }, STALL);
 };
 const buttonName = (button) => button.innerText.replace(/ \\[\\w\\]$/, '');  // "circle [1]" -> "circle"
@@ -81,53 +138,67 @@ const followSelection = () => {
   const chosen = element.querySelector('.tile.selected');
   if (chosen && window.labelloopDetailAhead) window.labelloopDetailAhead(chosen);
 };
-// A label action: sent with the image the detail view shows, and shown on its tile at once (its label, the next
-// tile selected and shown in the detail view, the image the next key acts on) as the server will do it. kind:
-// 'class' (with the key's `digit` or the button's `name`), 'none' or 'accept'.
-window.labelloopLabel = (kind, {name = null, digit = null} = {}) => {
+// Until the answer to a blind action, the detail view names no image: nothing acts on the one it showed before.
+const forget = () => {
+  const shown = shownImage();
+  if (shown) shown.removeAttribute('data-image-id');
+};
+// A label action, sent with the image the detail view shows (or with the picked tiles) and shown at once. kind:
+// 'class' (with the key's `digit` or the button's `name`), 'none' or 'accept' (with the class the detail view
+// shows: the page accepts what the person saw, not a prediction that changed meanwhile).
+const label = (kind, {name = null, digit = null} = {}) => {
+  const className = kind === 'class' ? (name || classNames()[digit - 1] || null) : null;
   const shown = shownImage();
   const imageId = shown ? shown.dataset.imageId : null;
-  const tile = imageId && element.querySelector(`.tile[data-image-id="${imageId}"]`);
-  const className = kind === 'class' ? (name || classNames()[digit - 1]) : null;
-  let action = {imageId: null};
-  if (tile && (kind !== 'class' || className)) {
-    const accepted = tile.classList.contains('human') || !tile.dataset.shown ? null : tile.dataset.shown;
-    const label = kind === 'class' ? className : kind === 'none' ? '%(none)s' : accepted;
-    action = {imageId, caption: label && label + ' (you)'};
+  const tile = tileOf(imageId);
+  const accepted = tile && tile.classList.contains('human') ? null
+                   : shown && shown.dataset.shown ? shown.dataset.shown : null;
+  const text = kind === 'class' ? className : kind === 'none' ? '%(none)s' : accepted;
+  const payload = {kind, name: kind === 'accept' ? accepted : name, digit, sequence: ++sent};
+  let action;
+  if (picked.size) {
+    action = {picks: [...picked], caption: kind !== 'accept' && text ? text + ' (you)' : null};
+    payload.image_ids = action.picks.map(Number);
+    picked.clear();
+    showPicked();
+  } else {
+    action = {label: imageId, caption: text && text + ' (you)'};
+    payload.image_id = imageId === null ? null : Number(imageId);
   }
   ahead.push(action);
   show(action);
   watchStall();
-  trigger('submit', {image_id: imageId === null ? null : Number(imageId), kind, name, digit, sequence: ++sent});
-  if (action.imageId) followSelection();
+  trigger('submit', payload);
+  followSelection();
 };
-// ← and →: the neighbouring tile, as a click on it; past either end of the page, the server turns the page (the
-// `fallback` button), and until its answer names the new image no key has an image to act on.
-window.labelloopStep = (step, fallback) => {
+window.labelloopLabel = (kind, options) => act(() => label(kind, options));
+// ← and →: the neighbouring tile, as a click on it; past the page's end, → shows the next page's first tile at
+// once (from its copy) and ← waits for the server to turn the page back.
+window.labelloopStep = (step) => act(() => {
   const shown = shownImage();
-  const tile = shown && element.querySelector(`.tile[data-image-id="${shown.dataset.imageId}"]`);
-  const tiles = [...element.querySelectorAll('.tile')];
-  const index = tile ? tiles.indexOf(tile) + step : (step > 0 ? 0 : tiles.length - 1);
-  if (tiles.length && (!tile || (index >= 0 && index < tiles.length))) { tiles[index].click(); return; }
-  window.labelloopForget();
-  fallback.click();
-};
-// An event whose answer selects an image the page cannot foresee (undo, a page turned by →): keys wait for it.
-window.labelloopForget = () => {
-  const shown = shownImage();
-  if (shown) shown.removeAttribute('data-image-id');
-};
-// The next page, drawn at once from the drawing's data-next-page when the page is turned (the server's answer
-// follows and wins). Not while actions are on their way: their answers redraw the page they were given on.
-window.labelloopTurnAhead = () => {
+  const tile = shown && tileOf(shown.dataset.imageId);
+  const all = tiles();
+  if (!tile) { if (all.length) clickTile(all[step > 0 ? 0 : all.length - 1]); return; }
+  const index = all.indexOf(tile) + step;
+  if (index >= 0 && index < all.length) { clickTile(all[index]); return; }
   const now = element.querySelector('.drawing');
-  if (!now || !now.dataset.nextPage || ahead.length) return;
-  const turned = document.createElement('div');
-  turned.className = 'drawing';
-  turned.innerHTML = now.dataset.nextPage;
-  now.replaceWith(turned);
-};
-if (!window.labelloopButtonsListening) {  // the class buttons, Accept and page ▶, clicked or keyed
+  const action = {step, blind: !(step > 0 && now && now.dataset.nextPage)};
+  ahead.push(action);
+  if (action.blind) forget(); else { show(action); followSelection(); }
+  watchStall();
+  trigger('input', {step, sequence: ++sent});
+});
+// Undo: blind, the server says which image got its label back.
+window.labelloopUndo = () => act(() => {
+  ahead.push({blind: true});
+  forget();
+  watchStall();
+  trigger('undo', {sequence: ++sent});
+});
+// The next page drawn at once when ▶ is clicked. Not while actions are on their way: their answers redraw the page
+// they were given on.
+window.labelloopTurnAhead = () => { if (!ahead.length) turnAhead(false); };
+if (!window.labelloopButtonsListening) {  // the class buttons, Accept, Undo and page ▶, clicked or keyed
   window.labelloopButtonsListening = true;
   document.addEventListener('click', (event) => {
     const button = event.target.closest('button');
@@ -135,7 +206,7 @@ if (!window.labelloopButtonsListening) {  // the class buttons, Accept and page 
     if (button.id === 'next-page') window.labelloopTurnAhead();
     else if (button.id === 'accept') window.labelloopLabel('accept');
     else if (button.id === 'similar' && window.labelloopSimilar) window.labelloopSimilar();
-    else if (button.id === 'undo') window.labelloopForget();
+    else if (button.id === 'undo') window.labelloopUndo();
     else if (button.classList.contains('class-button')) {
       const name = buttonName(button);
       window.labelloopLabel(name === '%(none)s' ? 'none' : 'class', {name});
@@ -155,8 +226,11 @@ const drawingArrived = () => {
     truth = now.cloneNode(true);
   }
   ahead.forEach(show);
+  showPicked();
   if (ahead.length) followSelection();
+  else { const chosen = element.querySelector('.tile.selected'); if (chosen) chosen.scrollIntoView({block: 'nearest'}); }
   watchStall();
+  release();
 };
 drawingArrived();
 new MutationObserver(drawingArrived).observe(element, {childList: true, subtree: true, attributes: true,
@@ -177,6 +251,7 @@ window.labelloopDetailAhead = (tile) => {
   if (!view || view.dataset.imageId === tile.dataset.imageId) return;  // it shows that image already
   view.classList.add('pending');
   view.dataset.imageId = tile.dataset.imageId;
+  view.dataset.shown = tile.dataset.shown;  // the class A accepts: the one the tile shows
   view.querySelector('.detail-title').replaceChildren(Object.assign(document.createElement('strong'),
                                                                     {textContent: tile.dataset.path}));
   const picture = view.querySelector('img') || view.appendChild(document.createElement('img'));
@@ -200,6 +275,7 @@ new MutationObserver(() => {
   const number = view ? Number(view.dataset.drawing) : 0;
   if (number > newest && !view.classList.contains('pending')) { newest = number; newestView = view.cloneNode(true); }
   else if (number && number < newest) view.replaceWith(newestView.cloneNode(true));
+  if (window.labelloopRelease) window.labelloopRelease();  // actions held until this view names an image
 }).observe(element, {childList: true, subtree: true, attributes: true, attributeFilter: ['data-drawing']});
 """
 
@@ -211,7 +287,7 @@ GALLERY_CSS = """
                                        background: rgba(17, 24, 39, .9); cursor: zoom-out; border-radius: 0; }
 #gallery .page-text { font-size: 14px; color: #374151; padding: 0 4px 4px; }
 #gallery .tiles { display: grid; grid-template-columns: repeat(auto-fill, minmax(120px, 1fr)); gap: 6px;
-                  max-height: 560px; overflow-y: auto; overflow-x: hidden; padding: 4px; }
+                  padding: 4px; }
 #gallery .tile { position: relative; aspect-ratio: 1; border: 4px solid var(--tile); border-radius: 6px;
                  padding: 0; background: #f3f4f6; cursor: pointer; overflow: hidden; max-width: 180px; }
 #gallery .tile img { width: 100%; height: 100%; object-fit: contain; display: block; }
@@ -221,9 +297,11 @@ GALLERY_CSS = """
                               border-radius: 50%; background: var(--tile); border: 2px solid white; }
 #gallery .tile.pending { border-style: dashed; }
 #gallery .tile.selected { outline: 4px solid #111827; outline-offset: 1px; }
+#gallery .tile.picked::before { content: ''; position: absolute; inset: 0; background: rgba(37, 99, 235, .28);
+                                box-shadow: inset 0 0 0 3px #1d4ed8; pointer-events: none; }
 #gallery .badge { position: absolute; top: 0; left: 0; background: var(--tile); color: white; font-size: 12px;
-                  line-height: 16px; padding: 0 4px; border-bottom-right-radius: 4px; max-width: 100%;
-                  white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+                  line-height: 15px; padding: 0 4px; border-bottom-right-radius: 4px; max-width: 100%;
+                  overflow-wrap: anywhere; text-align: left; }
 #gallery .score { position: absolute; bottom: 0; right: 0; background: rgba(17, 24, 39, .75); color: white;
                   font-size: 11px; line-height: 15px; padding: 0 4px; border-top-left-radius: 4px; }
 #gallery .doubt { position: absolute; bottom: 0; left: 0; background: #b45309; color: white; font-size: 12px;
@@ -296,15 +374,18 @@ def _page_html(items: list[GalleryItem], text: str, selected: int | None) -> str
     return f"<div class='page-text'>{html.escape(text)}</div><div class='tiles'>{tiles}</div>"
 
 
-def detail_html(image_id: int | None, relpath: str = "", picture: Path | None = None, note: str = "") -> str:
+def detail_html(image_id: int | None, relpath: str = "", picture: Path | None = None, note: str = "",
+                shown: str | None = None) -> str:
     """The detail view of one image: its file name (and `note`: its size, or why it cannot be read) over its
-    picture; `data-image-id` names the image every label action acts on."""
+    picture; `data-image-id` names the image every label action acts on, `data-shown` the predicted class it shows
+    (what A accepts)."""
     if image_id is None:
         return (f"<div class='detail-view' data-drawing='{next(_drawings)}'><div class='detail-title'>Click an image, "
                 "or press → to start.</div></div>")
     title = f"<strong>{html.escape(relpath)}</strong>" + (f" {html.escape(note)}" if note else "")
     image = f"<img src='{_url(picture)}' alt='{html.escape(relpath, True)}'>" if picture else ""
-    return (f"<div class='detail-view' data-image-id='{image_id}' data-drawing='{next(_drawings)}'>"
+    accepts = f" data-shown='{html.escape(shown, True)}'" if shown else ""
+    return (f"<div class='detail-view' data-image-id='{image_id}'{accepts} data-drawing='{next(_drawings)}'>"
             f"<div class='detail-title'>{title}</div>{image}</div>")
 
 

@@ -1,5 +1,5 @@
 """The Label tab: the gallery with its filters and pages, the detail view, and every way to correct a label
-(class buttons, keys, bulk accept, multi-select, undo).
+(class buttons, keys, bulk accept, tiles picked with Shift- or Ctrl-click, undo).
 
 The selection is an image id, never a position: a key acts on exactly the image the detail panel shows, whatever
 the gallery shows meanwhile (a filter, the sort or another person may have changed it).
@@ -43,17 +43,28 @@ class LabelTab:
     class_names: gr.State
     refresh: object  # (query, selected) -> refresh_outputs
     refresh_outputs: list
-    class_controls: list  # the class filter, heatmap and "assign selected to" dropdowns, the class buttons' state
+    class_controls: list  # the class filter and heatmap dropdowns, the class buttons' state
     class_controls_shown: object  # (names, query, class filter value) -> (query, *class_controls)
     load: tuple
-    ordered: dict  # event settings of everything that draws the gallery: one at a time, in the order they arrive
+    # bumped by the page's tick: a job ended or the classes changed (the gallery and the detail view are drawn
+    # again, in the tab's order), or labels changed in another tab (the tiles shown and the detail view, in place)
+    gallery_stale: gr.State
+    labels_stale: gr.State
+    labels_seen: gr.State  # the labels' version this tab last drew
 
 
-def following(shown: ShownPage, image_id: int) -> int:
-    """The image after `image_id` on the page shown: where a label moves the selection (it stays on the last one,
-    and on an image not on the page)."""
+def following(shown: ShownPage, image_id: int) -> int | None:
+    """Where a label on `image_id` moves the selection, as the page shows it ahead (GALLERY_JS `show`): the next
+    tile; past the page's last tile None, the next page's first image (or the last tile again on the last page);
+    from an image not on the page (a sort or filter moved it off), the page's first tile, so the next key never
+    relabels an image the gallery no longer shows."""
     ids = [item.image_id for item in shown.items]
-    return ids[min(ids.index(image_id) + 1, len(ids) - 1)] if image_id in ids else image_id
+    if image_id not in ids:
+        return ids[0] if ids else image_id
+    position = ids.index(image_id) + 1
+    if position < len(ids):
+        return ids[position]
+    return None if shown.following else image_id
 
 
 def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
@@ -63,6 +74,9 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
     shown_page = gr.State(ShownPage([], ""))  # the tiles and text drawn, and the next page as it stood
     selected = gr.State(None)  # the image id the detail panel shows
     class_names = gr.State([])  # filled on load, and again whenever the classes change
+    labels_seen = gr.State(None)  # the labels' version (LabelingSession.version) this tab last drew
+    labels_stale = gr.State(0)  # counts the ticks that found labels changed by another tab or person
+    gallery_stale = gr.State(0)  # counts the ticks that found a job ended or the classes changed
     with gr.Row(elem_id="filters"):
         class_filter = gr.Dropdown([ALL_CLASSES], value=ALL_CLASSES, label="shows class", scale=2, min_width=120)
         status_filter = gr.Dropdown(list(GALLERY_STATUSES), value="all", label="status", scale=1, min_width=100)
@@ -96,18 +110,13 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
             with gr.Row():
                 accept_threshold = gr.Slider(0.5, 1, value=0.9, step=0.01, label="accept at or above", scale=3)
                 accept_page = gr.Button("Accept page ≥ threshold", scale=2, elem_id="accept-page")
-            with gr.Accordion("select several on this page", open=False):
-                picked = gr.CheckboxGroup([], show_label=False, elem_id="multi-select")
-                with gr.Row():
-                    picked_class = gr.Dropdown([], value=None, label="assign selected to", scale=2)
-                    assign_picked = gr.Button("Assign selected", scale=1, elem_id="assign-selected")
         with gr.Column(scale=2, min_width=340, elem_id="detail-column"):
             detail_view = gr.HTML(detail_html(None), elem_id="detail-view", js_on_load=DETAIL_JS,
                                   padding=False)
             class_row = gr.Column(elem_id="class-buttons")
             with gr.Row():
                 gr.Button("Accept [A]", variant="primary", elem_id="accept", size="sm")  # GALLERY_JS sends it
-                undo_button = gr.Button("Undo [U]", elem_id="undo", size="sm")
+                gr.Button("Undo [U]", elem_id="undo", size="sm")  # GALLERY_JS sends it
                 gr.Button("More like this [S]", elem_id="similar", size="sm")  # DETAIL_JS sends it
             last_action = gr.Markdown(elem_id="last-action")
             gr.Markdown(HOTKEYS, elem_classes="hotkeys")
@@ -118,26 +127,19 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
                 heatmap_class = gr.Dropdown([], value=None, label="for class (default: predicted)")
             with gr.Accordion("label history", open=False):
                 history = gr.Dataframe(headers=["when", "who", "from", "to"], interactive=False, elem_id="history")
-    # keyboard targets: hidden buttons, clicked by KEYBOARD_JS
-    with gr.Row(elem_id="keyboard-targets"):
-        undo_key = gr.Button("u", elem_id="key-undo")
-        next_key = gr.Button("next", elem_id="key-next")
-        prev_key = gr.Button("prev", elem_id="key-prev")
-
-    refresh_outputs = [gallery, shown_page, picked, show_all]
+    refresh_outputs = [gallery, shown_page, show_all]
     keep_gallery = tuple(gr.skip() for _ in refresh_outputs)  # a handler that leaves the gallery as it is
 
     # ---- what the page shows -----------------------------------------------------------------------------------
 
-    def gallery_outputs(query: GalleryQuery, result: GalleryPage, chosen: int | None):
+    def gallery_outputs(query: GalleryQuery, result: GalleryPage, chosen: int | None, *, answers_ahead=False):
         """The gallery (the selected image highlighted when it is on this page) with its page text (and the subset
-        it is narrowed to), the page drawn, picks, and the button that leaves the subset."""
+        it is narrowed to), the page drawn, and the button that leaves the subset."""
         def text(page: int) -> str:
             where = f"page {page + 1} of {result.pages} · {result.total:,} images"
             return f"{query.subset.name} · {where}" if query.subset else where
         shown = ShownPage(result.items, text(result.page), result.following, text(result.page + 1))
-        choices = [(item.relpath, item.image_id) for item in result.items]
-        return (gallery_html(shown, chosen), shown, gr.CheckboxGroup(choices=choices, value=[]),
+        return (gallery_html(shown, chosen, answers_ahead=answers_ahead), shown,
                 gr.Button(visible=query.subset is not None))
 
     def detail_outputs(image_id: int | None, heatmap: bool, heatmap_for: str | None):
@@ -157,6 +159,7 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
                      "hidden so that it cannot sway you; your label estimates how right the dataset is."]
             rows = [[h["when"], h["who"], h["from"], h["to"]] for h in detail["history"]]
             return (detail_html(image_id, detail["relpath"], Path(picture), note), "  \n".join(lines), None, rows)
+        shown_class = detail["predicted"] if detail["label_source"] != "human" else None
         whose = f"round {detail['shown_round']}" if detail["shown_round"] else "zero-shot"
         lines = [f"label: **{detail['label'] or 'none yet'}** · predictions of **{whose}**"]
         if zero_shot:
@@ -179,8 +182,8 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         if detail["queue"]:
             lines.append(f"review queue #{detail['queue']['rank']}: {detail['queue']['reason']}")
         rows = [[h["when"], h["who"], h["from"], h["to"]] for h in detail["history"]]
-        return (detail_html(image_id, detail["relpath"], Path(picture), note), "  \n".join(lines),
-                without_label or teacher or zero_shot, rows)
+        return (detail_html(image_id, detail["relpath"], Path(picture), note, shown=shown_class),
+                "  \n".join(lines), without_label or teacher or zero_shot, rows)
 
     def refresh(query: GalleryQuery, chosen: int | None):
         return gallery_outputs(query, view.gallery(query), chosen)
@@ -223,28 +226,22 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         showed ahead."""
         return (gr.skip(), gallery_html(shown, chosen, answers_ahead=True), *detail_outputs(chosen, heatmap, heatmap_for))
 
-    def moved(query, shown, chosen, heatmap, heatmap_for, step):
-        """The image `step` tiles from the selected one; past either end of the page, the next or previous page."""
-        ids = [item.image_id for item in shown.items]
-        unchanged = (query, *keep_gallery)
-        if not ids:
-            return (*unchanged, chosen, *detail_outputs(chosen, heatmap, heatmap_for))
-        position = ids.index(chosen) + step if chosen in ids else (0 if step > 0 else len(ids) - 1)
-        if 0 <= position < len(ids):
-            chosen = ids[position]
-            return (query, gallery_html(shown, chosen), *keep_gallery[1:], chosen,
-                    *detail_outputs(chosen, heatmap, heatmap_for))
+    def stepped(query, shown, chosen, heatmap, heatmap_for, event: gr.EventData, request: gr.Request):
+        """← or → past the page's end (within the page the page sends a click on the neighbouring tile): the
+        previous page's last image or the next page's first; on the first or last page, where it is. Always drawn as
+        the answer the page waits for (GALLERY_JS)."""
+        step = 1 if int(event._data.get("step", 1)) > 0 else -1
         new_query, result = turned(query, shown, step)
         if new_query.offset == query.offset or not result.items:  # the first or last page: stay where it is
-            return (*unchanged, chosen, *detail_outputs(chosen, heatmap, heatmap_for))
-        chosen = result.items[0 if step > 0 else -1].image_id
-        return (new_query, *gallery_outputs(new_query, result, chosen), chosen, *detail_outputs(chosen, heatmap, heatmap_for))
-
-    def select_next(query, shown, chosen, heatmap, heatmap_for):
-        return moved(query, shown, chosen, heatmap, heatmap_for, +1)
-
-    def select_previous(query, shown, chosen, heatmap, heatmap_for):
-        return moved(query, shown, chosen, heatmap, heatmap_for, -1)
+            new_query, result, wanted = query, None, chosen
+        else:
+            wanted = result.items[0 if step > 0 else -1].image_id
+        chosen = order.selection(request.session_hash, event._data.get("sequence"), wanted)
+        if result is None or chosen != wanted:  # stays, or a newer action moved the selection meanwhile
+            return (query, gallery_html(shown, chosen, answers_ahead=True), *keep_gallery[1:], chosen,
+                    *detail_outputs(chosen, heatmap, heatmap_for))
+        return (new_query, *gallery_outputs(new_query, result, chosen, answers_ahead=True), chosen,
+                *detail_outputs(chosen, heatmap, heatmap_for))
 
     def all_images_shown(query, chosen):
         """Leave the subset (search results, neighbours, a map selection); the other filters stay."""
@@ -274,63 +271,93 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
     def after_change(query, shown: ShownPage, chosen, change, heatmap, heatmap_for, *, answers_ahead: bool = False):
         """The page after a label change: the changed tiles redrawn where they are (the grid does not shift under
         the person's hand; turning the page applies the filters again), with `chosen` selected. `answers_ahead`: the
-        change is a key's or a class button's, which the page showed ahead."""
+        change is an action the page showed ahead (a key, a class button, undo)."""
         fresh = {item.image_id: item for item in view.items(change.image_ids)} if change.undoable else {}
         shown = replace(shown, items=[fresh.get(item.image_id, item) for item in shown.items])
         return (query, gallery_html(shown, chosen, answers_ahead=answers_ahead), shown, *keep_gallery[2:],
                 chosen, *detail_outputs(chosen, heatmap, heatmap_for),
-                change.message + (" · U undoes" if change.undoable else ""), header_markdown(view.header()))
+                change.message + (" · U undoes" if change.undoable else ""), header_markdown(view.header()),
+                labeling.version())
 
     def label_shown_image(query, shown, chosen, heatmap, heatmap_for, event: gr.EventData, request: gr.Request):
         """A class key or button, N or A: acts on the image the detail view showed when it was pressed (the page
-        sends its id), whatever order the server got that click and this key in; then the next image, unless a newer
-        action reached the server first (app.action_order)."""
+        sends its id), or on the tiles picked with Shift- or Ctrl-click (`image_ids`: one undo step), whatever order
+        the server got that click and this key in; then the next image (`following`), unless a newer action reached
+        the server first (app.action_order)."""
         action = event._data
+        actor, picks = page_actor(request.username), action.get("image_ids")
+        if picks:
+            change = apply_label([int(i) for i in picks], action, actor, request.session_hash)
+            chosen = order.selection(request.session_hash, action.get("sequence"), chosen)
+            return after_change(query, shown, chosen, change, heatmap, heatmap_for, answers_ahead=True)
         if action.get("image_id") is None:
             raise LabelloopError("select an image first (click it, or press →)")
         image_id = int(action["image_id"])
-        change = apply_label(image_id, action, page_actor(request.username))
-        chosen = order.selection(request.session_hash, action.get("sequence"), following(shown, image_id))
+        change = apply_label([image_id], action, actor, request.session_hash)
+        wanted, result = following(shown, image_id), None
+        if wanted is None:  # past the page's last tile: the next page's first image, as the page showed it ahead
+            new_query, result = turned(query, shown, +1)
+            wanted = result.items[0].image_id if new_query.offset != query.offset and result.items else image_id
+            result = result if wanted != image_id else None
+        chosen = order.selection(request.session_hash, action.get("sequence"), wanted)
+        if result is not None and chosen == wanted:
+            return (new_query, *gallery_outputs(new_query, result, chosen, answers_ahead=True), chosen,
+                    *detail_outputs(chosen, heatmap, heatmap_for),
+                    change.message + (" · U undoes" if change.undoable else ""), header_markdown(view.header()),
+                    labeling.version())
         return after_change(query, shown, chosen, change, heatmap, heatmap_for, answers_ahead=True)
 
-    def apply_label(image_id: int, action: dict, actor: str):
-        """The label a key or button names (`kind`: class, by `name` or by key `digit`; none; accept)."""
+    def apply_label(image_ids: list[int], action: dict, actor: str, session: str | None):
+        """The label a key or button names (`kind`: class, by `name` or by key `digit`; none; accept, of the class
+        the page showed as `name`: a prediction that changed since the person saw it is not what they accepted)."""
         if action.get("kind") == "accept":
-            return labeling.accept([image_id], actor=actor)
+            return labeling.accept(image_ids, actor=actor, session=session, expected=action.get("name"))
         name = NONE_OF_THESE if action.get("kind") == "none" else action.get("name")
         if action.get("digit") is not None:
             names = view.class_names()
             if not 1 <= int(action["digit"]) <= len(names):
                 raise LabelloopError(f"there is no class {action['digit']}; classes: {', '.join(names)}")
             name = names[int(action["digit"]) - 1]
-        return labeling.label([image_id], str(name), actor=actor)
+        return labeling.label(image_ids, str(name), actor=actor, session=session)
 
-    def refused_ahead(query, shown, chosen, heatmap, heatmap_for, *_, **__):
-        """A refused key or class button: the gallery and the detail view as they were, drawn again as the answer
-        the page waits for (it showed the label and the next image ahead of the server)."""
-        keep = [gr.skip()] * len(changed_outputs)
-        keep[changed_outputs.index(gallery)] = gallery_html(shown, chosen, answers_ahead=True)
-        start = changed_outputs.index(detail_view)
-        keep[start:start + len(detail_parts)] = detail_outputs(chosen, heatmap, heatmap_for)
-        return tuple(keep)
+    def answered_unchanged(outputs: list):
+        """What a refused action the page showed ahead (a key, a class button, undo, ← or → past the page's end)
+        is answered with: the gallery and the detail view as they were, drawn again as the one answer the page
+        waits for (GALLERY_JS)."""
+        def refused(query, shown, chosen, heatmap, heatmap_for, *_, **__):
+            keep = [gr.skip()] * len(outputs)
+            keep[outputs.index(gallery)] = gallery_html(shown, chosen, answers_ahead=True)
+            start = outputs.index(detail_view)
+            keep[start:start + len(detail_parts)] = detail_outputs(chosen, heatmap, heatmap_for)
+            return tuple(keep)
+        return refused
 
     def accept_page_above(query, shown, chosen, heatmap, heatmap_for, threshold, request: gr.Request):
         change = labeling.accept([item.image_id for item in shown.items], min_confidence=threshold,
-                                 actor=page_actor(request.username))
+                                 actor=page_actor(request.username), session=request.session_hash)
         change.message += f" at or above {threshold:.0%}"
         return after_change(query, shown, chosen, change, heatmap, heatmap_for)
 
-    def assign_ticked(query, shown, chosen, heatmap, heatmap_for, ticked, class_name, request: gr.Request):
-        if not ticked or not class_name:
-            raise LabelloopError("tick images under 'select several on this page' and choose a class")
-        change = labeling.label(list(ticked), class_name, actor=page_actor(request.username))
-        return after_change(query, shown, chosen, change, heatmap, heatmap_for)
+    def undo_last(query, shown, chosen, heatmap, heatmap_for, event: gr.EventData, request: gr.Request):
+        """U or Undo: the person's last action undone (saying so when another tab made it), and the image that got
+        its label back selected; always the answer the page waits for (GALLERY_JS)."""
+        change = labeling.undo(actor=page_actor(request.username), session=request.session_hash)
+        wanted = change.image_ids[0] if len(change.image_ids) == 1 else chosen
+        chosen = order.selection(request.session_hash, event._data.get("sequence"), wanted)
+        return after_change(query, shown, chosen, change, heatmap, heatmap_for, answers_ahead=True)
 
-    def undo_last(query, shown, chosen, heatmap, heatmap_for, request: gr.Request):
-        change = labeling.undo(actor=page_actor(request.username))
-        if len(change.image_ids) == 1:
-            chosen = change.image_ids[0]  # show the image that got its label back
-        return after_change(query, shown, chosen, change, heatmap, heatmap_for)
+    def redrawn(query, _shown, chosen, heatmap, heatmap_for):
+        """The gallery and the detail view after a job ended or the classes changed: a label-tab event of its own,
+        so it runs after a filter, sort or page change sent before it and reads the query that change left (drawn by
+        the tick itself, it could put the page the person left back on the screen); the detail view follows the
+        round like every other view, so A accepts what it shows."""
+        return (*refresh(query, chosen), *detail_outputs(chosen, heatmap, heatmap_for))
+
+    def tiles_redrawn(query, shown: ShownPage, chosen, heatmap, heatmap_for):
+        """The page's tiles and the detail view drawn again where they are (no tile moves: the filters apply again
+        when the page is turned), after another tab or person changed labels: every open tab shows the truth."""
+        shown = replace(shown, items=view.items([item.image_id for item in shown.items]))
+        return (gallery_html(shown, chosen), shown, *detail_outputs(chosen, heatmap, heatmap_for))
 
     def class_controls_shown(names, query, filter_value):
         """Every control that lists classes, from the project's classes now. Only the choices change, so a
@@ -339,11 +366,11 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
             query = replace(query, class_name=None, offset=0)
         return (query, gr.Dropdown(choices=[ALL_CLASSES, *names],
                                    **({} if filter_value in names else {"value": ALL_CLASSES})),
-                gr.Dropdown(choices=names), gr.Dropdown(choices=[*names, NONE_OF_THESE]), names)
+                gr.Dropdown(choices=names), names)
 
     def page_loaded(query, chosen, filter_value):
         query, *controls = class_controls_shown(view.class_names(), query, filter_value)
-        return (query, *refresh(query, chosen), *controls)
+        return (query, *refresh(query, chosen), *controls, labeling.version())
 
     # ---- events --------------------------------------------------------------------------------------------------
 
@@ -369,19 +396,18 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
        refused=refused_detail, **ordered)
     for control in heatmap_inputs:
         on(control.input, show_detail, [selected, *heatmap_inputs], detail_parts, **ordered)
-    moved_outputs = [query_state, *refresh_outputs, selected, *detail_parts]
-    on(next_key.click, select_next, [query_state, shown_page, selected, *heatmap_inputs], moved_outputs, **ordered)
-    on(prev_key.click, select_previous, [query_state, shown_page, selected, *heatmap_inputs], moved_outputs,
-       **ordered)
-
-    changed_outputs = [query_state, *refresh_outputs, selected, *detail_parts, last_action, header]
     current = [query_state, shown_page, selected, *heatmap_inputs]
-    # the class buttons, Accept and the keys 1-9, N and A reach the server as the gallery's `submit` (GALLERY_JS)
-    on(gallery.submit, label_shown_image, current, changed_outputs, refused=refused_ahead, **ordered)
-    for button in (undo_key, undo_button):
-        on(button.click, undo_last, current, changed_outputs, **ordered)
+    # ← and → past the page's end reach the server as the gallery's `input`, U and the Undo button as its `undo`, the
+    # class buttons, Accept and the keys 1-9, N and A as its `submit`: each numbered and answered (GALLERY_JS)
+    stepped_outputs = [query_state, *refresh_outputs, selected, *detail_parts]
+    on(gallery.input, stepped, current, stepped_outputs, refused=answered_unchanged(stepped_outputs), **ordered)
+    changed_outputs = [query_state, *refresh_outputs, selected, *detail_parts, last_action, header, labels_seen]
+    on(gallery.submit, label_shown_image, current, changed_outputs, refused=answered_unchanged(changed_outputs),
+       **ordered)
+    on(gallery.undo, undo_last, current, changed_outputs, refused=answered_unchanged(changed_outputs), **ordered)
     on(accept_page.click, accept_page_above, [*current, accept_threshold], changed_outputs, **ordered)
-    on(assign_picked.click, assign_ticked, [*current, picked, picked_class], changed_outputs, **ordered)
+    on(labels_stale.change, tiles_redrawn, current, [gallery, shown_page, *detail_parts], **ordered)
+    on(gallery_stale.change, redrawn, current, [*refresh_outputs, *detail_parts], **ordered)
 
     find = FindTools(workspace.discovery, refresh)
     subset_outputs = [query_state, *refresh_outputs, sort]
@@ -413,8 +439,10 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
                     gr.Button(f"{name}{hint}", size="sm", elem_classes="class-button", min_width=60)
                 gr.Button(f"{NONE_OF_THESE} [N]", size="sm", elem_classes="class-button", min_width=60)
 
-    class_controls = [class_filter, heatmap_class, picked_class, class_names]
-    load = (page_loaded, [query_state, selected, class_filter], [query_state, *refresh_outputs, *class_controls])
+    class_controls = [class_filter, heatmap_class, class_names]
+    load = (page_loaded, [query_state, selected, class_filter],
+            [query_state, *refresh_outputs, *class_controls, labels_seen])
     return LabelTab(query_state=query_state, selected=selected, class_names=class_names, refresh=refresh,
                     refresh_outputs=refresh_outputs, class_controls=class_controls,
-                    class_controls_shown=class_controls_shown, load=load, ordered=ordered)
+                    class_controls_shown=class_controls_shown, load=load, gallery_stale=gallery_stale,
+                    labels_stale=labels_stale, labels_seen=labels_seen)

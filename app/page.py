@@ -18,16 +18,15 @@ from engine.workspace import Workspace
 
 FIRST_TICK = "first tick"
 
-# Label keys (1-9, A, N) go through the gallery with the image the detail view shows (GALLERY_JS), S through the
-# detail view with that image (DETAIL_JS); ← and → within the page are clicks on the neighbouring tile; the other
-# keys click hidden buttons, so a keypress runs exactly the handler a click would. Typing in a text field is left
-# alone; on a slider the arrows move the slider and every other key still labels.
+# Label keys (1-9, A, N), U, ← and → go through the gallery (GALLERY_JS: a label with the image the detail view shows,
+# ← and → within the page as clicks on the neighbouring tile), S through the detail view with that image
+# (DETAIL_JS); [ and ] click the page buttons, so a keypress runs exactly the handler a click would. Typing in a
+# text field is left alone; on a slider the arrows move the slider and every other key still labels.
 KEYBOARD_JS = """
 () => {
   if (window.labelloopKeys) return;
   window.labelloopKeys = true;
-  const named = {u: 'key-undo', ArrowRight: 'key-next', ArrowLeft: 'key-prev', '[': 'prev-page',
-                 ']': 'next-page', PageUp: 'prev-page', PageDown: 'next-page'};
+  const named = {'[': 'prev-page', ']': 'next-page', PageUp: 'prev-page', PageDown: 'next-page'};
   document.addEventListener('keydown', (event) => {
     const target = event.target;
     if (event.ctrlKey || event.metaKey || event.altKey) return;
@@ -40,14 +39,15 @@ KEYBOARD_JS = """
     const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
     const label = /^[1-9]$/.test(key) ? ['class', {digit: Number(key)}] : key === 'a' ? ['accept'] : key === 'n' ? ['none'] : null;
     const similar = key === 's' && window.labelloopSimilar;  // sent through the detail view with the image it shows
-    const button = !label && named[key] && document.getElementById(named[key]);
-    if (!label && !similar && !button) return;
+    const step = key === 'ArrowRight' ? 1 : key === 'ArrowLeft' ? -1 : 0;
+    const button = named[key] && document.getElementById(named[key]);
+    if (!label && !similar && !step && key !== 'u' && !button) return;
     event.preventDefault();
     if (target && target.blur) target.blur();
-    if (label) window.labelloopLabel(...label);  // sent through the gallery with the image the detail view shows
+    if (label) window.labelloopLabel(...label);
     else if (similar) similar();
-    else if (key === 'ArrowRight' || key === 'ArrowLeft') window.labelloopStep(key === 'ArrowRight' ? 1 : -1, button);
-    else if (key === 'u') { window.labelloopForget(); button.click(); }
+    else if (step) window.labelloopStep(step);
+    else if (key === 'u') window.labelloopUndo();
     else button.click();
   });
 }
@@ -58,8 +58,8 @@ CSS = """
 #progress-bar > div { height: 100%; background: #2563eb; transition: width .4s; }
 #quality-line { margin-top: 6px; font-size: 13px; }
 .hotkeys { color: #4b5563; font-size: 12px; }
-#keyboard-targets { display: none !important; }
 #header h3 { margin: 0; }
+#detail-column { position: sticky; top: 8px; align-self: flex-start; }  /* beside the gallery as it scrolls */
 .class-row button { flex: 0 1 auto !important; }
 .legend { font-size: 12px; color: #374151; }
 .legend i { display: inline-block; width: 11px; height: 11px; border-radius: 2px; margin: 0 3px 0 10px;
@@ -75,7 +75,6 @@ def build_page(workspace: Workspace) -> gr.Blocks:
             job_status = gr.HTML(job_html(view.header()["job"], view.header()["quality"]), elem_id="job",
                                  padding=False)
         seen_job = gr.State(FIRST_TICK)  # (job id, status) at the last tick
-        gallery_stale = gr.State(0)  # counts the ticks that found a job ended or the classes changed
         with gr.Tabs() as tabs:
             with gr.Tab("Label", id="label"):
                 label_tab = build_label_tab(workspace, header)
@@ -93,10 +92,12 @@ def build_page(workspace: Workspace) -> gr.Blocks:
                 build_export_tab(workspace)
         class_outputs = [*label_tab.class_controls, *classes_tab.outputs]
 
-        def poll(seen, stale, shown_names, query, filter_value):
+        def poll(seen, stale, labels_seen, labels_stale, shown_names, query, filter_value):
             """Header, job bar and job log every tick; the plots when a job has just ended; every class control
             (and the query, which may name a class no longer there) when the classes changed (in this tab or
-            another); in both cases a new `gallery_stale`, which redraws the gallery in the label tab's order."""
+            another); in both cases a new `gallery_stale`, which redraws the gallery and the detail view in the label
+            tab's order. Labels changed by another tab or person: a new `labels_stale`, which redraws the tiles
+            shown and the detail view, so every open tab shows the truth within a tick."""
             info = view.header()
             job = info["job"]
             state = (job["id"], job["status"]) if job else None
@@ -107,18 +108,15 @@ def build_page(workspace: Workspace) -> gr.Blocks:
             if names != shown_names:
                 new_query, *classes = label_tab.class_controls_shown(names, query, filter_value)
                 classes += classes_tab.shown()
+            version = workspace.labeling.version()
+            changed = labels_seen is not None and version != labels_seen
             outputs = [header_markdown(info), job_html(job, info["quality"]), state, rounds_tab.job_log(),
-                       stale + 1 if ended or classes else gr.skip(), new_query]
+                       stale + 1 if ended or classes else gr.skip(), new_query, version,
+                       labels_stale + 1 if changed and not (ended or classes) else gr.skip()]
             outputs += list(rounds_tab.plots()) if ended else [gr.skip()] * len(rounds_tab.plot_outputs)
             outputs += list(quality_tab.shown()) if ended else [gr.skip()] * len(quality_tab.outputs)
             outputs += classes if classes else [gr.skip()] * len(class_outputs)
             return outputs
-
-        def gallery_redrawn(query, selected):
-            """The gallery after a job ended or the classes changed. A label-tab event of its own, so it runs after
-            a filter, sort or page change sent before it and reads the query that change left: drawn by the tick
-            itself, it could finish after such a change and put the page the person left back on the screen."""
-            return label_tab.refresh(query, selected)
 
         def header_shown():
             """The header as the project stands when a page loads (its first value was drawn when the server
@@ -131,11 +129,10 @@ def build_page(workspace: Workspace) -> gr.Blocks:
         page.load(*rounds_tab.load, show_progress="hidden", api_name="plots_loaded")
         page.load(classes_tab.shown, [], classes_tab.outputs, show_progress="hidden", api_name="classes_loaded")
         quality_item.select(quality_tab.shown, [], quality_tab.outputs, show_progress="hidden", api_name="quality_shown")
-        gr.Timer(1.0).tick(poll, [seen_job, gallery_stale, label_tab.class_names, label_tab.query_state,
-                                  label_tab.class_controls[0]],
-                           [header, job_status, seen_job, rounds_tab.log, gallery_stale, label_tab.query_state,
+        gr.Timer(1.0).tick(poll, [seen_job, label_tab.gallery_stale, label_tab.labels_seen, label_tab.labels_stale,
+                                  label_tab.class_names, label_tab.query_state, label_tab.class_controls[0]],
+                           [header, job_status, seen_job, rounds_tab.log, label_tab.gallery_stale,
+                            label_tab.query_state, label_tab.labels_seen, label_tab.labels_stale,
                             *rounds_tab.plot_outputs, *quality_tab.outputs, *class_outputs], show_progress="hidden",
                            api_name="poll")
-        gallery_stale.change(gallery_redrawn, [label_tab.query_state, label_tab.selected], label_tab.refresh_outputs,
-                             **label_tab.ordered)
     return page

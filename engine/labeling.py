@@ -35,29 +35,50 @@ class LabelChange:
         return bool(self.changed or self.confirmed)
 
 
+@dataclass
+class _UndoStep:
+    """One page action as undo takes it back: the label_events id range it wrote, the labels it confirmed, and the
+    page session (browser tab) that made it."""
+
+    after: int
+    through: int
+    confirmed: list[int]
+    session: str | None
+
+
 class LabelingSession:
     """Writes human labels for the page. Undo steps are kept per actor, in memory: one step per action."""
 
     def __init__(self, store: Store, view: GalleryView):
         self.store = store
         self.view = view
-        # per actor, one step per action: the label_events id range it wrote and the labels it confirmed
-        self._undo: dict[str, list[tuple[int, int, list[int]]]] = {}
+        self._undo: dict[str, list[_UndoStep]] = {}  # per actor, one step per action
         self._lock = threading.Lock()  # an action's event range must not interleave with another's
+        self._confirmations = 0  # confirmations written or undone: they change what a tile shows, and no event says so
 
-    def label(self, image_ids: list[int], class_name: str | None, *, actor: str = PAGE_ACTOR) -> LabelChange:
-        """Give each image a human label (None or NONE_OF_THESE = none of these); one undo step of `actor`."""
+    def version(self) -> str:
+        """Changes whenever a label or a confirmation does (the page, a round, an import): an open tab that drew
+        another version draws its tiles again."""
+        return f"{self.store.last_label_event_id()}.{self._confirmations}"
+
+    def label(self, image_ids: list[int], class_name: str | None, *, actor: str = PAGE_ACTOR,
+              session: str | None = None) -> LabelChange:
+        """Give each image a human label (None or NONE_OF_THESE = none of these); one undo step of `actor`, made in
+        the page session (browser tab) `session`."""
         class_id = None if class_name in (None, NONE_OF_THESE) else self.view.class_id(class_name)
         shown = class_name or NONE_OF_THESE
         if not image_ids:
             return LabelChange(0, "no image selected")
-        changed, confirmed = self._write(actor, image_ids, [class_id] * len(image_ids))
+        changed, confirmed = self._write(actor, image_ids, [class_id] * len(image_ids), session)
         note = "" if changed else " (already so: confirmed)" if confirmed else " (already so; nothing changed)"
         return LabelChange(changed, f"{self._files(image_ids)} → **{shown}**{note}", list(image_ids), confirmed)
 
-    def accept(self, image_ids: list[int], *, min_confidence: float = 0.0, actor: str = PAGE_ACTOR) -> LabelChange:
+    def accept(self, image_ids: list[int], *, min_confidence: float = 0.0, actor: str = PAGE_ACTOR,
+               session: str | None = None, expected: str | None = None) -> LabelChange:
         """Make each image's shown prediction its human label, if its confidence is at least `min_confidence`.
-        Images a person already labeled are left as they are. One undo step of `actor`."""
+        Images a person already labeled are left as they are. One undo step of `actor`. `expected`: for one image,
+        the class the page showed the person; should a round have changed the prediction since, the person accepted
+        what they saw, and that is the label written."""
         blind = set(pending_audit(self.store))  # accepting the machine's guess would make the audit agree with it
         chosen = [row for row in self.store.shown_predictions(image_ids, self.store.shown_round())
                   if row["status"] == "ok" and row["label_source"] != "human" and row["predicted"] is not None
@@ -69,45 +90,56 @@ class LabelingSession:
             return LabelChange(0, "nothing to accept: already labeled by a person, in the random audit, or below "
                                   "the threshold")
         ids = [row["id"] for row in chosen]
-        changed, _ = self._write(actor, ids, [row["predicted"] for row in chosen])  # no person's label: none confirmed
+        names = {c["id"]: c["name"] for c in self.store.classes()}
+        predicted = [row["predicted"] for row in chosen]
+        note = "accepted"
+        if expected is not None and len(ids) == 1 and names.get(predicted[0]) != expected:
+            note = f"accepted as shown; the shown round now predicts {names.get(predicted[0], '?')}"
+            predicted = [self.view.class_id(expected)]
+        changed, _ = self._write(actor, ids, predicted, session)  # no person's label: none confirmed
         if len(ids) == 1:
-            names = {c["id"]: c["name"] for c in self.store.classes()}
-            return LabelChange(changed, f"{self._files(ids)} → **{names[chosen[0]['predicted']]}** (accepted)",
-                               ids)
+            return LabelChange(changed, f"{self._files(ids)} → **{names[predicted[0]]}** ({note})", ids)
         return LabelChange(changed, f"accepted {changed} predictions", ids)
 
-    def undo(self, *, actor: str = PAGE_ACTOR) -> LabelChange:
+    def undo(self, *, actor: str = PAGE_ACTOR, session: str | None = None) -> LabelChange:
         """Undo `actor`'s last page action (a single label or a bulk accept); only that actor's label changes in
-        it are reverted, and an image someone relabeled since keeps the newer label."""
+        it are reverted, and an image someone relabeled since keeps the newer label. The message says so when
+        another page session (browser tab) than `session` made the action."""
         with self._lock:
             steps = self._undo.get(actor)
             if not steps:
                 return LabelChange(0, "nothing to undo")
-            after, through, confirmed = steps.pop()
-            restored = self.store.revert_label_events(after, through, actor=actor, by=f"{actor}:undo")
-            self.store.forget_confirmations(confirmed)
+            step = steps.pop()
+            restored = self.store.revert_label_events(step.after, step.through, actor=actor, by=f"{actor}:undo")
+            self.store.forget_confirmations(step.confirmed)
+            self._confirmations += len(step.confirmed)
+        confirmed = step.confirmed
+        where = " (an action made in another tab)" if step.session != session else ""
         if not restored and confirmed:
-            return LabelChange(0, f"undid: {self._files(confirmed)} no longer confirmed (a possible label mistake "
-                                  "again if the round doubts it)", confirmed, len(confirmed))
+            return LabelChange(0, f"undid{where}: {self._files(confirmed)} no longer confirmed (a possible label "
+                                  "mistake again if the round doubts it)", confirmed, len(confirmed))
         if not restored:
-            return LabelChange(0, "nothing to undo: those images were relabeled since")
+            return LabelChange(0, f"nothing to undo{where}: those images were relabeled since")
         names = {c["id"]: c["name"] for c in self.store.classes()}
         first = restored[0]
         back = self.view.label_text(first["class_id"], first["source"], names)
         ids = [row["image_id"] for row in restored]
         if len(restored) == 1:
-            return LabelChange(1, f"undid: {first['relpath']} is back to {back}", ids)
-        return LabelChange(len(restored), f"undid: {len(restored)} images restored ({first['relpath']} back to "
-                                          f"{back}, …)", ids)
+            return LabelChange(1, f"undid{where}: {first['relpath']} is back to {back}", ids)
+        return LabelChange(len(restored), f"undid{where}: {len(restored)} images restored ({first['relpath']} back "
+                                          f"to {back}, …)", ids)
 
-    def _write(self, actor: str, image_ids: list[int], class_ids: list[int | None]) -> tuple[int, int]:
+    def _write(self, actor: str, image_ids: list[int], class_ids: list[int | None],
+               session: str | None) -> tuple[int, int]:
         """Write the labels as `actor`; returns (labels changed, labels newly confirmed) and keeps an undo step."""
         with self._lock:
             before = self.store.last_label_event_id()
             confirmed = self.store.confirm_labels(image_ids, class_ids, actor=actor)  # those already so
             changed = self.store.set_labels(image_ids, class_ids, source="human", actor=actor)
+            self._confirmations += len(confirmed)
             if changed or confirmed:
-                self._undo.setdefault(actor, []).append((before, self.store.last_label_event_id(), confirmed))
+                self._undo.setdefault(actor, []).append(
+                    _UndoStep(before, self.store.last_label_event_id(), confirmed, session))
         return changed, len(confirmed)
 
     def _files(self, image_ids: list[int]) -> str:

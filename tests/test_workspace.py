@@ -126,6 +126,20 @@ def test_bulk_accept_takes_only_confident_unlabeled_images_and_is_one_undo_step(
     assert workspace.view.gallery(GalleryQuery(status="human")).total == 1
 
 
+def test_accept_writes_the_class_the_page_showed_and_undo_names_another_tabs_action(workspace):
+    ids = [item.image_id for item in workspace.view.gallery(GalleryQuery(sort="name")).items]
+    predicted = workspace.view.detail(ids[0])["predicted"]
+    seen = next(name for name in workspace.view.class_names() if name != predicted)  # a round changed it since
+    change = workspace.labeling.accept([ids[0]], expected=seen, session="tab-a")
+    assert workspace.view.detail(ids[0])["label"] == f"{seen} (human)"
+    assert f"now predicts {predicted}" in change.message
+    assert workspace.labeling.accept([ids[1]], expected=workspace.view.detail(ids[1])["predicted"]).changed == 1
+    before = workspace.labeling.version()
+    assert "another tab" in workspace.labeling.undo(session="tab-a").message  # tab a did not make ids[1]'s label
+    assert "another tab" not in workspace.labeling.undo(session="tab-a").message
+    assert workspace.labeling.version() != before
+
+
 def test_rounds_run_in_the_background_and_feed_the_plots(workspace):
     workspace.labeling.label([1, 2, 3], "class00")
     # no audit here, so no class prior: the even split's pseudo-labels asked for, to feed the coverage plot
