@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import warnings
+from pathlib import Path
 from typing import Sequence
 
 from app.cli_args import OneLineParser, at_least, cosine_threshold, search_text
@@ -39,6 +40,24 @@ def _counting(bar):
         bar.update(done - bar.n)
 
     return progress
+
+
+def _read_only(project_root: str, command: str, *, progress=None, **options):
+    """Run a command of engine.readonly on the project here, or, while `labelloop serve` holds it, have that server
+    run it (app.local_api): the same engine function, so the same answer. Progress is drawn for local work only."""
+    from engine.project import ProjectInUse, open_project
+    from engine.readonly import READ_ONLY_COMMANDS
+
+    try:
+        project = open_project(project_root)
+    except ProjectInUse as held:
+        if held.server is None:
+            raise
+        from app.local_api import ask_server
+
+        return ask_server(held.server, command, options)
+    with project:
+        return READ_ONLY_COMMANDS[command](project, **options, **({"progress": progress} if progress else {}))
 
 
 def _load_model(spec):
@@ -117,10 +136,7 @@ def cmd_label(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from engine.project import open_project, project_status
-
-    with open_project(args.project) as project:
-        status = project_status(project)
+    status = _read_only(args.project, "status")
     if args.json:
         _print_json(status)
         return 0
@@ -144,37 +160,37 @@ def cmd_status(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from engine.export import FOLDER_FORMATS, export
+    from engine.export import FOLDER_FORMATS
     from engine.labelstudio import labeling_config
-    from engine.project import open_project
 
-    with open_project(args.project) as project, \
-            tqdm(total=0, unit="img", desc="export", file=sys.stderr,
-                 disable=None if args.format in FOLDER_FORMATS else True) as bar:
-        report = export(project, fmt=args.format, out=args.out, source=args.source,
-                        min_confidence=args.min_confidence, include_none=args.include_none, link=args.link,
-                        split=args.split, seed=args.seed, ls_root_url=args.ls_root_url, force=args.force,
-                        progress=_counting(bar), drop_duplicates=args.drop_duplicates)
-        classes = [c["name"] for c in project.store.classes()]
+    # An absolute target: a server that answers for the project writes where this command was asked to.
+    options = {"fmt": args.format, "out": str(Path(args.out).expanduser().absolute()), "source": args.source,
+               "min_confidence": args.min_confidence, "include_none": args.include_none, "link": args.link,
+               "split": args.split, "seed": args.seed, "ls_root_url": args.ls_root_url, "force": args.force,
+               "drop_duplicates": args.drop_duplicates}
+    with tqdm(total=0, unit="img", desc="export", file=sys.stderr,
+              disable=None if args.format in FOLDER_FORMATS else True) as bar:
+        report = _read_only(args.project, "export", progress=_counting(bar), **options)
     notes = []
-    if report.skipped_below_confidence:
-        notes.append(f"{report.skipped_below_confidence} below --min-confidence")
-    if report.skipped_none:
-        notes.append(f"{report.skipped_none} none-of-these (--include-none keeps them)")
-    if report.skipped_unavailable:
-        notes.append(f"{report.skipped_unavailable} human-labelled images missing or unreadable "
+    if report["skipped_below_confidence"]:
+        notes.append(f"{report['skipped_below_confidence']} below --min-confidence")
+    if report["skipped_none"]:
+        notes.append(f"{report['skipped_none']} none-of-these (--include-none keeps them)")
+    if report["skipped_unavailable"]:
+        notes.append(f"{report['skipped_unavailable']} human-labelled images missing or unreadable "
                      f"(see labelloop status)")
-    if report.skipped_unpredicted:
-        notes.append(f"{report.skipped_unpredicted} not predicted yet (run ingest)")
-    if report.skipped_duplicates:
-        notes.append(f"{report.skipped_duplicates} near-duplicates (one image per group kept)")
-    what = (f"{report.rows} tasks ({report.human} annotations, {report.rows - report.human} predictions)"
-            if report.format == "label-studio" else f"{report.rows} rows")
-    print(f"wrote {what} to {report.path}" + (f" (left out: {', '.join(notes)})" if notes else ""))
-    if report.splits:
-        print("splits: " + ", ".join(f"{name} {count}" for name, count in report.splits.items()))
-    if report.format == "label-studio":
-        print(f"Label Studio labeling config: {labeling_config(classes)}")
+    if report["skipped_unpredicted"]:
+        notes.append(f"{report['skipped_unpredicted']} not predicted yet (run ingest)")
+    if report["skipped_duplicates"]:
+        notes.append(f"{report['skipped_duplicates']} near-duplicates (one image per group kept)")
+    rows, human = report["rows"], report["human"]
+    what = (f"{rows} tasks ({human} annotations, {rows - human} predictions)"
+            if report["format"] == "label-studio" else f"{rows} rows")
+    print(f"wrote {what} to {report['path']}" + (f" (left out: {', '.join(notes)})" if notes else ""))
+    if report["splits"]:
+        print("splits: " + ", ".join(f"{name} {count}" for name, count in report["splits"].items()))
+    if report["format"] == "label-studio":
+        print(f"Label Studio labeling config: {labeling_config(report['classes'])}")
     return 0
 
 
@@ -260,18 +276,16 @@ def cmd_round(args) -> int:
 
 
 def cmd_queue(args) -> int:
-    from engine.audit import NEXT_AUDIT, audit_class_shares
-    from engine.project import open_project
-    from engine.queue import AUDIT_HALF_WIDTH, audit_needed
-    from engine.review import review_queue
+    from engine.audit import NEXT_AUDIT
+    from engine.queue import AUDIT_HALF_WIDTH
 
-    with open_project(args.project) as project:
-        queue = review_queue(project.store, args.k)
-        if audit_needed(audit_class_shares(project.store)):
-            print(f"the class shares are not yet known to ±{100 * AUDIT_HALF_WIDTH:.0f} points: label random images "
-                  f"first (`labelloop audit "
-                  f"{args.project} --k {NEXT_AUDIT}`); the estimates and the rounds' pseudo-labels wait for them",
-                  file=sys.stderr)
+    picked = _read_only(args.project, "queue", k=args.k)
+    queue = picked["queue"]
+    if picked["audit_needed"]:
+        print(f"the class shares are not yet known to ±{100 * AUDIT_HALF_WIDTH:.0f} points: label random images "
+              f"first (`labelloop audit "
+              f"{args.project} --k {NEXT_AUDIT}`); the estimates and the rounds' pseudo-labels wait for them",
+              file=sys.stderr)
     if args.json:
         _print_json(queue)
         return 0
@@ -289,24 +303,29 @@ def cmd_queue(args) -> int:
 
 
 def cmd_search(args) -> int:
+    if (args.text is None) == (args.like is None):
+        raise LabelloopError('give either a search text or --like PATH, e.g. labelloop search PROJECT "a red star"')
+    if args.like is not None:
+        matches = _read_only(args.project, "search-like", path=args.like, k=args.k)
+    else:
+        matches = _search_text(args.project, args.text, args.k)
+    if args.json:
+        _print_json([{"path": m["path"], "score": round(m["score"], 4), "image_id": m["image_id"]} for m in matches])
+        return 0
+    for rank, match in enumerate(matches, start=1):
+        print(f"{rank:4d}. {match['score']:.4f}  {_printable(match['path'])}")
+    return 0
+
+
+def _search_text(project_root: str, text: str, k: int) -> list[dict]:
+    from dataclasses import asdict
+
     from engine.discovery import Discovery
     from engine.project import open_project
 
-    if (args.text is None) == (args.like is None):
-        raise LabelloopError('give either a search text or --like PATH, e.g. labelloop search PROJECT "a red star"')
-    with open_project(args.project) as project:
+    with open_project(project_root) as project:
         discovery = Discovery(project, lambda: _load_model(project.model_spec))
-        if args.like is not None:
-            discovery.vectors()  # nothing embedded yet: say so before judging the path
-            matches = discovery.search_like(discovery.image_id(args.like), args.k)
-        else:
-            matches = discovery.search_text(args.text, args.k)
-    if args.json:
-        _print_json([{"path": m.path, "score": round(m.score, 4), "image_id": m.image_id} for m in matches])
-        return 0
-    for rank, match in enumerate(matches, start=1):
-        print(f"{rank:4d}. {match.score:.4f}  {_printable(match.path)}")
-    return 0
+        return [asdict(match) for match in discovery.search_text(text, k)]
 
 
 def cmd_duplicates(args) -> int:

@@ -3,7 +3,8 @@ repeated wrong passwords.
 
 Gradio checks the login on some routes only: without a session it still answers `/openapi.json` (every endpoint
 with its parameters), the heartbeat, cancel, reset and the queue. This ASGI middleware refuses every request
-that carries no valid session cookie, except what the login page itself needs to draw and sign in.
+that carries no valid session cookie, except what the login page itself needs to draw and sign in, and the CLI's
+route, which refuses every request without the server's token itself (app.local_api).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
+
+from app.local_api import ROUTE as CLI_ROUTE
 
 LOGIN_PATHS = ("/login", "/login/")
 # What the login page loads before anyone signs in: the page shell (Gradio draws the login form in it when there
@@ -104,6 +107,8 @@ class SessionGuard:
         app = scope.get("app")
         if path in LOGIN_PATHS and method == "POST":
             return await self._login(scope, receive, send)
+        if path == CLI_ROUTE and scope["type"] == "http":  # a command holds the token, not a session
+            return await self.app(scope, receive, send)
         if _has_session(scope):
             return await self.app(scope, receive, send)
         if path == "/" and method == "GET":

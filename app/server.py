@@ -19,9 +19,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.guard import SessionGuard
+from app.local_api import cli_route
 from engine.errors import LabelloopError
 from engine.imageio import thumbnail_path
 from engine.project import DB_FILE, Project
+from engine.server_record import SERVER_FILE, new_token, remove_server_record, write_server_record
 from engine.workspace import Workspace
 
 AUTH_VARIABLE = "LABELLOOP_AUTH"
@@ -48,7 +50,7 @@ def served_paths(project: Project) -> tuple[list[str], list[str]]:
     """(allowed, blocked) for Gradio: thumbnails, exports and images in; the database and checkpoints out."""
     root = project.root
     allowed = [str(project.thumbs_dir), str(root / "exports"), str(project.images_root)]
-    blocked = [str(root / DB_FILE), str(root / f"{DB_FILE}.wal"), str(project.models_dir)]
+    blocked = [str(root / DB_FILE), str(root / f"{DB_FILE}.wal"), str(root / SERVER_FILE), str(project.models_dir)]
     return allowed, blocked
 
 
@@ -102,7 +104,11 @@ def stop_jobs(workspace: Workspace) -> None:
 
 def launch(workspace: Workspace, *, host: str = "127.0.0.1", port: int | None = 7860,
            auth: list[tuple[str, str]] | None = None, block: bool = True):
-    """Serve the page; with block=False return at once (tests), else until Ctrl-C. Returns the Gradio app."""
+    """Serve the page; with block=False return at once (tests), else until Ctrl-C. Returns the Gradio app.
+
+    Once it listens, the project's server file (engine.server_record) tells the read-only CLI commands where to ask
+    (app.local_api); it is removed when a blocking launch ends. With block=False it stays while this process
+    lives, and is ignored once this process no longer holds the project."""
     import gradio as gr
 
     from app.page import CSS, KEYBOARD_JS, build_page
@@ -115,20 +121,28 @@ def launch(workspace: Workspace, *, host: str = "127.0.0.1", port: int | None = 
     (workspace.project.root / "exports").mkdir(exist_ok=True)
     page.queue(default_concurrency_limit=4)
     check_address(host, port)
-    # Routes given to FastAPI come before Gradio's own; SessionGuard (with --auth) guards them like the rest.
-    app_kwargs = {"routes": [thumbnail_route(workspace.project.thumbs_dir)]}
+    # Routes given to FastAPI come before Gradio's own; SessionGuard (with --auth) guards them like the rest, but
+    # the CLI's, which checks its token itself.
+    token = new_token()
+    app_kwargs = {"routes": [thumbnail_route(workspace.project.thumbs_dir), cli_route(workspace, token, host)]}
     if auth:
         app_kwargs["middleware"] = [Middleware(SessionGuard)]
     try:
         page.launch(server_name=host, server_port=port, auth=auth, allowed_paths=allowed, blocked_paths=blocked,
                     app_kwargs=app_kwargs, run_history=False,  # recording every run in the browser cost ~50 ms a key
-                    prevent_thread_lock=not block, quiet=not block, show_error=True, footer_links=[],
+                    prevent_thread_lock=True, quiet=not block, show_error=True, footer_links=[],
                     js=KEYBOARD_JS, css=CSS, auth_message="labelloop: sign in to label this project")
     except OSError as error:  # Gradio says "Cannot find empty port" with a paragraph about its own settings
         if "port" not in str(error).lower():
             raise
         raise LabelloopError(f"port {port} on {host} is in use; pass --port with another number, "
                              "or stop what listens there") from None
+    record = write_server_record(workspace.project.root, host=host, port=page.server_port, token=token)
+    if block:
+        try:
+            page.block_thread()
+        finally:
+            remove_server_record(workspace.project.root, record)
     return page
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from engine.errors import LabelloopError
 from engine.models import ModelSpec, parse_model_spec
 from engine.ontology import default_templates, parse_class_list, read_prompts_file
+from engine.server_record import ServerRecord, read_server_record
 from storage import ProjectLocked, ProjectUnreadable, Store
 
 DB_FILE = "labelloop.duckdb"
@@ -91,6 +92,18 @@ def create_project(root: str | Path, *, images: str | Path, classes: str, model:
     return Project(root, store)
 
 
+class ProjectInUse(LabelloopError):
+    """Another process holds the project. `server`: the record of the `labelloop serve` that holds it (the
+    read-only commands ask it instead), None when something else does."""
+
+    def __init__(self, root: Path, locked: ProjectLocked):
+        record = read_server_record(root)
+        # The lock names its holder: a record of another process (a reused pid) is not that holder's.
+        self.server: ServerRecord | None = record if record and locked.pid in (None, record.pid) else None
+        super().__init__(f"the page at {self.server.url} (process {self.server.pid}) holds {root}; use it, or stop it "
+                         "(Ctrl-C where `labelloop serve` runs) first" if self.server else str(locked))
+
+
 def open_project(root: str | Path) -> Project:
     root = Path(root).expanduser().resolve()
     if not (root / DB_FILE).is_file():
@@ -98,7 +111,9 @@ def open_project(root: str | Path) -> Project:
                              "`labelloop init PROJECT --images DIR --classes \"a,b\"`")
     try:
         store = Store.open(root / DB_FILE)
-    except (ProjectLocked, ProjectUnreadable) as refused:
+    except ProjectLocked as locked:
+        raise ProjectInUse(root, locked) from None
+    except ProjectUnreadable as refused:
         raise LabelloopError(str(refused)) from None
     store.mark_interrupted()  # whatever a killed process left running did not finish; its results were never written
     return Project(root, store)

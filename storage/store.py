@@ -65,6 +65,7 @@ class Store(ImageQueries, LabelQueries, RoundQueries, ExportQueries, GalleryQuer
         self._con = con
         # The server's worker threads share one connection; DuckDB connections are not safe for concurrent use.
         self._lock = threading.RLock()
+        self._in_snapshot = False  # a snapshot's writes join its one transaction (see snapshot())
         self._migrate()
 
     @classmethod
@@ -109,8 +110,28 @@ class Store(ImageQueries, LabelQueries, RoundQueries, ExportQueries, GalleryQuer
             self._con.execute("CHECKPOINT")
 
     @contextmanager
+    def snapshot(self) -> Iterator["Store"]:
+        """A Store on a second connection to the same database that reads it as it was at one moment (one
+        transaction), for work beside this one's (a CLI command the server answers): it neither waits for nor
+        blocks this connection's users, and their writes never show through halfway. What it writes (an export's
+        record) commits at its end."""
+        with self._lock:
+            reader = Store(self._con.cursor())
+        try:
+            reader._con.execute("BEGIN TRANSACTION")
+            reader._con.execute("SELECT count(*) FROM meta").fetchall()  # DuckDB takes the snapshot at a first read
+            reader._in_snapshot = True
+            yield reader
+            reader._con.execute("COMMIT")
+        finally:
+            reader.close()  # closing rolls back what did not commit
+
+    @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         with self._lock:
+            if self._in_snapshot:
+                yield self._con
+                return
             self._con.execute("BEGIN TRANSACTION")
             try:
                 yield self._con

@@ -14,10 +14,12 @@ import httpx
 import pytest
 
 from app.guard import FREE_FAILURES, is_public
+from app.local_api import ROUTE, TOKEN_HEADER
 from app.server import launch
 from engine.ingest import ingest
 from engine.models import load_model
 from engine.project import DB_FILE, create_project
+from engine.server_record import SERVER_FILE, read_server_record
 from engine.workspace import Workspace
 from tests.imagegen import write_images
 
@@ -81,6 +83,15 @@ def test_every_route_refuses_without_a_session(served):
     assert not answered, f"answered without a session: {answered}"
 
 
+def test_the_cli_route_takes_its_token_instead_of_a_session(served):
+    url, root, _, _ = served
+    body = {"command": "status", "options": {}}
+    with httpx.Client(base_url=url, timeout=30) as client:
+        assert client.post(ROUTE, json=body).status_code == 403
+        answered = client.post(ROUTE, json=body, headers={TOKEN_HEADER: read_server_record(root).token})
+        assert answered.status_code == 200 and answered.json()["result"]["classes"] == list(CLASSES)
+
+
 def test_the_login_page_shows_no_project_details(served):
     url = served[0]
     with httpx.Client(base_url=url, timeout=5) as client:
@@ -105,7 +116,7 @@ def test_a_session_gets_the_page(served):
 def test_path_traversal_on_every_file_route_never_leaves_the_served_folders(served):
     url, root, secret, app = served
     database = root / DB_FILE
-    targets = [str(database), str(secret), "/etc/passwd"]
+    targets = [str(database), str(secret), str(root / SERVER_FILE), "/etc/passwd"]
     variants = []
     for target in targets:
         relative = "../" * 12 + target.lstrip("/")
@@ -115,7 +126,7 @@ def test_path_traversal_on_every_file_route_never_leaves_the_served_folders(serv
     file_routes = sorted({path for path, method in _routes(app.routes)
                           if method == "GET" and (":path}" in path or path == "/thumbnails/{key}")})
     assert {"/gradio_api/file={path_or_url:path}", "/thumbnails/{key}"} <= set(file_routes)
-    secrets_seen = {secret.read_text(), "root:x:0:0"}
+    secrets_seen = {secret.read_text(), "root:x:0:0", read_server_record(root).token}
     leaks = []
     anonymous = httpx.Client(base_url=url, timeout=5)
     with _signed_in(url) as client:

@@ -126,3 +126,22 @@ def test_reading_right_after_reopening_works(tmp_path):
     Store.open(tmp_path / "db.duckdb").close()
     with Store.open(tmp_path / "db.duckdb") as store:
         assert store.current_labels().num_rows == 0
+
+
+def test_a_snapshot_reads_one_moment_and_commits_its_writes_at_its_end(tmp_path):
+    store = Store.open(tmp_path / "x.duckdb")
+    store.set_meta(shown="before")
+    with store.snapshot() as reader:
+        store.set_meta(shown="after")  # the page writes while a CLI command reads
+        assert reader.get_meta("shown") == "before"
+        reader.record_export(fmt="csv", path="/out.csv", filters={}, counts={})
+        assert store.exports() == []
+    assert store.get_meta("shown") == "after" and [e["path"] for e in store.exports()] == ["/out.csv"]
+
+
+def test_a_failed_snapshot_keeps_none_of_its_writes(tmp_path):
+    store = Store.open(tmp_path / "x.duckdb")
+    with pytest.raises(ValueError), store.snapshot() as reader:
+        reader.record_export(fmt="csv", path="/out.csv", filters={}, counts={})
+        raise ValueError("the export failed after recording")
+    assert store.exports() == []
