@@ -24,15 +24,14 @@ ERROR_COLOUR = "rgb(60, 60, 60)"
 AUDIT_COLOUR = "rgb(107, 114, 128)"  # neutral: an audit image shows no confidence, high or low
 
 GALLERY_JS = """
-// Every action the page sends is numbered in the order sent (app/action_order.py) and answered by exactly one drawing
-// marked data-answers (a refusal too): a click on a tile ('click'), a label ('submit': a class key or button, N, A),
-// undo ('undo') and ← or → past the page's end ('input'). `ahead` holds the actions sent and not answered yet,
-// oldest first; each is shown at once as the server will do it (a label on its tile, the next tile selected and
+// Every action the page sends is numbered in the order sent and answered by a drawing (a refusal too): a click on a tile ('click'), a label ('submit': a class key or button, N, A),
+// undo ('undo') and ← or → past the page's end ('input'); each answer lists the numbers of the actions answered
+// lately (app/action_order.py). `ahead` holds the actions sent and not answered yet, oldest first; each is shown at once as the server will do it (a label on its tile, the next tile selected and
 // shown in the detail view: the image the next key acts on). Every drawing is the server's truth, and the actions
 // still unanswered are shown again over it, in order. An action whose result the page cannot foresee (undo, a page
 // turned back) is `blind`: the actions after it wait in `waiting`, in order, until its answer has come and the detail
-// view names the image it left selected; so a key typed right after U or ← never acts on an image the person did
-// not see. Gradio patches the gallery's DOM in place with each new value, so a drawing is told by its data-drawing
+// view names the image it left selected (and says it is waiting meanwhile); so a key typed right after U or ← never
+// acts on an image the person did not see. Gradio patches the gallery's DOM in place with each new value, so a drawing is told by its data-drawing
 // number, which grows with each drawing the server makes: one older than the newest seen (two answers applied out
 // of order) is replaced by the newest. Should answers stop coming (a server error), the newest drawing is put back
 // after STALL ms.
@@ -44,7 +43,12 @@ const tiles = () => [...element.querySelectorAll('.tile')];
 const select = (tile) => {
   element.querySelectorAll('.tile.selected').forEach(t => t.classList.remove('selected'));
   tile.classList.add('selected');
-  tile.scrollIntoView({block: 'nearest'});
+};
+// After a key moved the selection: the selected tile scrolled into view (not when a drawing arrives: the person
+// may be at the filters).
+const reveal = () => {
+  const chosen = element.querySelector('.tile.selected');
+  if (chosen) chosen.scrollIntoView({block: 'nearest'});
 };
 const showPicked = () => {
   element.querySelectorAll('.tile.picked').forEach(t => t.classList.remove('picked'));
@@ -57,11 +61,11 @@ const release = () => {
 };
 window.labelloopRelease = release;
 const clickTile = (tile) => {
-  ahead.push({select: tile.dataset.imageId});
+  ahead.push({select: tile.dataset.imageId, sequence: ++sent});
   select(tile);
   watchStall();
   if (window.labelloopDetailAhead) window.labelloopDetailAhead(tile);
-  trigger('click', {image_id: Number(tile.dataset.imageId), sequence: ++sent});
+  trigger('click', {image_id: Number(tile.dataset.imageId), sequence: sent});
 };
 // Shift-click picks the tiles from the selected one to this one, Ctrl/Cmd-click adds or removes one tile (the
 // selected one first); a plain click or Escape drops the picks.
@@ -138,15 +142,21 @@ const followSelection = () => {
   const chosen = element.querySelector('.tile.selected');
   if (chosen && window.labelloopDetailAhead) window.labelloopDetailAhead(chosen);
 };
-// Until the answer to a blind action, the detail view names no image: nothing acts on the one it showed before.
-const forget = () => {
-  const shown = shownImage();
-  if (shown) shown.removeAttribute('data-image-id');
+// Until the answer to a blind action, the detail view names no image and says so: nothing acts on the one it showed
+// before, and a key pressed meanwhile acts on the image it names next.
+const WAITING = 'waiting for the server…';
+const forget = window.labelloopForget = () => {
+  const view = document.querySelector('#detail-view .detail-view');
+  const title = view && view.querySelector('.detail-title');
+  if (!view || (!view.dataset.imageId && title && title.textContent === WAITING)) return;  // it says so already
+  view.removeAttribute('data-image-id');
+  view.classList.add('pending');
+  if (title) title.textContent = WAITING;
 };
-// A label action, sent with the image the detail view shows (or with the picked tiles) and shown at once. kind:
-// 'class' (with the key's `digit` or the button's `name`), 'none' or 'accept' (with the class the detail view
-// shows: the page accepts what the person saw, not a prediction that changed meanwhile).
-const label = (kind, {name = null, digit = null} = {}) => {
+// A label action, sent with the image the detail view shows (or with the tiles picked when it was pressed) and
+// shown at once. kind: 'class' (with the key's `digit` or the button's `name`), 'none' or 'accept' (with the class
+// the detail view shows: the page accepts what the person saw, not a prediction that changed meanwhile).
+const label = (kind, {name = null, digit = null} = {}, picks = []) => {
   const className = kind === 'class' ? (name || classNames()[digit - 1] || null) : null;
   const shown = shownImage();
   const imageId = shown ? shown.dataset.imageId : null;
@@ -156,13 +166,11 @@ const label = (kind, {name = null, digit = null} = {}) => {
   const text = kind === 'class' ? className : kind === 'none' ? '%(none)s' : accepted;
   const payload = {kind, name: kind === 'accept' ? accepted : name, digit, sequence: ++sent};
   let action;
-  if (picked.size) {
-    action = {picks: [...picked], caption: kind !== 'accept' && text ? text + ' (you)' : null};
-    payload.image_ids = action.picks.map(Number);
-    picked.clear();
-    showPicked();
+  if (picks.length) {
+    action = {picks, caption: kind !== 'accept' && text ? text + ' (you)' : null, sequence: sent};
+    payload.image_ids = picks.map(Number);
   } else {
-    action = {label: imageId, caption: text && text + ' (you)'};
+    action = {label: imageId, caption: text && text + ' (you)', sequence: sent};
     payload.image_id = imageId === null ? null : Number(imageId);
   }
   ahead.push(action);
@@ -170,8 +178,14 @@ const label = (kind, {name = null, digit = null} = {}) => {
   watchStall();
   trigger('submit', payload);
   followSelection();
+  reveal();
 };
-window.labelloopLabel = (kind, options) => act(() => label(kind, options));
+window.labelloopLabel = (kind, options) => {
+  const picks = [...picked];  // the picks as the key found them: a click after it, run first, drops them
+  picked.clear();
+  showPicked();
+  act(() => label(kind, options, picks));
+};
 // ← and →: the neighbouring tile, as a click on it; past the page's end, → shows the next page's first tile at
 // once (from its copy) and ← waits for the server to turn the page back.
 window.labelloopStep = (step) => act(() => {
@@ -180,20 +194,20 @@ window.labelloopStep = (step) => act(() => {
   const all = tiles();
   if (!tile) { if (all.length) clickTile(all[step > 0 ? 0 : all.length - 1]); return; }
   const index = all.indexOf(tile) + step;
-  if (index >= 0 && index < all.length) { clickTile(all[index]); return; }
+  if (index >= 0 && index < all.length) { clickTile(all[index]); reveal(); return; }
   const now = element.querySelector('.drawing');
-  const action = {step, blind: !(step > 0 && now && now.dataset.nextPage)};
+  const action = {step, blind: !(step > 0 && now && now.dataset.nextPage), sequence: ++sent};
   ahead.push(action);
-  if (action.blind) forget(); else { show(action); followSelection(); }
+  if (action.blind) forget(); else { show(action); followSelection(); reveal(); }
   watchStall();
-  trigger('input', {step, sequence: ++sent});
+  trigger('input', {step, sequence: sent});
 });
 // Undo: blind, the server says which image got its label back.
 window.labelloopUndo = () => act(() => {
-  ahead.push({blind: true});
+  ahead.push({blind: true, sequence: ++sent});
   forget();
   watchStall();
-  trigger('undo', {sequence: ++sent});
+  trigger('undo', {sequence: sent});
 });
 // The next page drawn at once when ▶ is clicked. Not while actions are on their way: their answers redraw the page
 // they were given on.
@@ -216,7 +230,8 @@ if (!window.labelloopButtonsListening) {  // the class buttons, Accept, Undo and
 const drawingArrived = () => {
   const now = element.querySelector('.drawing');
   if (!now || !now.dataset.drawing || now.dataset.drawing === mark) return;
-  if (now.dataset.answers && ahead.length) ahead.shift();
+  const answered = new Set((now.dataset.answers || '').split(',').filter(Boolean).map(Number));
+  for (let i = ahead.length - 1; i >= 0; i--) if (answered.has(ahead[i].sequence)) ahead.splice(i, 1);
   if (Number(now.dataset.drawing) < newest && truth) {  // an older answer applied after a newer one
     mark = String(newest);
     now.replaceWith(truth.cloneNode(true));
@@ -228,10 +243,11 @@ const drawingArrived = () => {
   ahead.forEach(show);
   showPicked();
   if (ahead.length) followSelection();
-  else { const chosen = element.querySelector('.tile.selected'); if (chosen) chosen.scrollIntoView({block: 'nearest'}); }
+  if (held()) forget();  // an earlier answer drew an image; the keys wait for the blind action's
   watchStall();
   release();
 };
+window.labelloopHeld = held;
 drawingArrived();
 new MutationObserver(drawingArrived).observe(element, {childList: true, subtree: true, attributes: true,
                                                        attributeFilter: ['data-drawing']});
@@ -275,6 +291,7 @@ new MutationObserver(() => {
   const number = view ? Number(view.dataset.drawing) : 0;
   if (number > newest && !view.classList.contains('pending')) { newest = number; newestView = view.cloneNode(true); }
   else if (number && number < newest) view.replaceWith(newestView.cloneNode(true));
+  if (window.labelloopHeld && window.labelloopHeld()) window.labelloopForget();  // still waiting: say so
   if (window.labelloopRelease) window.labelloopRelease();  // actions held until this view names an image
 }).observe(element, {childList: true, subtree: true, attributes: true, attributeFilter: ['data-drawing']});
 """
@@ -389,11 +406,11 @@ def detail_html(image_id: int | None, relpath: str = "", picture: Path | None = 
             f"<div class='detail-title'>{title}</div>{image}</div>")
 
 
-def gallery_html(shown: ShownPage, selected: int | None, *, answers_ahead: bool = False) -> str:
+def gallery_html(shown: ShownPage, selected: int | None, *, answered: str = "") -> str:
     """The page text and tiles, the next page in an attribute (GALLERY_JS draws it at once when the page is turned,
-    until the server's answer), and its thumbnails to fetch ahead. `answers_ahead`: this drawing answers a label the
-    page showed ahead of the server (GALLERY_JS)."""
-    marks = f" data-drawing='{next(_drawings)}'" + (" data-answers='1'" if answers_ahead else "")
+    until the server's answer), and its thumbnails to fetch ahead. `answered`: the numbers of the page's actions the server has
+    answered lately (app.action_order), when this drawing answers one: GALLERY_JS shows the rest ahead over it."""
+    marks = f" data-drawing='{next(_drawings)}'" + (f" data-answers='{answered}'" if answered else "")
     if shown.following:  # an attribute, not a <template>: Gradio's in-place patching never updates a template's content
         marks += f" data-next-page='{html.escape(_page_html(shown.following, shown.following_text, selected), True)}'"
     # The next page's thumbnails, loaded by the browser with the page: turning the page draws them from its cache.

@@ -132,14 +132,14 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
 
     # ---- what the page shows -----------------------------------------------------------------------------------
 
-    def gallery_outputs(query: GalleryQuery, result: GalleryPage, chosen: int | None, *, answers_ahead=False):
+    def gallery_outputs(query: GalleryQuery, result: GalleryPage, chosen: int | None, *, answered: str = ""):
         """The gallery (the selected image highlighted when it is on this page) with its page text (and the subset
         it is narrowed to), the page drawn, and the button that leaves the subset."""
         def text(page: int) -> str:
             where = f"page {page + 1} of {result.pages} · {result.total:,} images"
             return f"{query.subset.name} · {where}" if query.subset else where
         shown = ShownPage(result.items, text(result.page), result.following, text(result.page + 1))
-        return (gallery_html(shown, chosen, answers_ahead=answers_ahead), shown,
+        return (gallery_html(shown, chosen, answered=answered), shown,
                 gr.Button(visible=query.subset is not None))
 
     def detail_outputs(image_id: int | None, heatmap: bool, heatmap_for: str | None):
@@ -218,13 +218,22 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         tile ahead of the server, and a drawing answering an earlier event may have come in between). A click that
         reached the server after a newer action leaves that action's selection (app.action_order)."""
         image_id = order.selection(request.session_hash, event._data.get("sequence"), int(event._data["image_id"]))
-        return (image_id, gallery_html(shown, image_id, answers_ahead=True),
+        return (image_id, gallery_html(shown, image_id, answered=order.answered(request.session_hash)),
                 *detail_outputs(image_id, heatmap, heatmap_for))
 
-    def refused_detail(heatmap, heatmap_for, chosen, shown, *_, **__):
+    def refused_detail(heatmap, heatmap_for, chosen, shown, *rest, **named):
         """A click the server refused (the image is gone): the image still selected, drawn again over what the page
         showed ahead."""
-        return (gr.skip(), gallery_html(shown, chosen, answers_ahead=True), *detail_outputs(chosen, heatmap, heatmap_for))
+        return (gr.skip(), gallery_html(shown, chosen, answered=refusal_answered([*rest, *named.values()])),
+                *detail_outputs(chosen, heatmap, heatmap_for))
+
+    def refusal_answered(rest) -> str:
+        """A refused action counted as answered (app.action_order); `rest`: the handler's event and request."""
+        event = next((arg for arg in rest if isinstance(arg, gr.EventData)), None)
+        request = next((arg for arg in rest if isinstance(arg, gr.Request)), None)
+        session = request.session_hash if request is not None else None
+        order.refused(session, event._data.get("sequence") if event is not None else None)
+        return order.answered(session)
 
     def stepped(query, shown, chosen, heatmap, heatmap_for, event: gr.EventData, request: gr.Request):
         """← or → past the page's end (within the page the page sends a click on the neighbouring tile): the
@@ -237,10 +246,11 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         else:
             wanted = result.items[0 if step > 0 else -1].image_id
         chosen = order.selection(request.session_hash, event._data.get("sequence"), wanted)
+        answered = order.answered(request.session_hash)
         if result is None or chosen != wanted:  # stays, or a newer action moved the selection meanwhile
-            return (query, gallery_html(shown, chosen, answers_ahead=True), *keep_gallery[1:], chosen,
+            return (query, gallery_html(shown, chosen, answered=answered), *keep_gallery[1:], chosen,
                     *detail_outputs(chosen, heatmap, heatmap_for))
-        return (new_query, *gallery_outputs(new_query, result, chosen, answers_ahead=True), chosen,
+        return (new_query, *gallery_outputs(new_query, result, chosen, answered=answered), chosen,
                 *detail_outputs(chosen, heatmap, heatmap_for))
 
     def all_images_shown(query, chosen):
@@ -268,13 +278,13 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
     def show_detail(chosen, heatmap, heatmap_for):
         return detail_outputs(chosen, heatmap, heatmap_for)
 
-    def after_change(query, shown: ShownPage, chosen, change, heatmap, heatmap_for, *, answers_ahead: bool = False):
+    def after_change(query, shown: ShownPage, chosen, change, heatmap, heatmap_for, *, answered: str = ""):
         """The page after a label change: the changed tiles redrawn where they are (the grid does not shift under
-        the person's hand; turning the page applies the filters again), with `chosen` selected. `answers_ahead`: the
-        change is an action the page showed ahead (a key, a class button, undo)."""
+        the person's hand; turning the page applies the filters again), with `chosen` selected. `answered`: the
+        change is an action the page showed ahead (a key, a class button, undo): the actions answered lately."""
         fresh = {item.image_id: item for item in view.items(change.image_ids)} if change.undoable else {}
         shown = replace(shown, items=[fresh.get(item.image_id, item) for item in shown.items])
-        return (query, gallery_html(shown, chosen, answers_ahead=answers_ahead), shown, *keep_gallery[2:],
+        return (query, gallery_html(shown, chosen, answered=answered), shown, *keep_gallery[2:],
                 chosen, *detail_outputs(chosen, heatmap, heatmap_for),
                 change.message + (" · U undoes" if change.undoable else ""), header_markdown(view.header()),
                 labeling.version())
@@ -289,7 +299,8 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         if picks:
             change = apply_label([int(i) for i in picks], action, actor, request.session_hash)
             chosen = order.selection(request.session_hash, action.get("sequence"), chosen)
-            return after_change(query, shown, chosen, change, heatmap, heatmap_for, answers_ahead=True)
+            return after_change(query, shown, chosen, change, heatmap, heatmap_for,
+                                answered=order.answered(request.session_hash))
         if action.get("image_id") is None:
             raise LabelloopError("select an image first (click it, or press →)")
         image_id = int(action["image_id"])
@@ -300,12 +311,13 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
             wanted = result.items[0].image_id if new_query.offset != query.offset and result.items else image_id
             result = result if wanted != image_id else None
         chosen = order.selection(request.session_hash, action.get("sequence"), wanted)
+        answered = order.answered(request.session_hash)
         if result is not None and chosen == wanted:
-            return (new_query, *gallery_outputs(new_query, result, chosen, answers_ahead=True), chosen,
+            return (new_query, *gallery_outputs(new_query, result, chosen, answered=answered), chosen,
                     *detail_outputs(chosen, heatmap, heatmap_for),
                     change.message + (" · U undoes" if change.undoable else ""), header_markdown(view.header()),
                     labeling.version())
-        return after_change(query, shown, chosen, change, heatmap, heatmap_for, answers_ahead=True)
+        return after_change(query, shown, chosen, change, heatmap, heatmap_for, answered=answered)
 
     def apply_label(image_ids: list[int], action: dict, actor: str, session: str | None):
         """The label a key or button names (`kind`: class, by `name` or by key `digit`; none; accept, of the class
@@ -324,9 +336,10 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         """What a refused action the page showed ahead (a key, a class button, undo, ← or → past the page's end)
         is answered with: the gallery and the detail view as they were, drawn again as the one answer the page
         waits for (GALLERY_JS)."""
-        def refused(query, shown, chosen, heatmap, heatmap_for, *_, **__):
+        def refused(query, shown, chosen, heatmap, heatmap_for, *rest, **named):
             keep = [gr.skip()] * len(outputs)
-            keep[outputs.index(gallery)] = gallery_html(shown, chosen, answers_ahead=True)
+            keep[outputs.index(gallery)] = gallery_html(shown, chosen,
+                                                        answered=refusal_answered([*rest, *named.values()]))
             start = outputs.index(detail_view)
             keep[start:start + len(detail_parts)] = detail_outputs(chosen, heatmap, heatmap_for)
             return tuple(keep)
@@ -344,7 +357,8 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         change = labeling.undo(actor=page_actor(request.username), session=request.session_hash)
         wanted = change.image_ids[0] if len(change.image_ids) == 1 else chosen
         chosen = order.selection(request.session_hash, event._data.get("sequence"), wanted)
-        return after_change(query, shown, chosen, change, heatmap, heatmap_for, answers_ahead=True)
+        return after_change(query, shown, chosen, change, heatmap, heatmap_for,
+                            answered=order.answered(request.session_hash))
 
     def redrawn(query, _shown, chosen, heatmap, heatmap_for):
         """The gallery and the detail view after a job ended or the classes changed: a label-tab event of its own,

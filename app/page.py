@@ -17,6 +17,7 @@ from app.rounds_tab import build_rounds_tab
 from engine.workspace import Workspace
 
 FIRST_TICK = "first tick"
+LABELS_TICK = 0.5  # seconds between two checks for labels changed elsewhere
 
 # Label keys (1-9, A, N), U, ← and → go through the gallery (GALLERY_JS: a label with the image the detail view shows,
 # ← and → within the page as clicks on the neighbouring tile), S through the detail view with that image
@@ -92,12 +93,11 @@ def build_page(workspace: Workspace) -> gr.Blocks:
                 build_export_tab(workspace)
         class_outputs = [*label_tab.class_controls, *classes_tab.outputs]
 
-        def poll(seen, stale, labels_seen, labels_stale, shown_names, query, filter_value):
+        def poll(seen, stale, shown_names, query, filter_value):
             """Header, job bar and job log every tick; the plots when a job has just ended; every class control
             (and the query, which may name a class no longer there) when the classes changed (in this tab or
             another); in both cases a new `gallery_stale`, which redraws the gallery and the detail view in the label
-            tab's order. Labels changed by another tab or person: a new `labels_stale`, which redraws the tiles
-            shown and the detail view, so every open tab shows the truth within a tick."""
+            tab's order."""
             info = view.header()
             job = info["job"]
             state = (job["id"], job["status"]) if job else None
@@ -108,15 +108,19 @@ def build_page(workspace: Workspace) -> gr.Blocks:
             if names != shown_names:
                 new_query, *classes = label_tab.class_controls_shown(names, query, filter_value)
                 classes += classes_tab.shown()
-            version = workspace.labeling.version()
-            changed = labels_seen is not None and version != labels_seen
             outputs = [header_markdown(info), job_html(job, info["quality"]), state, rounds_tab.job_log(),
-                       stale + 1 if ended or classes else gr.skip(), new_query, version,
-                       labels_stale + 1 if changed and not (ended or classes) else gr.skip()]
+                       stale + 1 if ended or classes else gr.skip(), new_query]
             outputs += list(rounds_tab.plots()) if ended else [gr.skip()] * len(rounds_tab.plot_outputs)
             outputs += list(quality_tab.shown()) if ended else [gr.skip()] * len(quality_tab.outputs)
             outputs += classes if classes else [gr.skip()] * len(class_outputs)
             return outputs
+
+        def labels_polled(seen, stale):
+            """Labels changed by another tab or person (or by this tab, while its answer is on its way): a new
+            `labels_stale`, which redraws the tiles shown and the detail view, so every open tab shows the truth
+            within LABELS_TICK and a redraw. Its own timer: one cheap query, twice as often as the header's."""
+            version = workspace.labeling.version()
+            return version, stale + 1 if seen is not None and version != seen else gr.skip()
 
         def header_shown():
             """The header as the project stands when a page loads (its first value was drawn when the server
@@ -129,10 +133,12 @@ def build_page(workspace: Workspace) -> gr.Blocks:
         page.load(*rounds_tab.load, show_progress="hidden", api_name="plots_loaded")
         page.load(classes_tab.shown, [], classes_tab.outputs, show_progress="hidden", api_name="classes_loaded")
         quality_item.select(quality_tab.shown, [], quality_tab.outputs, show_progress="hidden", api_name="quality_shown")
-        gr.Timer(1.0).tick(poll, [seen_job, label_tab.gallery_stale, label_tab.labels_seen, label_tab.labels_stale,
-                                  label_tab.class_names, label_tab.query_state, label_tab.class_controls[0]],
+        gr.Timer(1.0).tick(poll, [seen_job, label_tab.gallery_stale, label_tab.class_names, label_tab.query_state,
+                                  label_tab.class_controls[0]],
                            [header, job_status, seen_job, rounds_tab.log, label_tab.gallery_stale,
-                            label_tab.query_state, label_tab.labels_seen, label_tab.labels_stale,
-                            *rounds_tab.plot_outputs, *quality_tab.outputs, *class_outputs], show_progress="hidden",
-                           api_name="poll")
+                            label_tab.query_state, *rounds_tab.plot_outputs, *quality_tab.outputs, *class_outputs],
+                           show_progress="hidden", api_name="poll")
+        gr.Timer(LABELS_TICK).tick(labels_polled, [label_tab.labels_seen, label_tab.labels_stale],
+                                   [label_tab.labels_seen, label_tab.labels_stale], show_progress="hidden",
+                                   api_name="labels_polled")
     return page

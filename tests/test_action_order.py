@@ -18,3 +18,15 @@ def test_each_session_keeps_its_own_order():
     assert order.selection("b", 1, 10) == 10
     assert order.selection("a", 4, 40) == 50
     assert order.selection("b", 2, 20) == 20
+
+
+def test_answers_list_every_action_answered_lately_refusals_too():
+    order = ActionOrder()
+    order.selection("tab", 2, 20)
+    order.refused("tab", 3)
+    order.selection("tab", 1, 10)  # late
+    order.selection("other", 9, 90)
+    assert order.answered("tab") == "2,3,1" and order.answered("other") == "9"
+    for number in range(4, 200):
+        order.selection("tab", number, number)
+    assert order.answered("tab").split(",")[-1] == "199" and len(order.answered("tab").split(",")) == 64

@@ -1,0 +1,29 @@
+"""A randomized run over two tabs of the real page (tests/page_fuzz.py): 300 actions, seeded, with a round that
+finishes meanwhile. Every label on the image the detail view named when its key was pressed, nothing dropped, and
+every tab equal to the database soon after the last action. benchmarks/bench_page_random.py runs 5,000."""
+
+import json
+
+import pytest
+
+from tests import page_fuzz
+from tests.browser import copy_project, served, skip_without_chromium
+
+skip_without_chromium()
+
+
+@pytest.fixture(scope="module")
+def server(demo_template, tmp_path_factory):
+    with served(copy_project(demo_template, tmp_path_factory.mktemp("random") / "project")) as running:
+        yield running
+
+
+@pytest.mark.parametrize("seed", [24])
+def test_random_actions_in_two_tabs_put_every_label_where_it_was_meant(server, browser, monkeypatch, seed):
+    url, workspace = server
+    report = page_fuzz.run(browser, url, workspace, monkeypatch, actions=300, seed=seed)
+    summary = report.summary()
+    print(json.dumps(summary))
+    assert report.label_keys > 100 and report.round_finished
+    assert not report.mismatches, "\n".join(report.mismatches[:20])
+    assert max(report.sync_seconds) < 3.0 and max(report.round_sync_seconds, default=0) < 8.0, summary
