@@ -38,7 +38,7 @@ def _finetune_like_job():
 
 
 def test_a_phase_change_does_not_make_the_eta_jump():
-    """On this job the old ETA (elapsed x left / done) said 19 s after the first phase, then 340 s."""
+    """On this job the old ETA (elapsed x left / done) said 19 s after the first phase, then up to 245 s."""
     samples, end = _finetune_like_job()
     etas = [(samples[i][0], remaining_seconds(samples[:i + 1])) for i in range(len(samples))]
     shown = [(time, eta) for time, eta in etas if eta is not None]
