@@ -54,7 +54,11 @@ KEYBOARD_JS = """
 }
 """
 
+# Gradio's status tracker ("processing | 0.8/0.2s") of an event that hides it (the 1-second poll, the label
+# events) is only made transparent, with a fade: it flickered in the header and its text was the header's first
+# words. Out of the page instead, wherever it is hidden; a tracker an event shows is untouched.
 CSS = """
+[data-testid="status-tracker"].hide { display: none !important; }
 #progress-bar { height: 10px; background: #e5e7eb; border-radius: 5px; overflow: hidden; }
 #progress-bar > div { height: 100%; background: #2563eb; transition: width .4s; }
 #quality-line { margin-top: 6px; font-size: 13px; }

@@ -7,18 +7,25 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from app.feedback import on
+from app.header import job_state
 from engine.selftrain.config import MODES, TEACHERS, RoundConfig
 from engine.workspace import Workspace
 
 
 METRICS = (("coverage", "pseudo-label coverage"), ("flip_share", "share of predictions that flipped"),
            ("human_accuracy", "accuracy on your labels (cross-fitted)"))
+# The rounds table: (key of engine's round_history, column name); the shares among them shown as percentages.
+TABLE = (("round", "round"), ("mode", "mode"), ("status", "status"), ("audit_estimate", "audit estimate of accuracy"),
+         ("pseudo_labels", "pseudo-labels trained on"), *METRICS,
+         ("ece", "calibration error on your labels (cross-fitted)"), ("seconds", "seconds"))
+SHARES = {"coverage", "flip_share", "human_accuracy", "ece"}
 
 
 def metrics_figure(history: list[dict]) -> go.Figure:
     """One line per metric over rounds: integer rounds on x, shares from 0 to 1 on y, each metric named in words
     in a legend under the plot."""
     figure = go.Figure()
+    history = [row for row in history if row["finished"]]
     for key, name in METRICS:
         points = [(row["round"], row[key]) for row in history if row[key] is not None]
         if history and not points:  # e.g. no accuracy on your labels before you label anything
@@ -33,6 +40,18 @@ def metrics_figure(history: list[dict]) -> go.Figure:
         figure.add_annotation(text="no finished round yet: start one above", showarrow=False, x=0.5, y=0.5,
                               xref="paper", yref="paper")
     return figure
+
+
+def rounds_table(history: list[dict]) -> pd.DataFrame:
+    """Every round in order, finished or not (a cancelled round says so and keeps its number), its columns named
+    in words, shares as percentages, and nothing where a round measured nothing."""
+    def cell(key, value):
+        if value is None:
+            return ""
+        return f"{value:.1%}" if key in SHARES else value
+
+    return pd.DataFrame([[cell(key, row[key]) for key, _ in TABLE] for row in history],
+                        columns=[name for _, name in TABLE])
 
 
 def histogram_figure(edges, counts) -> go.Figure:
@@ -53,18 +72,18 @@ class RoundsTab:
         lines = []
         for job in self.view.jobs(limit=8):
             when = str(job["created_at"])[11:19]
-            detail = job["error"] if job["status"] == "failed" else job["message"] or ""
-            lines.append(f"{when}  job {job['id']:>3} {job['kind']:<9} {job['status']:<11} "
-                         f"{round(100 * (job['progress'] or 0)):>3}%  {detail}")
+            lines.append(f"{when}  job {job['id']:>3} {job['kind']:<9} {job['status']}{job_state(job)}")
         return "\n".join(lines) or "no jobs yet"
 
     def plots(self):
         """The metrics per round (plot and table) and the confidence histogram."""
         history = self.view.round_history()
-        table = pd.DataFrame(history, columns=["round", "audit_estimate", "held", "coverage", "flip_share",
-                                               "human_accuracy", "ece", "seconds"])
-        summary = "No finished round yet." if not history else (
-            f"{len(history)} finished rounds; the last (round {history[-1]['round']}) took {history[-1]['seconds']} s")
+        finished = [row for row in history if row["finished"]]
+        unfinished = len(history) - len(finished)
+        summary = "No finished round yet." if not finished else (
+            f"{len(finished)} finished rounds{f' ({unfinished} more did not finish)' if unfinished else ''}; the last "
+            f"(round {finished[-1]['round']}) took {finished[-1]['seconds']} s")
+        table = rounds_table(history)
         return metrics_figure(history), summary, table, histogram_figure(*self.view.confidence_histogram())
 
 
@@ -89,7 +108,7 @@ def build_rounds_tab(workspace: Workspace) -> RoundsTab:
     running_job = gr.State(None)
     metrics_plot = gr.Plot(show_label=False, elem_id="metrics-plot")
     rounds_summary = gr.Markdown(elem_id="rounds-summary")
-    metrics_table = gr.Dataframe(label="finished rounds", interactive=False, elem_id="metrics-table")
+    metrics_table = gr.Dataframe(label="rounds", interactive=False, elem_id="metrics-table")
     histogram = gr.Plot(show_label=False, elem_id="confidence-histogram")
     tab.plot_outputs = [metrics_plot, rounds_summary, metrics_table, histogram]
 

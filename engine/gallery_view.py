@@ -128,13 +128,15 @@ class GalleryView:
     # ---- header and plots --------------------------------------------------------------------------------------
 
     def header(self) -> dict:
-        """Counts as the page shows them: images, labels of the shown round, the shown round, the newest job."""
+        """Counts as the page shows them: images, labels of the shown round, the shown round and how many
+        pseudo-labels it trained on (as it recorded then), the newest job."""
         shown_round = self.store.shown_round()
         images = self.store.header_counts()["images"]  # tens of ms at a million images
         jobs = self.store.jobs(limit=1)
         root = self.project.root
         return {"project": f"{root.parent.name}/{root.name}", "images": images,
                 "labels": self.store.shown_label_counts(shown_round), "round": shown_round,
+                "pseudo_trained_on": self.store.round_metrics(shown_round).get("pseudo_labels") if shown_round else None,
                 "predicted": images["ok"], "job": jobs[0] if jobs else None,
                 "quality": self.quality()["message"]}
 
@@ -172,20 +174,21 @@ class GalleryView:
         return self.store.jobs(limit=limit)
 
     def round_history(self) -> list[dict]:
-        """One row per finished round, for the metrics plot."""
+        """One row per round the project started, finished or not (a cancelled round keeps its number), with its
+        mode, status and what it recorded when it ran."""
         rows = []
         for entry in self.store.rounds():
             metrics = entry["metrics"] or {}
-            if entry["status"] != "done":
-                continue
+            done = entry["status"] == "done"
             judged = metrics.get("quality") or {}
-            rows.append({"round": entry["id"], "coverage": metrics.get("coverage"),
+            rows.append({"round": entry["id"], "mode": (entry["config"] or {}).get("mode"), "finished": done,
+                         "status": "held back: measured worse" if done and entry["held"] else entry["status"],
+                         "pseudo_labels": metrics.get("pseudo_labels"), "coverage": metrics.get("coverage"),
                          "flip_share": metrics.get("flip_share"),
                          "human_accuracy": metrics.get("human_accuracy_crossfit"),
                          "ece": metrics.get("ece_crossfit"), "seconds": metrics.get("seconds"),
                          "audit_estimate": (f"{judged['accuracy']:.1%} ({judged['low']:.1%}-{judged['high']:.1%})"
-                                            if judged.get("measured") else "unmeasured"),
-                         "held": entry["held"]})
+                                            if judged.get("measured") else "unmeasured" if done else None)})
         return rows
 
     def confidence_histogram(self, bins: int = 20) -> tuple[np.ndarray, np.ndarray]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from engine.errors import LabelloopError
+from engine.progress import RECENT_STEPS, remaining_seconds
 from storage import Store
 
 
@@ -31,21 +32,22 @@ class JobContext:
     cancel_event: threading.Event = field(default_factory=threading.Event)
     on_progress: Callable[[float, str], None] | None = None
     run_again: bool = False  # set by JobRunner.submit_or_fold: the inputs changed while the job ran
-    _started: float = field(default_factory=time.monotonic)
-    _last_write: float = 0.0
+    clock: Callable[[], float] = time.monotonic
+    _samples: list[tuple[float, float]] = field(default_factory=list)  # (time, fraction) of each write
 
     def progress(self, fraction: float, message: str) -> None:
-        """fraction in [0, 1]; written at most twice a second, with an ETA from the pace so far."""
+        """fraction in [0, 1] of the whole job; written at most twice a second, with the seconds left at the pace
+        of the latest steps (engine.progress; none until there are steps to measure)."""
         self.check_cancel()
         if self.on_progress:
             self.on_progress(fraction, message)
-        now = time.monotonic()
-        if now - self._last_write < 0.5 and fraction < 1.0:
+        now = self.clock()
+        if self._samples and now - self._samples[-1][0] < 0.5 and fraction < 1.0:
             return
-        self._last_write = now
-        elapsed = now - self._started
-        eta = elapsed * (1 - fraction) / fraction if fraction > 0.01 else None
-        self.store.update_job(self.job_id, progress=float(fraction), eta_seconds=eta, message=message)
+        self._samples.append((now, float(fraction)))
+        del self._samples[:-RECENT_STEPS - 1]
+        self.store.update_job(self.job_id, progress=float(fraction), eta_seconds=remaining_seconds(self._samples),
+                              message=message)
 
     def check_cancel(self) -> None:
         if self.cancel_event.is_set():

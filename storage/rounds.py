@@ -169,6 +169,11 @@ class RoundQueries:
                  "metrics": json.loads(metrics) if metrics else None, "held": held}
                 for rid, started, finished, status, config, metrics, held in rows]
 
+    def round_metrics(self, round_id: int) -> dict:
+        """The metrics a round recorded when it ran (empty for none, or a round that recorded none)."""
+        rows = self._query("SELECT metrics FROM rounds WHERE id = ?", [round_id])
+        return json.loads(rows[0][0]) if rows and rows[0][0] else {}
+
     def mark_interrupted(self) -> int:
         """At start-up: work a dead process left `running` or `queued` is `interrupted`. Returns how many."""
         with self.transaction() as con:

@@ -117,6 +117,26 @@ def test_the_heatmap_stays_on_after_a_label(server, page):
     expect(page.locator("#heatmap-toggle input")).to_be_checked()
 
 
+POLLED_TEXT = """async () => {
+  const seen = [];
+  for (let tick = 0; tick < 60; tick++) {  // 3 s: three polls
+    for (const id of ['header', 'job']) {
+      const box = document.getElementById(id);
+      const shown = [...box.querySelectorAll('[data-testid=status-tracker]')].filter(t => getComputedStyle(t).display !== 'none');
+      if (shown.length || /processing|\\d\\.\\ds/.test(box.innerText)) seen.push([id, box.innerText.slice(0, 80)]);
+    }
+    await new Promise(resolve => setTimeout(resolve, 50));
+  }
+  return seen;
+}"""
+
+
+def test_the_header_shows_no_gradio_timer_while_it_is_polled(server, page):
+    """Gradio's own status tracker ("processing | 0.8/0.2s") of the 1-second poll flickered in the header: a
+    tracker an event hides is out of the page (and of its text), not only transparent."""
+    assert page.evaluate(POLLED_TEXT) == []
+
+
 def test_keys_typed_ahead_label_one_image_each_in_order_and_none_is_dropped(scratch, browser):
     url, workspace = scratch
     page = open_page(browser, url)

@@ -1,10 +1,15 @@
 """The page's engine (Workspace) without a browser: gallery filters and order, overlays, labels, undo, bulk
 accept, rounds in the background, classes."""
 
+import itertools
+import re
+
 import cv2
 import numpy as np
 import pytest
 
+from app.header import header_markdown
+from app.rounds_tab import TABLE, rounds_table
 from engine.errors import LabelloopError
 from engine.overlays import confidence_colour, gallery_tile
 from engine.project import open_project
@@ -12,6 +17,7 @@ from engine.gallery_view import NONE_OF_THESE, GalleryQuery, Subset
 from engine.labeling import page_actor
 from engine.workspace import Workspace
 from engine.selftrain.config import RoundConfig
+from engine.selftrain.rounds import RoundCancelled, run_round
 from tests.synthetic import planted_embeddings, synthetic_project
 
 
@@ -259,3 +265,35 @@ def test_auth_must_be_user_colon_password():
             parse_auth([bad])
     with pytest.raises(LabelloopError, match="'ann' twice"):
         parse_auth(["ann:a", "ann:b"])
+
+
+def test_the_rounds_table_shows_every_round_by_number_with_its_mode_in_words(workspace):
+    project = workspace.project
+    workspace.labeling.label([1, 2, 3], "class00")
+    config = RoundConfig(share_step_without_prior=0.2)
+    run_round(project, config)
+    calls = itertools.count()
+    with pytest.raises(RoundCancelled):  # cancelled once it has its number (its first report comes before)
+        run_round(project, config, cancel=lambda: next(calls) >= 1)
+    run_round(project, config)
+    table = rounds_table(workspace.view.round_history())
+    assert list(table.columns) == [name for _, name in TABLE]
+    assert not {"flip_share", "ece", "human_accuracy", "audit_estimate"} & set(table.columns)
+    assert {"mode", "pseudo-labels trained on", "share of predictions that flipped"} <= set(table.columns)
+    assert table["round"].tolist() == [1, 2, 3]  # no number skipped: the cancelled round says so
+    assert table["status"].tolist() == ["done", "cancelled", "done"]
+    assert table["mode"].tolist() == ["head"] * 3
+    assert table["pseudo-labels trained on"].tolist()[1] == "" and int(table["pseudo-labels trained on"][2]) > 0
+    assert table["pseudo-label coverage"][0].endswith("%")
+
+
+def test_the_header_counts_the_pseudo_labels_a_round_trained_on_as_it_recorded_them(workspace):
+    workspace.labeling.label([1, 2, 3], "class00")
+    metrics = run_round(workspace.project, RoundConfig(share_step_without_prior=0.2))
+    trained_on = re.compile(r"([\d,]+)[^·\d]*pseudo-labels that round trained on")
+    before = trained_on.search(header_markdown(workspace.view.header())).group(1)
+    assert int(before.replace(",", "")) == metrics["pseudo_labels"] > 5
+    pseudo = workspace.view.gallery(GalleryQuery(status="pseudo")).items[:5]
+    workspace.labeling.label([item.image_id for item in pseudo], "class01")
+    after = trained_on.search(header_markdown(workspace.view.header())).group(1)
+    assert after == before  # what that round trained on does not change as the person labels

@@ -1,0 +1,63 @@
+"""How long a job has left, from the pace of its recent steps, and how a job made of phases of different speed
+maps each phase onto its progress bar.
+
+A job's ETA once came from its whole elapsed time and a fixed share per phase: a finetune round that gave 5 % to
+loading the model said 22 s left, then 350 s once the training steps came (it took 341 s); a map job that spent
+33 s before its first report said 639 s left and ended 25 s later. Here the rate is measured over the last steps
+only, a single fast or slow step (a phase boundary) cannot move it, and no ETA is given before there are steps to
+measure. Phases share the bar by their cost, so one rate holds across them.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+Progress = Callable[[float, str], None]
+
+RECENT_STEPS = 10  # the rate is the median over this many of the latest steps: recent, and smoothed
+MIN_STEPS = 3  # fewer measured steps give no ETA: one step is no rate, and a phase boundary must not be the rate
+
+
+def measured_rate(samples: Sequence[tuple[float, float]], *, recent: int = RECENT_STEPS,
+                  min_steps: int = MIN_STEPS) -> float | None:
+    """Share of the job done per second: the median of the rates of the latest `recent` steps between
+    consecutive (time in s, done in [0, 1]) samples. The median, not the mean, so the one step across a phase
+    boundary (a cheap step given a large share, or a long step without reports) does not set the rate. None with
+    fewer than `min_steps` steps of positive duration, or when the job does not advance."""
+    times, done = (np.asarray(column, float) for column in zip(*samples)) if len(samples) else ([], [])
+    durations, advances = np.diff(times), np.diff(done)
+    measured = durations > 0
+    rates = (advances[measured] / durations[measured])[-recent:]
+    if len(rates) < min_steps:
+        return None
+    rate = float(np.median(rates))
+    return rate if rate > 0 else None
+
+
+def remaining_seconds(samples: Sequence[tuple[float, float]], *, recent: int = RECENT_STEPS,
+                      min_steps: int = MIN_STEPS) -> float | None:
+    """Seconds left: the work left after the last (time, done) sample over `measured_rate`; None while there is
+    no rate to base it on."""
+    rate = measured_rate(samples, recent=recent, min_steps=min_steps)
+    if rate is None:
+        return None
+    return max(0.0, 1.0 - samples[-1][1]) / rate
+
+
+def phase_spans(costs: Sequence[float]) -> list[tuple[float, float]]:
+    """(start, end) share of the bar of each phase, in order, each as wide as its share of the summed costs
+    (seconds, or any unit common to the phases): phases that cost their share advance the bar at one pace, so the
+    measured rate holds across them."""
+    costs = np.asarray(costs, float)
+    if costs.ndim != 1 or len(costs) == 0 or (costs < 0).any() or costs.sum() <= 0:
+        raise ValueError(f"costs must be non-negative with a positive sum, got {costs.tolist()}")
+    edges = np.concatenate([[0.0], np.cumsum(costs) / costs.sum()])
+    return [(float(start), float(end)) for start, end in zip(edges[:-1], edges[1:])]
+
+
+def within(report: Progress, span: tuple[float, float]) -> Progress:
+    """`report` for one phase: its fraction 0..1 lands in `span` of the whole."""
+    start, end = span
+    return lambda fraction, message: report(start + (end - start) * fraction, message)
