@@ -105,7 +105,7 @@ class GalleryQueries:
             where.append(f"image_id IN (SELECT image_id FROM ({LABEL_MISTAKES}))")
         only = pa.table({"image_id": pa.array(list(map(int, image_ids or ())), pa.int64()),
                          "position": pa.array(np.arange(len(image_ids or ())), pa.int64())})
-        ranks = pa.table({"image_id": pa.array(list(map(int, queue_ids)), pa.int64()),
+        ranks = pa.table({"image_id": pa.array(np.asarray(queue_ids, np.int64)),  # no copy: the queue is every image
                           "queue_rank": pa.array(np.arange(len(queue_ids)), pa.int64())})
         subset_join = "" if image_ids is None else " JOIN gallery_only o USING (image_id)"
         queue_join = " LEFT JOIN gallery_queue q USING (image_id)" if sort == "queue" else ""

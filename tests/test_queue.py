@@ -30,18 +30,16 @@ def test_label_quality_flags_a_wrong_label_and_not_a_right_one():
 
 def test_possible_mistakes_come_first():
     teacher, zero, embeddings = _case()
-    labels = np.array([1, -1, -1, -1, -1])
     human = np.array([True, False, False, False, False])
-    indices, reasons = rank_review_queue(teacher, zero, labels, human, embeddings, k=3, mistakes=np.array([0]))
+    indices, reasons = rank_review_queue(teacher, zero, human, embeddings, k=3, mistakes=np.array([0]))
     assert indices[0] == 0 and reasons[0] == MISTAKE
     assert 0 not in indices[1:].tolist()
 
 
 def test_uncertain_images_without_human_labels_follow_with_reasons():
     teacher, zero, embeddings = _case()
-    labels = np.array([0, -1, -1, -1, -1])
     human = np.array([True, False, False, False, False])
-    indices, reasons = rank_review_queue(teacher, zero, labels, human, embeddings, k=3, pool_factor=1,
+    indices, reasons = rank_review_queue(teacher, zero, human, embeddings, k=3, pool_factor=1,
                                          cold_start_per_class=0)
     assert 0 not in indices.tolist()
     assert set(indices.tolist()) == {1, 2, 4}  # the three smallest margins (4 counts as disagreeing)
@@ -60,7 +58,7 @@ def test_cold_start_picks_typical_images_of_every_predicted_class():
     assert sorted(np.bincount(probs[picks].argmax(1), minlength=3).tolist()) == [2, 2, 2]
     assert set(probs[picks[:3]].argmax(1).tolist()) == {0, 1, 2}  # the first picks already cover every class
     assert len(x) - 1 not in picks.tolist()
-    indices, reasons = rank_review_queue(probs, probs, np.full(len(x), -1), np.zeros(len(x), bool), x, k=6,
+    indices, reasons = rank_review_queue(probs, probs, np.zeros(len(x), bool), x, k=6,
                                          cold_start_per_class=1)
     assert reasons == [TYPICAL] * 6 and sorted(indices.tolist()) == sorted(picks.tolist())
 
@@ -69,12 +67,11 @@ def test_later_picks_spread_over_the_most_uncertain_pool():
     # margins rise with the row; rows 0 and 1 are the two most uncertain but the same picture
     teacher = np.array([[0.5 + 0.05 * i, 0.5 - 0.05 * i] for i in range(8)])
     embeddings = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0], [0.0, 1.0]] + [[2.0, 2.0]] * 4)
-    none = np.full(8, -1)
-    indices, _ = rank_review_queue(teacher, teacher, none, np.zeros(8, bool), embeddings, k=2, pool_factor=2,
+    indices, _ = rank_review_queue(teacher, teacher, np.zeros(8, bool), embeddings, k=2, pool_factor=2,
                                    cold_start_per_class=0)
     assert set(indices.tolist()) <= {0, 1, 2, 3}  # only from the 2 x 2 most uncertain
     assert len({tuple(embeddings[i]) for i in indices}) == 2  # never both copies of the same picture
-    indices, _ = rank_review_queue(teacher, teacher, none, np.zeros(8, bool), embeddings, k=2, pool_factor=1,
+    indices, _ = rank_review_queue(teacher, teacher, np.zeros(8, bool), embeddings, k=2, pool_factor=1,
                                    cold_start_per_class=0)
     assert sorted(indices.tolist()) == [0, 1]  # a pool of k is the k most uncertain, copies and all
 
@@ -95,11 +92,10 @@ def test_audit_picks_come_after_the_mistakes_in_draw_order():
     teacher = rng.dirichlet(np.ones(3), 200)
     human = np.zeros(200, bool)
     human[:20] = True
-    labels = np.where(human, 0, -1)
     drawn = np.array([150, 40, 77, 23, 199, 61, 88, 120, 31, 45, 46])
-    indices, reasons = rank_review_queue(teacher, teacher, labels, human, rng.standard_normal((200, 4)), k=10,
+    indices, reasons = rank_review_queue(teacher, teacher, human, rng.standard_normal((200, 4)), k=10,
                                          mistakes=np.array([3]), audit_picks=drawn)
     assert indices.tolist() == [3, *drawn[:9].tolist()] and reasons == [MISTAKE] + [AUDIT] * 9
-    without, reasons = rank_review_queue(teacher, teacher, labels, human, rng.standard_normal((200, 4)), k=10,
+    without, reasons = rank_review_queue(teacher, teacher, human, rng.standard_normal((200, 4)), k=10,
                                          audit_picks=np.zeros(0, int))
     assert AUDIT not in reasons and len(without) == 10
