@@ -30,27 +30,36 @@ AUDIT_HALF_WIDTH = 0.15
 # Below this many human labels per class, picks are typical images of each class. Off: measured (3 rounds of 2 %
 # reviews; inked_digits / shapes_and_digits / demo) 0.787 / 0.675 / 0.935 off against 0.775 / 0.675 / 0.926 at 3.
 COLD_START_PER_CLASS = 0
-# After the cold start, the k picks are spread by k-center greedy over the POOL_FACTOR * k most uncertain images.
-# Measured as queue minus random (mean of 5 seeds) after 3 rounds of 2 % reviews, in points, on the three sets
-# (demo / inked_digits / shapes_and_digits) and, in brackets, as the mean over 3 random 90 % subsets of each set
-# with the worst of those 9 runs: pool 10: +1.41 / +0.85 / -0.47 (+1.67 / +1.43 / +0.07, worst -0.21); 3: +1.28 /
-# +2.85 / -0.40 (+1.82 / +1.78 / -0.56, worst -0.93); 2: +1.75 / +2.72 / +0.05 (+2.14 / +2.20 / +0.37, worst
-# +0.11); 1 (the most uncertain, no spreading): +1.01 / +2.58 / +0.71 (+2.12 / +1.29 / +0.67, worst -0.03). The
-# disagreement bonus at 0 instead of 0.5: +0.68 / +1.12 / -0.10 (+2.09 / +1.66 / -0.86, worst -1.60). Also tried at
-# pool 2, as the mean over the three sets (and over the 9 subsets): the round's outlier score added to the priority
-# at weight 0.5 or 1 (open-set active learning: spend no review on images of no class) +1.34 and +1.22 (+1.78 and
-# +1.53, worst -0.44 and -0.38); images with an outlier score of 0.5 or more (the page's "fits no class") left out
-# +0.26 (+0.60, worst -1.10); a quarter or a half of the picks at random +0.87 and +0.83 (+1.17 and +0.84).
-# Information density (Settles & Craven, "An Analysis of Active Learning Strategies for Sequence Labeling Tasks",
-# 2008: the uncertainty times the mean cosine to the 10 nearest images) before the pool: +1.75 / +2.25 / -1.21, and
-# on inked_digits / shapes_and_digits rendered with another seed +2.16 / +0.24, against +1.75 / +2.72 / +0.05 and
-# +3.16 / +0.68 as is.
-POOL_FACTOR = 2
-# The k-center picks are made one at a time, pick i from the POOL_FACTOR * (i + 1) most uncertain images, so the
-# first k never depend on k (the page, `labelloop queue --k 5` and `--k 500` show one order); past SPREAD_PICKS
-# the rest follow by priority. Each pick costs one product over its pool: 1,000 picks read 2,000 vectors and take
-# about a second at 512 dimensions.
-SPREAD_PICKS = 1000
+# After the cold start, the picks are spread by k-center greedy over the most uncertain images. First measured with the
+# k picks chosen at once from a pool of POOL_FACTOR * k, as queue minus random (mean of 5 seeds) after 3 rounds of 2 %
+# reviews, in points, on the three sets (demo / inked_digits / shapes_and_digits) and, in brackets, as the mean over 3
+# random 90 % subsets of each set with the worst of those 9 runs: pool 10: +1.41 / +0.85 / -0.47 (+1.67 / +1.43 / +0.07,
+# worst -0.21); 3: +1.28 / +2.85 / -0.40 (+1.82 / +1.78 / -0.56, worst -0.93); 2: +1.75 / +2.72 / +0.05 (+2.14 / +2.20 /
+# +0.37, worst +0.11); 1 (the most uncertain, no spreading): +1.01 / +2.58 / +0.71 (+2.12 / +1.29 / +0.67, worst -0.03).
+# The disagreement bonus at 0 instead of 0.5: +0.68 / +1.12 / -0.10 (+2.09 / +1.66 / -0.86, worst -1.60). Also tried at
+# pool 2, as the mean over the three sets (and over the 9 subsets): the round's outlier score added to the priority at
+# weight 0.5 or 1 (open-set active learning: spend no review on images of no class) +1.34 and +1.22 (+1.78 and +1.53,
+# worst -0.44 and -0.38); images with an outlier score of 0.5 or more (the page's "fits no class") left out +0.26
+# (+0.60, worst -1.10); a quarter or a half of the picks at random +0.87 and +0.83 (+1.17 and +0.84). Information
+# density (Settles & Craven, "An Analysis of Active Learning Strategies for Sequence Labeling Tasks", 2008: the
+# uncertainty times the mean cosine to the 10 nearest images) before the pool: +1.75 / +2.25 / -1.21, and on
+# inked_digits / shapes_and_digits rendered with another seed +2.16 / +0.24, against +1.75 / +2.72 / +0.05 and +3.16 /
+# +0.68 as is.
+# That pool made the first k depend on k (the page ranked 480 from a pool of 960 and called 95 %-confident images
+# "low margin"; `queue --k 5` and `--k 48` differed at #2). Now the picks are made one at a time, pick i from the
+# POOL_FACTOR * (i + 1) most uncertain images, so the first k of the queue are one list whatever k (the page and
+# `labelloop queue` show one order) and any first k come from the POOL_FACTOR * k most uncertain. Measured as the
+# accuracy of the labels after 3 rounds of 2 % reviews, mean of 5 seeds (demo / inked_digits / cloth_stamps /
+# shapes_and_digits / neon_shapes): the pool of 2k at once 0.919 / 0.798 / 0.713 / 0.667 / 0.824 (mean 0.7843);
+# one at a time with a factor of 2: 0.916 / 0.792 / 0.709 / 0.663 / 0.827 (0.7813); 3: 0.918 / 0.798 / 0.716 /
+# 0.668 / 0.820 (0.7839); 4: 0.921 / 0.795 / 0.713 / 0.664 / 0.823 (0.7832); random reviews 0.919 / 0.765 / 0.693
+# / 0.624 / 0.799.
+POOL_FACTOR = 3
+# Past SPREAD_PICKS picks the rest follow by priority alone. Each pick is one product over its pool: the whole
+# order of 100,000 images at 512 dimensions (500 picks over 1,500 vectors, then a sort) took 0.15-0.23 s with one
+# BLAS thread on the 2-core machine under load, 2.5 s with two (threads fighting over a small product); 1,000
+# picks took 14 s with two.
+SPREAD_PICKS = 500
 # The possible label mistakes go first, all but those the person confirmed (gave again as they were). Measured with
 # a simulated person who is never wrong, queue minus random as above (and on the two new sets rendered with another
 # seed): confirmed ones left out, as now, +1.95 / +2.98 / +0.12 (+3.23 / +0.24); every possible mistake first each
@@ -163,7 +172,8 @@ def audit_needed(shares: list[dict], *, half_width: float = AUDIT_HALF_WIDTH) ->
     return max((share["high"] - share["low"]) / 2 for share in shares) > half_width
 
 
-def uncertainty_order(teacher_probs: np.ndarray, zeroshot_probs: np.ndarray, human: np.ndarray, embeddings, *, length: int | None = None, spread: int = SPREAD_PICKS,
+def uncertainty_order(teacher_probs: np.ndarray, zeroshot_probs: np.ndarray, human: np.ndarray, embeddings, *,
+                      length: int | None = None, spread: int = SPREAD_PICKS,
                       pool_factor: int = POOL_FACTOR, disagreement_bonus: float = 0.5,
                       cold_start_per_class: int = COLD_START_PER_CLASS) -> tuple[np.ndarray, np.ndarray]:
     """Every image no person labeled, in the order a person should review them; returns (rows (M,), reasons (M,)

@@ -51,34 +51,43 @@ class ReviewQueue:
 NO_QUEUE = ReviewQueue(np.zeros(0, np.int64), np.zeros(0, object))
 
 
-def _ranking_inputs(store: Store):
-    """(shown round, image ids (N,), class ids, shown-round probs (N, C), zero-shot probs (N, C), vectors)."""
+@dataclass(frozen=True)
+class _Predictions:
+    """What the queue is ranked over: the images with a shown-round prediction, a zero-shot one and a vector."""
+
+    shown_round: int
+    image_ids: np.ndarray  # (N,) ascending
+    class_ids: list[int]  # the classes of the probabilities' columns
+    teacher: np.ndarray  # (N, C) the shown round's probabilities (what the page shows)
+    zero_shot: np.ndarray  # (N, C)
+    vectors: _StoredVectors
+
+
+def _predictions(store: Store) -> _Predictions:
     model_id = store.get_meta("model_id")
     zero_shot = store.prediction_matrix(0)
     if model_id is None or zero_shot is None:
         raise LabelloopError("nothing to review yet; run `labelloop ingest PROJECT` first")
     shown_round = store.shown_round()
-    latest = store.prediction_matrix(shown_round) or zero_shot  # what the page shows
-    image_ids, class_ids, teacher = latest
+    image_ids, class_ids, teacher = store.prediction_matrix(shown_round) or zero_shot
     # Rank the images that have a teacher prediction, a zero-shot prediction and a vector (all, after ingest).
     keep = np.isin(image_ids, zero_shot[0]) & np.isin(image_ids, store.embedded_ids(model_id))
     image_ids, teacher = image_ids[keep], teacher[keep]
     zero = zero_shot[2][np.searchsorted(zero_shot[0], image_ids)]  # both by image id
-    return shown_round, image_ids, class_ids, teacher, zero, _StoredVectors(store, model_id, image_ids)
+    return _Predictions(shown_round, image_ids, class_ids, teacher, zero, _StoredVectors(store, model_id, image_ids))
 
 
 def rank_images(store: Store) -> RankedImages:
     """Rank the project's images for review over the shown round's predictions and the labels that round read
     (before any round: none, so every person's label counts as given since). Seconds at a million images."""
-    return _ranked(store, *_ranking_inputs(store))
+    return _ranked(store, _predictions(store))
 
 
-def _ranked(store: Store, shown_round: int, image_ids: np.ndarray, _class_ids, teacher: np.ndarray,
-            zero: np.ndarray, embeddings: _StoredVectors) -> RankedImages:
-    labels_through = store.last_label_event_before_round(shown_round)
-    human = np.isin(image_ids, store.human_labelled_through(labels_through))
-    rows, reasons = uncertainty_order(teacher, zero, human, embeddings)
-    return RankedImages(image_ids[rows], reasons, image_ids, labels_through)
+def _ranked(store: Store, predictions: _Predictions) -> RankedImages:
+    labels_through = store.last_label_event_before_round(predictions.shown_round)
+    human = np.isin(predictions.image_ids, store.human_labelled_through(labels_through))
+    rows, reasons = uncertainty_order(predictions.teacher, predictions.zero_shot, human, predictions.vectors)
+    return RankedImages(predictions.image_ids[rows], reasons, predictions.image_ids, labels_through)
 
 
 def review_queue_ids(store: Store, ranked: RankedImages) -> ReviewQueue:
@@ -136,11 +145,10 @@ def review_queue(store: Store, k: int) -> list[dict]:
     the label itself)."""
     if k < 1:
         raise LabelloopError(f"--k must be at least 1, got {k}")
-    inputs = _ranking_inputs(store)
-    _, image_ids, class_ids, teacher, zero, _ = inputs
-    queue = review_queue_ids(store, _ranked(store, *inputs))
+    predictions = _predictions(store)
+    queue = review_queue_ids(store, _ranked(store, predictions))
     picked_ids, reasons = queue.image_ids[:k], queue.reasons[:k].tolist()
-    rows = np.searchsorted(image_ids, picked_ids)
+    class_ids, rows = predictions.class_ids, np.searchsorted(predictions.image_ids, picked_ids)
     labels, human = label_arrays(store, picked_ids, class_ids)
     names = {c["id"]: c["name"] for c in store.classes()}
     relpaths = store.relpaths()
@@ -152,12 +160,12 @@ def review_queue(store: Store, k: int) -> list[dict]:
             listing.append({"path": relpaths[image_id], "predicted": None, "confidence": None, "runner_up": None,
                             "zero_shot": None, "reason": reason})
             continue
-        probs = teacher[rows[pick]]
+        probs = predictions.teacher[rows[pick]]
         order = np.argsort(-probs)
         item = {"path": relpaths[image_id], "predicted": names[class_ids[order[0]]],
                 "confidence": round(float(probs[order[0]]), 4),
                 "runner_up": names[class_ids[order[1]]] if len(order) > 1 else None,
-                "zero_shot": names[class_ids[int(zero[rows[pick]].argmax())]], "reason": reason}
+                "zero_shot": names[class_ids[int(predictions.zero_shot[rows[pick]].argmax())]], "reason": reason}
         if labels[pick] >= 0:
             item["label"] = names[class_ids[labels[pick]]]
             item["label_source"] = "human" if human[pick] else "pseudo"
