@@ -95,6 +95,13 @@ class LabelQueries:
     def last_label_event_id(self) -> int:
         return self._query("SELECT coalesce(max(id), 0) FROM label_events")[0][0]
 
+    def label_state(self) -> tuple:
+        """(last label change, confirmations, newest confirmation): it differs after any label change, undo,
+        confirmation or confirmation taken back, so what is computed from the labels can be kept until then."""
+        return tuple(self._query("""SELECT (SELECT coalesce(max(id), 0) FROM label_events),
+                                           (SELECT count(*) FROM label_confirmations),
+                                           (SELECT max(confirmed_at) FROM label_confirmations)""")[0])
+
     def last_label_event_before_round(self, round_id: int) -> int:
         """The id of the last label change made before round `round_id` started (it read the labels then); 0 for
         round 0 (zero-shot, before any round) or a round not in the project."""
