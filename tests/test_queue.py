@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from engine.queue import (AUDIT, DISAGREE, MISTAKE, TYPICAL, UNCERTAIN, audit_needed, k_center_greedy, label_quality,
-                          rank_review_queue, typical_picks)
+from engine.queue import (AUDIT, DISAGREE, MISTAKE, NOT_REVIEWED, TYPICAL, UNCERTAIN, audit_needed, k_center_greedy,
+                          label_quality, rank_review_queue, typical_picks, uncertainty_order)
 
 
 def test_k_center_greedy_spreads_out():
@@ -99,3 +99,28 @@ def test_audit_picks_come_after_the_mistakes_in_draw_order():
     without, reasons = rank_review_queue(teacher, teacher, human, rng.standard_normal((200, 4)), k=10,
                                          audit_picks=np.zeros(0, int))
     assert AUDIT not in reasons and len(without) == 10
+
+
+@pytest.mark.parametrize("cold_start_per_class", [0, 5])
+def test_the_first_k_are_the_first_k_of_any_longer_queue(cold_start_per_class):
+    rng = np.random.default_rng(3)
+    teacher, zero = rng.dirichlet(np.full(4, 0.5), 300), rng.dirichlet(np.full(4, 0.5), 300)
+    human = np.zeros(300, bool)
+    human[rng.choice(300, 12, replace=False)] = True
+    embeddings = rng.standard_normal((300, 8))
+    options = dict(mistakes=np.flatnonzero(human)[:3], audit_picks=np.array([5, 77, 140]),
+                   cold_start_per_class=cold_start_per_class)
+    longest, reasons = rank_review_queue(teacher, zero, human, embeddings, k=300, **options)
+    assert len(longest) == 291 and len(set(longest.tolist())) == 291  # 3 mistakes + the 288 unlabelled, once each
+    for k in (1, 4, 7, 30, 100):
+        indices, first_reasons = rank_review_queue(teacher, zero, human, embeddings, k=k, **options)
+        assert indices.tolist() == longest[:k].tolist() and first_reasons == reasons[:k]
+
+
+def test_low_margin_is_said_only_of_a_low_margin():
+    teacher = np.array([[0.97, 0.02, 0.01], [0.8, 0.15, 0.05], [0.4, 0.35, 0.25], [0.9, 0.05, 0.05]])
+    zero = teacher.copy()
+    zero[3] = [0.1, 0.8, 0.1]  # zero-shot says class 1 where the teacher says 0
+    order, reasons = uncertainty_order(teacher, zero, np.zeros(4, bool), np.eye(4))
+    said = dict(zip(order.tolist(), reasons.tolist()))
+    assert said == {0: NOT_REVIEWED, 1: NOT_REVIEWED, 2: UNCERTAIN, 3: DISAGREE}  # margins 0.95, 0.65, 0.05
