@@ -12,9 +12,9 @@ import gradio as gr
 
 from engine.discovery import Discovery, DuplicateGroup, Match
 from engine.errors import LabelloopError
-from engine.gallery_view import QUEUE_LENGTH, GalleryQuery, Subset
+from engine.gallery_view import PAGE_SIZE, GalleryQuery, Subset
 
-SEARCH_RESULTS = QUEUE_LENGTH  # images a search or "more like this" narrows the gallery to (ten pages)
+SEARCH_RESULTS = 10 * PAGE_SIZE  # images a search or "more like this" narrows the gallery to (ten pages)
 SEARCH_PLACEHOLDER = "search, e.g. a red star"
 
 

@@ -23,10 +23,10 @@ import numpy as np
 from benchmarks.bench_app import link_thumbnails
 from engine.export import export
 from engine.project import DB_FILE, Project, open_project
-from engine.review import review_order
+from engine.review import rank_images
 from engine.selftrain.config import RoundConfig
 from engine.selftrain.rounds import run_round
-from engine.gallery_view import PAGE_SIZE, QUEUE_LENGTH, GalleryQuery
+from engine.gallery_view import PAGE_SIZE, GalleryQuery
 from engine.workspace import Workspace
 from tests.synthetic import planted_embeddings, synthetic_project
 from tests.tiny_model import make_tiny_model
@@ -101,7 +101,7 @@ def main() -> None:
                   [GalleryQuery(class_name=names[p % len(names)], status="unlabeled", min_confidence=0.3,
                                 max_confidence=0.8, sort="confidence_down", offset=p * PAGE_SIZE) for p in pages])
 
-    medians["queue_rerank"] = _emit("queue_rerank", [_timed(lambda: review_order(project.store, QUEUE_LENGTH))])
+    medians["queue_rerank"] = _emit("queue_rerank", [_timed(lambda: rank_images(project.store))])
     all_galleries()
 
     ids = rng.choice(np.setdiff1d(np.arange(1, args.images + 1), humans), args.repeats, replace=False).tolist()
@@ -128,7 +128,7 @@ def main() -> None:
                                         graph_seconds=first["graph_seconds"])
     medians["head_round"] = _emit("head_round", [_timed(lambda: run_round(project, RoundConfig(mode="head")))])
     medians["queue_rerank_after_round"] = _emit("queue_rerank_after_round",
-                                                [_timed(lambda: review_order(project.store, QUEUE_LENGTH))])
+                                                [_timed(lambda: rank_images(project.store))])
     all_galleries("_after_round")
 
     for fmt in ("csv", "parquet"):

@@ -149,7 +149,7 @@ class Bench:
             needed = prior and audit_needed(estimated, half_width=audit_half_width)
             drawn = (np.random.default_rng(seed + len(audited)).choice(np.flatnonzero(~human), k, replace=False)
                      if needed else None)  # the engine's audit: uniform over the images no person labelled
-            return rank_review_queue(probs, zero_probs, given, human, x, k=k, mistakes=mistakes,
+            return rank_review_queue(probs, zero_probs, human, x, k=k, mistakes=mistakes,
                                      cold_start_per_class=cold_start, audit_picks=drawn)
 
         def check() -> dict | None:  # the accuracy estimate over the images no person labelled, and the truth

@@ -6,7 +6,11 @@ from __future__ import annotations
 import numpy as np
 
 MISTAKE, DISAGREE, UNCERTAIN = "possible label mistake", "zero-shot and teacher disagree", "low margin"
-TYPICAL, AUDIT = "typical of its predicted class", "random audit"
+TYPICAL, AUDIT, NOT_REVIEWED = "typical of its predicted class", "random audit", "not reviewed yet"
+# "Low margin" is said of an image whose top class leads the runner-up by less than this: one at 95 % confidence
+# leads by at least 0.9. Past the low-margin images the queue goes on with the least sure of the rest, said as
+# NOT_REVIEWED.
+LOW_MARGIN = 0.5
 # A random audit first (images drawn uniformly, labelled blind: they give engine.estimates its class shares, the
 # rounds their class prior, and the accuracy estimate), until every class share's 95 % interval is at most
 # AUDIT_HALF_WIDTH either side (`audit_needed`). The audit's labels train no round (engine.selftrain.rounds), so
@@ -26,22 +30,36 @@ AUDIT_HALF_WIDTH = 0.15
 # Below this many human labels per class, picks are typical images of each class. Off: measured (3 rounds of 2 %
 # reviews; inked_digits / shapes_and_digits / demo) 0.787 / 0.675 / 0.935 off against 0.775 / 0.675 / 0.926 at 3.
 COLD_START_PER_CLASS = 0
-# After the cold start, the k picks are spread by k-center greedy over the POOL_FACTOR * k most uncertain images.
-# Measured as queue minus random (mean of 5 seeds) after 3 rounds of 2 % reviews, in points, on the three sets
-# (demo / inked_digits / shapes_and_digits) and, in brackets, as the mean over 3 random 90 % subsets of each set
-# with the worst of those 9 runs: pool 10: +1.41 / +0.85 / -0.47 (+1.67 / +1.43 / +0.07, worst -0.21); 3: +1.28 /
-# +2.85 / -0.40 (+1.82 / +1.78 / -0.56, worst -0.93); 2: +1.75 / +2.72 / +0.05 (+2.14 / +2.20 / +0.37, worst
-# +0.11); 1 (the most uncertain, no spreading): +1.01 / +2.58 / +0.71 (+2.12 / +1.29 / +0.67, worst -0.03). The
-# disagreement bonus at 0 instead of 0.5: +0.68 / +1.12 / -0.10 (+2.09 / +1.66 / -0.86, worst -1.60). Also tried at
-# pool 2, as the mean over the three sets (and over the 9 subsets): the round's outlier score added to the priority
-# at weight 0.5 or 1 (open-set active learning: spend no review on images of no class) +1.34 and +1.22 (+1.78 and
-# +1.53, worst -0.44 and -0.38); images with an outlier score of 0.5 or more (the page's "fits no class") left out
-# +0.26 (+0.60, worst -1.10); a quarter or a half of the picks at random +0.87 and +0.83 (+1.17 and +0.84).
-# Information density (Settles & Craven, "An Analysis of Active Learning Strategies for Sequence Labeling Tasks",
-# 2008: the uncertainty times the mean cosine to the 10 nearest images) before the pool: +1.75 / +2.25 / -1.21, and
-# on inked_digits / shapes_and_digits rendered with another seed +2.16 / +0.24, against +1.75 / +2.72 / +0.05 and
-# +3.16 / +0.68 as is.
-POOL_FACTOR = 2
+# After the cold start, the picks are spread by k-center greedy over the most uncertain images. First measured with the
+# k picks chosen at once from a pool of POOL_FACTOR * k, as queue minus random (mean of 5 seeds) after 3 rounds of 2 %
+# reviews, in points, on the three sets (demo / inked_digits / shapes_and_digits) and, in brackets, as the mean over 3
+# random 90 % subsets of each set with the worst of those 9 runs: pool 10: +1.41 / +0.85 / -0.47 (+1.67 / +1.43 / +0.07,
+# worst -0.21); 3: +1.28 / +2.85 / -0.40 (+1.82 / +1.78 / -0.56, worst -0.93); 2: +1.75 / +2.72 / +0.05 (+2.14 / +2.20 /
+# +0.37, worst +0.11); 1 (the most uncertain, no spreading): +1.01 / +2.58 / +0.71 (+2.12 / +1.29 / +0.67, worst -0.03).
+# The disagreement bonus at 0 instead of 0.5: +0.68 / +1.12 / -0.10 (+2.09 / +1.66 / -0.86, worst -1.60). Also tried at
+# pool 2, as the mean over the three sets (and over the 9 subsets): the round's outlier score added to the priority at
+# weight 0.5 or 1 (open-set active learning: spend no review on images of no class) +1.34 and +1.22 (+1.78 and +1.53,
+# worst -0.44 and -0.38); images with an outlier score of 0.5 or more (the page's "fits no class") left out +0.26
+# (+0.60, worst -1.10); a quarter or a half of the picks at random +0.87 and +0.83 (+1.17 and +0.84). Information
+# density (Settles & Craven, "An Analysis of Active Learning Strategies for Sequence Labeling Tasks", 2008: the
+# uncertainty times the mean cosine to the 10 nearest images) before the pool: +1.75 / +2.25 / -1.21, and on
+# inked_digits / shapes_and_digits rendered with another seed +2.16 / +0.24, against +1.75 / +2.72 / +0.05 and +3.16 /
+# +0.68 as is.
+# That pool made the first k depend on k (the page ranked 480 from a pool of 960 and called 95 %-confident images
+# "low margin"; `queue --k 5` and `--k 48` differed at #2). Now the picks are made one at a time, pick i from the
+# POOL_FACTOR * (i + 1) most uncertain images, so the first k of the queue are one list whatever k (the page and
+# `labelloop queue` show one order) and any first k come from the POOL_FACTOR * k most uncertain. Measured as the
+# accuracy of the labels after 3 rounds of 2 % reviews, mean of 5 seeds (demo / inked_digits / cloth_stamps /
+# shapes_and_digits / neon_shapes): the pool of 2k at once 0.919 / 0.798 / 0.713 / 0.667 / 0.824 (mean 0.7843);
+# one at a time with a factor of 2: 0.916 / 0.792 / 0.709 / 0.663 / 0.827 (0.7813); 3: 0.918 / 0.798 / 0.716 /
+# 0.668 / 0.820 (0.7839); 4: 0.921 / 0.795 / 0.713 / 0.664 / 0.823 (0.7832); random reviews 0.919 / 0.765 / 0.693
+# / 0.624 / 0.799.
+POOL_FACTOR = 3
+# Past SPREAD_PICKS picks the rest follow by priority alone. Each pick is one product over its pool: the whole
+# order of 100,000 images at 512 dimensions (500 picks over 1,500 vectors, then a sort) took 0.15-0.23 s with one
+# BLAS thread on the 2-core machine under load, 2.5 s with two (threads fighting over a small product); 1,000
+# picks took 14 s with two.
+SPREAD_PICKS = 500
 # The possible label mistakes go first, all but those the person confirmed (gave again as they were). Measured with
 # a simulated person who is never wrong, queue minus random as above (and on the two new sets rendered with another
 # seed): confirmed ones left out, as now, +1.95 / +2.98 / +0.12 (+3.23 / +0.24); every possible mistake first each
@@ -63,10 +81,13 @@ POOL_FACTOR = 2
 # human_weight 1 or 2 instead of 5: +1.66 and +1.51.
 
 
-def k_center_greedy(points: np.ndarray, k: int, *, covered: np.ndarray | None = None) -> np.ndarray:
+def k_center_greedy(points: np.ndarray, k: int, *, covered: np.ndarray | None = None,
+                    pool_factor: int | None = None) -> np.ndarray:
     """Pick `k` rows of `points` (N, D) that spread over the space: each pick is the point farthest from every
     earlier pick and from the `covered` points (M, D) (Sener & Savarese, "Active Learning for Convolutional
-    Neural Networks: A Core-Set Approach", 2018). Returns indices in pick order."""
+    Neural Networks: A Core-Set Approach", 2018). With `pool_factor`, pick i is chosen among the first
+    pool_factor * (i + 1) rows only (rows given most uncertain first): the first k picks then come from the
+    pool_factor * k first rows, whatever number of picks is asked for. Returns indices in pick order."""
     points = np.asarray(points, np.float32)
     k = min(k, len(points))
     if k <= 0:
@@ -78,8 +99,9 @@ def k_center_greedy(points: np.ndarray, k: int, *, covered: np.ndarray | None = 
             nearest = np.minimum(nearest, _squared_distances(points, chunk).min(axis=1))
     squared_norms = (points * points).sum(1)  # once, not per pick: each pick is then one matrix-vector product
     picks = []
-    for _ in range(k):
-        pick = int(np.argmax(nearest)) if np.isfinite(nearest).any() else 0
+    for turn in range(k):
+        pool = nearest if pool_factor is None else nearest[:pool_factor * (turn + 1)]
+        pick = int(np.argmax(pool))  # the first row while nothing is covered (all infinite)
         picks.append(pick)
         to_pick = np.maximum(squared_norms + squared_norms[pick] - 2 * (points @ points[pick]), 0)
         nearest = np.minimum(nearest, to_pick)
@@ -119,20 +141,13 @@ def typical_picks(probs: np.ndarray, embeddings: np.ndarray, candidates: np.ndar
     "Active Prompt Learning with Vision-Language Model Priors", 2024, balances by predicted class, since naive
     active learning on a VLM can lose to random), within a class the most typical images (TypiClust: Hacohen et
     al., "Active Learning on a Budget", ICML 2022: typicality = 1 / mean distance to the `neighbours` nearest
-    members), spread by k-center greedy over the `pool_per_pick` most typical per pick. A class's typicality is
+    members), spread by k-center greedy whose j-th pick of a class comes from its pool_per_pick * (j + 1) most
+    typical. The classes take turns, so the first k are the first k of any longer list. A class's typicality is
     measured on at most `sample` of its members. probs (N, C), embeddings (N, D). Returns rows, best first."""
     predicted = np.asarray(probs).argmax(axis=1)[candidates]
-    n_classes = np.asarray(probs).shape[1]
     rng = np.random.default_rng(seed)
-    quota = np.zeros(n_classes, int)
-    sizes = np.bincount(predicted, minlength=n_classes)
-    for turn in range(k):  # round-robin over the classes that still have members
-        open_classes = np.flatnonzero(sizes > quota)
-        if not len(open_classes):
-            break
-        quota[open_classes[turn % len(open_classes)]] += 1
     picks_by_class = []
-    for label in np.flatnonzero(quota):
+    for label in np.unique(predicted):  # every class, whatever k, so each class's sample is the same draw
         members = candidates[predicted == label]
         if len(members) > sample:
             members = rng.choice(members, sample, replace=False)
@@ -140,9 +155,9 @@ def typical_picks(probs: np.ndarray, embeddings: np.ndarray, candidates: np.ndar
         distances = np.sqrt(_squared_distances(x, x))
         nearest = np.sort(distances, axis=1)[:, 1:neighbours + 1]
         typicality = 1.0 / (nearest.mean(axis=1) + 1e-6) if nearest.size else np.ones(len(members))
-        pool = members[np.argsort(-typicality, kind="stable")[:pool_per_pick * quota[label]]]
-        picks_by_class.append(list(pool[k_center_greedy(embeddings[pool], int(quota[label]))]))
-    ordered = []  # interleave the classes so the first picks already cover many of them
+        pool = members[np.argsort(-typicality, kind="stable")[:pool_per_pick * k]]
+        picks_by_class.append(pool[k_center_greedy(embeddings[pool], k, pool_factor=pool_per_pick)])
+    ordered = []  # the classes take turns, so the first picks already cover many of them
     for turn in range(max((len(p) for p in picks_by_class), default=0)):
         ordered += [p[turn] for p in picks_by_class if turn < len(p)]
     return np.array(ordered[:k], int)
@@ -157,47 +172,88 @@ def audit_needed(shares: list[dict], *, half_width: float = AUDIT_HALF_WIDTH) ->
     return max((share["high"] - share["low"]) / 2 for share in shares) > half_width
 
 
-def rank_review_queue(teacher_probs: np.ndarray, zeroshot_probs: np.ndarray, labels: np.ndarray,
-                      human: np.ndarray, embeddings: np.ndarray, *, k: int, mistakes: np.ndarray | None = None,
+def uncertainty_order(teacher_probs: np.ndarray, zeroshot_probs: np.ndarray, human: np.ndarray, embeddings, *,
+                      length: int | None = None, spread: int = SPREAD_PICKS,
                       pool_factor: int = POOL_FACTOR, disagreement_bonus: float = 0.5,
-                      cold_start_per_class: int = COLD_START_PER_CLASS,
-                      audit_picks: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
-    """Rank images for review; returns (indices (<= k,), reasons).
+                      cold_start_per_class: int = COLD_START_PER_CLASS) -> tuple[np.ndarray, np.ndarray]:
+    """Every image no person labeled, in the order a person should review them; returns (rows (M,), reasons (M,)
+    object array of this module's reason strings). The order never depends on how much of it is asked for:
+    `length` (None = all) only stops early, so a queue of k is the first k of any longer one.
 
     teacher_probs, zeroshot_probs: (N, C), the round's refined predictions (what the page shows) and zero-shot's.
-    labels: (N,) current label per image, -1 = none. human: (N,) bool, the label came from a person. embeddings:
-    (N, D), used to spread picks. mistakes: rows whose human label is a possible mistake, most likely first
-    (`label_quality` over out-of-sample probabilities: a student that trained on a label cannot judge it; the
-    labels the person confirmed left out). audit_picks: rows drawn into the random audit and waiting for a label
-    (engine.audit draws them while `audit_needed`), in draw order.
+    human: (N,) bool, labeled by a person (a class or none of these): those are left out, and the first picks
+    spread away from them. embeddings: (N, D), indexed by rows, read only for the pool and the human-labeled.
 
-    First the possible label mistakes. Then the audit picks, if any. Otherwise, among images no person
-    labeled: while there are fewer than `cold_start_per_class` human labels per class, `typical_picks` (typical,
-    class-balanced); after that the most uncertain ones (small top-1 minus top-2 margin, less
-    `disagreement_bonus` when zero-shot and teacher disagree), thinned to a pool of `pool_factor * k` and chosen
-    by k-center greedy so the picks cover different regions instead of `k` near-copies of one confusing case.
-    """
-    teacher_probs = np.asarray(teacher_probs)
-    labels, human = np.asarray(labels), np.asarray(human, bool)
-    predicted = teacher_probs.argmax(axis=1)
-    picked = np.asarray(mistakes if mistakes is not None else [], int)[:k]
-    reasons = [MISTAKE] * len(picked)
-    remaining = k - len(picked)
+    While there are fewer than `cold_start_per_class` human labels per class, the first `spread` are
+    `typical_picks`. Otherwise priority = top-1 minus top-2 margin, less `disagreement_bonus` when zero-shot and
+    teacher disagree (lower = review sooner); the first `spread` picks are k-center greedy where pick i comes from
+    the pool_factor * (i + 1) highest priorities, so any first k spread over the pool_factor * k most uncertain
+    images (the method measured above) instead of k near-copies of one confusing case. After them, the rest by
+    priority. Each reason is true of its image: DISAGREE, else UNCERTAIN when its margin is under LOW_MARGIN,
+    else NOT_REVIEWED."""
+    teacher_probs, zeroshot_probs = np.asarray(teacher_probs), np.asarray(zeroshot_probs)
+    human = np.asarray(human, bool)
     candidates = np.flatnonzero(~human)
-    if remaining <= 0 or not len(candidates):
-        return picked, reasons
-    if audit_picks is not None and len(audit_picks):
-        drawn = np.asarray(audit_picks, int)[:remaining]
-        return np.concatenate([picked, drawn]).astype(int), reasons + [AUDIT] * len(drawn)
-    if (human & (labels >= 0)).sum() < cold_start_per_class * teacher_probs.shape[1]:
-        typical = typical_picks(teacher_probs, embeddings, candidates, remaining)
-        return np.concatenate([picked, typical]).astype(int), reasons + [TYPICAL] * len(typical)
+    length = len(candidates) if length is None else min(length, len(candidates))
+    if not length:
+        return np.zeros(0, int), np.zeros(0, object)
     top_two = -np.sort(-teacher_probs[candidates], axis=1)[:, :2]
     margin = top_two[:, 0] - (top_two[:, 1] if teacher_probs.shape[1] > 1 else 0)
-    disagree = np.asarray(zeroshot_probs)[candidates].argmax(axis=1) != predicted[candidates]
-    priority = margin - disagreement_bonus * disagree
-    pool = candidates[np.argsort(priority, kind="stable")[:pool_factor * remaining]]
-    uncertain = pool[k_center_greedy(embeddings[pool], remaining, covered=embeddings[human])]
-    disagrees = np.asarray(zeroshot_probs)[uncertain].argmax(axis=1) != predicted[uncertain]
-    return (np.concatenate([picked, uncertain]).astype(int),
-            reasons + [DISAGREE if d else UNCERTAIN for d in disagrees])
+    disagree = zeroshot_probs[candidates].argmax(axis=1) != teacher_probs[candidates].argmax(axis=1)
+    by_priority = np.argsort(margin - disagreement_bonus * disagree, kind="stable")
+    cold_start = human.sum() < cold_start_per_class * teacher_probs.shape[1]
+    if cold_start:  # ranked for `spread` whatever `length` is: its class quotas depend on how many it picks
+        rows = typical_picks(teacher_probs, embeddings, candidates, min(spread, len(candidates)))[:length]
+        picked = np.searchsorted(candidates, rows)
+    else:
+        first = min(spread, length)
+        pool = by_priority[:pool_factor * first]
+        picked = pool[k_center_greedy(embeddings[candidates[pool]], first, covered=embeddings[human],
+                                      pool_factor=pool_factor)]
+        rows = candidates[picked]
+    rest = by_priority[~np.isin(by_priority, picked)][:length - len(rows)]
+    order = np.concatenate([rows, candidates[rest]]).astype(int)
+    position = np.concatenate([picked, rest]).astype(int)
+    reasons = np.full(len(order), NOT_REVIEWED, object)
+    reasons[margin[position] < LOW_MARGIN] = UNCERTAIN
+    reasons[disagree[position]] = DISAGREE
+    if cold_start:
+        reasons[:len(rows)] = TYPICAL
+    return order, reasons
+
+
+def review_queue_order(order: np.ndarray, reasons: np.ndarray, *, mistakes: np.ndarray | None = None,
+                       audit_picks: np.ndarray | None = None,
+                       labeled_since: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The review queue, best first; returns (indices (Q,), reasons (Q,) object array).
+
+    order, reasons: `uncertainty_order`, ranked over the labels of the last round. mistakes: human labels that
+    are possible mistakes, most likely first (`label_quality` over out-of-sample probabilities: a student that
+    trained on a label cannot judge it; the labels the person confirmed left out). audit_picks: images drawn into
+    the random audit and waiting for a label (engine.audit draws them while `audit_needed`), in draw order.
+    labeled_since: images a person labeled after `order` was ranked; they leave the queue.
+
+    First the possible label mistakes, then the audit picks (what the estimates and the prior wait for), then
+    `order` without them."""
+    empty = np.zeros(0, int)
+    mistakes, audit_picks, labeled_since = (np.asarray(empty if rows is None else rows, int)
+                                            for rows in (mistakes, audit_picks, labeled_since))
+    mistakes = mistakes[~np.isin(mistakes, labeled_since)]
+    audit_picks = audit_picks[~np.isin(audit_picks, np.concatenate([labeled_since, mistakes]))]
+    keep = ~np.isin(order, np.concatenate([labeled_since, mistakes, audit_picks]))
+    return (np.concatenate([mistakes, audit_picks, np.asarray(order, int)[keep]]),
+            np.concatenate([np.full(len(mistakes), MISTAKE, object), np.full(len(audit_picks), AUDIT, object),
+                            np.asarray(reasons, object)[keep]]))
+
+
+def rank_review_queue(teacher_probs: np.ndarray, zeroshot_probs: np.ndarray, human: np.ndarray,
+                      embeddings: np.ndarray, *, k: int, mistakes: np.ndarray | None = None,
+                      audit_picks: np.ndarray | None = None, **order_options) -> tuple[np.ndarray, list[str]]:
+    """The first `k` of the review queue over the current labels; returns (indices (<= k,), reasons).
+    `review_queue_order` of `uncertainty_order` (whose keyword options `order_options` takes), ranking only as
+    far as the first k need."""
+    audit_count = 0 if audit_picks is None else len(audit_picks)
+    order, reasons = uncertainty_order(teacher_probs, zeroshot_probs, human, embeddings,
+                                       length=k + audit_count, **order_options)
+    indices, reasons = review_queue_order(order, reasons, mistakes=mistakes, audit_picks=audit_picks)
+    return indices[:k], reasons[:k].tolist()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import pyarrow as pa
 
 
@@ -93,6 +94,33 @@ class LabelQueries:
 
     def last_label_event_id(self) -> int:
         return self._query("SELECT coalesce(max(id), 0) FROM label_events")[0][0]
+
+    def label_state(self) -> tuple:
+        """(last label change, confirmations, newest confirmation): it differs after any label change, undo,
+        confirmation or confirmation taken back, so what is computed from the labels can be kept until then."""
+        return tuple(self._query("""SELECT (SELECT coalesce(max(id), 0) FROM label_events),
+                                           (SELECT count(*) FROM label_confirmations),
+                                           (SELECT max(confirmed_at) FROM label_confirmations)""")[0])
+
+    def last_label_event_before_round(self, round_id: int) -> int:
+        """The id of the last label change made before round `round_id` started (it read the labels then); 0 for
+        round 0 (zero-shot, before any round) or a round not in the project."""
+        return self._query("""SELECT coalesce(max(e.id), 0) FROM label_events e JOIN rounds r ON r.id = ?
+                              WHERE e.changed_at <= r.started_at""", [round_id])[0][0]
+
+    def human_labelled_through(self, event_id: int) -> np.ndarray:
+        """Ids of the images a person had labelled once the label changes up to `event_id` were made, ascending."""
+        return self._arrow("""SELECT image_id FROM label_events WHERE id <= ? GROUP BY image_id
+                              HAVING arg_max(to_source, id) = 'human' ORDER BY image_id""", [event_id]) \
+            .column("image_id").to_numpy()
+
+    def human_labelled_after(self, event_id: int) -> np.ndarray:
+        """Ids of the images whose label is a person's, given (or changed) after label change `event_id`,
+        ascending."""
+        return self._arrow("""SELECT image_id FROM labels l WHERE source = 'human' AND EXISTS (
+                                  SELECT 1 FROM label_events e WHERE e.image_id = l.image_id AND e.id > ?
+                                    AND e.to_source = 'human') ORDER BY image_id""", [event_id]) \
+            .column("image_id").to_numpy()
 
     def revert_label_events(self, after_id: int, through_id: int, *, actor: str, by: str) -> list[dict]:
         """Undo the label changes `actor` made in events (after_id, through_id]: each image gets back the label it

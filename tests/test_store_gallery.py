@@ -139,3 +139,23 @@ def test_a_page_filtered_on_mistakes_and_sorted_by_the_queue():
     assert [row["id"] for row in rows][:2] == [5, 3]
     doubted = {row["id"]: row["doubted_as"] for row in rows}
     assert doubted == {i: 1 if i == 1 else None for i in range(1, IMAGES + 1)}
+
+
+def test_the_queue_order_is_the_same_however_much_of_the_queue_is_joined(monkeypatch):
+    """The queue's images that pass the filters in its order, then the others by confidence, page after page,
+    whether the joined prefix of the queue holds the page at once, grows to hold it, or is the whole queue."""
+    import storage.gallery
+
+    store = _store()
+    store.set_labels([2, 3], [1, 1], source="human", actor="t")
+    shown_round = store.shown_round()
+    queue = [2, 3, 4, 6, 1]  # the first two no longer pass the filter: a prefix of two holds none of the page
+    by_confidence = [row["id"] for row in store.gallery_page(round_id=shown_round, status="unlabeled",
+                                                             sort="confidence_up", limit=IMAGES)]
+    expected = [4, 6, 1] + [i for i in by_confidence if i not in queue]
+    for prefix in (1, 4096):
+        monkeypatch.setattr(storage.gallery, "_QUEUE_PREFIX", prefix)
+        pages = [store.gallery_page(round_id=shown_round, status="unlabeled", sort="queue", queue_ids=queue,
+                                    offset=offset, limit=1) for offset in range(5)]
+        assert [row["id"] for page in pages for row in page] == expected
+        assert {row["total"] for page in pages for row in page} == {4}
