@@ -19,6 +19,7 @@ from engine.models import LoadedModel
 from engine.overlays import gallery_tile, heatmap_file
 from engine.project import Project
 from engine.review import review_order
+from storage.gallery import GalleryRows
 
 PAGE_SIZE = 48
 QUEUE_LENGTH = 10 * PAGE_SIZE  # the review-queue sort ranks this many; the rest follow by confidence
@@ -59,6 +60,28 @@ class GalleryQuery:
     offset: int = 0  # the first image shown, counted in the filtered, sorted order
     page_size: int = PAGE_SIZE
 
+    def named_filters(self) -> list[str]:
+        """The filters that can hide images, as the page names them: "class 'circle'", "confidence ≥ 0.80"."""
+        named = [f"class {self.class_name!r}"] if self.class_name else []
+        if self.status != "all":
+            named.append(f"status {self.status!r}")
+        if self.min_confidence > 0.0 and self.max_confidence < 1.0:
+            named.append(f"confidence {self.min_confidence:.2f}-{self.max_confidence:.2f}")
+        elif self.min_confidence > 0.0:
+            named.append(f"confidence ≥ {self.min_confidence:.2f}")
+        elif self.max_confidence < 1.0:
+            named.append(f"confidence ≤ {self.max_confidence:.2f}")
+        if self.disagree:
+            named.append("zero-shot and teacher disagree")
+        if self.mistakes:
+            named.append("possible label mistake")
+        return named
+
+    def without_filters(self) -> GalleryQuery:
+        """This query with every filter cleared; the subset and the sort stay, from the first page."""
+        return replace(self, class_name=None, min_confidence=0.0, max_confidence=1.0, status="all", disagree=False,
+                       mistakes=False, offset=0)
+
 
 @dataclass
 class GalleryItem:
@@ -79,10 +102,11 @@ class GalleryItem:
 @dataclass
 class GalleryPage:
     items: list[GalleryItem]
-    total: int
+    total: int  # images that pass the filters
     offset: int
     page_size: int
     following: list[GalleryItem] = field(default_factory=list)  # the next page as it stands (drawn ahead on a turn)
+    unfiltered: int = 0  # images the filters were applied to: the subset's (those still in the project), or all
 
     @property
     def page(self) -> int:
@@ -91,6 +115,31 @@ class GalleryPage:
     @property
     def pages(self) -> int:
         return max(1, self.page + -(-(self.total - self.offset) // self.page_size))
+
+
+def page_text(query: GalleryQuery, result: GalleryPage, page: int) -> str:
+    """What the gallery says above page `page` of `result`: the page and its count, after the subset's name when
+    it is narrowed to one; then what hides part of the subset (the filters, named; images gone from the project), so
+    that a partial or empty subset is never unexplained."""
+    where = f"page {page + 1} of {result.pages} · {result.total:,} images"
+    if query.subset is None:
+        return where
+    hidden, gone = result.unfiltered - result.total, len(query.subset.image_ids) - result.unfiltered
+    if hidden > 0:
+        where = (f"page {page + 1} of {result.pages} · {result.total:,} of {result.unfiltered:,} images shown; "
+                 f"{hidden:,} hidden by: {', '.join(query.named_filters())} (✕ clear filters shows them)")
+    if gone > 0:
+        where += f"; {gone:,} no longer in the project"
+    return f"{query.subset.name} · {where}"
+
+
+def empty_text(query: GalleryQuery, result: GalleryPage) -> str:
+    """What the gallery says when it shows no image: the filters in effect, and the control that clears them."""
+    filters = query.named_filters()
+    if not filters:
+        return "None of these images is in the project any more." if query.subset else "No images yet."
+    hidden = f"the {result.unfiltered:,} images they hide" if query.subset else "every image"
+    return f"No image matches these filters: {', '.join(filters)}. ✕ clear filters shows {hidden}."
 
 
 class GalleryView:
@@ -227,37 +276,36 @@ class GalleryView:
         """One page of the filtered, sorted images; past the end (a filter shrank the set), the last page. The
         next page is read in the same query (sorting for twice the rows costs next to nothing): the page draws it ahead."""
         shown_round = self.store.shown_round()
-        rows = self._rows(query, shown_round, offset=query.offset, limit=2 * query.page_size)
-        rows, following = rows[:query.page_size], rows[query.page_size:]
+        found = self._rows(query, shown_round, offset=query.offset, limit=2 * query.page_size)
+        rows, following = found.rows[:query.page_size], found.rows[query.page_size:]
         if not rows and query.offset > 0:
-            total = self._rows(query, shown_round, offset=0, limit=1)
-            last = max(0, ((total[0]["total"] if total else 0) - 1) // query.page_size * query.page_size)
-            return self.gallery(replace(query, offset=last))
+            return self.gallery(replace(query, offset=max(0, (found.total - 1) // query.page_size * query.page_size)))
         names, queue, blind = self._names(), self._ranked_queue(shown_round), set(pending_audit(self.store))
         scores = query.subset.score_of() if query.subset else {}
         return GalleryPage(items=[self._item(row, names, queue, blind, scores.get(row["id"])) for row in rows],
-                           total=rows[0]["total"] if rows else 0, offset=query.offset, page_size=query.page_size,
+                           total=found.total, offset=query.offset, page_size=query.page_size,
                            following=[self._item(row, names, queue, blind, scores.get(row["id"]))
-                                      for row in following])
+                                      for row in following], unfiltered=found.unfiltered)
 
     def next_offset(self, query: GalleryQuery, shown_ids: list[int]) -> int:
         """Where the page after the one showing `shown_ids` starts. Images labelled on this page may have left the
         filter since (the page keeps them in place until it is turned): counting only those still in it means
         no image is skipped."""
-        still = (self._rows(query, self.store.shown_round(), offset=0, limit=len(shown_ids), image_ids=shown_ids)
-                 if shown_ids else [])
-        return query.offset + (still[0]["total"] if still else 0)
+        if not shown_ids:
+            return query.offset
+        return query.offset + self._rows(query, self.store.shown_round(), offset=0, limit=len(shown_ids),
+                                         image_ids=shown_ids).total
 
     def items(self, image_ids: list[int]) -> list[GalleryItem]:
         """Fresh tiles for `image_ids` (after a label), whatever the filters say, in the order given."""
         shown_round = self.store.shown_round()
         rows = {row["id"]: row for row in self._rows(GalleryQuery(sort="name"), shown_round, offset=0,
-                                                     limit=len(image_ids), image_ids=image_ids)}
+                                                     limit=len(image_ids), image_ids=image_ids).rows}
         names, queue, blind = self._names(), self._ranked_queue(shown_round), set(pending_audit(self.store))
         return [self._item(rows[i], names, queue, blind) for i in image_ids if i in rows]
 
     def _rows(self, query: GalleryQuery, shown_round: int, *, offset: int, limit: int,
-              image_ids: list[int] | None = None):
+              image_ids: list[int] | None = None) -> GalleryRows:
         class_id = self.class_id(query.class_name) if query.class_name else None
         if not 0.0 <= query.min_confidence <= query.max_confidence <= 1.0:
             raise LabelloopError("the confidence range must satisfy 0 <= min <= max <= 1")

@@ -4,7 +4,7 @@ details, and the few aggregates the page plots (mixed into Store)."""
 from __future__ import annotations
 
 import json
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -73,7 +73,15 @@ _ORDER = {
 _ROW_COLUMNS = ("image_id", "relpath", "sha256", "status", "error", "predicted", "confidence", "zero_shot", "label",
                 "label_source", "disagree")
 GALLERY_COLUMNS = ("id", "relpath", "sha256", "status", "error", "predicted", "confidence", "zero_shot", "label",
-                   "label_source", "disagree", "doubted_as", "total")
+                   "label_source", "disagree", "doubted_as")
+
+
+class GalleryRows(NamedTuple):
+    """One page of the gallery with its counts."""
+
+    rows: list[dict]  # the page's rows (GALLERY_COLUMNS), in order
+    total: int  # images that pass the filters
+    unfiltered: int  # images the filters were applied to: those of `image_ids` in the gallery, else every image
 
 
 class GalleryQueries:
@@ -81,8 +89,9 @@ class GalleryQueries:
                      max_confidence: float = 1.0, status: str = "all", disagree: bool = False,
                      mistakes: bool = False, sort: str = "queue",
                      queue_ids: Sequence[int] = (), image_ids: Sequence[int] | None = None, offset: int = 0,
-                     limit: int = 48) -> list[dict]:
-        """One page of images after the filters, in the chosen order; each row carries the total match count.
+                     limit: int = 48) -> GalleryRows:
+        """One page of images after the filters, in the chosen order, with the count of images that pass the
+        filters and of those before them (both in one scan, so saying what the filters hide costs no query).
         `class_id` filters on the class an image shows (the person's label where there is one). The confidence
         range applies to images with a prediction. `queue_ids` is the review queue, best first. `image_ids`, if
         given, keeps only those images (a search's results, fresh tiles after a label); sort "match" keeps their
@@ -119,7 +128,8 @@ class GalleryQueries:
             params["round"] = round_id
         with self._lock, self._registered("gallery_queue", ranks), self._registered("gallery_only", only):
             self._build_gallery(round_id)  # a no-op unless a round, zero-shot or a class edit changed most rows
-            total = self._query(f"SELECT count(*) FROM {tables} WHERE {conditions}", params)[0][0]
+            total, unfiltered = self._query(f"SELECT count(*) FILTER (WHERE {conditions}), count(*) FROM {tables}",
+                                            params)[0]
             # Two steps: the sort carries only ids and numbers (Top-N over one table), then the page's rows are read.
             page = self._query(f"""SELECT g.image_id FROM {tables}{queue_join} WHERE {conditions}
                                    ORDER BY {_ORDER[sort]} LIMIT $limit OFFSET $offset""",
@@ -132,7 +142,7 @@ class GalleryQueries:
                                        FROM page_ids p JOIN gallery_rows g USING (image_id)
                                        LEFT JOIN ({LABEL_MISTAKES}) m USING (image_id) ORDER BY p.position""",
                                    {"round": round_id})
-        return [dict(zip(GALLERY_COLUMNS, (*row, total))) for row in rows]
+        return GalleryRows([dict(zip(GALLERY_COLUMNS, row)) for row in rows], total, unfiltered)
 
     def shown_predictions(self, image_ids: Sequence[int], round_id: int) -> list[dict]:
         """For each image: the class and confidence it shows, exactly as `gallery_page` picks them, its label

@@ -63,7 +63,7 @@ def _round(store: Store, seed: int) -> None:
 
 
 def _kept(store: Store) -> list[tuple]:
-    rows = store.gallery_page(round_id=store.shown_round(), sort="name", limit=1000)
+    rows = store.gallery_page(round_id=store.shown_round(), sort="name", limit=1000).rows
     return [tuple(row[column] for column in GALLERY_COLUMNS[:11]) for row in rows]
 
 
@@ -133,9 +133,10 @@ def test_a_page_filtered_on_mistakes_and_sorted_by_the_queue():
     store._query("INSERT INTO crossfit_probs VALUES (1, 1, [0, 1, 2], [0.1, 0.8, 0.1]), "
                  "(2, 1, [0, 1, 2], [0.1, 0.8, 0.1])")
     shown_round = store.shown_round()
-    rows = store.gallery_page(round_id=shown_round, mistakes=True)
-    assert [(row["id"], row["doubted_as"], row["total"]) for row in rows] == [(1, 1, 1)]  # seen as class 1
-    rows = store.gallery_page(round_id=shown_round, sort="queue", queue_ids=[5, 3])
+    mistakes = store.gallery_page(round_id=shown_round, mistakes=True)
+    assert [(row["id"], row["doubted_as"]) for row in mistakes.rows] == [(1, 1)]  # seen as class 1
+    assert (mistakes.total, mistakes.unfiltered) == (1, IMAGES)
+    rows = store.gallery_page(round_id=shown_round, sort="queue", queue_ids=[5, 3]).rows
     assert [row["id"] for row in rows][:2] == [5, 3]
     doubted = {row["id"]: row["doubted_as"] for row in rows}
     assert doubted == {i: 1 if i == 1 else None for i in range(1, IMAGES + 1)}
