@@ -106,7 +106,7 @@ class GalleryPage:
     offset: int
     page_size: int
     following: list[GalleryItem] = field(default_factory=list)  # the next page as it stands (drawn ahead on a turn)
-    unfiltered: int = 0  # images the filters were applied to: the subset's (those still in the project), or all
+    unfiltered: int | None = None  # the subset's images in the project, before the filters (None: no subset)
 
     @property
     def page(self) -> int:

@@ -135,7 +135,9 @@ def test_a_page_filtered_on_mistakes_and_sorted_by_the_queue():
     shown_round = store.shown_round()
     mistakes = store.gallery_page(round_id=shown_round, mistakes=True)
     assert [(row["id"], row["doubted_as"]) for row in mistakes.rows] == [(1, 1)]  # seen as class 1
-    assert (mistakes.total, mistakes.unfiltered) == (1, IMAGES)
+    assert (mistakes.total, mistakes.unfiltered) == (1, None)  # counted for a subset only
+    subset = store.gallery_page(round_id=shown_round, mistakes=True, image_ids=[1, 2, 3, IMAGES + 1])
+    assert (subset.total, subset.unfiltered) == (1, 3)  # image IMAGES + 1 is not in the project
     rows = store.gallery_page(round_id=shown_round, sort="queue", queue_ids=[5, 3]).rows
     assert [row["id"] for row in rows][:2] == [5, 3]
     doubted = {row["id"]: row["doubted_as"] for row in rows}
