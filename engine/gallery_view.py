@@ -135,9 +135,11 @@ def page_text(query: GalleryQuery, result: GalleryPage, page: int) -> str:
 
 def empty_text(query: GalleryQuery, result: GalleryPage) -> str:
     """What the gallery says when it shows no image: the filters in effect, and the control that clears them."""
+    if query.subset is not None and not result.unfiltered:
+        return "None of these images is in the project any more."
     filters = query.named_filters()
     if not filters:
-        return "None of these images is in the project any more." if query.subset else "No images yet."
+        return "No images yet."
     hidden = f"the {result.unfiltered:,} images they hide" if query.subset else "every image"
     return f"No image matches these filters: {', '.join(filters)}. ✕ clear filters shows {hidden}."
 

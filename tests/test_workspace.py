@@ -121,6 +121,8 @@ def test_a_subset_partly_or_wholly_hidden_by_filters_says_how_many_and_by_which(
     vanished = GalleryQuery(subset=Subset("like x.jpg", (picked[0], 10_000)))  # 10,000: no such image
     assert page_text(vanished, workspace.view.gallery(vanished), 0) == ("like x.jpg · page 1 of 1 · 1 images; 1 no "
                                                                          "longer in the project")
+    gone = GalleryQuery(status="human", subset=Subset("like x.jpg", (10_000,)))
+    assert empty_text(gone, workspace.view.gallery(gone)) == "None of these images is in the project any more."
     unnarrowed = GalleryQuery(status="human")
     assert empty_text(unnarrowed, workspace.view.gallery(unnarrowed)) == (
         "No image matches these filters: status 'human'. ✕ clear filters shows every image.")
