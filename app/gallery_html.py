@@ -383,11 +383,12 @@ class ShownPage:
     text: str  # "page 2 of 9 · 412 images", after the subset's name when the gallery is narrowed to one
     following: list[GalleryItem] = field(default_factory=list)
     following_text: str = ""
+    empty: str = "No images yet."  # what it says without tiles: the filters that hide every image (empty_text)
 
 
-def _page_html(items: list[GalleryItem], text: str, selected: int | None) -> str:
+def _page_html(items: list[GalleryItem], text: str, selected: int | None, empty: str) -> str:
     tiles = ("".join(tile_html(item, item.image_id == selected) for item in items) if items
-             else "<div class='empty'>No image matches these filters.</div>")
+             else f"<div class='empty'>{html.escape(empty)}</div>")
     return f"<div class='page-text'>{html.escape(text)}</div><div class='tiles'>{tiles}</div>"
 
 
@@ -412,12 +413,13 @@ def gallery_html(shown: ShownPage, selected: int | None, *, answered: str = "") 
     answered lately (app.action_order), when this drawing answers one: GALLERY_JS shows the rest ahead over it."""
     marks = f" data-drawing='{next(_drawings)}'" + (f" data-answers='{answered}'" if answered else "")
     if shown.following:  # an attribute, not a <template>: Gradio's in-place patching never updates a template's content
-        marks += f" data-next-page='{html.escape(_page_html(shown.following, shown.following_text, selected), True)}'"
+        drawn_next = _page_html(shown.following, shown.following_text, selected, shown.empty)
+        marks += f" data-next-page='{html.escape(drawn_next, True)}'"
     # The next page's thumbnails, loaded by the browser with the page: turning the page draws them from its cache.
     # (Fetched by script two at a time, each started from the last one's onload, they waited on the page's busy main
     # thread: in bench_page only 4-15 of the 48 had arrived when the page was turned.) Chromium loads images out of
     # view at low priority, after a key's or a click's request.
     upcoming = "".join(f"<img src='{thumbnail_url(item.thumbnail)}' alt=''>"
                        for item in shown.following if item.thumbnail)
-    return (f"<div class='drawing'{marks}>{_page_html(shown.items, shown.text, selected)}</div>"
+    return (f"<div class='drawing'{marks}>{_page_html(shown.items, shown.text, selected, shown.empty)}</div>"
             f"<div hidden class='upcoming'>{upcoming}</div>")

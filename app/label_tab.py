@@ -20,7 +20,7 @@ from app.header import header_markdown
 from engine.audit import FIRST_AUDIT, NEXT_AUDIT, draw_audit, pending_audit
 from engine.discovery import DUPLICATE_THRESHOLD
 from engine.errors import LabelloopError
-from engine.gallery_view import NONE_OF_THESE, GalleryPage, GalleryQuery, Subset
+from engine.gallery_view import NONE_OF_THESE, GalleryPage, GalleryQuery, Subset, empty_text, page_text
 from engine.labeling import page_actor
 from engine.workspace import Workspace
 from storage.gallery import GALLERY_SORTS, GALLERY_STATUSES
@@ -90,6 +90,7 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         audit_button = gr.Button("Audit: random images, blind", size="sm", elem_id="audit", min_width=60)
         prev_page = gr.Button("◀ page [", size="sm", elem_id="prev-page", min_width=60)
         show_all = gr.Button("✕ show all images", size="sm", elem_id="show-all", min_width=60, visible=False)
+        clear_filters = gr.Button("✕ clear filters", size="sm", elem_id="clear-filters", min_width=60, visible=False)
         next_page = gr.Button("] page ▶", size="sm", elem_id="next-page", min_width=60)
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=360):
@@ -127,20 +128,19 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
                 heatmap_class = gr.Dropdown([], value=None, label="for class (default: predicted)")
             with gr.Accordion("label history", open=False):
                 history = gr.Dataframe(headers=["when", "who", "from", "to"], interactive=False, elem_id="history")
-    refresh_outputs = [gallery, shown_page, show_all]
+    refresh_outputs = [gallery, shown_page, show_all, clear_filters]
     keep_gallery = tuple(gr.skip() for _ in refresh_outputs)  # a handler that leaves the gallery as it is
 
     # ---- what the page shows -----------------------------------------------------------------------------------
 
     def gallery_outputs(query: GalleryQuery, result: GalleryPage, chosen: int | None, *, answered: str = ""):
         """The gallery (the selected image highlighted when it is on this page) with its page text (and the subset
-        it is narrowed to), the page drawn, and the button that leaves the subset."""
-        def text(page: int) -> str:
-            where = f"page {page + 1} of {result.pages} · {result.total:,} images"
-            return f"{query.subset.name} · {where}" if query.subset else where
-        shown = ShownPage(result.items, text(result.page), result.following, text(result.page + 1))
+        it is narrowed to, and what the filters hide of it), the page drawn, and the buttons that leave the subset
+        and clear the filters."""
+        shown = ShownPage(result.items, page_text(query, result, result.page), result.following,
+                          page_text(query, result, result.page + 1), empty_text(query, result))
         return (gallery_html(shown, chosen, answered=answered), shown,
-                gr.Button(visible=query.subset is not None))
+                gr.Button(visible=query.subset is not None), gr.Button(visible=bool(query.named_filters())))
 
     def detail_outputs(image_id: int | None, heatmap: bool, heatmap_for: str | None):
         """The detail panel for `image_id`: image (or its heatmap), the title lines, top-5 and history."""
@@ -257,6 +257,11 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         """Leave the subset (search results, neighbours, a map selection); the other filters stay."""
         query = replace(query, subset=None, sort="queue" if query.sort == "match" else query.sort, offset=0)
         return (query, *refresh(query, chosen), gr.Dropdown(value=query.sort))
+
+    def filters_cleared(query, chosen):
+        """Every filter cleared, on the page's controls too; the subset and the sort stay."""
+        query = query.without_filters()
+        return (query, *refresh(query, chosen), ALL_CLASSES, "all", 0, 1, False, False)
 
     def audit_shown(chosen, heatmap, heatmap_for):
         """Audit mode: the gallery narrowed to the random audit's images that wait for a label, in draw order (30
@@ -404,6 +409,8 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
     on(next_page.click, next_page_shown, [query_state, shown_page, selected], [query_state, *refresh_outputs],
        **ordered)
     on(show_all.click, all_images_shown, [query_state, selected], [query_state, *refresh_outputs, sort], **ordered)
+    on(clear_filters.click, filters_cleared, [query_state, selected],
+       [query_state, *refresh_outputs, class_filter, status_filter, min_conf, max_conf, disagree, mistakes], **ordered)
     on(audit_button.click, audit_shown, [selected, *heatmap_inputs],
        [query_state, *refresh_outputs, *filters, selected, *detail_parts], **ordered)
     on(gallery.click, select_tile, [*heatmap_inputs, selected, shown_page], [selected, gallery, *detail_parts],

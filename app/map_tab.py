@@ -198,6 +198,8 @@ def build_map_tab(workspace: Workspace, label_tab: LabelTab, tabs: gr.Tabs, tab:
                                 rows=rows)
         if not ids:
             raise LabelloopError("no image lies inside that selection; draw it around some points")
+        # The filters set before stay, as they do under a search (a person who chose "unlabeled" and then a region
+        # wants the unlabeled images there); the page text counts and names what they hide (gallery_view.page_text).
         query = replace(query, subset=Subset(f"selection from map: {len(ids):,} images", tuple(ids)), offset=0)
         return (query, *label_tab.refresh(query, chosen), gr.Tabs(selected="label"))
 

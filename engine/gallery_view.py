@@ -19,6 +19,7 @@ from engine.models import LoadedModel
 from engine.overlays import gallery_tile, heatmap_file
 from engine.project import Project
 from engine.review import NO_QUEUE, RankedImages, ReviewQueue, rank_images, review_queue_ids
+from storage.gallery import GalleryRows
 
 PAGE_SIZE = 48
 NONE_OF_THESE = "none of these"
@@ -58,6 +59,28 @@ class GalleryQuery:
     offset: int = 0  # the first image shown, counted in the filtered, sorted order
     page_size: int = PAGE_SIZE
 
+    def named_filters(self) -> list[str]:
+        """The filters that can hide images, as the page names them: "class 'circle'", "confidence ≥ 0.80"."""
+        named = [f"class {self.class_name!r}"] if self.class_name else []
+        if self.status != "all":
+            named.append(f"status {self.status!r}")
+        if self.min_confidence > 0.0 and self.max_confidence < 1.0:
+            named.append(f"confidence {self.min_confidence:.2f}-{self.max_confidence:.2f}")
+        elif self.min_confidence > 0.0:
+            named.append(f"confidence ≥ {self.min_confidence:.2f}")
+        elif self.max_confidence < 1.0:
+            named.append(f"confidence ≤ {self.max_confidence:.2f}")
+        if self.disagree:
+            named.append("zero-shot and teacher disagree")
+        if self.mistakes:
+            named.append("possible label mistake")
+        return named
+
+    def without_filters(self) -> GalleryQuery:
+        """This query with every filter cleared; the subset and the sort stay, from the first page."""
+        return replace(self, class_name=None, min_confidence=0.0, max_confidence=1.0, status="all", disagree=False,
+                       mistakes=False, offset=0)
+
 
 @dataclass
 class GalleryItem:
@@ -78,10 +101,11 @@ class GalleryItem:
 @dataclass
 class GalleryPage:
     items: list[GalleryItem]
-    total: int
+    total: int  # images that pass the filters
     offset: int
     page_size: int
     following: list[GalleryItem] = field(default_factory=list)  # the next page as it stands (drawn ahead on a turn)
+    unfiltered: int | None = None  # the subset's images in the project, before the filters (None: no subset)
 
     @property
     def page(self) -> int:
@@ -90,6 +114,33 @@ class GalleryPage:
     @property
     def pages(self) -> int:
         return max(1, self.page + -(-(self.total - self.offset) // self.page_size))
+
+
+def page_text(query: GalleryQuery, result: GalleryPage, page: int) -> str:
+    """What the gallery says above page `page` of `result`: the page and its count, after the subset's name when
+    it is narrowed to one; then what hides part of the subset (the filters, named; images gone from the project), so
+    that a partial or empty subset is never unexplained."""
+    where = f"page {page + 1} of {result.pages} · {result.total:,} images"
+    if query.subset is None:
+        return where
+    hidden, gone = result.unfiltered - result.total, len(query.subset.image_ids) - result.unfiltered
+    if hidden > 0:
+        where = (f"page {page + 1} of {result.pages} · {result.total:,} of {result.unfiltered:,} images shown; "
+                 f"{hidden:,} hidden by: {', '.join(query.named_filters())} (✕ clear filters shows them)")
+    if gone > 0:
+        where += f"; {gone:,} no longer in the project"
+    return f"{query.subset.name} · {where}"
+
+
+def empty_text(query: GalleryQuery, result: GalleryPage) -> str:
+    """What the gallery says when it shows no image: the filters in effect, and the control that clears them."""
+    if query.subset is not None and not result.unfiltered:
+        return "None of these images is in the project any more."
+    filters = query.named_filters()
+    if not filters:
+        return "No images yet."
+    hidden = f"the {result.unfiltered:,} images they hide" if query.subset else "every image"
+    return f"No image matches these filters: {', '.join(filters)}. ✕ clear filters shows {hidden}."
 
 
 class GalleryView:
@@ -241,18 +292,16 @@ class GalleryView:
         next page is read in the same query (sorting for twice the rows costs next to nothing): the page draws it ahead."""
         shown_round = self.store.shown_round()
         queue = self._queue_for(query, shown_round)
-        rows = self._rows(query, shown_round, queue, offset=query.offset, limit=2 * query.page_size)
-        rows, following = rows[:query.page_size], rows[query.page_size:]
+        found = self._rows(query, shown_round, queue, offset=query.offset, limit=2 * query.page_size)
+        rows, following = found.rows[:query.page_size], found.rows[query.page_size:]
         if not rows and query.offset > 0:
-            total = self._rows(query, shown_round, queue, offset=0, limit=1)
-            last = max(0, ((total[0]["total"] if total else 0) - 1) // query.page_size * query.page_size)
-            return self.gallery(replace(query, offset=last))
+            return self.gallery(replace(query, offset=max(0, (found.total - 1) // query.page_size * query.page_size)))
         names, blind = self._names(), set(pending_audit(self.store))
         scores = query.subset.score_of() if query.subset else {}
         return GalleryPage(items=[self._item(row, names, queue, blind, scores.get(row["id"])) for row in rows],
-                           total=rows[0]["total"] if rows else 0, offset=query.offset, page_size=query.page_size,
+                           total=found.total, offset=query.offset, page_size=query.page_size,
                            following=[self._item(row, names, queue, blind, scores.get(row["id"]))
-                                      for row in following])
+                                      for row in following], unfiltered=found.unfiltered)
 
     def next_offset(self, query: GalleryQuery, shown_ids: list[int]) -> int:
         """Where the page after the one showing `shown_ids` starts. Images labelled on this page may have left the
@@ -260,7 +309,7 @@ class GalleryView:
         shown images still on this page's place in the order means no image is skipped."""
         shown_round = self.store.shown_round()
         now = self._rows(query, shown_round, self._queue_for(query, shown_round), offset=query.offset,
-                         limit=len(shown_ids)) if shown_ids else []
+                         limit=len(shown_ids)).rows if shown_ids else []
         return query.offset + len({row["id"] for row in now} & set(shown_ids))
 
     def items(self, image_ids: list[int]) -> list[GalleryItem]:
@@ -268,7 +317,7 @@ class GalleryView:
         shown_round = self.store.shown_round()
         queue = self._ranked_queue(shown_round)
         rows = {row["id"]: row for row in self._rows(GalleryQuery(sort="name"), shown_round, queue, offset=0,
-                                                     limit=len(image_ids), image_ids=image_ids)}
+                                                     limit=len(image_ids), image_ids=image_ids).rows}
         names, blind = self._names(), set(pending_audit(self.store))
         return [self._item(rows[i], names, queue, blind) for i in image_ids if i in rows]
 
@@ -278,7 +327,7 @@ class GalleryView:
         return self.review_queue(shown_round) if sorted_by_queue else self._ranked_queue(shown_round)
 
     def _rows(self, query: GalleryQuery, shown_round: int, queue: ReviewQueue, *, offset: int, limit: int,
-              image_ids: list[int] | None = None):
+              image_ids: list[int] | None = None) -> GalleryRows:
         class_id = self.class_id(query.class_name) if query.class_name else None
         if not 0.0 <= query.min_confidence <= query.max_confidence <= 1.0:
             raise LabelloopError("the confidence range must satisfy 0 <= min <= max <= 1")

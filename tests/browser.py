@@ -104,7 +104,8 @@ def wait_for_page(page, pattern: str, timeout_ms: int = 30_000) -> None:
     page.wait_for_function("""([pattern, pageSize]) => {
         const text = document.querySelector('#gallery .page-text')?.innerText || '';
         if (!new RegExp(pattern).test(text)) return false;
-        const total = Number((text.match(/([\\d,]+) images/) || ['', '-1'])[1].replace(/,/g, ''));
+        // the images shown: "page 1 of 2 · 57 images", or "· 12 of 57 images shown" when filters hide some
+        const total = Number((text.match(/page \\d+ of \\d+ · ([\\d,]+)/) || ['', '-1'])[1].replace(/,/g, ''));
         if (total < 0 || total >= pageSize) return true;
         return total === 0 ? !!document.querySelector('#gallery .empty')
                            : document.querySelectorAll('#gallery .tile').length === total;

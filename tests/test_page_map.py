@@ -1,10 +1,10 @@
 """The Map tab in Chromium: it draws one point per image, hovering shows the image's tile, and a box dragged on the
-map shows exactly the images inside it in the Label tab's gallery."""
+map shows exactly the images inside it in the Label tab's gallery, saying which of them a filter set before hides."""
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import copy_project, open_page, served, skip_without_chromium, wait_for_page
+from tests.browser import choose, copy_project, open_page, served, skip_without_chromium, wait_for_page
 
 skip_without_chromium()
 
@@ -60,12 +60,11 @@ def pixel_of(page, x: float, y: float) -> tuple[float, float]:
     }}""", [x, y]))
 
 
-def test_a_box_dragged_on_the_map_shows_exactly_those_images_in_the_gallery(served_map):
-    page, _ = served_map
-    traces = drawn_points(page)
-    points = [(x, y) for trace in traces for x, y in zip(trace["x"], trace["y"])]
+def drag_box_over_the_left_edge(page) -> dict[str, list[int]]:
+    """Drag a box over the left edge of the cloud (fewer images than a gallery page holds); returns the images
+    Plotly marks selected, those inside the box as the browser drew it, by legend entry (class)."""
+    points = [(x, y) for trace in drawn_points(page) for x, y in zip(trace["x"], trace["y"])]
     xs, ys = sorted(p[0] for p in points), sorted(p[1] for p in points)
-    # a box over the left edge of the cloud: fewer images than a gallery page holds
     start = pixel_of(page, xs[0] - 0.01, ys[len(ys) * 2 // 3])
     end = pixel_of(page, xs[len(xs) // 12], ys[len(ys) // 3])
     page.mouse.move(*start)
@@ -73,12 +72,51 @@ def test_a_box_dragged_on_the_map_shows_exactly_those_images_in_the_gallery(serv
     page.mouse.move((start[0] + end[0]) / 2, (start[1] + end[1]) / 2, steps=5)
     page.mouse.move(*end, steps=5)
     page.mouse.up()
-    # the images Plotly marks selected: those inside the box as the browser drew it
-    expected = sorted(page.evaluate(f"""() => {PLOT}._fullData.filter(t => t.type === 'scattergl')
-        .flatMap(t => (t.selectedpoints || []).map(row => t.customdata[row]))"""))
+    return page.evaluate(f"""() => Object.fromEntries({PLOT}._fullData.filter(t => t.type === 'scattergl')
+        .map(t => [t.name, (t.selectedpoints || []).map(row => t.customdata[row])]))""")
+
+
+def tiles_shown(page) -> list[int]:
+    return sorted(int(tile.get_attribute("data-image-id")) for tile in page.locator("#gallery .tile").all())
+
+
+def test_a_box_dragged_on_the_map_shows_exactly_those_images_in_the_gallery(served_map):
+    page, _ = served_map
+    expected = sorted(image_id for ids in drag_box_over_the_left_edge(page).values() for image_id in ids)
     assert 0 < len(expected) <= 48
     wait_for_page(page, rf"selection from map: {len(expected)} images")
-    shown = sorted(int(tile.get_attribute("data-image-id")) for tile in page.locator("#gallery .tile").all())
-    assert shown == expected
+    assert tiles_shown(page) == expected
     page.locator("#show-all").click()
     wait_for_page(page, r"^page 1 of")
+
+
+def test_a_map_selection_under_a_class_filter_says_what_the_filter_hides_and_clears_it(served_map):
+    """The selection's images the class filter set before hides are counted and the filter named, never an empty
+    gallery without a word; ✕ clear filters shows them all and resets the filter's control."""
+    page, workspace = served_map
+    # the class fewest images at the cloud's left edge show: the filter hides most of the box's images
+    traces = drawn_points(page)
+    left_edge = sorted(x for trace in traces for x in trace["x"])[sum(len(t["x"]) for t in traces) // 12]
+    at_edge = {trace["name"]: sum(x <= left_edge for x in trace["x"]) for trace in traces}
+    rare = min(workspace.view.class_names(), key=lambda name: at_edge.get(name, 0))
+    page.get_by_role("tab", name="Label").click()
+    choose(page, "shows class", rare)
+    wait_for_page(page, r"^page 1 of")
+    page.get_by_role("tab", name="Map").click()
+    by_class = drag_box_over_the_left_edge(page)
+    everything = sorted(image_id for ids in by_class.values() for image_id in ids)
+    shown = sorted(by_class.get(rare, []))
+    assert len(shown) < len(everything) <= 48
+    hidden = len(everything) - len(shown)
+    wait_for_page(page, rf"selection from map: {len(everything)} images · page 1 of 1 · {len(shown)} of "
+                        rf"{len(everything)} images shown; {hidden} hidden by: class '{rare}'")
+    assert tiles_shown(page) == shown
+    if not shown:
+        expect(page.locator("#gallery .empty")).to_have_text(
+            f"No image matches these filters: class '{rare}'. ✕ clear filters shows the {len(everything)} images "
+            "they hide.")
+    page.locator("#clear-filters").click()
+    wait_for_page(page, rf"selection from map: {len(everything)} images · page 1 of 1 · {len(everything)} images$")
+    assert tiles_shown(page) == everything
+    expect(page.get_by_label("shows class", exact=True)).to_have_value("(all classes)")
+    expect(page.locator("#clear-filters")).to_be_hidden()

@@ -63,7 +63,7 @@ def _round(store: Store, seed: int) -> None:
 
 
 def _kept(store: Store) -> list[tuple]:
-    rows = store.gallery_page(round_id=store.shown_round(), sort="name", limit=1000)
+    rows = store.gallery_page(round_id=store.shown_round(), sort="name", limit=1000).rows
     return [tuple(row[column] for column in GALLERY_COLUMNS[:11]) for row in rows]
 
 
@@ -133,9 +133,12 @@ def test_a_page_filtered_on_mistakes_and_sorted_by_the_queue():
     store._query("INSERT INTO crossfit_probs VALUES (1, 1, [0, 1, 2], [0.1, 0.8, 0.1]), "
                  "(2, 1, [0, 1, 2], [0.1, 0.8, 0.1])")
     shown_round = store.shown_round()
-    rows = store.gallery_page(round_id=shown_round, mistakes=True)
-    assert [(row["id"], row["doubted_as"], row["total"]) for row in rows] == [(1, 1, 1)]  # seen as class 1
-    rows = store.gallery_page(round_id=shown_round, sort="queue", queue_ids=[5, 3])
+    mistakes = store.gallery_page(round_id=shown_round, mistakes=True)
+    assert [(row["id"], row["doubted_as"]) for row in mistakes.rows] == [(1, 1)]  # seen as class 1
+    assert (mistakes.total, mistakes.unfiltered) == (1, None)  # counted for a subset only
+    subset = store.gallery_page(round_id=shown_round, mistakes=True, image_ids=[1, 2, 3, IMAGES + 1])
+    assert (subset.total, subset.unfiltered) == (1, 3)  # image IMAGES + 1 is not in the project
+    rows = store.gallery_page(round_id=shown_round, sort="queue", queue_ids=[5, 3]).rows
     assert [row["id"] for row in rows][:2] == [5, 3]
     doubted = {row["id"]: row["doubted_as"] for row in rows}
     assert doubted == {i: 1 if i == 1 else None for i in range(1, IMAGES + 1)}
@@ -151,11 +154,11 @@ def test_the_queue_order_is_the_same_however_much_of_the_queue_is_joined(monkeyp
     shown_round = store.shown_round()
     queue = [2, 3, 4, 6, 1]  # the first two no longer pass the filter: a prefix of two holds none of the page
     by_confidence = [row["id"] for row in store.gallery_page(round_id=shown_round, status="unlabeled",
-                                                             sort="confidence_up", limit=IMAGES)]
+                                                             sort="confidence_up", limit=IMAGES).rows]
     expected = [4, 6, 1] + [i for i in by_confidence if i not in queue]
     for prefix in (1, 4096):
         monkeypatch.setattr(storage.gallery, "_QUEUE_PREFIX", prefix)
         pages = [store.gallery_page(round_id=shown_round, status="unlabeled", sort="queue", queue_ids=queue,
                                     offset=offset, limit=1) for offset in range(5)]
-        assert [row["id"] for page in pages for row in page] == expected
-        assert {row["total"] for page in pages for row in page} == {4}
+        assert [row["id"] for page in pages for row in page.rows] == expected
+        assert {page.total for page in pages} == {4}

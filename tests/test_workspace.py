@@ -3,6 +3,7 @@ accept, rounds in the background, classes."""
 
 import itertools
 import re
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -13,7 +14,7 @@ from app.rounds_tab import TABLE, rounds_table
 from engine.errors import LabelloopError
 from engine.overlays import confidence_colour, gallery_tile
 from engine.project import open_project
-from engine.gallery_view import NONE_OF_THESE, GalleryQuery, Subset
+from engine.gallery_view import NONE_OF_THESE, GalleryQuery, Subset, empty_text, page_text
 from engine.labeling import page_actor
 from engine.workspace import Workspace
 from engine.selftrain.config import RoundConfig
@@ -86,6 +87,50 @@ def test_a_subset_narrows_the_gallery_and_keeps_its_order_under_the_other_filter
     assert workspace.view.gallery(GalleryQuery(sort="match")).total == 300  # no subset: the queue's order
     with pytest.raises(ValueError, match="scores"):
         Subset("bad", (1, 2), scores=(0.5,))
+
+
+def test_filters_are_named_as_the_page_shows_them_and_cleared_together():
+    assert GalleryQuery().named_filters() == []
+    query = GalleryQuery(class_name="circle", status="unlabeled", min_confidence=0.8, disagree=True, mistakes=True,
+                         sort="name", offset=96, subset=Subset("like a.jpg", (3, 1)))
+    assert query.named_filters() == ["class 'circle'", "status 'unlabeled'", "confidence ≥ 0.80",
+                                     "zero-shot and teacher disagree", "possible label mistake"]
+    assert GalleryQuery(max_confidence=0.5).named_filters() == ["confidence ≤ 0.50"]
+    assert GalleryQuery(min_confidence=0.2, max_confidence=0.6).named_filters() == ["confidence 0.20-0.60"]
+    assert query.without_filters() == GalleryQuery(sort="name", subset=query.subset)
+
+
+def test_a_subset_partly_or_wholly_hidden_by_filters_says_how_many_and_by_which(workspace):
+    everything = workspace.view.gallery(GalleryQuery(sort="name", page_size=500)).items
+    shows = {item.image_id: item.shown for item in everything}
+    picked = [item.image_id for item in everything[:60]]
+    subset = Subset("selection from map: 60 images", tuple(picked))
+    common = max(set(shows[i] for i in picked), key=[shows[i] for i in picked].count)
+    kept = [i for i in picked if shows[i] == common]
+    query = GalleryQuery(subset=subset, sort="match", class_name=common)
+    partial = workspace.view.gallery(query)
+    assert [item.image_id for item in partial.items] == kept and partial.unfiltered == 60
+    assert page_text(query, partial, 0) == (f"selection from map: 60 images · page 1 of 1 · {len(kept)} of 60 images "
+                                            f"shown; {60 - len(kept)} hidden by: class '{common}' (✕ clear filters "
+                                            "shows them)")
+    cleared = workspace.view.gallery(query.without_filters())
+    assert page_text(query.without_filters(), cleared, 0) == "selection from map: 60 images · page 1 of 2 · 60 images"
+
+    nothing = replace(query, status="human", min_confidence=0.5)  # no image is labelled yet
+    empty = workspace.view.gallery(nothing)
+    assert empty.items == [] and (empty.total, empty.unfiltered) == (0, 60)
+    assert page_text(nothing, empty, 0).endswith(f"0 of 60 images shown; 60 hidden by: class '{common}', status "
+                                                 "'human', confidence ≥ 0.50 (✕ clear filters shows them)")
+    assert empty_text(nothing, empty) == (f"No image matches these filters: class '{common}', status 'human', "
+                                          "confidence ≥ 0.50. ✕ clear filters shows the 60 images they hide.")
+    vanished = GalleryQuery(subset=Subset("like x.jpg", (picked[0], 10_000)))  # 10,000: no such image
+    assert page_text(vanished, workspace.view.gallery(vanished), 0) == ("like x.jpg · page 1 of 1 · 1 images; 1 no "
+                                                                         "longer in the project")
+    gone = GalleryQuery(status="human", subset=Subset("like x.jpg", (10_000,)))
+    assert empty_text(gone, workspace.view.gallery(gone)) == "None of these images is in the project any more."
+    unnarrowed = GalleryQuery(status="human")
+    assert empty_text(unnarrowed, workspace.view.gallery(unnarrowed)) == (
+        "No image matches these filters: status 'human'. ✕ clear filters shows every image.")
 
 
 def test_labels_undo_and_status_filters(workspace):
