@@ -49,8 +49,7 @@ class LabelTab:
     class_keys: gr.State  # [(class name, key or None), ...] as the class buttons show them
     refresh: object  # (query, selected) -> refresh_outputs
     refresh_outputs: list
-    class_controls: list  # the class filter, heatmap and "assign selected to" dropdowns, the hotkeys line, the class
-    # buttons' state
+    class_controls: list  # the class filter, heatmap and "assign selected to" dropdowns, hotkeys line, buttons' state
     class_controls_shown: object  # (class keys, query, class filter value) -> (query, *class_controls)
     load: tuple
     ordered: dict  # event settings of everything that draws the gallery: one at a time, in the order they arrive
@@ -380,7 +379,8 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
 
     changed_outputs = [query_state, *refresh_outputs, selected, *detail_parts, last_action, header]
     current = [query_state, shown_page, selected, *heatmap_inputs]
-    # the class buttons (clicked, or keyed by KEYBOARD_JS), Accept, N and A reach the server as the gallery's `submit` (GALLERY_JS)
+    # the class buttons (clicked, or keyed by KEYBOARD_JS), Accept, N and A reach the server as the gallery's `submit`
+    # (GALLERY_JS)
     on(gallery.submit, label_shown_image, current, changed_outputs, refused=refused_ahead, **ordered)
     for button in (undo_key, undo_button):
         on(button.click, undo_last, current, changed_outputs, **ordered)

@@ -41,7 +41,7 @@ def build_classes_tab(workspace: Workspace) -> ClassesTab:
         remove = gr.Button("Remove", variant="stop", scale=1, elem_id="remove-class")
     with gr.Row():
         new_key = gr.Textbox(label="its key on the Label tab: one letter or digit (not a, n, s, u; empty = none)",
-                             max_length=1, scale=3, elem_id="new-key")
+                             scale=3, elem_id="new-key")
         set_key = gr.Button("Set key", scale=1, elem_id="set-key")
     prompts = gr.Textbox(label="prompts for this class, one per line ({} = the class name; empty = the defaults)",
                          lines=3)
