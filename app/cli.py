@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-from app.cli_args import OneLineParser, at_least, cosine_threshold, search_text
+from app.cli_args import OneLineParser, at_least, class_key, cosine_threshold, search_text
 from app.startup import skip_pyarrow_pandas_probe
 from engine.discovery import DEFAULT_K, DUPLICATE_THRESHOLD
 from engine.errors import LabelloopError
@@ -156,6 +156,23 @@ def cmd_status(args) -> int:
         print(f"  error   {_printable(error['path'])}: {_printable(error['reason'])}")
     if len(status["errors"]) > 20:
         print(f"  ... and {len(status['errors']) - 20} more (labelloop status --json lists all)")
+    return 0
+
+
+def cmd_classes(args) -> int:
+    from engine.class_keys import set_class_keys
+    from engine.project import open_project
+
+    with open_project(args.project) as project:
+        if args.key:
+            set_class_keys(project.store, args.key)
+        classes = project.store.classes()
+    if args.json:
+        _print_json([{"name": c["name"], "key": c["key"], "prompts": c["prompts"]} for c in classes])
+        return 0
+    for entry in classes:
+        prompts = " | ".join(entry["prompts"] or ["(default prompts)"])
+        print(f"{entry['key'] or '-':>3}  {_printable(entry['name'])}  {_printable(prompts)}")
     return 0
 
 
@@ -430,6 +447,14 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("project")
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=cmd_status)
+
+    classes = commands.add_parser("classes", help="the classes with their keys and prompts; --key sets a key")
+    classes.add_argument("project")
+    classes.add_argument("--key", type=class_key, action="append", metavar="CLASS=KEY",
+                         help="give CLASS its key on the page: one letter or digit, not a, n, s or u (the page's) "
+                              "nor another class's (empty: no key); repeat for several, e.g. --key circle=c")
+    classes.add_argument("--json", action="store_true", help='print [{"name", "key", "prompts"}, ...]')
+    classes.set_defaults(handler=cmd_classes)
 
     export = commands.add_parser("export", help="write the labeled dataset")
     export.add_argument("project")

@@ -41,3 +41,11 @@ def cosine_threshold(text: str) -> float:
     if not 0.0 < value <= 1.0:  # NaN fails this too
         raise argparse.ArgumentTypeError(f"must be a cosine similarity in (0, 1], got {text}")
     return value
+
+
+def class_key(text: str) -> tuple[str, str]:
+    """NAME=KEY, e.g. circle=c (KEY empty: the class has no key); the class and the key are checked by the engine."""
+    name, equals, key = text.rpartition("=")
+    if not equals or not name.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not CLASS=KEY; give e.g. --key circle=c")
+    return name.strip(), key

@@ -134,7 +134,6 @@ const watchStall = () => {
   }, STALL);
 };
 const buttonName = (button) => button.innerText.replace(/ \\[\\w\\]$/, '');  // "circle [1]" -> "circle"
-const classNames = () => [...document.querySelectorAll('.class-button')].map(buttonName).filter(n => n !== '%(none)s');
 // The detail view while it names the image the keys act on (not while an answer that will name it is awaited).
 const shownImage = () => document.querySelector('#detail-view .detail-view[data-image-id]');
 // The detail view shows where the actions lead: the tile they leave selected.
@@ -154,17 +153,17 @@ const forget = window.labelloopForget = () => {
   if (title) title.textContent = WAITING;
 };
 // A label action, sent with the image the detail view shows (or with the tiles picked when it was pressed) and
-// shown at once. kind: 'class' (with the key's `digit` or the button's `name`), 'none' or 'accept' (with the class
+// shown at once. kind: 'class' (with the `name` of the class button clicked or keyed), 'none' or 'accept' (with the class
 // the detail view shows: the page accepts what the person saw, not a prediction that changed meanwhile).
-const label = (kind, {name = null, digit = null} = {}, picks = []) => {
-  const className = kind === 'class' ? (name || classNames()[digit - 1] || null) : null;
+const label = (kind, {name = null} = {}, picks = []) => {
+  const className = kind === 'class' ? name : null;
   const shown = shownImage();
   const imageId = shown ? shown.dataset.imageId : null;
   const tile = tileOf(imageId);
   const accepted = tile && tile.classList.contains('human') ? null
                    : shown && shown.dataset.shown ? shown.dataset.shown : null;
   const text = kind === 'class' ? className : kind === 'none' ? '%(none)s' : accepted;
-  const payload = {kind, name: kind === 'accept' ? accepted : name, digit, sequence: ++sent};
+  const payload = {kind, name: kind === 'accept' ? accepted : name, sequence: ++sent};
   let action;
   if (picks.length) {
     action = {picks, caption: kind !== 'accept' && text ? text + ' (you)' : null, sequence: sent};

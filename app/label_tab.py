@@ -28,10 +28,16 @@ from storage.gallery import GALLERY_SORTS, GALLERY_STATUSES
 ALL_CLASSES = "(all classes)"
 SORT_LABELS = {"queue": "review queue", "confidence_up": "confidence ↑", "confidence_down": "confidence ↓",
                "name": "file name", "match": "best match"}
-HOTKEYS = ("**1-9** class · **A** accept · **N** none of these · **←/→** previous/next · **[ / ]** page · "
-           "**U** undo · **S** more like this")
+PAGE_HOTKEYS = ("**A** accept · **N** none of these · **←/→** previous/next · **[ / ]** page · **U** undo · "
+                "**S** more like this")
 LEGEND = ("<span class='legend'>tile colours: <i style='background:#dc2626'></i>under 50 % <i style='background:#d97706'></i>"
           "50-80 % <i style='background:#16a34a'></i>over 80 % <i style='background:#2563eb'></i>yours</span>")
+
+
+def hotkeys_line(class_keys: list[tuple[str, str | None]]) -> str:
+    """The keys of the page: each class's own (the classes without one are left out), then the page's."""
+    keyed = [f"**{key}** {name}" for name, key in class_keys if key]
+    return " · ".join([*keyed, PAGE_HOTKEYS])
 
 
 @dataclass
@@ -40,11 +46,11 @@ class LabelTab:
 
     query_state: gr.State
     selected: gr.State
-    class_names: gr.State
+    class_keys: gr.State  # [(class name, key or None), ...] as the class buttons show them
     refresh: object  # (query, selected) -> refresh_outputs
     refresh_outputs: list
-    class_controls: list  # the class filter and heatmap dropdowns, the class buttons' state
-    class_controls_shown: object  # (names, query, class filter value) -> (query, *class_controls)
+    class_controls: list  # the class filter and heatmap dropdowns, the hotkeys line, the class buttons' state
+    class_controls_shown: object  # (class keys, query, class filter value) -> (query, *class_controls)
     load: tuple
     # bumped by the page's tick: a job ended or the classes changed (the gallery and the detail view are drawn
     # again, in the tab's order), or labels changed in another tab (the tiles shown and the detail view, in place)
@@ -73,7 +79,7 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
     query_state = gr.State(GalleryQuery())  # per browser session: filters, order and page
     shown_page = gr.State(ShownPage([], ""))  # the tiles and text drawn, and the next page as it stood
     selected = gr.State(None)  # the image id the detail panel shows
-    class_names = gr.State([])  # filled on load, and again whenever the classes change
+    class_keys = gr.State([])  # filled on load, and again whenever the classes or their keys change
     labels_seen = gr.State(None)  # the labels' version (LabelingSession.version) this tab last drew
     labels_stale = gr.State(0)  # counts the ticks that found labels changed by another tab or person
     gallery_stale = gr.State(0)  # counts the ticks that found a job ended or the classes changed
@@ -120,7 +126,7 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
                 gr.Button("Undo [U]", elem_id="undo", size="sm")  # GALLERY_JS sends it
                 gr.Button("More like this [S]", elem_id="similar", size="sm")  # DETAIL_JS sends it
             last_action = gr.Markdown(elem_id="last-action")
-            gr.Markdown(HOTKEYS, elem_classes="hotkeys")
+            hotkeys = gr.Markdown(hotkeys_line([]), elem_classes="hotkeys", elem_id="hotkeys")
             detail_text = gr.Markdown(elem_id="detail-text")
             top5 = gr.Label(num_top_classes=5, show_label=False, elem_id="top5")
             with gr.Row():
@@ -155,7 +161,7 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
             note = f"({detail['size'][0]}×{detail['size'][1]})"
         teacher, zero_shot = detail["teacher"], detail["zero_shot"]
         if detail["audit"]:  # blind: no prediction
-            lines = ["**random audit**: what does it show? Press its class key (1-9) or N. The machine's guess is "
+            lines = ["**random audit**: what does it show? Press its class's key or N. The machine's guess is "
                      "hidden so that it cannot sway you; your label estimates how right the dataset is."]
             rows = [[h["when"], h["who"], h["from"], h["to"]] for h in detail["history"]]
             return (detail_html(image_id, detail["relpath"], Path(picture), note), "  \n".join(lines), None, rows)
@@ -325,16 +331,13 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         return after_change(query, shown, chosen, change, heatmap, heatmap_for, answered=answered)
 
     def apply_label(image_ids: list[int], action: dict, actor: str, session: str | None):
-        """The label a key or button names (`kind`: class, by `name` or by key `digit`; none; accept, of the class
-        the page showed as `name`: a prediction that changed since the person saw it is not what they accepted)."""
+        """The label a key or button names (`kind`: class, by `name`, which the page reads off the class's button;
+        none; accept, of the class the page showed as `name`: a prediction that changed since the person saw it is
+        not what they accepted). A name, never a position: a class list changed meanwhile cannot send it to another
+        class."""
         if action.get("kind") == "accept":
             return labeling.accept(image_ids, actor=actor, session=session, expected=action.get("name"))
         name = NONE_OF_THESE if action.get("kind") == "none" else action.get("name")
-        if action.get("digit") is not None:
-            names = view.class_names()
-            if not 1 <= int(action["digit"]) <= len(names):
-                raise LabelloopError(f"there is no class {action['digit']}; classes: {', '.join(names)}")
-            name = names[int(action["digit"]) - 1]
         return labeling.label(image_ids, str(name), actor=actor, session=session)
 
     def answered_unchanged(outputs: list):
@@ -378,17 +381,18 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         shown = replace(shown, items=view.items([item.image_id for item in shown.items]))
         return (gallery_html(shown, chosen), shown, *detail_outputs(chosen, heatmap, heatmap_for))
 
-    def class_controls_shown(names, query, filter_value):
-        """Every control that lists classes, from the project's classes now. Only the choices change, so a
-        class a person is picking meanwhile stays picked; a filter on a class that is gone is dropped."""
+    def class_controls_shown(keys, query, filter_value):
+        """Every control that lists classes, from the project's classes and keys now. Only the choices change, so
+        a class a person is picking meanwhile stays picked; a filter on a class that is gone is dropped."""
+        names = [name for name, _ in keys]
         if query.class_name and query.class_name not in names:
             query = replace(query, class_name=None, offset=0)
         return (query, gr.Dropdown(choices=[ALL_CLASSES, *names],
                                    **({} if filter_value in names else {"value": ALL_CLASSES})),
-                gr.Dropdown(choices=names), names)
+                gr.Dropdown(choices=names), hotkeys_line(keys), keys)
 
     def page_loaded(query, chosen, filter_value):
-        query, *controls = class_controls_shown(view.class_names(), query, filter_value)
+        query, *controls = class_controls_shown(view.class_keys(), query, filter_value)
         return (query, *refresh(query, chosen), *controls, labeling.version())
 
     # ---- events --------------------------------------------------------------------------------------------------
@@ -419,7 +423,8 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         on(control.input, show_detail, [selected, *heatmap_inputs], detail_parts, **ordered)
     current = [query_state, shown_page, selected, *heatmap_inputs]
     # ← and → past the page's end reach the server as the gallery's `input`, U and the Undo button as its `undo`, the
-    # class buttons, Accept and the keys 1-9, N and A as its `submit`: each numbered and answered (GALLERY_JS)
+    # class buttons (clicked, or keyed by KEYBOARD_JS), Accept, N and A as its `submit`: each numbered and answered
+    # (GALLERY_JS)
     stepped_outputs = [query_state, *refresh_outputs, selected, *detail_parts]
     on(gallery.input, stepped, current, stepped_outputs, refused=answered_unchanged(stepped_outputs), **ordered)
     changed_outputs = [query_state, *refresh_outputs, selected, *detail_parts, last_action, header, labels_seen]
@@ -452,18 +457,20 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
            [*subset_outputs, duplicate_at], **grouping)
 
     with class_row:
-        @gr.render(inputs=class_names)
-        def render_class_buttons(names):
+        @gr.render(inputs=class_keys)
+        def render_class_buttons(keys):
+            """One button per class, "circle [c]" with its key; the class `class-key-c` is what KEYBOARD_JS finds
+            when c is pressed (Gradio sets no data attributes on a button)."""
             with gr.Row(elem_classes="class-row"):
-                for index, name in enumerate(names):
-                    hint = f" [{index + 1}]" if index < 9 else ""
-                    gr.Button(f"{name}{hint}", size="sm", elem_classes="class-button", min_width=60)
+                for name, key in keys:
+                    gr.Button(f"{name} [{key}]" if key else name, size="sm", min_width=60,
+                              elem_classes=["class-button", f"class-key-{key}"] if key else "class-button")
                 gr.Button(f"{NONE_OF_THESE} [N]", size="sm", elem_classes="class-button", min_width=60)
 
-    class_controls = [class_filter, heatmap_class, class_names]
+    class_controls = [class_filter, heatmap_class, hotkeys, class_keys]
     load = (page_loaded, [query_state, selected, class_filter],
             [query_state, *refresh_outputs, *class_controls, labels_seen])
-    return LabelTab(query_state=query_state, selected=selected, class_names=class_names, refresh=refresh,
+    return LabelTab(query_state=query_state, selected=selected, class_keys=class_keys, refresh=refresh,
                     refresh_outputs=refresh_outputs, class_controls=class_controls,
                     class_controls_shown=class_controls_shown, load=load, gallery_stale=gallery_stale,
                     labels_stale=labels_stale, labels_seen=labels_seen)

@@ -19,10 +19,12 @@ from engine.workspace import Workspace
 FIRST_TICK = "first tick"
 LABELS_TICK = 0.5  # seconds between two checks for labels changed elsewhere
 
-# Label keys (1-9, A, N), U, ← and → go through the gallery (GALLERY_JS: a label with the image the detail view shows,
+# Label keys (A, N), U, ← and → go through the gallery (GALLERY_JS: a label with the image the detail view shows,
 # ← and → within the page as clicks on the neighbouring tile), S through the detail view with that image
-# (DETAIL_JS); [ and ] click the page buttons, so a keypress runs exactly the handler a click would. Typing in a
-# text field is left alone; on a slider the arrows move the slider and every other key still labels.
+# (DETAIL_JS); a class's own key clicks the class button that shows it (class `class-key-K`), which sends that
+# class's name, never a position a changed class list could send elsewhere; [ and ] click the page buttons, so a
+# keypress runs exactly the handler a click would. Typing in a text field is left alone; on a slider the arrows move
+# the slider and every other key still labels.
 KEYBOARD_JS = """
 () => {
   if (window.labelloopKeys) return;
@@ -38,10 +40,11 @@ KEYBOARD_JS = """
     if (tag === 'INPUT' && target.type === 'range' && event.key.startsWith('Arrow')) return;
     if (!document.getElementById('gallery') || !document.getElementById('gallery').offsetParent) return;
     const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
-    const label = /^[1-9]$/.test(key) ? ['class', {digit: Number(key)}] : key === 'a' ? ['accept'] : key === 'n' ? ['none'] : null;
+    const label = key === 'a' ? ['accept'] : key === 'n' ? ['none'] : null;
     const similar = key === 's' && window.labelloopSimilar;  // sent through the detail view with the image it shows
     const step = key === 'ArrowRight' ? 1 : key === 'ArrowLeft' ? -1 : 0;
-    const button = named[key] && document.getElementById(named[key]);
+    const button = !label && !step && (named[key] ? document.getElementById(named[key])
+                                       : /^[0-9a-z]$/.test(key) && document.querySelector('#class-buttons .class-key-' + key));
     if (!label && !similar && !step && key !== 'u' && !button) return;
     event.preventDefault();
     if (target && target.blur) target.blur();
@@ -97,20 +100,20 @@ def build_page(workspace: Workspace) -> gr.Blocks:
                 build_export_tab(workspace)
         class_outputs = [*label_tab.class_controls, *classes_tab.outputs]
 
-        def poll(seen, stale, shown_names, query, filter_value):
+        def poll(seen, stale, shown_keys, query, filter_value):
             """Header, job bar and job log every tick; the plots when a job has just ended; every class control
-            (and the query, which may name a class no longer there) when the classes changed (in this tab or
-            another); in both cases a new `gallery_stale`, which redraws the gallery and the detail view in the label
-            tab's order."""
+            (and the query, which may name a class no longer there) when the classes or their keys changed (in this
+            tab or another); in both cases a new `gallery_stale`, which redraws the gallery and the detail view in the
+            label tab's order."""
             info = view.header()
             job = info["job"]
             state = (job["id"], job["status"]) if job else None
             # the first tick of a page only records the job it found: the page loaded fresh anyway
             ended = seen != FIRST_TICK and state != seen and job["status"] not in ("queued", "running")
-            names = view.class_names()
+            keys = view.class_keys()
             classes, new_query = None, gr.skip()
-            if names != shown_names:
-                new_query, *classes = label_tab.class_controls_shown(names, query, filter_value)
+            if keys != shown_keys:
+                new_query, *classes = label_tab.class_controls_shown(keys, query, filter_value)
                 classes += classes_tab.shown()
             outputs = [header_markdown(info), job_html(job, info["quality"]), state, rounds_tab.job_log(),
                        stale + 1 if ended or classes else gr.skip(), new_query]
@@ -137,7 +140,7 @@ def build_page(workspace: Workspace) -> gr.Blocks:
         page.load(*rounds_tab.load, show_progress="hidden", api_name="plots_loaded")
         page.load(classes_tab.shown, [], classes_tab.outputs, show_progress="hidden", api_name="classes_loaded")
         quality_item.select(quality_tab.shown, [], quality_tab.outputs, show_progress="hidden", api_name="quality_shown")
-        gr.Timer(1.0).tick(poll, [seen_job, label_tab.gallery_stale, label_tab.class_names, label_tab.query_state,
+        gr.Timer(1.0).tick(poll, [seen_job, label_tab.gallery_stale, label_tab.class_keys, label_tab.query_state,
                                   label_tab.class_controls[0]],
                            [header, job_status, seen_job, rounds_tab.log, label_tab.gallery_stale,
                             label_tab.query_state, *rounds_tab.plot_outputs, *quality_tab.outputs, *class_outputs],

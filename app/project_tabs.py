@@ -26,9 +26,9 @@ def build_classes_tab(workspace: Workspace) -> ClassesTab:
     view, editor = workspace.view, workspace.classes
 
     def classes_table():
-        return pd.DataFrame([{"key": i + 1 if i < 9 else "", "class": c["name"],
+        return pd.DataFrame([{"key": c["key"] or "", "class": c["name"],
                               "prompts": " | ".join(c["prompts"] or ["(default)"])}
-                             for i, c in enumerate(view.classes())], columns=["key", "class", "prompts"])
+                             for c in view.classes()], columns=["key", "class", "prompts"])
 
     classes_table_view = gr.Dataframe(classes_table(), interactive=False, elem_id="classes-table")
     with gr.Row():
@@ -39,12 +39,16 @@ def build_classes_tab(workspace: Workspace) -> ClassesTab:
         new_name = gr.Textbox(label="new name", scale=2, elem_id="new-name")
         rename = gr.Button("Rename", scale=1, elem_id="rename-class")
         remove = gr.Button("Remove", variant="stop", scale=1, elem_id="remove-class")
+    with gr.Row():
+        new_key = gr.Textbox(label="its key on the Label tab: one letter or digit (not a, n, s, u; empty = none)",
+                             scale=3, elem_id="new-key")
+        set_key = gr.Button("Set key", scale=1, elem_id="set-key")
     prompts = gr.Textbox(label="prompts for this class, one per line ({} = the class name; empty = the defaults)",
                          lines=3)
     save_prompts = gr.Button("Save prompts")
     message = gr.Markdown(elem_id="classes-message")
-    gr.Markdown("Zero-shot reruns in the background after each change; human labels are kept. The teacher starts "
-                "again from zero-shot at the next round when the set of classes changed.")
+    gr.Markdown("Zero-shot reruns in the background after each change but a key; human labels are kept. The "
+                "teacher starts again from zero-shot at the next round when the set of classes changed.")
 
     def shown():
         """The table and the class choices (a class being picked meanwhile stays picked)."""
@@ -63,6 +67,11 @@ def build_classes_tab(workspace: Workspace) -> ClassesTab:
     def remove_class(name):
         return changed(editor.remove(name), f"removed {name}")
 
+    def set_class_key(name, key):
+        """The class keeps its place in the dropdown: a key changes no prediction, so zero-shot does not rerun."""
+        now = editor.set_key(name, key)
+        return classes_table(), gr.skip(), f"the key of {name} is now {now}" if now else f"{name} has no key now"
+
     def save_class_prompts(name, text):
         return changed(editor.set_prompts(name, text), f"saved the prompts of {name}")
 
@@ -74,6 +83,7 @@ def build_classes_tab(workspace: Workspace) -> ClassesTab:
     on(rename.click, rename_class, [chosen, new_name], outputs)
     on(remove.click, remove_class, [chosen], outputs)
     on(save_prompts.click, save_class_prompts, [chosen, prompts], outputs)
+    on(set_key.click, set_class_key, [chosen, new_key], outputs)
     on(chosen.input, prompts_of, [chosen], [prompts])
     return ClassesTab(outputs=[classes_table_view, chosen], shown=shown)
 

@@ -1,10 +1,12 @@
-"""Changing the project's classes from the page: add, rename, remove, edit prompts. Each change reruns zero-shot
-in the background; edits that arrive while it runs fold into the running job (JobRunner.submit_or_fold)."""
+"""Changing the project's classes from the page: add, rename, remove, edit prompts, set keys. Each change but a key
+reruns zero-shot in the background; edits that arrive while it runs fold into the running job
+(JobRunner.submit_or_fold)."""
 
 from __future__ import annotations
 
 from typing import Callable
 
+from engine.class_keys import set_class_keys
 from engine.errors import LabelloopError
 from engine.gallery_view import GalleryView
 from engine.jobs import JobContext, JobRunner
@@ -56,6 +58,12 @@ class ClassEditor:
         prompts = [line.strip() for line in prompts_text.splitlines() if line.strip()]
         self.store.set_class_prompts(self.view.class_id(name), prompts or None)
         return self._rerun_zero_shot("edit prompts")
+
+    def set_key(self, name: str | None, key: str) -> str | None:
+        """Give class `name` the key `key` (one letter or digit; empty = no key); returns the key it has now."""
+        if not name:
+            raise LabelloopError("choose the class whose key to set first")
+        return set_class_keys(self.store, [(name, key)])[name]
 
     def _rerun_zero_shot(self, reason: str) -> int:
         from engine.zeroshot import run_zero_shot

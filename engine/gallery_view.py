@@ -163,8 +163,12 @@ class GalleryView:
     def class_names(self) -> list[str]:
         return [c["name"] for c in self.store.classes()]
 
+    def class_keys(self) -> list[tuple[str, str | None]]:
+        """(name, key) of each class in project order; None = the class has no key."""
+        return [(c["name"], c["key"]) for c in self.store.classes()]
+
     def classes(self) -> list[dict]:
-        """Each class with its prompts (None = the project's default templates), in key order (1-9)."""
+        """Each class with its prompts (None = the project's default templates) and key, in project order."""
         return self.store.classes()
 
     def class_id(self, name: str) -> int:

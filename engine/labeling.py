@@ -84,7 +84,7 @@ class LabelingSession:
                   if row["status"] == "ok" and row["label_source"] != "human" and row["predicted"] is not None
                   and row["confidence"] >= min_confidence and row["id"] not in blind]
         if not chosen and len(image_ids) == 1 and image_ids[0] in blind:
-            raise LabelloopError("this image is in the random audit: give it its class with a key (1-9) or N; its "
+            raise LabelloopError("this image is in the random audit: press its class's key (or N) instead; its "
                                  "prediction is hidden so it cannot sway you")
         if not chosen:
             return LabelChange(0, "nothing to accept: already labeled by a person, in the random audit, or below "

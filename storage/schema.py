@@ -174,6 +174,14 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (audit_id, image_id))""",
         "ALTER TABLE rounds ADD COLUMN held BOOLEAN DEFAULT FALSE",
     ],
+    # 9: each class's own key on the page (one letter or digit; NULL = none): the first nine classes keep 1-9, the
+    # keys they had when a key was a class's position
+    [
+        "ALTER TABLE classes ADD COLUMN hotkey VARCHAR",
+        """UPDATE classes SET hotkey = CAST(numbered.position AS VARCHAR)
+           FROM (SELECT id, row_number() OVER (ORDER BY id) AS position FROM classes) AS numbered
+           WHERE classes.id = numbered.id AND numbered.position <= 9""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

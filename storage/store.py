@@ -188,15 +188,25 @@ class Store(ImageQueries, LabelQueries, RoundQueries, ExportQueries, GalleryQuer
                 con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, json.dumps(value)])
 
     def add_classes(self, names: Sequence[str], prompts: Sequence[list[str] | None]) -> None:
+        """Append classes; each takes the lowest digit 1-9 no class has as its key, while one is free."""
         with self.transaction() as con:
             next_id = con.execute("SELECT coalesce(max(id) + 1, 0) FROM classes").fetchall()[0][0]
+            taken = {key for (key,) in con.execute("SELECT hotkey FROM classes").fetchall()}
+            free_digits = iter([digit for digit in "123456789" if digit not in taken])
             for offset, (name, class_prompts) in enumerate(zip(names, prompts)):
-                con.execute("INSERT INTO classes VALUES (?, ?, ?)", [next_id + offset, name, class_prompts])
+                con.execute("INSERT INTO classes (id, name, prompts, hotkey) VALUES (?, ?, ?, ?)",
+                            [next_id + offset, name, class_prompts, next(free_digits, None)])
             self._gallery_stale(con)  # the shown round changes: the page shows zero-shot until it reruns
 
     def rename_class(self, class_id: int, name: str) -> None:
         with self.transaction() as con:
             con.execute("UPDATE classes SET name = ? WHERE id = ?", [name, class_id])
+
+    def set_class_keys(self, keys: dict[int, str | None]) -> None:
+        """Give classes (by id) their keys (None = no key) in one step; the caller checks no two classes share one."""
+        with self.transaction() as con:
+            for class_id, key in keys.items():
+                con.execute("UPDATE classes SET hotkey = ? WHERE id = ?", [key, class_id])
 
     def set_class_prompts(self, class_id: int, prompts: list[str] | None) -> None:
         with self.transaction() as con:
@@ -218,8 +228,8 @@ class Store(ImageQueries, LabelQueries, RoundQueries, ExportQueries, GalleryQuer
         return list(rows[0][0]) if rows else None
 
     def classes(self) -> list[dict]:
-        rows = self._query("SELECT id, name, prompts FROM classes ORDER BY id")
-        return [{"id": cid, "name": name, "prompts": prompts} for cid, name, prompts in rows]
+        rows = self._query("SELECT id, name, prompts, hotkey FROM classes ORDER BY id")
+        return [{"id": cid, "name": name, "prompts": prompts, "key": key} for cid, name, prompts, key in rows]
 
     def header_counts(self) -> dict:
         """Images by status and labels by source: what the page's header polls, tens of ms at a million images

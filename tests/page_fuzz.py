@@ -229,14 +229,16 @@ def _synced(tabs: list[Tab], workspace, limit: float = 8.0) -> tuple[float, bool
         time.sleep(0.1)
 
 
-def _check_labels(tabs: list[Tab], workspace, server_calls: list) -> tuple[int, int, list[str]]:
+def _check_labels(tabs: list[Tab], workspace, server_calls: list,
+                  label_keys: list[str]) -> tuple[int, int, list[str]]:
     """(label keys, label sends, mismatches) over every tab: each send against the key that made it."""
     wrong, keys_total, sends_total = [], 0, 0
     paths = _paths_by_id(workspace)
+    class_of_key = {key: name for name, key in workspace.view.class_keys() if key}
     for number, tab in enumerate(tabs):
         presses = [p for p in tab.page.evaluate("() => window.__presses") if not p["typing"]]
         named = tab.page.evaluate("() => window.__named")
-        label_presses = [p for p in presses if p["key"].lower() in "123456789na" and len(p["key"]) == 1]
+        label_presses = [p for p in presses if p["key"].lower() in label_keys]
         label_sends = [s for s in tab.sends if s.get("kind") in LABEL_KINDS]
         undo_sends = [s for s in tab.sends if s.get("kind") is None]
         undo_presses = [p for p in presses if p["key"].lower() == "u"]
@@ -254,7 +256,7 @@ def _check_labels(tabs: list[Tab], workspace, server_calls: list) -> tuple[int, 
         for index, (press, send) in enumerate(zip(label_presses, label_sends)):
             key = press["key"].lower()
             kind = "none" if key == "n" else "accept" if key == "a" else "class"
-            if send["kind"] != kind or (kind == "class" and send.get("digit") != int(key)):
+            if send["kind"] != kind or (kind == "class" and send.get("name") != class_of_key.get(key)):
                 wrong.append(f"tab {number} key #{index} {key!r}: sent {send}")
                 continue
             if press["picked"]:
@@ -290,7 +292,7 @@ def run(browser, url: str, workspace, monkeypatch, *, actions: int, seed: int, c
         tab = Tab(page)
         _record_sends(tab)
         tabs.append(tab)
-    label_keys = [str(d) for d in range(1, min(9, len(workspace.view.class_names())) + 1)] + ["n", "a"]
+    label_keys = [key for _, key in workspace.view.class_keys() if key] + ["n", "a"]
     kinds, weights = zip(*ACTIONS.items())
     done, sync_seconds, round_sync_seconds, mismatches = Counter(), [], [], []
     started, round_started = time.monotonic(), False
@@ -314,7 +316,7 @@ def run(browser, url: str, workspace, monkeypatch, *, actions: int, seed: int, c
     seconds, after_round, wrong = _synced(tabs, workspace)
     (round_sync_seconds if after_round else sync_seconds).append(seconds)
     mismatches += [f"at the end: {line}" for line in wrong]
-    keys, sends, wrong = _check_labels(tabs, workspace, server_calls)
+    keys, sends, wrong = _check_labels(tabs, workspace, server_calls, label_keys)
     mismatches += wrong
     wall = time.monotonic() - started
     for tab in tabs:

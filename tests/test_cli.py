@@ -111,6 +111,25 @@ def test_export_filters_and_refuses_to_overwrite(project, tmp_path, cli):
     assert code == 1 and "valid formats: csv, parquet" in _one_line(err)
 
 
+def test_classes_key_sets_a_class_key_and_bad_keys_are_one_line(tmp_path, images, tiny_model, cli, cli_json):
+    root = tmp_path / "keys"
+    assert cli("init", root, "--images", images, "--classes", "circle,square,other", "--model", tiny_model)[0] == 0
+    assert [(c["name"], c["key"]) for c in cli_json("classes", root)] == [("circle", "1"), ("square", "2"),
+                                                                          ("other", "3")]
+    code, out, err = cli("classes", root, "--key", "circle=c", "--key", "other=")
+    assert code == 0, err
+    assert out.split()[:2] == ["c", "circle"]
+    for key, fragment in (("square=c", "key 'c' is already the key of class 'circle'"),
+                          ("square=cc", "is not one letter or digit"), ("hexagon=h", "unknown class 'hexagon'"),
+                          ("square=n", "the page's key for none of these")):
+        code, _, err = cli("classes", root, "--key", key)
+        assert code == 1 and fragment in _one_line(err)
+    code, _, err = cli("classes", root, "--key", "square")
+    assert code == 2 and "is not CLASS=KEY" in err and len(err.strip().splitlines()) == 1
+    assert [(c["name"], c["key"]) for c in cli_json("classes", root)] == [("circle", "c"), ("square", "2"),
+                                                                          ("other", None)]
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["init", "{tmp}/p", "--images", "{tmp}/nope", "--classes", "a,b"], "does not exist"),
     (["init", "{tmp}/p", "--images", "{images}", "--classes", "a,,b"], "empty name"),

@@ -27,6 +27,7 @@ def _fresh_run(*args) -> dict:
 @pytest.mark.parametrize("command", [
     ["status"], ["status", "--json"], ["queue", "--k", "5"], ["export", "--format", "csv", "--out", "{tmp}/x.csv"],
     ["export", "--format", "parquet", "--out", "{tmp}/x.parquet"], ["label", "--csv", "{tmp}/labels.csv"],
+    ["classes", "--key", "circle=c"],
 ])
 def test_model_free_commands_import_neither_the_model_nor_the_page(project, images, tmp_path, command):
     first = min(path for path in images.rglob("*") if path.is_file()).relative_to(images).as_posix()
