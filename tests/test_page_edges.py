@@ -26,6 +26,20 @@ def by_name(workspace, page_number: int) -> list[str]:
                                                                          offset=page_number * PAGE_SIZE)).items]
 
 
+def sorted_by_name(page, workspace) -> None:
+    """Sort the gallery by file name and wait until it shows the first page so sorted."""
+    choose(page, "sort", "file name")
+    first = by_name(workspace, 0)[0]
+    page.wait_for_function(f"() => document.querySelector('#gallery .tile')?.dataset.path === '{first}'")
+
+
+def on_page(page, workspace, number: int) -> None:
+    """Wait until the gallery shows page `number` (from 0) by file name, as the server drew it."""
+    first = by_name(workspace, number)[0]
+    page.wait_for_function(f"() => document.querySelector('#gallery .drawing[data-drawing] .tile')?.dataset.path "
+                           f"=== '{first}'")
+
+
 def tile_caption(page, relpath: str) -> str:
     return page.locator(f"#gallery .tile[data-path='{relpath}'] .badge").inner_text()
 
@@ -33,10 +47,9 @@ def tile_caption(page, relpath: str) -> str:
 def test_keys_typed_past_a_pages_last_tile_go_on_to_the_next_page(server, page):
     _, workspace = server
     classes = workspace.view.class_names()
-    choose(page, "sort", "file name")
-    wait_for_page(page, "page 1 of")
+    sorted_by_name(page, workspace)
     page.keyboard.press("]")
-    wait_for_page(page, "page 2 of")
+    on_page(page, workspace, 1)
     last, following = by_name(workspace, 1)[-1], by_name(workspace, 2)[0]
     assert select_tile(page, PAGE_SIZE - 1) == last
     page.keyboard.press("3")
@@ -50,11 +63,10 @@ def test_keys_typed_past_a_pages_last_tile_go_on_to_the_next_page(server, page):
 def test_a_key_right_after_arrow_past_the_pages_end_labels_the_next_pages_first_image(server, page):
     _, workspace = server
     classes = workspace.view.class_names()
-    choose(page, "sort", "file name")
-    wait_for_page(page, "page 1 of")
+    sorted_by_name(page, workspace)
     for _ in range(3):
         page.keyboard.press("]")
-    wait_for_page(page, "page 4 of")
+    on_page(page, workspace, 3)
     following = by_name(workspace, 4)[0]
     select_tile(page, PAGE_SIZE - 1)
     page.keyboard.press("ArrowRight")
@@ -73,8 +85,7 @@ def test_a_key_right_after_arrow_past_the_pages_end_labels_the_next_pages_first_
 def test_after_a_key_on_an_image_the_sort_moved_off_the_page_the_next_key_goes_to_the_pages_first(server, page):
     _, workspace = server
     classes = workspace.view.class_names()
-    choose(page, "sort", "file name")
-    wait_for_page(page, "page 1 of")
+    sorted_by_name(page, workspace)
     first_by_confidence = {item.relpath for item in workspace.view.gallery(GalleryQuery(sort="confidence_up")).items}
     index = next(i for i, path in enumerate(by_name(workspace, 0)) if path not in first_by_confidence)
     relpath = select_tile(page, index)
