@@ -1,6 +1,6 @@
 """The Label tab's finding tools: text search, "more like this" (a button in the detail view and key S) and
 near-duplicate groups shown one at a time. Each answer narrows the gallery to a Subset shown in its own order (sort
-"best match") with its similarity on every tile, so the filters and bulk tools (accept page, select several) work on
+"best match") with its similarity on every tile, so the filters and bulk tools (accept page, picked tiles) work on
 it; "✕ show all images" leaves it.
 """
 
@@ -18,8 +18,9 @@ SEARCH_RESULTS = 10 * PAGE_SIZE  # images a search or "more like this" narrows t
 SEARCH_PLACEHOLDER = "search, e.g. a red star"
 
 
-def _subset(name: str, matches: list[Match]) -> Subset:
-    return Subset(name=name, image_ids=tuple(m.image_id for m in matches), scores=tuple(m.score for m in matches))
+def _subset(name: str, matches: list[Match], link: tuple[str, str] | None = None) -> Subset:
+    return Subset(name=name, image_ids=tuple(m.image_id for m in matches), scores=tuple(m.score for m in matches),
+                  link=link)
 
 
 def group_name(group: DuplicateGroup, number: int, count: int, threshold: float) -> str:
@@ -43,15 +44,21 @@ class FindTools:
         return (query, *self.refresh(query, chosen), gr.Dropdown(value="match"))
 
     def search_shown(self, query, chosen, text):
-        matches = self.discovery.search_text(text, SEARCH_RESULTS)
-        return self._shown(query, chosen, _subset(f"search: {text.strip()!r}", matches))
+        return self._shown(query, chosen, self.searched(text))
 
     def similar_shown(self, query, chosen):
         """The selected image first, then its nearest neighbours."""
         if chosen is None:
             raise LabelloopError("select an image first (click it, or press →), then ask for more like it")
-        matches = self.discovery.search_like(chosen, SEARCH_RESULTS)
-        return self._shown(query, chosen, _subset(f"like {matches[0].path}", matches))
+        return self._shown(query, chosen, self.like(chosen))
+
+    def searched(self, text: str) -> Subset:
+        return _subset(f"search: {text.strip()!r}", self.discovery.search_text(text, SEARCH_RESULTS),
+                       ("search", text.strip()))
+
+    def like(self, image_id: int) -> Subset:
+        matches = self.discovery.search_like(image_id, SEARCH_RESULTS)
+        return _subset(f"like {matches[0].path}", matches, ("like", str(image_id)))
 
     def _group_shown(self, query, chosen, threshold, index: int):
         if threshold is None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from app.place_link import with_image
 from engine.gallery_view import NONE_OF_THESE, GalleryItem
 from engine.overlays import confidence_colour
 
@@ -239,6 +240,8 @@ const drawingArrived = () => {
     newest = Number(mark);
     truth = now.cloneNode(true);
   }
+  const link = element.querySelector('.drawing').dataset.link;  // the place: a reload or a shared link lands here
+  if (link !== undefined) history.replaceState(history.state, '', location.pathname + (link ? '?' + link : ''));
   ahead.forEach(show);
   showPicked();
   if (ahead.length) followSelection();
@@ -383,6 +386,9 @@ class ShownPage:
     following: list[GalleryItem] = field(default_factory=list)
     following_text: str = ""
     empty: str = "No images yet."  # what it says without tiles: the filters that hide every image (empty_text)
+    # the place as the page's address (app.place_link), without the selected image; None before the page's first
+    # answer (the drawing built with the page must not wipe the address the page was opened at)
+    link: str | None = None
 
 
 def _page_html(items: list[GalleryItem], text: str, selected: int | None, empty: str) -> str:
@@ -410,7 +416,8 @@ def gallery_html(shown: ShownPage, selected: int | None, *, answered: str = "") 
     """The page text and tiles, the next page in an attribute (GALLERY_JS draws it at once when the page is turned,
     until the server's answer), and its thumbnails to fetch ahead. `answered`: the numbers of the page's actions the server has
     answered lately (app.action_order), when this drawing answers one: GALLERY_JS shows the rest ahead over it."""
-    marks = f" data-drawing='{next(_drawings)}'" + (f" data-answers='{answered}'" if answered else "")
+    marks = (f" data-drawing='{next(_drawings)}'" + (f" data-answers='{answered}'" if answered else "")
+             + (f" data-link='{html.escape(with_image(shown.link, selected), True)}'" if shown.link is not None else ""))
     if shown.following:  # an attribute, not a <template>: Gradio's in-place patching never updates a template's content
         drawn_next = _page_html(shown.following, shown.following_text, selected, shown.empty)
         marks += f" data-next-page='{html.escape(drawn_next, True)}'"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import gradio as gr
 
@@ -17,6 +18,7 @@ from app.feedback import on
 from app.find import SEARCH_PLACEHOLDER, FindTools
 from app.gallery_html import DETAIL_JS, GALLERY_JS, ShownPage, detail_html, gallery_html
 from app.header import header_markdown
+from app.place_link import Place, place_from_link, place_link
 from engine.audit import FIRST_AUDIT, NEXT_AUDIT, draw_audit, pending_audit
 from engine.discovery import DUPLICATE_THRESHOLD
 from engine.errors import LabelloopError
@@ -144,7 +146,8 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         it is narrowed to, and what the filters hide of it), the page drawn, and the buttons that leave the subset
         and clear the filters."""
         shown = ShownPage(result.items, page_text(query, result, result.page), result.following,
-                          page_text(query, result, result.page + 1), empty_text(query, result))
+                          page_text(query, result, result.page + 1), empty_text(query, result),
+                          place_link(query, query.subset.link if query.subset else None))
         return (gallery_html(shown, chosen, answered=answered), shown,
                 gr.Button(visible=query.subset is not None), gr.Button(visible=bool(query.named_filters())))
 
@@ -274,17 +277,19 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         drawn now for a first estimate, 40 more once those are labelled), the first one selected, every filter
         cleared (a filter on the predicted class or its confidence would tell what the machine guessed)."""
         store = workspace.project.store
-        waiting = pending_audit(store)
-        if not waiting:
+        if not pending_audit(store):
             draw_audit(store, FIRST_AUDIT if store.audit_progress()[2] == 0 else NEXT_AUDIT)
-            waiting = pending_audit(store)
-        query = GalleryQuery(subset=Subset(f"random audit · {len(waiting)} drawn for you to label blind",
-                                           tuple(waiting)), sort="match")
+        query = GalleryQuery(subset=audit_subset(), sort="match")
         result = view.gallery(query)
         chosen = result.items[0].image_id if result.items else chosen
         return (query, *gallery_outputs(query, result, chosen), gr.Dropdown(value=ALL_CLASSES),
                 gr.Dropdown(value="all"), 0, 1, gr.Dropdown(value="match"), False, False, chosen,
                 *detail_outputs(chosen, heatmap, heatmap_for))
+
+    def audit_subset() -> Subset:
+        waiting = pending_audit(workspace.project.store)
+        return Subset(f"random audit · {len(waiting)} drawn for you to label blind", tuple(waiting),
+                      link=("audit", "1"))
 
     def show_detail(chosen, heatmap, heatmap_for):
         return detail_outputs(chosen, heatmap, heatmap_for)
@@ -391,9 +396,41 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
                                    **({} if filter_value in names else {"value": ALL_CLASSES})),
                 gr.Dropdown(choices=names), hotkeys_line(keys), keys)
 
-    def page_loaded(query, chosen, filter_value):
-        query, *controls = class_controls_shown(view.class_keys(), query, filter_value)
-        return (query, *refresh(query, chosen), *controls, labeling.version())
+    def place_restored(place: Place) -> tuple[GalleryQuery, int | None]:
+        """The query and selected image a link names; a subset it cannot make again (the search model fails to
+        load, the image is gone) is left out, and so is an image no longer in the project."""
+        query, (kind, what) = place.query, place.subset or (None, None)
+        try:
+            subset = (find.searched(what) if kind == "search" else find.like(int(what)) if kind == "like"
+                      else audit_subset() if kind == "audit" else None)
+        except (LabelloopError, ValueError) as error:
+            gr.Warning(f"the link's {kind} could not be shown again: {error}")
+            subset = None
+        if subset is not None:
+            query = replace(query, subset=subset)
+        image_id = place.image_id if place.image_id is not None and view.items([place.image_id]) else None
+        return query, image_id
+
+    def page_address(request: gr.Request | None) -> dict[str, str]:
+        """The query of the page's own address: the load event's request is the queue's, and its Referer names the
+        page (Gradio passes the page's query to it only in some versions)."""
+        if request is None:
+            return {}
+        params = dict(request.query_params)
+        referer = request.headers.get("referer") if request.headers else None
+        return params or (dict(parse_qsl(urlsplit(referer).query)) if referer else {})
+
+    def page_loaded(query, chosen, filter_value, heatmap, heatmap_for, request: gr.Request):
+        """The page as it opens: where its address says (a reload, back, a shared link), else the gallery's first
+        page; the filter controls set to the query's."""
+        place = place_from_link(page_address(request), view.class_names())
+        if place is not None:
+            query, chosen = place_restored(place)
+        query, *controls = class_controls_shown(view.class_keys(), query, query.class_name or ALL_CLASSES)
+        controls[0] = gr.Dropdown(choices=[ALL_CLASSES, *view.class_names()], value=query.class_name or ALL_CLASSES)
+        return (query, *refresh(query, chosen), *controls, labeling.version(), query.status, query.min_confidence,
+                query.max_confidence, query.sort, query.disagree, query.mistakes, chosen,
+                *detail_outputs(chosen, heatmap, heatmap_for))
 
     # ---- events --------------------------------------------------------------------------------------------------
 
@@ -468,8 +505,8 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
                 gr.Button(f"{NONE_OF_THESE} [N]", size="sm", elem_classes="class-button", min_width=60)
 
     class_controls = [class_filter, heatmap_class, hotkeys, class_keys]
-    load = (page_loaded, [query_state, selected, class_filter],
-            [query_state, *refresh_outputs, *class_controls, labels_seen])
+    load = (page_loaded, [query_state, selected, class_filter, *heatmap_inputs],
+            [query_state, *refresh_outputs, *class_controls, labels_seen, *filters[1:], selected, *detail_parts])
     return LabelTab(query_state=query_state, selected=selected, class_keys=class_keys, refresh=refresh,
                     refresh_outputs=refresh_outputs, class_controls=class_controls,
                     class_controls_shown=class_controls_shown, load=load, gallery_stale=gallery_stale,

@@ -68,6 +68,7 @@ CSS = """
 .hotkeys { color: #4b5563; font-size: 12px; }
 #header h3 { margin: 0; }
 #detail-column { position: sticky; top: 8px; align-self: flex-start; }  /* beside the gallery as it scrolls */
+.gradio-container { overflow: clip visible !important; }  /* Gradio's overflow: hidden would stop it sticking */
 .class-row button { flex: 0 1 auto !important; }
 .legend { font-size: 12px; color: #374151; }
 .legend i { display: inline-block; width: 11px; height: 11px; border-radius: 2px; margin: 0 3px 0 10px;

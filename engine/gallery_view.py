@@ -35,6 +35,7 @@ class Subset:
     name: str  # what the page says it shows: "search: 'a red star'", "like sketch_0005.jpg"
     image_ids: tuple[int, ...]
     scores: tuple[float, ...] = ()
+    link: tuple[str, str] | None = None  # what makes it again (("search", text), ("like", image id), ("audit", "1"))
 
     def __post_init__(self):
         if self.scores and len(self.scores) != len(self.image_ids):

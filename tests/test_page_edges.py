@@ -133,3 +133,57 @@ def test_the_detail_view_follows_a_round_and_a_accepts_what_it_shows(server, pag
     assert shown == workspace.view.detail(image_id)["predicted"]
     page.keyboard.press("a")
     assert wait_for(lambda: human_label(workspace, relpath) == (shown, "human"))
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (1920, 1080)])
+def test_the_gallery_fills_the_window_beside_the_detail_view_and_no_badge_is_cut(server, browser, screenshots, size):
+    url, workspace = server
+    page = open_page(browser, url, *size)
+    select_tile(page, 40)
+    for key in ("3", "3", "7", "n"):  # long captions: "triangle (you)", "none of these (you)"
+        page.keyboard.press(key)
+    expect(page.locator("#gallery .tile.pending")).to_have_count(0)
+    assert page.evaluate("""() => { const r = document.querySelector('#gallery .tile.selected').getBoundingClientRect();
+                                    return r.top >= 0 && r.bottom <= innerHeight; }""")  # keys keep it in view
+    page.evaluate("() => window.scrollTo(0, 0)")
+    shown = page.evaluate("""() => {
+        const gallery = document.querySelector('#gallery .tiles').getBoundingClientRect();
+        const detail = document.querySelector('#detail-view').getBoundingClientRect();
+        const badges = [...document.querySelectorAll('#gallery .badge')];
+        return {galleryBottom: gallery.bottom, galleryRight: gallery.right, detailLeft: detail.left,
+                detailTop: detail.top, height: innerHeight, width: innerWidth,
+                pageWidth: document.scrollingElement.scrollWidth,
+                cut: badges.filter(b => b.scrollWidth > b.clientWidth + 1 || b.scrollHeight > b.clientHeight + 1)
+                           .map(b => b.textContent)};
+    }""")
+    page.screenshot(path=str(screenshots / f"label-{size[0]}x{size[1]}.png"))
+    assert shown["galleryBottom"] >= shown["height"]  # the tiles reach the window's bottom edge: no empty box
+    assert shown["galleryRight"] >= shown["detailLeft"] - 80  # and the width beside the detail view
+    assert shown["pageWidth"] <= shown["width"] and not shown["cut"], shown
+    # scrolled down the gallery, the detail view stays in the window
+    page.mouse.wheel(0, 500)
+    page.wait_for_timeout(300)
+    top = page.evaluate("() => document.querySelector('#detail-view').getBoundingClientRect().top")
+    assert 0 <= top < shown["height"] / 2
+    page.context.close()
+
+
+def test_reload_and_a_shared_link_land_where_the_person_was(server, browser):
+    url, workspace = server
+    page = open_page(browser, url)
+    sorted_by_name(page, workspace)
+    page.keyboard.press("]")
+    on_page(page, workspace, 1)
+    relpath = select_tile(page, 5)
+    page.wait_for_function("() => location.search.includes('image=')")
+    link = page.url
+    assert "sort=name" in link and "p=2" in link
+    for tab in (page, open_page(browser, link)):  # the same tab reloaded, and another opened on the link
+        if tab is page:
+            tab.reload(wait_until="load")
+        on_page(tab, workspace, 1)
+        expect(tab.locator("#detail-view .detail-view:not(.pending) strong")).to_have_text(relpath)
+        expect(tab.get_by_label("sort", exact=True)).to_have_value("file name")
+        expect(tab.locator("#gallery .tile.selected")).to_have_attribute("data-path", relpath)
+        tab.context.close() if tab is not page else None
+    page.context.close()

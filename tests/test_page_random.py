@@ -1,6 +1,7 @@
 """A randomized run over two tabs of the real page (tests/page_fuzz.py): 300 actions, seeded, with a round that
 finishes meanwhile. Every label on the image the detail view named when its key was pressed, nothing dropped, and
-every tab equal to the database soon after the last action. benchmarks/bench_page_random.py runs 5,000."""
+every tab equal to the database soon after the last action (within 8 s, however loaded the machine).
+benchmarks/bench_page_random.py runs 5,000 and prints how soon."""
 
 import json
 
@@ -25,5 +26,6 @@ def test_random_actions_in_two_tabs_put_every_label_where_it_was_meant(server, b
     summary = report.summary()
     print(json.dumps(summary))
     assert report.label_keys > 100 and report.round_finished
+    # a tab that differs from the database 8 s after the last action counts as a mismatch; how fast the tabs agree
+    # is a figure (benchmarks/bench_page_random.py), not a timed assert
     assert not report.mismatches, "\n".join(report.mismatches[:20])
-    assert max(report.sync_seconds) < 3.0 and max(report.round_sync_seconds, default=0) < 8.0, summary
