@@ -142,6 +142,9 @@ const followSelection = () => {
   const chosen = element.querySelector('.tile.selected');
   if (chosen && window.labelloopDetailAhead) window.labelloopDetailAhead(chosen);
 };
+// A drawing of the detail view that lands after the gallery's (a redraw for labels changed elsewhere, sent before a
+// click) must not put back the image the page had left: while actions are on their way it follows their selection.
+window.labelloopFollow = () => { if (ahead.length) followSelection(); };
 // Until the answer to a blind action, the detail view names no image and says so: nothing acts on the one it showed
 // before, and a key pressed meanwhile acts on the image it names next.
 const WAITING = 'waiting for the server…';
@@ -293,6 +296,7 @@ new MutationObserver(() => {
   const number = view ? Number(view.dataset.drawing) : 0;
   if (number > newest && !view.classList.contains('pending')) { newest = number; newestView = view.cloneNode(true); }
   else if (number && number < newest) view.replaceWith(newestView.cloneNode(true));
+  if (window.labelloopFollow) window.labelloopFollow();
   if (window.labelloopHeld && window.labelloopHeld()) window.labelloopForget();  // still waiting: say so
   if (window.labelloopRelease) window.labelloopRelease();  // actions held until this view names an image
 }).observe(element, {childList: true, subtree: true, attributes: true, attributeFilter: ['data-drawing']});

@@ -380,11 +380,19 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         round like every other view, so A accepts what it shows."""
         return (*refresh(query, chosen), *detail_outputs(chosen, heatmap, heatmap_for))
 
-    def tiles_redrawn(query, shown: ShownPage, chosen, heatmap, heatmap_for):
+    def tiles_redrawn(query, shown: ShownPage, chosen, heatmap, heatmap_for, seen):
         """The page's tiles and the detail view drawn again where they are (no tile moves: the filters apply again
-        when the page is turned), after another tab or person changed labels: every open tab shows the truth."""
-        shown = replace(shown, items=view.items([item.image_id for item in shown.items]))
-        return (gallery_html(shown, chosen), shown, *detail_outputs(chosen, heatmap, heatmap_for))
+        when the page is turned), after another tab or person changed labels: every open tab shows the truth. Not
+        when this tab drew that version itself meanwhile (the tick that asked raced its own label), nor when no tile
+        it shows changed: a drawing of the page the server holds, landing while the page has turned ahead to the
+        next, would move the detail view (and the next key) back to it."""
+        version = labeling.version()
+        fresh = view.items([item.image_id for item in shown.items]) if version != seen else shown.items
+        on_page = chosen is None or chosen in {item.image_id for item in shown.items}
+        if fresh == shown.items and on_page:
+            return (*[gr.skip()] * (2 + len(detail_parts)), version)
+        shown = replace(shown, items=fresh)
+        return (gallery_html(shown, chosen), shown, *detail_outputs(chosen, heatmap, heatmap_for), version)
 
     def class_controls_shown(keys, query, filter_value):
         """Every control that lists classes, from the project's classes and keys now. Only the choices change, so
@@ -469,7 +477,8 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
        **ordered)
     on(gallery.undo, undo_last, current, changed_outputs, refused=answered_unchanged(changed_outputs), **ordered)
     on(accept_page.click, accept_page_above, [*current, accept_threshold], changed_outputs, **ordered)
-    on(labels_stale.change, tiles_redrawn, current, [gallery, shown_page, *detail_parts], **ordered)
+    on(labels_stale.change, tiles_redrawn, [*current, labels_seen], [gallery, shown_page, *detail_parts, labels_seen],
+       **ordered)
     on(gallery_stale.change, redrawn, current, [*refresh_outputs, *detail_parts], **ordered)
 
     find = FindTools(workspace.discovery, refresh)
