@@ -144,7 +144,7 @@ const followSelection = () => {
 };
 // A drawing of the detail view that lands after the gallery's (a redraw for labels changed elsewhere, sent before a
 // click) must not put back the image the page had left: while actions are on their way it follows their selection.
-window.labelloopFollow = () => { if (ahead.length) followSelection(); };
+window.labelloopFollow = () => { if (ahead.length && !held()) followSelection(); };  // held: it says it waits
 // Until the answer to a blind action, the detail view names no image and says so: nothing acts on the one it showed
 // before, and a key pressed meanwhile acts on the image it names next.
 const WAITING = 'waiting for the server…';

@@ -127,8 +127,8 @@ def build_page(workspace: Workspace) -> gr.Blocks:
             """Labels changed by another tab or person (or by this tab, while its answer is on its way): a new
             `labels_stale`, which redraws the tiles shown and the detail view, so every open tab shows the truth
             within LABELS_TICK and a redraw. Its own timer: one cheap query, twice as often as the header's."""
-            version = workspace.labeling.version()
-            return version, stale + 1 if seen is not None and version != seen else gr.skip()
+            changed = seen is not None and workspace.labeling.version() != seen
+            return stale + 1 if changed else gr.skip()  # the redraw records the version it drew
 
         def header_shown():
             """The header as the project stands when a page loads (its first value was drawn when the server
@@ -147,6 +147,5 @@ def build_page(workspace: Workspace) -> gr.Blocks:
                             label_tab.query_state, *rounds_tab.plot_outputs, *quality_tab.outputs, *class_outputs],
                            show_progress="hidden", api_name="poll")
         gr.Timer(LABELS_TICK).tick(labels_polled, [label_tab.labels_seen, label_tab.labels_stale],
-                                   [label_tab.labels_seen, label_tab.labels_stale], show_progress="hidden",
-                                   api_name="labels_polled")
+                                   [label_tab.labels_stale], show_progress="hidden", api_name="labels_polled")
     return page
