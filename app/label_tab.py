@@ -382,17 +382,19 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
 
     def tiles_redrawn(query, shown: ShownPage, chosen, heatmap, heatmap_for, seen):
         """The page's tiles and the detail view drawn again where they are (no tile moves: the filters apply again
-        when the page is turned), after another tab or person changed labels: every open tab shows the truth. Not
-        when this tab drew that version itself meanwhile (the tick that asked raced its own label), nor when no tile
-        it shows changed: a drawing of the page the server holds, landing while the page has turned ahead to the
-        next, would move the detail view (and the next key) back to it."""
+        when the page is turned), after another tab, person or round changed labels: every open tab shows the truth.
+        Not when this tab drew that version itself meanwhile (the tick that asked raced its own label); the tiles
+        only when one it shows changed: a drawing of the page the server holds, landing while the page has turned
+        ahead to the next, would move the detail view (and the next key) back to it."""
         version = labeling.version()
-        fresh = view.items([item.image_id for item in shown.items]) if version != seen else shown.items
-        on_page = chosen is None or chosen in {item.image_id for item in shown.items}
-        if fresh == shown.items and on_page:
+        if version == seen:
             return (*[gr.skip()] * (2 + len(detail_parts)), version)
+        fresh = view.items([item.image_id for item in shown.items])
+        detail = detail_outputs(chosen, heatmap, heatmap_for)  # its label may change where no tile shows it
+        if fresh == shown.items:
+            return (gr.skip(), gr.skip(), *detail, version)
         shown = replace(shown, items=fresh)
-        return (gallery_html(shown, chosen), shown, *detail_outputs(chosen, heatmap, heatmap_for), version)
+        return (gallery_html(shown, chosen), shown, *detail, version)
 
     def class_controls_shown(keys, query, filter_value):
         """Every control that lists classes, from the project's classes and keys now. Only the choices change, so
