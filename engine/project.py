@@ -18,6 +18,12 @@ from storage import ProjectLocked, ProjectUnreadable, Store
 DB_FILE = "labelloop.duckdb"
 
 
+def holds_project(folder: str | Path) -> bool:
+    """Whether `folder` is a labelloop project's root (it holds the project database). Such a folder inside an
+    images folder is another project: never ingested as images, never served."""
+    return (Path(folder) / DB_FILE).is_file()
+
+
 @dataclass
 class Project:
     root: Path
@@ -106,7 +112,7 @@ class ProjectInUse(LabelloopError):
 
 def open_project(root: str | Path) -> Project:
     root = Path(root).expanduser().resolve()
-    if not (root / DB_FILE).is_file():
+    if not holds_project(root):
         raise LabelloopError(f"{root} is not a labelloop project (no {DB_FILE}); create it with "
                              "`labelloop init PROJECT --images DIR --classes \"a,b\"`")
     try:
