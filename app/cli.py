@@ -381,14 +381,16 @@ def cmd_demo(args) -> int:
     if not args.no_serve:
         from app.server import serve
 
-        serve(root, host=args.host, port=args.port, auth=args.auth)
+        serve(root, host=args.host, port=args.port, auth=args.auth, allowed_hosts=args.allowed_host or [],
+              trust_proxy=args.trust_proxy)
     return 0
 
 
 def cmd_serve(args) -> int:
     from app.server import serve
 
-    serve(args.project, host=args.host, port=args.port, auth=args.auth)
+    serve(args.project, host=args.host, port=args.port, auth=args.auth, allowed_hosts=args.allowed_host or [],
+          trust_proxy=args.trust_proxy)
     return 0
 
 
@@ -397,6 +399,12 @@ def _add_server_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--port", type=at_least(1, 65535), default=7860)
     command.add_argument("--auth", action="append", metavar="USER:PASSWORD",
                          help="require a login; repeat for each person (or set $LABELLOOP_AUTH, space-separated)")
+    command.add_argument("--allowed-host", action="append", metavar="NAME",
+                         help="a Host name the page is reached by besides this machine's and --host (a reverse "
+                              "proxy's, a DNS name); repeat for each; requests naming another are refused")
+    command.add_argument("--trust-proxy", action="store_true",
+                         help="take the client's address from X-Forwarded-For sent by a reverse proxy on this "
+                              "machine (the login throttle counts per client); off: the connection's own")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -372,7 +372,8 @@ def tile_html(item: GalleryItem, selected: bool) -> str:
 
 
 def _url(path: Path) -> str:
-    return f"gradio_api/file={quote(str(path))}"
+    """The server's image route (app.server.image_route) for a file in the images folder or the thumbnails."""
+    return f"image{quote(str(path))}"
 
 
 def thumbnail_url(thumbnail: Path) -> str:

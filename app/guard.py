@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from starlette.requests import Request
+
 from app.local_api import ROUTE as CLI_ROUTE
 
 LOGIN_PATHS = ("/login", "/login/")
@@ -25,7 +27,7 @@ LOGIN_PATHS = ("/login", "/login/")
 PUBLIC_PATHS = frozenset({"/", "/favicon.ico", "/theme.css", "/gradio_api/theme.css", "/manifest.json",
                           "/robots.txt", "/pwa_icon"})
 PUBLIC_PREFIXES = ("/assets/", "/static/", "/svelte/", "/pwa_icon/")
-FREE_FAILURES = 5  # wrong passwords from one client before it must wait
+FREE_FAILURES = 5  # wrong passwords from one client for one account before it must wait
 LONGEST_WAIT = 300.0  # seconds; the back-off doubles from 1 s up to this
 _log = logging.getLogger("labelloop.login")
 # Gradio writes the whole API description (every endpoint, its parameters, the class names) into the page shell,
@@ -42,20 +44,21 @@ def is_public(method: str, path: str) -> bool:
 
 @dataclass
 class LoginThrottle:
-    """Exponential back-off per client after FREE_FAILURES wrong passwords: 1 s, 2 s, 4 s ... up to LONGEST_WAIT.
-    A successful sign-in clears the client's record."""
+    """Exponential back-off per (client address, account) after FREE_FAILURES wrong passwords: 1 s, 2 s, 4 s ... up
+    to LONGEST_WAIT. A successful sign-in clears that pair's record only: signing in to one's own account does not
+    restart the count against another's."""
 
     clock: Callable[[], float] = time.monotonic
-    _failures: dict[str, int] = field(default_factory=dict)
-    _blocked_until: dict[str, float] = field(default_factory=dict)
+    _failures: dict[tuple[str, str], int] = field(default_factory=dict)
+    _blocked_until: dict[tuple[str, str], float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def wait_seconds(self, client: str) -> float:
-        """How long `client` must still wait before its next attempt (0 = it may try now)."""
+    def wait_seconds(self, client: tuple[str, str]) -> float:
+        """How long `client` (address, account) must still wait before its next attempt (0 = it may try now)."""
         with self._lock:
             return max(0.0, self._blocked_until.get(client, 0.0) - self.clock())
 
-    def failed(self, client: str) -> int:
+    def failed(self, client: tuple[str, str]) -> int:
         with self._lock:
             count = self._failures.get(client, 0) + 1
             self._failures[client] = count
@@ -63,7 +66,7 @@ class LoginThrottle:
                 self._blocked_until[client] = self.clock() + min(LONGEST_WAIT, 2.0 ** (count - FREE_FAILURES))
         return count
 
-    def succeeded(self, client: str) -> None:
+    def succeeded(self, client: tuple[str, str]) -> None:
         with self._lock:
             self._failures.pop(client, None)
             self._blocked_until.pop(client, None)
@@ -138,10 +141,13 @@ class SessionGuard:
         await send({"type": "http.response.body", "body": content})
 
     async def _login(self, scope, receive, send) -> None:
-        client = (scope.get("client") or ("unknown", 0))[0]
+        # The connection's own address, unless the server trusts a proxy's X-Forwarded-For (app.server.launch)
+        address = (scope.get("client") or ("unknown", 0))[0]
+        body = await _read_body(receive)
+        client = (address, await _account(scope, body))
         wait = self.throttle.wait_seconds(client)
         if wait > 0:
-            _log.warning("sign-in from %s refused: too many wrong passwords, %.0f s to wait", client, wait)
+            _log.warning("sign-in from %s as %r refused: too many wrong passwords, %.0f s to wait", *client, wait)
             return await _refuse(send, 429, f"too many wrong passwords; try again in {wait:.0f} s",
                                  [(b"retry-after", str(max(1, round(wait))).encode())])
         status = {}
@@ -151,9 +157,41 @@ class SessionGuard:
                 status["code"] = message["status"]
             await send(message)
 
-        await self.app(scope, receive, watch)
+        await self.app(scope, _replay(body, receive), watch)
         if status.get("code") == 200:
             self.throttle.succeeded(client)
         elif status.get("code") in (400, 401):
             count = self.throttle.failed(client)
-            _log.warning("wrong password from %s (%d in a row)", client, count)
+            _log.warning("wrong password from %s for %r (%d in a row)", *client, count)
+
+
+async def _read_body(receive) -> bytes:
+    chunks, more = [], True
+    while more:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False) and message["type"] == "http.request"
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive=None):
+    """An ASGI `receive` that hands over `body` (already read from the client) first, then what `receive` gets."""
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+async def _account(scope, body: bytes) -> str:
+    """The user name a sign-in form names ("" when it names none)."""
+    try:
+        form = await Request(scope, _replay(body)).form()
+    except Exception:  # a malformed form: Gradio refuses it itself, counted as a wrong password under ""
+        return ""
+    return str(form.get("username", ""))

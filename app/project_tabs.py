@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +122,15 @@ def build_ingest_tab(workspace: Workspace) -> None:
     on(upload.click, add_uploads, [uploads], [message])
 
 
+def private_copy(path: Path) -> Path:
+    """A copy of the export at `path`, readable by this user only (0600), in Gradio's private cache
+    (app.server.private_cache): offered from there as it is, where Gradio would copy it with the export's own mode."""
+    copy = Path(tempfile.mkdtemp(dir=gr.utils.get_upload_folder())) / path.name
+    shutil.copyfile(path, copy)
+    copy.chmod(0o600)
+    return copy
+
+
 def build_export_tab(workspace: Workspace) -> None:
     from engine.export import EXPORT_FORMATS, FILE_FORMATS, FOLDER_FORMATS, LINK_MODES
 
@@ -150,6 +161,6 @@ def build_export_tab(workspace: Workspace) -> None:
                                   link=link_mode if folder else "copy",
                                   split=(split_text or None) if folder else None, seed=int(split_seed or 0))
         path = Path(report.path)
-        return (str(path) if chosen_format in FILE_FORMATS else None), f"wrote {report.rows} rows to {path}"
+        return (str(private_copy(path)) if chosen_format in FILE_FORMATS else None), f"wrote {report.rows} rows to {path}"
 
     on(export.click, run_export, [fmt, source, min_confidence, include_none, link, split, seed], [download, message])

@@ -1,33 +1,43 @@
 """Start-up: open the project (storage), build the workspace (engine), build the page, serve it.
 
 The server process is the project's one writer; its background jobs run in a thread of the same process.
-Only the project's thumbnails and exports and the images folder are served; the database and checkpoints are not.
+Only images from the images folder and the project's thumbnails (engine.serving), and the exports as downloads, are
+served; the database and checkpoints are not. app.browser_guard stands in front of it all.
 """
 
 from __future__ import annotations
 
+import atexit
+import ipaddress
 import logging
 import os
 import re
+import shutil
 import socket
 import sys
+import tempfile
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.browser_guard import BrowserGuard
 from app.guard import SessionGuard
 from app.local_api import cli_route
 from engine.errors import LabelloopError
-from engine.imageio import thumbnail_path
+from engine.imageio import image_type, thumbnail_path
 from engine.project import DB_FILE, Project
 from engine.server_record import SERVER_FILE, new_token, remove_server_record, write_server_record
+from engine.serving import servable_image
 from engine.workspace import Workspace
 
 AUTH_VARIABLE = "LABELLOOP_AUTH"
 STOP_SECONDS = 5.0  # how long Ctrl-C waits for the running job to reach a checkpoint
+TRUSTED_PROXIES = "127.0.0.1,::1"  # with --trust-proxy: a reverse proxy on this machine
 
 
 def parse_auth(entries: list[str] | str | None) -> list[tuple[str, str]] | None:
@@ -47,9 +57,10 @@ def parse_auth(entries: list[str] | str | None) -> list[tuple[str, str]] | None:
 
 
 def served_paths(project: Project) -> tuple[list[str], list[str]]:
-    """(allowed, blocked) for Gradio: thumbnails, exports and images in; the database and checkpoints out."""
+    """(allowed, blocked) for Gradio's file route: the exports in (the page offers them as downloads); the database
+    and checkpoints out. Images and thumbnails have routes of their own (image_route, thumbnail_route)."""
     root = project.root
-    allowed = [str(project.thumbs_dir), str(root / "exports"), str(project.images_root)]
+    allowed = [str(root / "exports")]
     blocked = [str(root / DB_FILE), str(root / f"{DB_FILE}.wal"), str(root / SERVER_FILE), str(project.models_dir)]
     return allowed, blocked
 
@@ -71,11 +82,27 @@ def thumbnail_route(thumbs_dir: Path) -> Route:
             data = path.read_bytes() if path else None
         except OSError:
             data = None
-        if data is None:
+        mime = image_type(data) if data else None
+        if mime is None:
             return Response("no such thumbnail", status_code=404, media_type="text/plain")
-        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=31536000, immutable"})
+        return Response(data, media_type=mime, headers={"Cache-Control": "public, max-age=31536000, immutable"})
 
     return Route("/thumbnails/{key}", thumbnail, methods=["GET", "HEAD"])
+
+
+def image_route(project: Project) -> Route:
+    """`GET /image/{absolute path}`: an image from the images folder or the thumbnails (the detail panel's picture,
+    tiles and heatmaps), with its Content-Type from its bytes (engine.serving.servable_image); anything else 404."""
+
+    async def image(request: Request) -> Response:
+        try:
+            data, mime = await run_in_threadpool(servable_image, "/" + request.path_params["path"],
+                                                 [project.images_root, project.thumbs_dir])
+        except LabelloopError as error:
+            return Response(str(error), status_code=404, media_type="text/plain")
+        return Response(data, media_type=mime, headers={"Cache-Control": "no-cache"})
+
+    return Route("/image/{path:path}", image, methods=["GET", "HEAD"])
 
 
 def check_address(host: str, port: int | None) -> None:
@@ -91,6 +118,25 @@ def check_address(host: str, port: int | None) -> None:
                              "or 0.0.0.0") from None
 
 
+def binds_loopback(host: str) -> bool:
+    """Whether every address `host` resolves to is this machine's loopback (no other machine reaches it)."""
+    try:
+        found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        return False
+    return all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in found)
+
+
+def private_cache() -> str:
+    """Gradio's file cache (uploads, the downloads the page offers) in a folder only this user reads (0700), made
+    once a process, instead of Gradio's default in the system temp folder, which every user reads."""
+    if not os.environ.get("GRADIO_TEMP_DIR"):
+        folder = tempfile.mkdtemp(prefix="labelloop-page-")
+        atexit.register(shutil.rmtree, folder, True)
+        os.environ["GRADIO_TEMP_DIR"] = folder
+    return os.environ["GRADIO_TEMP_DIR"]
+
+
 def stop_jobs(workspace: Workspace) -> None:
     """On Ctrl-C: say what is stopping, cancel the running job at its next check, and wait a few seconds."""
     running = workspace.runner.running()
@@ -103,8 +149,12 @@ def stop_jobs(workspace: Workspace) -> None:
 
 
 def launch(workspace: Workspace, *, host: str = "127.0.0.1", port: int | None = 7860,
-           auth: list[tuple[str, str]] | None = None, block: bool = True):
+           auth: list[tuple[str, str]] | None = None, block: bool = True, allowed_hosts: list[str] = (),
+           trust_proxy: bool = False):
     """Serve the page; with block=False return at once (tests), else until Ctrl-C. Returns the Gradio app.
+    `allowed_hosts`: Host names answered besides this machine's and the bound host (app.browser_guard);
+    `trust_proxy`: take the client's address from X-Forwarded-For sent by a proxy on this machine (the login
+    throttle counts per client), else the connection's own.
 
     Once it listens, the project's server file (engine.server_record) tells the read-only CLI commands where to ask
     (app.local_api); it is removed when a blocking launch ends. With block=False it stays while this process
@@ -113,20 +163,30 @@ def launch(workspace: Workspace, *, host: str = "127.0.0.1", port: int | None = 
 
     from app.page import CSS, KEYBOARD_JS, build_page
 
+    private_cache()  # before the page: each component takes its cache folder when it is made
     page = build_page(workspace)
     allowed, blocked = served_paths(workspace.project)
-    # Thumbnails and images are served where they lie: the detail panel's image is not copied into Gradio's cache
-    # on every click (static paths are only ever added to; both folders are allowed above anyway).
-    gr.set_static_paths([workspace.project.thumbs_dir, workspace.project.images_root])
     (workspace.project.root / "exports").mkdir(exist_ok=True)
     page.queue(default_concurrency_limit=4)
     check_address(host, port)
     # Routes given to FastAPI come before Gradio's own; SessionGuard (with --auth) guards them like the rest, but
     # the CLI's, which checks its token itself.
     token = new_token()
-    app_kwargs = {"routes": [thumbnail_route(workspace.project.thumbs_dir), cli_route(workspace, token, host)]}
+
+    @asynccontextmanager
+    async def guard_first(app):
+        # Gradio puts its own CORS middleware (which answers other local origins, with credentials) outside every
+        # middleware given to it; the guard wraps the stack Starlette has built before this start-up runs.
+        app.middleware_stack = BrowserGuard(app.middleware_stack, bound_host=host, allowed_hosts=allowed_hosts)
+        yield
+
+    app_kwargs = {"routes": [thumbnail_route(workspace.project.thumbs_dir), image_route(workspace.project),
+                             cli_route(workspace, token, host)], "lifespan": guard_first}
     if auth:
         app_kwargs["middleware"] = [Middleware(SessionGuard)]
+    # uvicorn (under Gradio) takes the client's address from X-Forwarded-For when the peer is one of
+    # $FORWARDED_ALLOW_IPS (by default this machine): anyone here could then forge the address the throttle counts.
+    os.environ["FORWARDED_ALLOW_IPS"] = TRUSTED_PROXIES if trust_proxy else ""
     try:
         page.launch(server_name=host, server_port=port, auth=auth, allowed_paths=allowed, blocked_paths=blocked,
                     app_kwargs=app_kwargs, run_history=False,  # recording every run in the browser cost ~50 ms a key
@@ -147,18 +207,22 @@ def launch(workspace: Workspace, *, host: str = "127.0.0.1", port: int | None = 
 
 
 def serve(project_root: str | Path, *, host: str = "127.0.0.1", port: int = 7860,
-          auth: list[str] | None = None) -> None:
+          auth: list[str] | None = None, allowed_hosts: list[str] = (), trust_proxy: bool = False) -> None:
     from engine.project import open_project
 
     credentials = parse_auth(auth if auth else os.environ.get(AUTH_VARIABLE))
     check_address(host, port)
+    if not credentials and not binds_loopback(host):
+        print(f"labelloop: warning: serving on {host} without --auth: anyone who can reach this machine can label, "
+              "export and download; pass --auth USER:PASSWORD", file=sys.stderr, flush=True)
     logging.getLogger("labelloop.login").setLevel(logging.WARNING)  # wrong passwords go to the server log
     with open_project(project_root) as project:
         workspace = Workspace(project)
         try:
             print(f"labelloop: serving {project.root} on http://{host}:{port}"
                   + (" (login required)" if credentials else "") + " — Ctrl-C stops", flush=True)
-            launch(workspace, host=host, port=port, auth=credentials)
+            launch(workspace, host=host, port=port, auth=credentials, allowed_hosts=allowed_hosts,
+                   trust_proxy=trust_proxy)
         finally:
             stop_jobs(workspace)
             workspace.close()

@@ -47,6 +47,12 @@ class ReadImage:
 
 def read_image(path: str | Path) -> ReadImage:
     """Read, hash and decode one file; raises ImageReadError with a reason a person understands."""
+    data = read_regular_file(path)
+    return ReadImage(pixels=decode_image(data), sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+
+
+def read_regular_file(path: str | Path) -> bytes:
+    """The bytes of a regular, non-empty file; anything else raises ImageReadError with the reason."""
     try:
         # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
@@ -65,7 +71,19 @@ def read_image(path: str | Path) -> ReadImage:
         raise ImageReadError(f"cannot open: {error.strerror or error}") from None
     if not data:
         raise ImageReadError("empty file (0 bytes)")
-    return ReadImage(pixels=decode_image(data), sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+    return data
+
+
+# The image formats a browser may draw, by the bytes they start with: a file's name says nothing about what a browser
+# would make of it.
+_SIGNATURES = {"image/jpeg": rb"\xff\xd8\xff", "image/png": rb"\x89PNG\r\n\x1a\n", "image/gif": rb"GIF8[79]a",
+               "image/webp": rb"RIFF....WEBP", "image/bmp": rb"BM", "image/tiff": rb"II\*\x00|MM\x00\*",
+               "image/avif": rb"....ftypavi[fs]"}
+
+
+def image_type(data: bytes) -> str | None:
+    """The MIME type of an image from its first bytes (None: not an image a browser draws)."""
+    return next((mime for mime, start in _SIGNATURES.items() if re.match(start, data, re.DOTALL)), None)
 
 
 def file_kind(mode: int) -> str:
