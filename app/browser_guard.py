@@ -11,7 +11,7 @@
 - The session cookie is SameSite=Strict and HttpOnly.
 - Every answer says nosniff and carries a Content-Security-Policy: the page's own scripts run and it talks to its
   own origin only; a served file is sandboxed (a script in it never runs on the page's origin), and Gradio's file
-  route (export downloads) answers as an attachment.
+  route (export downloads) answers as an attachment of no particular type, a download and never a document.
 
 The guard wraps the whole app, Gradio's own CORS middleware included (app.server.launch), so it sees every request
 first; the rules live here only.
@@ -97,7 +97,7 @@ def _strict_cookie(value: bytes) -> bytes:
 
 def secured_headers(path: str, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """An answer's headers as the rules above want them: no CORS headers, strict cookies, nosniff and the policy
-    for `path`, and Gradio's file route as an attachment."""
+    for `path`, and Gradio's file route as an octet-stream attachment."""
     attachment = path.startswith(ATTACHMENT_PREFIXES)
     secured, disposition = [], b"attachment"
     for name, value in headers:
@@ -107,11 +107,13 @@ def secured_headers(path: str, headers: list[tuple[bytes, bytes]]) -> list[tuple
         if name == b"content-disposition" and attachment:  # Gradio's names the file: kept, but never inline
             disposition = b"attachment" + value.partition(b";")[1] + value.partition(b";")[2]
             continue
+        if name == b"content-type" and attachment:
+            continue
         secured.append((name, _strict_cookie(value) if name == b"set-cookie" else value))
     policy = FILE_POLICY if path.startswith(FILE_PREFIXES) else PAGE_POLICY
     secured += [(b"x-content-type-options", b"nosniff"), (b"content-security-policy", policy.encode())]
     if attachment:
-        secured.append((b"content-disposition", disposition))
+        secured += [(b"content-disposition", disposition), (b"content-type", b"application/octet-stream")]
     return secured
 
 
