@@ -5,9 +5,11 @@ acts on the image shown, every view shows the truth) are in test_page_trust.py.
 """
 
 import csv
+import os
 import re
 import time
 from pathlib import Path
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -117,7 +119,14 @@ def test_export_from_the_page_holds_the_corrected_label(server, page):
         rows = {row["path"]: row for row in csv.DictReader(handle)}
     assert (rows[relpath]["label"], rows[relpath]["source"]) == ("", "human")
     assert (rows[second]["label"], rows[second]["source"]) == (classes[0], "human")
-    expect(page.locator("#export-file a").first).to_be_visible()  # the download link
+    link = page.locator("#export-file a").first
+    expect(link).to_be_visible()  # the download link
+    # what it downloads is a copy only this user reads, in a folder only this user opens (not the system temp
+    # folder's world-readable gradio/)
+    offered = Path(unquote(link.get_attribute("href").partition("file=")[2]))
+    assert offered.read_bytes() == Path(written).read_bytes() and offered.stat().st_mode & 0o777 == 0o600
+    cache = Path(os.environ["GRADIO_TEMP_DIR"])
+    assert offered.is_relative_to(cache) and cache.stat().st_mode & 0o777 == 0o700
 
 
 # ---- what the server refuses ---------------------------------------------------------------------------------
@@ -149,11 +158,12 @@ def test_files_outside_the_project_and_images_folder_get_no_content(locked_serve
     thumbnail = next(project.thumbs_dir.rglob("*.jpg"))
     with httpx.Client(base_url=url) as client:
         client.post("/login", data={"username": "ann", "password": "s3cret"})
-        assert client.get(f"/gradio_api/file={thumbnail}").status_code == 200  # the control: thumbnails are served
+        assert client.get(f"/image{thumbnail}").status_code == 200  # the control: thumbnails are served
         for path in (secret, Path("/etc/passwd"), project.root / DB_FILE, project.images_root / ".." / "demo.json"):
-            response = client.get(f"/gradio_api/file={path}")
-            assert response.status_code >= 400 and b"do not serve" not in response.content
-            assert b"root:" not in response.content and b"DUCK" not in response.content
+            for route in ("/gradio_api/file=", "/image"):
+                response = client.get(f"{route}{path}")
+                assert response.status_code >= 400 and b"do not serve" not in response.content
+                assert b"root:" not in response.content and b"DUCK" not in response.content
 
 
 def test_two_people_logged_in_label_under_their_names_and_undo_only_their_own(locked_server, browser):
