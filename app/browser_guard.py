@@ -22,6 +22,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
+from typing import Sequence
 from urllib.parse import urlsplit
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -54,7 +55,7 @@ def host_name(value: str) -> str:
         return name
 
 
-def server_names(bound_host: str, allowed_hosts: list[str] | tuple[str, ...] = ()) -> frozenset[str]:
+def server_names(bound_host: str, allowed_hosts: Sequence[str] = ()) -> frozenset[str]:
     """The Host names the server answers: this machine's loopback names, the host it binds, the names given with
     --allowed-host and, bound to every interface, this machine's own names."""
     names = set(LOOPBACK_NAMES) | {bound_host, *allowed_hosts}
@@ -120,7 +121,7 @@ def secured_headers(path: str, headers: list[tuple[bytes, bytes]]) -> list[tuple
 class BrowserGuard:
     """ASGI middleware applying `refusal` to every request and `secured_headers` to every answer."""
 
-    def __init__(self, app, *, bound_host: str, allowed_hosts: list[str] | tuple[str, ...] = ()):
+    def __init__(self, app, *, bound_host: str, allowed_hosts: Sequence[str] = ()):
         self.app = app
         self.names = server_names(bound_host, allowed_hosts)
         self.every_interface = bound_host in EVERY_INTERFACE

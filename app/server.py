@@ -18,6 +18,7 @@ import sys
 import tempfile
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Sequence
 
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -129,7 +130,7 @@ def binds_loopback(host: str) -> bool:
 
 def private_cache() -> str:
     """Gradio's file cache (uploads, the downloads the page offers) in a folder only this user reads (0700), made
-    once a process, instead of Gradio's default in the system temp folder, which every user reads."""
+    once per process, instead of Gradio's default in the system temp folder, which every user reads."""
     if not os.environ.get("GRADIO_TEMP_DIR"):
         folder = tempfile.mkdtemp(prefix="labelloop-page-")
         atexit.register(shutil.rmtree, folder, True)
@@ -149,7 +150,7 @@ def stop_jobs(workspace: Workspace) -> None:
 
 
 def launch(workspace: Workspace, *, host: str = "127.0.0.1", port: int | None = 7860,
-           auth: list[tuple[str, str]] | None = None, block: bool = True, allowed_hosts: list[str] = (),
+           auth: list[tuple[str, str]] | None = None, block: bool = True, allowed_hosts: Sequence[str] = (),
            trust_proxy: bool = False):
     """Serve the page; with block=False return at once (tests), else until Ctrl-C. Returns the Gradio app.
     `allowed_hosts`: Host names answered besides this machine's and the bound host (app.browser_guard);
@@ -159,8 +160,6 @@ def launch(workspace: Workspace, *, host: str = "127.0.0.1", port: int | None = 
     Once it listens, the project's server file (engine.server_record) tells the read-only CLI commands where to ask
     (app.local_api); it is removed when a blocking launch ends. With block=False it stays while this process
     lives, and is ignored once this process no longer holds the project."""
-    import gradio as gr
-
     from app.page import CSS, KEYBOARD_JS, build_page
 
     private_cache()  # before the page: each component takes its cache folder when it is made
@@ -207,7 +206,7 @@ def launch(workspace: Workspace, *, host: str = "127.0.0.1", port: int | None = 
 
 
 def serve(project_root: str | Path, *, host: str = "127.0.0.1", port: int = 7860,
-          auth: list[str] | None = None, allowed_hosts: list[str] = (), trust_proxy: bool = False) -> None:
+          auth: list[str] | None = None, allowed_hosts: Sequence[str] = (), trust_proxy: bool = False) -> None:
     from engine.project import open_project
 
     credentials = parse_auth(auth if auth else os.environ.get(AUTH_VARIABLE))
