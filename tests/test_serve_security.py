@@ -399,3 +399,20 @@ def test_serving_beyond_this_machine_without_a_login_warns(tmp_path, tiny_model,
     warnings = [line for line in errors.splitlines() if "without --auth" in line]
     assert len(warnings) == (1 if warned else 0), errors
     assert not warned or "0.0.0.0" in warnings[0] and "--auth USER:PASSWORD" in warnings[0]
+
+
+def test_the_host_rule_by_binding():
+    """Bound to every interface, any IP address is the server's (an address cannot be rebound) but a name must be
+    the machine's or given; bound to loopback, only loopback names and the given ones pass."""
+    from app.browser_guard import refusal, server_names
+
+    everywhere = server_names("0.0.0.0", [ALLOWED_HOST])
+    for host in ("192.0.2.20:7860", "[2001:db8::1]:7860", "0.0.0.0:7860", f"{ALLOWED_HOST.upper()}.:7860"):
+        assert refusal("GET", {"host": host}, everywhere, True) is None, host
+    loopback = server_names("127.0.0.1")
+    for host in ("localhost:7860", "[::1]:7860", "127.0.0.1"):
+        assert refusal("GET", {"host": host}, loopback, False) is None, host
+    for names, every_interface in ((everywhere, True), (loopback, False)):
+        for host in ("rebind.attacker.test", "localhost.attacker.test:7860", ""):
+            assert "--allowed-host" in refusal("GET", {"host": host}, names, every_interface), host
+    assert "--allowed-host" in refusal("GET", {"host": "192.0.2.20:7860"}, loopback, False)
