@@ -146,6 +146,9 @@ def cmd_status(args) -> int:
     print(f"images    {images['ok']} ok, {images['error']} errors, {images['missing']} missing, "
           f"{status['duplicates']} duplicates; {status['model']['embedded']} embedded")
     print(f"labels    {labels['human']} human ({labels['none_of_these']} none-of-these), {labels['pseudo']} pseudo")
+    if status["changed_since_labelled"]:
+        print(f"changed   {status['changed_since_labelled']} images changed since labelled: relabel or confirm "
+              "them (the page's status filter 'changed'); exports leave them out until then")
     last = status["last_round"]
     print(f"rounds    {'none yet' if last is None else 'last finished: ' + str(last['id'])}"
           + (f"; shown: {status['shown_round'] or 'zero-shot'}" if last else "")
@@ -177,7 +180,7 @@ def cmd_classes(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from engine.export import FOLDER_FORMATS
+    from engine.export import FOLDER_FORMATS, changed_note
     from engine.labelstudio import labeling_config
 
     # An absolute target: a server that answers for the project writes where this command was asked to.
@@ -204,6 +207,8 @@ def cmd_export(args) -> int:
     what = (f"{rows} tasks ({human} annotations, {rows - human} predictions)"
             if report["format"] == "label-studio" else f"{rows} rows")
     print(f"wrote {what} to {report['path']}" + (f" (left out: {', '.join(notes)})" if notes else ""))
+    if report["skipped_changed"]:
+        print(changed_note(report["skipped_changed"]))
     if report["splits"]:
         print("splits: " + ", ".join(f"{name} {count}" for name, count in report["splits"].items()))
     if report["format"] == "label-studio":
