@@ -79,6 +79,10 @@ def build_hostile_folder(folder: Path, outside: Path) -> tuple[set[str], set[str
         good.add("photo.avif")
     os.symlink(folder / "cmyk.jpg", folder / "link_in.jpg")  # a link to a file inside the folder is read
     good.add("link_in.jpg")
+    nested = folder / "other_project"  # another labelloop project: its thumbnails are neither good nor bad files
+    (nested / "thumbs" / "ab").mkdir(parents=True)
+    (nested / DB_FILE).write_bytes(b"")
+    (nested / "thumbs" / "ab" / "ab12.jpg").write_bytes((folder / "cmyk.jpg").read_bytes())
 
     bad = set(write_bad_files(folder))  # empty, truncated, text, bomb, dangling symlink
     (folder / b"not-utf8-\xff.jpg".decode("utf-8", "surrogateescape")).write_bytes((folder / "cmyk.jpg").read_bytes())
@@ -106,6 +110,7 @@ def test_a_hostile_folder_is_ingested_whole_and_every_bad_file_is_reported(tmp_p
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     report = json.loads(done.stdout)
     assert report["found"] == len(good) + len(bad) and report["errors"] == len(bad)
+    assert report["projects_skipped"] == 1
 
     status = cli_json("status", root)
     errors = {error["path"]: error["reason"] for error in status["errors"]}
