@@ -559,7 +559,7 @@ def test_labels_of_a_database_from_before_content_hashes_belong_to_the_content_n
     assert cli_json("status", root)["changed_since_labelled"] == 1
 
 
-def test_undo_gives_a_label_back_the_content_it_was_given_for(project, tmp_path, cli, cli_json):
+def test_the_page_shows_a_changed_image_first_and_undo_gives_a_label_back_its_content(project, tmp_path, cli):
     from engine.gallery_view import GalleryView
     from engine.labeling import LabelingSession
     from engine.project import open_project
@@ -567,13 +567,14 @@ def test_undo_gives_a_label_back_the_content_it_was_given_for(project, tmp_path,
     labels = tmp_path / "labels.csv"
     labels.write_text("path,label\nimg_00001.png,circle\n")
     assert cli("label", project, "--csv", labels)[0] == 0
-    images = Path(cli_json("status", project)["images_root"])
-    _replace_picture(images / "img_00001.png", seed=96)
-    assert cli("ingest", project, "--workers", "0")[0] == 0
     with open_project(project) as opened:
         store = opened.store
         image_id = store.image_ids(["img_00001.png"])["img_00001.png"][0]
         view = GalleryView(opened, lambda: None)
+        assert view.review_queue().rank(image_id) is None  # read by the page before the picture changes
+        _replace_picture(opened.images_root / "img_00001.png", seed=96)
+        ingest(opened, load_model(opened.model_spec), workers=0)  # the page's Ingest tab, in the server process
+        assert view.review_queue().rank(image_id) == (0, "changed since labelled")
         assert view.detail(image_id)["changed"] is True
         session = LabelingSession(store, view)
         assert session.label([image_id], "circle").changed == 1  # its own class again: confirmed for the new picture
