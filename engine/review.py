@@ -141,9 +141,9 @@ def fits_no_class(store: Store, *, threshold: float = FITS_NO_CLASS) -> tuple[np
 def review_queue(store: Store, k: int) -> list[dict]:
     """The first `k` images of the review queue (the page's "review queue" order), best first: path, predicted
     class, confidence, reason (an audit image waiting for its label, or a changed one the shown round has not
-    predicted, shows no prediction: predicted, confidence, runner_up and zero_shot null); for a person's label the round cross-fitted, also how students that never
-    trained on it judge the image (`without_label`: predicted class and confidence; the shown prediction holds
-    the label itself)."""
+    predicted, shows no prediction: predicted, confidence, runner_up and zero_shot null); for a person's label the
+    round cross-fitted, also how students that never trained on it judge the image (`without_label`: predicted
+    class and confidence; the shown prediction holds the label itself)."""
     if k < 1:
         raise LabelloopError(f"--k must be at least 1, got {k}")
     predictions = _predictions(store)
