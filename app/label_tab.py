@@ -171,6 +171,9 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         shown_class = detail["predicted"] if detail["label_source"] != "human" else None
         whose = f"round {detail['shown_round']}" if detail["shown_round"] else "zero-shot"
         lines = [f"label: **{detail['label'] or 'none yet'}** · predictions of **{whose}**"]
+        if detail["changed"]:
+            lines.append("**changed since labelled**: the file is no longer the picture your label was given for; "
+                         "press a class key to relabel it (its own class confirms it); exports leave it out until then")
         if zero_shot:
             best_zero = next(iter(zero_shot))
             lines.append(f"zero-shot: {best_zero} {zero_shot[best_zero]:.0%}")
