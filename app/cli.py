@@ -33,6 +33,11 @@ def _print_json(value) -> None:
     print(json.dumps(value, indent=2, default=str))
 
 
+def _changed_since_labelled(count: int) -> str:
+    return (f"{count} images changed since labelled: relabel or confirm them (the page's status filter 'changed'); "
+            "exports leave them out until then")
+
+
 def _counting(bar):
     """An engine progress callback (done, total) that drives a tqdm bar."""
     def progress(done: int, total: int) -> None:
@@ -100,15 +105,22 @@ def cmd_ingest(args) -> int:
     with open_project(args.project) as project:
         model = _load_model(project.model_spec)
         with tqdm(total=0, unit="img", desc="ingest", disable=args.json or None, file=sys.stderr) as bar:
-            report = run_ingest(project, model, batch_size=args.batch_size, progress=_counting(bar), **options)
+            report = run_ingest(project, model, batch_size=args.batch_size, progress=_counting(bar),
+                                verify=args.verify, **options)
+        changed = len(project.store.changed_since_labelled())
     if args.json:
         _print_json(report.as_dict())
     else:
         print(f"{report.found} files: {report.new} new, {report.changed} changed, {report.removed} removed; "
               f"embedded {report.embedded}, reused {report.reused}, errors {report.errors}, "
               f"zero-shot {report.predicted} ({report.seconds:.1f}s)")
+        if report.projects_skipped:
+            print(f"skipped {report.projects_skipped} folders holding another labelloop project (never images of "
+                  "this one)")
         if report.folder_labels:
             print(report.folder_labels["message"])
+        if changed:
+            print(_changed_since_labelled(changed))
         if report.errors:
             print(f"see the reasons with: labelloop status {args.project}")
     return 0
@@ -146,6 +158,8 @@ def cmd_status(args) -> int:
     print(f"images    {images['ok']} ok, {images['error']} errors, {images['missing']} missing, "
           f"{status['duplicates']} duplicates; {status['model']['embedded']} embedded")
     print(f"labels    {labels['human']} human ({labels['none_of_these']} none-of-these), {labels['pseudo']} pseudo")
+    if status["changed_since_labelled"]:
+        print(f"changed   {_changed_since_labelled(status['changed_since_labelled'])}")
     last = status["last_round"]
     print(f"rounds    {'none yet' if last is None else 'last finished: ' + str(last['id'])}"
           + (f"; shown: {status['shown_round'] or 'zero-shot'}" if last else "")
@@ -177,7 +191,7 @@ def cmd_classes(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from engine.export import FOLDER_FORMATS
+    from engine.export import FOLDER_FORMATS, changed_note
     from engine.labelstudio import labeling_config
 
     # An absolute target: a server that answers for the project writes where this command was asked to.
@@ -204,6 +218,8 @@ def cmd_export(args) -> int:
     what = (f"{rows} tasks ({human} annotations, {rows - human} predictions)"
             if report["format"] == "label-studio" else f"{rows} rows")
     print(f"wrote {what} to {report['path']}" + (f" (left out: {', '.join(notes)})" if notes else ""))
+    if report["skipped_changed"]:
+        print(changed_note(report["skipped_changed"]))
     if report["splits"]:
         print("splits: " + ", ".join(f"{name} {count}" for name, count in report["splits"].items()))
     if report["format"] == "label-studio":
@@ -435,6 +451,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="ray: the cluster's address, e.g. HEAD:6379 (default $RAY_ADDRESS, else a local Ray)")
     ingest.add_argument("--gpus-per-worker", type=float, default=0.0, help="ray: GPUs each model actor holds")
     ingest.add_argument("--json", action="store_true", help="print the report as JSON")
+    ingest.add_argument("--verify", action="store_true",
+                        help="hash every file again: finds a file replaced with the same size and modification time")
     ingest.set_defaults(handler=cmd_ingest)
 
     label = commands.add_parser("label", help="import human labels (nothing is written if any row is bad)")

@@ -171,6 +171,9 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         shown_class = detail["predicted"] if detail["label_source"] != "human" else None
         whose = f"round {detail['shown_round']}" if detail["shown_round"] else "zero-shot"
         lines = [f"label: **{detail['label'] or 'none yet'}** · predictions of **{whose}**"]
+        if detail["changed"]:
+            lines.append("**changed since labelled**: the file is no longer the picture your label was given for; "
+                         "press a class key to relabel it (its own class confirms it); exports leave it out until then")
         if zero_shot:
             best_zero = next(iter(zero_shot))
             lines.append(f"zero-shot: {best_zero} {zero_shot[best_zero]:.0%}")
@@ -301,8 +304,11 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         fresh = {item.image_id: item for item in view.items(change.image_ids)} if change.undoable else {}
         shown = replace(shown, items=[fresh.get(item.image_id, item) for item in shown.items])
         return (query, gallery_html(shown, chosen, answered=answered), shown, *keep_gallery[2:],
-                chosen, *detail_outputs(chosen, heatmap, heatmap_for),
-                change.message + (" · U undoes" if change.undoable else ""), header_markdown(view.header()),
+                chosen, *detail_outputs(chosen, heatmap, heatmap_for), *change_reported(change))
+
+    def change_reported(change) -> tuple:
+        """The last-action line, the header and the labels' version after a label change."""
+        return (change.message + (" · U undoes" if change.undoable else ""), header_markdown(view.header()),
                 labeling.version())
 
     def label_shown_image(query, shown, chosen, heatmap, heatmap_for, event: gr.EventData, request: gr.Request):
@@ -330,9 +336,7 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         answered = order.answered(request.session_hash)
         if result is not None and chosen == wanted:
             return (new_query, *gallery_outputs(new_query, result, chosen, answered=answered), chosen,
-                    *detail_outputs(chosen, heatmap, heatmap_for),
-                    change.message + (" · U undoes" if change.undoable else ""), header_markdown(view.header()),
-                    labeling.version())
+                    *detail_outputs(chosen, heatmap, heatmap_for), *change_reported(change))
         return after_change(query, shown, chosen, change, heatmap, heatmap_for, answered=answered)
 
     def apply_label(image_ids: list[int], action: dict, actor: str, session: str | None):
@@ -396,14 +400,16 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         shown = replace(shown, items=fresh)
         return (gallery_html(shown, chosen), shown, *detail, version)
 
-    def class_controls_shown(keys, query, filter_value):
+    def class_controls_shown(keys, query, filter_value, *, drawn_first: bool = False):
         """Every control that lists classes, from the project's classes and keys now. Only the choices change, so
-        a class a person is picking meanwhile stays picked; a filter on a class that is gone is dropped."""
+        a class a person is picking meanwhile stays picked; a filter on a class that is gone is dropped. The page's
+        first drawing (`drawn_first`) also sets the class filter to the query's."""
         names = [name for name, _ in keys]
         if query.class_name and query.class_name not in names:
             query = replace(query, class_name=None, offset=0)
+        keep = filter_value in names and not drawn_first
         return (query, gr.Dropdown(choices=[ALL_CLASSES, *names],
-                                   **({} if filter_value in names else {"value": ALL_CLASSES})),
+                                   **({} if keep else {"value": query.class_name or ALL_CLASSES})),
                 gr.Dropdown(choices=names), hotkeys_line(keys), keys)
 
     def place_restored(place: Place) -> tuple[GalleryQuery, int | None]:
@@ -436,8 +442,7 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
         place = place_from_link(page_address(request), view.class_names())
         if place is not None:
             query, chosen = place_restored(place)
-        query, *controls = class_controls_shown(view.class_keys(), query, query.class_name or ALL_CLASSES)
-        controls[0] = gr.Dropdown(choices=[ALL_CLASSES, *view.class_names()], value=query.class_name or ALL_CLASSES)
+        query, *controls = class_controls_shown(view.class_keys(), query, filter_value, drawn_first=True)
         return (query, *refresh(query, chosen), *controls, labeling.version(), query.status, query.min_confidence,
                 query.max_confidence, query.sort, query.disagree, query.mistakes, chosen,
                 *detail_outputs(chosen, heatmap, heatmap_for))

@@ -132,7 +132,7 @@ def private_copy(path: Path) -> Path:
 
 
 def build_export_tab(workspace: Workspace) -> None:
-    from engine.export import EXPORT_FORMATS, FILE_FORMATS, FOLDER_FORMATS, LINK_MODES
+    from engine.export import EXPORT_FORMATS, FILE_FORMATS, FOLDER_FORMATS, LINK_MODES, changed_note
 
     exports_dir = workspace.project.root / "exports"
     gr.Markdown(f"Exports are written to `{exports_dir}`; the one-file formats can be downloaded from here. "
@@ -161,6 +161,8 @@ def build_export_tab(workspace: Workspace) -> None:
                                   link=link_mode if folder else "copy",
                                   split=(split_text or None) if folder else None, seed=int(split_seed or 0))
         path = Path(report.path)
-        return (str(private_copy(path)) if chosen_format in FILE_FORMATS else None), f"wrote {report.rows} rows to {path}"
+        changed = f"; {changed_note(report.skipped_changed)}" if report.skipped_changed else ""
+        offered = str(private_copy(path)) if chosen_format in FILE_FORMATS else None
+        return offered, f"wrote {report.rows} rows to {path}{changed}"
 
     on(export.click, run_export, [fmt, source, min_confidence, include_none, link, split, seed], [download, message])

@@ -83,7 +83,7 @@ def main() -> None:
         scratch = Path(scratch)
         write_images(scratch / "images", args.images, size=(height, width))
         spec_text = str(make_tiny_model(scratch / "tiny")) if args.model == "tiny" else args.model
-        entries = scan_images(scratch / "images")
+        entries, _ = scan_images(scratch / "images")
         paths = [scratch / "images" / entry.relpath for entry in entries]
         model = load_model(parse_model_spec(spec_text))
         decode_only = _DecodeOnly(scratch / "images", entries, model.image_size)

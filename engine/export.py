@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from engine.audit import quality_report
+from engine.content import file_sha256
 from engine.discovery import Discovery
 from engine.errors import LabelloopError
 from engine.labelstudio import default_root_url, tasks as label_studio_tasks
@@ -58,6 +59,12 @@ class ExportReport:
     splits: dict[str, int]  # rows per split folder; empty without a split
     export_id: int  # its row in the project's record of exports
     skipped_duplicates: int = 0  # near-duplicates left out by drop_duplicates (one image per group is kept)
+    skipped_changed: int = 0  # images changed since labelled: their labels wait for a person
+
+
+def changed_note(count: int) -> str:
+    """What an export says of the images it left out as changed since labelled."""
+    return f"{count} images changed since labelled were left out: relabel or confirm them"
 
 
 def _count(mask) -> int:
@@ -68,10 +75,12 @@ def select_rows(table: pa.Table, *, source: str, min_confidence: float | None,
                 include_none: bool) -> tuple[pa.Table, dict[str, int]]:
     """Apply the export filters to `Store.current_labels()`: returns the rows to write (MANIFEST_COLUMNS; label
     null = none of these; confidence rounded to 6 places) and how many were left out, by reason. Human labels pass
-    any confidence threshold; an image with no prediction yet has no label to export."""
+    any confidence threshold; an image with no prediction yet has no label to export, and one changed since
+    labelled none until a person relabels or confirms it."""
     predicted = pc.is_valid(table["source"])
     human = pc.fill_null(pc.equal(table["source"], "human"), False)
     keep = pc.and_(predicted, human) if source == "human" else predicted
+    keep = pc.and_not(keep, table["changed"])
     threshold = -1.0 if min_confidence is None else min_confidence
     below = pc.and_(pc.and_not(keep, human), pc.fill_null(pc.less(table["confidence"], threshold), False))
     keep = pc.and_not(keep, below)
@@ -84,6 +93,7 @@ def select_rows(table: pa.Table, *, source: str, min_confidence: float | None,
     rows = rows.set_column(rows.schema.get_field_index("confidence"), "confidence",
                            pc.round(pc.cast(rows["confidence"], pa.float64()), 6))
     left_out = {"unpredicted": len(table) - _count(predicted), "below_confidence": _count(below),
+                "changed": _count(table["changed"]),
                 "none_of_these": 0 if include_none else _count(none)}
     return rows.select(list(MANIFEST_COLUMNS)), left_out
 
@@ -243,7 +253,8 @@ def _write_folder(temporary: Path, hf: bool, rows: pa.Table, *, project: Project
                   include_none: bool, link: str, fractions: tuple[float, ...] | None, seed: int,
                   progress: Callable[[int, int], None] | None) -> dict[str, int]:
     """[split/]label/file for every row, plus MANIFEST_FILE, plus (hf) a metadata.parquet per split folder.
-    Returns rows per split."""
+    Each file placed is hashed: one that is not the content ingest recorded (replaced with the same size and time)
+    stops the export, so the manifest's sha256 is what was placed. Returns rows per split."""
     labels = [NONE_CLASS if label is None else label for label in rows["label"].to_pylist()]
     _check_folder_names(set(labels), classes, include_none)
     relpaths = rows["path"].to_pylist()
@@ -261,8 +272,12 @@ def _write_folder(temporary: Path, hf: bool, rows: pa.Table, *, project: Project
     for folder in sorted({target.rsplit("/", 1)[0] for target in targets}):
         (temporary / folder).mkdir(parents=True, exist_ok=True)
     place = {"copy": shutil.copyfile, "symlink": os.symlink, "hardlink": os.link}[link]
-    for done, (source, target) in enumerate(zip(sources, targets), start=1):
+    for done, (source, target, relpath, sha256) in enumerate(zip(sources, targets, relpaths,
+                                                                  rows["sha256"].to_pylist()), start=1):
         place(source, temporary / target)
+        if file_sha256(temporary / target) != sha256:
+            raise LabelloopError(f"nothing was exported: {relpath!r} is not the content that was ingested (replaced "
+                                 f"since); run `labelloop ingest {project.root} --verify` and export again")
         if progress and (done % 256 == 0 or done == len(targets)):
             progress(done, len(targets))
     columns = {"file": targets, **{name: rows[name] for name in MANIFEST_COLUMNS}}
@@ -415,4 +430,5 @@ def export(project: Project, *, fmt: str, out: str | Path, source: str = "all", 
                         labels=labels, skipped_unpredicted=left_out["unpredicted"],
                         skipped_below_confidence=left_out["below_confidence"],
                         skipped_none=left_out["none_of_these"], skipped_unavailable=left_out["unavailable"],
-                        splits=splits, export_id=export_id, skipped_duplicates=left_out.get("duplicates", 0))
+                        splits=splits, export_id=export_id, skipped_duplicates=left_out.get("duplicates", 0),
+                        skipped_changed=left_out["changed"])

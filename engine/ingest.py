@@ -26,13 +26,14 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from engine.content import file_sha256
 from engine.errors import LabelloopError
 from engine.folder_labels import after_ingest
 from engine.imageio import (SUPPORTED_EXTENSIONS, THUMBNAIL_SIDE, ImageReadError, default_workers, file_kind,
                             model_picture, quiet_worker, read_image, save_thumbnail, shrink_shorter_side,
                             thumbnail_jpeg, thumbnail_path)
 from engine.models import LoadedModel
-from engine.project import Project
+from engine.project import Project, holds_project
 from engine.zeroshot import run_zero_shot
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -53,6 +54,7 @@ class FileEntry:
 @dataclass
 class IngestReport:
     found: int = 0  # files with an image extension under the images root
+    projects_skipped: int = 0  # folders under the images root holding another labelloop project (never read)
     new: int = 0
     changed: int = 0
     removed: int = 0  # known files no longer on disk (kept, marked missing)
@@ -68,11 +70,13 @@ class IngestReport:
         return asdict(self)
 
 
-def scan_images(images_root: Path, *, exclude: Path | None = None) -> list[FileEntry]:
-    """Every file with an image extension under `images_root`, sorted. Directory symlinks are not followed, so
-    nothing outside the root is read; a file that cannot be stat'ed (a dangling symlink) is listed with size -1
-    and reported by the reader."""
+def scan_images(images_root: Path, *, exclude: Path | None = None) -> tuple[list[FileEntry], int]:
+    """Every file with an image extension under `images_root`, sorted, and how many folders were skipped as
+    other labelloop projects (their thumbnails are not images of this one). `exclude` (this project's folder) is
+    skipped without being counted. Directory symlinks are not followed, so nothing outside the root is read; a
+    file that cannot be stat'ed (a dangling symlink) is listed with size -1 and reported by the reader."""
     entries: list[FileEntry] = []
+    projects = 0
     stack = [images_root]
     while stack:
         folder = stack.pop()
@@ -82,11 +86,15 @@ def scan_images(images_root: Path, *, exclude: Path | None = None) -> list[FileE
             continue
         for item in items:
             if item.is_dir(follow_symlinks=False):
-                if exclude is None or Path(item.path).resolve() != exclude:
+                if exclude is not None and Path(item.path).resolve() == exclude:
+                    continue
+                if holds_project(item.path):
+                    projects += 1
+                else:
                     stack.append(Path(item.path))
             elif os.path.splitext(item.name)[1].lower() in SUPPORTED_EXTENSIONS:
                 entries.append(_file_entry(Path(item.path).relative_to(images_root).as_posix(), item))
-    return sorted(entries, key=lambda entry: entry.relpath)
+    return sorted(entries, key=lambda entry: entry.relpath), projects
 
 
 def _file_entry(relpath: str, item: os.DirEntry) -> FileEntry:
@@ -179,9 +187,11 @@ def _keep_records(batch: list[dict]) -> list[dict]:
     return batch
 
 
-def plan_ingest(project: Project, model: LoadedModel) -> tuple[IngestReport, list[FileEntry]]:
+def plan_ingest(project: Project, model: LoadedModel, *, verify: bool = False) -> tuple[IngestReport, list[FileEntry]]:
     """Scan the images folder against the project: mark vanished files missing, count what is new or changed, and
-    list the files to read (new, changed, or without a vector for `model`). Shared by every ingest engine."""
+    list the files to read (new, changed, or without a vector for `model`). A file is changed when its size or
+    modification time is; with `verify`, also when its content hash is (a replacement that kept both). Shared by
+    every ingest engine."""
     store, images_root = project.store, project.images_root
     if not images_root.is_dir():
         raise LabelloopError(f"images folder {images_root} is gone; restore it (nothing in the project was changed)")
@@ -189,7 +199,7 @@ def plan_ingest(project: Project, model: LoadedModel) -> tuple[IngestReport, lis
     store.set_meta(model_id=model.model_id)
     report = IngestReport()
     known = store.image_index()
-    entries = scan_images(images_root, exclude=project.root)
+    entries, report.projects_skipped = scan_images(images_root, exclude=project.root)
     report.found = len(entries)
     on_disk = {entry.relpath for entry in entries}
     gone = [relpath for relpath, row in known.items() if relpath not in on_disk and row[4] != "missing"]
@@ -202,7 +212,8 @@ def plan_ingest(project: Project, model: LoadedModel) -> tuple[IngestReport, lis
         row = known.get(entry.relpath)
         if row is None:
             report.new += 1
-        elif row[4] == "missing" or (row[2], row[3]) != (entry.size, entry.mtime_ns):
+        elif row[4] == "missing" or (row[2], row[3]) != (entry.size, entry.mtime_ns) or (
+                verify and row[4] == "ok" and _content_differs(images_root / entry.relpath, row[1])):
             report.changed += 1
         elif entry.relpath not in needs_vector:
             continue
@@ -210,9 +221,19 @@ def plan_ingest(project: Project, model: LoadedModel) -> tuple[IngestReport, lis
     return report, todo
 
 
+def _content_differs(path: Path, sha256: str) -> bool:
+    """Whether the file at `path` no longer holds the content `sha256`; one that cannot be read differs (reading it
+    again records why)."""
+    try:
+        return file_sha256(path) != sha256
+    except OSError:
+        return True
+
+
 def ingest(project: Project, model: LoadedModel, *, batch_size: int = 64, workers: int | None = None,
-           progress: Progress | None = None) -> IngestReport:
-    """Bring the project up to date with its images folder. Idempotent: a second run reads nothing unchanged.
+           progress: Progress | None = None, verify: bool = False) -> IngestReport:
+    """Bring the project up to date with its images folder. Idempotent: a second run reads nothing unchanged;
+    `verify` hashes every known file again (plan_ingest).
     `progress(done, total)` is also called every POLL_SECONDS while decode workers are busy: a callback that
     raises (a cancelled job) stops the ingest at once, and its worker processes with it."""
     if batch_size < 1:
@@ -221,7 +242,7 @@ def ingest(project: Project, model: LoadedModel, *, batch_size: int = 64, worker
         raise LabelloopError(f"--workers must be 0 (decode in this process) or more, got {workers}")
     started = time.perf_counter()
     store, images_root = project.store, project.images_root
-    report, todo = plan_ingest(project, model)
+    report, todo = plan_ingest(project, model, verify=verify)
     embedded_shas = store.embedded_shas(model.model_id)
     dataset = _ImageFiles(images_root, todo, project.thumbs_dir, model.image_size)
     workers = default_workers() if workers is None else workers

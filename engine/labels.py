@@ -97,6 +97,7 @@ def import_labels(project: Project, path: str | Path, *, fmt: str, actor: str, l
             for where, raw_path, label in rows]
     known = store.image_ids([relpath for _, relpath, _ in rows])
     wanted: dict[int, tuple[str, int | None]] = {}  # image id -> (where, class id)
+    annotated_at: dict[int, float] = {}  # image id -> its newest Label Studio annotation's time
     not_found = []  # where
     for where, relpath, label in rows:
         if label and label.casefold() not in by_casefold:
@@ -114,6 +115,8 @@ def import_labels(project: Project, path: str | Path, *, fmt: str, actor: str, l
                                     []).append(where)
             else:
                 wanted[image_id] = (where, class_id)
+                if where in tasks.annotated_at:
+                    annotated_at[image_id] = max(annotated_at.get(image_id, 0.0), tasks.annotated_at[where])
     if problems:
         count = sum(len(where) for where in problems.values())
         shown = "; ".join(f"{what} ({_places(where)})" for what, where in list(problems.items())[:_SHOWN_PROBLEMS])
@@ -121,7 +124,7 @@ def import_labels(project: Project, path: str | Path, *, fmt: str, actor: str, l
         hint = f"; the classes are {', '.join(classes)}" if any(w.startswith("unknown class") for w in problems) else ""
         hint += _root_url_hint(project, [tasks.urls[where] for where in not_found if where in tasks.urls])
         raise LabelloopError(f"{path}: {count} bad row(s), nothing was written: {shown}{more}{hint}")
-    kept = 0 if force else _keep_newer_labels(store, wanted, tasks.annotated_at)
+    kept = 0 if force else _keep_newer_labels(store, wanted, annotated_at)
     class_ids = [class_id for _, class_id in wanted.values()]
     replaced = store.count_human_labels_replaced(list(wanted), class_ids, actor=actor)
     changed = store.set_labels(list(wanted), class_ids, source="human", actor=actor)
@@ -144,12 +147,13 @@ def _root_url_hint(project: Project, urls: list[str]) -> str:
             " (pass the same --ls-root-url as the export)")
 
 
-def _keep_newer_labels(store: Store, wanted: dict[int, tuple[str, int | None]], annotated_at: dict[str, float]) -> int:
+def _keep_newer_labels(store: Store, wanted: dict[int, tuple[str, int | None]], annotated_at: dict[int, float]) -> int:
     """Drop from `wanted` every label a person changed in labelloop after the annotation that would replace it was
-    last updated in Label Studio (an old export must not undo newer work). Returns how many were dropped."""
-    current = store.human_label_times([image_id for image_id, (where, _) in wanted.items() if where in annotated_at])
+    last updated in Label Studio (an old export must not undo newer work); `annotated_at` is keyed by image, so
+    no other task's time can stand in for an image's own. Returns how many were dropped."""
+    current = store.human_label_times(list(annotated_at))
     stale = [image_id for image_id, (class_id, changed_at) in current.items()
-             if class_id != wanted[image_id][1] and changed_at > annotated_at[wanted[image_id][0]]]
+             if class_id != wanted[image_id][1] and changed_at > annotated_at[image_id]]
     for image_id in stale:
         del wanted[image_id]
     return len(stale)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -117,8 +118,17 @@ def read_tasks(path: Path, *, root_url: str) -> TaskLabels:
     if not isinstance(loaded, list) or not all(isinstance(task, dict) for task in loaded):
         raise LabelloopError(f"{path} is not a Label Studio JSON export (a list of tasks); export it as JSON")
     out = TaskLabels()
-    for number, task in enumerate(loaded, start=1):
-        where = f"task {task.get('id', f'#{number}')}"
+    ids = [str(task.get("id", f"#{number}")) for number, task in enumerate(loaded, start=1)]
+    counts = Counter(ids)
+    repeated = {task_id for task_id, count in counts.items() if count > 1}
+    for number, task_id in enumerate(ids, start=1):
+        if task_id in repeated:  # a file that repeats an id is refused: its tasks cannot be told apart
+            out.problems.setdefault(f"task id {task_id} is used by {counts[task_id]} tasks; ids must be unique",
+                                    []).append(f"task #{number}")
+    for task, task_id in zip(loaded, ids):
+        if task_id in repeated:
+            continue
+        where = f"task {task_id}"
         given = [a for a in _listed(task.get("annotations")) if isinstance(a, dict)]
         annotations = [a for a in given if not a.get("was_cancelled")]
         if not annotations:

@@ -7,6 +7,7 @@ import numpy as np
 
 MISTAKE, DISAGREE, UNCERTAIN = "possible label mistake", "zero-shot and teacher disagree", "low margin"
 TYPICAL, AUDIT, NOT_REVIEWED = "typical of its predicted class", "random audit", "not reviewed yet"
+CHANGED = "changed since labelled"
 # "Low margin" is said of an image whose top class leads the runner-up by less than this: one at 95 % confidence
 # leads by at least 0.9. Past the low-margin images the queue goes on with the least sure of the rest, said as
 # NOT_REVIEWED.
@@ -223,27 +224,28 @@ def uncertainty_order(teacher_probs: np.ndarray, zeroshot_probs: np.ndarray, hum
 
 
 def review_queue_order(order: np.ndarray, reasons: np.ndarray, *, mistakes: np.ndarray | None = None,
-                       audit_picks: np.ndarray | None = None,
-                       labeled_since: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                       audit_picks: np.ndarray | None = None, labeled_since: np.ndarray | None = None,
+                       changed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The review queue, best first; returns (indices (Q,), reasons (Q,) object array).
 
     order, reasons: `uncertainty_order`, ranked over the labels of the last round. mistakes: human labels that
     are possible mistakes, most likely first (`label_quality` over out-of-sample probabilities: a student that
     trained on a label cannot judge it; the labels the person confirmed left out). audit_picks: images drawn into
     the random audit and waiting for a label (engine.audit draws them while `audit_needed`), in draw order.
-    labeled_since: images a person labeled after `order` was ranked; they leave the queue.
+    labeled_since: images a person labeled after `order` was ranked; they leave the queue. changed: images whose
+    file changed since a person labelled them: their labels wait for that person (relabel or confirm).
 
-    First the possible label mistakes, then the audit picks (what the estimates and the prior wait for), then
-    `order` without them."""
+    First the changed images, then the possible label mistakes, then the audit picks (what the estimates and the
+    prior wait for), then `order` without them."""
     empty = np.zeros(0, int)
-    mistakes, audit_picks, labeled_since = (np.asarray(empty if rows is None else rows, int)
-                                            for rows in (mistakes, audit_picks, labeled_since))
-    mistakes = mistakes[~np.isin(mistakes, labeled_since)]
-    audit_picks = audit_picks[~np.isin(audit_picks, np.concatenate([labeled_since, mistakes]))]
-    keep = ~np.isin(order, np.concatenate([labeled_since, mistakes, audit_picks]))
-    return (np.concatenate([mistakes, audit_picks, np.asarray(order, int)[keep]]),
-            np.concatenate([np.full(len(mistakes), MISTAKE, object), np.full(len(audit_picks), AUDIT, object),
-                            np.asarray(reasons, object)[keep]]))
+    mistakes, audit_picks, labeled_since, changed = (np.asarray(empty if rows is None else rows, int)
+                                                     for rows in (mistakes, audit_picks, labeled_since, changed))
+    mistakes = mistakes[~np.isin(mistakes, np.concatenate([labeled_since, changed]))]
+    audit_picks = audit_picks[~np.isin(audit_picks, np.concatenate([labeled_since, changed, mistakes]))]
+    keep = ~np.isin(order, np.concatenate([labeled_since, changed, mistakes, audit_picks]))
+    return (np.concatenate([changed, mistakes, audit_picks, np.asarray(order, int)[keep]]),
+            np.concatenate([np.full(len(changed), CHANGED, object), np.full(len(mistakes), MISTAKE, object),
+                            np.full(len(audit_picks), AUDIT, object), np.asarray(reasons, object)[keep]]))
 
 
 def rank_review_queue(teacher_probs: np.ndarray, zeroshot_probs: np.ndarray, human: np.ndarray,

@@ -43,17 +43,18 @@ _PICTURE_TYPES = {"thumbnail": pa.binary(), "picture": pa.binary(), "picture_hei
 
 
 def ray_ingest(project: Project, model: LoadedModel, *, address: str | None = None, workers: int = 1,
-               gpus_per_worker: float = 0.0, batch_size: int = 64, progress: Progress | None = None) -> IngestReport:
+               gpus_per_worker: float = 0.0, batch_size: int = 64, progress: Progress | None = None,
+               verify: bool = False) -> IngestReport:
     """Bring the project up to date with its images folder, embedding on Ray. `address`: a running cluster's
     (or RAY_ADDRESS); without either, a local Ray on this machine. `workers`: model actors; `gpus_per_worker`:
-    GPUs each actor holds (0 = CPU)."""
+    GPUs each actor holds (0 = CPU). `verify`: hash every known file again, as local ingest does."""
     if workers < 1:
         raise LabelloopError(f"--workers must be at least 1 for the Ray engine, got {workers}")
     if gpus_per_worker < 0:
         raise LabelloopError(f"--gpus-per-worker must be 0 or more, got {gpus_per_worker}")
     ray = require_ray()
     started = time.perf_counter()
-    report, todo = plan_ingest(project, model)
+    report, todo = plan_ingest(project, model, verify=verify)
     shards_dir = project.root / SHARDS_DIR / model.model_id
     written = sorted(shards_dir.glob("*.parquet"))
     held = _rows_held(written)

@@ -91,15 +91,16 @@ def _ranked(store: Store, predictions: _Predictions) -> RankedImages:
 
 
 def review_queue_ids(store: Store, ranked: RankedImages) -> ReviewQueue:
-    """The review queue over `ranked`: the possible label mistakes first, then the audit's drawn images waiting
-    for a label (what the estimates and the prior wait for), then the ranked images; an image a person labelled
-    since the ranking's round leaves it. A few milliseconds: call it at every read."""
+    """The review queue over `ranked`: the images changed since labelled first (their labels wait for a person),
+    then the possible label mistakes, then the audit's drawn images waiting for a label (what the estimates and
+    the prior wait for), then the ranked images; an image a person labelled since the ranking's round leaves it.
+    A few milliseconds: call it at every read."""
     mistakes = possible_label_mistakes(store)[0]
     audit_picks = np.array(pending_audit(store), np.int64)
     image_ids, reasons = review_queue_order(
         ranked.image_ids, ranked.reasons, mistakes=mistakes[np.isin(mistakes, ranked.ranked_ids)],
         audit_picks=audit_picks[np.isin(audit_picks, ranked.ranked_ids)],
-        labeled_since=store.human_labelled_after(ranked.labels_through))
+        labeled_since=store.human_labelled_after(ranked.labels_through), changed=store.changed_since_labelled())
     return ReviewQueue(image_ids, reasons)
 
 
@@ -139,16 +140,17 @@ def fits_no_class(store: Store, *, threshold: float = FITS_NO_CLASS) -> tuple[np
 
 def review_queue(store: Store, k: int) -> list[dict]:
     """The first `k` images of the review queue (the page's "review queue" order), best first: path, predicted
-    class, confidence, reason (an audit image waiting for its label shows no prediction: predicted, confidence,
-    runner_up and zero_shot null); for a person's label the round cross-fitted, also how students that never
-    trained on it judge the image (`without_label`: predicted class and confidence; the shown prediction holds
-    the label itself)."""
+    class, confidence, reason (an audit image waiting for its label, or a changed one the shown round has not
+    predicted, shows no prediction: predicted, confidence, runner_up and zero_shot null); for a person's label the
+    round cross-fitted, also how students that never trained on it judge the image (`without_label`: predicted
+    class and confidence; the shown prediction holds the label itself)."""
     if k < 1:
         raise LabelloopError(f"--k must be at least 1, got {k}")
     predictions = _predictions(store)
     queue = review_queue_ids(store, _ranked(store, predictions))
     picked_ids, reasons = queue.image_ids[:k], queue.reasons[:k].tolist()
     class_ids, rows = predictions.class_ids, np.searchsorted(predictions.image_ids, picked_ids)
+    predicted = np.isin(picked_ids, predictions.image_ids)  # a changed image has none until the next round
     labels, human = label_arrays(store, picked_ids, class_ids)
     names = {c["id"]: c["name"] for c in store.classes()}
     relpaths = store.relpaths()
@@ -156,7 +158,8 @@ def review_queue(store: Store, k: int) -> list[dict]:
     judged = {} if crossfit is None else {image_id: row for row, image_id in enumerate(crossfit[0].tolist())}
     listing = []
     for pick, (image_id, reason) in enumerate(zip(picked_ids.tolist(), reasons)):
-        if reason == AUDIT:  # blind until a person labels it (engine.audit): no prediction to anchor on
+        # an audit image is blind until a person labels it (engine.audit): no prediction to anchor on
+        if reason == AUDIT or not predicted[pick]:
             listing.append({"path": relpaths[image_id], "predicted": None, "confidence": None, "runner_up": None,
                             "zero_shot": None, "reason": reason})
             continue

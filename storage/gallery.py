@@ -9,10 +9,10 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import pyarrow as pa
 
-from storage.labels import CONFIRMED
+from storage.labels import CHANGED_SINCE_LABELLED, CONFIRMED
 from storage.scores import LABEL_MISTAKES
 
-GALLERY_STATUSES = ("all", "unlabeled", "pseudo", "human", "error")
+GALLERY_STATUSES = ("all", "unlabeled", "pseudo", "human", "changed", "error")
 GALLERY_SORTS = ("queue", "confidence_up", "confidence_down", "name", "match")
 
 # What each image shows: the person's label if any, else the shown round's prediction (teacher, else zero-shot).
@@ -57,6 +57,7 @@ _STATUS_WHERE = {
     "unlabeled": "status = 'ok' AND label_source IS NULL",
     "pseudo": "label_source = 'pseudo'",
     "human": "label_source = 'human'",
+    "changed": f"image_id IN ({CHANGED_SINCE_LABELLED})",  # changed since labelled: the label waits for a person
     "error": "status = 'error'",
 }
 
@@ -219,11 +220,12 @@ class GalleryQueries:
     def image_detail(self, image_id: int, round_id: int) -> dict | None:
         """One image: its record, its label, the zero-shot and newest teacher probabilities with their class ids,
         the round's out-of-sample probabilities where a person's label was cross-fitted, and whether that label is
-        a possible mistake (LABEL_MISTAKES) or one the person confirmed."""
+        a possible mistake (LABEL_MISTAKES) or one the person confirmed, and whether the image changed since
+        labelled (CHANGED_SINCE_LABELLED)."""
         rows = self._query(f"""
             SELECT i.id, i.relpath, i.sha256, i.status, i.error, i.width, i.height, l.class_id, l.source,
                    z.class_ids, z.probs, t.class_ids, t.probs, t.round, c.class_ids, c.probs,
-                   i.id IN (SELECT image_id FROM ({LABEL_MISTAKES})), {CONFIRMED}
+                   i.id IN (SELECT image_id FROM ({LABEL_MISTAKES})), {CONFIRMED}, i.id IN ({CHANGED_SINCE_LABELLED})
             FROM images i
             LEFT JOIN labels l ON l.image_id = i.id AND {SHOWN_LABEL}
             LEFT JOIN predictions z ON z.image_id = i.id AND z.round = 0
@@ -234,7 +236,7 @@ class GalleryQueries:
             return None
         keys = ("id", "relpath", "sha256", "status", "error", "width", "height", "label", "label_source",
                 "zero_shot_classes", "zero_shot_probs", "teacher_classes", "teacher_probs", "teacher_round",
-                "without_label_classes", "without_label_probs", "mistake", "confirmed")
+                "without_label_classes", "without_label_probs", "mistake", "confirmed", "changed")
         return dict(zip(keys, rows[0]))
 
     def shown_label_counts(self, round_id: int) -> dict:

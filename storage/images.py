@@ -96,6 +96,11 @@ class ImageQueries:
         images = self._query("SELECT count(*) FILTER (status = 'ok'), max(updated_at) FROM images")[0]
         return (int(vectors[0]), int(vectors[1]), int(vectors[2]), int(images[0]), str(images[1]))
 
+    def images_changed_at(self) -> str:
+        """When ingest last wrote an image's row (a new file, a new content, a status): cheap (one aggregate), to
+        know when what is derived from the images' content, such as which are changed since labelled, is stale."""
+        return str(self._query("SELECT max(updated_at) FROM images")[0][0])
+
     def same_content(self) -> tuple[np.ndarray, np.ndarray]:
         """The ok images that share their content (sha256) with another ok image: (image ids (M,), a number per
         image, equal for equal content (M,)). Exact copies, found without reading every hash."""

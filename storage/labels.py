@@ -12,30 +12,39 @@ import pyarrow as pa
 # it was (`confirm_labels`), in the class it has now. storage.scores.LABEL_MISTAKES and the detail view read it.
 CONFIRMED = """EXISTS (SELECT 1 FROM label_confirmations k WHERE k.image_id = l.image_id AND l.source = 'human'
                           AND k.class_id IS NOT DISTINCT FROM l.class_id)"""
+# The one definition of an image changed since labelled: a usable image whose content (sha256) is not the one its
+# person's label was given for. Its label waits for a person (relabel or confirm: `set_labels`); exports leave it
+# out, the review queue puts it first, and status, the page's filter and its detail view read this.
+CHANGED_SINCE_LABELLED = """SELECT l.image_id FROM labels l JOIN images i ON i.id = l.image_id
+                            WHERE l.source = 'human' AND i.status = 'ok' AND l.sha256 IS DISTINCT FROM i.sha256"""
 
 
 class LabelQueries:
     def set_labels(self, image_ids: Sequence[int], class_ids: Sequence[int | None], *, source: str, actor: str,
                    round_id: int | None = None) -> int:
-        """Set the current label of each image (class id None = "none of these") and append a `label_events` row
-        for each change, in one transaction. A machine (`pseudo`) label never replaces a human one.
-        Returns the number of labels that changed."""
+        """Set the current label of each image (class id None = "none of these") for the content the image has
+        now (its sha256), and append a `label_events` row for each change, in one transaction. A machine (`pseudo`)
+        label never replaces a human one. A human label given again as it was for an image changed since labelled
+        is a change too: it now belongs to the new content. Returns the number of labels that changed."""
         if source not in ("human", "pseudo"):
             raise ValueError(f"unknown label source {source!r}; valid: human, pseudo")
         batch = pa.table({"image_id": pa.array(list(image_ids), pa.int64()),
                           "class_id": pa.array(list(class_ids), pa.int32())})
         with self._registered("batch_labels", batch), self.transaction() as con:
             con.execute("""CREATE OR REPLACE TEMP TABLE label_changes AS
-                SELECT b.image_id, l.class_id AS from_class, l.source AS from_source, b.class_id AS to_class
-                FROM batch_labels b LEFT JOIN labels l USING (image_id)
-                WHERE (l.image_id IS NULL OR l.class_id IS DISTINCT FROM b.class_id OR l.source <> ?)
-                  AND NOT (? = 'pseudo' AND l.source IS NOT DISTINCT FROM 'human')""", [source, source])
+                SELECT b.image_id, l.class_id AS from_class, l.source AS from_source, l.sha256 AS from_sha256,
+                       b.class_id AS to_class, i.sha256 AS to_sha256
+                FROM batch_labels b LEFT JOIN labels l USING (image_id) LEFT JOIN images i ON i.id = b.image_id
+                WHERE (l.image_id IS NULL OR l.class_id IS DISTINCT FROM b.class_id OR l.source <> $source
+                       OR ($source = 'human' AND l.sha256 IS DISTINCT FROM i.sha256))
+                  AND NOT ($source = 'pseudo' AND l.source IS NOT DISTINCT FROM 'human')""", {"source": source})
             changed = con.execute("SELECT count(*) FROM label_changes").fetchall()[0][0]
-            con.execute("""INSERT INTO label_events (image_id, from_class, from_source, to_class, to_source, actor)
-                           SELECT image_id, from_class, from_source, to_class, ?, ? FROM label_changes""",
+            con.execute("""INSERT INTO label_events (image_id, from_class, from_source, from_sha256, to_class,
+                                                     to_source, actor)
+                           SELECT image_id, from_class, from_source, from_sha256, to_class, ?, ? FROM label_changes""",
                         [source, actor])
-            con.execute("""INSERT OR REPLACE INTO labels (image_id, class_id, source, round, updated_at)
-                           SELECT image_id, to_class, ?, ?, current_timestamp FROM label_changes""",
+            con.execute("""INSERT OR REPLACE INTO labels (image_id, class_id, source, round, updated_at, sha256)
+                           SELECT image_id, to_class, ?, ?, current_timestamp, to_sha256 FROM label_changes""",
                         [source, round_id])
             self._refresh_gallery(con, "SELECT image_id FROM label_changes")
             con.execute("DROP TABLE label_changes")
@@ -85,6 +94,11 @@ class LabelQueries:
                 WHERE source = 'human' AND image_id IN (SELECT image_id FROM wanted_labels)""").fetchall()
         return {image_id: (class_id, changed_at) for image_id, class_id, changed_at in rows}
 
+    def changed_since_labelled(self) -> np.ndarray:
+        """Ids of the images changed since labelled (CHANGED_SINCE_LABELLED), ascending."""
+        return self._arrow(f"SELECT image_id FROM ({CHANGED_SINCE_LABELLED}) ORDER BY image_id") \
+            .column("image_id").to_numpy()
+
     def label_events(self, image_id: int | None = None) -> list[dict]:
         where, params = ("WHERE image_id = ?", [image_id]) if image_id is not None else ("", [])
         rows = self._query(f"""SELECT id, image_id, from_class, from_source, to_class, to_source, actor, changed_at
@@ -130,20 +144,23 @@ class LabelQueries:
         with self.transaction() as con:
             con.execute("""CREATE OR REPLACE TEMP TABLE label_reverts AS
                 SELECT e.image_id, arg_min(e.from_class, e.id) AS to_class, arg_min(e.from_source, e.id) AS to_source,
-                       l.class_id AS from_class, l.source AS from_source
+                       arg_min(e.from_sha256, e.id) AS to_sha256,
+                       l.class_id AS from_class, l.source AS from_source, l.sha256 AS from_sha256
                 FROM label_events e LEFT JOIN labels l USING (image_id)
                 WHERE e.id > ? AND e.id <= ? AND e.actor = ?
                   AND NOT EXISTS (SELECT 1 FROM label_events later
                                   WHERE later.image_id = e.image_id AND later.id > ? )
-                GROUP BY e.image_id, l.class_id, l.source""", [after_id, through_id, actor, through_id])
+                GROUP BY e.image_id, l.class_id, l.source, l.sha256""", [after_id, through_id, actor, through_id])
             restored = con.execute("""SELECT r.image_id, i.relpath, r.to_class, r.to_source
                                       FROM label_reverts r JOIN images i ON i.id = r.image_id
                                       ORDER BY i.relpath""").fetchall()
-            con.execute("""INSERT INTO label_events (image_id, from_class, from_source, to_class, to_source, actor)
-                           SELECT image_id, from_class, from_source, to_class, to_source, ? FROM label_reverts""", [by])
+            con.execute("""INSERT INTO label_events (image_id, from_class, from_source, from_sha256, to_class,
+                                                     to_source, actor)
+                           SELECT image_id, from_class, from_source, from_sha256, to_class, to_source, ?
+                           FROM label_reverts""", [by])
             con.execute("DELETE FROM labels WHERE image_id IN (SELECT image_id FROM label_reverts)")
-            con.execute("""INSERT INTO labels (image_id, class_id, source, round, updated_at)
-                           SELECT image_id, to_class, to_source, NULL, now() FROM label_reverts
+            con.execute("""INSERT INTO labels (image_id, class_id, source, round, updated_at, sha256)
+                           SELECT image_id, to_class, to_source, NULL, now(), to_sha256 FROM label_reverts
                            WHERE to_source IS NOT NULL""")
             self._refresh_gallery(con, "SELECT image_id FROM label_reverts")
             con.execute("DROP TABLE label_reverts")
@@ -151,10 +168,11 @@ class LabelQueries:
 
     def current_labels(self) -> pa.Table:
         """One row per ok image: relpath, label (class name, '' = none of these), source (human | teacher |
-        zeroshot | NULL when nothing predicted yet), confidence, round, and the image's sha256, size_bytes, width
-        and height. Human beats the teacher prediction of `shown_round()`, which beats zero-shot: the same
-        choice the page shows, so a round over a class set since changed is not exported."""
-        return self._arrow("""
+        zeroshot | NULL when nothing predicted yet), confidence, round, the image's sha256, size_bytes, width
+        and height, and `changed` (CHANGED_SINCE_LABELLED: its label waits for a person). Human beats the teacher
+        prediction of `shown_round()`, which beats zero-shot: the same choice the page shows, so a round over a
+        class set since changed is not exported."""
+        return self._arrow(f"""
             WITH newest AS (
                 SELECT p.* FROM predictions p WHERE p.round IN (0, $shown)
                 QUALIFY row_number() OVER (PARTITION BY image_id ORDER BY round DESC) = 1)
@@ -163,7 +181,8 @@ class LabelQueries:
                    CASE WHEN h.image_id IS NOT NULL THEN 'human' ELSE n.source END AS source,
                    CASE WHEN h.image_id IS NOT NULL THEN NULL ELSE n.confidence END AS confidence,
                    CASE WHEN h.image_id IS NOT NULL THEN NULL ELSE n.round END AS round,
-                   i.sha256, i.size AS size_bytes, i.width, i.height
+                   i.sha256, i.size AS size_bytes, i.width, i.height,
+                   i.id IN ({CHANGED_SINCE_LABELLED}) AS changed
             FROM images i
             LEFT JOIN labels h ON h.image_id = i.id AND h.source = 'human'
             LEFT JOIN classes hc ON hc.id = h.class_id

@@ -182,6 +182,16 @@ MIGRATIONS: list[list[str]] = [
            FROM (SELECT id, row_number() OVER (ORDER BY id) AS position FROM classes) AS numbered
            WHERE classes.id = numbered.id AND numbered.position <= 9""",
     ],
+    # 10: a label belongs to the content it was given for: each label keeps the image's sha256 as it was then, and
+    # each label change the sha256 of the label it replaced (undo gives it back). A label made before this is taken
+    # as given for the content its image has now.
+    [
+        "ALTER TABLE labels ADD COLUMN sha256 VARCHAR",
+        "UPDATE labels SET sha256 = i.sha256 FROM images i WHERE i.id = labels.image_id",
+        "ALTER TABLE label_events ADD COLUMN from_sha256 VARCHAR",
+        """UPDATE label_events SET from_sha256 = i.sha256 FROM images i
+           WHERE i.id = label_events.image_id AND label_events.from_source IS NOT NULL""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -259,6 +259,7 @@ class Store(ImageQueries, LabelQueries, RoundQueries, ExportQueries, GalleryQuer
             "images": header["images"],
             "duplicates": int(duplicates),
             "labels": header["labels"],
+            "changed_since_labelled": len(self.changed_since_labelled()),
             "predictions": {"zeroshot": predictions.get("zeroshot", 0), "teacher": predictions.get("teacher", 0)},
             "last_round": last_round,
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,12 @@ from engine.scoring import cosine_probs, prediction_stats
 from storage import Store
 
 MODEL_ID = "synthetic0"
+FILE_SIZE = 1000  # bytes of each image's file as the store records it
+
+
+def file_bytes(relpath: str) -> bytes:
+    """What the file of a planted image holds, should a test write it: the store records this content's sha256."""
+    return relpath.encode().ljust(FILE_SIZE, b"x")
 
 
 def planted_embeddings(n: int, dim: int, n_classes: int, *, seed: int = 0, spread: float = 0.9,
@@ -44,8 +51,9 @@ def fill_store(store: Store, embeddings: np.ndarray, text_weights: np.ndarray, *
         stop = min(n, start + chunk)
         relpaths = [f"img_{i:07d}.jpg" for i in range(start, stop)]
         rows = pa.table({
-            "relpath": pa.array(relpaths), "sha256": pa.array([f"sha{i}" for i in range(start, stop)]),
-            "size": pa.array(np.full(stop - start, 1000, np.int64)),
+            "relpath": pa.array(relpaths),
+            "sha256": pa.array([hashlib.sha256(file_bytes(relpath)).hexdigest() for relpath in relpaths]),
+            "size": pa.array(np.full(stop - start, FILE_SIZE, np.int64)),
             "mtime_ns": pa.array(np.zeros(stop - start, np.int64)),
             "width": pa.array(np.full(stop - start, 64, np.int32)),
             "height": pa.array(np.full(stop - start, 64, np.int32)),

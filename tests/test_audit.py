@@ -14,7 +14,7 @@ from engine.export import export
 from engine.scoring import prediction_stats
 from engine.selftrain.config import RoundConfig
 from engine.selftrain.rounds import run_round
-from tests.synthetic import MODEL_ID, planted_embeddings, synthetic_project
+from tests.synthetic import MODEL_ID, file_bytes, planted_embeddings, synthetic_project
 
 N = 600
 
@@ -206,7 +206,7 @@ def test_exports_carry_the_estimate_or_say_it_is_unknown(planted, tmp_path):
     project, y = planted
     for relpath in project.store.relpaths().values():  # files as the planted rows describe them
         path = project.images_root / relpath
-        path.write_bytes(b"x" * 1000)
+        path.write_bytes(file_bytes(relpath))
         os.utime(path, ns=(0, 0))
     export(project, fmt="csv", out=tmp_path / "labels.csv")
     unknown = json.loads((tmp_path / "labels.csv.quality.json").read_text())

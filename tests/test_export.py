@@ -257,8 +257,8 @@ def test_split_export_is_reproducible_and_recorded(labeled, tmp_path, cli):
     assert newest["filters"] == {"source": "all", "min_confidence": None, "include_none": False, "link": "copy",
                                  "split": [0.6, 0.4], "seed": 7}
     assert newest["counts"]["rows"] == 11 and sum(newest["counts"]["splits"].values()) == 11
-    assert newest["counts"]["left_out"] == {"unpredicted": 0, "below_confidence": 0, "none_of_these": 1,
-                                            "unavailable": 0}
+    assert newest["counts"]["left_out"] == {"unpredicted": 0, "below_confidence": 0, "changed": 0,
+                                            "none_of_these": 1, "unavailable": 0}
 
 
 @pytest.mark.parametrize("args, fragment", [

@@ -79,6 +79,10 @@ def build_hostile_folder(folder: Path, outside: Path) -> tuple[set[str], set[str
         good.add("photo.avif")
     os.symlink(folder / "cmyk.jpg", folder / "link_in.jpg")  # a link to a file inside the folder is read
     good.add("link_in.jpg")
+    nested = folder / "other_project"  # another labelloop project: its thumbnails are neither good nor bad files
+    (nested / "thumbs" / "ab").mkdir(parents=True)
+    (nested / DB_FILE).write_bytes(b"")
+    (nested / "thumbs" / "ab" / "ab12.jpg").write_bytes((folder / "cmyk.jpg").read_bytes())
 
     bad = set(write_bad_files(folder))  # empty, truncated, text, bomb, dangling symlink
     (folder / b"not-utf8-\xff.jpg".decode("utf-8", "surrogateescape")).write_bytes((folder / "cmyk.jpg").read_bytes())
@@ -106,6 +110,7 @@ def test_a_hostile_folder_is_ingested_whole_and_every_bad_file_is_reported(tmp_p
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     report = json.loads(done.stdout)
     assert report["found"] == len(good) + len(bad) and report["errors"] == len(bad)
+    assert report["projects_skipped"] == 1
 
     status = cli_json("status", root)
     errors = {error["path"]: error["reason"] for error in status["errors"]}
@@ -451,3 +456,130 @@ def test_stopping_the_server_cancels_an_ingest_and_leaves_no_decode_worker(tmp_p
     assert not multiprocessing.active_children()
     assert project.store.jobs()[0]["status"] in ("cancelled", "done")
     project.close()
+
+
+# ---- a label belongs to the content it was given for; nested projects (issue 25) ------------------------------
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _exported_hashes(out: Path) -> dict[str, tuple[str, str]]:
+    """path -> (sha256 the manifest gives, sha256 of the file the export holds) of a folder export."""
+    with open(out / "manifest.csv", newline="") as handle:
+        return {row["path"]: (row["sha256"], _sha256(out / row["file"])) for row in csv.DictReader(handle)}
+
+
+def _replace_picture(path: Path, seed: int, *, keep_size_and_time: bool = False) -> None:
+    """Another picture over `path`; with `keep_size_and_time`, as many bytes (a BMP of the same shape) and the old
+    modification time restored, so only the content tells it apart."""
+    before = path.stat()
+    shape = cv2.imread(str(path)).shape[:2]
+    cv2.imwrite(str(path), random_image(np.random.default_rng(seed), size=shape))
+    if keep_size_and_time:
+        assert path.stat().st_size == before.st_size
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def test_a_label_waits_for_a_person_after_its_picture_is_replaced(project, tmp_path, cli, cli_json):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,label\nimg_00001.png,circle\nimg_00005.jpg,square\n")
+    assert cli("label", project, "--csv", labels)[0] == 0
+    images = Path(cli_json("status", project)["images_root"])
+    _replace_picture(images / "img_00001.png", seed=99)
+    code, out, _ = cli("ingest", project, "--workers", "0")
+    assert code == 0 and "1 changed" in out and "1 images changed since labelled" in out
+
+    status = cli_json("status", project)
+    assert status["changed_since_labelled"] == 1 and status["labels"]["human"] == 2
+    assert "1 images changed since labelled: relabel or confirm them" in cli("status", project)[1]
+    first = cli_json("queue", project, "--k", "3")[0]
+    assert (first["path"], first["reason"]) == ("img_00001.png", "changed since labelled")
+
+    code, out, err = cli("export", project, "--format", "imagefolder", "--out", tmp_path / "folder")
+    assert code == 0, err
+    assert "1 images changed since labelled were left out: relabel or confirm them" in out
+    exported = _exported_hashes(tmp_path / "folder")
+    assert "img_00001.png" not in exported and not (tmp_path / "folder" / "circle").exists()  # no new picture in ring/
+    assert exported["img_00005.jpg"][0] == exported["img_00005.jpg"][1]
+    code, out, _ = cli("export", project, "--format", "csv", "--out", tmp_path / "all.csv")
+    assert code == 0 and "1 images changed since labelled were left out" in out
+    assert "img_00001.png" not in (tmp_path / "all.csv").read_text()
+
+    confirm = tmp_path / "confirm.csv"
+    confirm.write_text("path,label\nimg_00001.png,circle\n")  # the same label, given again for the new picture
+    code, out, _ = cli("label", project, "--csv", confirm)
+    assert code == 0 and "1 changed" in out and cli_json("status", project)["changed_since_labelled"] == 0
+    assert cli("export", project, "--format", "imagefolder", "--out", tmp_path / "again")[0] == 0
+    hashes = _exported_hashes(tmp_path / "again")["img_00001.png"]
+    assert hashes[0] == hashes[1] == _sha256(images / "img_00001.png")
+
+
+def test_a_replacement_with_the_same_size_and_time_is_found_by_verify_and_export(project, tmp_path, cli, cli_json):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,label\nsub/img_00003.bmp,circle\nimg_00008.bmp,square\n")
+    assert cli("label", project, "--csv", labels)[0] == 0
+    images = Path(cli_json("status", project)["images_root"])
+    _replace_picture(images / "sub" / "img_00003.bmp", seed=98, keep_size_and_time=True)
+    assert "0 changed" in cli("ingest", project, "--workers", "0")[1]  # size and time alone cannot tell
+
+    code, _, err = cli("export", project, "--format", "imagefolder", "--out", tmp_path / "folder")
+    assert code == 1 and "'sub/img_00003.bmp' is not the content that was ingested" in err and "--verify" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "folder").exists()
+    assert not list(tmp_path.glob(".folder.*"))
+
+    code, out, _ = cli("ingest", project, "--workers", "0", "--verify")
+    assert code == 0 and "1 changed" in out
+    assert cli_json("status", project)["changed_since_labelled"] == 1
+    code, out, err = cli("export", project, "--format", "imagefolder", "--out", tmp_path / "folder")
+    assert code == 0 and "1 images changed since labelled were left out" in out, err
+    exported = _exported_hashes(tmp_path / "folder")
+    assert "sub/img_00003.bmp" not in exported and exported
+    assert all(manifest == copied for manifest, copied in exported.values())
+
+
+def test_labels_of_a_database_from_before_content_hashes_belong_to_the_content_now(tmp_path, images, tiny_model,
+                                                                                    cli, cli_json):
+    root = tmp_path / "project"
+    assert cli("init", root, "--images", images, "--classes", CLASSES, "--model", tiny_model)[0] == 0
+    assert cli("ingest", root, "--workers", "0")[0] == 0
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,label\nimg_00001.png,circle\n")
+    assert cli("label", root, "--csv", labels)[0] == 0
+    with duckdb.connect(str(root / DB_FILE)) as con:  # as schema version 9 left it: labels without a hash
+        con.execute("ALTER TABLE labels DROP COLUMN sha256")
+        con.execute("ALTER TABLE label_events DROP COLUMN from_sha256")
+        con.execute("UPDATE meta SET value = '9' WHERE key = 'schema_version'")
+    status = cli_json("status", root)
+    assert status["schema_version"] >= 10 and status["changed_since_labelled"] == 0
+    _replace_picture(images / "img_00001.png", seed=97)
+    assert cli("ingest", root, "--workers", "0")[0] == 0
+    assert cli_json("status", root)["changed_since_labelled"] == 1
+
+
+def test_the_page_shows_a_changed_image_first_and_undo_gives_a_label_back_its_content(project, tmp_path, cli):
+    from engine.gallery_view import GalleryView
+    from engine.labeling import LabelingSession
+    from engine.project import open_project
+
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,label\nimg_00001.png,circle\n")
+    assert cli("label", project, "--csv", labels)[0] == 0
+    with open_project(project) as opened:
+        store = opened.store
+        image_id = store.image_ids(["img_00001.png"])["img_00001.png"][0]
+        view = GalleryView(opened, lambda: None)
+        assert view.review_queue().rank(image_id) is None  # read by the page before the picture changes
+        _replace_picture(opened.images_root / "img_00001.png", seed=96)
+        ingest(opened, load_model(opened.model_spec), workers=0)  # the page's Ingest tab, in the server process
+        assert view.review_queue().rank(image_id) == (0, "changed since labelled")
+        assert view.detail(image_id)["changed"] is True
+        session = LabelingSession(store, view)
+        assert session.label([image_id], "circle").changed == 1  # its own class again: confirmed for the new picture
+        assert not len(store.changed_since_labelled()) and view.detail(image_id)["changed"] is False
+        session.undo()
+        assert store.changed_since_labelled().tolist() == [image_id] and view.detail(image_id)["changed"] is True
+        page = store.gallery_page(round_id=store.shown_round(), status="changed")
+        assert [row["id"] for row in page.rows] == [image_id]

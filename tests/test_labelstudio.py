@@ -98,3 +98,16 @@ def test_an_older_label_studio_export_never_undoes_a_newer_labelloop_label(proje
     code, out, _ = cli("label", project, "--label-studio", path, "--force")
     assert code == 0 and "(1 changed, 1 of them replacing a label someone else set; 1 cancelled tasks skipped)" in out
     assert _labels(cli, project, tmp_path / "b.csv")["img_00001.png"] == "square"
+
+
+def test_a_repeated_task_id_is_refused_and_never_reverts_a_newer_label(project, tmp_path, cli):
+    newer = tmp_path / "newer.csv"
+    newer.write_text("path,label\nimg_00001.png,circle\n")
+    assert cli("label", project, "--csv", newer)[0] == 0  # set after the stale annotation below
+    tasks = [_task(7, "/data/local-files/?d=images/img_00001.png", "square", updated_at="2020-01-01T00:00:00Z"),
+             _task(7, "/data/local-files/?d=images/img_00004.tiff", "other", updated_at="2099-01-01T00:00:00Z")]
+    path = _write(tmp_path / "ls.json", tasks)
+    code, _, err = cli("label", project, "--label-studio", path)
+    assert code == 1 and "task id 7 is used by 2 tasks; ids must be unique (task #1, task #2)" in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert _labels(cli, project, tmp_path / "a.csv") == {"img_00001.png": "circle"}

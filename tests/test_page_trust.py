@@ -351,3 +351,26 @@ def test_three_planted_wrong_labels_show_under_possible_label_mistake_after_a_ro
 def planted_class(truth: dict, classes: list[str], path: str) -> str:
     """The wrong class planted on `path`: the one after its true class."""
     return classes[(classes.index(truth[path]) + 1) % len(classes)]
+
+
+def test_a_labelled_image_whose_file_changed_is_filtered_queued_first_and_said_in_the_detail(scratch, browser):
+    import cv2
+    import numpy as np
+
+    from tests.imagegen import random_image
+
+    url, workspace = scratch
+    store = workspace.project.store
+    image_id, relpath = next(iter(sorted(store.relpaths().items())))
+    store.set_labels([image_id], [store.classes()[0]["id"]], source="human", actor="test")
+    path = workspace.project.images_root / relpath
+    cv2.imwrite(str(path), random_image(np.random.default_rng(5), size=cv2.imread(str(path)).shape[:2]))
+    workspace.start_ingest()
+    workspace.runner.wait(timeout=120)
+    page = open_page(browser, url)
+    assert first_tile(page) == relpath  # the review queue's first image
+    choose(page, "status", "changed")
+    wait_for_page(page, r" 1 images")
+    assert select_tile(page, 0) == relpath
+    expect(page.locator("#detail-text")).to_contain_text("changed since labelled")
+    page.context.close()
