@@ -82,7 +82,7 @@ def refusal(method: str, headers: dict[str, str], names: frozenset[str], every_i
                 f"{name or 'NAME'}")
     origin = headers.get("origin")
     if origin is not None and urlsplit(origin).netloc.lower() != host.lower():
-        return f"requests from other web pages ({origin}) are refused; open the page itself at http://{host}/"
+        return f"requests from other web pages ({origin}) are refused; use the labelloop page itself"
     fetched_from = headers.get("sec-fetch-site", "same-origin")
     if method not in SAFE_METHODS and origin is None and fetched_from not in ("same-origin", "none"):
         return f"requests from other web pages (Sec-Fetch-Site: {fetched_from}) are refused"
