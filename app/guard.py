@@ -29,6 +29,7 @@ PUBLIC_PATHS = frozenset({"/", "/favicon.ico", "/theme.css", "/gradio_api/theme.
 PUBLIC_PREFIXES = ("/assets/", "/static/", "/svelte/", "/pwa_icon/")
 FREE_FAILURES = 5  # wrong passwords from one client for one account before it must wait
 LONGEST_WAIT = 300.0  # seconds; the back-off doubles from 1 s up to this
+LOGIN_FORM_LIMIT = 65536  # bytes; a sign-in form holds a name and a password, read whole before Gradio sees it
 _log = logging.getLogger("labelloop.login")
 # Gradio writes the whole API description (every endpoint, its parameters, the class names) into the page shell,
 # login page included; the login form needs none of it.
@@ -144,6 +145,8 @@ class SessionGuard:
         # The connection's own address, unless the server trusts a proxy's X-Forwarded-For (app.server.launch)
         address = (scope.get("client") or ("unknown", 0))[0]
         body = await _read_body(receive)
+        if body is None:
+            return await _refuse(send, 413, f"a sign-in form is at most {LOGIN_FORM_LIMIT} bytes")
         client = (address, await _account(scope, body))
         wait = self.throttle.wait_seconds(client)
         if wait > 0:
@@ -165,11 +168,15 @@ class SessionGuard:
             _log.warning("wrong password from %s for %r (%d in a row)", *client, count)
 
 
-async def _read_body(receive) -> bytes:
-    chunks, more = [], True
+async def _read_body(receive) -> bytes | None:
+    """A request's body, or None past LOGIN_FORM_LIMIT bytes."""
+    chunks, size, more = [], 0, True
     while more:
         message = await receive()
         chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
+        if size > LOGIN_FORM_LIMIT:
+            return None
         more = message.get("more_body", False) and message["type"] == "http.request"
     return b"".join(chunks)
 

@@ -416,3 +416,13 @@ def test_the_host_rule_by_binding():
         for host in ("rebind.attacker.test", "localhost.attacker.test:7860", ""):
             assert "--allowed-host" in refusal("GET", {"host": host}, names, every_interface), host
     assert "--allowed-host" in refusal("GET", {"host": "192.0.2.20:7860"}, loopback, False)
+
+
+def test_a_sign_in_form_is_read_only_up_to_its_limit(served):
+    """The throttle reads the form to know the account; a body of megabytes is refused, not held in memory."""
+    from app.guard import LOGIN_FORM_LIMIT
+
+    with httpx.Client(base_url=served[0], timeout=10) as client:
+        huge = client.post("/login", data={"username": USER, "password": "x" * (LOGIN_FORM_LIMIT * 16)})
+        assert huge.status_code == 413
+        assert client.post("/login", data={"username": USER, "password": PASSWORD}).status_code == 200
