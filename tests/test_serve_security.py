@@ -426,3 +426,16 @@ def test_a_sign_in_form_is_read_only_up_to_its_limit(served):
         huge = client.post("/login", data={"username": USER, "password": "x" * (LOGIN_FORM_LIMIT * 16)})
         assert huge.status_code == 413
         assert client.post("/login", data={"username": USER, "password": PASSWORD}).status_code == 200
+
+
+def test_with_trust_proxy_the_forwarded_address_is_the_client(tmp_path, tiny_model):
+    """--trust-proxy: behind a reverse proxy on this machine each X-Forwarded-For address is its own client."""
+    write_images(tmp_path / "images", 2)
+    project = create_project(tmp_path / "project", images=tmp_path / "images", classes="a,b", model=str(tiny_model))
+    ingest(project, load_model(project.model_spec), workers=0)
+    with _launched(project, auth=[(USER, PASSWORD)], trust_proxy=True) as (url, _):
+        with httpx.Client(base_url=url, timeout=5) as client:
+            codes = [client.post("/login", data={"username": USER, "password": "wrong"},
+                                 headers={"X-Forwarded-For": f"203.0.113.{attempt}"}).status_code
+                     for attempt in range(FREE_FAILURES + 2)]
+    assert codes == [400] * (FREE_FAILURES + 2)
