@@ -1,6 +1,6 @@
 """How text a person or a folder supplied (class names, file names, and messages that quote them) is shown: as
-itself, never as markup or terminal commands. HTML and text Plotly draws take `html.escape`; a Gradio Markdown view
-or a toast takes `markdown_text` or `toast_text`; a terminal takes `terminal_text`."""
+itself, never as markup or terminal commands. A terminal takes `terminal_text`; HTML (tiles, the detail title, a
+toast, the labels Plotly draws) `html_text`; a Gradio Markdown view `markdown_text`."""
 
 from __future__ import annotations
 
@@ -19,13 +19,15 @@ def terminal_text(text) -> str:
     return "".join(char if char.isprintable() else repr(char)[1:-1] for char in str(text))
 
 
+def html_text(text) -> str:
+    """`text` for HTML, in an element or a quoted attribute, shown as `terminal_text` writes it. Toasts (gr.Info,
+    gr.Warning) are HTML too, and so is the text Plotly draws: it reads <a href>, <b>, <br>, and decodes numeric
+    entities but not &quot;, hence quotes as numeric entities."""
+    return html.escape(terminal_text(text), quote=False).replace('"', "&#34;").replace("'", "&#39;")
+
+
 def markdown_text(text) -> str:
     """`text` for a Gradio Markdown view, shown exactly as `terminal_text` writes it: no tag, link, image, autolink or
     formatting in it is ever live."""
     escaped = "".join("\\" + char if char in _MARKDOWN_PUNCTUATION else char for char in terminal_text(text))
     return html.escape(escaped)
-
-
-def toast_text(text) -> str:
-    """`text` for a toast (gr.Info, gr.Warning, gr.Error), which Gradio renders as HTML."""
-    return html.escape(terminal_text(text))

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from app.escaping import markdown_text, terminal_text, toast_text
+from app.escaping import html_text, markdown_text, terminal_text
 from tests.imagegen import random_image, write_images
 
 HOSTILE = "red\x1b[31m\nline"  # colours a terminal red and breaks the line it is printed on
@@ -51,8 +51,9 @@ def test_markdown_text_holds_no_markup_and_reads_as_the_text(text):
     assert _rendered_as_text(shown) == terminal_text(text)
 
 
-def test_toast_text_is_html_with_nothing_live():
-    assert toast_text("class '<img src=x>' appears twice\n") == "class &#x27;&lt;img src=x&gt;&#x27; appears twice\\n"
+def test_html_text_opens_no_tag_or_attribute_and_shows_controls_escaped():
+    assert html_text("class '<img src=x>' \"q\" & \u202e\n") == \
+        "class &#39;&lt;img src=x&gt;&#39; &#34;q&#34; &amp; \\u202e\\n"
 
 
 def test_init_status_queue_and_errors_print_escape_sequences_and_newlines_escaped(tmp_path, tiny_model, cli):
