@@ -61,12 +61,13 @@ class Collector:
 
 def hostile_names(port: int) -> tuple[list[str], list[str]]:
     """(class names, file names relative to the images folder): tags, a Markdown link dressed as a sign-in prompt, a
-    script, an HTML link Plotly would draw, an autolink; every address the collector's."""
+    script, an HTML link Plotly would draw, LaTeX, an autolink; every address the collector's."""
     here = f"127.0.0.1:{port}"
     classes = [f"<img src=http://{here}/class-image data-hostile>",
                f"[Session expired: sign in again](http://{here}/class-link)",
                f"<a href=\"http://{here}/class-anchor\" data-hostile>sign in</a>",
-               f"<script>fetch('http://{here}/class-script')</script>"]
+               f"<script>fetch('http://{here}/class-script')</script>",
+               f"$$\\href{{http://{here}/class-latex}}{{sign in}}\\includegraphics{{http://{here}/class-tex}}$$"]
     # A file name holds no '/': the addresses go through folders, and http:/host is read as http://host.
     files = [f"a<img src=http:/{here}/file-image data-hostile>.png",
              f"[Session expired: sign in again](http:/{here}/file-link).png",
@@ -114,7 +115,8 @@ def assert_nothing_injected(page, collector, view: str):
 
 def test_hostile_names_stay_text_in_every_view(server, page, collector):
     _, workspace, classes, files = server
-    expect(page.locator("#hotkeys")).to_contain_text(classes[1])  # the keys line names the classes as they are
+    for name in classes:  # the keys line names the classes as they are (no link, no LaTeX)
+        expect(page.locator("#hotkeys")).to_contain_text(name)
     expect(page.locator("#header")).to_contain_text("<b data-hostile>project")
     assert_nothing_injected(page, collector, "gallery, header and keys")
 
@@ -154,5 +156,9 @@ def test_hostile_names_stay_text_in_every_view(server, page, collector):
     page.locator("#new-classes textarea").fill(classes[0])  # refused: a toast quoting the name
     page.locator("#add-classes").click()
     expect(page.get_by_text("appears twice").first).to_be_visible()
-    assert_nothing_injected(page, collector, "Classes tab, its message and a refusal's toast")
+    page.locator("#new-classes textarea").fill("d\u202egod")  # reads "ddog": refused, naming the character
+    page.locator("#add-classes").click()
+    expect(page.get_by_text("U+202E RIGHT-TO-LEFT OVERRIDE").first).to_be_visible()
+    assert not any("\u202e" in name for name in workspace.view.class_names())
+    assert_nothing_injected(page, collector, "Classes tab, its message and refusals' toasts")
     assert wait_for(lambda: collector.requests != [], timeout=2) is False  # nothing arrives late either
