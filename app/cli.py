@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 from app.cli_args import OneLineParser, at_least, class_key, cosine_threshold, search_text
+from app.escaping import terminal_text
 from app.startup import skip_pyarrow_pandas_probe
 from engine.discovery import DEFAULT_K, DUPLICATE_THRESHOLD
 from engine.errors import LabelloopError
@@ -22,11 +23,6 @@ def tqdm(*args, **kwargs):
     from tqdm import tqdm as bar
 
     return bar(*args, **kwargs)
-
-
-def _printable(text: str) -> str:
-    """A file name or reason as it may be printed to a terminal: control characters escaped, never sent raw."""
-    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in str(text))
 
 
 def _print_json(value) -> None:
@@ -68,7 +64,7 @@ def _read_only(project_root: str, command: str, *, progress=None, **options):
 def _load_model(spec):
     from engine.models import load_model
 
-    print(f"loading model {spec.text} ...", file=sys.stderr)
+    print(terminal_text(f"loading model {spec.text} ..."), file=sys.stderr)
     return load_model(spec)
 
 
@@ -78,13 +74,13 @@ def cmd_init(args) -> int:
     with create_project(args.project, images=args.images, classes=args.classes, model=args.model,
                         prompts=args.prompts) as project:
         names = ", ".join(c["name"] for c in project.store.classes())
-        print(f"created {project.root} for {project.images_root} with classes: {names}")
+        print(terminal_text(f"created {project.root} for {project.images_root} with classes: {names}"))
         if args.labels_from_folders:
             from engine.folder_labels import set_folder_labels
 
             set_folder_labels(project, True)
             print("labels from folders: ingest makes an image's nearest folder named like a class its label")
-    print(f"next: labelloop ingest {args.project}")
+    print(terminal_text(f"next: labelloop ingest {args.project}"))
     return 0
 
 
@@ -118,11 +114,11 @@ def cmd_ingest(args) -> int:
             print(f"skipped {report.projects_skipped} folders holding another labelloop project (never images of "
                   "this one)")
         if report.folder_labels:
-            print(report.folder_labels["message"])
+            print(terminal_text(report.folder_labels["message"]))
         if changed:
             print(_changed_since_labelled(changed))
         if report.errors:
-            print(f"see the reasons with: labelloop status {args.project}")
+            print(terminal_text(f"see the reasons with: labelloop status {args.project}"))
     return 0
 
 
@@ -143,7 +139,7 @@ def cmd_label(args) -> int:
         notes.append(f"{result.skipped} tasks without an annotation skipped")
     if result.cancelled:
         notes.append(f"{result.cancelled} cancelled tasks skipped")
-    print(f"imported {result.rows} labels from {path} ({'; '.join(notes)})")
+    print(terminal_text(f"imported {result.rows} labels from {path} ({'; '.join(notes)})"))
     return 0
 
 
@@ -153,8 +149,9 @@ def cmd_status(args) -> int:
         _print_json(status)
         return 0
     images, labels = status["images"], status["labels"]
-    print(f"project   {status['project']}\nimages    {status['images_root']}\nmodel     {status['model']['spec']}")
-    print(f"classes   {', '.join(status['classes'])}")
+    print(f"project   {terminal_text(status['project'])}\nimages    {terminal_text(status['images_root'])}\n"
+          f"model     {terminal_text(status['model']['spec'])}")
+    print(f"classes   {terminal_text(', '.join(status['classes']))}")
     print(f"images    {images['ok']} ok, {images['error']} errors, {images['missing']} missing, "
           f"{status['duplicates']} duplicates; {status['model']['embedded']} embedded")
     print(f"labels    {labels['human']} human ({labels['none_of_these']} none-of-these), {labels['pseudo']} pseudo")
@@ -164,10 +161,10 @@ def cmd_status(args) -> int:
     print(f"rounds    {'none yet' if last is None else 'last finished: ' + str(last['id'])}"
           + (f"; shown: {status['shown_round'] or 'zero-shot'}" if last else "")
           + (f"; held as measured worse: {', '.join(map(str, status['held_rounds']))} (labelloop round "
-             f"{status['project']} --show N shows one)" if status["held_rounds"] else ""))
-    print(f"quality   {status['quality']['message']}")
+             f"{terminal_text(status['project'])} --show N shows one)" if status["held_rounds"] else ""))
+    print(f"quality   {terminal_text(status['quality']['message'])}")
     for error in status["errors"][:20]:
-        print(f"  error   {_printable(error['path'])}: {_printable(error['reason'])}")
+        print(f"  error   {terminal_text(error['path'])}: {terminal_text(error['reason'])}")
     if len(status["errors"]) > 20:
         print(f"  ... and {len(status['errors']) - 20} more (labelloop status --json lists all)")
     return 0
@@ -186,7 +183,7 @@ def cmd_classes(args) -> int:
         return 0
     for entry in classes:
         prompts = " | ".join(entry["prompts"] or ["(default prompts)"])
-        print(f"{entry['key'] or '-':>3}  {_printable(entry['name'])}  {_printable(prompts)}")
+        print(f"{entry['key'] or '-':>3}  {terminal_text(entry['name'])}  {terminal_text(prompts)}")
     return 0
 
 
@@ -217,13 +214,13 @@ def cmd_export(args) -> int:
     rows, human = report["rows"], report["human"]
     what = (f"{rows} tasks ({human} annotations, {rows - human} predictions)"
             if report["format"] == "label-studio" else f"{rows} rows")
-    print(f"wrote {what} to {report['path']}" + (f" (left out: {', '.join(notes)})" if notes else ""))
+    print(f"wrote {what} to {terminal_text(report['path'])}" + (f" (left out: {', '.join(notes)})" if notes else ""))
     if report["skipped_changed"]:
         print(changed_note(report["skipped_changed"]))
     if report["splits"]:
         print("splits: " + ", ".join(f"{name} {count}" for name, count in report["splits"].items()))
     if report["format"] == "label-studio":
-        print(f"Label Studio labeling config: {labeling_config(report['classes'])}")
+        print(f"Label Studio labeling config: {terminal_text(labeling_config(report['classes']))}")
     return 0
 
 
@@ -238,10 +235,10 @@ def cmd_audit(args) -> int:
         _print_json(drawn)
         return 0
     for item in drawn:
-        print(_printable(item["path"]))
-    print(f"drew {len(drawn)} random images into the audit ({quality['drawn']} drawn, {quality['audited']} "
-          f"audited): label them blind, on the page's Audit mode or with `labelloop label {args.project} --csv "
-          "FILE`", file=sys.stderr)
+        print(terminal_text(item["path"]))
+    print(terminal_text(f"drew {len(drawn)} random images into the audit ({quality['drawn']} drawn, "
+                        f"{quality['audited']} audited): label them blind, on the page's Audit mode or with "
+                        f"`labelloop label {args.project} --csv FILE`"), file=sys.stderr)
     return 0
 
 
@@ -302,7 +299,7 @@ def cmd_round(args) -> int:
                       f"{metrics['seconds']:.1f}s")
                 print(f"  {_judgement(metrics['quality'])}")
                 if "finetune" in metrics:
-                    print(f"  adapted model saved to {project.model_spec.path}; the project now uses it")
+                    print(f"  adapted model saved to {terminal_text(project.model_spec.path)}; the project now uses it")
     if args.json:
         _print_json(results)
     return 0
@@ -315,23 +312,23 @@ def cmd_queue(args) -> int:
     picked = _read_only(args.project, "queue", k=args.k)
     queue = picked["queue"]
     if picked["audit_needed"]:
-        print(f"the class shares are not yet known to ±{100 * AUDIT_HALF_WIDTH:.0f} points: label random images "
-              f"first (`labelloop audit "
-              f"{args.project} --k {NEXT_AUDIT}`); the estimates and the rounds' pseudo-labels wait for them",
-              file=sys.stderr)
+        print(terminal_text(f"the class shares are not yet known to ±{100 * AUDIT_HALF_WIDTH:.0f} points: label "
+                            f"random images first (`labelloop audit {args.project} --k {NEXT_AUDIT}`); the estimates "
+                            "and the rounds' pseudo-labels wait for them"), file=sys.stderr)
     if args.json:
         _print_json(queue)
         return 0
     for rank, item in enumerate(queue, start=1):
         if item["predicted"] is None:
-            print(f"{rank:4d}. {item['path']}  {item['reason']}: label it blind, its prediction is hidden")
+            print(terminal_text(f"{rank:4d}. {item['path']}  {item['reason']}: label it blind, its prediction is "
+                                "hidden"))
             continue
         label = f" [labeled {item['label']} by {item['label_source']}]" if "label" in item else ""
         if "without_label" in item:
             label += (f" [without that label: {item['without_label']['predicted']} "
                       f"{item['without_label']['confidence']:.0%}]")
-        print(f"{rank:4d}. {item['path']}  {item['predicted']} {item['confidence']:.0%} "
-              f"(runner-up {item['runner_up']}, zero-shot {item['zero_shot']})  {item['reason']}{label}")
+        print(terminal_text(f"{rank:4d}. {item['path']}  {item['predicted']} {item['confidence']:.0%} "
+                            f"(runner-up {item['runner_up']}, zero-shot {item['zero_shot']})  {item['reason']}{label}"))
     return 0
 
 
@@ -346,7 +343,7 @@ def cmd_search(args) -> int:
         _print_json([{"path": m["path"], "score": round(m["score"], 4), "image_id": m["image_id"]} for m in matches])
         return 0
     for rank, match in enumerate(matches, start=1):
-        print(f"{rank:4d}. {match['score']:.4f}  {_printable(match['path'])}")
+        print(f"{rank:4d}. {match['score']:.4f}  {terminal_text(match['path'])}")
     return 0
 
 
@@ -377,7 +374,7 @@ def cmd_duplicates(args) -> int:
     for number, group in enumerate(groups, start=1):
         print(f"group {number}: {len(group.matches)} images")
         for match, exact in zip(group.matches, group.exact):
-            print(f"  {match.score:.4f}  {_printable(match.path)}{'  (exact copy)' if exact else ''}")
+            print(f"  {match.score:.4f}  {terminal_text(match.path)}{'  (exact copy)' if exact else ''}")
     images = sum(len(group.matches) for group in groups)
     print(f"{len(groups)} {'group' if len(groups) == 1 else 'groups'} of near-duplicates ({images} images) at "
           f"cosine >= {args.threshold}; "
@@ -388,12 +385,13 @@ def cmd_duplicates(args) -> int:
 def cmd_demo(args) -> int:
     from engine.demo.setup import prepare_demo
 
-    print(f"preparing the demo in {args.dir} (generated images, embedded model, offline) ...", file=sys.stderr)
+    print(terminal_text(f"preparing the demo in {args.dir} (generated images, embedded model, offline) ..."),
+          file=sys.stderr)
     with tqdm(total=0, unit="img", desc="ingest", file=sys.stderr) as bar:
         root, report = prepare_demo(args.dir, progress=_counting(bar))
-    print(f"demo project {root}: {report.found} images, {report.embedded} embedded now, "
-          f"zero-shot {report.predicted} ({report.seconds:.1f}s)")
-    print(f"next: labelloop status {root}   |   labelloop export {root} --format csv --out demo.csv")
+    print(terminal_text(f"demo project {root}: {report.found} images, {report.embedded} embedded now, "
+                        f"zero-shot {report.predicted} ({report.seconds:.1f}s)"))
+    print(terminal_text(f"next: labelloop status {root}   |   labelloop export {root} --format csv --out demo.csv"))
     if not args.no_serve:
         from app.server import serve
 
@@ -572,7 +570,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except LabelloopError as error:
-        print(f"labelloop: error: {error}", file=sys.stderr)
+        print(terminal_text(f"labelloop: error: {error}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("labelloop: interrupted; everything finished before the interrupt is kept", file=sys.stderr)

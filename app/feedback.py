@@ -8,6 +8,7 @@ import logging
 
 import gradio as gr
 
+from app.escaping import html_text, terminal_text
 from engine.errors import LabelloopError
 
 log = logging.getLogger("labelloop.page")
@@ -24,8 +25,8 @@ def refusable(handler, outputs: int, refused=None):
         try:
             return handler(*args, **kwargs)
         except LabelloopError as error:
-            log.warning("refused: %s", error)
-            gr.Warning(str(error), duration=8)
+            log.warning("refused: %s", terminal_text(error))
+            gr.Warning(html_text(error), duration=8)
             if refused is not None:
                 return refused(*args, **kwargs)
             return gr.skip() if outputs == 1 else tuple(gr.skip() for _ in range(outputs))

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from app.escaping import html_text
 from app.place_link import with_image
 from engine.gallery_view import NONE_OF_THESE, GalleryItem
 from engine.overlays import confidence_colour
@@ -358,16 +359,17 @@ def tile_html(item: GalleryItem, selected: bool) -> str:
     doubt = ""
     if item.doubted_as is not None:  # a possible label mistake: what the round sees without the person's label
         title += f" · possible label mistake: judged without your label, {item.doubted_as}"
-        doubt = f"<span class='doubt'>{html.escape(item.doubted_as)}?</span>"
+        doubt = f"<span class='doubt'>{html_text(item.doubted_as)}?</span>"
     classes = "tile" + (" human" if item.label_source == "human" else "") + (" selected" if selected else "")
-    picture = (f"<img src='{thumbnail_url(item.thumbnail)}' alt='{html.escape(item.relpath, True)}'>"
+    picture = (f"<img src='{thumbnail_url(item.thumbnail)}' alt='{html_text(item.relpath)}'>"
                if item.thumbnail else
-               f"<span class='unreadable' role='img' aria-label='{html.escape(item.relpath, True)}'>unreadable</span>")
+               f"<span class='unreadable' role='img' aria-label='{html_text(item.relpath)}'>unreadable</span>")
+    # data-shown goes back to the server with A, so it keeps the class's name exactly; the rest is only shown
     shown = item.shown if item.label_source != "human" and item.status != "error" else ""
     return (f"<button class='{classes}' data-image-id='{item.image_id}' "
-            f"data-path='{html.escape(item.relpath, True)}' data-shown='{html.escape(shown, True)}' "
+            f"data-path='{html_text(item.relpath)}' data-shown='{html.escape(shown, True)}' "
             f"style='--tile: {_colour(item)}' "
-            f"title='{html.escape(title, True)}'>{picture}<span class='badge'>{html.escape(item.caption)}</span>"
+            f"title='{html_text(title)}'>{picture}<span class='badge'>{html_text(item.caption)}</span>"
             f"{doubt}{score}</button>")
 
 
@@ -398,8 +400,8 @@ class ShownPage:
 
 def _page_html(items: list[GalleryItem], text: str, selected: int | None, empty: str) -> str:
     tiles = ("".join(tile_html(item, item.image_id == selected) for item in items) if items
-             else f"<div class='empty'>{html.escape(empty)}</div>")
-    return f"<div class='page-text'>{html.escape(text)}</div><div class='tiles'>{tiles}</div>"
+             else f"<div class='empty'>{html_text(empty)}</div>")
+    return f"<div class='page-text'>{html_text(text)}</div><div class='tiles'>{tiles}</div>"
 
 
 def detail_html(image_id: int | None, relpath: str = "", picture: Path | None = None, note: str = "",
@@ -410,8 +412,8 @@ def detail_html(image_id: int | None, relpath: str = "", picture: Path | None = 
     if image_id is None:
         return (f"<div class='detail-view' data-drawing='{next(_drawings)}'><div class='detail-title'>Click an image, "
                 "or press → to start.</div></div>")
-    title = f"<strong>{html.escape(relpath)}</strong>" + (f" {html.escape(note)}" if note else "")
-    image = f"<img src='{_url(picture)}' alt='{html.escape(relpath, True)}'>" if picture else ""
+    title = f"<strong>{html_text(relpath)}</strong>" + (f" {html_text(note)}" if note else "")
+    image = f"<img src='{_url(picture)}' alt='{html_text(relpath)}'>" if picture else ""
     accepts = f" data-shown='{html.escape(shown, True)}'" if shown else ""
     return (f"<div class='detail-view' data-image-id='{image_id}'{accepts} data-drawing='{next(_drawings)}'>"
             f"<div class='detail-title'>{title}</div>{image}</div>")

@@ -3,7 +3,7 @@ estimate."""
 
 from __future__ import annotations
 
-import html
+from app.escaping import html_text, markdown_text
 
 ENDED = ("done", "failed", "cancelled", "interrupted")
 
@@ -18,7 +18,7 @@ def header_markdown(header: dict) -> str:
         trained_on = header["pseudo_trained_on"]  # recorded when the round ran: labelling since does not change it
         training = "" if trained_on is None else f" · {trained_on:,} pseudo-labels that round trained on"
     errors = f" · {images['error']:,} unreadable" if images["error"] else ""
-    return (f"### {header['project']}  \n{images['ok']:,} images · **{labels['human']:,} labeled by you** · "
+    return (f"### {markdown_text(header['project'])}  \n{images['ok']:,} images · **{labels['human']:,} labeled by you** · "
             f"{header['predicted']:,} predicted by {source}{training}{errors}")
 
 
@@ -55,10 +55,10 @@ def job_state(job: dict) -> str:
 def job_html(job: dict | None, quality: str) -> str:
     """The background job with its progress bar, and under it what the random audit says of the dataset
     (engine.audit's message: the estimate with its interval, or why the accuracy is unknown)."""
-    line = f"<div id='quality-line'>{html.escape(quality)}</div>"
+    line = f"<div id='quality-line'>{html_text(quality)}</div>"
     if not job:
         return "<div id='job-status' data-status='none'>No background job yet.</div>" + line
     percent = round(100 * (job["progress"] or 0.0))
     return (f"<div id='job-status' data-status='{job['status']}'>{job['kind']} job {job['id']}: "
-            f"<b>{job['status']}</b>{html.escape(job_state(job))}</div>"
+            f"<b>{job['status']}</b>{html_text(job_state(job))}</div>"
             f"<div id='progress-bar'><div style='width:{percent}%'></div></div>{line}")

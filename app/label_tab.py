@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlsplit
 import gradio as gr
 
 from app.action_order import ActionOrder
+from app.escaping import html_text, markdown_text
 from app.feedback import on
 from app.find import SEARCH_PLACEHOLDER, FindTools
 from app.gallery_html import DETAIL_JS, GALLERY_JS, ShownPage, detail_html, gallery_html
@@ -23,7 +24,7 @@ from engine.audit import FIRST_AUDIT, NEXT_AUDIT, draw_audit, pending_audit
 from engine.discovery import DUPLICATE_THRESHOLD
 from engine.errors import LabelloopError
 from engine.gallery_view import NONE_OF_THESE, GalleryPage, GalleryQuery, Subset, empty_text, page_text
-from engine.labeling import page_actor
+from engine.labeling import LabelChange, page_actor
 from engine.workspace import Workspace
 from storage.gallery import GALLERY_SORTS, GALLERY_STATUSES
 
@@ -38,8 +39,13 @@ LEGEND = ("<span class='legend'>tile colours: <i style='background:#dc2626'></i>
 
 def hotkeys_line(class_keys: list[tuple[str, str | None]]) -> str:
     """The keys of the page: each class's own (the classes without one are left out), then the page's."""
-    keyed = [f"**{key}** {name}" for name, key in class_keys if key]
+    keyed = [f"**{key}** {markdown_text(name)}" for name, key in class_keys if key]
     return " · ".join([*keyed, PAGE_HOTKEYS])
+
+
+def action_message(change: LabelChange) -> str:
+    """The last-action line (Markdown) of a label change: its sentence, names and all, shown as written."""
+    return markdown_text(change.message) + (" · U undoes" if change.undoable else "")
 
 
 @dataclass
@@ -170,29 +176,30 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
             return (detail_html(image_id, detail["relpath"], Path(picture), note), "  \n".join(lines), None, rows)
         shown_class = detail["predicted"] if detail["label_source"] != "human" else None
         whose = f"round {detail['shown_round']}" if detail["shown_round"] else "zero-shot"
-        lines = [f"label: **{detail['label'] or 'none yet'}** · predictions of **{whose}**"]
+        lines = [f"label: **{markdown_text(detail['label'] or 'none yet')}** · predictions of **{whose}**"]
         if detail["changed"]:
             lines.append("**changed since labelled**: the file is no longer the picture your label was given for; "
                          "press a class key to relabel it (its own class confirms it); exports leave it out until then")
         if zero_shot:
             best_zero = next(iter(zero_shot))
-            lines.append(f"zero-shot: {best_zero} {zero_shot[best_zero]:.0%}")
+            lines.append(f"zero-shot: {markdown_text(best_zero)} {zero_shot[best_zero]:.0%}")
         without_label = detail["without_label"]
         if teacher and without_label:  # the teacher trained on the person's label and holds it: say so, not "100 %"
             lines.append(f"teacher (round {detail['shown_round']}): trained on your label")
         elif teacher:
             best = next(iter(teacher))
             agreement = "agrees" if zero_shot and best == next(iter(zero_shot)) else "disagrees"
-            lines.append(f"teacher (round {detail['shown_round']}): {best} {teacher[best]:.0%} — {agreement}")
+            lines.append(f"teacher (round {detail['shown_round']}): {markdown_text(best)} {teacher[best]:.0%} — "
+                         f"{agreement}")
         if without_label:
             best = next(iter(without_label))
             verdict = ("possible label mistake: press its class again to keep it" if detail["mistake"]
                        else "agrees with your label" if best == detail["label_class"]
                        else "you confirmed your label" if detail["confirmed"] else "another class")
-            lines.append(f"judged without your label (round {detail['shown_round']}): {best} "
+            lines.append(f"judged without your label (round {detail['shown_round']}): {markdown_text(best)} "
                          f"{without_label[best]:.0%} — {verdict}")
         if detail["queue"]:
-            lines.append(f"review queue #{detail['queue']['rank']}: {detail['queue']['reason']}")
+            lines.append(f"review queue #{detail['queue']['rank']}: {markdown_text(detail['queue']['reason'])}")
         rows = [[h["when"], h["who"], h["from"], h["to"]] for h in detail["history"]]
         return (detail_html(image_id, detail["relpath"], Path(picture), note, shown=shown_class),
                 "  \n".join(lines), without_label or teacher or zero_shot, rows)
@@ -308,8 +315,7 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
 
     def change_reported(change) -> tuple:
         """The last-action line, the header and the labels' version after a label change."""
-        return (change.message + (" · U undoes" if change.undoable else ""), header_markdown(view.header()),
-                labeling.version())
+        return action_message(change), header_markdown(view.header()), labeling.version()
 
     def label_shown_image(query, shown, chosen, heatmap, heatmap_for, event: gr.EventData, request: gr.Request):
         """A class key or button, N or A: acts on the image the detail view showed when it was pressed (the page
@@ -420,7 +426,7 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
             subset = (find.searched(what) if kind == "search" else find.like(int(what)) if kind == "like"
                       else audit_subset() if kind == "audit" else None)
         except (LabelloopError, ValueError) as error:
-            gr.Warning(f"the link's {kind} could not be shown again: {error}")
+            gr.Warning(html_text(f"the link's {kind} could not be shown again: {error}"))
             subset = None
         if subset is not None:
             query = replace(query, subset=subset)

@@ -9,13 +9,13 @@ ones a sampled map does not draw); a hover asks the server for the point's tile.
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, replace
 
 import gradio as gr
 import numpy as np
 import plotly.graph_objects as go
 
+from app.escaping import html_text, markdown_text
 from app.feedback import on
 from app.gallery_html import HUMAN_COLOUR, tile_html
 from app.label_tab import LabelTab
@@ -82,7 +82,7 @@ MAP_CSS = """
 class Group:
     """One trace of the map: a legend entry with its colour and the rows of the state's points it holds."""
 
-    name: str
+    name: str  # as Plotly reads it: HTML (app.escaping.html_text)
     colour: str
     rows: np.ndarray
 
@@ -94,7 +94,7 @@ def colour_groups(state: MapState, colour_by: str) -> list[Group]:
     if colour_by == "class":
         names = dict(state.class_names)
         human_none = (points["shown"] == -1) & (points["source"] == "human")
-        groups = [Group(name, PALETTE[index % len(PALETTE)], np.flatnonzero(points["shown"] == class_id))
+        groups = [Group(html_text(name), PALETTE[index % len(PALETTE)], np.flatnonzero(points["shown"] == class_id))
                   for index, (class_id, name) in enumerate(names.items())]
         groups += [Group(NONE_OF_THESE, "#111827", np.flatnonzero(human_none)),
                    Group("not predicted", GREY, np.flatnonzero((points["shown"] == -1) & ~human_none))]
@@ -162,7 +162,7 @@ def build_map_tab(workspace: Workspace, label_tab: LabelTab, tabs: gr.Tabs, tab:
     def hover_card(image_id: int) -> str:
         """The hovered point's tile (thumbnail, class and confidence) and file name."""
         items = view.items([int(image_id)])
-        return tile_html(items[0], False) + f"<div>{html.escape(items[0].relpath)}</div>" if items else ""
+        return tile_html(items[0], False) + f"<div>{html_text(items[0].relpath)}</div>" if items else ""
 
     plot = gr.Plot(show_label=False, elem_id="map-plot")
     events = gr.HTML("", elem_id="map-events", js_on_load=MAP_JS, server_functions=[hover_card])
@@ -174,7 +174,7 @@ def build_map_tab(workspace: Workspace, label_tab: LabelTab, tabs: gr.Tabs, tab:
         figure, count = map_figure(state, chosen_colour)
         total = len(state.points["image_id"])
         sample = "" if count == total else f" · drawn: a sample of {count:,} over the density of all {total:,}"
-        return figure, f"{state.note}{sample}", state.version, gr.Timer(active=state.method != "umap")
+        return figure, markdown_text(f"{state.note}{sample}"), state.version, gr.Timer(active=state.method != "umap")
 
     def upgraded(chosen_colour, version):
         """A tick while UMAP runs: redraw once the stored layout changed, else leave the page alone."""

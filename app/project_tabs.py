@@ -11,6 +11,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
+from app.escaping import markdown_text
 from app.feedback import on
 from engine.folder_labels import folder_labels_enabled, labels_from_folders, set_folder_labels
 from engine.workspace import Workspace
@@ -57,8 +58,9 @@ def build_classes_tab(workspace: Workspace) -> ClassesTab:
         return classes_table(), gr.Dropdown(choices=view.class_names())
 
     def changed(job_id: int, what: str):
+        """`what` the change did, in plain text (names and all), for the Markdown message."""
         return classes_table(), gr.Dropdown(choices=view.class_names(), value=None), \
-            f"{what}; zero-shot is rerunning (job {job_id})"
+            markdown_text(f"{what}; zero-shot is rerunning (job {job_id})")
 
     def add_classes(text):
         return changed(editor.add(text), f"added {text.strip()}")
@@ -72,7 +74,8 @@ def build_classes_tab(workspace: Workspace) -> ClassesTab:
     def set_class_key(name, key):
         """The class keeps its place in the dropdown: a key changes no prediction, so zero-shot does not rerun."""
         now = editor.set_key(name, key)
-        return classes_table(), gr.skip(), f"the key of {name} is now {now}" if now else f"{name} has no key now"
+        return classes_table(), gr.skip(), markdown_text(f"the key of {name} is now {now}" if now
+                                                         else f"{name} has no key now")
 
     def save_class_prompts(name, text):
         return changed(editor.set_prompts(name, text), f"saved the prompts of {name}")
@@ -92,8 +95,8 @@ def build_classes_tab(workspace: Workspace) -> ClassesTab:
 
 def build_ingest_tab(workspace: Workspace) -> None:
     root = workspace.project.images_root
-    gr.Markdown(f"Images folder: `{root}`. Put new images anywhere inside it and scan, or upload them here "
-                f"(they are copied to `{root / 'uploads'}`).")
+    gr.Markdown(f"Images folder: {markdown_text(root)}. Put new images anywhere inside it and scan, or upload them "
+                f"here (they are copied to {markdown_text(root / 'uploads')}).")
     with gr.Row():
         folder = gr.Textbox(label="folder inside the images folder (empty = all of it)", scale=3)
         scan = gr.Button("Scan and ingest", variant="primary", scale=1, elem_id="scan")
@@ -115,7 +118,7 @@ def build_ingest_tab(workspace: Workspace) -> None:
         set_folder_labels(workspace.project, enabled)
         if not enabled:
             return "labels from folder names: off (labels already given stay)"
-        return labels_from_folders(workspace.project).message
+        return markdown_text(labels_from_folders(workspace.project).message)
 
     on(scan.click, start_scan, [folder], [message])
     on(from_folders.input, folder_labels_set, [from_folders], [message])
@@ -135,8 +138,8 @@ def build_export_tab(workspace: Workspace) -> None:
     from engine.export import EXPORT_FORMATS, FILE_FORMATS, FOLDER_FORMATS, LINK_MODES, changed_note
 
     exports_dir = workspace.project.root / "exports"
-    gr.Markdown(f"Exports are written to `{exports_dir}`; the one-file formats can be downloaded from here. "
-                "Human labels always pass the confidence filter.")
+    gr.Markdown(f"Exports are written to {markdown_text(exports_dir)}; the one-file formats can be downloaded from "
+                "here. Human labels always pass the confidence filter.")
     with gr.Row():
         fmt = gr.Dropdown(list(EXPORT_FORMATS), value="csv", label="format", elem_id="export-format")
         source = gr.Radio(["all", "human"], value="all", label="labels")
@@ -163,6 +166,6 @@ def build_export_tab(workspace: Workspace) -> None:
         path = Path(report.path)
         changed = f"; {changed_note(report.skipped_changed)}" if report.skipped_changed else ""
         offered = str(private_copy(path)) if chosen_format in FILE_FORMATS else None
-        return offered, f"wrote {report.rows} rows to {path}{changed}"
+        return offered, markdown_text(f"wrote {report.rows} rows to {path}{changed}")
 
     on(export.click, run_export, [fmt, source, min_confidence, include_none, link, split, seed], [download, message])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gradio as gr
 import plotly.graph_objects as go
 
+from app.escaping import html_text, markdown_text
 from app.feedback import on
 from engine.audit import show_round
 from engine.workspace import Workspace
@@ -50,7 +51,8 @@ def confusion_figure(quality: dict) -> go.Figure:
     confusion = quality["confusion"]
     if not confusion:
         return _empty("confusion matrix of the audit", "no audited image yet")
-    figure = go.Figure(go.Heatmap(z=confusion["matrix"][::-1], x=confusion["classes"], y=confusion["rows"][::-1],
+    figure = go.Figure(go.Heatmap(z=confusion["matrix"][::-1], x=[html_text(name) for name in confusion["classes"]],
+                                  y=[html_text(name) for name in confusion["rows"][::-1]],
                                   colorscale="Blues", text=confusion["matrix"][::-1], texttemplate="%{text}",
                                   hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>", showscale=False))
     figure.update_layout(height=max(260, 40 + 28 * len(confusion["rows"])), margin=dict(l=110, r=20, t=40, b=60),
@@ -64,7 +66,7 @@ def _bars(title: str, names: list[str], series: list[tuple[str, list, list, list
     figure = go.Figure()
     for label, values, lows, highs in series:
         figure.add_trace(go.Bar(
-            x=names, y=[v if v is not None else 0 for v in values], name=label,
+            x=[html_text(name) for name in names], y=[v if v is not None else 0 for v in values], name=label,
             error_y=dict(type="data", symmetric=False,
                          array=[(h - v) if v is not None else 0 for v, h in zip(values, highs)],
                          arrayminus=[(v - low) if v is not None else 0 for v, low in zip(values, lows)])))
@@ -98,7 +100,7 @@ def shares_figure(quality: dict) -> go.Figure:
 
 
 def summary_markdown(quality: dict, held: list[dict]) -> str:
-    lines = [f"**{quality['message']}**"]
+    lines = [f"**{markdown_text(quality['message'])}**"]
     if quality["drawn"]:
         lines.append(f"random audit: {quality['drawn']} images drawn, {quality['audited']} labelled blind, "
                      f"{quality['pending']} waiting (press **Audit** on the Label tab to label them)")

@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.escaping import terminal_text
 from app.browser_guard import BrowserGuard
 from app.guard import SessionGuard
 from app.local_api import cli_route
@@ -218,7 +219,7 @@ def serve(project_root: str | Path, *, host: str = "127.0.0.1", port: int = 7860
     with open_project(project_root) as project:
         workspace = Workspace(project)
         try:
-            print(f"labelloop: serving {project.root} on http://{host}:{port}"
+            print(f"labelloop: serving {terminal_text(project.root)} on http://{host}:{port}"
                   + (" (login required)" if credentials else "") + " — Ctrl-C stops", flush=True)
             launch(workspace, host=host, port=port, auth=credentials, allowed_hosts=allowed_hosts,
                    trust_proxy=trust_proxy)

@@ -22,7 +22,8 @@ def page_actor(username: str | None) -> str:
 
 @dataclass
 class LabelChange:
-    """What one page action did: how many labels changed, and a sentence naming them."""
+    """What one page action did: how many labels changed, and a sentence naming them (plain text: the names in it
+    are the person's and the folder's, which the page escapes)."""
 
     changed: int
     message: str
@@ -71,7 +72,7 @@ class LabelingSession:
             return LabelChange(0, "no image selected")
         changed, confirmed = self._write(actor, image_ids, [class_id] * len(image_ids), session)
         note = "" if changed else " (already so: confirmed)" if confirmed else " (already so; nothing changed)"
-        return LabelChange(changed, f"{self._files(image_ids)} → **{shown}**{note}", list(image_ids), confirmed)
+        return LabelChange(changed, f"{self._files(image_ids)} → {shown}{note}", list(image_ids), confirmed)
 
     def accept(self, image_ids: list[int], *, min_confidence: float = 0.0, actor: str = PAGE_ACTOR,
                session: str | None = None, expected: str | None = None) -> LabelChange:
@@ -98,7 +99,7 @@ class LabelingSession:
             predicted = [self.view.class_id(expected)]
         changed, _ = self._write(actor, ids, predicted, session)  # no person's label: none confirmed
         if len(ids) == 1:
-            return LabelChange(changed, f"{self._files(ids)} → **{names[predicted[0]]}** ({note})", ids)
+            return LabelChange(changed, f"{self._files(ids)} → {names[predicted[0]]} ({note})", ids)
         return LabelChange(changed, f"accepted {changed} predictions", ids)
 
     def undo(self, *, actor: str = PAGE_ACTOR, session: str | None = None) -> LabelChange:

@@ -6,6 +6,7 @@ with its own list of templates or literal prompts.
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 
 from engine.errors import LabelloopError
@@ -15,13 +16,18 @@ MAX_CLASSES = 1000
 
 
 def parse_class_list(text: str) -> list[str]:
-    """'cat, dog,bird' -> ['cat', 'dog', 'bird']; refuses empty names, duplicates and a list of fewer than two."""
+    """'cat, dog,bird' -> ['cat', 'dog', 'bird']; refuses empty names, names that do not print as themselves
+    (`unprintable`), duplicates and a list of fewer than two."""
     names = [name.strip() for name in (text or "").split(",")]
     if names == [""]:
         raise LabelloopError('no classes given; pass --classes "cat,dog,bird" (at least two, comma-separated)')
     for position, name in enumerate(names, start=1):
         if not name:
             raise LabelloopError(f"class list has an empty name at position {position}: {text!r}")
+        hidden = unprintable(name)
+        if hidden:
+            raise LabelloopError(f"class name {name!r} holds {hidden}, which does not show as itself (it could "
+                                 "pass for another name); type the name without it")
     seen: dict[str, str] = {}
     for name in names:
         if name.casefold() in seen:
@@ -32,6 +38,17 @@ def parse_class_list(text: str) -> list[str]:
     if len(names) > MAX_CLASSES:
         raise LabelloopError(f"{len(names)} classes is more than the {MAX_CLASSES} labelloop supports")
     return names
+
+
+def unprintable(name: str) -> str | None:
+    """The first character of `name` that does not print as itself, described ("U+202E RIGHT-TO-LEFT OVERRIDE"),
+    else None: control and escape characters, line breaks, bidi overrides that reorder what follows, zero-width
+    characters and spaces other than the plain one (str.isprintable's rule). Such a class name reads like another
+    one on the page and in a terminal, so it is refused."""
+    hidden = next((char for char in name if not char.isprintable()), None)
+    if hidden is None:
+        return None
+    return f"U+{ord(hidden):04X} {unicodedata.name(hidden, 'a control character')}"
 
 
 def default_templates() -> list[str]:
