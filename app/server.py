@@ -26,8 +26,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.escaping import terminal_text
 from app.browser_guard import BrowserGuard
+from app.escaping import terminal_text
 from app.guard import SessionGuard
 from app.local_api import cli_route
 from engine.errors import LabelloopError
