@@ -13,7 +13,7 @@ from typing import Sequence
 from app.cli_args import OneLineParser, at_least, class_key, cosine_threshold, search_text
 from app.startup import skip_pyarrow_pandas_probe
 from engine.discovery import DEFAULT_K, DUPLICATE_THRESHOLD
-from engine.errors import LabelloopError
+from engine.errors import LabelloopError, as_refusal
 from engine.models import DEFAULT_SPEC
 
 
@@ -285,6 +285,8 @@ def cmd_round(args) -> int:
                       f"accuracy on human labels (cross-fitted) {'n/a' if human is None else f'{human:.1%}'}, "
                       f"{metrics['seconds']:.1f}s")
                 print(f"  {_judgement(metrics['quality'])}")
+                if "teacher_refused" in metrics:
+                    print(f"  note: {metrics['teacher_refused']}")
                 if "finetune" in metrics:
                     print(f"  adapted model saved to {project.model_spec.path}; the project now uses it")
     if args.json:
@@ -545,8 +547,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=UserWarning)
     try:
         return args.handler(args)
-    except LabelloopError as error:
-        print(f"labelloop: error: {error}", file=sys.stderr)
+    except Exception as error:
+        refusal = as_refusal(error)
+        if refusal is None:
+            raise
+        print(f"labelloop: error: {refusal}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("labelloop: interrupted; everything finished before the interrupt is kept", file=sys.stderr)

@@ -21,6 +21,8 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from engine.inputfile import file_kind
+
 SUPPORTED_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".avif",
                                   ".heic", ".heif"})
 # Larger than any camera or scanner frame a labeling project holds (a 16k x 16k tile is 268 Mpx); a small file
@@ -66,13 +68,6 @@ def read_image(path: str | Path) -> ReadImage:
     if not data:
         raise ImageReadError("empty file (0 bytes)")
     return ReadImage(pixels=decode_image(data), sha256=hashlib.sha256(data).hexdigest(), size=len(data))
-
-
-def file_kind(mode: int) -> str:
-    """A person's word for what a stat mode says a path is."""
-    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
-             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
-    return next((word for test, word in kinds if test(mode)), "not a plain file")
 
 
 def decode_image(data: bytes) -> np.ndarray:
