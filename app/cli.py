@@ -548,7 +548,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except Exception as error:
-        refusal = as_refusal(error)
+        refusal = as_refusal(error, getattr(args, "project", None))
         if refusal is None:
             raise
         print(f"labelloop: error: {refusal}", file=sys.stderr)

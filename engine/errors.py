@@ -27,19 +27,19 @@ _QUOTED_PATH = re.compile(r'"([^"]*/[^"]*)"')
 def as_refusal(error: BaseException, where: str | Path | None = None) -> LabelloopError | None:
     """The one line a person sees for `error`: itself when it is a LabelloopError; when the disk under labelloop
     caused it (full, or read-only, as an OSError or a DuckDB error of any kind), the cause and what to do, naming
-    `where`, else the path the error names; None for anything else (a bug, whose traceback says more). Every write
-    is one transaction, so what was stored before such a failure stays."""
+    `where` (the project, the export), else the path the error names; None for anything else (a bug, whose
+    traceback says more). Every write is one transaction, so what was stored before such a failure stays."""
     if isinstance(error, LabelloopError):
         return error
     number = error.errno if isinstance(error, OSError) else None
     text = str(error).lower()
+    quoted = _QUOTED_PATH.search(str(error))
+    where = where or getattr(error, "filename", None) or (quoted.group(1) if quoted else None)
     if number in _NO_SPACE or any(words in text for words in _NO_SPACE_WORDS):
-        cause, advice = "disk full at {}", "free space and run again"
+        cause, advice = (f"disk full at {where}" if where else "the disk is full"), "free space and run again"
     elif number in _READ_ONLY or any(words in text for words in _READ_ONLY_WORDS):
-        cause, advice = "cannot write {}: it is read-only", "make it writable (or copy it elsewhere) and run again"
+        cause = f"cannot write {where}: it is read-only" if where else "cannot write: the disk is read-only"
+        advice = "make it writable (or copy it elsewhere) and run again"
     else:
         return None
-    if where is None:
-        quoted = _QUOTED_PATH.search(str(error))
-        where = getattr(error, "filename", None) or (quoted.group(1) if quoted else "the disk")
-    return LabelloopError(f"{cause.format(where)}: {advice}; nothing stored was lost")
+    return LabelloopError(f"{cause}: {advice}; nothing stored was lost")
