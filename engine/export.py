@@ -237,7 +237,10 @@ def _write_csv(table: pa.Table, path: Path) -> None:
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(table.column_names)
-        writer.writerows(zip(*([quote_formula(cell) for cell in column.to_pylist()] for column in table.columns)))
+        text = (pa.types.is_string, pa.types.is_large_string)
+        columns = [quote_formula(column) if any(test(column.type) for test in text) else column
+                   for column in table.columns]
+        writer.writerows(zip(*(column.to_pylist() for column in columns)))
 
 
 def _write_file(temporary: Path, fmt: str, rows: pa.Table, ls_root_url: str) -> None:
