@@ -69,7 +69,7 @@ def build_hostile_folder(folder: Path, outside: Path) -> tuple[set[str], set[str
     frames = [Image.fromarray(random_image(rng)[..., ::-1]) for _ in range(3)]
     _save_with_pillow(folder / "animated.gif", frames[0], format="GIF", save_all=True, append_images=frames[1:])
     odd_names = [" leading space.png", "back\\slash.png", "new\nline.png", "tab\tname.png", "escape\x1b[31m.png",
-                 "ünïcødé 猫.png", "UPPER.JPG", "folder.jpg/inside.png"]
+                 "ünïcødé 猫.png", "UPPER.JPG", "folder.jpg/inside.png", "=HYPERLINK(0).png", "@cmd.png"]
     for index, name in enumerate(odd_names):
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(folder / name), random_image(np.random.default_rng(100 + index)))
@@ -397,6 +397,10 @@ def test_each_bad_input_is_one_line_in_a_fresh_process(project, images, tmp_path
     databases = _bad_databases(project, tmp_path)
     short_csv = tmp_path / "short.csv"
     short_csv.write_text("path,label\nimg_00001.png\n")
+    os.mkfifo(tmp_path / "fifo.csv")  # opened for reading, it would wait for a writer forever
+    os.mkfifo(tmp_path / "fifo_target")
+    (tmp_path / "deep.json").write_text("[" * 200_000 + "]" * 200_000)
+    (tmp_path / "spaces.csv").write_text("path,label\nimg_00001.png,\u00a0\n", encoding="utf-8")
     cases = {
         "zero-byte database": (["status", databases["zero"]], "not a readable labelloop database"),
         "truncated database": (["status", databases["truncated"]], "not a readable labelloop database"),
@@ -404,6 +408,13 @@ def test_each_bad_input_is_one_line_in_a_fresh_process(project, images, tmp_path
         "newer schema": (["status", databases["newer"]], "made by a newer labelloop"),
         "label --csv DIR": (["label", project, "--csv", tmp_path], "is a folder"),
         "label row without a label": (["label", databases["copy"], "--csv", short_csv], "line 2"),
+        "label --csv FIFO": (["label", project, "--csv", tmp_path / "fifo.csv"], "is a FIFO, not a regular file"),
+        "label a 200,000-deep JSON": (["label", project, "--label-studio", tmp_path / "deep.json"], "nested"),
+        "label of a no-break space": (["label", project, "--csv", tmp_path / "spaces.csv"], "only spaces"),
+        "export --force onto a FIFO": (["export", project, "--format", "csv", "--out", tmp_path / "fifo_target",
+                                        "--force"], "is a FIFO"),
+        "export --seed -1": (["export", project, "--format", "imagefolder", "--out", tmp_path / "split", "--split",
+                              "0.5,0.5", "--seed", "-1"], "--seed must be 0 or more"),
         "ingest --batch-size 0": (["ingest", project, "--batch-size", "0"], "at least 1"),
         "ingest --batch-size -1": (["ingest", project, "--batch-size", "-1"], "at least 1"),
         "ingest --workers -1": (["ingest", project, "--workers", "-1"], "at least 0"),
