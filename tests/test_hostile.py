@@ -397,6 +397,12 @@ def test_each_bad_input_is_one_line_in_a_fresh_process(project, images, tmp_path
     databases = _bad_databases(project, tmp_path)
     short_csv = tmp_path / "short.csv"
     short_csv.write_text("path,label\nimg_00001.png\n")
+    def own_copy(name: str) -> Path:  # the commands run four at a time: each needs a database of its own
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / DB_FILE).write_bytes((project / DB_FILE).read_bytes())
+        return folder
+
     os.mkfifo(tmp_path / "fifo.csv")  # opened for reading, it would wait for a writer forever
     os.mkfifo(tmp_path / "fifo_target")
     (tmp_path / "deep.json").write_text("[" * 200_000 + "]" * 200_000)
@@ -408,13 +414,14 @@ def test_each_bad_input_is_one_line_in_a_fresh_process(project, images, tmp_path
         "newer schema": (["status", databases["newer"]], "made by a newer labelloop"),
         "label --csv DIR": (["label", project, "--csv", tmp_path], "is a folder"),
         "label row without a label": (["label", databases["copy"], "--csv", short_csv], "line 2"),
-        "label --csv FIFO": (["label", project, "--csv", tmp_path / "fifo.csv"], "is a FIFO, not a regular file"),
-        "label a 200,000-deep JSON": (["label", project, "--label-studio", tmp_path / "deep.json"], "nested"),
-        "label of a no-break space": (["label", project, "--csv", tmp_path / "spaces.csv"], "only spaces"),
-        "export --force onto a FIFO": (["export", project, "--format", "csv", "--out", tmp_path / "fifo_target",
-                                        "--force"], "is a FIFO"),
-        "export --seed -1": (["export", project, "--format", "imagefolder", "--out", tmp_path / "split", "--split",
-                              "0.5,0.5", "--seed", "-1"], "--seed must be 0 or more"),
+        "label --csv FIFO": (["label", own_copy("p1"), "--csv", tmp_path / "fifo.csv"],
+                             "is a FIFO, not a regular file"),
+        "label a 200,000-deep JSON": (["label", own_copy("p2"), "--label-studio", tmp_path / "deep.json"], "nested"),
+        "label of a no-break space": (["label", own_copy("p3"), "--csv", tmp_path / "spaces.csv"], "only spaces"),
+        "export --force onto a FIFO": (["export", own_copy("p4"), "--format", "csv", "--out",
+                                        tmp_path / "fifo_target", "--force"], "is a FIFO"),
+        "export --seed -1": (["export", own_copy("p5"), "--format", "imagefolder", "--out", tmp_path / "split",
+                              "--split", "0.5,0.5", "--seed", "-1"], "--seed must be 0 or more"),
         "ingest --batch-size 0": (["ingest", project, "--batch-size", "0"], "at least 1"),
         "ingest --batch-size -1": (["ingest", project, "--batch-size", "-1"], "at least 1"),
         "ingest --workers -1": (["ingest", project, "--workers", "-1"], "at least 0"),
