@@ -173,8 +173,12 @@ class JobRunner:
                     run_job(self.store, kind, config, work, context=context)
             except Cancelled:
                 pass
-            except Exception:  # recorded in the jobs table by run_job; the worker lives on
-                logging.getLogger(__name__).exception("job %s (%s) failed", context.job_id, kind)
+            except Exception as error:  # recorded in the jobs table by run_job; the worker lives on
+                refusal = as_refusal(error)
+                if refusal is None:
+                    logging.getLogger(__name__).exception("job %s (%s) failed", context.job_id, kind)
+                else:  # a refusal or a full disk is one line in the server's log too, not a traceback
+                    logging.getLogger(__name__).warning("job %s (%s) failed: %s", context.job_id, kind, refusal)
             finally:
                 with self._lock:
                     self._active.pop(context.job_id, None)

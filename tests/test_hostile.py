@@ -698,6 +698,21 @@ def test_a_full_disk_on_the_page_is_one_line_and_its_job_record_too(monkeypatch)
     assert store.jobs()[0]["error"] == shown[0]
 
 
+def test_a_job_the_server_runs_on_a_full_disk_logs_one_line(caplog):
+    from engine.jobs import JobRunner
+    from storage import Store
+
+    def full(context):
+        raise _disk_full("/p/labelloop.duckdb.wal")
+
+    runner = JobRunner(Store.memory())
+    runner.submit("round", {}, full)
+    runner.wait(30)
+    runner.close()
+    (record,) = [record for record in caplog.records if record.name == "engine.jobs"]
+    assert record.exc_info is None and "failed: disk full at /p/labelloop.duckdb.wal" in record.getMessage()
+
+
 def test_a_read_only_project_is_said_to_be_read_only(project, monkeypatch, cli):
     import storage.store as store_module
 
