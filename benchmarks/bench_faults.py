@@ -1,9 +1,9 @@
 """kill -9 at random points of an ingest, a head round, a finetune round and a folder export; after each kill the
 database must open, every human label must be unchanged, and a rerun must complete (a finetune rerun must also leave
 no model folder of an unfinished round, an export rerun no hidden `.partial` beside its target). Then a full disk:
-a project on a small tmpfs (32 MB, root only; skipped with the reason elsewhere), filled to a random few KB
-short of full, runs ingest, label, round and export; each must fail with one line saying the disk is full, leave the
-human labels as they were, and, once space is freed, run again to the end with no half-written file left. Prints one
+a project on a small tmpfs (32 MB, root only; skipped with the reason elsewhere), filled to under 1 KB
+short of full, runs ingest, label, round and export; each must fail with one line saying the disk is full (one that
+finds room to finish makes no fault and is not counted), leave the human labels as they were, and, once space is freed, run again to the end with no half-written file left. Prints one
 JSON line per fault, then the totals (`faults_made`, `faults_survived`: kills and full disks together):
 
     python -m benchmarks.bench_faults [--kills 2] [--images 120] [--seed 0]
@@ -156,7 +156,7 @@ def _disk_full_cases(scratch: Path, images: Path, model: Path, rng: random.Rando
             if kind == "ingest":  # new files, so the ingest has work to write
                 write_images(images, args.images, seed=args.seed + 1000, start=1000)
             before = _human_labels(root)
-            filler = _fill(disk, rng.randrange(0, 8192))
+            filler = _fill(disk, rng.randrange(0, 1024))
             done = subprocess.run(_command(*command), cwd=REPO, capture_output=True, text=True,
                                   env={**os.environ, "PYTHONPATH": str(REPO)})
             lines = [line for line in done.stderr.splitlines() if line and not line.startswith("loading model")]
