@@ -77,10 +77,10 @@ def cli_route(workspace, token: str, bound_host: str):
         try:
             body = await run_in_threadpool(answer, command, options)
         except Exception as error:  # a refusal, or a full or read-only disk: told as the CLI tells it alone
-            refusal = as_refusal(error)
-            if refusal is None:
+            told = as_refusal(error)
+            if told is None:
                 raise
-            return JSONResponse({"error": str(refusal)}, status_code=400)
+            return JSONResponse({"error": str(told)}, status_code=400)
         return Response(body, media_type="application/json")
 
     return Route(ROUTE, handle, methods=["POST"])

@@ -713,6 +713,28 @@ def test_a_job_the_server_runs_on_a_full_disk_logs_one_line(caplog):
     assert record.exc_info is None and "failed: disk full at /p/labelloop.duckdb.wal" in record.getMessage()
 
 
+def test_a_command_the_server_answers_for_the_cli_tells_a_full_disk_in_one_line(project, monkeypatch):
+    from types import SimpleNamespace
+
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    import engine.readonly
+    from app.local_api import ROUTE, TOKEN_HEADER, cli_route
+    from engine.project import open_project
+
+    def export_on_a_full_disk(project, **options):
+        raise _disk_full(str(project.root / DB_FILE) + ".wal")  # recording the export, say
+
+    monkeypatch.setitem(engine.readonly.READ_ONLY_COMMANDS, "export", export_on_a_full_disk)
+    with open_project(project) as opened:
+        app = Starlette(routes=[cli_route(SimpleNamespace(project=opened), "token", "127.0.0.1")])
+        with TestClient(app, client=("127.0.0.1", 50000)) as client:
+            answer = client.post(ROUTE, json={"command": "export", "options": {}}, headers={TOKEN_HEADER: "token"})
+    assert answer.status_code == 400  # a refusal the CLI prints as its own, not the server failing
+    assert answer.json()["error"].startswith(f"disk full at {project / DB_FILE}.wal: free space and run again")
+
+
 def test_a_read_only_project_is_said_to_be_read_only(project, monkeypatch, cli):
     import storage.store as store_module
 
