@@ -777,3 +777,18 @@ def test_damaged_caches_are_rebuilt_and_the_next_rounds_work(project, cli):
     assert "note: round_0001.npz is damaged" in out and "starts from zero-shot" in out
     assert np.load(graph)["neighbours"].shape[0] == 12 and not (models / "knn_0123.partial.npz").exists()
     assert cli("round", project)[0] == 0
+
+
+def test_a_neighbour_graph_the_disk_cannot_hold_leaves_no_partial_file(tmp_path, monkeypatch):
+    import engine.neighbours as neighbours
+
+    def half_then_full(path, **arrays):
+        Path(path).write_bytes(b"PK half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(neighbours.np, "savez", half_then_full)
+    vectors = np.random.default_rng(0).normal(size=(20, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    with pytest.raises(OSError):
+        neighbours.cached_knn_graph(tmp_path / "knn_m.npz", np.arange(20), vectors, 3)
+    assert not list(tmp_path.iterdir())
