@@ -14,7 +14,7 @@ from app.cli_args import OneLineParser, at_least, class_key, cosine_threshold, s
 from app.escaping import terminal_text
 from app.startup import skip_pyarrow_pandas_probe
 from engine.discovery import DEFAULT_K, DUPLICATE_THRESHOLD
-from engine.errors import LabelloopError
+from engine.errors import LabelloopError, as_refusal
 from engine.models import DEFAULT_SPEC
 
 
@@ -298,6 +298,8 @@ def cmd_round(args) -> int:
                       f"accuracy on human labels (cross-fitted) {'n/a' if human is None else f'{human:.1%}'}, "
                       f"{metrics['seconds']:.1f}s")
                 print(f"  {_judgement(metrics['quality'])}")
+                if "teacher_refused" in metrics:
+                    print(f"  note: {metrics['teacher_refused']}")
                 if "finetune" in metrics:
                     print(f"  adapted model saved to {terminal_text(project.model_spec.path)}; the project now uses it")
     if args.json:
@@ -569,8 +571,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=UserWarning)
     try:
         return args.handler(args)
-    except LabelloopError as error:
-        print(terminal_text(f"labelloop: error: {error}"), file=sys.stderr)
+    except Exception as error:
+        refusal = as_refusal(error, getattr(args, "project", None))
+        if refusal is None:
+            raise
+        print(terminal_text(f"labelloop: error: {refusal}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("labelloop: interrupted; everything finished before the interrupt is kept", file=sys.stderr)

@@ -9,22 +9,25 @@ import logging
 import gradio as gr
 
 from app.escaping import html_text, terminal_text
-from engine.errors import LabelloopError
+from engine.errors import as_refusal
 
 log = logging.getLogger("labelloop.page")
 
 
 def refusable(handler, outputs: int, refused=None):
-    """`handler` with a LabelloopError turned into a warning toast and one log line; its `outputs` stay as
-    they were, or are what `refused` (called with the handler's arguments) returns: an event the page answered
-    ahead of the server (an optimistic label) needs an answer to put the truth back. functools.wraps keeps the
-    signature Gradio reads for gr.Request and gr.SelectData."""
+    """`handler` with a LabelloopError (or a full or read-only disk: `as_refusal`) turned into a warning toast
+    and one log line; its `outputs` stay as they were, or are what `refused` (called with the handler's arguments)
+    returns: an event the page answered ahead of the server (an optimistic label) needs an answer to put the truth
+    back. functools.wraps keeps the signature Gradio reads for gr.Request and gr.SelectData."""
 
     @functools.wraps(handler)
     def run(*args, **kwargs):
         try:
             return handler(*args, **kwargs)
-        except LabelloopError as error:
+        except Exception as caught:
+            error = as_refusal(caught)
+            if error is None:
+                raise
             log.warning("refused: %s", terminal_text(error))
             gr.Warning(html_text(error), duration=8)
             if refused is not None:

@@ -16,7 +16,7 @@ import inspect
 import ipaddress
 import json
 
-from engine.errors import LabelloopError
+from engine.errors import LabelloopError, as_refusal
 from engine.server_record import ServerRecord
 
 ROUTE = "/labelloop/cli"
@@ -76,8 +76,11 @@ def cli_route(workspace, token: str, bound_host: str):
                                           "labelloop"}, status_code=400)
         try:
             body = await run_in_threadpool(answer, command, options)
-        except LabelloopError as error:
-            return JSONResponse({"error": str(error)}, status_code=400)
+        except Exception as error:  # a refusal, or a full or read-only disk: told as the CLI tells it alone
+            told = as_refusal(error)
+            if told is None:
+                raise
+            return JSONResponse({"error": str(told)}, status_code=400)
         return Response(body, media_type="application/json")
 
     return Route(ROUTE, handle, methods=["POST"])

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import csv
 import errno
+import glob
 import json
 import os
+import re
 import secrets
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -25,8 +28,10 @@ import pyarrow.parquet as pq
 
 from engine.audit import quality_report
 from engine.content import file_sha256
+from engine.csvcells import quote_formula
 from engine.discovery import Discovery
-from engine.errors import LabelloopError
+from engine.errors import LabelloopError, as_refusal
+from engine.inputfile import file_kind
 from engine.labelstudio import default_root_url, tasks as label_studio_tasks
 from engine.project import DB_FILE, Project
 from engine.split import SPLIT_NAMES, parse_split, stratified_split
@@ -114,7 +119,7 @@ def keep_one_per_group(rows: pa.Table, groups: Sequence[Sequence[str]]) -> tuple
     return rows.filter(pa.array(~drop)), int(drop.sum())
 
 
-def _check_options(fmt: str, source: str, min_confidence: float | None, link: str, split) -> None:
+def _check_options(fmt: str, source: str, min_confidence: float | None, link: str, split, seed: int) -> None:
     if fmt not in EXPORT_FORMATS:
         raise LabelloopError(f"unknown export format {fmt!r}; valid formats: {', '.join(EXPORT_FORMATS)}")
     if source not in SOURCES:
@@ -123,6 +128,8 @@ def _check_options(fmt: str, source: str, min_confidence: float | None, link: st
         raise LabelloopError(f"--min-confidence must be between 0 and 1, got {min_confidence}")
     if link not in LINK_MODES:
         raise LabelloopError(f"unknown --link {link!r}; valid: {', '.join(LINK_MODES)}")
+    if seed < 0:  # numpy's generators take no negative seed
+        raise LabelloopError(f"--seed must be 0 or more, got {seed}")
     if fmt in FILE_FORMATS and (split is not None or link != "copy"):
         raise LabelloopError(f"--split and --link apply to the folder formats ({', '.join(FOLDER_FORMATS)}), "
                              f"not to {fmt}")
@@ -144,10 +151,13 @@ def _check_target(project: Project, out: Path, fmt: str, force: bool) -> Path:
     if fmt in FILE_FORMATS:
         if out.is_dir():
             raise LabelloopError(f"{out} is a folder; --format {fmt} writes one file, give its path")
+        for path in (out, quality_path(out, fmt)):
+            _refuse_special_file(path)
         if out.exists() and not force:
             raise LabelloopError(f"{out} already exists; pass --force to replace it")
     elif out.exists():
         if not out.is_dir():
+            _refuse_special_file(out)
             raise LabelloopError(f"{out} is a file; --format {fmt} writes a folder, give a new or empty one")
         if any(out.iterdir()):
             if not force:
@@ -156,6 +166,47 @@ def _check_target(project: Project, out: Path, fmt: str, force: bool) -> Path:
                 raise LabelloopError(f"folder {out} is not an earlier export (it has no {MANIFEST_FILE}); "
                                      "refusing to replace it even with --force, give a new or empty folder")
     return out
+
+
+def _refuse_special_file(path: Path) -> None:
+    """Refuse a path that is there and is neither a regular file nor a folder: an export never replaces a device, FIFO
+    or socket, not even with --force (as root, `--out /dev/null --force` would replace the system's /dev/null)."""
+    try:
+        mode = path.stat().st_mode  # through a symlink: what it points to is what would be replaced
+    except OSError:
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise LabelloopError(f"{path} is {file_kind(mode)}; an export replaces only a regular file or an earlier "
+                             "export folder, even with --force: give another --out")
+
+
+def _scratch_path(out: Path, suffix: str) -> Path:
+    """A hidden name beside `out` for work on its way there, naming this process: `_remove_leftovers` tells the
+    leftovers of a killed export from the work of one still running by it."""
+    return out.with_name(f".{out.name}.{os.getpid()}-{secrets.token_hex(4)}{suffix}")
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Delete the hidden `.partial` files and folders that exports to `out` killed before they finished left beside
+    it (those of processes still running are theirs to finish)."""
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.(\d+)-[0-9a-f]{{8}}\.partial")
+    for path in out.parent.glob(glob.escape(f".{out.name}.") + "*.partial"):
+        found = pattern.fullmatch(path.name)
+        if found and not _running(int(found.group(1))):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process is there
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # there, and another user's
+        pass
+    return True
 
 
 def _place(temporary: Path, out: Path, force: bool) -> None:
@@ -179,7 +230,7 @@ def _place(temporary: Path, out: Path, force: bool) -> None:
     if not out.is_dir():
         os.replace(temporary, out)
         return
-    aside = out.with_name(f".{out.name}.{secrets.token_hex(4)}.replaced")
+    aside = _scratch_path(out, ".replaced")
     os.rename(out, aside)
     try:
         os.rename(temporary, out)
@@ -191,11 +242,15 @@ def _place(temporary: Path, out: Path, force: bool) -> None:
 
 def _write_csv(table: pa.Table, path: Path) -> None:
     """Quoted only where needed, null as empty, as the csv module writes: pyarrow's writer quotes every string,
-    which breaks scripts that split lines on commas."""
+    which breaks scripts that split lines on commas. Text a spreadsheet would run as a formula gets a leading
+    single quote (engine.csvcells; `label --csv` takes it off again)."""
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(table.column_names)
-        writer.writerows(zip(*(column.to_pylist() for column in table.columns)))
+        text = (pa.types.is_string, pa.types.is_large_string)
+        columns = [quote_formula(column) if any(test(column.type) for test in text) else column
+                   for column in table.columns]
+        writer.writerows(zip(*(column.to_pylist() for column in columns)))
 
 
 def _write_file(temporary: Path, fmt: str, rows: pa.Table, ls_root_url: str) -> None:
@@ -274,7 +329,13 @@ def _write_folder(temporary: Path, hf: bool, rows: pa.Table, *, project: Project
     place = {"copy": shutil.copyfile, "symlink": os.symlink, "hardlink": os.link}[link]
     for done, (source, target, relpath, sha256) in enumerate(zip(sources, targets, relpaths,
                                                                   rows["sha256"].to_pylist()), start=1):
-        place(source, temporary / target)
+        try:
+            place(source, temporary / target)
+        except OSError as error:
+            if as_refusal(error) is not None or error.errno == errno.EXDEV:
+                raise  # the disk's or the link's fault, not this image's: said for the whole export below
+            raise LabelloopError(f"cannot export image {relpath!r}: {error.strerror or error} (in the export its "
+                                 "folders join its name); rename or move it, ingest, and export again") from None
         if file_sha256(temporary / target) != sha256:
             raise LabelloopError(f"nothing was exported: {relpath!r} is not the content that was ingested (replaced "
                                  f"since); run `labelloop ingest {project.root} --verify` and export again")
@@ -379,7 +440,7 @@ def export(project: Project, *, fmt: str, out: str | Path, source: str = "all", 
     `engine.labelstudio.default_root_url`). progress(done, total):
     images placed so far (folder formats). drop_duplicates: a cosine threshold; of each group of near-duplicates
     at it (engine.discovery), only one image is exported (`keep_one_per_group` says which)."""
-    _check_options(fmt, source, min_confidence, link, split)
+    _check_options(fmt, source, min_confidence, link, split, seed)
     fractions = parse_split(split) if split is not None else None
     out = _check_target(project, Path(out), fmt, force)
     include_none = fmt in FILE_FORMATS if include_none is None else bool(include_none)
@@ -395,7 +456,8 @@ def export(project: Project, *, fmt: str, out: str | Path, source: str = "all", 
     if drop_duplicates is not None:
         filters["drop_duplicates"] = drop_duplicates
     quality = json.dumps(quality_summary(project, rows, filters), indent=2, ensure_ascii=False)
-    temporary = out.with_name(f".{out.name}.{secrets.token_hex(4)}.partial")
+    _remove_leftovers(out)
+    temporary = _scratch_path(out, ".partial")
     try:
         if fmt in FILE_FORMATS:
             _write_file(temporary, fmt, rows,
@@ -420,7 +482,8 @@ def export(project: Project, *, fmt: str, out: str | Path, source: str = "all", 
         if isinstance(error, OSError):
             cross_device = error.errno == errno.EXDEV
             hint = "; hard links cannot cross filesystems, use --link copy or symlink" if cross_device else ""
-            raise LabelloopError(f"cannot write {out}: {error.strerror or error}{hint}") from None
+            raise as_refusal(error, out) or LabelloopError(f"cannot write {out}: {error.strerror or error}{hint}") \
+                from None
         raise
     counts = pc.value_counts(pc.fill_null(rows["label"], NONE_CLASS)).to_pylist()
     labels = {item["values"]: item["counts"] for item in sorted(counts, key=lambda item: item["values"])}

@@ -21,6 +21,8 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from engine.inputfile import file_kind
+
 SUPPORTED_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".avif",
                                   ".heic", ".heif"})
 # Larger than any camera or scanner frame a labeling project holds (a 16k x 16k tile is 268 Mpx); a small file
@@ -84,13 +86,6 @@ _SIGNATURES = {"image/jpeg": rb"\xff\xd8\xff", "image/png": rb"\x89PNG\r\n\x1a\n
 def image_type(data: bytes) -> str | None:
     """The MIME type of an image from its first bytes (None: not an image a browser draws)."""
     return next((mime for mime, start in _SIGNATURES.items() if re.match(start, data, re.DOTALL)), None)
-
-
-def file_kind(mode: int) -> str:
-    """A person's word for what a stat mode says a path is."""
-    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
-             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
-    return next((word for test, word in kinds if test(mode)), "not a plain file")
 
 
 def decode_image(data: bytes) -> np.ndarray:

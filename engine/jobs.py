@@ -11,10 +11,11 @@ import logging
 import queue
 import threading
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Callable
 
-from engine.errors import LabelloopError
+from engine.errors import LabelloopError, as_refusal
 from engine.progress import RECENT_STEPS, remaining_seconds
 from storage import Store
 
@@ -69,7 +70,11 @@ def run_job(store: Store, kind: str, config: dict, work: JobFunction, *, context
         store.update_job(context.job_id, status="cancelled", message="cancelled")
         raise
     except BaseException as error:
-        store.update_job(context.job_id, status="failed", error=str(error) or type(error).__name__)
+        # the page shows the record: a full disk in words, not DuckDB's; that disk may refuse the record too, and then
+        # the job's own error is still the one to tell
+        with suppress(Exception):
+            store.update_job(context.job_id, status="failed",
+                             error=str(as_refusal(error) or error) or type(error).__name__)
         raise
     store.update_job(context.job_id, status="done", progress=1.0, message="done")
     return result
@@ -168,8 +173,12 @@ class JobRunner:
                     run_job(self.store, kind, config, work, context=context)
             except Cancelled:
                 pass
-            except Exception:  # recorded in the jobs table by run_job; the worker lives on
-                logging.getLogger(__name__).exception("job %s (%s) failed", context.job_id, kind)
+            except Exception as error:  # recorded in the jobs table by run_job; the worker lives on
+                refusal = as_refusal(error)
+                if refusal is None:
+                    logging.getLogger(__name__).exception("job %s (%s) failed", context.job_id, kind)
+                else:  # a refusal or a full disk is one line in the server's log too, not a traceback
+                    logging.getLogger(__name__).warning("job %s (%s) failed: %s", context.job_id, kind, refusal)
             finally:
                 with self._lock:
                     self._active.pop(context.job_id, None)

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.csvcells import unquote_formula
 from engine.errors import LabelloopError
+from engine.inputfile import bounded_lines, open_input
 from engine.labelstudio import LabelRow, TaskLabels, default_root_url, read_tasks, suggest_root_url
 from engine.project import Project
 from storage import Store
@@ -42,11 +44,11 @@ def to_relpath(text: str, images_root: Path) -> str:
 
 def _read_csv(path: Path) -> tuple[list[LabelRow], dict[str, list[str]]]:
     """(rows, problems). A row without a path or label field is a problem, never "none of these": that is only
-    an empty label field that is there."""
+    an empty label field that is there. Cells quoted against spreadsheet formulas (`export`) are read unquoted."""
     rows, problems = [], {}
     try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
+        with open_input(path, "labels file", newline="") as handle:
+            reader = csv.DictReader(bounded_lines(handle, path, "labels file"))
             columns = {name.strip().lower(): name for name in reader.fieldnames or []}
             if "path" not in columns or "label" not in columns:
                 raise LabelloopError(f"{path} needs a header with columns path,label; found {reader.fieldnames}")
@@ -56,11 +58,7 @@ def _read_csv(path: Path) -> tuple[list[LabelRow], dict[str, list[str]]]:
                 if raw_path is None or label is None:
                     problems.setdefault("row has fewer fields than the header", []).append(where)
                 else:
-                    rows.append((where, raw_path, label))
-    except FileNotFoundError:
-        raise LabelloopError(f"labels file {path} does not exist") from None
-    except IsADirectoryError:
-        raise LabelloopError(f"{path} is a folder; give the labels CSV file") from None
+                    rows.append((where, unquote_formula(raw_path), unquote_formula(label)))
     except (UnicodeDecodeError, csv.Error) as error:
         raise LabelloopError(f"cannot read {path} as UTF-8 CSV: {error}") from None
     except OSError as error:
@@ -93,6 +91,9 @@ def import_labels(project: Project, path: str | Path, *, fmt: str, actor: str, l
     by_casefold = {name.casefold(): name for name in classes}
     images_root = project.images_root
     exact = store.image_ids([raw_path for _, raw_path, _ in rows])
+    blank = [where for where, _, label in rows if label and not label.strip()]
+    if blank:  # spaces or no-break spaces are a slip, never "none of these" (only an empty field is); refused below
+        problems.setdefault("a label of only spaces (leave the field empty for none of these)", []).extend(blank)
     rows = [(where, raw_path if raw_path in exact else to_relpath(raw_path, images_root), label.strip())
             for where, raw_path, label in rows]
     known = store.image_ids([relpath for _, relpath, _ in rows])

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from xml.sax.saxutils import quoteattr
 
 from engine.errors import LabelloopError
+from engine.inputfile import open_input
 
 # Label Studio serves local files at this URL when started with LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true;
 # `d` is the path relative to LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT.
@@ -109,12 +110,15 @@ def read_tasks(path: Path, *, root_url: str) -> TaskLabels:
     """A Label Studio JSON export -> its labels. Each task's newest annotation that was not cancelled counts; an
     annotation with an empty result means "none of these"."""
     try:
-        with open(path, encoding="utf-8-sig") as handle:
+        with open_input(path, "labels file") as handle:
             loaded = json.load(handle)
-    except FileNotFoundError:
-        raise LabelloopError(f"labels file {path} does not exist") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise LabelloopError(f"cannot read {path} as Label Studio JSON: {error}") from None
+    except RecursionError:  # Python's JSON parser recurses once per level; no export nests more than a few
+        raise LabelloopError(f"cannot read {path} as Label Studio JSON: it is nested thousands of levels deep; "
+                             "is it the right file?") from None
+    except OSError as error:
+        raise LabelloopError(f"cannot read labels file {path}: {error.strerror or error}") from None
     if not isinstance(loaded, list) or not all(isinstance(task, dict) for task in loaded):
         raise LabelloopError(f"{path} is not a Label Studio JSON export (a list of tasks); export it as JSON")
     out = TaskLabels()

@@ -10,9 +10,12 @@ of a million images is 5e14 multiply-adds); it is cached per model, as building 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
+
+from engine.errors import DAMAGED_NPZ
 
 EXACT_LIMIT = 20_000  # at most this many images: exact inner-product search (seconds); above: approximate
 DUPLICATE_K = 4  # neighbours per image a duplicate search looks at; a larger group joins up through chains
@@ -123,16 +126,24 @@ def cached_knn_graph(path: Path, image_ids: np.ndarray, embeddings: np.ndarray,
                      k: int) -> tuple[np.ndarray, np.ndarray, bool]:
     """`knn_graph(embeddings, k)` read from `path` when it was saved there for these `image_ids` (N,) with at least
     k neighbours (nearest first, so its first k columns are the answer), else built now and saved there. Returns
-    (neighbours, similarities, whether it came from the file)."""
+    (neighbours, similarities, whether it came from the file). A damaged file is a cache like any other: built
+    again and replaced."""
     if path.is_file():
-        with np.load(path) as saved:
-            if saved["neighbours"].shape[1] >= k and np.array_equal(saved["image_ids"], image_ids):
-                return saved["neighbours"][:, :k], saved["similarities"][:, :k], True
+        try:
+            with np.load(path) as saved:
+                if saved["neighbours"].shape[1] >= k and np.array_equal(saved["image_ids"], image_ids):
+                    return saved["neighbours"][:, :k], saved["similarities"][:, :k], True
+        except DAMAGED_NPZ as error:
+            logging.getLogger(__name__).warning("%s is damaged (%s); building the neighbour graph again", path, error)
     neighbours, similarities = knn_graph(embeddings, k)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial.npz")
-    np.savez(partial, image_ids=image_ids, neighbours=neighbours, similarities=similarities)
-    partial.replace(path)
+    try:
+        np.savez(partial, image_ids=image_ids, neighbours=neighbours, similarities=similarities)
+        partial.replace(path)
+    except BaseException:  # a full disk: no half-written file stays behind
+        partial.unlink(missing_ok=True)
+        raise
     return neighbours, similarities, False
 
 

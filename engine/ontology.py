@@ -10,6 +10,7 @@ import unicodedata
 from pathlib import Path
 
 from engine.errors import LabelloopError
+from engine.inputfile import bounded_lines, open_input
 
 DEFAULT_TEMPLATES_FILE = Path(__file__).resolve().parent.parent / "assets" / "prompts" / "default.txt"
 MAX_CLASSES = 1000
@@ -73,9 +74,8 @@ def read_prompts_file(path: str | Path, class_names: list[str]) -> tuple[list[st
     template used for that class only instead of the defaults. Returns (templates, per-class overrides)."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise LabelloopError(f"prompts file {path} does not exist") from None
+        with open_input(path, "prompts file") as handle:
+            lines = [line.rstrip("\r\n") for line in bounded_lines(handle, path, "prompts file")]
     except (OSError, UnicodeDecodeError) as error:
         raise LabelloopError(f"cannot read prompts file {path}: {error}") from None
     known = {name.casefold(): name for name in class_names}

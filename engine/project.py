@@ -9,7 +9,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.errors import LabelloopError
+from engine.errors import LabelloopError, as_refusal
 from engine.models import ModelSpec, parse_model_spec
 from engine.ontology import default_templates, parse_class_list, read_prompts_file
 from engine.server_record import ServerRecord, read_server_record
@@ -119,8 +119,8 @@ def open_project(root: str | Path) -> Project:
         store = Store.open(root / DB_FILE)
     except ProjectLocked as locked:
         raise ProjectInUse(root, locked) from None
-    except ProjectUnreadable as refused:
-        raise LabelloopError(str(refused)) from None
+    except ProjectUnreadable as refused:  # a read-only or full disk is said as such, not as a damaged file
+        raise as_refusal(refused.__cause__ or refused) or LabelloopError(str(refused)) from None
     store.mark_interrupted()  # whatever a killed process left running did not finish; its results were never written
     return Project(root, store)
 

@@ -77,7 +77,7 @@ class Store(ImageQueries, LabelQueries, RoundQueries, ExportQueries, GalleryQuer
             if "lock" in str(error).lower():
                 raise ProjectLocked(path, *_lock_holder(str(error))) from None
             raise ProjectUnreadable(f"{path} is not a readable labelloop database (empty, truncated or "
-                                    "corrupt); restore it from a backup") from None
+                                    "corrupt); restore it from a backup") from error  # or a read-only disk
         except duckdb.Error:
             raise ProjectUnreadable(f"{path} is not a readable labelloop database (corrupt); restore it from a "
                                     "backup") from None
@@ -89,7 +89,7 @@ class Store(ImageQueries, LabelQueries, RoundQueries, ExportQueries, GalleryQuer
         except (duckdb.Error, ValueError) as error:  # the file opened, but its tables are not ours or are damaged
             con.close()
             raise ProjectUnreadable(f"{path} cannot be read as a labelloop database ({type(error).__name__}); "
-                                    "restore it from a backup") from None
+                                    "restore it from a backup") from error
 
     @classmethod
     def memory(cls) -> "Store":

@@ -69,7 +69,7 @@ def build_hostile_folder(folder: Path, outside: Path) -> tuple[set[str], set[str
     frames = [Image.fromarray(random_image(rng)[..., ::-1]) for _ in range(3)]
     _save_with_pillow(folder / "animated.gif", frames[0], format="GIF", save_all=True, append_images=frames[1:])
     odd_names = [" leading space.png", "back\\slash.png", "new\nline.png", "tab\tname.png", "escape\x1b[31m.png",
-                 "ünïcødé 猫.png", "UPPER.JPG", "folder.jpg/inside.png"]
+                 "ünïcødé 猫.png", "UPPER.JPG", "folder.jpg/inside.png", "=HYPERLINK(0).png", "@cmd.png"]
     for index, name in enumerate(odd_names):
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(folder / name), random_image(np.random.default_rng(100 + index)))
@@ -402,6 +402,16 @@ def test_each_bad_input_is_one_line_in_a_fresh_process(project, images, tmp_path
     databases = _bad_databases(project, tmp_path)
     short_csv = tmp_path / "short.csv"
     short_csv.write_text("path,label\nimg_00001.png\n")
+    def own_copy(name: str) -> Path:  # the commands run four at a time: each needs a database of its own
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / DB_FILE).write_bytes((project / DB_FILE).read_bytes())
+        return folder
+
+    os.mkfifo(tmp_path / "fifo.csv")  # opened for reading, it would wait for a writer forever
+    os.mkfifo(tmp_path / "fifo_target")
+    (tmp_path / "deep.json").write_text("[" * 200_000 + "]" * 200_000)
+    (tmp_path / "spaces.csv").write_text("path,label\nimg_00001.png,\u00a0\n", encoding="utf-8")
     cases = {
         "zero-byte database": (["status", databases["zero"]], "not a readable labelloop database"),
         "truncated database": (["status", databases["truncated"]], "not a readable labelloop database"),
@@ -409,6 +419,14 @@ def test_each_bad_input_is_one_line_in_a_fresh_process(project, images, tmp_path
         "newer schema": (["status", databases["newer"]], "made by a newer labelloop"),
         "label --csv DIR": (["label", project, "--csv", tmp_path], "is a folder"),
         "label row without a label": (["label", databases["copy"], "--csv", short_csv], "line 2"),
+        "label --csv FIFO": (["label", own_copy("p1"), "--csv", tmp_path / "fifo.csv"],
+                             "is a FIFO, not a regular file"),
+        "label a 200,000-deep JSON": (["label", own_copy("p2"), "--label-studio", tmp_path / "deep.json"], "nested"),
+        "label of a no-break space": (["label", own_copy("p3"), "--csv", tmp_path / "spaces.csv"], "only spaces"),
+        "export --force onto a FIFO": (["export", own_copy("p4"), "--format", "csv", "--out",
+                                        tmp_path / "fifo_target", "--force"], "is a FIFO"),
+        "export --seed -1": (["export", own_copy("p5"), "--format", "imagefolder", "--out", tmp_path / "split",
+                              "--split", "0.5,0.5", "--seed", "-1"], "--seed must be 0 or more"),
         "ingest --batch-size 0": (["ingest", project, "--batch-size", "0"], "at least 1"),
         "ingest --batch-size -1": (["ingest", project, "--batch-size", "-1"], "at least 1"),
         "ingest --workers -1": (["ingest", project, "--workers", "-1"], "at least 0"),
@@ -583,3 +601,326 @@ def test_the_page_shows_a_changed_image_first_and_undo_gives_a_label_back_its_co
         assert store.changed_since_labelled().tolist() == [image_id] and view.detail(image_id)["changed"] is True
         page = store.gallery_page(round_id=store.shown_round(), status="changed")
         assert [row["id"] for row in page.rows] == [image_id]
+
+
+# ---- issue 25: hostile files, targets and faults of the machine --------------------------------------------------
+
+def _in_thread(work, seconds: float = 20):
+    """Run `work()` in a thread: (its result or the exception it raised), or fail when it is still waiting after
+    `seconds` (a FIFO opened for reading waits for a writer forever)."""
+    outcome = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = work()
+        except BaseException as error:  # handed to the test, which says what it expected
+            outcome["result"] = error
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "still waiting: the file was opened as if it were a regular file"
+    return outcome["result"]
+
+
+def _disk_full(path: str = "/x/labelloop.duckdb.wal") -> duckdb.Error:
+    """What DuckDB raises when the disk fills during a commit (as measured on a full tmpfs)."""
+    return duckdb.TransactionException(f'TransactionContext Error: Failed to commit: Could not write file "{path}": '
+                                       "No space left on device")
+
+
+def test_files_given_to_read_must_be_regular_files(project, tmp_path):
+    from engine.ontology import read_prompts_file
+    from engine.project import open_project
+
+    os.mkfifo(tmp_path / "labels.csv")
+    os.mkfifo(tmp_path / "prompts.txt")
+    with open_project(project) as opened:
+        for fmt in ("csv", "label-studio"):
+            refused = _in_thread(lambda: import_labels(opened, tmp_path / "labels.csv", fmt=fmt, actor="t"))
+            assert isinstance(refused, LabelloopError) and "is a FIFO, not a regular file" in str(refused)
+    refused = _in_thread(lambda: read_prompts_file(tmp_path / "prompts.txt", ["circle", "square"]))
+    assert isinstance(refused, LabelloopError) and "prompts file" in str(refused) and "FIFO" in str(refused)
+
+
+def test_label_csv_dev_zero_is_refused_at_once_in_bounded_memory(project):
+    import resource
+
+    def two_gib() -> None:  # were /dev/zero read, this process would fail here rather than fill the machine
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    done = subprocess.run([sys.executable, "-m", "app.cli", "label", str(project), "--csv", "/dev/zero"], cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120,
+                          preexec_fn=two_gib)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr[-600:]
+    assert "/dev/zero is a character device, not a regular file" in done.stderr
+
+
+def test_a_line_longer_than_the_cap_is_refused_naming_its_line(labelled_project, tmp_path):
+    from engine.inputfile import MAX_LINE_CHARS
+
+    path = tmp_path / "long.csv"
+    path.write_text("path,label\nimg_00001.png,circle\n" + "a" * (MAX_LINE_CHARS + 10) + "\n")
+    with pytest.raises(LabelloopError, match=r"long.csv line 3 is longer than 1,048,576 characters"):
+        import_labels(labelled_project, path, fmt="csv", actor="t")
+
+
+def test_a_label_studio_file_nested_200000_deep_is_one_line(labelled_project, tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(LabelloopError, match="nested thousands of levels deep"):
+        import_labels(labelled_project, path, fmt="label-studio", actor="t")
+
+
+@pytest.mark.parametrize("label", [" ", "\u00a0", " \u00a0 "])
+def test_a_label_of_only_spaces_is_refused_not_none_of_these(labelled_project, tmp_path, label):
+    path = tmp_path / "spaces.csv"
+    path.write_text(f"path,label\nimg_00001.png,circle\nimg_00002.webp,{label}\n", encoding="utf-8")
+    before = labelled_project.store.label_events()
+    with pytest.raises(LabelloopError, match=r"a label of only spaces .*\(line 3\)"):
+        import_labels(labelled_project, path, fmt="csv", actor="t")
+    assert labelled_project.store.label_events() == before
+
+
+def test_csv_exports_quote_formula_cells_and_import_them_back(tmp_path, tiny_model, cli):
+    images = tmp_path / "images"
+    images.mkdir()
+    names = ["=HYPERLINK(1).png", "+plus.png", "-minus.png", "@at.png", "'quote.png", "plain.png"]
+    for index, name in enumerate(names):
+        cv2.imwrite(str(images / name), random_image(np.random.default_rng(index)))
+    root = tmp_path / "project"
+    assert cli("init", root, "--images", images, "--classes", "=cmd,@home", "--model", tiny_model)[0] == 0
+    assert cli("ingest", root, "--workers", "0")[0] == 0
+    out = tmp_path / "all.csv"
+    assert cli("export", root, "--format", "csv", "--out", out)[0] == 0
+    rows = list(csv.reader(out.open(newline="", encoding="utf-8")))[1:]
+    paths = {row[0] for row in rows}
+    assert paths == {"'=HYPERLINK(1).png", "'+plus.png", "'-minus.png", "'@at.png", "''quote.png", "plain.png"}
+    assert {row[1] for row in rows} <= {"'=cmd", "'@home"}
+    assert all(not cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
+    code, stdout, err = cli("label", root, "--csv", out)
+    assert code == 0 and f"imported {len(names)} labels" in stdout, err
+    exported = {path: label for path, label in _labels_by_path(root).items()}
+    assert set(exported) == set(names) and set(exported.values()) <= {"=cmd", "@home"}
+
+
+def _labels_by_path(root: Path) -> dict[str, str]:
+    from engine.project import open_project
+
+    with open_project(root) as project:
+        return {row["path"]: row["label"] for row in project.store.current_labels().to_pylist()
+                if row["source"] == "human"}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "imagefolder"])
+def test_export_force_never_replaces_a_device_fifo_or_a_link_to_one(project, tmp_path, cli, fmt):
+    targets = {"fifo": tmp_path / "fifo", "link": tmp_path / "link"}
+    os.mkfifo(targets["fifo"])
+    os.symlink(targets["fifo"], targets["link"])
+    if os.geteuid() == 0:  # a device node like /dev/null, in the test's own folder
+        import stat
+
+        os.mknod(tmp_path / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        targets["device"] = tmp_path / "null"
+    for name, target in targets.items():
+        code, _, err = cli("export", project, "--format", fmt, "--out", target, "--force")
+        assert code == 1 and err.count("\n") == 1 and "is a" in err, (name, err)
+        assert "FIFO" in err or "character device" in err, (name, err)
+        assert target.is_fifo() or target.is_char_device(), name
+    os.mkfifo(tmp_path / "labels.csv.quality.json")  # the summary written beside a one-file export
+    code, _, err = _in_thread(lambda: cli("export", project, "--format", "csv", "--out", tmp_path / "labels.csv"))
+    assert code == 1 and "labels.csv.quality.json is a FIFO" in err and not (tmp_path / "labels.csv").exists()
+
+
+def test_export_refuses_a_negative_seed(project, tmp_path, cli):
+    code, _, err = cli("export", project, "--format", "imagefolder", "--out", tmp_path / "out", "--split", "0.5,0.5",
+                       "--seed", "-1")
+    assert code == 1 and "--seed must be 0 or more, got -1" in err and not (tmp_path / "out").exists()
+
+
+def test_a_killed_folder_exports_partial_folder_is_removed_by_the_next_export(project, tmp_path, cli):
+    ended = subprocess.Popen(["true"])
+    ended.wait()  # a process that is gone, as a killed export is
+    left = tmp_path / f".out.{ended.pid}-0123abcd.partial"
+    (left / "circle").mkdir(parents=True)
+    working = tmp_path / f".out.{os.getpid()}-0123abcd.partial"  # an export still running, here: left alone
+    working.mkdir()
+    code, _, err = cli("export", project, "--format", "imagefolder", "--out", tmp_path / "out")
+    assert code == 0, err
+    assert not left.exists() and working.exists() and (tmp_path / "out" / "manifest.csv").is_file()
+
+
+def test_an_image_path_too_long_for_the_export_is_named(tmp_path, tiny_model, cli):
+    images = tmp_path / "images"
+    relpath = "/".join(["d" * 200] * 17) + "/" + "n" * 200 + ".png"  # 3,617 characters: one folder per 200
+    (images / relpath).parent.mkdir(parents=True)
+    cv2.imwrite(str(images / relpath), random_image(np.random.default_rng(0)))
+    root = tmp_path / "project"
+    assert cli("init", root, "--images", images, "--classes", CLASSES, "--model", tiny_model)[0] == 0
+    assert cli("ingest", root, "--workers", "0")[0] == 0
+    code, _, err = cli("export", root, "--format", "imagefolder", "--out", tmp_path / "out")
+    assert code == 1 and err.count("\n") == 1 and f"cannot export image {relpath!r}: File name too long" in err
+    assert not list(tmp_path.glob(".out.*"))
+
+
+@pytest.mark.parametrize("command", ["round", "label", "ingest", "export"])
+def test_a_full_disk_is_one_line_naming_it_and_loses_nothing(project, tmp_path, cli, monkeypatch, command):
+    import engine.export as export_module
+    import engine.ingest as ingest_module
+    from storage import Store
+
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,label\nimg_00001.png,circle\n")
+    assert cli("label", project, "--csv", labels)[0] == 0
+    before = _labels_by_path(project)
+    args = {"round": ["round", project], "label": ["label", project, "--csv", labels],
+            "ingest": ["ingest", project, "--workers", "0"],
+            "export": ["export", project, "--format", "csv", "--out", tmp_path / "out.csv"]}[command]
+    if command == "label":
+        labels.write_text("path,label\nimg_00001.png,square\n")
+    if command == "ingest":
+        write_images(Path(_status(project)["images_root"]), 2, seed=50, start=50)
+
+    def full(*args, **kwargs):
+        raise _disk_full(str(project / DB_FILE) + ".wal")
+
+    def full_disk_file(data, path, *args):
+        raise OSError(28, "No space left on device", str(path))
+
+    if command == "round":
+        monkeypatch.setattr(Store, "finish_round", full)
+    elif command == "label":
+        monkeypatch.setattr(Store, "set_labels", full)
+    elif command == "ingest":
+        monkeypatch.setattr(ingest_module, "save_thumbnail", full_disk_file)
+    else:
+        monkeypatch.setattr(export_module, "_write_csv", lambda table, path: full_disk_file(None, path))
+    code, _, err = cli(*args)
+    lines = [line for line in err.splitlines() if not line.startswith("loading model")]
+    assert code == 1 and len(lines) == 1, err
+    assert lines[0].startswith("labelloop: error: disk full at ") and "free space and run again" in lines[0]
+    assert (str(tmp_path / "out.csv") if command == "export" else str(project)) in lines[0]
+    monkeypatch.undo()
+    assert _labels_by_path(project) == before and not list(tmp_path.glob(".out.csv.*"))
+
+
+def _status(project: Path) -> dict:
+    from engine.project import open_project, project_status
+
+    with open_project(project) as opened:
+        return project_status(opened)
+
+
+def test_a_full_disk_on_the_page_is_one_line_and_its_job_record_too(monkeypatch):
+    import app.feedback as feedback
+    from engine.jobs import run_job
+    from storage import Store
+
+    shown = []
+    monkeypatch.setattr(feedback.gr, "Warning", lambda message, duration=None: shown.append(message))
+
+    def label_on_a_full_disk():
+        raise _disk_full("/p/labelloop.duckdb.wal")
+
+    feedback.refusable(label_on_a_full_disk, 1)()
+    assert shown == ["disk full at /p/labelloop.duckdb.wal: free space and run again; nothing stored was lost"]
+    store = Store.memory()
+    with pytest.raises(duckdb.Error):
+        run_job(store, "round", {}, lambda context: label_on_a_full_disk())
+    assert store.jobs()[0]["error"] == shown[0]
+
+
+def test_a_job_the_server_runs_on_a_full_disk_logs_one_line(caplog):
+    from engine.jobs import JobRunner
+    from storage import Store
+
+    def full(context):
+        raise _disk_full("/p/labelloop.duckdb.wal")
+
+    runner = JobRunner(Store.memory())
+    runner.submit("round", {}, full)
+    runner.wait(30)
+    runner.close()
+    (record,) = [record for record in caplog.records if record.name == "engine.jobs"]
+    assert record.exc_info is None and "failed: disk full at /p/labelloop.duckdb.wal" in record.getMessage()
+
+
+def test_a_command_the_server_answers_for_the_cli_tells_a_full_disk_in_one_line(project, monkeypatch):
+    from types import SimpleNamespace
+
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    import engine.readonly
+    from app.local_api import ROUTE, TOKEN_HEADER, cli_route
+    from engine.project import open_project
+
+    def export_on_a_full_disk(project, **options):
+        raise _disk_full(str(project.root / DB_FILE) + ".wal")  # recording the export, say
+
+    monkeypatch.setitem(engine.readonly.READ_ONLY_COMMANDS, "export", export_on_a_full_disk)
+    with open_project(project) as opened:
+        app = Starlette(routes=[cli_route(SimpleNamespace(project=opened), "token", "127.0.0.1")])
+        with TestClient(app, client=("127.0.0.1", 50000)) as client:
+            answer = client.post(ROUTE, json={"command": "export", "options": {}}, headers={TOKEN_HEADER: "token"})
+    assert answer.status_code == 400  # a refusal the CLI prints as its own, not the server failing
+    assert answer.json()["error"].startswith(f"disk full at {project / DB_FILE}.wal: free space and run again")
+
+
+def test_a_read_only_project_is_said_to_be_read_only(project, monkeypatch, cli):
+    import storage.store as store_module
+
+    def read_only(path, *args, **kwargs):
+        raise duckdb.IOException(f'IO Error: Cannot open file "{path}": Read-only file system')
+
+    monkeypatch.setattr(store_module.duckdb, "connect", read_only)
+    code, _, err = cli("status", project)
+    assert code == 1 and err.count("\n") == 1
+    assert f"cannot write {project / DB_FILE}: it is read-only" in err and "corrupt" not in err
+
+
+def test_a_project_on_a_read_only_mount_is_said_to_be_read_only(tmp_path, images, tiny_model, cli):
+    folder = tmp_path / "mount"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(folder)], capture_output=True).returncode:
+        pytest.skip("mounting a tmpfs is not allowed here (needs root); the monkeypatched test above covers the rule")
+    try:
+        assert cli("init", folder / "p", "--images", images, "--classes", CLASSES, "--model", tiny_model)[0] == 0
+        subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+        code, _, err = cli("status", folder / "p")
+        assert code == 1 and f"cannot write {folder / 'p' / DB_FILE}: it is read-only" in err, err
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_damaged_caches_are_rebuilt_and_the_next_rounds_work(project, cli):
+    labels = project.parent / "labels.csv"
+    labels.write_text("path,label\nimg_00001.png,circle\nimg_00002.webp,square\n")
+    assert cli("label", project, "--csv", labels)[0] == 0
+    assert cli("round", project)[0] == 0
+    models = project / "models"
+    (graph,) = models.glob("knn_*.npz")
+    graph.write_bytes(b"PK\x03\x04 not a zip any more")
+    checkpoint = models / "round_0001.npz"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:300])  # cut short, as a full disk leaves it
+    (models / "knn_0123.partial.npz").write_bytes(b"half")  # a graph a full disk stopped half-way
+    code, out, err = cli("round", project)
+    assert code == 0, err
+    assert "note: round_0001.npz is damaged" in out and "starts from zero-shot" in out
+    assert np.load(graph)["neighbours"].shape[0] == 12 and not (models / "knn_0123.partial.npz").exists()
+    assert cli("round", project)[0] == 0
+
+
+def test_a_neighbour_graph_the_disk_cannot_hold_leaves_no_partial_file(tmp_path, monkeypatch):
+    import engine.neighbours as neighbours
+
+    def half_then_full(path, **arrays):
+        Path(path).write_bytes(b"PK half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(neighbours.np, "savez", half_then_full)
+    vectors = np.random.default_rng(0).normal(size=(20, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    with pytest.raises(OSError):
+        neighbours.cached_knn_graph(tmp_path / "knn_m.npz", np.arange(20), vectors, 3)
+    assert not list(tmp_path.iterdir())

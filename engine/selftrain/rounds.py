@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from engine.audit import audit_label_ids, audit_prior, judge_round
-from engine.errors import LabelloopError
+from engine.errors import DAMAGED_NPZ, LabelloopError
 from engine.jobs import Cancelled
 from engine.labels import label_arrays
 from engine.models import load_model
@@ -57,9 +57,11 @@ def _model_folder(project: Project, round_id: int) -> Path:
     return project.models_dir / f"round_{round_id:04d}"
 
 
-def _remove_unfinished_checkpoints(project: Project, finished: set[int]) -> None:
-    """A round killed before it finished leaves its checkpoint and adapted model folder behind; no finished round
-    names them, so the next round deletes them."""
+def _remove_leftovers(project: Project, finished: set[int]) -> None:
+    """A round killed before it finished leaves its checkpoint and adapted model folder behind, and one killed while
+    saving the neighbour graph a `knn_*.partial.npz`; no finished round names them, so the next round deletes them."""
+    for path in project.models_dir.glob("knn_*.partial.npz"):
+        path.unlink(missing_ok=True)
     for path in project.models_dir.glob("round_*"):
         number = re.fullmatch(r"round_(\d+)(\.npz)?", path.name)
         if number and int(number.group(1)) not in finished:
@@ -100,6 +102,8 @@ def _load_teacher(project: Project, round_id: int, class_ids: list[int], model_i
         teacher, temperature, _ = load_checkpoint(path, model_id=model_id, class_ids=class_ids)
     except LabelloopError as refused:
         return zero_shot, 1.0, str(refused)
+    except DAMAGED_NPZ as error:  # cut short by a full disk, or damaged since: it cannot teach, zero-shot can
+        return zero_shot, 1.0, f"{path.name} is damaged ({error}); this round starts from zero-shot"
     return teacher, temperature, None
 
 
@@ -163,7 +167,7 @@ def run_round(project: Project, config: RoundConfig, *, progress: Progress | Non
         teacher_probs[rows[rows >= 0]] = stored[2][rows >= 0]
     finished = {r["id"] for r in store.rounds() if r["status"] == "done"}
     schedule_round = len(finished) + 1
-    _remove_unfinished_checkpoints(project, finished)
+    _remove_leftovers(project, finished)
     round_id = store.start_round(asdict(config))
     encoder_report, adapt_report = (within(report, span) for span in _round_phases(config, len(image_ids)))
     try:
