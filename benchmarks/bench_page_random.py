@@ -3,7 +3,8 @@ project served in this process, driven in Debian's Chromium at 1280×800 with cl
 across page ends, page turns, sort and filter changes, undo, picked tiles, and a round finishing meanwhile. Prints
 one JSON object: actions (by kind), label keys, sends and server calls, mismatches (with the first few), how long
 the tabs took to equal the database after the last action (median, max) and after a round's end, and the load
-(the server's CPU seconds per second of the run, the machine's load average).
+(the server's CPU seconds per second of the run, the machine's load average), and stalls: actions the page did not
+let the driver do in time (the first one's screenshot is kept in a temporary folder the JSON names).
 
     python -m benchmarks.bench_page_random [--actions 5000] [--seed 24] [--checks 50]
 """
@@ -31,6 +32,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=24)
     parser.add_argument("--checks", type=int, default=50, help="sync checks along the way")
     args = parser.parse_args()
+    evidence = Path(tempfile.mkdtemp(prefix="bench_page_random-"))
     with tempfile.TemporaryDirectory() as scratch:
         root, _ = prepare_demo(Path(scratch) / "demo")
         with served(root) as (url, workspace), sync_playwright() as playwright:
@@ -39,7 +41,7 @@ def main() -> None:
             cpu, wall = time.process_time(), time.monotonic()
             try:
                 report = page_fuzz.run(browser, url, workspace, patches, actions=args.actions, seed=args.seed,
-                                       checks=args.checks)
+                                       checks=args.checks, evidence=evidence)
             finally:
                 patches.undo()
                 browser.close()
@@ -47,6 +49,7 @@ def main() -> None:
             summary["server_cpu_per_second"] = round((time.process_time() - cpu) / (time.monotonic() - wall), 2)
             summary["load_average_1min"] = round(os.getloadavg()[0], 2)
             summary["cores"] = os.cpu_count()
+            summary["evidence"] = str(evidence)
     print(json.dumps(summary))
 
 

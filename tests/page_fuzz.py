@@ -20,6 +20,7 @@ import statistics
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -86,6 +87,7 @@ class FuzzReport:
     round_sync_seconds: list  # after a round's end
     wall_seconds: float
     round_finished: bool
+    stalls: list = field(default_factory=list)  # actions the page did not let the driver do in time
 
     def summary(self) -> dict:
         sync = self.sync_seconds or [0.0]
@@ -97,7 +99,7 @@ class FuzzReport:
                 "round_end_sync_seconds": [round(s, 2) for s in self.round_sync_seconds],
                 "wall_seconds": round(self.wall_seconds, 1),
                 "actions_per_second": round(self.actions / max(self.wall_seconds, 1e-9), 2),
-                "round_finished": self.round_finished}
+                "round_finished": self.round_finished, "stalls": len(self.stalls), "first_stalls": self.stalls[:5]}
 
 
 def _record_sends(tab: Tab):
@@ -280,9 +282,11 @@ def _paths_by_id(workspace) -> dict[int, str]:
 
 
 def run(browser, url: str, workspace, monkeypatch, *, actions: int, seed: int, checks: int = 6,
-        round_at: float | None = 0.3) -> FuzzReport:
+        round_at: float | None = 0.3, evidence: Path | None = None) -> FuzzReport:
     """`actions` random actions over two tabs of the page at `url`, with a sync check `checks` times along the way
-    and a round started after `round_at` of them (None: no round)."""
+    and a round started after `round_at` of them (None: no round). An action the page does not let the driver do
+    within Playwright's timeout (a control hidden or covered) is a stall: recorded, with a screenshot of the first
+    in `evidence`, and the run goes on, so that a long run reports what it found rather than ending without it."""
     rng = random.Random(seed)
     server_calls = _record_server_calls(workspace, monkeypatch)
     tabs = []
@@ -294,7 +298,7 @@ def run(browser, url: str, workspace, monkeypatch, *, actions: int, seed: int, c
         tabs.append(tab)
     label_keys = [key for _, key in workspace.view.class_keys() if key] + ["n", "a"]
     kinds, weights = zip(*ACTIONS.items())
-    done, sync_seconds, round_sync_seconds, mismatches = Counter(), [], [], []
+    done, sync_seconds, round_sync_seconds, mismatches, stalls = Counter(), [], [], [], []
     started, round_started = time.monotonic(), False
     active = 0
     for number in range(actions):
@@ -305,7 +309,13 @@ def run(browser, url: str, workspace, monkeypatch, *, actions: int, seed: int, c
         if kind == "switch":
             active = 1 - active
         else:
-            _act(kind, tabs[active], rng, label_keys)
+            try:
+                _act(kind, tabs[active], rng, label_keys)
+            except PlaywrightTimeout as error:
+                if evidence is not None and not stalls:
+                    tabs[active].page.screenshot(path=str(evidence / "first_stall.png"))
+                stalls.append(f"action {number + 1} ({kind}): {str(error).splitlines()[0]}")
+                tabs[active].page.keyboard.press("Escape")
         done[kind] += 1
         if checks and (number + 1) % max(1, actions // checks) == 0:
             seconds, after_round, wrong = _synced(tabs, workspace)
@@ -326,4 +336,4 @@ def run(browser, url: str, workspace, monkeypatch, *, actions: int, seed: int, c
     return FuzzReport(actions=actions, by_kind=dict(done), label_keys=keys, label_sends=sends,
                       server_calls=len(server_calls), mismatches=mismatches, sync_seconds=sync_seconds,
                       round_sync_seconds=round_sync_seconds,
-                      wall_seconds=wall, round_finished=bool(finished))
+                      wall_seconds=wall, round_finished=bool(finished), stalls=stalls)

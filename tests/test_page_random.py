@@ -29,3 +29,4 @@ def test_random_actions_in_two_tabs_put_every_label_where_it_was_meant(server, b
     # a tab that differs from the database 8 s after the last action counts as a mismatch; how fast the tabs agree
     # is a figure (benchmarks/bench_page_random.py), not a timed assert
     assert not report.mismatches, "\n".join(report.mismatches[:20])
+    assert not report.stalls, "\n".join(report.stalls[:5])
