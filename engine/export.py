@@ -41,7 +41,7 @@ FOLDER_FORMATS = ("imagefolder", "hf")
 FILE_FORMATS = tuple(fmt for fmt in EXPORT_FORMATS if fmt not in FOLDER_FORMATS)  # what the page offers to download
 SOURCES = ("all", "human")
 LINK_MODES = ("copy", "symlink", "hardlink")
-# csv, parquet and jsonl rows; the first five are the CSV contract of DESIGN.md
+# csv, parquet and jsonl rows; the first five are the CSV contract of docs/ARCHITECTURE.md
 MANIFEST_COLUMNS = ("path", "label", "source", "confidence", "round", "sha256", "size_bytes", "width", "height")
 MANIFEST_FILE = "manifest.csv"  # in every folder export; it also marks a folder that --force may replace
 QUALITY_FILE = "quality.json"  # beside the manifest (a one-file export: OUT.quality.json beside it)

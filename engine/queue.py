@@ -14,72 +14,24 @@ CHANGED = "changed since labelled"
 LOW_MARGIN = 0.5
 # A random audit first (images drawn uniformly, labelled blind: they give engine.estimates its class shares, the
 # rounds their class prior, and the accuracy estimate), until every class share's 95 % interval is at most
-# AUDIT_HALF_WIDTH either side (`audit_needed`). The audit's labels train no round (engine.selftrain.rounds), so
-# each review spent on it is one fewer training label: measured as the accuracy of the labels after 3 rounds of
-# 2 % reviews, mean of 5 seeds (demo / inked_digits / shapes_and_digits / neon_shapes / cloth_stamps), 0.15 (in
-# effect one round of audit picks, then uncertainty): 0.919 / 0.798 / 0.667 / 0.824 / 0.713; 0.1 (30-80 of the 90
-# reviews): 0.917 / 0.796 / 0.668 / 0.815 / 0.695; 0.2 and 0.3 as 0.15 but 0.826 on neon_shapes; against random
-# reviews that train with no prior (so no pseudo-labels) 0.919 / 0.765 / 0.624 / 0.799 / 0.693. On the four
-# rendered sets drawn again with seed 8 (3 seeds; never chosen on): 0.15: 0.800 / 0.698 / 0.928 / 0.711, 0.1: 0.805
-# / 0.705 / 0.928 / 0.706, random 0.782 / 0.653 / 0.896 / 0.727 (the queue trails random on that cloth_stamps).
-# While the audit trained the rounds (before they held it out), the same with 3 seeds: 0.1: 0.937 / 0.793 / 0.679
-# / 0.826 / 0.719; 0.07: 0.922 / 0.786 / 0.672 / 0.809 / 0.715; 0.15: 0.930 / 0.796 / 0.656 / 0.828 / 0.725; and
-# the uncertainty margins taken over the teacher moved to the audit prior (Saerens et al.'s correction, one step:
-# each class's probability times prior / the teacher's mean share of it), 0.1: 0.926 / 0.796 / 0.673 / 0.822 /
-# 0.707, losing to random picks taken as the audit on two sets: left out.
+# AUDIT_HALF_WIDTH either side (`audit_needed`). The audit's labels train no round, so each review spent on it
+# is one fewer training label: 0.15 measured as good as any of 0.1-0.3 (docs/experiments.md#audit_half_width).
 AUDIT_HALF_WIDTH = 0.15
 # Below this many human labels per class, picks are typical images of each class. Off: measured (3 rounds of 2 %
 # reviews; inked_digits / shapes_and_digits / demo) 0.787 / 0.675 / 0.935 off against 0.775 / 0.675 / 0.926 at 3.
 COLD_START_PER_CLASS = 0
-# After the cold start, the picks are spread by k-center greedy over the most uncertain images. First measured with the
-# k picks chosen at once from a pool of POOL_FACTOR * k, as queue minus random (mean of 5 seeds) after 3 rounds of 2 %
-# reviews, in points, on the three sets (demo / inked_digits / shapes_and_digits) and, in brackets, as the mean over 3
-# random 90 % subsets of each set with the worst of those 9 runs: pool 10: +1.41 / +0.85 / -0.47 (+1.67 / +1.43 / +0.07,
-# worst -0.21); 3: +1.28 / +2.85 / -0.40 (+1.82 / +1.78 / -0.56, worst -0.93); 2: +1.75 / +2.72 / +0.05 (+2.14 / +2.20 /
-# +0.37, worst +0.11); 1 (the most uncertain, no spreading): +1.01 / +2.58 / +0.71 (+2.12 / +1.29 / +0.67, worst -0.03).
-# The disagreement bonus at 0 instead of 0.5: +0.68 / +1.12 / -0.10 (+2.09 / +1.66 / -0.86, worst -1.60). Also tried at
-# pool 2, as the mean over the three sets (and over the 9 subsets): the round's outlier score added to the priority at
-# weight 0.5 or 1 (open-set active learning: spend no review on images of no class) +1.34 and +1.22 (+1.78 and +1.53,
-# worst -0.44 and -0.38); images with an outlier score of 0.5 or more (the page's "fits no class") left out +0.26
-# (+0.60, worst -1.10); a quarter or a half of the picks at random +0.87 and +0.83 (+1.17 and +0.84). Information
-# density (Settles & Craven, "An Analysis of Active Learning Strategies for Sequence Labeling Tasks", 2008: the
-# uncertainty times the mean cosine to the 10 nearest images) before the pool: +1.75 / +2.25 / -1.21, and on
-# inked_digits / shapes_and_digits rendered with another seed +2.16 / +0.24, against +1.75 / +2.72 / +0.05 and +3.16 /
-# +0.68 as is.
-# That pool made the first k depend on k (the page ranked 480 from a pool of 960 and called 95 %-confident images
-# "low margin"; `queue --k 5` and `--k 48` differed at #2). Now the picks are made one at a time, pick i from the
-# POOL_FACTOR * (i + 1) most uncertain images, so the first k of the queue are one list whatever k (the page and
-# `labelloop queue` show one order) and any first k come from the POOL_FACTOR * k most uncertain. Measured as the
-# accuracy of the labels after 3 rounds of 2 % reviews, mean of 5 seeds (demo / inked_digits / cloth_stamps /
-# shapes_and_digits / neon_shapes): the pool of 2k at once 0.919 / 0.798 / 0.713 / 0.667 / 0.824 (mean 0.7843);
-# one at a time with a factor of 2: 0.916 / 0.792 / 0.709 / 0.663 / 0.827 (0.7813); 3: 0.918 / 0.798 / 0.716 /
-# 0.668 / 0.820 (0.7839); 4: 0.921 / 0.795 / 0.713 / 0.664 / 0.823 (0.7832); random reviews 0.919 / 0.765 / 0.693
-# / 0.624 / 0.799.
+# After the cold start, the picks are spread by k-center greedy over the most uncertain images, one at a time:
+# pick i comes from the POOL_FACTOR * (i + 1) most uncertain, so the first k of the queue are one list whatever
+# k (the page and `labelloop queue` show one order); 3 measured best of 2-4 (docs/experiments.md#pool_factor).
 POOL_FACTOR = 3
 # Past SPREAD_PICKS picks the rest follow by priority alone. Each pick is one product over its pool: the whole
 # order of 100,000 images at 512 dimensions (500 picks over 1,500 vectors, then a sort) took 0.15-0.23 s with one
 # BLAS thread on the 2-core machine under load, 2.5 s with two (threads fighting over a small product); 1,000
 # picks took 14 s with two.
 SPREAD_PICKS = 500
-# The possible label mistakes go first, all but those the person confirmed (gave again as they were). Measured with
-# a simulated person who is never wrong, queue minus random as above (and on the two new sets rendered with another
-# seed): confirmed ones left out, as now, +1.95 / +2.98 / +0.12 (+3.23 / +0.24); every possible mistake first each
-# round +1.75 / +2.72 / +0.05 (+3.16 / +0.68), 17-80 % of rounds 2-3's picks then re-reviewing right labels on hard
-# images (the queue's own earlier picks, which out-of-sample students often predict as another class). Measured
-# against the latter and left out: no mistake picks at all +2.15 / +3.32 / -0.32 (+4.30 / +2.51); a possible
-# mistake admitted only when it is likelier wrong than the unlabeled image it displaces (Bayes' rule with the person
-# wrong 5 % of the time, the wrong label standing for the likeliest other class) gives the no-mistake figures, but
-# then none of 20 planted wrong labels among 200 reaches the queue (mistakes_queued 0.0 on all three sets, against
-# 1.00 / 0.77 / 0.75): the out-of-sample probabilities are too flat here to tell a planted label (a chance of
-# 0.12-0.15 of being wrong) from a right one on a hard image (0.08); admitted when likelier wrong than a random
-# review (the mean of 1 - top probability over the unlabeled images): the same, none queued. Cleanlab's
-# confident-joint rule in place of "predicted as another class" (flagged only where another class's out-of-sample
-# probability reaches that class's mean self-confidence): +1.81 / +2.58 / -0.62 (+2.96 / +1.27), and planted mistakes
-# found fall to 0.65 / 0.67 / 0.63. With the confirmed rule, against its +1.95 / +2.98 / +0.12 (+3.23 / +0.24), mean
-# +1.70: pool 1 +1.72, pool 3 +1.66, disagreement bonus 0 +1.59 (0.25 and 1 change no pick); BADGE's k-means++ over
-# the head's gradient embeddings in place of pool and k-center (Ash et al., "Deep Batch Active Learning by Diverse,
-# Uncertain Gradient Lower Bounds", ICLR 2020) +0.69, and with the person's labels as already covered +0.95;
-# human_weight 1 or 2 instead of 5: +1.66 and +1.51.
+# The possible label mistakes go first, all but those the person confirmed (gave again as they were): of the
+# rules tried, the one that measured best while still queueing planted wrong labels
+# (docs/experiments.md#possible-label-mistakes-first).
 
 
 def k_center_greedy(points: np.ndarray, k: int, *, covered: np.ndarray | None = None,

@@ -5,7 +5,7 @@ the missing ones in one transaction each. Never edit a released migration: appen
 """
 
 MIGRATIONS: list[list[str]] = [
-    # 1: the data model of DESIGN.md
+    # 1: the data model of docs/ARCHITECTURE.md
     [
         "CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
         "CREATE SEQUENCE image_ids START 1",

@@ -1,4 +1,4 @@
-"""The CLI contract of DESIGN.md, end to end over a tiny randomly initialised open_clip model."""
+"""The CLI contract of docs/ARCHITECTURE.md, end to end over a tiny randomly initialised open_clip model."""
 
 import csv
 import shutil

@@ -1,4 +1,5 @@
-"""The map of DESIGN.md: app -> engine -> storage, SQL only in storage, torch never in app, gradio never below app."""
+"""The layers of docs/ARCHITECTURE.md: app -> engine -> storage, SQL only in storage, torch never in app, gradio
+never below app."""
 
 import ast
 from pathlib import Path
