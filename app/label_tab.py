@@ -17,7 +17,7 @@ from app.action_order import ActionOrder
 from app.escaping import html_text, markdown_text
 from app.feedback import on
 from app.find import SEARCH_PLACEHOLDER, FindTools
-from app.gallery_html import DETAIL_JS, GALLERY_JS, ShownPage, detail_html, gallery_html
+from app.gallery_html import DETAIL_JS, GALLERY_JS, GALLERY_PROPS, ShownPage, detail_html, gallery_html
 from app.header import header_markdown
 from app.place_link import Place, place_from_link, place_link
 from engine.audit import FIRST_AUDIT, NEXT_AUDIT, draw_audit, pending_audit
@@ -120,7 +120,8 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
                 previous_group = gr.Button("◀ group", size="sm", elem_id="previous-group", scale=0, min_width=60)
                 next_group = gr.Button("group ▶", size="sm", elem_id="next-group", scale=0, min_width=60)
             duplicate_at = gr.State(0)  # the index of the duplicate group shown
-            gallery = gr.HTML(gallery_html(ShownPage([], ""), None), elem_id="gallery", js_on_load=GALLERY_JS, min_height=200)
+            gallery = gr.HTML(gallery_html(ShownPage([], ""), None), elem_id="gallery", js_on_load=GALLERY_JS, min_height=200,
+                              **GALLERY_PROPS)
             gr.HTML(LEGEND)
             with gr.Row():
                 accept_threshold = gr.Slider(0.5, 1, value=0.9, step=0.01, label="accept at or above", scale=3)

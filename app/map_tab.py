@@ -19,6 +19,7 @@ from app.escaping import html_text, markdown_text
 from app.feedback import on
 from app.gallery_html import HUMAN_COLOUR, tile_html
 from app.label_tab import LabelTab
+from app.static_files import static_text
 from engine.errors import LabelloopError
 from engine.gallery_view import NONE_OF_THESE, Subset
 from engine.layout import density_grid, map_sample
@@ -37,45 +38,7 @@ PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#f
            "#bcbd22", "#17becf")
 GREY = "#9ca3af"
 
-MAP_JS = """
-const card = document.createElement('div');
-card.id = 'map-hover-card';
-document.body.appendChild(card);
-const attach = () => {
-  const plot = document.querySelector('#map-plot [data-testid=plotly]');
-  if (!plot || !plot.on || plot.dataset.labelloop) return;
-  plot.dataset.labelloop = 'listening';
-  plot.on('plotly_selected', (event) => {
-    if (!event || !(event.range || event.lassoPoints)) return;
-    const visible = plot._fullData.filter(t => t.visible === true && t.type === 'scattergl').map(t => t.name);
-    trigger('select', event.range ? {box: [event.range.x, event.range.y], visible}
-                                  : {lasso: [event.lassoPoints.x, event.lassoPoints.y], visible});
-  });
-  plot.on('plotly_hover', async (event) => {
-    const point = event.points && event.points[0];
-    if (!point || point.customdata === undefined) return;
-    const id = String(point.customdata);
-    card.dataset.imageId = id;
-    card.style.left = (event.event.clientX + 14) + 'px';
-    card.style.top = (event.event.clientY + 14) + 'px';
-    const shown = await server.hover_card(Number(id));
-    if (card.dataset.imageId === id) { card.innerHTML = shown; card.style.display = 'block'; }
-  });
-  plot.on('plotly_unhover', () => { card.dataset.imageId = ''; card.style.display = 'none'; });
-};
-setInterval(attach, 300);
-"""
-
-MAP_CSS = """
-#map-events { display: none !important; }
-#map-hover-card { position: fixed; display: none; z-index: 1000; width: 190px; padding: 6px; background: white;
-                  border: 1px solid #d1d5db; border-radius: 6px; box-shadow: 0 4px 12px rgba(0,0,0,.18);
-                  pointer-events: none; font-size: 12px; word-break: break-all; }
-#map-hover-card .tile { position: relative; display: block; width: 176px; height: 176px; border: 4px solid var(--tile);
-                        border-radius: 6px; padding: 0; background: #f3f4f6; overflow: hidden; }
-#map-hover-card .tile img { width: 100%; height: 100%; object-fit: contain; }
-#map-hover-card .badge { position: absolute; top: 0; left: 0; background: var(--tile); color: white; padding: 0 4px; }
-"""
+MAP_JS = static_text("map.js")
 
 
 @dataclass

@@ -7,73 +7,20 @@ from __future__ import annotations
 
 import gradio as gr
 
-from app.gallery_html import GALLERY_CSS
 from app.header import header_markdown, job_html
 from app.label_tab import build_label_tab
-from app.map_tab import MAP_CSS, build_map_tab
+from app.map_tab import build_map_tab
 from app.project_tabs import build_classes_tab, build_export_tab, build_ingest_tab
 from app.quality_tab import build_quality_tab
 from app.rounds_tab import build_rounds_tab
+from app.static_files import static_text
 from engine.workspace import Workspace
 
 FIRST_TICK = "first tick"
 LABELS_TICK = 0.5  # seconds between two checks for labels changed elsewhere
 
-# Label keys (A, N), U, ← and → go through the gallery (GALLERY_JS: a label with the image the detail view shows,
-# ← and → within the page as clicks on the neighbouring tile), S through the detail view with that image
-# (DETAIL_JS); a class's own key clicks the class button that shows it (class `class-key-K`), which sends that
-# class's name, never a position a changed class list could send elsewhere; [ and ] click the page buttons, so a
-# keypress runs exactly the handler a click would. Typing in a text field is left alone; on a slider the arrows move
-# the slider and every other key still labels.
-KEYBOARD_JS = """
-() => {
-  if (window.labelloopKeys) return;
-  window.labelloopKeys = true;
-  const named = {'[': 'prev-page', ']': 'next-page', PageUp: 'prev-page', PageDown: 'next-page'};
-  document.addEventListener('keydown', (event) => {
-    const target = event.target;
-    if (event.ctrlKey || event.metaKey || event.altKey) return;
-    const tag = target && target.tagName;
-    const typing = target && ((tag === 'INPUT' && !['checkbox', 'radio', 'button', 'range'].includes(target.type))
-                              || ['TEXTAREA', 'SELECT'].includes(tag) || target.isContentEditable);
-    if (typing) return;
-    if (tag === 'INPUT' && target.type === 'range' && event.key.startsWith('Arrow')) return;
-    if (!document.getElementById('gallery') || !document.getElementById('gallery').offsetParent) return;
-    const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
-    const label = key === 'a' ? ['accept'] : key === 'n' ? ['none'] : null;
-    const similar = key === 's' && window.labelloopSimilar;  // sent through the detail view with the image it shows
-    const step = key === 'ArrowRight' ? 1 : key === 'ArrowLeft' ? -1 : 0;
-    const button = !label && !step && (named[key] ? document.getElementById(named[key])
-                                       : /^[0-9a-z]$/.test(key) && document.querySelector('#class-buttons .class-key-' + key));
-    if (!label && !similar && !step && key !== 'u' && !button) return;
-    event.preventDefault();
-    if (target && target.blur) target.blur();
-    if (label) window.labelloopLabel(...label);
-    else if (similar) similar();
-    else if (step) window.labelloopStep(step);
-    else if (key === 'u') window.labelloopUndo();
-    else button.click();
-  });
-}
-"""
-
-# Gradio's status tracker ("processing | 0.8/0.2s") of an event that hides it (the 1-second poll, the label
-# events) is only made transparent, with a fade: it flickered in the header and its text was the header's first
-# words. Out of the page instead, wherever it is hidden; a tracker an event shows is untouched.
-CSS = """
-[data-testid="status-tracker"].hide { display: none !important; }
-#progress-bar { height: 10px; background: #e5e7eb; border-radius: 5px; overflow: hidden; }
-#progress-bar > div { height: 100%; background: #2563eb; transition: width .4s; }
-#quality-line { margin-top: 6px; font-size: 13px; }
-.hotkeys { color: #4b5563; font-size: 12px; }
-#header h3 { margin: 0; }
-#detail-column { position: sticky; top: 8px; align-self: flex-start; }  /* beside the gallery as it scrolls */
-.gradio-container { overflow: clip visible !important; }  /* Gradio's overflow: hidden would stop it sticking */
-.class-row button { flex: 0 1 auto !important; }
-.legend { font-size: 12px; color: #374151; }
-.legend i { display: inline-block; width: 11px; height: 11px; border-radius: 2px; margin: 0 3px 0 10px;
-            vertical-align: -1px; }
-""" + GALLERY_CSS + MAP_CSS
+KEYBOARD_JS = static_text("keys.js")  # the page's keys
+CSS = static_text("page.css", "gallery.css", "map.css")
 
 
 def build_page(workspace: Workspace) -> gr.Blocks:

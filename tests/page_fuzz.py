@@ -57,10 +57,10 @@ const note = () => {
   const now = named();
   if (now !== last) { last = now; if (now) window.__named.push(now); }
 };
-// the page moves the detail view ahead through labelloopDetailAhead: what it named just before counts as shown (a
+// the page moves the detail view ahead through labelloop.detailAhead: what it named just before counts as shown (a
 // key that waited acts on it and moves on in one go, between two mutation records)
-const moveAhead = window.labelloopDetailAhead;
-window.labelloopDetailAhead = (tile) => { note(); moveAhead(tile); note(); };
+const moveAhead = window.labelloop.detailAhead;
+window.labelloop.detailAhead = (tile) => { note(); moveAhead(tile); note(); };
 new MutationObserver(note).observe(document, {childList: true, subtree: true, characterData: true, attributes: true,
                       attributeFilter: ['data-image-id']});
 """
