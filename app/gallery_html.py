@@ -19,11 +19,11 @@ from urllib.parse import quote
 from app.escaping import html_text
 from app.place_link import with_image
 from engine.gallery_view import NONE_OF_THESE, GalleryItem
-from engine.overlays import confidence_colour
+from engine import palette
 
-HUMAN_COLOUR = "rgb(37, 99, 235)"
-ERROR_COLOUR = "rgb(60, 60, 60)"
-AUDIT_COLOUR = "rgb(107, 114, 128)"  # neutral: an audit image shows no confidence, high or low
+HUMAN_COLOUR = palette.css(palette.HUMAN)
+ERROR_COLOUR = palette.css(palette.ERROR)
+AUDIT_COLOUR = palette.css(palette.AUDIT)
 
 GALLERY_JS = """
 // Every action the page sends is numbered in the order sent and answered by a drawing (a refusal too): a click on a tile ('click'), a label ('submit': a class key or button, N, A),
@@ -346,8 +346,7 @@ def _colour(item: GalleryItem) -> str:
         return HUMAN_COLOUR
     if item.audit:
         return AUDIT_COLOUR
-    blue, green, red = confidence_colour(item.confidence if item.confidence is not None else 0.0).tolist()
-    return f"rgb({red}, {green}, {blue})"
+    return palette.css(palette.confidence_rgb(item.confidence if item.confidence is not None else 0.0))
 
 
 def tile_html(item: GalleryItem, selected: bool) -> str:
