@@ -23,7 +23,7 @@ from engine.errors import LabelloopError
 from engine.gallery_view import NONE_OF_THESE, Subset
 from engine.layout import density_grid, map_sample
 from engine.map_view import MapState
-from engine.review import FITS_NO_CLASS
+from engine.review import FITS_NO_CLASS, fits_no_class_mask
 from engine.workspace import Workspace
 
 COLOUR_BY = {"class": "class", "confidence": "confidence", "status": "status", "outlier": "fits no class"}
@@ -108,7 +108,7 @@ def colour_groups(state: MapState, colour_by: str) -> list[Group]:
                   Group("unlabeled", GREY, np.flatnonzero(points["source"] == ""))]
     elif colour_by == "outlier":
         scored = ~np.isnan(points["outlier"])
-        outlying = scored & (points["outlier"] >= FITS_NO_CLASS)
+        outlying = fits_no_class_mask(points["outlier"])
         groups = [Group(f"fits no class (outlier score ≥ {FITS_NO_CLASS})", "#dc2626", np.flatnonzero(outlying)),
                   Group("fits a class", GREY, np.flatnonzero(scored & ~outlying)),
                   Group("no outlier score (before the first round)", "#d1d5db", np.flatnonzero(~scored))]

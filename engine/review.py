@@ -127,13 +127,19 @@ def possible_label_mistakes(store: Store) -> tuple[np.ndarray, np.ndarray]:
 FITS_NO_CLASS = 0.5  # outlier score from which the page's "fits no class" filter shows an image
 
 
+def fits_no_class_mask(scores: np.ndarray, threshold: float = FITS_NO_CLASS) -> np.ndarray:
+    """The one "fits no class" rule: (N,) bool, True where an outlier score (N,) is at least `threshold`. A NaN
+    score (not scored yet: before the first round) fits no class never."""
+    return np.asarray(scores) >= threshold
+
+
 def fits_no_class(store: Store, *, threshold: float = FITS_NO_CLASS) -> tuple[np.ndarray, np.ndarray]:
     """(image ids, outlier scores) of the images whose outlier score in the shown round is at least `threshold`,
     most outlying first; empty before the first round."""
     if not 0.0 <= threshold <= 1.0:
         raise LabelloopError(f"the outlier threshold must be between 0 and 1, got {threshold}")
     image_ids, scores = store.outlier_scores(store.shown_round())
-    keep = scores >= threshold
+    keep = fits_no_class_mask(scores, threshold)
     order = np.argsort(-scores[keep], kind="stable")
     return image_ids[keep][order], scores[keep][order]
 
