@@ -26,6 +26,7 @@ from engine.discovery import DUPLICATE_THRESHOLD
 from engine.errors import LabelloopError
 from engine.gallery_view import NONE_OF_THESE, GalleryPage, GalleryQuery, Subset, empty_text, page_text
 from engine.labeling import LabelChange, page_actor
+from engine.sources import Source
 from engine.workspace import Workspace
 from storage.gallery import GALLERY_SORTS, GALLERY_STATUSES
 
@@ -185,7 +186,7 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
                      "hidden so that it cannot sway you; your label estimates how right the dataset is."]
             rows = [[h["when"], h["who"], h["from"], h["to"]] for h in detail["history"]]
             return (detail_html(image_id, detail["relpath"], Path(picture), note), "  \n".join(lines), None, rows)
-        shown_class = detail["predicted"] if detail["label_source"] != "human" else None
+        shown_class = detail["predicted"] if detail["label_source"] != Source.HUMAN else None
         whose = f"round {detail['shown_round']}" if detail["shown_round"] else "zero-shot"
         lines = [f"label: **{markdown_text(detail['label'] or 'none yet')}** · predictions of **{whose}**"]
         if detail["changed"]:

@@ -11,6 +11,7 @@ from engine.audit import pending_audit
 from engine.errors import LabelloopError
 from engine.labels import label_arrays
 from engine.queue import AUDIT, review_queue_order, uncertainty_order
+from engine.sources import Source
 from storage import Store
 
 
@@ -177,7 +178,7 @@ def review_queue(store: Store, k: int) -> list[dict]:
                 "zero_shot": names[class_ids[int(predictions.zero_shot[rows[pick]].argmax())]], "reason": reason}
         if labels[pick] >= 0:
             item["label"] = names[class_ids[labels[pick]]]
-            item["label_source"] = "human" if human[pick] else "pseudo"
+            item["label_source"] = Source.HUMAN if human[pick] else Source.PSEUDO
         if human[pick] and image_id in judged:
             without = crossfit[2][judged[image_id]]
             item["without_label"] = {"predicted": names.get(crossfit[1][int(without.argmax())], "?"),
