@@ -19,12 +19,13 @@ from urllib.parse import quote
 from app.escaping import html_text
 from app.place_link import with_image
 from app.static_files import static_text
+from engine import palette
 from engine.gallery_view import NONE_OF_THESE, GalleryItem
-from engine.overlays import confidence_colour
+from engine.sources import Source
 
-HUMAN_COLOUR = "rgb(37, 99, 235)"
-ERROR_COLOUR = "rgb(60, 60, 60)"
-AUDIT_COLOUR = "rgb(107, 114, 128)"  # neutral: an audit image shows no confidence, high or low
+HUMAN_COLOUR = palette.css(palette.HUMAN)
+ERROR_COLOUR = palette.css(palette.ERROR)
+AUDIT_COLOUR = palette.css(palette.AUDIT)
 
 GALLERY_JS = static_text("gallery.js")
 GALLERY_PROPS = {"human_colour": HUMAN_COLOUR, "none_of_these": NONE_OF_THESE}  # the constants GALLERY_JS reads
@@ -36,12 +37,11 @@ _drawings = itertools.count(1)  # each drawing differs from the one before, so t
 def _colour(item: GalleryItem) -> str:
     if item.status == "error":
         return ERROR_COLOUR
-    if item.label_source == "human":
+    if item.label_source == Source.HUMAN:
         return HUMAN_COLOUR
     if item.audit:
         return AUDIT_COLOUR
-    blue, green, red = confidence_colour(item.confidence if item.confidence is not None else 0.0).tolist()
-    return f"rgb({red}, {green}, {blue})"
+    return palette.css(palette.confidence_rgb(item.confidence if item.confidence is not None else 0.0))
 
 
 def tile_html(item: GalleryItem, selected: bool) -> str:
@@ -54,12 +54,12 @@ def tile_html(item: GalleryItem, selected: bool) -> str:
     if item.doubted_as is not None:  # a possible label mistake: what the round sees without the person's label
         title += f" · possible label mistake: judged without your label, {item.doubted_as}"
         doubt = f"<span class='doubt'>{html_text(item.doubted_as)}?</span>"
-    classes = "tile" + (" human" if item.label_source == "human" else "") + (" selected" if selected else "")
+    classes = "tile" + (" human" if item.label_source == Source.HUMAN else "") + (" selected" if selected else "")
     picture = (f"<img src='{thumbnail_url(item.thumbnail)}' alt='{html_text(item.relpath)}'>"
                if item.thumbnail else
                f"<span class='unreadable' role='img' aria-label='{html_text(item.relpath)}'>unreadable</span>")
     # data-shown goes back to the server with A, so it keeps the class's name exactly; the rest is only shown
-    shown = item.shown if item.label_source != "human" and item.status != "error" else ""
+    shown = item.shown if item.label_source != Source.HUMAN and item.status != "error" else ""
     return (f"<button class='{classes}' data-image-id='{item.image_id}' "
             f"data-path='{html_text(item.relpath)}' data-shown='{html.escape(shown, True)}' "
             f"style='--tile: {_colour(item)}' "

@@ -20,11 +20,13 @@ from app.find import SEARCH_PLACEHOLDER, FindTools
 from app.gallery_html import DETAIL_JS, GALLERY_JS, GALLERY_PROPS, ShownPage, detail_html, gallery_html
 from app.header import header_markdown
 from app.place_link import Place, place_from_link, place_link
+from engine import palette
 from engine.audit import FIRST_AUDIT, NEXT_AUDIT, draw_audit, pending_audit
 from engine.discovery import DUPLICATE_THRESHOLD
 from engine.errors import LabelloopError
 from engine.gallery_view import NONE_OF_THESE, GalleryPage, GalleryQuery, Subset, empty_text, page_text
 from engine.labeling import LabelChange, page_actor
+from engine.sources import Source
 from engine.workspace import Workspace
 from storage.gallery import GALLERY_SORTS, GALLERY_STATUSES
 
@@ -33,8 +35,18 @@ SORT_LABELS = {"queue": "review queue", "confidence_up": "confidence ↑", "conf
                "name": "file name", "match": "best match"}
 PAGE_HOTKEYS = ("**A** accept · **N** none of these · **←/→** previous/next · **[ / ]** page · **U** undo · "
                 "**S** more like this")
-LEGEND = ("<span class='legend'>tile colours: <i style='background:#dc2626'></i>under 50 % <i style='background:#d97706'></i>"
-          "50-80 % <i style='background:#16a34a'></i>over 80 % <i style='background:#2563eb'></i>yours</span>")
+
+
+def legend_html() -> str:
+    """The tile colours' legend, from the palette: a swatch at each stop of the confidence scale (the first covers
+    every confidence under it too), then a person's label."""
+    swatches = [(palette.css(rgb), ("≤ " if i == 0 else "") + f"{round(at * 100)} %")
+                for i, (at, rgb) in enumerate(palette.CONFIDENCE_STOPS)] + [(palette.css(palette.HUMAN), "yours")]
+    return ("<span class='legend'>tile colours: "
+            + " ".join(f"<i style='background:{colour}'></i>{text}" for colour, text in swatches) + "</span>")
+
+
+LEGEND = legend_html()
 
 
 def hotkeys_line(class_keys: list[tuple[str, str | None]]) -> str:
@@ -175,7 +187,7 @@ def build_label_tab(workspace: Workspace, header: gr.Markdown) -> LabelTab:
                      "hidden so that it cannot sway you; your label estimates how right the dataset is."]
             rows = [[h["when"], h["who"], h["from"], h["to"]] for h in detail["history"]]
             return (detail_html(image_id, detail["relpath"], Path(picture), note), "  \n".join(lines), None, rows)
-        shown_class = detail["predicted"] if detail["label_source"] != "human" else None
+        shown_class = detail["predicted"] if detail["label_source"] != Source.HUMAN else None
         whose = f"round {detail['shown_round']}" if detail["shown_round"] else "zero-shot"
         lines = [f"label: **{markdown_text(detail['label'] or 'none yet')}** · predictions of **{whose}**"]
         if detail["changed"]:

@@ -24,7 +24,8 @@ from engine.errors import LabelloopError
 from engine.gallery_view import NONE_OF_THESE, Subset
 from engine.layout import density_grid, map_sample
 from engine.map_view import MapState
-from engine.review import FITS_NO_CLASS
+from engine.review import FITS_NO_CLASS, fits_no_class_mask
+from engine.sources import Source
 from engine.workspace import Workspace
 
 COLOUR_BY = {"class": "class", "confidence": "confidence", "status": "status", "outlier": "fits no class"}
@@ -56,22 +57,22 @@ def colour_groups(state: MapState, colour_by: str) -> list[Group]:
     points = state.points
     if colour_by == "class":
         names = dict(state.class_names)
-        human_none = (points["shown"] == -1) & (points["source"] == "human")
+        human_none = (points["shown"] == -1) & (points["source"] == Source.HUMAN)
         groups = [Group(html_text(name), PALETTE[index % len(PALETTE)], np.flatnonzero(points["shown"] == class_id))
                   for index, (class_id, name) in enumerate(names.items())]
         groups += [Group(NONE_OF_THESE, "#111827", np.flatnonzero(human_none)),
                    Group("not predicted", GREY, np.flatnonzero((points["shown"] == -1) & ~human_none))]
     elif colour_by == "confidence":
-        human = points["source"] == "human"
+        human = points["source"] == Source.HUMAN
         groups = [Group("machine prediction", "confidence", np.flatnonzero(~human)),
                   Group("labeled by you", HUMAN_COLOUR, np.flatnonzero(human))]
     elif colour_by == "status":
-        groups = [Group("labeled by you", HUMAN_COLOUR, np.flatnonzero(points["source"] == "human")),
-                  Group("pseudo-label", "#16a34a", np.flatnonzero(points["source"] == "pseudo")),
+        groups = [Group("labeled by you", HUMAN_COLOUR, np.flatnonzero(points["source"] == Source.HUMAN)),
+                  Group("pseudo-label", "#16a34a", np.flatnonzero(points["source"] == Source.PSEUDO)),
                   Group("unlabeled", GREY, np.flatnonzero(points["source"] == ""))]
     elif colour_by == "outlier":
         scored = ~np.isnan(points["outlier"])
-        outlying = scored & (points["outlier"] >= FITS_NO_CLASS)
+        outlying = fits_no_class_mask(points["outlier"])
         groups = [Group(f"fits no class (outlier score ≥ {FITS_NO_CLASS})", "#dc2626", np.flatnonzero(outlying)),
                   Group("fits a class", GREY, np.flatnonzero(scored & ~outlying)),
                   Group("no outlier score (before the first round)", "#d1d5db", np.flatnonzero(~scored))]
@@ -84,7 +85,7 @@ def map_figure(state: MapState, colour_by: str, *, max_points: int = MAX_POINTS)
     """The map as a Plotly figure of WebGL traces, one per colour group, each point carrying its image id; past
     `max_points` a sample of them over a density layer of every image. Returns (figure, points drawn)."""
     points = state.points
-    drawn = map_sample(len(points["image_id"]), max_points, keep=np.flatnonzero(points["source"] == "human"))
+    drawn = map_sample(len(points["image_id"]), max_points, keep=np.flatnonzero(points["source"] == Source.HUMAN))
     drawn_mask = np.zeros(len(points["image_id"]), bool)
     drawn_mask[drawn] = True
     figure = go.Figure()

@@ -34,12 +34,13 @@ from engine.errors import LabelloopError, as_refusal
 from engine.inputfile import file_kind
 from engine.labelstudio import default_root_url, tasks as label_studio_tasks
 from engine.project import DB_FILE, Project
+from engine.sources import Source
 from engine.split import SPLIT_NAMES, parse_split, stratified_split
 
 EXPORT_FORMATS = ("csv", "parquet", "jsonl", "imagefolder", "hf", "label-studio")
 FOLDER_FORMATS = ("imagefolder", "hf")
 FILE_FORMATS = tuple(fmt for fmt in EXPORT_FORMATS if fmt not in FOLDER_FORMATS)  # what the page offers to download
-SOURCES = ("all", "human")
+SOURCES = ("all", Source.HUMAN)
 LINK_MODES = ("copy", "symlink", "hardlink")
 # csv, parquet and jsonl rows; the first five are the CSV contract of docs/ARCHITECTURE.md
 MANIFEST_COLUMNS = ("path", "label", "source", "confidence", "round", "sha256", "size_bytes", "width", "height")
@@ -83,8 +84,8 @@ def select_rows(table: pa.Table, *, source: str, min_confidence: float | None,
     any confidence threshold; an image with no prediction yet has no label to export, and one changed since
     labelled none until a person relabels or confirms it."""
     predicted = pc.is_valid(table["source"])
-    human = pc.fill_null(pc.equal(table["source"], "human"), False)
-    keep = pc.and_(predicted, human) if source == "human" else predicted
+    human = pc.fill_null(pc.equal(table["source"], Source.HUMAN), False)
+    keep = pc.and_(predicted, human) if source == Source.HUMAN else predicted
     keep = pc.and_not(keep, table["changed"])
     threshold = -1.0 if min_confidence is None else min_confidence
     below = pc.and_(pc.and_not(keep, human), pc.fill_null(pc.less(table["confidence"], threshold), False))
@@ -109,7 +110,7 @@ def keep_one_per_group(rows: pa.Table, groups: Sequence[Sequence[str]]) -> tuple
     many were left out."""
     paths = rows["path"].to_pylist()
     position = {path: i for i, path in enumerate(paths)}
-    human = pc.fill_null(pc.equal(rows["source"], "human"), False).to_pylist()
+    human = pc.fill_null(pc.equal(rows["source"], Source.HUMAN), False).to_pylist()
     confidence = pc.fill_null(rows["confidence"], -1.0).to_pylist()
     drop = np.zeros(len(rows), bool)
     for group in groups:
@@ -377,7 +378,7 @@ def quality_summary(project: Project, rows: pa.Table, filters: dict) -> dict:
     store = project.store
     quality = quality_report(store, project_hint=str(project.root))
     sources = pc.value_counts(pc.fill_null(rows["source"], "unpredicted")).to_pylist()
-    machine = sum(item["counts"] for item in sources if item["values"] in ("teacher", "zeroshot"))
+    machine = sum(item["counts"] for item in sources if item["values"] in (Source.TEACHER, Source.ZEROSHOT))
     shown = store.shown_round()
     summary = {"accuracy_of_machine_labels": {key: quality[key] for key in ("accuracy", "low", "high", "audited",
                                                                             "method", "round")},
@@ -489,7 +490,7 @@ def export(project: Project, *, fmt: str, out: str | Path, source: str = "all", 
     labels = {item["values"]: item["counts"] for item in sorted(counts, key=lambda item: item["values"])}
     record = {"rows": len(rows), "labels": labels, "left_out": left_out, "splits": splits}
     export_id = project.store.record_export(fmt=fmt, path=str(out), filters=filters, counts=record)
-    return ExportReport(path=out, format=fmt, rows=len(rows), human=_count(pc.equal(rows["source"], "human")),
+    return ExportReport(path=out, format=fmt, rows=len(rows), human=_count(pc.equal(rows["source"], Source.HUMAN)),
                         labels=labels, skipped_unpredicted=left_out["unpredicted"],
                         skipped_below_confidence=left_out["below_confidence"],
                         skipped_none=left_out["none_of_these"], skipped_unavailable=left_out["unavailable"],

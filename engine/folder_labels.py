@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.project import Project
+from engine.sources import Source
 
 FOLDERS_ACTOR = "folders"
 SETTING = "labels_from_folders"  # the project's meta key: apply after every ingest
@@ -64,7 +65,7 @@ def labels_from_folders(project: Project) -> FolderLabels:
     chosen = [(image_id, class_id[name]) for (image_id, _, ever, _), name in zip(history, found)
               if name is not None and not ever]
     if chosen:
-        store.set_labels([image_id for image_id, _ in chosen], [cid for _, cid in chosen], source="human",
+        store.set_labels([image_id for image_id, _ in chosen], [cid for _, cid in chosen], source=Source.HUMAN,
                          actor=FOLDERS_ACTOR)
     never = sum(not ever for _, _, ever, _ in history)
     kept = sum(name is not None and by_person for (_, _, _, by_person), name in zip(history, found))

@@ -19,6 +19,7 @@ from engine.models import LoadedModel
 from engine.overlays import gallery_tile, heatmap_file
 from engine.project import Project
 from engine.review import NO_QUEUE, RankedImages, ReviewQueue, rank_images, review_queue_ids
+from engine.sources import Source
 from storage.gallery import GalleryRows
 
 PAGE_SIZE = 48
@@ -353,7 +354,7 @@ class GalleryView:
         person is shown sways what they answer, and the audit must measure the machine, not agree with it."""
         if row["status"] == "error":
             shown, text, confidence = "", "unreadable", None
-        elif row["label_source"] == "human":
+        elif row["label_source"] == Source.HUMAN:
             shown = names.get(row["label"], NONE_OF_THESE) if row["label"] is not None else NONE_OF_THESE
             text, confidence = f"{shown} (you)", None
         elif row["id"] in blind:
@@ -399,7 +400,7 @@ class GalleryView:
                     "from": self.label_text(event["from_class"], event["from_source"], names),
                     "to": self.label_text(event["to_class"], event["to_source"], names)}
                    for event in self.store.label_events(image_id)]
-        human = record["label_source"] == "human"
+        human = record["label_source"] == Source.HUMAN
         audit = not human and image_id in set(pending_audit(self.store))  # blind: see `_item`
         teacher = {} if audit else top(record["teacher_classes"], record["teacher_probs"])
         zero_shot = {} if audit else top(record["zero_shot_classes"], record["zero_shot_probs"])

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from engine.audit import pending_audit
 from engine.errors import LabelloopError
 from engine.gallery_view import NONE_OF_THESE, GalleryView
+from engine.sources import Source
 from storage import Store
 
 PAGE_ACTOR = "page"
@@ -82,7 +83,7 @@ class LabelingSession:
         what they saw, and that is the label written."""
         blind = set(pending_audit(self.store))  # accepting the machine's guess would make the audit agree with it
         chosen = [row for row in self.store.shown_predictions(image_ids, self.store.shown_round())
-                  if row["status"] == "ok" and row["label_source"] != "human" and row["predicted"] is not None
+                  if row["status"] == "ok" and row["label_source"] != Source.HUMAN and row["predicted"] is not None
                   and row["confidence"] >= min_confidence and row["id"] not in blind]
         if not chosen and len(image_ids) == 1 and image_ids[0] in blind:
             raise LabelloopError("this image is in the random audit: press its class's key (or N) instead; its "
@@ -136,7 +137,7 @@ class LabelingSession:
         with self._lock:
             before = self.store.last_label_event_id()
             confirmed = self.store.confirm_labels(image_ids, class_ids, actor=actor)  # those already so
-            changed = self.store.set_labels(image_ids, class_ids, source="human", actor=actor)
+            changed = self.store.set_labels(image_ids, class_ids, source=Source.HUMAN, actor=actor)
             self._confirmations += len(confirmed)
             if changed or confirmed:
                 self._undo.setdefault(actor, []).append(

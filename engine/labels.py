@@ -15,6 +15,7 @@ from engine.errors import LabelloopError
 from engine.inputfile import bounded_lines, open_input
 from engine.labelstudio import LabelRow, TaskLabels, default_root_url, read_tasks, suggest_root_url
 from engine.project import Project
+from engine.sources import Source
 from storage import Store
 
 IMPORT_FORMATS = ("csv", "label-studio")
@@ -128,7 +129,7 @@ def import_labels(project: Project, path: str | Path, *, fmt: str, actor: str, l
     kept = 0 if force else _keep_newer_labels(store, wanted, annotated_at)
     class_ids = [class_id for _, class_id in wanted.values()]
     replaced = store.count_human_labels_replaced(list(wanted), class_ids, actor=actor)
-    changed = store.set_labels(list(wanted), class_ids, source="human", actor=actor)
+    changed = store.set_labels(list(wanted), class_ids, source=Source.HUMAN, actor=actor)
     return LabelImport(rows=len(rows), changed=changed, skipped=tasks.unannotated, cancelled=tasks.cancelled,
                        kept=kept, replaced=replaced)
 

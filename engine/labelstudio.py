@@ -22,6 +22,7 @@ from xml.sax.saxutils import quoteattr
 
 from engine.errors import LabelloopError
 from engine.inputfile import open_input
+from engine.sources import Source
 
 # Label Studio serves local files at this URL when started with LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true;
 # `d` is the path relative to LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT.
@@ -55,7 +56,7 @@ def tasks(rows: list[dict], *, root_url: str) -> list[dict]:
     out = []
     for row in rows:
         task: dict = {"data": {TO_NAME: root_url + quote(row["path"], safe="/")}}
-        if row["source"] == "human":
+        if row["source"] == Source.HUMAN:
             task["annotations"] = [{"result": _result(row["label"])}]
         else:
             score = row["confidence"]

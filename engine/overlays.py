@@ -14,24 +14,21 @@ import cv2
 import numpy as np
 import torch
 
+from engine import palette
 from engine.imageio import fit_within, read_image
 from engine.models import LoadedModel
 
 TILE_SIDE = 144  # a drawn tile: what the detail panel shows for a file the browser cannot draw
 BADGE_SCALE = 0.45  # Hershey glyphs 10 px tall at TILE_SIDE
 _BORDER = 5
-_HUMAN_BGR = (200, 90, 20)  # a person's label: one colour, apart from the red-to-green confidence scale
-_ERROR_BGR = (60, 60, 60)
+_HUMAN_BGR = palette.HUMAN[::-1]  # cv2 draws in BGR
+_ERROR_BGR = palette.ERROR[::-1]
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 def confidence_colour(confidence: np.ndarray | float) -> np.ndarray:
-    """Confidence in [0, 1] -> BGR uint8 colour(s): red below 0.5, through amber, to green at 1.0. (N, 3) or (3,)."""
-    c = np.clip(np.asarray(confidence, np.float32), 0.0, 1.0)
-    t = np.clip((c - 0.5) / 0.5, 0.0, 1.0)[..., None]  # everything under even odds reads as "look at me"
-    red, amber, green = np.array([40, 40, 220.0]), np.array([0, 170, 240.0]), np.array([60, 170, 40.0])
-    colour = np.where(t < 0.5, red + (amber - red) * (t / 0.5), amber + (green - amber) * ((t - 0.5) / 0.5))
-    return colour.round().astype(np.uint8)
+    """Confidence in [0, 1] -> BGR uint8 colour(s) on the palette's scale (engine.palette). (N, 3) or (3,)."""
+    return palette.confidence_rgb(confidence)[..., ::-1]
 
 
 def _atomic_write(path: Path, pixels: np.ndarray, quality: int = 88) -> Path:
@@ -53,8 +50,10 @@ def gallery_tile(thumbs_dir: Path, thumbnail: Path | None, *, text: str, confide
                  human: bool, error: bool = False) -> Path:
     """A square tile: the thumbnail letterboxed, a border coloured by confidence (or the human colour), and a
     badge with `text`. Cached by everything it shows."""
+    colour = (_ERROR_BGR if error else _HUMAN_BGR if human
+              else tuple(int(v) for v in confidence_colour(confidence if confidence is not None else 0.0)))
     key = _cache_name(thumbnail.name if thumbnail else None, text, None if confidence is None else
-                      round(confidence, 2), human, error, TILE_SIDE)
+                      round(confidence, 2), human, error, colour, TILE_SIDE)
     path = thumbs_dir / "tiles" / key[:2] / f"{key}.jpg"
     if path.exists():
         return path
@@ -68,8 +67,6 @@ def gallery_tile(thumbs_dir: Path, thumbnail: Path | None, *, text: str, confide
             pixels = cv2.resize(pixels, (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale))))
         top, left = (TILE_SIDE - pixels.shape[0]) // 2, (TILE_SIDE - pixels.shape[1]) // 2
         tile[top:top + pixels.shape[0], left:left + pixels.shape[1]] = pixels
-    colour = (_ERROR_BGR if error else _HUMAN_BGR if human
-              else tuple(int(v) for v in confidence_colour(confidence if confidence is not None else 0.0)))
     cv2.rectangle(tile, (0, 0), (TILE_SIDE - 1, TILE_SIDE - 1), colour, _BORDER * 2 if human else _BORDER)
     # The badge sits at the top: the page writes the file name over the bottom edge.
     scale, thickness = BADGE_SCALE, 1

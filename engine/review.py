@@ -11,6 +11,7 @@ from engine.audit import pending_audit
 from engine.errors import LabelloopError
 from engine.labels import label_arrays
 from engine.queue import AUDIT, review_queue_order, uncertainty_order
+from engine.sources import Source
 from storage import Store
 
 
@@ -127,13 +128,19 @@ def possible_label_mistakes(store: Store) -> tuple[np.ndarray, np.ndarray]:
 FITS_NO_CLASS = 0.5  # outlier score from which the page's "fits no class" filter shows an image
 
 
+def fits_no_class_mask(scores: np.ndarray, threshold: float = FITS_NO_CLASS) -> np.ndarray:
+    """The one "fits no class" rule: (N,) bool, True where an outlier score (N,) is at least `threshold`. A NaN
+    score (not scored yet: before the first round) fits no class never."""
+    return np.asarray(scores) >= threshold
+
+
 def fits_no_class(store: Store, *, threshold: float = FITS_NO_CLASS) -> tuple[np.ndarray, np.ndarray]:
     """(image ids, outlier scores) of the images whose outlier score in the shown round is at least `threshold`,
     most outlying first; empty before the first round."""
     if not 0.0 <= threshold <= 1.0:
         raise LabelloopError(f"the outlier threshold must be between 0 and 1, got {threshold}")
     image_ids, scores = store.outlier_scores(store.shown_round())
-    keep = scores >= threshold
+    keep = fits_no_class_mask(scores, threshold)
     order = np.argsort(-scores[keep], kind="stable")
     return image_ids[keep][order], scores[keep][order]
 
@@ -171,7 +178,7 @@ def review_queue(store: Store, k: int) -> list[dict]:
                 "zero_shot": names[class_ids[int(predictions.zero_shot[rows[pick]].argmax())]], "reason": reason}
         if labels[pick] >= 0:
             item["label"] = names[class_ids[labels[pick]]]
-            item["label_source"] = "human" if human[pick] else "pseudo"
+            item["label_source"] = Source.HUMAN if human[pick] else Source.PSEUDO
         if human[pick] and image_id in judged:
             without = crossfit[2][judged[image_id]]
             item["without_label"] = {"predicted": names.get(crossfit[1][int(without.argmax())], "?"),

@@ -11,6 +11,7 @@ import numpy as np
 from engine.models import LoadedModel
 from engine.ontology import prompts_for
 from engine.scoring import cosine_probs, prediction_stats
+from engine.sources import Source
 from storage import Store
 
 ZERO_SHOT_ROUND = 0
@@ -55,7 +56,7 @@ def run_zero_shot(store: Store, model: LoadedModel) -> int:
     if len(image_ids):
         class_ids, weights, scale = store.class_weights(model.model_id)
         probs = cosine_probs(vectors, weights, scale)
-        store.replace_predictions(round_id=ZERO_SHOT_ROUND, source="zeroshot", model_id=model.model_id,
+        store.replace_predictions(round_id=ZERO_SHOT_ROUND, source=Source.ZEROSHOT, model_id=model.model_id,
                                   image_ids=image_ids, class_ids=class_ids, probs=probs,
                                   stats=prediction_stats(probs), replace_all=replace_all)
     store.set_meta(zeroshot_key=key)

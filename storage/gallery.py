@@ -11,26 +11,20 @@ import pyarrow as pa
 
 from storage.labels import CHANGED_SINCE_LABELLED, CONFIRMED
 from storage.scores import LABEL_MISTAKES
+from storage.shown import SHOWN_LABEL, shown_predictions
 
 GALLERY_STATUSES = ("all", "unlabeled", "pseudo", "human", "changed", "error")
 GALLERY_SORTS = ("queue", "confidence_up", "confidence_down", "name", "match")
 
-# What each image shows: the person's label if any, else the shown round's prediction (teacher, else zero-shot).
-# A pseudo-label counts only when it comes from the shown round: one from a round over a class set since changed is
-# stale, and the page, the header and export must not show it.
-SHOWN_LABEL = "(l.source = 'human' OR l.round = $round)"
+# What each image shows (storage.shown): the person's label if any, else the shown round's prediction.
 _SHOWN = """
-    WITH shown_images AS (SELECT i.* FROM images i {only_images} WHERE i.status <> 'missing'),
-         newest AS (SELECT p.image_id, p.label, p.confidence FROM predictions p {only} WHERE p.round = $round),
-         zero AS (SELECT p.image_id, p.label, p.confidence FROM predictions p {only} WHERE p.round = 0),
-         shown_labels AS (SELECT l.image_id, l.class_id, l.source FROM labels l {only} WHERE """ + SHOWN_LABEL + """)
     SELECT i.id AS image_id, i.relpath, i.sha256, i.status, i.error,
-           {predicted} AS predicted, {confidence} AS confidence, z.label AS zero_shot,
-           l.class_id AS label, l.source AS label_source, {disagree} AS disagree
-    FROM shown_images i
-    {teacher_join}
-    LEFT JOIN zero z ON z.image_id = i.id
-    LEFT JOIN shown_labels l ON l.image_id = i.id"""
+           s.label AS predicted, s.confidence, s.zero_shot, l.class_id AS label, l.source AS label_source,
+           coalesce(s.disagree, FALSE) AS disagree
+    FROM images i
+    LEFT JOIN ({predictions}) s ON s.image_id = i.id
+    LEFT JOIN labels l ON l.image_id = i.id AND """ + SHOWN_LABEL + """
+    WHERE i.status <> 'missing' AND {only_images}"""
 
 # The gallery reads `gallery_rows`: _SHOWN's rows for the round named by meta "gallery_round", kept so that a page
 # is a scan of one table (joining a million images with their predictions and labels took 0.4-1.4 s a page).
@@ -41,15 +35,12 @@ GALLERY_BUILT = "gallery_round"
 
 
 def _shown_sql(round_id: int, refresh: bool = False) -> str:
-    """`_SHOWN` for a round: for every image, or with `refresh` only for those in the table `gallery_refresh`.
-    Round 0 has no teacher: the zero-shot columns are used as they are, without a second join of the predictions."""
-    only = {"only": "JOIN gallery_refresh USING (image_id)" if refresh else "",
-            "only_images": "JOIN gallery_refresh r ON r.image_id = i.id" if refresh else ""}
-    if round_id > 0:
-        return _SHOWN.format(predicted="coalesce(n.label, z.label)", confidence="coalesce(n.confidence, z.confidence)",
-                             disagree="(n.image_id IS NOT NULL AND z.label IS NOT NULL AND n.label <> z.label)",
-                             teacher_join="LEFT JOIN newest n ON n.image_id = i.id", **only)
-    return _SHOWN.format(predicted="z.label", confidence="z.confidence", disagree="FALSE", teacher_join="", **only)
+    """`_SHOWN` for round `round_id` (its parameter `$round`): for every image, or with `refresh` only for those in
+    the table `gallery_refresh`."""
+    if not refresh:
+        return _SHOWN.format(predictions=shown_predictions(), only_images="TRUE")
+    return _SHOWN.format(predictions=shown_predictions("p.image_id IN (SELECT image_id FROM gallery_refresh)"),
+                         only_images="i.id IN (SELECT image_id FROM gallery_refresh)")
 
 
 _STATUS_WHERE = {
@@ -224,12 +215,12 @@ class GalleryQueries:
         labelled (CHANGED_SINCE_LABELLED)."""
         rows = self._query(f"""
             SELECT i.id, i.relpath, i.sha256, i.status, i.error, i.width, i.height, l.class_id, l.source,
-                   z.class_ids, z.probs, t.class_ids, t.probs, t.round, c.class_ids, c.probs,
+                   s.zero_shot_classes, s.zero_shot_probs, s.teacher_classes, s.teacher_probs, s.teacher_round,
+                   c.class_ids, c.probs,
                    i.id IN (SELECT image_id FROM ({LABEL_MISTAKES})), {CONFIRMED}, i.id IN ({CHANGED_SINCE_LABELLED})
             FROM images i
             LEFT JOIN labels l ON l.image_id = i.id AND {SHOWN_LABEL}
-            LEFT JOIN predictions z ON z.image_id = i.id AND z.round = 0
-            LEFT JOIN predictions t ON t.image_id = i.id AND t.round = $round AND t.round > 0
+            LEFT JOIN ({shown_predictions("p.image_id = $image")}) s ON s.image_id = i.id
             LEFT JOIN crossfit_probs c ON c.image_id = i.id AND c.round = $round
             WHERE i.id = $image""", {"round": round_id, "image": image_id})
         if not rows:
@@ -248,9 +239,7 @@ class GalleryQueries:
         return {"human": counts.get("human", 0), "pseudo": counts.get("pseudo", 0)}
 
     def newest_confidences(self, round_id: int) -> np.ndarray:
-        """The confidence of every image's shown prediction (teacher of `round_id`, else zero-shot), for the
-        page's histogram."""
-        rows = self._query("""SELECT coalesce(t.confidence, z.confidence) FROM predictions z
-                              LEFT JOIN predictions t ON t.image_id = z.image_id AND t.round = ? AND t.round > 0
-                              WHERE z.round = 0""", [round_id])
+        """The confidence of every image's shown prediction for `round_id` (storage.shown), for the page's
+        histogram."""
+        rows = self._query(f"SELECT confidence FROM ({shown_predictions()})", {"round": round_id})
         return np.array([row[0] for row in rows], np.float32)

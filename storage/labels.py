@@ -7,6 +7,8 @@ from typing import Sequence
 import numpy as np
 import pyarrow as pa
 
+from storage.shown import shown_predictions
+
 
 # The one definition of a confirmed label, over a row `l` of labels: a person's label that its person gave again as
 # it was (`confirm_labels`), in the class it has now. storage.scores.LABEL_MISTAKES and the detail view read it.
@@ -169,13 +171,11 @@ class LabelQueries:
     def current_labels(self) -> pa.Table:
         """One row per ok image: relpath, label (class name, '' = none of these), source (human | teacher |
         zeroshot | NULL when nothing predicted yet), confidence, round, the image's sha256, size_bytes, width
-        and height, and `changed` (CHANGED_SINCE_LABELLED: its label waits for a person). Human beats the teacher
-        prediction of `shown_round()`, which beats zero-shot: the same choice the page shows, so a round over a
-        class set since changed is not exported."""
+        and height, and `changed` (CHANGED_SINCE_LABELLED: its label waits for a person). Human beats the
+        prediction the page shows for `shown_round()` (storage.shown), so a round over a class set since changed is
+        not exported."""
         return self._arrow(f"""
-            WITH newest AS (
-                SELECT p.* FROM predictions p WHERE p.round IN (0, $shown)
-                QUALIFY row_number() OVER (PARTITION BY image_id ORDER BY round DESC) = 1)
+            WITH newest AS ({shown_predictions()})
             SELECT i.relpath AS path,
                    CASE WHEN h.image_id IS NOT NULL THEN coalesce(hc.name, '') ELSE pc.name END AS label,
                    CASE WHEN h.image_id IS NOT NULL THEN 'human' ELSE n.source END AS source,
@@ -189,7 +189,7 @@ class LabelQueries:
             LEFT JOIN newest n ON n.image_id = i.id
             LEFT JOIN classes pc ON pc.id = n.label
             WHERE i.status = 'ok'
-            ORDER BY i.relpath""", {"shown": self.shown_round()})
+            ORDER BY i.relpath""", {"round": self.shown_round()})
 
     def human_label_history(self, actor: str) -> list[tuple[int, str, bool, bool]]:
         """For every usable image, by id: (id, relpath, whether any human label is in its history (even if undone

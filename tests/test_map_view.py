@@ -8,6 +8,8 @@ from engine.errors import LabelloopError
 from engine.jobs import JobRunner
 from engine.map_view import MapView
 from engine.project import create_project
+from engine.review import FITS_NO_CLASS, fits_no_class
+from engine.scoring import prediction_stats
 from tests.synthetic import MODEL_ID, planted_embeddings, synthetic_project
 
 
@@ -92,3 +94,21 @@ def test_umap_runs_as_a_background_job_and_then_replaces_pca(planted):
     assert state.method == "umap" and state.note.startswith("UMAP of 300 images")
     assert np.isfinite(state.points["x"]).all()
     assert len([job for job in project.store.jobs(limit=10) if job["kind"] == "map"]) == 1
+
+
+def test_the_map_and_the_filter_find_the_same_images_that_fit_no_class(planted):
+    from app.map_tab import colour_groups  # the page's map: gradio only for this test
+
+    project, runner, _ = planted
+    store = project.store
+    image_ids, class_ids, probs = store.prediction_matrix(0)
+    outlier = np.linspace(0.0, 1.0, len(image_ids))
+    round_id = store.start_round({})
+    store.finish_round(round_id, model_id=MODEL_ID, image_ids=image_ids, class_ids=class_ids, probs=probs,
+                       stats=prediction_stats(probs), pseudo_ids=np.zeros(0, np.int64),
+                       pseudo_classes=np.zeros(0, np.int32), metrics={}, outlier=outlier)
+    state = MapView(project, runner, umap=False).current()
+    groups = {group.name: group.rows for group in colour_groups(state, "outlier")}
+    shown = state.points["image_id"][groups[f"fits no class (outlier score ≥ {FITS_NO_CLASS})"]]
+    assert 0 < len(shown) < len(image_ids)
+    assert set(shown.tolist()) == set(fits_no_class(store)[0].tolist())
