@@ -1,7 +1,7 @@
 """A long randomized run over two tabs of the real page (tests/page_fuzz.py; the tests run 300 actions): the demo
 project served in this process, driven in Debian's Chromium at 1280×800 with clicks, keys typed ahead, ← and →
 across page ends, page turns, sort and filter changes, undo, picked tiles, and a round finishing meanwhile. Prints
-one JSON object: actions (by kind), label keys, sends and server calls, mismatches (with the first few), how long
+one JSON object: actions (by kind), label keys, sends and server calls, mismatches (every one), how long
 the tabs took to equal the database after the last action (median, max) and after a round's end, and the load
 (the server's CPU seconds per second of the run, the machine's load average), and stalls: actions the page did not
 let the driver do in time (the first one's screenshot is kept in a temporary folder the JSON names).
@@ -50,6 +50,7 @@ def main() -> None:
             summary["load_average_1min"] = round(os.getloadavg()[0], 2)
             summary["cores"] = os.cpu_count()
             summary["evidence"] = str(evidence)
+            summary["all_mismatches"] = report.mismatches
     print(json.dumps(summary))
 
 

@@ -51,6 +51,9 @@ document.addEventListener('keydown', (event) => {
                          typing: tag === 'INPUT' || tag === 'TEXTAREA',
                          debug: named() ? '' : document.querySelector('#detail-view').innerHTML.slice(-900),
                          picked: [...document.querySelectorAll('#gallery .tile.picked')].map(t => t.dataset.path)});
+  // a key pressed while "waiting" acts on the image named next, also the one named before the wait: mutation records
+  // come in batches, so the observer may never see the waiting state between two namings of one image
+  if (!named()) last = null;
 }, true);
 let last = null;  // a name again after "waiting" counts again
 const note = () => {

@@ -62,7 +62,9 @@ def pixel_of(page, x: float, y: float) -> tuple[float, float]:
 
 def drag_box_over_the_left_edge(page) -> dict[str, list[int]]:
     """Drag a box over the left edge of the cloud (fewer images than a gallery page holds); returns the images
-    Plotly marks selected, those inside the box as the browser drew it, by legend entry (class)."""
+    Plotly marks selected, those inside the box as the browser drew it, by legend entry (class). The plot is
+    scrolled into view first, as a person would: a box dragged where the window does not show is no drag."""
+    page.locator("#map-plot").scroll_into_view_if_needed()
     points = [(x, y) for trace in drawn_points(page) for x, y in zip(trace["x"], trace["y"])]
     xs, ys = sorted(p[0] for p in points), sorted(p[1] for p in points)
     start = pixel_of(page, xs[0] - 0.01, ys[len(ys) * 2 // 3])
