@@ -83,7 +83,9 @@ class ProjectChoice:
 
 def build_start_page(choice: ProjectChoice) -> gr.Blocks:
     def found_projects():
-        return gr.Radio(choices=[str(folder) for folder in projects_in(choice.home)], value=None)
+        found = [str(folder) for folder in projects_in(choice.home)]
+        return gr.Radio(choices=found, value=None,
+                        label=f"projects in {choice.home}" + ("" if found else ": none yet (give a path below)"))
 
     with gr.Blocks(title=START_TITLE) as page:
         gr.Markdown(f"## labelloop\nOpen a project or create one. Paths are read from {markdown_text(choice.home)} "
