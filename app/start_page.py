@@ -51,11 +51,12 @@ class ProjectChoice:
     def create(self, folder: str | None, images: str | None, classes: str | None, model: str | None,
                labels_from_folders: bool = False) -> Project:
         """Create a project as `labelloop init` does, refusing an images folder without images (it is ingested at
-        once). Class names come comma-separated or one a line."""
+        once). Class names come comma-separated or one a line: the lines are joined into init's comma list."""
         root, images_root = self.path(folder, "project folder to create"), self.path(images, "images folder")
+        names = ",".join((classes or "").strip().splitlines())
 
         def made() -> Project:
-            project = create_project(root, images=images_root, classes=classes or "", model=model or DEFAULT_SPEC,
+            project = create_project(root, images=images_root, classes=names, model=model or DEFAULT_SPEC,
                                      require_images=True)
             if labels_from_folders:
                 set_folder_labels(project, True)

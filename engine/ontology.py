@@ -6,7 +6,6 @@ with its own list of templates or literal prompts.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from pathlib import Path
 
@@ -15,15 +14,14 @@ from engine.inputfile import bounded_lines, open_input
 
 DEFAULT_TEMPLATES_FILE = Path(__file__).resolve().parent.parent / "assets" / "prompts" / "default.txt"
 MAX_CLASSES = 1000
-CLASS_SEPARATOR = re.compile(r",|\r?\n")  # a comma, or a line break
 
 
 def parse_class_list(text: str) -> list[str]:
-    """'cat, dog,bird' (or one name a line, as the start page takes them) -> ['cat', 'dog', 'bird']; refuses empty
-    names, names that do not print as themselves (`unprintable`), duplicates and a list of fewer than two."""
-    names = [name.strip() for name in CLASS_SEPARATOR.split((text or "").strip())]
+    """'cat, dog,bird' -> ['cat', 'dog', 'bird']; refuses empty names, names that do not print as themselves
+    (`unprintable`), duplicates and a list of fewer than two."""
+    names = [name.strip() for name in (text or "").split(",")]
     if names == [""]:
-        raise LabelloopError('no classes given; give at least two, comma-separated or one a line, e.g. "cat,dog,bird"')
+        raise LabelloopError('no classes given; give at least two, comma-separated: "cat,dog,bird"')
     for position, name in enumerate(names, start=1):
         if not name:
             raise LabelloopError(f"class list has an empty name at position {position}: {text!r}")
