@@ -50,6 +50,11 @@ def _stop(process) -> None:
     process.wait(timeout=60)
 
 
+def _statuses(url: str, path: Path) -> list[int]:
+    """What the image route and Gradio's file route answer for `path`."""
+    return [httpx.get(f"{url}{route}{path}", timeout=30).status_code for route in ("image", "gradio_api/file=")]
+
+
 def _toast(page, text: str) -> None:
     expect(page.locator(".toast-body").filter(has_text=text)).to_be_visible()
 
@@ -57,13 +62,18 @@ def _toast(page, text: str) -> None:
 @pytest.fixture
 def home(tmp_path):
     write_images(tmp_path / "shapes", 12)
+    write_images(tmp_path / "elsewhere", 1)  # images of no project: never served
     return tmp_path
 
 
 def test_create_a_project_from_the_start_page_label_one_image_then_open_it_again(home, browser, screenshots):
+    shape, elsewhere = next((home / "shapes").rglob("img_*")), next((home / "elsewhere").rglob("img_*"))
     server, url = _start_page_served(home)
     tab = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
     try:
+        # the start page serves no file, and only its own origin drives it
+        assert all(status >= 400 for path in (shape, Path("/etc/passwd")) for status in _statuses(url, path))
+        assert httpx.get(f"{url}config", headers={"Origin": "http://evil.example"}).status_code == 403
         tab.goto(url, wait_until="load")
         tab.get_by_label("project folder (new or empty; not inside the images folder)").fill("shapes-project")
         tab.get_by_label("images folder (read, never changed)").fill("no-such-folder")
@@ -99,6 +109,9 @@ def test_create_a_project_from_the_start_page_label_one_image_then_open_it_again
         tab.locator("#open-project").click()
         tab.wait_for_selector("#gallery img", timeout=120_000)
         expect(tab.locator("#header")).to_contain_text("1 labeled by you")
+        # the image route follows the opened project: its images folder, nothing beside it
+        assert httpx.get(f"{url}image{shape}", timeout=30).status_code == 200
+        assert all(status >= 400 for status in _statuses(url, elsewhere))
     finally:
         tab.context.close()
         _stop(server)
