@@ -59,7 +59,11 @@ class ProjectChoice:
             project = create_project(root, images=images_root, classes=names, model=model or DEFAULT_SPEC,
                                      require_images=True)
             if labels_from_folders:
-                set_folder_labels(project, True)
+                try:
+                    set_folder_labels(project, True)
+                except BaseException:  # the project stays as init left it; this process lets go of it
+                    project.close()
+                    raise
             return project
 
         return self._claim(made, created=True)
