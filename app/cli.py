@@ -408,8 +408,8 @@ def cmd_serve(args) -> int:
     if args.project is not None and args.home is not None:
         raise LabelloopError("--home is for the start page, which serve shows without a PROJECT; give one or the "
                              "other")
-    serve(args.project, home=args.home, host=args.host, port=args.port, auth=args.auth, allowed_hosts=args.allowed_host or [],
-          trust_proxy=args.trust_proxy)
+    serve(args.project, home=args.home, host=args.host, port=args.port, auth=args.auth,
+          allowed_hosts=args.allowed_host or [], trust_proxy=args.trust_proxy)
     return 0
 
 

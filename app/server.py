@@ -263,8 +263,12 @@ def serve(project_root: str | Path | None, *, home: str | Path | None = None, ho
               + "; pass --auth USER:PASSWORD", file=sys.stderr, flush=True)
     logging.getLogger("labelloop.login").setLevel(logging.WARNING)  # wrong passwords go to the server log
     if project_root is None:
-        project, created = pick_project(Path(home or ".").expanduser().resolve(), host=host, port=port,
-                                        auth=credentials, allowed_hosts=allowed_hosts, trust_proxy=trust_proxy)
+        home = Path(home or ".").expanduser().resolve()
+        if not home.is_dir():
+            raise LabelloopError(f"--home {home} is not a folder; give the folder that holds (or will hold) your "
+                                 "projects")
+        project, created = pick_project(home, host=host, port=port, auth=credentials, allowed_hosts=allowed_hosts,
+                                        trust_proxy=trust_proxy)
     else:
         project, created = open_project(project_root), False
     with project:
