@@ -405,8 +405,11 @@ def cmd_demo(args) -> int:
 def cmd_serve(args) -> int:
     from app.server import serve
 
-    serve(args.project, host=args.host, port=args.port, auth=args.auth, allowed_hosts=args.allowed_host or [],
-          trust_proxy=args.trust_proxy)
+    if args.project is not None and args.home is not None:
+        raise LabelloopError("--home is for the start page, which serve shows without a PROJECT; give one or the "
+                             "other")
+    serve(args.project, home=args.home, host=args.host, port=args.port, auth=args.auth,
+          allowed_hosts=args.allowed_host or [], trust_proxy=args.trust_proxy)
     return 0
 
 
@@ -556,8 +559,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_server_options(demo)
     demo.set_defaults(handler=cmd_demo)
 
-    serve = commands.add_parser("serve", help="open the labeling page for a project")
-    serve.add_argument("project")
+    serve = commands.add_parser("serve", help="open the labeling page for a project (without one: a start page that "
+                                              "opens or creates one)")
+    serve.add_argument("project", nargs="?", help="the project (default: the start page, to open or create one)")
+    serve.add_argument("--home", metavar="DIR",
+                       help="without PROJECT: the folder whose projects the start page lists and from which the "
+                            "paths typed there are read (default: the current folder)")
     _add_server_options(serve)
     serve.set_defaults(handler=cmd_serve)
     return parser

@@ -1,4 +1,6 @@
-"""Start-up: open the project (storage), build the workspace (engine), build the page, serve it.
+"""Start-up: open the project (storage), build the workspace (engine), build the page, serve it. Without a project,
+the start page (app.start_page) is served first, until a person opens or creates one there; the project's page then
+takes its place on the same address.
 
 The server process is the project's one writer; its background jobs run in a thread of the same process.
 Only images from the images folder and the project's thumbnails (engine.serving), and the exports as downloads, are
@@ -16,6 +18,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Sequence
@@ -40,6 +43,7 @@ from engine.workspace import Workspace
 AUTH_VARIABLE = "LABELLOOP_AUTH"
 STOP_SECONDS = 5.0  # how long Ctrl-C waits for the running job to reach a checkpoint
 TRUSTED_PROXIES = "127.0.0.1,::1"  # with --trust-proxy: a reverse proxy on this machine
+SWITCH_SECONDS = 0.5  # the start page's answer ("opening ...") reaches the browser before the page is replaced
 
 
 def parse_auth(entries: list[str] | str | None) -> list[tuple[str, str]] | None:
@@ -167,36 +171,11 @@ def launch(workspace: Workspace, *, host: str = "127.0.0.1", port: int | None = 
     page = build_page(workspace)
     allowed, blocked = served_paths(workspace.project)
     (workspace.project.root / "exports").mkdir(exist_ok=True)
-    page.queue(default_concurrency_limit=4)
-    check_address(host, port)
-    # Routes given to FastAPI come before Gradio's own; SessionGuard (with --auth) guards them like the rest, but
-    # the CLI's, which checks its token itself.
     token = new_token()
-
-    @asynccontextmanager
-    async def guard_first(app):
-        # Gradio puts its own CORS middleware (which answers other local origins, with credentials) outside every
-        # middleware given to it; the guard wraps the stack Starlette has built before this start-up runs.
-        app.middleware_stack = BrowserGuard(app.middleware_stack, bound_host=host, allowed_hosts=allowed_hosts)
-        yield
-
-    app_kwargs = {"routes": [thumbnail_route(workspace.project.thumbs_dir), image_route(workspace.project),
-                             cli_route(workspace, token, host)], "lifespan": guard_first}
-    if auth:
-        app_kwargs["middleware"] = [Middleware(SessionGuard)]
-    # uvicorn (under Gradio) takes the client's address from X-Forwarded-For when the peer is one of
-    # $FORWARDED_ALLOW_IPS (by default this machine): anyone here could then forge the address the throttle counts.
-    os.environ["FORWARDED_ALLOW_IPS"] = TRUSTED_PROXIES if trust_proxy else ""
-    try:
-        page.launch(server_name=host, server_port=port, auth=auth, allowed_paths=allowed, blocked_paths=blocked,
-                    app_kwargs=app_kwargs, run_history=False,  # recording every run in the browser cost ~50 ms a key
-                    prevent_thread_lock=True, quiet=not block, show_error=True, footer_links=[],
-                    js=KEYBOARD_JS, css=CSS, auth_message="labelloop: sign in to label this project")
-    except OSError as error:  # Gradio says "Cannot find empty port" with a paragraph about its own settings
-        if "port" not in str(error).lower():
-            raise
-        raise LabelloopError(f"port {port} on {host} is in use; pass --port with another number, "
-                             "or stop what listens there") from None
+    _launch_blocks(page, routes=[thumbnail_route(workspace.project.thumbs_dir), image_route(workspace.project),
+                                 cli_route(workspace, token, host)],
+                   allowed_paths=allowed, blocked_paths=blocked, js=KEYBOARD_JS, css=CSS, host=host, port=port,
+                   auth=auth, allowed_hosts=allowed_hosts, trust_proxy=trust_proxy, quiet=not block)
     record = write_server_record(workspace.project.root, host=host, port=page.server_port, token=token)
     if block:
         try:
@@ -206,19 +185,97 @@ def launch(workspace: Workspace, *, host: str = "127.0.0.1", port: int | None = 
     return page
 
 
-def serve(project_root: str | Path, *, host: str = "127.0.0.1", port: int = 7860,
-          auth: list[str] | None = None, allowed_hosts: Sequence[str] = (), trust_proxy: bool = False) -> None:
+def _launch_blocks(page, *, routes: list[Route], allowed_paths: list[str], blocked_paths: list[str], js: str,
+                   css: str, host: str, port: int | None, auth: list[tuple[str, str]] | None,
+                   allowed_hosts: Sequence[str], trust_proxy: bool, quiet: bool) -> None:
+    """Serve the Gradio `page` (the labeling page or the start page) with `routes` of labelloop's own before
+    Gradio's, app.browser_guard in front of everything and app.guard's login with `auth`; returns once it listens.
+    Gradio's file route serves `allowed_paths` only, never `blocked_paths`."""
+    page.queue(default_concurrency_limit=4)
+    check_address(host, port)
+
+    @asynccontextmanager
+    async def guard_first(app):
+        # Gradio puts its own CORS middleware (which answers other local origins, with credentials) outside every
+        # middleware given to it; the guard wraps the stack Starlette has built before this start-up runs.
+        app.middleware_stack = BrowserGuard(app.middleware_stack, bound_host=host, allowed_hosts=allowed_hosts)
+        yield
+
+    # Routes given to FastAPI come before Gradio's own; SessionGuard (with --auth) guards them like the rest, but
+    # the CLI's, which checks its token itself.
+    app_kwargs = {"routes": routes, "lifespan": guard_first}
+    if auth:
+        app_kwargs["middleware"] = [Middleware(SessionGuard)]
+    # uvicorn (under Gradio) takes the client's address from X-Forwarded-For when the peer is one of
+    # $FORWARDED_ALLOW_IPS (by default this machine): anyone here could then forge the address the throttle counts.
+    os.environ["FORWARDED_ALLOW_IPS"] = TRUSTED_PROXIES if trust_proxy else ""
+    try:
+        page.launch(server_name=host, server_port=port, auth=auth, allowed_paths=allowed_paths,
+                    blocked_paths=blocked_paths, app_kwargs=app_kwargs,
+                    run_history=False,  # recording every run in the browser cost ~50 ms a key
+                    prevent_thread_lock=True, quiet=quiet, show_error=True, footer_links=[], js=js, css=css,
+                    auth_message="labelloop: sign in to label this project")
+    except OSError as error:  # Gradio says "Cannot find empty port" with a paragraph about its own settings
+        if "port" not in str(error).lower():
+            raise
+        raise LabelloopError(f"port {port} on {host} is in use; pass --port with another number, "
+                             "or stop what listens there") from None
+
+
+def pick_project(home: Path, *, host: str, port: int, auth: list[tuple[str, str]] | None,
+                 allowed_hosts: Sequence[str], trust_proxy: bool) -> tuple[Project, bool]:
+    """Serve the start page (app.start_page) until a person opens or creates a project there; returns it, open,
+    and whether it was created. The start page serves no file at all: no images folder is known yet, so the image
+    routes come with the project's page (launch), which replaces it on the same address."""
+    from app.page import CSS
+    from app.start_page import ProjectChoice, build_start_page
+    from app.static_files import static_text
+
+    private_cache()
+    choice = ProjectChoice(home)
+    page = build_start_page(choice)
+    _launch_blocks(page, routes=[], allowed_paths=[], blocked_paths=[], js=static_text("start.js"), css=CSS,
+                   host=host, port=port, auth=auth, allowed_hosts=allowed_hosts, trust_proxy=trust_proxy, quiet=True)
+    print(f"labelloop: start page on http://{host}:{port}: open or create a project there"
+          + (" (login required)" if auth else "") + " — Ctrl-C stops", flush=True)
+    try:
+        while not choice.wait(0.5):  # a timeout, so Ctrl-C is heard
+            pass
+        time.sleep(SWITCH_SECONDS)
+    finally:
+        page.close(verbose=False)
+    return choice.project, choice.created
+
+
+def serve(project_root: str | Path | None, *, home: str | Path | None = None, host: str = "127.0.0.1",
+          port: int = 7860, auth: list[str] | None = None, allowed_hosts: Sequence[str] = (),
+          trust_proxy: bool = False) -> None:
+    """Serve the page of the project at `project_root`; without one, the start page first (pick_project), paths
+    there read from `home` (default: the current folder). A created project is ingested at once, its progress at
+    the top of the page as after the Ingest tab's scan."""
     from engine.project import open_project
 
     credentials = parse_auth(auth if auth else os.environ.get(AUTH_VARIABLE))
     check_address(host, port)
     if not credentials and not binds_loopback(host):
         print(f"labelloop: warning: serving on {host} without --auth: anyone who can reach this machine can label, "
-              "export and download; pass --auth USER:PASSWORD", file=sys.stderr, flush=True)
+              "export and download" + ("" if project_root else ", and open or create projects as you")
+              + "; pass --auth USER:PASSWORD", file=sys.stderr, flush=True)
     logging.getLogger("labelloop.login").setLevel(logging.WARNING)  # wrong passwords go to the server log
-    with open_project(project_root) as project:
+    if project_root is None:
+        home = Path(home or ".").expanduser().resolve()
+        if not home.is_dir():
+            raise LabelloopError(f"--home {home} is not a folder; give the folder that holds (or will hold) your "
+                                 "projects")
+        project, created = pick_project(home, host=host, port=port, auth=credentials, allowed_hosts=allowed_hosts,
+                                        trust_proxy=trust_proxy)
+    else:
+        project, created = open_project(project_root), False
+    with project:
         workspace = Workspace(project)
         try:
+            if created:
+                workspace.start_ingest()
             print(f"labelloop: serving {terminal_text(project.root)} on http://{host}:{port}"
                   + (" (login required)" if credentials else "") + " — Ctrl-C stops", flush=True)
             launch(workspace, host=host, port=port, auth=credentials, allowed_hosts=allowed_hosts,

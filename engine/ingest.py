@@ -18,7 +18,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -71,12 +71,27 @@ class IngestReport:
 
 
 def scan_images(images_root: Path, *, exclude: Path | None = None) -> tuple[list[FileEntry], int]:
-    """Every file with an image extension under `images_root`, sorted, and how many folders were skipped as
-    other labelloop projects (their thumbnails are not images of this one). `exclude` (this project's folder) is
-    skipped without being counted. Directory symlinks are not followed, so nothing outside the root is read; a
-    file that cannot be stat'ed (a dangling symlink) is listed with size -1 and reported by the reader."""
-    entries: list[FileEntry] = []
+    """Every file with an image extension under `images_root` (image_files), sorted, and how many folders were
+    skipped as other labelloop projects (their thumbnails are not images of this one). A file that cannot be
+    stat'ed (a dangling symlink) is listed with size -1."""
     projects = 0
+
+    def skipped() -> None:
+        nonlocal projects
+        projects += 1
+
+    entries = [_file_entry(Path(item.path).relative_to(images_root).as_posix(), item)
+               for item in image_files(images_root, exclude=exclude, on_project=skipped)]
+    return sorted(entries, key=lambda entry: entry.relpath), projects
+
+
+def image_files(images_root: Path, *, exclude: Path | None = None,
+                on_project: Callable[[], None] = lambda: None) -> Iterator[os.DirEntry]:
+    """Every file with an image extension under `images_root`, in no particular order, found as the walk goes (the
+    first one comes at once however large the folder). A folder holding another labelloop project is skipped and
+    `on_project` called; `exclude` (this project's folder) is skipped silently. Directory symlinks are not followed,
+    so nothing outside the root is read; a file that cannot be stat'ed (a dangling symlink) is listed all the same
+    and reported by its reader."""
     stack = [images_root]
     while stack:
         folder = stack.pop()
@@ -89,12 +104,11 @@ def scan_images(images_root: Path, *, exclude: Path | None = None) -> tuple[list
                 if exclude is not None and Path(item.path).resolve() == exclude:
                     continue
                 if holds_project(item.path):
-                    projects += 1
+                    on_project()
                 else:
                     stack.append(Path(item.path))
             elif os.path.splitext(item.name)[1].lower() in SUPPORTED_EXTENSIONS:
-                entries.append(_file_entry(Path(item.path).relative_to(images_root).as_posix(), item))
-    return sorted(entries, key=lambda entry: entry.relpath), projects
+                yield item
 
 
 def _file_entry(relpath: str, item: os.DirEntry) -> FileEntry:

@@ -21,7 +21,7 @@ def parse_class_list(text: str) -> list[str]:
     (`unprintable`), duplicates and a list of fewer than two."""
     names = [name.strip() for name in (text or "").split(",")]
     if names == [""]:
-        raise LabelloopError('no classes given; pass --classes "cat,dog,bird" (at least two, comma-separated)')
+        raise LabelloopError('no classes given; give at least two, comma-separated: "cat,dog,bird"')
     for position, name in enumerate(names, start=1):
         if not name:
             raise LabelloopError(f"class list has an empty name at position {position}: {text!r}")

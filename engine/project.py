@@ -68,15 +68,19 @@ class Project:
 
 
 def create_project(root: str | Path, *, images: str | Path, classes: str, model: str,
-                   prompts: str | Path | None = None) -> Project:
-    """Validate everything first, then create the directory and database; a refused init leaves nothing behind."""
+                   prompts: str | Path | None = None, require_images: bool = False) -> Project:
+    """Validate everything first, then create the directory and database; a refused init leaves nothing behind.
+    `require_images`: refuse an images folder holding no image file yet (the start page, which ingests at once;
+    `labelloop init` takes an empty folder to fill later)."""
     root = Path(root).expanduser().resolve()
     images_root = Path(images).expanduser()
     if not images_root.is_dir():
-        raise LabelloopError(f"images folder {images_root} does not exist or is not a folder; pass --images DIR")
+        raise LabelloopError(f"images folder {images_root} does not exist or is not a folder; give the folder that "
+                             "holds your images")
     images_root = images_root.resolve()
     if (root / DB_FILE).exists():
-        raise LabelloopError(f"{root} is already a labelloop project; run `labelloop ingest {root}` to update it")
+        raise LabelloopError(f"{root} is already a labelloop project; open it (`labelloop serve {root}`, or Open on "
+                             "the start page), or give a new folder")
     if root.exists() and not root.is_dir():
         raise LabelloopError(f"project path {root} is a file; give a new or empty folder")
     if root == images_root or images_root.is_relative_to(root):
@@ -84,6 +88,12 @@ def create_project(root: str | Path, *, images: str | Path, classes: str, model:
     if root.is_relative_to(images_root):  # its exports would land in the images folder, which export refuses
         raise LabelloopError(f"project folder {root} must not be inside the images folder {images_root}; "
                              "put the project beside it")
+    if require_images:
+        from engine.ingest import image_files  # ingest imports this module (and torch): only the page asks
+
+        if next(image_files(images_root), None) is None:
+            raise LabelloopError(f"images folder {images_root} holds no image files (.jpg, .png, .webp, ...); "
+                                 "give the folder that holds your images")
     names = parse_class_list(classes)
     templates, overrides = (read_prompts_file(prompts, names) if prompts else (default_templates(), {}))
     spec = parse_model_spec(model)
@@ -96,6 +106,24 @@ def create_project(root: str | Path, *, images: str | Path, classes: str, model:
                    created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
     store.add_classes(names, [overrides.get(name) for name in names])
     return Project(root, store)
+
+
+def projects_in(home: str | Path) -> list[Path]:
+    """The labelloop projects in `home`: itself and its sub-folders one level down that hold one, the one used last
+    first (by its database's modification time). Cheap: one listing of `home`, no database opened (another process
+    may hold one)."""
+    home = Path(home).expanduser().resolve()
+    try:
+        folders = [home, *sorted(entry for entry in home.iterdir() if entry.is_dir())]
+    except OSError:
+        return []
+    found = []
+    for folder in folders:
+        try:
+            found.append(((folder / DB_FILE).stat().st_mtime, folder))
+        except OSError:  # no project there (or one this user cannot read, which would not open either)
+            continue
+    return [folder for _, folder in sorted(found, key=lambda item: -item[0])]
 
 
 class ProjectInUse(LabelloopError):

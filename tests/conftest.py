@@ -1,5 +1,7 @@
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -92,6 +94,25 @@ def project(tmp_path, images, tiny_model, cli) -> Path:
     assert cli("init", root, "--images", images, "--classes", "circle,square,other", "--model", tiny_model)[0] == 0
     assert cli("ingest", root, "--workers", "0")[0] == 0
     return root
+
+
+@pytest.fixture
+def held_project(tmp_path, tiny_model):
+    """A project held by a process that is not a server; yields (project, holder's pid)."""
+    write_images(tmp_path / "images", 3)
+    root = tmp_path / "project"
+    assert main(["init", str(root), "--images", str(tmp_path / "images"), "--classes", "a,b",
+                 "--model", str(tiny_model)]) == 0
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import time; from storage import Store; "
+        f"s = Store.open({str(root / 'labelloop.duckdb')!r}); print('open', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        yield root, holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 __all__ = ["write_bad_files", "write_images"]

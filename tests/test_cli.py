@@ -136,10 +136,12 @@ def test_classes_key_sets_a_class_key_and_bad_keys_are_one_line(tmp_path, images
     (["init", "{tmp}/p", "--images", "{images}", "--classes", "a,b", "--model", "nope"], "unknown model"),
     (["ingest", "{tmp}/not-a-project"], "not a labelloop project"),
     (["status"], "the following arguments are required"),
+    (["serve", "{tmp}/p", "--home", "{tmp}"], "--home is for the start page, which serve shows without a PROJECT"),
+    (["serve", "--home", "{tmp}/nope"], "--home {tmp}/nope is not a folder"),
 ])
 def test_bad_input_exits_non_zero_with_one_line(tmp_path, images, cli, args, fragment):
     code, _, err = cli(*[a.format(tmp=tmp_path, images=images) for a in args])
-    assert code != 0 and fragment in err
+    assert code != 0 and fragment.format(tmp=tmp_path) in err
     assert len([line for line in err.splitlines() if line.strip()]) == 1
     assert not (tmp_path / "p").exists()  # a refused init leaves nothing behind
 

@@ -154,30 +154,11 @@ def _dead_pid() -> int:
     return finished.pid
 
 
-@pytest.fixture
-def held(tmp_path, tiny_model):
-    """A project held by a process that is not a server; yields (project, holder's pid)."""
-    write_images(tmp_path / "images", 3)
-    root = tmp_path / "project"
-    assert main(["init", str(root), "--images", str(tmp_path / "images"), "--classes", "a,b",
-                 "--model", str(tiny_model)]) == 0
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import time; from storage import Store; "
-        f"s = Store.open({str(root / 'labelloop.duckdb')!r}); print('open', flush=True); time.sleep(60)")],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "open"
-        yield root, holder.pid
-    finally:
-        holder.kill()
-        holder.wait()
-
-
 @pytest.mark.parametrize("who", ["dead process", "live process that does not hold the project", "holder"])
-def test_a_stale_server_file_is_ignored(held, who):
+def test_a_stale_server_file_is_ignored(held_project, who):
     """A file naming a dead process, or a live one that is not the lock's holder (its pid reused), is ignored; one
     naming the holder is followed (the control: the two others are told apart)."""
-    root, holder = held
+    root, holder = held_project
     write_server_record(root, host="127.0.0.1", port=_free_port(), token="stale")
     record = json.loads((root / SERVER_FILE).read_text())
     record["pid"] = {"dead process": _dead_pid(), "holder": holder}.get(who, os.getpid())
