@@ -338,14 +338,14 @@ def test_folder_exports_with_different_filters_number_the_classes_alike_in_torch
     numbering = [dataset.class_to_idx for dataset in exports.values()]
     assert numbering[0] == numbering[1] == {name: i for i, name in enumerate(sorted(CLASSES))}
     for out, dataset in exports.items():
-        # the README's mapping from torchvision's alphabetical numbering to the project's order
-        project_order = json.loads((out / "classes.json").read_text())
-        assert project_order == CLASSES
-        to_project = [project_order.index(folder) for folder in dataset.classes]
+        # docs/export.md's mapping from torchvision's alphabetical numbering to the project's order
+        order = json.loads((out / "classes.json").read_text())
+        to_project = [order.index(name) for name in dataset.classes]
+        dataset.target_transform = to_project.__getitem__
         files = {row["file"]: row["label"] for row in _csv_rows(out / "manifest.csv")}
-        assert len(dataset) == len(files)
-        for path, target in dataset.samples:
-            assert CLASSES[to_project[target]] == files[Path(path).relative_to(out).as_posix()]
+        assert order == CLASSES and len(dataset) == len(files)
+        for (path, _), (_, target) in zip(dataset.samples, dataset):
+            assert CLASSES[target] == files[Path(path).relative_to(out).as_posix()]
 
 
 @pytest.mark.parametrize("name", ["CON", "lpt1.txt", "a:b", "why?", "end."])
