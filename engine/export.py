@@ -52,7 +52,7 @@ MANIFEST_FILE = "manifest.csv"  # in every folder export; it also marks a folder
 CLASSES_FILE = "classes.json"  # in every folder export: the class names in project order
 QUALITY_FILE = "quality.json"  # beside the manifest (a one-file export: OUT.quality.json beside it)
 CARD_FILE = "README.md"  # the hf export's dataset card
-NONE_CLASS = "none_of_these"  # folder (and hf class) of "none of these" images when a folder export includes them
+NONE_CLASS = "none_of_these"  # folder (and hf class) of "none of these" images when imagefolder or hf includes them
 _PROJECT_OWNED = (DB_FILE, DB_FILE + ".wal", "thumbs", "models")
 
 
