@@ -397,3 +397,18 @@ def test_fiftyone_split_export_has_a_dataset_per_split_folder(labeled, tmp_path,
         labels = json.loads((out / split / "labels.json").read_text())["labels"]
         assert sorted(labels) == sorted(Path(row["file"]).stem for row in rows)
         assert {row["file"] for row in rows} == {f"{split}/data/{p.name}" for p in (out / split / "data").iterdir()}
+
+
+def test_fiftyone_logits_follow_the_project_class_order_and_skip_predictions_over_other_classes():
+    import pyarrow as pa
+
+    from engine.fiftyone_labels import class_logits
+
+    predictions = pa.table({"path": ["a.png", "b.png", "c.png"],
+                            "class_ids": [[3, 1, 2], [1, 2], [1, 2, 3]],  # b: made before class 3 was added
+                            "probs": [[0.7, 0.2, 0.1], [0.5, 0.5], [1.0, 0.0, 0.0]]})
+    logits = class_logits(predictions, [1, 2, 3])
+    assert set(logits) == {"a.png", "c.png"}
+    assert np.allclose(np.exp(logits["a.png"]), [0.2, 0.1, 0.7], atol=1e-4)
+    assert logits["c.png"][0] == 0 and all(np.isfinite(logits["c.png"]))  # a probability of 0 has no log
+    assert json.loads(json.dumps(logits)) == logits  # plain JSON: no NaN or Infinity
