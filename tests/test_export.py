@@ -412,3 +412,14 @@ def test_fiftyone_logits_follow_the_project_class_order_and_skip_predictions_ove
     assert np.allclose(np.exp(logits["a.png"]), [0.2, 0.1, 0.7], atol=1e-4)
     assert logits["c.png"][0] == 0 and all(np.isfinite(logits["c.png"]))  # a probability of 0 has no log
     assert json.loads(json.dumps(logits)) == logits  # plain JSON: no NaN or Infinity
+
+
+def test_fiftyone_export_refuses_two_images_that_differ_only_in_their_extension(tmp_path, images, tiny_model, cli):
+    (images / "img_00002.png").write_bytes((images / "img_00001.png").read_bytes())  # beside img_00002.webp
+    project = tmp_path / "project"
+    assert cli("init", project, "--images", images, "--classes", ",".join(CLASSES), "--model", tiny_model)[0] == 0
+    assert cli("ingest", project, "--workers", "0")[0] == 0
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    code, _, err = cli("export", project, "--format", "fiftyone", "--out", tmp_path / "out")
+    assert code == 1 and "images 'img_00002.png' and 'img_00002.webp' differ only in their extension" in _one_line(err)
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before
