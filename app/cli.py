@@ -489,13 +489,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("project")
     export.add_argument("--format", required=True,
                         help="csv, parquet, jsonl (one file); imagefolder, hf (a folder of class sub-folders); "
-                             "label-studio (JSON tasks)")
+                             "fiftyone (FiftyOne's image classification dataset); label-studio (JSON tasks)")
     export.add_argument("--out", required=True, help="the file or folder to write (not inside the images folder)")
     export.add_argument("--min-confidence", type=float, default=None,
                         help="leave out machine labels below this confidence (human labels always pass)")
     export.add_argument("--source", default="all", help="all (default) or human")
     export.add_argument("--include-none", action=argparse.BooleanOptionalAction, default=None,
-                        help='keep "none of these" labels (default: yes for one-file formats, no for folders)')
+                        help='keep "none of these" labels (default: no for imagefolder and hf, where they need a folder '
+                             'of their own, none_of_these; yes for the others)')
     export.add_argument("--link", default="copy", help="folders: copy (default), symlink or hardlink the images")
     export.add_argument("--split", help="folders: train,val[,test] fractions such as 0.8,0.1,0.1, stratified")
     export.add_argument("--seed", type=int, default=0, help="seed of --split (default 0)")

@@ -1,5 +1,5 @@
-"""Exporting the labeled dataset: one file (csv, parquet, jsonl, label-studio) or a folder of class sub-folders
-(imagefolder, hf).
+"""Exporting the labeled dataset: one file (csv, parquet, jsonl, label-studio) or a folder: of class sub-folders
+(imagefolder, hf) or FiftyOne's classification dataset (fiftyone).
 
 Everything is written to a temporary file or folder beside the target and renamed into place at the end, so a
 failed export never leaves a half-written dataset where a good one was expected. Only images inside the images
@@ -31,23 +31,28 @@ from engine.content import file_sha256
 from engine.csvcells import quote_formula
 from engine.discovery import Discovery
 from engine.errors import LabelloopError, as_refusal
+from engine.fiftyone_labels import DATA_FOLDER, LABELS_FILE, class_logits, label_key, labels_document
 from engine.inputfile import file_kind
 from engine.labelstudio import default_root_url, tasks as label_studio_tasks
 from engine.project import DB_FILE, Project
 from engine.sources import Source
 from engine.split import SPLIT_NAMES, parse_split, stratified_split
 
-EXPORT_FORMATS = ("csv", "parquet", "jsonl", "imagefolder", "hf", "label-studio")
-FOLDER_FORMATS = ("imagefolder", "hf")
+EXPORT_FORMATS = ("csv", "parquet", "jsonl", "imagefolder", "hf", "fiftyone", "label-studio")
+FOLDER_FORMATS = ("imagefolder", "hf", "fiftyone")
+# a folder per class, every class's even when empty; "none of these" needs a folder of its own (NONE_CLASS), so these
+# leave it out unless asked
+CLASS_FOLDER_FORMATS = ("imagefolder", "hf")
 FILE_FORMATS = tuple(fmt for fmt in EXPORT_FORMATS if fmt not in FOLDER_FORMATS)  # what the page offers to download
 SOURCES = ("all", Source.HUMAN)
 LINK_MODES = ("copy", "symlink", "hardlink")
 # csv, parquet and jsonl rows; the first five are the CSV contract of docs/ARCHITECTURE.md
 MANIFEST_COLUMNS = ("path", "label", "source", "confidence", "round", "sha256", "size_bytes", "width", "height")
 MANIFEST_FILE = "manifest.csv"  # in every folder export; it also marks a folder that --force may replace
+CLASSES_FILE = "classes.json"  # in every folder export: the class names in project order
 QUALITY_FILE = "quality.json"  # beside the manifest (a one-file export: OUT.quality.json beside it)
 CARD_FILE = "README.md"  # the hf export's dataset card
-NONE_CLASS = "none_of_these"  # folder (and hf class) of "none of these" images when a folder export includes them
+NONE_CLASS = "none_of_these"  # folder (and hf class) of "none of these" images when imagefolder or hf includes them
 _PROJECT_OWNED = (DB_FILE, DB_FILE + ".wal", "thumbs", "models")
 
 
@@ -269,11 +274,31 @@ def _write_file(temporary: Path, fmt: str, rows: pa.Table, ls_root_url: str) -> 
                 handle.write(json.dumps(tasks, ensure_ascii=False))
 
 
-def _check_folder_names(names: set[str], classes: list[str], include_none: bool) -> None:
-    for name in sorted(names):
-        if "/" in name or "\\" in name or name.startswith(".") or "\0" in name:
-            raise LabelloopError(f"class {name!r} cannot be a folder name (no /, \\ or leading dot); "
-                                 "export it as csv, parquet or jsonl instead")
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"{port}{n}" for port in ("COM", "LPT") for n in "0123456789¹²³")}
+_NOT_IN_FOLDER_NAMES = '<>:"/\\|?*'  # Windows refuses each of them; macOS's Finder shows ':' as '/'
+
+
+def _folder_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a folder on Linux, Windows and macOS alike, or None if it can."""
+    if name.startswith("."):
+        return "it starts with a dot, which hides a folder"
+    if name.endswith((".", " ")):
+        return "Windows drops a trailing dot or space"
+    if name.split(".")[0].rstrip(" ").upper() in _WINDOWS_RESERVED:
+        return "Windows reserves it for a device"
+    for character in name:
+        if character in _NOT_IN_FOLDER_NAMES or ord(character) < 32:
+            return f"it holds {character!r}, which a folder name on Windows or macOS cannot"
+    return None
+
+
+def _check_folder_names(classes: list[str], include_none: bool) -> None:
+    """Refuse an export whose class folders would not be the same on every system, before anything is written."""
+    for name in classes:
+        problem = _folder_name_problem(name)
+        if problem:
+            raise LabelloopError(f"class {name!r} cannot be a folder name ({problem}); rename the class on the "
+                                 "page's Classes tab, or export as csv, parquet, jsonl or fiftyone")
     if include_none and NONE_CLASS.casefold() in {name.casefold() for name in classes}:
         raise LabelloopError(f"a class is named {NONE_CLASS!r}, the folder of \"none of these\" images; "
                              "export with --no-include-none")
@@ -305,28 +330,35 @@ def _image_sources(project: Project, relpaths: list[str]) -> list[str]:
     return sources
 
 
-def _write_folder(temporary: Path, hf: bool, rows: pa.Table, *, project: Project, classes: list[str],
+def _write_folder(temporary: Path, fmt: str, rows: pa.Table, *, project: Project, classes: list[str],
                   include_none: bool, link: str, fractions: tuple[float, ...] | None, seed: int,
                   progress: Callable[[int, int], None] | None) -> dict[str, int]:
-    """[split/]label/file for every row, plus MANIFEST_FILE, plus (hf) a metadata.parquet per split folder.
-    Each file placed is hashed: one that is not the content ingest recorded (replaced with the same size and time)
-    stops the export, so the manifest's sha256 is what was placed. Returns rows per split."""
+    """Every image placed, MANIFEST_FILE and CLASSES_FILE; imagefolder and hf: [split/]label/file, a folder for every
+    class in every split folder (so torchvision numbers the classes alike in any export of the project), and (hf) a
+    metadata.parquet per split folder; fiftyone: [split/]data/file and [split/]labels.json. Each file placed is
+    hashed: one that is not the content ingest recorded (replaced with the same size and time) stops the export, so
+    the manifest's sha256 is what was placed. Returns rows per split."""
     labels = [NONE_CLASS if label is None else label for label in rows["label"].to_pylist()]
-    _check_folder_names(set(labels), classes, include_none)
     relpaths = rows["path"].to_pylist()
     sources = _image_sources(project, relpaths)
+    split_folders = [""] if fractions is None else list(SPLIT_NAMES[:len(fractions)])
     if fractions is None:
         splits = [""] * len(labels)
     else:
         splits = [SPLIT_NAMES[i] for i in stratified_split(np.array(labels, object), fractions, seed=seed).tolist()]
     # one flat folder per class: files from different sub-folders must not meet, so the sub-folders go in the name
     files = [relpath.replace("/", "__") for relpath in relpaths]
-    targets = ["/".join(filter(None, parts)) for parts in zip(splits, labels, files)]
+    folders = [DATA_FOLDER] * len(labels) if fmt == "fiftyone" else labels
+    targets = ["/".join(filter(None, parts)) for parts in zip(splits, folders, files)]
     if len(set(targets)) < len(targets):
         raise LabelloopError("two images would get the same file name in the export (a file name containing '__' "
                              "clashes with a sub-folder path); rename one, ingest, and export again")
-    for folder in sorted({target.rsplit("/", 1)[0] for target in targets}):
-        (temporary / folder).mkdir(parents=True, exist_ok=True)
+    names = classes + ([NONE_CLASS] if include_none and fmt in CLASS_FOLDER_FORMATS else [])
+    if fmt == "fiftyone":
+        _check_label_keys(relpaths, files)
+    for split in split_folders:
+        for folder in [DATA_FOLDER] if fmt == "fiftyone" else names:
+            (temporary / split / folder).mkdir(parents=True, exist_ok=True)
     place = {"copy": shutil.copyfile, "symlink": os.symlink, "hardlink": os.link}[link]
     for done, (source, target, relpath, sha256) in enumerate(zip(sources, targets, relpaths,
                                                                   rows["sha256"].to_pylist()), start=1):
@@ -346,9 +378,34 @@ def _write_folder(temporary: Path, hf: bool, rows: pa.Table, *, project: Project
     if fractions is not None:
         columns["split"] = splits
     _write_csv(pa.table(columns), temporary / MANIFEST_FILE)
-    if hf:
-        _write_hf_metadata(temporary, rows, splits, labels, files, classes + ([NONE_CLASS] if include_none else []))
+    (temporary / CLASSES_FILE).write_text(json.dumps(names, ensure_ascii=False), encoding="utf-8")
+    if fmt == "hf":
+        _write_hf_metadata(temporary, rows, splits, labels, files, names)
+    if fmt == "fiftyone":
+        logits = class_logits(project.store.shown_class_probabilities(), [c["id"] for c in project.store.classes()])
+        _write_fiftyone_labels(temporary, rows, split_folders, splits, files, classes, logits)
     return {name: splits.count(name) for name in SPLIT_NAMES if name in splits}
+
+
+def _check_label_keys(relpaths: list[str], files: list[str]) -> None:
+    """FiftyOne keys the images of data/ by file name without the extension: refuse two that would share one."""
+    seen = {}
+    for relpath, file in zip(relpaths, files):
+        other = seen.setdefault(label_key(file), relpath)
+        if other != relpath:
+            raise LabelloopError(f"images {other!r} and {relpath!r} differ only in their extension, which FiftyOne "
+                                 "cannot tell apart; rename one, ingest, and export again")
+
+
+def _write_fiftyone_labels(temporary: Path, rows: pa.Table, split_folders: list[str], splits: list[str],
+                           files: list[str], classes: list[str], logits: dict[str, list[float]]) -> None:
+    """labels.json in each split folder (engine.fiftyone_labels), of the images in its data/."""
+    records = rows.select(["path", "label", "source", "confidence", "round"]).to_pylist()
+    for split in split_folders:
+        take = [i for i, name in enumerate(splits) if name == split]
+        document = labels_document([records[i] for i in take], [label_key(files[i]) for i in take], classes, logits)
+        # dumps, not dump: json.dump encodes in pure Python, several times slower
+        (temporary / split / LABELS_FILE).write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
 
 
 def _write_hf_metadata(temporary: Path, rows: pa.Table, splits: list[str], labels: list[str], files: list[str],
@@ -434,8 +491,9 @@ def export(project: Project, *, fmt: str, out: str | Path, source: str = "all", 
     """Write the project's current labels to `out` as `fmt` (one of EXPORT_FORMATS) and record the export.
 
     source: "all" or "human" (only labels a person gave). min_confidence: leave out machine labels below it.
-    include_none: keep "none of these" labels; None = the format's default: yes for the one-file formats (label
-    empty or null), no for the folder formats (where they need a class of their own, `none_of_these`).
+    include_none: keep "none of these" labels; None = the format's default: yes where a label can be empty or null
+    (the one-file formats and fiftyone), no for the formats of class folders (where they need a class of their own,
+    `none_of_these`).
     link ("copy", "symlink", "hardlink"), split ("0.8,0.1,0.1": train,val[,test], stratified by label) and seed:
     folder formats only. ls_root_url: the prefix of `data.image` in label-studio tasks (default
     `engine.labelstudio.default_root_url`). progress(done, total):
@@ -444,14 +502,16 @@ def export(project: Project, *, fmt: str, out: str | Path, source: str = "all", 
     _check_options(fmt, source, min_confidence, link, split, seed)
     fractions = parse_split(split) if split is not None else None
     out = _check_target(project, Path(out), fmt, force)
-    include_none = fmt in FILE_FORMATS if include_none is None else bool(include_none)
+    include_none = fmt not in CLASS_FOLDER_FORMATS if include_none is None else bool(include_none)
+    classes = [c["name"] for c in project.store.classes()]
+    if fmt in CLASS_FOLDER_FORMATS:
+        _check_folder_names(classes, include_none)
     rows, left_out = select_rows(project.store.current_labels(), source=source, min_confidence=min_confidence,
                                  include_none=include_none)
     left_out["unavailable"] = project.store.human_labels_on_unusable_images()
     if drop_duplicates is not None:
         groups = Discovery(project).duplicates(drop_duplicates)
         rows, left_out["duplicates"] = keep_one_per_group(rows, [[m.path for m in g.matches] for g in groups])
-    classes = [c["name"] for c in project.store.classes()]
     filters = {"source": source, "min_confidence": min_confidence, "include_none": include_none, "link": link,
                "split": list(fractions) if fractions else None, "seed": seed if fractions else None}
     if drop_duplicates is not None:
@@ -466,7 +526,7 @@ def export(project: Project, *, fmt: str, out: str | Path, source: str = "all", 
             splits = {}
         else:
             temporary.mkdir()
-            splits = _write_folder(temporary, fmt == "hf", rows, project=project, classes=classes,
+            splits = _write_folder(temporary, fmt, rows, project=project, classes=classes,
                                    include_none=include_none, link=link, fractions=fractions, seed=seed,
                                    progress=progress)
             (temporary / QUALITY_FILE).write_text(quality, encoding="utf-8")

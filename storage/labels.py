@@ -191,6 +191,17 @@ class LabelQueries:
             WHERE i.status = 'ok'
             ORDER BY i.relpath""", {"round": self.shown_round()})
 
+    def shown_class_probabilities(self) -> pa.Table:
+        """For every ok image with a prediction: relpath as `path`, and the class ids and probabilities (`probs`) of
+        the prediction `current_labels` takes its machine label from."""
+        return self._arrow(f"""
+            WITH newest AS ({shown_predictions()})
+            SELECT i.relpath AS path, coalesce(n.teacher_classes, n.zero_shot_classes) AS class_ids,
+                   coalesce(n.teacher_probs, n.zero_shot_probs) AS probs
+            FROM images i JOIN newest n ON n.image_id = i.id
+            WHERE i.status = 'ok'
+            ORDER BY i.relpath""", {"round": self.shown_round()})
+
     def human_label_history(self, actor: str) -> list[tuple[int, str, bool, bool]]:
         """For every usable image, by id: (id, relpath, whether any human label is in its history (even if undone
         since), whether one came from someone other than `actor`)."""

@@ -218,7 +218,9 @@ def test_imagefolder_has_one_folder_per_class_and_a_manifest(labeled, images, tm
     assert cli("export", labeled, "--format", "imagefolder", "--out", out, "--link", link, "--include-none")[0] == 0
     manifest = _csv_rows(out / "manifest.csv")
     assert len(manifest) == 12
-    assert {p.name for p in out.iterdir()} <= {*CLASSES, "none_of_these", "manifest.csv", "quality.json"}
+    assert {p.name for p in out.iterdir()} == {*CLASSES, "none_of_these", "manifest.csv", "quality.json",
+                                              "classes.json"}
+    assert json.loads((out / "classes.json").read_text()) == [*CLASSES, "none_of_these"]
     for row in manifest:
         file, source = out / row["file"], images / row["path"]
         assert row["file"] == f"{row['label'] or 'none_of_these'}/{row['path'].replace('/', '__')}"
@@ -308,7 +310,8 @@ def test_force_replaces_an_earlier_folder_export_whole(labeled, tmp_path, cli):
     out = tmp_path / "folder"
     assert cli("export", labeled, "--format", "imagefolder", "--out", out)[0] == 0
     assert cli("export", labeled, "--format", "imagefolder", "--out", out, "--source", "human", "--force")[0] == 0
-    assert len(_csv_rows(out / "manifest.csv")) == 3 and len(list(out.rglob("*.*"))) == 5  # 3 images, manifest, quality
+    assert len(_csv_rows(out / "manifest.csv")) == 3
+    assert len(list(out.rglob("*.*"))) == 6  # 3 images, manifest, quality, classes
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
@@ -317,3 +320,106 @@ def test_task_path_reads_what_tasks_write():
     assert task_path("http://ls.test/data/local-files/?d=x/y.png&d=z.png") == "z.png"
     assert task_path("s3://bucket/z.png") == "s3://bucket/z.png"
     assert task_path("https://h/im/p%2Bq.png", root_url="https://h/im/") == "p+q.png"
+
+
+def test_folder_exports_with_different_filters_number_the_classes_alike_in_torchvision(fresh, tmp_path, cli):
+    from torchvision.datasets import ImageFolder
+
+    labels = tmp_path / "one-label.csv"
+    labels.write_text("path,label\nimg_00001.png,square\n")
+    assert cli("label", fresh, "--csv", labels)[0] == 0
+    exports = {}
+    for name, filters in (("human", ["--source", "human"]), ("all", ["--min-confidence", "0"])):
+        out = tmp_path / name
+        assert cli("export", fresh, "--format", "imagefolder", "--out", out, *filters)[0] == 0
+        exports[out] = ImageFolder(out, allow_empty=True)  # classes without images are empty folders
+    human, everything = (_csv_rows(out / "manifest.csv") for out in exports)
+    assert {row["label"] for row in human} == {"square"} and len({row["label"] for row in everything}) > 1
+    numbering = [dataset.class_to_idx for dataset in exports.values()]
+    assert numbering[0] == numbering[1] == {name: i for i, name in enumerate(sorted(CLASSES))}
+    for out, dataset in exports.items():
+        # docs/export.md's mapping from torchvision's alphabetical numbering to the project's order
+        order = json.loads((out / "classes.json").read_text())
+        to_project = [order.index(name) for name in dataset.classes]
+        dataset.target_transform = to_project.__getitem__
+        files = {row["file"]: row["label"] for row in _csv_rows(out / "manifest.csv")}
+        assert order == CLASSES and len(dataset) == len(files)
+        for (path, _), (_, target) in zip(dataset.samples, dataset):
+            assert CLASSES[target] == files[Path(path).relative_to(out).as_posix()]
+
+
+@pytest.mark.parametrize("name", ["CON", "lpt1.txt", "a:b", "why?", "end."])
+def test_a_class_that_cannot_be_a_folder_on_windows_or_macos_is_refused_before_anything_is_written(
+        tmp_path, images, tiny_model, cli, name):
+    project = tmp_path / "project"
+    assert cli("init", project, "--images", images, "--classes", f"circle,{name}", "--model", tiny_model)[0] == 0
+    assert cli("ingest", project, "--workers", "0")[0] == 0
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    for fmt in ("imagefolder", "hf"):
+        code, _, err = cli("export", project, "--format", fmt, "--out", tmp_path / "out")
+        assert code == 1 and f"class {name!r} cannot be a folder name" in _one_line(err)
+        assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+    assert cli("export", project, "--format", "csv", "--out", tmp_path / "labels.csv")[0] == 0
+
+
+def test_fiftyone_export_holds_each_label_with_its_confidence_source_round_and_logits(labeled, tmp_path, cli):
+    out = tmp_path / "fiftyone"
+    code, stdout, err = cli("export", labeled, "--format", "fiftyone", "--out", out)
+    assert code == 0 and "wrote 12 rows" in stdout, err  # "none of these" is kept: it is a null label
+    assert {p.name for p in out.iterdir()} == {"data", "labels.json", "manifest.csv", "quality.json", "classes.json"}
+    document = json.loads((out / "labels.json").read_text())
+    assert document["classes"] == CLASSES == json.loads((out / "classes.json").read_text())
+    manifest = _csv_rows(out / "manifest.csv")
+    assert {row["file"] for row in manifest} == {f"data/{p.name}" for p in (out / "data").iterdir()}
+    for row in manifest:
+        entry = document["labels"][Path(row["file"]).stem]
+        if not row["label"]:
+            assert entry is None
+            continue
+        assert document["classes"][entry["label"]] == row["label"]
+        assert entry["attributes"]["source"] == row["source"]
+        if row["source"] == "human":
+            assert entry["confidence"] is None and entry["attributes"] == {"source": "human", "round": None}
+            continue
+        assert entry["confidence"] == float(row["confidence"]) and entry["attributes"]["round"] == int(row["round"])
+        probabilities = np.exp(entry["attributes"]["logits"])
+        assert abs(probabilities.sum() - 1) < 1e-3 and np.argmax(probabilities) == entry["label"]
+        assert abs(probabilities.max() - entry["confidence"]) < 1e-3
+    assert sum(entry is None for entry in document["labels"].values()) == 1
+
+
+def test_fiftyone_split_export_has_a_dataset_per_split_folder(labeled, tmp_path, cli):
+    out = tmp_path / "fiftyone"
+    assert cli("export", labeled, "--format", "fiftyone", "--out", out, "--split", "0.5,0.5")[0] == 0
+    manifest = _csv_rows(out / "manifest.csv")
+    for split in ("train", "val"):
+        rows = [row for row in manifest if row["split"] == split]
+        labels = json.loads((out / split / "labels.json").read_text())["labels"]
+        assert sorted(labels) == sorted(Path(row["file"]).stem for row in rows)
+        assert {row["file"] for row in rows} == {f"{split}/data/{p.name}" for p in (out / split / "data").iterdir()}
+
+
+def test_fiftyone_logits_follow_the_project_class_order_and_skip_predictions_over_other_classes():
+    import pyarrow as pa
+
+    from engine.fiftyone_labels import class_logits
+
+    predictions = pa.table({"path": ["a.png", "b.png", "c.png"],
+                            "class_ids": [[3, 1, 2], [1, 2], [1, 2, 3]],  # b: made before class 3 was added
+                            "probs": [[0.7, 0.2, 0.1], [0.5, 0.5], [1.0, 0.0, 0.0]]})
+    logits = class_logits(predictions, [1, 2, 3])
+    assert set(logits) == {"a.png", "c.png"}
+    assert np.allclose(np.exp(logits["a.png"]), [0.2, 0.1, 0.7], atol=1e-4)
+    assert logits["c.png"][0] == 0 and all(np.isfinite(logits["c.png"]))  # a probability of 0 has no log
+    assert json.loads(json.dumps(logits)) == logits  # plain JSON: no NaN or Infinity
+
+
+def test_fiftyone_export_refuses_two_images_that_differ_only_in_their_extension(tmp_path, images, tiny_model, cli):
+    (images / "img_00002.png").write_bytes((images / "img_00001.png").read_bytes())  # beside img_00002.webp
+    project = tmp_path / "project"
+    assert cli("init", project, "--images", images, "--classes", ",".join(CLASSES), "--model", tiny_model)[0] == 0
+    assert cli("ingest", project, "--workers", "0")[0] == 0
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    code, _, err = cli("export", project, "--format", "fiftyone", "--out", tmp_path / "out")
+    assert code == 1 and "images 'img_00002.png' and 'img_00002.webp' differ only in their extension" in _one_line(err)
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before

@@ -5,6 +5,7 @@ acts on the image shown, every view shows the truth) are in test_page_trust.py.
 """
 
 import csv
+import json
 import os
 import re
 import time
@@ -16,7 +17,7 @@ import pytest
 from playwright.sync_api import expect
 
 from engine.project import DB_FILE
-from tests.browser import copy_project, human_label as _human_label, open_page, select_tile as _select, served
+from tests.browser import choose, copy_project, human_label as _human_label, open_page, select_tile as _select, served
 from tests.browser import skip_without_chromium, wait_for as _wait_for, wait_for_page
 
 skip_without_chromium()
@@ -137,6 +138,19 @@ def locked_server(demo_template, tmp_path_factory):
     root = copy_project(demo_template, tmp_path_factory.mktemp("locked") / "project")
     with served(root, auth=[("ann", "s3cret"), ("bob", "pw2")]) as (url, workspace):
         yield url.rstrip("/"), workspace.project
+
+
+def test_the_page_exports_fiftyone_beside_the_other_formats(server, page):
+    _, workspace = server
+    page.get_by_role("tab", name="Export").click()
+    choose(page, "format", "fiftyone")
+    page.locator("#export").click()
+    page.wait_for_function("/wrote \\d+ rows .*-fiftyone/.test(document.querySelector('#export-message').innerText)",
+                           timeout=60_000)
+    found = re.search(r"wrote (\d+) rows to (\S+)", page.locator("#export-message").inner_text())
+    document = json.loads((Path(found.group(2)) / "labels.json").read_text())
+    assert document["classes"] == workspace.view.class_names() and len(document["labels"]) == int(found.group(1))
+    expect(page.locator("#export-file a")).to_have_count(0)  # a folder: nothing to download
 
 
 def test_wrong_password_is_refused_and_the_right_one_lets_in(locked_server):
