@@ -13,9 +13,9 @@ from typing import Sequence
 from app.cli_args import OneLineParser, at_least, class_key, cosine_threshold, search_text
 from app.escaping import terminal_text
 from app.startup import skip_pyarrow_pandas_probe
-from engine.discovery import DEFAULT_K, DUPLICATE_THRESHOLD
+from engine.project.discovery import DEFAULT_K, DUPLICATE_THRESHOLD
 from engine.errors import LabelloopError, as_refusal
-from engine.models import DEFAULT_SPEC
+from engine.learning.models import DEFAULT_SPEC
 
 
 def tqdm(*args, **kwargs):
@@ -44,10 +44,10 @@ def _counting(bar):
 
 
 def _read_only(project_root: str, command: str, *, progress=None, **options):
-    """Run a command of engine.readonly on the project here, or, while `labelloop serve` holds it, have that server
+    """Run a command of engine.session.read_only_commands on the project here, or, while `labelloop serve` holds it, have that server
     run it (app.local_api): the same engine function, so the same answer. Progress is drawn for local work only."""
-    from engine.project import ProjectInUse, open_project
-    from engine.readonly import READ_ONLY_COMMANDS
+    from engine.project.folder import ProjectInUse, open_project
+    from engine.session.read_only_commands import READ_ONLY_COMMANDS
 
     try:
         project = open_project(project_root)
@@ -62,21 +62,21 @@ def _read_only(project_root: str, command: str, *, progress=None, **options):
 
 
 def _load_model(spec):
-    from engine.models import load_model
+    from engine.learning.models import load_model
 
     print(terminal_text(f"loading model {spec.text} ..."), file=sys.stderr)
     return load_model(spec)
 
 
 def cmd_init(args) -> int:
-    from engine.project import create_project
+    from engine.project.folder import create_project
 
     with create_project(args.project, images=args.images, classes=args.classes, model=args.model,
                         prompts=args.prompts) as project:
         names = ", ".join(c["name"] for c in project.store.classes())
         print(terminal_text(f"created {project.root} for {project.images_root} with classes: {names}"))
         if args.labels_from_folders:
-            from engine.folder_labels import set_folder_labels
+            from engine.labels.folder_labels import set_folder_labels
 
             set_folder_labels(project, True)
             print("labels from folders: ingest makes an image's nearest folder named like a class its label")
@@ -85,13 +85,13 @@ def cmd_init(args) -> int:
 
 
 def cmd_ingest(args) -> int:
-    from engine.ingest import ingest
-    from engine.project import open_project
+    from engine.dataset.ingest import ingest
+    from engine.project.folder import open_project
 
     if args.engine not in ("local", "ray"):
         raise LabelloopError(f"unknown --engine {args.engine!r}; use local (default) or ray")
     if args.engine == "ray":
-        from engine.ray_ingest import ray_ingest as run_ingest, require_ray
+        from engine.dataset.ray_ingest import ray_ingest as run_ingest, require_ray
 
         require_ray()  # before loading the model
         options = {"address": args.address, "workers": 1 if args.workers is None else args.workers,
@@ -123,8 +123,8 @@ def cmd_ingest(args) -> int:
 
 
 def cmd_label(args) -> int:
-    from engine.labels import import_labels
-    from engine.project import open_project
+    from engine.labels.label_import import import_labels
+    from engine.project.folder import open_project
 
     fmt, path = ("csv", args.csv) if args.csv else ("label-studio", args.label_studio)
     with open_project(args.project) as project:
@@ -171,8 +171,8 @@ def cmd_status(args) -> int:
 
 
 def cmd_classes(args) -> int:
-    from engine.class_keys import set_class_keys
-    from engine.project import open_project
+    from engine.labels.class_keys import set_class_keys
+    from engine.project.folder import open_project
 
     with open_project(args.project) as project:
         if args.key:
@@ -188,8 +188,8 @@ def cmd_classes(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from engine.export import FOLDER_FORMATS, changed_note
-    from engine.labelstudio import labeling_config
+    from engine.dataset.export import FOLDER_FORMATS, changed_note
+    from engine.labels.label_studio import labeling_config
 
     # An absolute target: a server that answers for the project writes where this command was asked to.
     options = {"fmt": args.format, "out": str(Path(args.out).expanduser().absolute()), "source": args.source,
@@ -225,8 +225,8 @@ def cmd_export(args) -> int:
 
 
 def cmd_audit(args) -> int:
-    from engine.audit import draw_audit, quality_report
-    from engine.project import open_project
+    from engine.project.audit import draw_audit, quality_report
+    from engine.project.folder import open_project
 
     with open_project(args.project) as project:
         drawn = draw_audit(project.store, args.k)
@@ -261,11 +261,11 @@ def _judgement(quality: dict) -> str:
 def cmd_round(args) -> int:
     from dataclasses import asdict
 
-    from engine.audit import show_round
-    from engine.jobs import run_job
-    from engine.project import open_project
-    from engine.selftrain.config import FinetuneConfig, RoundConfig
-    from engine.selftrain.rounds import run_round
+    from engine.project.audit import show_round
+    from engine.jobs.runner import run_job
+    from engine.project.folder import open_project
+    from engine.learning.selftrain.config import FinetuneConfig, RoundConfig
+    from engine.session.round_runner import run_round
 
     if args.show is not None:
         with open_project(args.project) as project:
@@ -308,8 +308,8 @@ def cmd_round(args) -> int:
 
 
 def cmd_queue(args) -> int:
-    from engine.audit import NEXT_AUDIT
-    from engine.queue import AUDIT_HALF_WIDTH
+    from engine.project.audit import NEXT_AUDIT
+    from engine.learning.review_ranking import AUDIT_HALF_WIDTH
 
     picked = _read_only(args.project, "queue", k=args.k)
     queue = picked["queue"]
@@ -352,8 +352,8 @@ def cmd_search(args) -> int:
 def _search_text(project_root: str, text: str, k: int) -> list[dict]:
     from dataclasses import asdict
 
-    from engine.discovery import Discovery
-    from engine.project import open_project
+    from engine.project.discovery import Discovery
+    from engine.project.folder import open_project
 
     with open_project(project_root) as project:
         discovery = Discovery(project, lambda: _load_model(project.model_spec))
@@ -361,8 +361,8 @@ def _search_text(project_root: str, text: str, k: int) -> list[dict]:
 
 
 def cmd_duplicates(args) -> int:
-    from engine.discovery import Discovery
-    from engine.project import open_project
+    from engine.project.discovery import Discovery
+    from engine.project.folder import open_project
 
     with open_project(args.project) as project:
         discovery = Discovery(project)

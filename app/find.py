@@ -10,9 +10,9 @@ from dataclasses import replace
 
 import gradio as gr
 
-from engine.discovery import Discovery, DuplicateGroup, Match
+from engine.project.discovery import Discovery, DuplicateGroup, Match
 from engine.errors import LabelloopError
-from engine.gallery_view import PAGE_SIZE, GalleryQuery, Subset
+from engine.views.gallery import PAGE_SIZE, GalleryQuery, Subset
 
 SEARCH_RESULTS = 10 * PAGE_SIZE  # images a search or "more like this" narrows the gallery to (ten pages)
 SEARCH_PLACEHOLDER = "search, e.g. a red star"

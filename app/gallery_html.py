@@ -19,8 +19,8 @@ from urllib.parse import quote
 from app.escaping import html_text
 from app.place_link import with_image
 from app.static_files import static_text
-from engine import palette
-from engine.gallery_view import NONE_OF_THESE, GalleryItem
+from engine.views import palette
+from engine.views.gallery import NONE_OF_THESE, GalleryItem
 from engine.sources import Source
 
 HUMAN_COLOUR = palette.css(palette.HUMAN)
@@ -73,7 +73,7 @@ def _url(path: Path) -> str:
 
 
 def thumbnail_url(thumbnail: Path) -> str:
-    """The server's own thumbnail route (app.server.thumbnail_route) for a file named by engine.imageio's
+    """The server's own thumbnail route (app.server.thumbnail_route) for a file named by engine.files.images's
     thumbnail_path: its name is the content's key."""
     return f"thumbnails/{quote(thumbnail.stem)}"
 

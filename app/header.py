@@ -54,7 +54,7 @@ def job_state(job: dict) -> str:
 
 def job_html(job: dict | None, quality: str) -> str:
     """The background job with its progress bar, and under it what the random audit says of the dataset
-    (engine.audit's message: the estimate with its interval, or why the accuracy is unknown)."""
+    (engine.project.audit's message: the estimate with its interval, or why the accuracy is unknown)."""
     line = f"<div id='quality-line'>{html_text(quality)}</div>"
     if not job:
         return "<div id='job-status' data-status='none'>No background job yet.</div>" + line

@@ -20,14 +20,14 @@ from app.find import SEARCH_PLACEHOLDER, FindTools
 from app.gallery_html import DETAIL_JS, GALLERY_JS, GALLERY_PROPS, ShownPage, detail_html, gallery_html
 from app.header import header_markdown
 from app.place_link import Place, place_from_link, place_link
-from engine import palette
-from engine.audit import FIRST_AUDIT, NEXT_AUDIT, draw_audit, pending_audit
-from engine.discovery import DUPLICATE_THRESHOLD
+from engine.views import palette
+from engine.project.audit import FIRST_AUDIT, NEXT_AUDIT, draw_audit, pending_audit
+from engine.project.discovery import DUPLICATE_THRESHOLD
 from engine.errors import LabelloopError
-from engine.gallery_view import NONE_OF_THESE, GalleryPage, GalleryQuery, Subset, empty_text, page_text
-from engine.labeling import LabelChange, page_actor
+from engine.views.gallery import NONE_OF_THESE, GalleryPage, GalleryQuery, Subset, empty_text, page_text
+from engine.labels.labeling_session import LabelChange, page_actor
 from engine.sources import Source
-from engine.workspace import Workspace
+from engine.session.workspace import Workspace
 from storage.gallery import GALLERY_SORTS, GALLERY_STATUSES
 
 ALL_CLASSES = "(all classes)"

@@ -1,8 +1,8 @@
 """How a read-only CLI command answers while `labelloop serve` holds the project: DuckDB lets one process open the
-file to write, so the command asks the server, which runs the same engine function (engine.readonly) on a snapshot
+file to write, so the command asks the server, which runs the same engine function (engine.session.read_only_commands) on a snapshot
 of its connection and sends back the JSON the command prints from.
 
-Who may ask: a process on this machine that can read the project's server file (engine.server_record: mode 0600,
+Who may ask: a process on this machine that can read the project's server file (engine.project.server_record: mode 0600,
 the user who runs the server), sending its token in a header. A browser never may: a request with an Origin or
 Sec-Fetch-Site header (every browser sends them; a script's fetch cannot remove them) is refused, so another web
 page cannot drive this route even where it learnt the token, and the token never appears in a URL.
@@ -17,7 +17,7 @@ import ipaddress
 import json
 
 from engine.errors import LabelloopError, as_refusal
-from engine.server_record import ServerRecord
+from engine.project.server_record import ServerRecord
 
 ROUTE = "/labelloop/cli"
 TOKEN_HEADER = "X-Labelloop-Token"
@@ -46,15 +46,15 @@ def _on_this_machine(client_host: str | None, bound_host: str | None) -> bool:
 
 
 def cli_route(workspace, token: str, bound_host: str):
-    """`POST ROUTE` with JSON {"command": one of engine.readonly.READ_ONLY_COMMANDS, "options": {...}}: 200 with
+    """`POST ROUTE` with JSON {"command": one of engine.session.read_only_commands.READ_ONLY_COMMANDS, "options": {...}}: 200 with
     {"result": ...}, 400 with {"error": one line} for what the command refuses, 403 for a refused caller."""
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
-    from engine.project import Project
-    from engine.readonly import READ_ONLY_COMMANDS
+    from engine.project.folder import Project
+    from engine.session.read_only_commands import READ_ONLY_COMMANDS
 
     def answer(command: str, options: dict) -> str:
         project = workspace.project

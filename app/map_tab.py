@@ -21,12 +21,12 @@ from app.gallery_html import HUMAN_COLOUR, tile_html
 from app.label_tab import LabelTab
 from app.static_files import static_text
 from engine.errors import LabelloopError
-from engine.gallery_view import NONE_OF_THESE, Subset
-from engine.layout import density_grid, map_sample
-from engine.map_view import MapState
-from engine.review import FITS_NO_CLASS, fits_no_class_mask
+from engine.views.gallery import NONE_OF_THESE, Subset
+from engine.learning.map_layout import density_grid, map_sample
+from engine.views.map import MapState
+from engine.project.review_queue import FITS_NO_CLASS, fits_no_class_mask
 from engine.sources import Source
-from engine.workspace import Workspace
+from engine.session.workspace import Workspace
 
 COLOUR_BY = {"class": "class", "confidence": "confidence", "status": "status", "outlier": "fits no class"}
 # Chromium draws 100k WebGL points with their ids in about a second (benchmarks/bench_map.py); past this many the

@@ -1,5 +1,5 @@
 """The labeling page: a header with the running job and the audit's estimate, and seven tabs, each built by its own
-module (app/label_tab.py, app/map_tab.py, app/rounds_tab.py, app/quality_tab.py, app/project_tabs.py). Handlers call the `Workspace` (engine/workspace.py); the page holds no
+module (app/label_tab.py, app/map_tab.py, app/rounds_tab.py, app/quality_tab.py, app/project_tabs.py). Handlers call the `Workspace` (engine/session/workspace.py); the page holds no
 SQL and no torch. A timer polls the background job and the classes, so every open tab shows the truth.
 """
 
@@ -14,7 +14,7 @@ from app.project_tabs import build_classes_tab, build_export_tab, build_ingest_t
 from app.quality_tab import build_quality_tab
 from app.rounds_tab import build_rounds_tab
 from app.static_files import static_text
-from engine.workspace import Workspace
+from engine.session.workspace import Workspace
 
 FIRST_TICK = "first tick"
 LABELS_TICK = 0.5  # seconds between two checks for labels changed elsewhere

@@ -13,8 +13,8 @@ import pandas as pd
 
 from app.escaping import markdown_text
 from app.feedback import on
-from engine.folder_labels import folder_labels_enabled, labels_from_folders, set_folder_labels
-from engine.workspace import Workspace
+from engine.labels.folder_labels import folder_labels_enabled, labels_from_folders, set_folder_labels
+from engine.session.workspace import Workspace
 
 
 @dataclass
@@ -135,7 +135,7 @@ def private_copy(path: Path) -> Path:
 
 
 def build_export_tab(workspace: Workspace) -> None:
-    from engine.export import EXPORT_FORMATS, FILE_FORMATS, FOLDER_FORMATS, LINK_MODES, changed_note
+    from engine.dataset.export import EXPORT_FORMATS, FILE_FORMATS, FOLDER_FORMATS, LINK_MODES, changed_note
 
     exports_dir = workspace.project.root / "exports"
     gr.Markdown(f"Exports are written to {markdown_text(exports_dir)}; the one-file formats can be downloaded from "

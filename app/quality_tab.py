@@ -1,6 +1,6 @@
 """The Quality tab: what the random audit says of the dataset, as plots with their 95 % intervals: the accuracy of
 every round, the confusion matrix, per-class precision and recall, and each class's share of the collection; and the
-rounds held back as measured worse, with a button to show one anyway. Every figure comes from engine.audit; with no
+rounds held back as measured worse, with a button to show one anyway. Every figure comes from engine.project.audit; with no
 audit the tab says the accuracy is unknown and how to get it."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import plotly.graph_objects as go
 
 from app.escaping import html_text, markdown_text
 from app.feedback import on
-from engine.audit import show_round
-from engine.workspace import Workspace
+from engine.project.audit import show_round
+from engine.session.workspace import Workspace
 
 
 def _empty(title: str, text: str, height: int = 260) -> go.Figure:

@@ -8,8 +8,8 @@ import plotly.graph_objects as go
 
 from app.feedback import on
 from app.header import job_state
-from engine.selftrain.config import MODES, TEACHERS, RoundConfig
-from engine.workspace import Workspace
+from engine.learning.selftrain.config import MODES, TEACHERS, RoundConfig
+from engine.session.workspace import Workspace
 
 
 METRICS = (("coverage", "pseudo-label coverage"), ("flip_share", "share of predictions that flipped"),

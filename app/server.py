@@ -3,7 +3,7 @@ the start page (app.start_page) is served first, until a person opens or creates
 takes its place on the same address.
 
 The server process is the project's one writer; its background jobs run in a thread of the same process.
-Only images from the images folder and the project's thumbnails (engine.serving), and the exports as downloads, are
+Only images from the images folder and the project's thumbnails (engine.session.served_files), and the exports as downloads, are
 served; the database and checkpoints are not. app.browser_guard stands in front of it all.
 """
 
@@ -34,11 +34,11 @@ from app.escaping import terminal_text
 from app.guard import SessionGuard
 from app.local_api import cli_route
 from engine.errors import LabelloopError
-from engine.imageio import image_type, thumbnail_path
-from engine.project import DB_FILE, Project
-from engine.server_record import SERVER_FILE, new_token, remove_server_record, write_server_record
-from engine.serving import servable_image
-from engine.workspace import Workspace
+from engine.files.images import image_type, thumbnail_path
+from engine.project.folder import DB_FILE, Project
+from engine.project.server_record import SERVER_FILE, new_token, remove_server_record, write_server_record
+from engine.session.served_files import servable_image
+from engine.session.workspace import Workspace
 
 AUTH_VARIABLE = "LABELLOOP_AUTH"
 STOP_SECONDS = 5.0  # how long Ctrl-C waits for the running job to reach a checkpoint
@@ -75,7 +75,7 @@ THUMBNAIL_KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 def thumbnail_route(thumbs_dir: Path) -> Route:
-    """`GET /thumbnails/{key}`: the thumbnail of content `key` (engine.imageio.thumbnail_path), cached by the
+    """`GET /thumbnails/{key}`: the thumbnail of content `key` (engine.files.images.thumbnail_path), cached by the
     browser for good (a key names one content, so it never changes). The gallery asks for 48 of them a page and
     fetches the next page's ahead: Gradio's file route took 2.0-2.6 ms of the server a thumbnail and this one 0.4-0.5
     ms (300 in a row over one connection), time the server then has for keys and clicks. The file is read in the
@@ -98,7 +98,7 @@ def thumbnail_route(thumbs_dir: Path) -> Route:
 
 def image_route(project: Project) -> Route:
     """`GET /image/{absolute path}`: an image from the images folder or the thumbnails (the detail panel's picture,
-    tiles and heatmaps), with its Content-Type from its bytes (engine.serving.servable_image); anything else 404."""
+    tiles and heatmaps), with its Content-Type from its bytes (engine.session.served_files.servable_image); anything else 404."""
 
     async def image(request: Request) -> Response:
         try:
@@ -162,7 +162,7 @@ def launch(workspace: Workspace, *, host: str = "127.0.0.1", port: int | None = 
     `trust_proxy`: take the client's address from X-Forwarded-For sent by a proxy on this machine (the login
     throttle counts per client), else the connection's own.
 
-    Once it listens, the project's server file (engine.server_record) tells the read-only CLI commands where to ask
+    Once it listens, the project's server file (engine.project.server_record) tells the read-only CLI commands where to ask
     (app.local_api); it is removed when a blocking launch ends. With block=False it stays while this process
     lives, and is ignored once this process no longer holds the project."""
     from app.page import CSS, KEYBOARD_JS, build_page
@@ -253,7 +253,7 @@ def serve(project_root: str | Path | None, *, home: str | Path | None = None, ho
     """Serve the page of the project at `project_root`; without one, the start page first (pick_project), paths
     there read from `home` (default: the current folder). A created project is ingested at once, its progress at
     the top of the page as after the Ingest tab's scan."""
-    from engine.project import open_project
+    from engine.project.folder import open_project
 
     credentials = parse_auth(auth if auth else os.environ.get(AUTH_VARIABLE))
     check_address(host, port)

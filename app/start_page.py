@@ -1,5 +1,5 @@
 """The start page: what `labelloop serve` without a project shows. Open a project (by its path, or one of those
-found in the home folder) or create one (project folder, images folder, classes, model: engine.project's
+found in the home folder) or create one (project folder, images folder, classes, model: engine.project.folder's
 create_project, the rules of `labelloop init`); the server then serves that project's labeling page in its place
 (app.server.pick_project), and every tab on the start page reloads into it (static/start.js).
 
@@ -17,9 +17,9 @@ import gradio as gr
 from app.escaping import markdown_text
 from app.feedback import on
 from engine.errors import LabelloopError
-from engine.folder_labels import set_folder_labels
-from engine.models import DEFAULT_SPEC
-from engine.project import Project, create_project, open_project, projects_in
+from engine.labels.folder_labels import set_folder_labels
+from engine.learning.models import DEFAULT_SPEC
+from engine.project.folder import Project, create_project, open_project, projects_in
 
 START_TITLE = "labelloop · start"  # static/start.js reloads once the server answers with another page's title
 MODEL_CHOICES = [(f"{DEFAULT_SPEC} (the default: downloads once)", DEFAULT_SPEC),

@@ -22,9 +22,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engine.imageio import thumbnail_path
-from engine.gallery_view import PAGE_SIZE, GalleryQuery
-from engine.workspace import Workspace
+from engine.files.images import thumbnail_path
+from engine.views.gallery import PAGE_SIZE, GalleryQuery
+from engine.session.workspace import Workspace
 from tests.synthetic import planted_embeddings, synthetic_project
 from tests.tiny_model import make_tiny_model
 

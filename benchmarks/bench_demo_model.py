@@ -24,11 +24,11 @@ from PIL import Image
 from engine.demo.dataset import read_ground_truth
 from engine.demo.render import SHAPES, render_source
 from engine.demo.setup import prepare_demo
-from engine.models import load_model, parse_model_spec
-from engine.ontology import default_templates, prompts_for
-from engine.project import open_project
-from engine.scoring import cosine_probs
-from engine.zeroshot import build_zero_shot_classifier
+from engine.learning.models import load_model, parse_model_spec
+from engine.learning.class_prompts import default_templates, prompts_for
+from engine.project.folder import open_project
+from engine.learning.probabilities import cosine_probs
+from engine.learning.zeroshot import build_zero_shot_classifier
 
 DIGITS = tuple(str(d) for d in range(10))
 

@@ -34,10 +34,10 @@ from pathlib import Path
 import numpy as np
 
 from app.find import SEARCH_RESULTS
-from engine.discovery import Discovery
-from engine.gallery_view import GalleryQuery, Subset
-from engine.models import LoadedModel, load_model, parse_model_spec
-from engine.workspace import Workspace
+from engine.project.discovery import Discovery
+from engine.views.gallery import GalleryQuery, Subset
+from engine.learning.models import LoadedModel, load_model, parse_model_spec
+from engine.session.workspace import Workspace
 from tests.synthetic import MODEL_ID, planted_embeddings, synthetic_project
 from tests.tiny_model import make_tiny_model
 
@@ -153,8 +153,8 @@ def measure_demo_threshold(folder: Path) -> None:
     import cv2
 
     from engine.demo.setup import prepare_demo
-    from engine.ingest import ingest
-    from engine.project import open_project
+    from engine.dataset.ingest import ingest
+    from engine.project.folder import open_project
 
     root, _ = prepare_demo(folder)
     images = folder / "images"

@@ -5,7 +5,7 @@ JSON object with all of them.
 
 The project is synthetic (planted embeddings and their zero-shot predictions, as in tests/synthetic.py), with a
 person's label on 1% of the images, so every row goes through the same query, filters and writer as a real one.
-Seconds are the best of `--repeat` runs of `engine.export.export`, which includes reading the labels from DuckDB
+Seconds are the best of `--repeat` runs of `engine.dataset.export.export`, which includes reading the labels from DuckDB
 and recording the export.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.export import FILE_FORMATS, export
+from engine.dataset.export import FILE_FORMATS, export
 from tests.synthetic import planted_embeddings, synthetic_project
 from tests.tiny_model import make_tiny_model
 

@@ -63,7 +63,7 @@ def _kill_at_random(args: list[str], window: tuple[float, float], rng: random.Ra
 
 
 def _human_labels(root: Path) -> dict[str, str]:
-    from engine.project import open_project
+    from engine.project.folder import open_project
 
     with open_project(root) as project:
         rows = project.store.current_labels().to_pylist()
@@ -72,7 +72,7 @@ def _human_labels(root: Path) -> dict[str, str]:
 
 def _leftover_models(root: Path) -> list[str]:
     """Model folders and checkpoints under models/ that no finished round names."""
-    from engine.project import open_project
+    from engine.project.folder import open_project
 
     with open_project(root) as project:
         finished = {entry["id"] for entry in project.store.rounds() if entry["status"] == "done"}
@@ -92,12 +92,12 @@ def _leftover_partials(root: Path, dataset: Path) -> list[str]:
 
 
 def _rerun(kind: str, root: Path, args: argparse.Namespace, dataset: Path) -> None:
-    from engine.export import export
-    from engine.ingest import ingest
-    from engine.models import load_model
-    from engine.project import open_project
-    from engine.selftrain.config import FinetuneConfig, RoundConfig
-    from engine.selftrain.rounds import run_round
+    from engine.dataset.export import export
+    from engine.dataset.ingest import ingest
+    from engine.learning.models import load_model
+    from engine.project.folder import open_project
+    from engine.learning.selftrain.config import FinetuneConfig, RoundConfig
+    from engine.session.round_runner import run_round
 
     with open_project(root) as project:
         if kind == "ingest":

@@ -22,10 +22,10 @@ import torch
 
 from engine.demo.dataset import read_ground_truth
 from engine.demo.setup import prepare_demo
-from engine.models import pick_device
-from engine.project import open_project
-from engine.selftrain.config import FinetuneConfig, RoundConfig
-from engine.selftrain.rounds import run_round
+from engine.learning.models import pick_device
+from engine.project.folder import open_project
+from engine.learning.selftrain.config import FinetuneConfig, RoundConfig
+from engine.session.round_runner import run_round
 
 
 def accuracy(project, round_id: int, truth: dict[str, str]) -> float:

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine.labels import import_labels
+from engine.labels.label_import import import_labels
 from tests.synthetic import planted_embeddings, synthetic_project
 from tests.tiny_model import make_tiny_model
 

@@ -29,10 +29,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from app.startup import skip_pyarrow_pandas_probe
-from engine.imageio import model_picture, quiet_worker
-from engine.ingest import default_workers, ingest, read_entry, scan_images
-from engine.models import load_model, parse_model_spec
-from engine.project import create_project
+from engine.files.images import model_picture, quiet_worker
+from engine.dataset.ingest import default_workers, ingest, read_entry, scan_images
+from engine.learning.models import load_model, parse_model_spec
+from engine.project.folder import create_project
 from tests.imagegen import write_images
 from tests.tiny_model import make_tiny_model
 
@@ -153,7 +153,7 @@ def _stages(paths: list[Path], model, thumbs: Path) -> dict:
 
     from PIL import Image
 
-    from engine.imageio import _probe_header, decode_image, save_thumbnail, shrink_shorter_side, thumbnail_jpeg
+    from engine.files.images import _probe_header, decode_image, save_thumbnail, shrink_shorter_side, thumbnail_jpeg
 
     cv2_threads, torch_threads = _single_threaded()
     totals: dict[str, float] = {}
@@ -194,7 +194,7 @@ def _ray_figures(scratch: Path, spec_text: str, model, args) -> dict:
     """The same images through `ingest --engine ray` on a local Ray; Ray's start-up is timed apart."""
     import ray
 
-    from engine.ray_ingest import ray_ingest
+    from engine.dataset.ray_ingest import ray_ingest
 
     actors = args.ray_workers or os.cpu_count() or 1
     started = time.perf_counter()

@@ -1,7 +1,7 @@
 """The map's figures on synthetic 512-d embeddings, one JSON line each, with the machine's load average beside
 them (a shared machine: a busy one is slower):
 
-- `map_layout`: seconds of the PCA layout and of the UMAP layout (engine.layout) of N images. UMAP is fitted on
+- `map_layout`: seconds of the PCA layout and of the UMAP layout (engine.learning.map_layout) of N images. UMAP is fitted on
   at most UMAP_FIT_SIZE images and places the rest with umap-learn's `transform`; `--umap-place` times placing
   that many more on top of a fit, so the cost of a larger map is fit + (N - fit) at the measured rate;
 - `map_draw`: the real page served over an N-image project (planted embeddings and zero-shot), in Debian's
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 
-from engine.layout import UMAP_FIT_SIZE, pca_components, pca_layout, umap_layout
+from engine.learning.map_layout import UMAP_FIT_SIZE, pca_components, pca_layout, umap_layout
 from tests.synthetic import planted_embeddings
 
 # Resolves with the milliseconds until the plot holds `expected` points and a trace named `name`.

@@ -19,7 +19,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from engine.project import DB_FILE
+from engine.project.folder import DB_FILE
 
 from benchmarks.bench_app import link_thumbnails
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, open_page, served

@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.bench_app import link_thumbnails
-from engine.export import export
-from engine.project import DB_FILE, Project, open_project
-from engine.review import rank_images
-from engine.selftrain.config import RoundConfig
-from engine.selftrain.rounds import run_round
-from engine.gallery_view import PAGE_SIZE, GalleryQuery
-from engine.workspace import Workspace
+from engine.dataset.export import export
+from engine.project.folder import DB_FILE, Project, open_project
+from engine.project.review_queue import rank_images
+from engine.learning.selftrain.config import RoundConfig
+from engine.session.round_runner import run_round
+from engine.views.gallery import PAGE_SIZE, GalleryQuery
+from engine.session.workspace import Workspace
 from tests.synthetic import planted_embeddings, synthetic_project
 from tests.tiny_model import make_tiny_model
 

@@ -13,18 +13,18 @@ queue and random 5, the 200-image audit 5, the oracle 2). Columns:
   rule of RoundConfig.share_step_without_prior), without and with the kNN-graph refinement; gap_closed:
   (unsup_3_refined - zero_shot) / (probe - zero_shot).
 - audit_3: 3 % of the images drawn at random and labelled by the simulated person before the first round (a random
-  audit), then 3 rounds whose pseudo-label quotas follow the audit's class prior (engine.estimates.class_prior) and
+  audit), then 3 rounds whose pseudo-label quotas follow the audit's class prior (engine.learning.quality_estimates.class_prior) and
   which, as the engine's rounds, train on no audited image (their labels give the prior and the estimate): the
   accuracy of the labels (the person's where given), mean of AUDIT_DRAWS draws. audit_3_trained: the same with the
   audited images training the rounds as human labels (the alternative the engine's rule was chosen over).
 - queue / random / random_audit / oracle: 3 rounds, before each a simulated person gives the true label to 2 % of
-  the images picked by the review queue (random audit picks while engine.queue.audit_needed, held out of training
+  the images picked by the review queue (random audit picks while engine.learning.review_ranking.audit_needed, held out of training
   and giving the rounds their prior; then uncertainty), at random with no prior (random, mean of 5 seeds), at
   random taken as the audit (held out, its prior given to the rounds: random_audit, 5 seeds), or at random among
   the images the teacher has wrong (the mistakes-only oracle, no audit, mean of 2 seeds): the accuracy of the labels
   (the person's where given, else the prediction). An image of no class that a person reviews gets "none of these".
   queue_minus_random: queue - random.
-- coverage / half_width: over the audit_3 draws, each round's accuracy estimate (engine.estimates.accuracy_estimate,
+- coverage / half_width: over the audit_3 draws, each round's accuracy estimate (engine.learning.quality_estimates.accuracy_estimate,
   zero-shot's for round 0) as the engine makes it: the audited images judged by the round's predictions (it never
   trained on them), over the images no person labelled; coverage is the share of (draw, round) checks whose 95 %
   interval holds the true accuracy of those images, half_width the interval's mean half-width. coverage_trained
@@ -60,17 +60,17 @@ from benchmarks.selftrain_sets import SETS, embedded_set
 from engine.demo.dataset import read_ground_truth
 from engine.demo.render import SHAPES
 from engine.demo.setup import prepare_demo
-from engine.project import open_project
-from engine.estimates import accuracy_estimate, class_prior, class_share_estimates
-from engine.queue import (AUDIT, AUDIT_HALF_WIDTH, COLD_START_PER_CLASS, audit_needed, label_quality,
+from engine.project.folder import open_project
+from engine.learning.quality_estimates import accuracy_estimate, class_prior, class_share_estimates
+from engine.learning.review_ranking import (AUDIT, AUDIT_HALF_WIDTH, COLD_START_PER_CLASS, audit_needed, label_quality,
                           rank_review_queue)
-from engine.scoring import cosine_probs
-from engine.selftrain.adapt import adapt
-from engine.selftrain.config import RoundConfig
-from engine.selftrain.head import zero_shot_head
-from engine.neighbours import knn_graph
-from engine.selftrain.propagate import affinity_matrix
-from engine.selftrain.rounds import run_round
+from engine.learning.probabilities import cosine_probs
+from engine.learning.selftrain.adapt import adapt
+from engine.learning.selftrain.config import RoundConfig
+from engine.learning.selftrain.head import zero_shot_head
+from engine.learning.neighbours import knn_graph
+from engine.learning.selftrain.propagate import affinity_matrix
+from engine.session.round_runner import run_round
 from tests.synthetic import planted_embeddings, synthetic_project
 from tests.tiny_model import make_tiny_model
 
@@ -118,7 +118,7 @@ class Bench:
         ("random"), or among the images the teacher has wrong ("oracle"). `planted`: (rows, labels) a person gave
         before the first round (labels may be wrong). `audit`: that many images drawn at random (`seed`) and
         labelled before the first round. The random picks (audit and fixes="random") are the audit: with `prior`,
-        each round's quotas follow engine.estimates.class_prior over them (and the queue audits while
+        each round's quotas follow engine.learning.quality_estimates.class_prior over them (and the queue audits while
         queue.audit_needed says so). `train_on_audit` False (the engine's rule): the audited images train no round
         (their labels only give the prior and the estimates). Each round's entry has under "check" the accuracy estimate from the
         audit as the engine makes it (None without an audit) and the true accuracy over the images no person

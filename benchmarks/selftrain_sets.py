@@ -25,10 +25,10 @@ import numpy as np
 
 from engine.demo import render
 from engine.demo.render import BACKGROUNDS, COLORS, DIGIT_WORDS, SHAPES
-from engine.imageio import model_picture
-from engine.models import DEMO_SPEC, load_model, parse_model_spec
-from engine.ontology import default_templates, prompts_for
-from engine.zeroshot import build_zero_shot_classifier
+from engine.files.images import model_picture
+from engine.learning.models import DEMO_SPEC, load_model, parse_model_spec
+from engine.learning.class_prompts import default_templates, prompts_for
+from engine.learning.zeroshot import build_zero_shot_classifier
 
 SIZE = 128
 SETS = ("demo", "inked_digits", "shapes_and_digits", "neon_shapes", "cloth_stamps")

@@ -1,4 +1,4 @@
-"""SQL for the random audit (engine/audit.py) and for rounds held back as worse (mixed into Store)."""
+"""SQL for the random audit (engine/project/audit.py) and for rounds held back as worse (mixed into Store)."""
 
 from __future__ import annotations
 

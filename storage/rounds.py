@@ -135,7 +135,7 @@ class RoundQueries:
         human label, including one written while the round ran), its metrics, `meta` entries to set (a
         `finetune` round switches the project to its adapted model), the out-of-sample probabilities (H, C) of
         the human-labeled images `crossfit_ids` (H,) and every image's outlier score (N,). `held`: written held back
-        (not shown) until a judgement shows it (engine.audit.judge_round)."""
+        (not shown) until a judgement shows it (engine.project.audit.judge_round)."""
         pseudo = pa.table({"image_id": pa.array(np.asarray(pseudo_ids, np.int64)),
                            "class_id": pa.array(np.asarray(pseudo_classes, np.int32))})
         batch = _prediction_batch(image_ids, class_ids, probs, stats)

@@ -155,7 +155,7 @@ MIGRATIONS: list[list[str]] = [
             actor VARCHAR NOT NULL,
             confirmed_at TIMESTAMP NOT NULL DEFAULT current_timestamp)""",
     ],
-    # 8: the random audit (engine/audit.py): each audit draws, in the order of one seeded permutation of the images
+    # 8: the random audit (engine/project/audit.py): each audit draws, in the order of one seeded permutation of the images
     # it started with, under one class list; a round the audit measured worse than the one before is held
     [
         """CREATE TABLE audits (

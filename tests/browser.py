@@ -17,9 +17,9 @@ import pytest
 from playwright.sync_api import expect
 
 from app.server import launch
-from engine.gallery_view import PAGE_SIZE
-from engine.project import open_project
-from engine.workspace import Workspace
+from engine.views.gallery import PAGE_SIZE
+from engine.project.folder import open_project
+from engine.session.workspace import Workspace
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from engine.gallery_view import GalleryQuery
-from engine.selftrain.config import RoundConfig
+from engine.views.gallery import GalleryQuery
+from engine.learning.selftrain.config import RoundConfig
 from storage.gallery import GALLERY_SORTS, GALLERY_STATUSES
 from tests.browser import open_page
 

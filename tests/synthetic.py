@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from engine.project import Project, create_project
-from engine.scoring import cosine_probs, prediction_stats
+from engine.project.folder import Project, create_project
+from engine.learning.probabilities import cosine_probs, prediction_stats
 from storage import Store
 
 MODEL_ID = "synthetic0"

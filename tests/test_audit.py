@@ -1,4 +1,4 @@
-"""The random audit: draws, the honest estimate it gives, and rounds it holds back (engine/audit.py over a project
+"""The random audit: draws, the honest estimate it gives, and rounds it holds back (engine/project/audit.py over a project
 with planted embeddings)."""
 
 import json
@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from app.cli import main
-from engine.audit import audit_prior, draw_audit, judge_round, pending_audit, quality_report, show_round
+from engine.project.audit import audit_prior, draw_audit, judge_round, pending_audit, quality_report, show_round
 from engine.errors import LabelloopError
-from engine.export import export
-from engine.scoring import prediction_stats
-from engine.selftrain.config import RoundConfig
-from engine.selftrain.rounds import run_round
+from engine.dataset.export import export
+from engine.learning.probabilities import prediction_stats
+from engine.learning.selftrain.config import RoundConfig
+from engine.session.round_runner import run_round
 from tests.synthetic import MODEL_ID, file_bytes, planted_embeddings, synthetic_project
 
 N = 600
@@ -240,9 +240,9 @@ def test_the_cli_draws_audits_and_reports_quality(planted, capsys):
 
 
 def test_an_image_waiting_in_the_audit_shows_no_prediction_anywhere(planted):
-    from engine.gallery_view import AUDIT_CAPTION, GalleryQuery, GalleryView
-    from engine.labeling import LabelingSession
-    from engine.review import review_queue
+    from engine.views.gallery import AUDIT_CAPTION, GalleryQuery, GalleryView
+    from engine.labels.labeling_session import LabelingSession
+    from engine.project.review_queue import review_queue
 
     project, y = planted
     store = project.store

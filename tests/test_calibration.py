@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from engine.calibration import expected_calibration_error, fit_temperature
-from engine.scoring import softmax
+from engine.learning.calibration import expected_calibration_error, fit_temperature
+from engine.learning.probabilities import softmax
 
 
 def test_fit_temperature_recovers_the_true_temperature():

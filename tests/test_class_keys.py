@@ -3,7 +3,7 @@
 import pytest
 
 import storage.store as store_module
-from engine.class_keys import class_keys_after, set_class_keys
+from engine.labels.class_keys import class_keys_after, set_class_keys
 from engine.errors import LabelloopError
 from storage import Store
 

@@ -17,7 +17,7 @@ import pytest
 
 from app.cli import main
 from app.local_api import ROUTE, TOKEN_HEADER
-from engine.server_record import SERVER_FILE, read_server_record, write_server_record
+from engine.project.server_record import SERVER_FILE, read_server_record, write_server_record
 from tests.imagegen import write_images
 
 pytestmark = pytest.mark.slow  # starts `labelloop serve` and the CLI as processes

@@ -11,7 +11,7 @@ from engine.demo.dataset import RECIPE, read_ground_truth, write_demo_dataset
 from engine.demo.render import SHAPES
 from engine.demo.train import caption_mentions, match_matrix, multi_positive_clip_loss
 from engine.errors import LabelloopError
-from engine.models import DEMO_MODEL_DIR, load_model, parse_model_spec
+from engine.learning.models import DEMO_MODEL_DIR, load_model, parse_model_spec
 
 SMALL = {**RECIPE, "images": 48}
 

@@ -8,11 +8,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from engine.discovery import DUPLICATE_THRESHOLD, Discovery
+from engine.project.discovery import DUPLICATE_THRESHOLD, Discovery
 from engine.errors import LabelloopError
-from engine.export import keep_one_per_group
-from engine.neighbours import EXACT_LIMIT, best_matches, duplicate_groups, exact_copies, near_duplicate_graph
-from engine.project import open_project
+from engine.dataset.export import keep_one_per_group
+from engine.learning.neighbours import EXACT_LIMIT, best_matches, duplicate_groups, exact_copies, near_duplicate_graph
+from engine.project.folder import open_project
 
 
 def _unit(rows) -> np.ndarray:
@@ -100,7 +100,7 @@ def test_more_like_this_lists_the_image_first_then_its_nearest_neighbours(projec
 
 
 def test_text_search_embeds_the_query_with_the_project_model(project):
-    from engine.models import load_model
+    from engine.learning.models import load_model
 
     with open_project(project) as opened:
         model = load_model(opened.model_spec)
@@ -179,8 +179,8 @@ def test_export_drop_duplicates_keeps_the_labelled_copy(copied, cli, tmp_path):
 
 
 def test_the_vectors_in_memory_follow_ingest(project, images):
-    from engine.ingest import ingest
-    from engine.models import load_model
+    from engine.dataset.ingest import ingest
+    from engine.learning.models import load_model
 
     with open_project(project) as opened:
         discovery = Discovery(opened)

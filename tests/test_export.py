@@ -11,9 +11,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from engine.export import MANIFEST_COLUMNS
-from engine.labelstudio import labeling_config, task_path
-from engine.split import parse_split, stratified_split
+from engine.dataset.export import MANIFEST_COLUMNS
+from engine.labels.label_studio import labeling_config, task_path
+from engine.dataset.split import parse_split, stratified_split
 from engine.errors import LabelloopError
 from storage import Store
 
@@ -402,7 +402,7 @@ def test_fiftyone_split_export_has_a_dataset_per_split_folder(labeled, tmp_path,
 def test_fiftyone_logits_follow_the_project_class_order_and_skip_predictions_over_other_classes():
     import pyarrow as pa
 
-    from engine.fiftyone_labels import class_logits
+    from engine.dataset.fiftyone_labels import class_logits
 
     predictions = pa.table({"path": ["a.png", "b.png", "c.png"],
                             "class_ids": [[3, 1, 2], [1, 2], [1, 2, 3]],  # b: made before class 3 was added

@@ -7,17 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from engine.selftrain import finetune
+from engine.learning.selftrain import finetune
 from engine.demo.dataset import RECIPE, write_demo_dataset
 from engine.demo.render import SHAPES
 from engine.errors import LabelloopError
-from engine.selftrain.finetune import ema_update, halve_on_oom, self_training_loss, trainable_parameters
-from engine.ingest import ingest
-from engine.jobs import Cancelled, run_job
-from engine.models import DEMO_SPEC, load_model, parse_model_spec
-from engine.project import create_project, open_project
-from engine.selftrain.config import FinetuneConfig, RoundConfig
-from engine.selftrain.rounds import run_round
+from engine.learning.selftrain.finetune import ema_update, halve_on_oom, self_training_loss, trainable_parameters
+from engine.dataset.ingest import ingest
+from engine.jobs.runner import Cancelled, run_job
+from engine.learning.models import DEMO_SPEC, load_model, parse_model_spec
+from engine.project.folder import create_project, open_project
+from engine.learning.selftrain.config import FinetuneConfig, RoundConfig
+from engine.session.round_runner import run_round
 
 QUICK = RoundConfig(mode="finetune", finetune=FinetuneConfig(steps=3, batch_size=8))
 

@@ -3,8 +3,8 @@
 import cv2
 import numpy as np
 
-from engine.folder_labels import FOLDERS_ACTOR, classes_from_folders
-from engine.project import open_project
+from engine.labels.folder_labels import FOLDERS_ACTOR, classes_from_folders
+from engine.project.folder import open_project
 from tests.imagegen import random_image
 
 

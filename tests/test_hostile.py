@@ -22,11 +22,11 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image, features
 
 from engine.errors import LabelloopError
-from engine.imageio import MAX_PIXELS, ImageReadError, decode_image, read_image
-from engine.ingest import ingest
-from engine.labels import import_labels
-from engine.models import load_model
-from engine.project import DB_FILE, create_project
+from engine.files.images import MAX_PIXELS, ImageReadError, decode_image, read_image
+from engine.dataset.ingest import ingest
+from engine.labels.label_import import import_labels
+from engine.learning.models import load_model
+from engine.project.folder import DB_FILE, create_project
 from tests.imagegen import random_image, write_bad_files, write_images
 
 REPO = Path(__file__).resolve().parent.parent
@@ -142,7 +142,7 @@ def test_a_fifo_is_refused_without_blocking(tmp_path):
 
 
 def test_a_decode_that_takes_too_long_is_an_error_not_a_hang(tmp_path, tiny_model, monkeypatch):
-    import engine.ingest as ingest_module
+    import engine.dataset.ingest as ingest_module
 
     write_images(tmp_path / "images", 4)
     project = create_project(tmp_path / "project", images=tmp_path / "images", classes=CLASSES, model=str(tiny_model))
@@ -298,8 +298,8 @@ def test_init_refuses_a_project_inside_its_images_folder(tmp_path, images, cli):
 
 
 def test_two_exports_racing_to_one_path_never_both_succeed(project, tmp_path, monkeypatch):
-    import engine.export as export_module
-    from engine.project import open_project
+    import engine.dataset.export as export_module
+    from engine.project.folder import open_project
 
     out = tmp_path / "labels.csv"
     real_write = export_module._write_file
@@ -345,7 +345,7 @@ def test_the_cli_names_rounds_by_their_number_in_the_project(project, cli):
 
 
 def test_a_job_kind_starting_with_a_vowel_reads_right():
-    from engine.jobs import JobRunner
+    from engine.jobs.runner import JobRunner
     from storage import Store
 
     runner = JobRunner(Store.memory())
@@ -358,7 +358,7 @@ def test_a_job_kind_starting_with_a_vowel_reads_right():
 
 
 def test_closing_the_runner_cancels_the_running_job_within_seconds():
-    from engine.jobs import JobRunner
+    from engine.jobs.runner import JobRunner
     from storage import Store
 
     store = Store.memory()
@@ -455,7 +455,7 @@ def test_stopping_the_server_cancels_an_ingest_and_leaves_no_decode_worker(tmp_p
     import multiprocessing
 
     from app.server import STOP_SECONDS, stop_jobs
-    from engine.workspace import Workspace
+    from engine.session.workspace import Workspace
 
     write_images(tmp_path / "images", 300, size=(48, 64))
     project = create_project(tmp_path / "project", images=tmp_path / "images", classes=CLASSES, model=str(tiny_model))
@@ -578,9 +578,9 @@ def test_labels_of_a_database_from_before_content_hashes_belong_to_the_content_n
 
 
 def test_the_page_shows_a_changed_image_first_and_undo_gives_a_label_back_its_content(project, tmp_path, cli):
-    from engine.gallery_view import GalleryView
-    from engine.labeling import LabelingSession
-    from engine.project import open_project
+    from engine.views.gallery import GalleryView
+    from engine.labels.labeling_session import LabelingSession
+    from engine.project.folder import open_project
 
     labels = tmp_path / "labels.csv"
     labels.write_text("path,label\nimg_00001.png,circle\n")
@@ -630,8 +630,8 @@ def _disk_full(path: str = "/x/labelloop.duckdb.wal") -> duckdb.Error:
 
 
 def test_files_given_to_read_must_be_regular_files(project, tmp_path):
-    from engine.ontology import read_prompts_file
-    from engine.project import open_project
+    from engine.learning.class_prompts import read_prompts_file
+    from engine.project.folder import open_project
 
     os.mkfifo(tmp_path / "labels.csv")
     os.mkfifo(tmp_path / "prompts.txt")
@@ -657,7 +657,7 @@ def test_label_csv_dev_zero_is_refused_at_once_in_bounded_memory(project):
 
 
 def test_a_line_longer_than_the_cap_is_refused_naming_its_line(labelled_project, tmp_path):
-    from engine.inputfile import MAX_LINE_CHARS
+    from engine.files.input_files import MAX_LINE_CHARS
 
     path = tmp_path / "long.csv"
     path.write_text("path,label\nimg_00001.png,circle\n" + "a" * (MAX_LINE_CHARS + 10) + "\n")
@@ -705,7 +705,7 @@ def test_csv_exports_quote_formula_cells_and_import_them_back(tmp_path, tiny_mod
 
 
 def _labels_by_path(root: Path) -> dict[str, str]:
-    from engine.project import open_project
+    from engine.project.folder import open_project
 
     with open_project(root) as project:
         return {row["path"]: row["label"] for row in project.store.current_labels().to_pylist()
@@ -765,8 +765,8 @@ def test_an_image_path_too_long_for_the_export_is_named(tmp_path, tiny_model, cl
 
 @pytest.mark.parametrize("command", ["round", "label", "ingest", "export"])
 def test_a_full_disk_is_one_line_naming_it_and_loses_nothing(project, tmp_path, cli, monkeypatch, command):
-    import engine.export as export_module
-    import engine.ingest as ingest_module
+    import engine.dataset.export as export_module
+    import engine.dataset.ingest as ingest_module
     from storage import Store
 
     labels = tmp_path / "labels.csv"
@@ -805,7 +805,7 @@ def test_a_full_disk_is_one_line_naming_it_and_loses_nothing(project, tmp_path, 
 
 
 def _status(project: Path) -> dict:
-    from engine.project import open_project, project_status
+    from engine.project.folder import open_project, project_status
 
     with open_project(project) as opened:
         return project_status(opened)
@@ -813,7 +813,7 @@ def _status(project: Path) -> dict:
 
 def test_a_full_disk_on_the_page_is_one_line_and_its_job_record_too(monkeypatch):
     import app.feedback as feedback
-    from engine.jobs import run_job
+    from engine.jobs.runner import run_job
     from storage import Store
 
     shown = []
@@ -831,7 +831,7 @@ def test_a_full_disk_on_the_page_is_one_line_and_its_job_record_too(monkeypatch)
 
 
 def test_a_job_the_server_runs_on_a_full_disk_logs_one_line(caplog):
-    from engine.jobs import JobRunner
+    from engine.jobs.runner import JobRunner
     from storage import Store
 
     def full(context):
@@ -841,7 +841,7 @@ def test_a_job_the_server_runs_on_a_full_disk_logs_one_line(caplog):
     runner.submit("round", {}, full)
     runner.wait(30)
     runner.close()
-    (record,) = [record for record in caplog.records if record.name == "engine.jobs"]
+    (record,) = [record for record in caplog.records if record.name == "engine.jobs.runner"]
     assert record.exc_info is None and "failed: disk full at /p/labelloop.duckdb.wal" in record.getMessage()
 
 
@@ -851,14 +851,14 @@ def test_a_command_the_server_answers_for_the_cli_tells_a_full_disk_in_one_line(
     from starlette.applications import Starlette
     from starlette.testclient import TestClient
 
-    import engine.readonly
+    import engine.session.read_only_commands
     from app.local_api import ROUTE, TOKEN_HEADER, cli_route
-    from engine.project import open_project
+    from engine.project.folder import open_project
 
     def export_on_a_full_disk(project, **options):
         raise _disk_full(str(project.root / DB_FILE) + ".wal")  # recording the export, say
 
-    monkeypatch.setitem(engine.readonly.READ_ONLY_COMMANDS, "export", export_on_a_full_disk)
+    monkeypatch.setitem(engine.session.read_only_commands.READ_ONLY_COMMANDS, "export", export_on_a_full_disk)
     with open_project(project) as opened:
         app = Starlette(routes=[cli_route(SimpleNamespace(project=opened), "token", "127.0.0.1")])
         with TestClient(app, client=("127.0.0.1", 50000)) as client:
@@ -912,7 +912,7 @@ def test_damaged_caches_are_rebuilt_and_the_next_rounds_work(project, cli):
 
 
 def test_a_neighbour_graph_the_disk_cannot_hold_leaves_no_partial_file(tmp_path, monkeypatch):
-    import engine.neighbours as neighbours
+    import engine.learning.neighbours as neighbours
 
     def half_then_full(path, **arrays):
         Path(path).write_bytes(b"PK half")

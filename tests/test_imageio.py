@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from engine.imageio import ImageReadError, decode_image, fit_within, read_image, shrink_shorter_side
+from engine.files.images import ImageReadError, decode_image, fit_within, read_image, shrink_shorter_side
 from tests.imagegen import write_bad_files
 
 

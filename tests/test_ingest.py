@@ -3,9 +3,9 @@
 import numpy as np
 import torch
 
-from engine.ingest import ingest
-from engine.models import load_model
-from engine.project import create_project
+from engine.dataset.ingest import ingest
+from engine.learning.models import load_model
+from engine.project.folder import create_project
 from tests.imagegen import write_bad_files, write_images
 
 

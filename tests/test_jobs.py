@@ -3,7 +3,7 @@ import threading
 import pytest
 
 from engine.errors import LabelloopError
-from engine.jobs import Cancelled, JobRunner, run_job
+from engine.jobs.runner import Cancelled, JobRunner, run_job
 from storage import Store
 
 

@@ -4,10 +4,10 @@
 import numpy as np
 import pytest
 
-from engine.queue import MISTAKE, label_quality
-from engine.review import fits_no_class, possible_label_mistakes, review_queue
-from engine.selftrain.config import RoundConfig
-from engine.selftrain.rounds import run_round
+from engine.learning.review_ranking import MISTAKE, label_quality
+from engine.project.review_queue import fits_no_class, possible_label_mistakes, review_queue
+from engine.learning.selftrain.config import RoundConfig
+from engine.session.round_runner import run_round
 from tests.synthetic import planted_embeddings, synthetic_project
 
 
@@ -105,8 +105,8 @@ def _queue_ids(store, k: int) -> list[int]:
 
 def test_undo_takes_a_confirmation_back(labeled_project):
     """A key pressed on a flagged label by mistake is one U away from the flag again."""
-    from engine.gallery_view import GalleryView
-    from engine.labeling import LabelingSession
+    from engine.views.gallery import GalleryView
+    from engine.labels.labeling_session import LabelingSession
 
     project, wrong_ids, right_ids, class_ids, y = labeled_project
     store = project.store

@@ -4,7 +4,7 @@ import csv
 import datetime as dt
 import json
 
-from engine.labelstudio import suggest_root_url
+from engine.labels.label_studio import suggest_root_url
 
 
 def _task(task_id: int, image: str, *choices: str, updated_at: str | None = None, cancelled: bool = False) -> dict:

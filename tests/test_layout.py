@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from engine.layout import (MIN_UMAP_IMAGES, density_grid, map_sample, pca_components, pca_layout, points_in_box,
+from engine.learning.map_layout import (MIN_UMAP_IMAGES, density_grid, map_sample, pca_components, pca_layout, points_in_box,
                            points_in_polygon, umap_layout)
 
 

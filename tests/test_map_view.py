@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 
 from engine.errors import LabelloopError
-from engine.jobs import JobRunner
-from engine.map_view import MapView
-from engine.project import create_project
-from engine.review import FITS_NO_CLASS, fits_no_class
-from engine.scoring import prediction_stats
+from engine.jobs.runner import JobRunner
+from engine.views.map import MapView
+from engine.project.folder import create_project
+from engine.project.review_queue import FITS_NO_CLASS, fits_no_class
+from engine.learning.probabilities import prediction_stats
 from tests.synthetic import MODEL_ID, planted_embeddings, synthetic_project
 
 

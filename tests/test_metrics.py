@@ -1,6 +1,6 @@
 import numpy as np
 
-from engine.metrics import accuracy, class_counts, flip_share
+from engine.learning.round_metrics import accuracy, class_counts, flip_share
 
 
 def test_accuracy_known_answers():

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-import engine.models as models
+import engine.learning.models as models
 from engine.errors import LabelloopError
-from engine.models import load_model, model_fingerprint, parse_model_spec
+from engine.learning.models import load_model, model_fingerprint, parse_model_spec
 from tests.tiny_model import make_tiny_model
 
 
@@ -61,7 +61,7 @@ def test_fingerprint_follows_the_weights(tmp_path, tiny_model):
 
 
 def test_a_model_kept_inside_the_project_still_resolves_after_the_project_moves(tmp_path, images, tiny_model):
-    from engine.project import create_project, open_project
+    from engine.project.folder import create_project, open_project
 
     with create_project(tmp_path / "before", images=images, classes="cat,dog", model=str(tiny_model)) as project:
         kept = project.models_dir / "round_0003"  # where a finetune round saves its adapted model

@@ -1,7 +1,7 @@
 import pytest
 
 from engine.errors import LabelloopError
-from engine.ontology import default_templates, parse_class_list, prompts_for, read_prompts_file
+from engine.learning.class_prompts import default_templates, parse_class_list, prompts_for, read_prompts_file
 
 
 def test_parse_class_list_strips_and_keeps_order():

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from engine.models import DEMO_SPEC, load_model, parse_model_spec
-from engine.overlays import blend_heatmap, grad_cam
+from engine.learning.models import DEMO_SPEC, load_model, parse_model_spec
+from engine.views.overlays import blend_heatmap, grad_cam
 from tests.imagegen import random_image
 
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from engine.project import DB_FILE
+from engine.project.folder import DB_FILE
 from tests.browser import choose, copy_project, human_label as _human_label, open_page, select_tile as _select, served
 from tests.browser import skip_without_chromium, wait_for as _wait_for, wait_for_page
 

@@ -7,8 +7,8 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from engine.gallery_view import PAGE_SIZE, GalleryQuery
-from engine.selftrain.config import RoundConfig
+from engine.views.gallery import PAGE_SIZE, GalleryQuery
+from engine.learning.selftrain.config import RoundConfig
 from tests.browser import (choose, copy_project, detail_path, human_label, open_page, select_tile, served,
                            skip_without_chromium, wait_for, wait_for_page)
 

@@ -8,9 +8,9 @@ import pytest
 from playwright.sync_api import expect
 
 from engine.demo.dataset import GROUND_TRUTH, read_ground_truth
-from engine.gallery_view import PAGE_SIZE
-from engine.ontology import prompts_for
-from engine.project import open_project
+from engine.views.gallery import PAGE_SIZE
+from engine.learning.class_prompts import prompts_for
+from engine.project.folder import open_project
 from tests.browser import copy_project, open_page, select_tile, served, skip_without_chromium, wait_for_page
 
 skip_without_chromium()

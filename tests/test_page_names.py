@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from playwright.sync_api import expect
 
-from engine.audit import draw_audit
-from engine.ingest import ingest
-from engine.models import DEMO_SPEC, load_model
-from engine.project import create_project
+from engine.project.audit import draw_audit
+from engine.dataset.ingest import ingest
+from engine.learning.models import DEMO_SPEC, load_model
+from engine.project.folder import create_project
 from tests.browser import free_port, select_tile, served, skip_without_chromium, wait_for
 from tests.imagegen import random_image, write_images
 

@@ -8,7 +8,7 @@ import logging
 import pytest
 from playwright.sync_api import expect
 
-from engine.selftrain.config import RoundConfig
+from engine.learning.selftrain.config import RoundConfig
 from tests.browser import (choose, copy_project, detail_path, human_label, open_page, select_tile, served,
                            skip_without_chromium, wait_for, wait_for_job, wait_for_page)
 
@@ -68,7 +68,7 @@ def test_a_key_after_the_sort_or_filter_changed_labels_the_image_in_the_detail_p
 
 
 def workspace_query(**fields):
-    from engine.gallery_view import GalleryQuery
+    from engine.views.gallery import GalleryQuery
 
     return GalleryQuery(**fields)
 

@@ -7,8 +7,8 @@ import numpy as np
 
 from app.gallery_html import HUMAN_COLOUR
 from app.label_tab import LEGEND
-from engine import palette
-from engine.overlays import confidence_colour, gallery_tile
+from engine.views import palette
+from engine.views.overlays import confidence_colour, gallery_tile
 
 
 def _swatches() -> list[tuple[str, str]]:

@@ -1,7 +1,7 @@
 """The Label tab's place as a link (app/place_link.py): written from a query, read back, and bad values left out."""
 
 from app.place_link import place_from_link, place_link, with_image
-from engine.gallery_view import GalleryQuery
+from engine.views.gallery import GalleryQuery
 from urllib.parse import parse_qsl
 
 

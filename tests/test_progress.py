@@ -1,4 +1,4 @@
-"""ETAs from measured step rates (engine.progress) and the job bar that shows them (app.header)."""
+"""ETAs from measured step rates (engine.jobs.progress) and the job bar that shows them (app.header)."""
 
 from datetime import datetime, timedelta
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from app.header import job_html, job_state
-from engine.jobs import JobContext, run_job
-from engine.progress import measured_rate, phase_spans, remaining_seconds, within
+from engine.jobs.runner import JobContext, run_job
+from engine.jobs.progress import measured_rate, phase_spans, remaining_seconds, within
 from storage import Store
 
 

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from engine.selftrain.adapt import outlier_scores
-from engine.selftrain.config import RoundConfig
-from engine.neighbours import knn_graph
-from engine.selftrain.propagate import (affinity_matrix, ledoit_wolf, mcm_outlier_score, propagate_labels,
+from engine.learning.selftrain.adapt import outlier_scores
+from engine.learning.selftrain.config import RoundConfig
+from engine.learning.neighbours import knn_graph
+from engine.learning.selftrain.propagate import (affinity_matrix, ledoit_wolf, mcm_outlier_score, propagate_labels,
                                         propagate_scores, rebalance, relative_mahalanobis)
 
 

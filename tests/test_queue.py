@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from engine.queue import (AUDIT, DISAGREE, MISTAKE, NOT_REVIEWED, TYPICAL, UNCERTAIN, audit_needed, k_center_greedy,
+from engine.learning.review_ranking import (AUDIT, DISAGREE, MISTAKE, NOT_REVIEWED, TYPICAL, UNCERTAIN, audit_needed, k_center_greedy,
                           label_quality, rank_review_queue, typical_picks, uncertainty_order)
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from engine.project import open_project
+from engine.project.folder import open_project
 from tests.imagegen import write_bad_files, write_images
 
 try:
@@ -84,8 +84,8 @@ def test_ray_ingest_matches_local_ingest(local_ray, tmp_path, folder, tiny_model
 
 @needs_ray
 def test_a_killed_ray_ingest_resumes_from_its_shards(local_ray, tmp_path, folder, tiny_model, cli):
-    from engine.models import load_model
-    from engine.ray_ingest import ray_ingest
+    from engine.learning.models import load_model
+    from engine.dataset.ray_ingest import ray_ingest
 
     images, bad = folder
     root = tmp_path / "project"

@@ -4,13 +4,13 @@ last round leaves it; every reason it gives is true of its image. On the demo pr
 import numpy as np
 import pytest
 
-from engine.gallery_view import PAGE_SIZE, GalleryQuery, GalleryView
-from engine.labeling import LabelingSession
-from engine.project import open_project
-from engine.queue import DISAGREE, LOW_MARGIN, UNCERTAIN
-from engine.review import review_queue
-from engine.selftrain.config import RoundConfig
-from engine.selftrain.rounds import run_round
+from engine.views.gallery import PAGE_SIZE, GalleryQuery, GalleryView
+from engine.labels.labeling_session import LabelingSession
+from engine.project.folder import open_project
+from engine.learning.review_ranking import DISAGREE, LOW_MARGIN, UNCERTAIN
+from engine.project.review_queue import review_queue
+from engine.learning.selftrain.config import RoundConfig
+from engine.session.round_runner import run_round
 from tests.browser import copy_project
 
 

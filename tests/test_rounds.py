@@ -8,12 +8,12 @@ import time
 import numpy as np
 import pytest
 
-from engine.selftrain.head import fit_head, zero_shot_head
-from engine.project import open_project
-from engine.selftrain.adapt import adapt
-from engine.selftrain.config import RoundConfig
-from engine.selftrain.rounds import RoundCancelled, run_round
-from engine.scoring import cosine_probs
+from engine.learning.selftrain.head import fit_head, zero_shot_head
+from engine.project.folder import open_project
+from engine.learning.selftrain.adapt import adapt
+from engine.learning.selftrain.config import RoundConfig
+from engine.session.round_runner import RoundCancelled, run_round
+from engine.learning.probabilities import cosine_probs
 from tests.synthetic import planted_embeddings, synthetic_project
 
 

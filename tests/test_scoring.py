@@ -2,7 +2,7 @@ import numpy as np
 from hypothesis import given, strategies as st
 from hypothesis.extra.numpy import arrays
 
-from engine.scoring import cosine_probs, prediction_stats, softmax
+from engine.learning.probabilities import cosine_probs, prediction_stats, softmax
 
 
 @given(arrays(np.float64, st.tuples(st.integers(1, 8), st.integers(1, 6)),

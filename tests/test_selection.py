@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from engine.selftrain.selection import prior_quotas, pseudo_labels_per_class, select_pseudo_labels
+from engine.learning.selftrain.selection import prior_quotas, pseudo_labels_per_class, select_pseudo_labels
 
 PROBS = np.array([
     [0.9, 0.1, 0.0],

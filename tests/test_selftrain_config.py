@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from engine.errors import LabelloopError
-from engine.selftrain.config import CacheConfig, FinetuneConfig, RoundConfig
-from engine.selftrain.head import zero_shot_head
-from engine.selftrain.rounds import load_checkpoint, save_checkpoint
+from engine.learning.selftrain.config import CacheConfig, FinetuneConfig, RoundConfig
+from engine.learning.selftrain.head import zero_shot_head
+from engine.session.round_runner import load_checkpoint, save_checkpoint
 
 
 def test_round_config_is_frozen_and_nests_its_teachers():

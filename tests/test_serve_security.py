@@ -23,11 +23,11 @@ import pytest
 from app.guard import FREE_FAILURES, is_public
 from app.local_api import ROUTE, TOKEN_HEADER
 from app.server import launch
-from engine.ingest import ingest
-from engine.models import load_model
-from engine.project import DB_FILE, create_project
-from engine.server_record import SERVER_FILE, read_server_record
-from engine.workspace import Workspace
+from engine.dataset.ingest import ingest
+from engine.learning.models import load_model
+from engine.project.folder import DB_FILE, create_project
+from engine.project.server_record import SERVER_FILE, read_server_record
+from engine.session.workspace import Workspace
 from tests.imagegen import write_images
 
 USER, PASSWORD = "ann", "s3cret-pw"

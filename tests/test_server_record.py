@@ -2,7 +2,7 @@
 
 import os
 
-from engine.server_record import SERVER_FILE, read_server_record, remove_server_record, write_server_record
+from engine.project.server_record import SERVER_FILE, read_server_record, remove_server_record, write_server_record
 
 
 def test_a_server_bound_to_every_address_is_reached_on_loopback(tmp_path):

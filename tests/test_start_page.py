@@ -1,4 +1,4 @@
-"""The start page's open and create (app.start_page.ProjectChoice over engine.project): a project created there
+"""The start page's open and create (app.start_page.ProjectChoice over engine.project.folder): a project created there
 is what `labelloop init` makes, paths are read from the home folder, and each bad input is refused in one line
 with nothing written."""
 
@@ -8,7 +8,7 @@ import pytest
 
 from app.start_page import ProjectChoice
 from engine.errors import LabelloopError
-from engine.project import DB_FILE, open_project, projects_in
+from engine.project.folder import DB_FILE, open_project, projects_in
 from tests.imagegen import write_images
 
 

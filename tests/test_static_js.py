@@ -7,7 +7,7 @@ import pytest
 
 from app.gallery_html import GALLERY_PROPS, HUMAN_COLOUR
 from app.static_files import static_text
-from engine.gallery_view import NONE_OF_THESE
+from engine.views.gallery import NONE_OF_THESE
 from tests.browser import skip_without_chromium
 
 skip_without_chromium()

@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 from hypothesis import given, settings, strategies as st
 
-from engine.scoring import prediction_stats  # the stats are the engine's; the tests only need valid ones
+from engine.learning.probabilities import prediction_stats  # the stats are the engine's; the tests only need valid ones
 from storage import Store
 from storage.gallery import GALLERY_BUILT, GALLERY_COLUMNS, _shown_sql
 

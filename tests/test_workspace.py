@@ -12,13 +12,13 @@ import pytest
 from app.header import header_markdown
 from app.rounds_tab import TABLE, rounds_table
 from engine.errors import LabelloopError
-from engine.overlays import confidence_colour, gallery_tile
-from engine.project import open_project
-from engine.gallery_view import NONE_OF_THESE, GalleryQuery, Subset, empty_text, page_text
-from engine.labeling import page_actor
-from engine.workspace import Workspace
-from engine.selftrain.config import RoundConfig
-from engine.selftrain.rounds import RoundCancelled, run_round
+from engine.views.overlays import confidence_colour, gallery_tile
+from engine.project.folder import open_project
+from engine.views.gallery import NONE_OF_THESE, GalleryQuery, Subset, empty_text, page_text
+from engine.labels.labeling_session import page_actor
+from engine.session.workspace import Workspace
+from engine.learning.selftrain.config import RoundConfig
+from engine.session.round_runner import RoundCancelled, run_round
 from tests.synthetic import planted_embeddings, synthetic_project
 
 

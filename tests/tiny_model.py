@@ -10,7 +10,7 @@ from pathlib import Path
 import open_clip
 import torch
 
-from engine.models import write_model_folder
+from engine.learning.models import write_model_folder
 
 TINY_CONFIG = {
     "embed_dim": 32,

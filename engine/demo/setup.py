@@ -6,9 +6,9 @@ from pathlib import Path
 
 from engine.demo.dataset import write_demo_dataset
 from engine.demo.render import SHAPES
-from engine.ingest import IngestReport, Progress, ingest
-from engine.models import DEMO_SPEC, load_model
-from engine.project import DB_FILE, create_project, open_project
+from engine.dataset.ingest import IngestReport, Progress, ingest
+from engine.learning.models import DEMO_SPEC, load_model
+from engine.project.folder import DB_FILE, create_project, open_project
 
 
 def prepare_demo(folder: Path, *, progress: Progress | None = None) -> tuple[Path, IngestReport]:

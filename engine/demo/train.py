@@ -27,9 +27,9 @@ from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch.utils.data import DataLoader, IterableDataset
 
 from engine.demo.render import BACKGROUND_WORDS, BACKGROUNDS, COLORS, SHAPES, render_source, render_target
-from engine.imageio import shrink_shorter_side
-from engine.models import write_model_folder
-from engine.ontology import default_templates, prompts_for
+from engine.files.images import shrink_shorter_side
+from engine.learning.models import write_model_folder
+from engine.learning.class_prompts import default_templates, prompts_for
 
 NAMES = SHAPES + tuple(str(digit) for digit in range(10))
 _WORD = re.compile(r"[a-z]+")

@@ -1,0 +1,1 @@
+"""Background jobs: running, cancelling and recording them, and how long they have left."""

@@ -1,0 +1,1 @@
+"""Classes' keys and edits, and labels: from the page, from a CSV or Label Studio, from folder names."""

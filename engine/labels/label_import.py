@@ -1,0 +1,182 @@
+"""Importing human labels from a CSV or a Label Studio JSON export: validate every row first, then write all of
+them in one transaction."""
+
+from __future__ import annotations
+
+import csv
+import posixpath
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.files.csv_cells import unquote_formula
+from engine.errors import LabelloopError
+from engine.files.input_files import bounded_lines, open_input
+from engine.labels.label_studio import LabelRow, TaskLabels, default_root_url, read_tasks, suggest_root_url
+from engine.project.folder import Project
+from engine.sources import Source
+from storage import Store
+
+IMPORT_FORMATS = ("csv", "label-studio")
+_SHOWN_PROBLEMS = 10  # distinct problems named in the error; the count covers all of them
+
+
+@dataclass
+class LabelImport:
+    rows: int  # labels read
+    changed: int  # labels that changed
+    skipped: int = 0  # Label Studio tasks that no one annotated (they carry no label)
+    replaced: int = 0  # of `changed`, human labels last set by someone else
+    cancelled: int = 0  # Label Studio tasks whose every annotation was cancelled (skipped)
+    kept: int = 0  # labels changed in labelloop after the Label Studio annotation, left as they are
+
+
+def to_relpath(text: str, images_root: Path) -> str:
+    """A path as a labels file writes it (relative to the images folder, or absolute under it, with / or \\)
+    -> the project's relpath; a path elsewhere comes back as written and is reported as unknown."""
+    path = text.strip().replace("\\", "/")
+    if not path:
+        return path
+    path = posixpath.normpath(path)
+    root = images_root.as_posix().rstrip("/") + "/"
+    return path[len(root):] if path.startswith(root) else path
+
+
+def _read_csv(path: Path) -> tuple[list[LabelRow], dict[str, list[str]]]:
+    """(rows, problems). A row without a path or label field is a problem, never "none of these": that is only
+    an empty label field that is there. Cells quoted against spreadsheet formulas (`export`) are read unquoted."""
+    rows, problems = [], {}
+    try:
+        with open_input(path, "labels file", newline="") as handle:
+            reader = csv.DictReader(bounded_lines(handle, path, "labels file"))
+            columns = {name.strip().lower(): name for name in reader.fieldnames or []}
+            if "path" not in columns or "label" not in columns:
+                raise LabelloopError(f"{path} needs a header with columns path,label; found {reader.fieldnames}")
+            for row in reader:
+                where = f"line {reader.line_num}"
+                raw_path, label = row[columns["path"]], row[columns["label"]]
+                if raw_path is None or label is None:
+                    problems.setdefault("row has fewer fields than the header", []).append(where)
+                else:
+                    rows.append((where, unquote_formula(raw_path), unquote_formula(label)))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise LabelloopError(f"cannot read {path} as UTF-8 CSV: {error}") from None
+    except OSError as error:
+        raise LabelloopError(f"cannot read labels file {path}: {error.strerror or error}") from None
+    return rows, problems
+
+
+def _places(where: list[str]) -> str:
+    return ", ".join(where[:3]) + (f" and {len(where) - 3} more" if len(where) > 3 else "")
+
+
+def import_labels(project: Project, path: str | Path, *, fmt: str, actor: str, ls_root_url: str | None = None,
+                  force: bool = False) -> LabelImport:
+    """Set the human labels a file gives. `fmt` "csv": columns path,label (label "" = none of these);
+    "label-studio": Label Studio's JSON export, `data.image` mapped back to the image by `ls_root_url` (default
+    `engine.labels.label_studio.default_root_url`; see `task_path`); a human label changed in labelloop after the
+    annotation's `updated_at` is kept unless `force`. Paths are relative to the images folder or absolute under it;
+    a path that is exactly a project image's name is taken as is (a name may hold a backslash or edge spaces).
+    Nothing is written unless every row names a known, usable image and a known class; the error names every kind
+    of problem."""
+    if fmt not in IMPORT_FORMATS:
+        raise LabelloopError(f"unknown labels format {fmt!r}; valid formats: {', '.join(IMPORT_FORMATS)}")
+    path, store = Path(path), project.store
+    ls_root_url = default_root_url(project.images_root) if ls_root_url is None else ls_root_url
+    tasks = TaskLabels(*_read_csv(path)) if fmt == "csv" else read_tasks(path, root_url=ls_root_url)
+    rows, problems = tasks.rows, tasks.problems
+    if not rows and not problems:
+        raise LabelloopError(f"{path} holds no labels; nothing to import")
+    classes = {c["name"]: c["id"] for c in store.classes()}
+    by_casefold = {name.casefold(): name for name in classes}
+    images_root = project.images_root
+    exact = store.image_ids([raw_path for _, raw_path, _ in rows])
+    blank = [where for where, _, label in rows if label and not label.strip()]
+    if blank:  # spaces or no-break spaces are a slip, never "none of these" (only an empty field is); refused below
+        problems.setdefault("a label of only spaces (leave the field empty for none of these)", []).extend(blank)
+    rows = [(where, raw_path if raw_path in exact else to_relpath(raw_path, images_root), label.strip())
+            for where, raw_path, label in rows]
+    known = store.image_ids([relpath for _, relpath, _ in rows])
+    wanted: dict[int, tuple[str, int | None]] = {}  # image id -> (where, class id)
+    annotated_at: dict[int, float] = {}  # image id -> its newest Label Studio annotation's time
+    not_found = []  # where
+    for where, relpath, label in rows:
+        if label and label.casefold() not in by_casefold:
+            problems.setdefault(f"unknown class {label!r}", []).append(where)
+        elif relpath not in known:
+            problems.setdefault(f"{relpath!r} is not an image of this project", []).append(where)
+            not_found.append(where)
+        elif known[relpath][1] != "ok":
+            problems.setdefault(f"{relpath!r} is not a usable image (status {known[relpath][1]})", []).append(where)
+        else:
+            image_id = known[relpath][0]
+            class_id = classes[by_casefold[label.casefold()]] if label else None
+            if image_id in wanted and wanted[image_id][1] != class_id:
+                problems.setdefault(f"{relpath!r} has two different labels (first at {wanted[image_id][0]})",
+                                    []).append(where)
+            else:
+                wanted[image_id] = (where, class_id)
+                if where in tasks.annotated_at:
+                    annotated_at[image_id] = max(annotated_at.get(image_id, 0.0), tasks.annotated_at[where])
+    if problems:
+        count = sum(len(where) for where in problems.values())
+        shown = "; ".join(f"{what} ({_places(where)})" for what, where in list(problems.items())[:_SHOWN_PROBLEMS])
+        more = f"; and {len(problems) - _SHOWN_PROBLEMS} more" if len(problems) > _SHOWN_PROBLEMS else ""
+        hint = f"; the classes are {', '.join(classes)}" if any(w.startswith("unknown class") for w in problems) else ""
+        hint += _root_url_hint(project, [tasks.urls[where] for where in not_found if where in tasks.urls])
+        raise LabelloopError(f"{path}: {count} bad row(s), nothing was written: {shown}{more}{hint}")
+    kept = 0 if force else _keep_newer_labels(store, wanted, annotated_at)
+    class_ids = [class_id for _, class_id in wanted.values()]
+    replaced = store.count_human_labels_replaced(list(wanted), class_ids, actor=actor)
+    changed = store.set_labels(list(wanted), class_ids, source=Source.HUMAN, actor=actor)
+    return LabelImport(rows=len(rows), changed=changed, skipped=tasks.unannotated, cancelled=tasks.cancelled,
+                       kept=kept, replaced=replaced)
+
+
+def _root_url_hint(project: Project, urls: list[str]) -> str:
+    """Which --ls-root-url maps Label Studio's refused `data.image` values to images of this project, if one does."""
+    def names_image(paths: list[str]) -> int:
+        relpaths = [to_relpath(path, project.images_root) for path in paths]
+        known = project.store.image_ids(relpaths)
+        return sum(relpath in known for relpath in relpaths)
+
+    found = suggest_root_url(urls, names_image)
+    if found is None:
+        return ""
+    prefix, mapped = found
+    return (f"; with --ls-root-url '{prefix}' {mapped} of the {len(urls)} unknown paths name images of this project"
+            " (pass the same --ls-root-url as the export)")
+
+
+def _keep_newer_labels(store: Store, wanted: dict[int, tuple[str, int | None]], annotated_at: dict[int, float]) -> int:
+    """Drop from `wanted` every label a person changed in labelloop after the annotation that would replace it was
+    last updated in Label Studio (an old export must not undo newer work); `annotated_at` is keyed by image, so
+    no other task's time can stand in for an image's own. Returns how many were dropped."""
+    current = store.human_label_times(list(annotated_at))
+    stale = [image_id for image_id, (class_id, changed_at) in current.items()
+             if class_id != wanted[image_id][1] and changed_at > annotated_at[image_id]]
+    for image_id in stale:
+        del wanted[image_id]
+    return len(stale)
+
+
+def label_arrays(store: Store, image_ids: np.ndarray, class_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The current labels aligned to `image_ids` (N,): (label column in `class_ids`, -1 = none, "none of these" or
+    an unknown class; human (N,) bool, the label came from a person)."""
+    image_ids = np.asarray(image_ids)
+    column_of = {class_id: column for column, class_id in enumerate(class_ids)}
+    labels = np.full(len(image_ids), -1)
+    human = np.zeros(len(image_ids), bool)
+    snapshot = store.label_snapshot()
+    if not len(image_ids):
+        return labels, human
+    # Matched by a sort, not a dict of every image id (a second at a million images); labels are far fewer.
+    order = np.argsort(image_ids, kind="stable")
+    rows = order[np.searchsorted(image_ids, snapshot["image_id"], sorter=order).clip(0, len(image_ids) - 1)]
+    for row, image_id, class_id, is_human in zip(rows.tolist(), snapshot["image_id"], snapshot["class_id"],
+                                                 snapshot["human"]):
+        if image_ids[row] == image_id:
+            labels[row] = column_of.get(int(class_id), -1)
+            human[row] = is_human
+    return labels, human

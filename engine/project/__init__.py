@@ -1,0 +1,1 @@
+"""A project on disk and what it says: its folder, the server's record, the random audit, the review queue and finding images."""

@@ -1,0 +1,1 @@
+"""One project opened for the page or a command: the workspace, the round runner, the read-only commands and the files the page may serve."""
