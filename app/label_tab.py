@@ -24,11 +24,11 @@ from engine.views import palette
 from engine.project.audit import FIRST_AUDIT, NEXT_AUDIT, draw_audit, pending_audit
 from engine.project.discovery import DUPLICATE_THRESHOLD
 from engine.errors import LabelloopError
-from engine.views.gallery import NONE_OF_THESE, GalleryPage, GalleryQuery, Subset, empty_text, page_text
+from engine.views.gallery import (GALLERY_SORTS, GALLERY_STATUSES, NONE_OF_THESE, GalleryPage, GalleryQuery, Subset,
+                                  empty_text, page_text)
 from engine.labels.labeling_session import LabelChange, page_actor
 from engine.sources import Source
 from engine.session.workspace import Workspace
-from storage.gallery import GALLERY_SORTS, GALLERY_STATUSES
 
 ALL_CLASSES = "(all classes)"
 SORT_LABELS = {"queue": "review queue", "confidence_up": "confidence ↑", "confidence_down": "confidence ↓",

@@ -12,8 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Mapping
 from urllib.parse import urlencode
 
-from engine.views.gallery import GalleryQuery
-from storage.gallery import GALLERY_SORTS, GALLERY_STATUSES
+from engine.views.gallery import GALLERY_SORTS, GALLERY_STATUSES, GalleryQuery
 
 SUBSET_KINDS = ("search", "like", "audit")  # the subsets a link makes again
 

@@ -1,5 +1,5 @@
 """The layers of docs/ARCHITECTURE.md: app -> engine -> storage, SQL only in storage, torch never in app, gradio
-never below app."""
+never below app; engine's subpackages in one order."""
 
 import ast
 from pathlib import Path
@@ -8,24 +8,38 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# engine's subpackages, lowest first: each may import those before it (and engine.errors, engine.sources), never one
+# after it. The learner (learning/) knows no project; a view reads the project; labels are written through the views
+# they refresh; the dataset goes in and out with labels (folder names, Label Studio); the session opens it all.
+ENGINE_ORDER = ["files", "jobs", "learning", "project", "views", "labels", "dataset", "demo", "session"]
+ENGINE_BASE = {"errors", "sources"}  # modules at engine's top that every subpackage may use; they import no engine
+
+
+def _python_files(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every module `path` imports, by its full dotted name (imports inside functions included)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}  # `from engine import x`
+    return names
+
 
 def _imports(package: str) -> dict[str, set[str]]:
-    found = {}
-    for path in (ROOT / package).rglob("*.py"):
-        names = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                names |= {alias.name.split(".")[0] for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names.add(node.module.split(".")[0])
-        found[str(path.relative_to(ROOT))] = names
-    return found
+    return {str(path.relative_to(ROOT)): {name.split(".")[0] for name in _imported_modules(path)}
+            for path in _python_files(package)}
 
 
 @pytest.mark.parametrize("package, forbidden", [
     ("storage", {"app", "engine", "gradio", "torch"}),
     ("engine", {"app", "gradio", "duckdb"}),
-    ("app", {"duckdb", "torch"}),
+    ("app", {"storage", "duckdb", "torch"}),
 ])
 def test_imports_point_one_way(package, forbidden):
     offenders = {path: names & forbidden for path, names in _imports(package).items() if names & forbidden}
@@ -34,5 +48,41 @@ def test_imports_point_one_way(package, forbidden):
 
 def test_sql_lives_only_in_storage():
     for package in ("app", "engine"):
-        for path in (ROOT / package).rglob("*.py"):
+        for path in _python_files(package):
             assert ".execute(" not in path.read_text(), path
+
+
+def _engine_part(module: str) -> str | None:
+    """The subpackage (or base module) of engine that the dotted `module` lies in; None outside engine."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == "engine" and len(parts) > 1 else None
+
+
+def test_every_engine_module_lies_in_a_declared_subpackage():
+    for path in _python_files("engine"):
+        parts = path.relative_to(ROOT / "engine").with_suffix("").parts
+        assert parts == ("__init__",) or parts[0] in ENGINE_ORDER or parts[0] in ENGINE_BASE, path
+
+
+def test_engine_subpackages_import_only_those_below_them():
+    offenders = {}
+    for path in _python_files("engine"):
+        parts = path.relative_to(ROOT / "engine").with_suffix("").parts
+        own = parts[0]
+        for module in _imported_modules(path):
+            part = _engine_part(module)
+            if part is None or part == own or (part in ENGINE_BASE and own not in ENGINE_BASE):
+                continue
+            if own in ENGINE_BASE or part in ENGINE_BASE or ENGINE_ORDER.index(part) > ENGINE_ORDER.index(own):
+                offenders.setdefault(str(path.relative_to(ROOT)), set()).add(module)
+    assert not offenders
+
+
+def test_the_learner_does_no_project_io():
+    """engine/learning/selftrain takes arrays and returns results; the round runner (engine/session) reads and
+    writes the project around it."""
+    for path in _python_files("engine/learning/selftrain"):
+        modules = {name.split(".")[0] for name in _imported_modules(path)}
+        assert "storage" not in modules, path
+        assert not {name for name in _imported_modules(path) if _engine_part(name) == "project"}, path
+

@@ -8,8 +8,6 @@ import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from engine.files.csv_cells import unquote_formula
 from engine.errors import LabelloopError
 from engine.files.input_files import bounded_lines, open_input
@@ -160,23 +158,3 @@ def _keep_newer_labels(store: Store, wanted: dict[int, tuple[str, int | None]], 
         del wanted[image_id]
     return len(stale)
 
-
-def label_arrays(store: Store, image_ids: np.ndarray, class_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """The current labels aligned to `image_ids` (N,): (label column in `class_ids`, -1 = none, "none of these" or
-    an unknown class; human (N,) bool, the label came from a person)."""
-    image_ids = np.asarray(image_ids)
-    column_of = {class_id: column for column, class_id in enumerate(class_ids)}
-    labels = np.full(len(image_ids), -1)
-    human = np.zeros(len(image_ids), bool)
-    snapshot = store.label_snapshot()
-    if not len(image_ids):
-        return labels, human
-    # Matched by a sort, not a dict of every image id (a second at a million images); labels are far fewer.
-    order = np.argsort(image_ids, kind="stable")
-    rows = order[np.searchsorted(image_ids, snapshot["image_id"], sorter=order).clip(0, len(image_ids) - 1)]
-    for row, image_id, class_id, is_human in zip(rows.tolist(), snapshot["image_id"], snapshot["class_id"],
-                                                 snapshot["human"]):
-        if image_ids[row] == image_id:
-            labels[row] = column_of.get(int(class_id), -1)
-            human[row] = is_human
-    return labels, human

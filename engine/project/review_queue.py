@@ -8,8 +8,8 @@ from functools import cached_property
 import numpy as np
 
 from engine.project.audit import pending_audit
+from engine.project.current_labels import label_arrays
 from engine.errors import LabelloopError
-from engine.labels.label_import import label_arrays
 from engine.learning.review_ranking import AUDIT, review_queue_order, uncertainty_order
 from engine.sources import Source
 from storage import Store

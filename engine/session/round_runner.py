@@ -19,9 +19,9 @@ from typing import Callable
 import numpy as np
 
 from engine.project.audit import audit_label_ids, audit_prior, judge_round
+from engine.project.current_labels import label_arrays, none_of_these_rows
 from engine.errors import DAMAGED_NPZ, LabelloopError
 from engine.jobs.runner import Cancelled
-from engine.labels.label_import import label_arrays
 from engine.learning.models import load_model
 from engine.learning.neighbours import cached_knn_graph, graph_file
 from engine.jobs.progress import phase_spans, within
@@ -153,7 +153,7 @@ def run_round(project: Project, config: RoundConfig, *, progress: Progress | Non
     may_hold = config.mode != "finetune"
     held_out = np.isin(image_ids, audit_ids)
     human_rows = np.flatnonzero(human & (labels >= 0) & ~held_out)
-    none_rows = np.setdiff1d(_none_of_these_rows(store, image_ids), np.flatnonzero(held_out))
+    none_rows = np.setdiff1d(none_of_these_rows(store, image_ids), np.flatnonzero(held_out))
     row_of = {image_id: row for row, image_id in enumerate(image_ids.tolist())}
     zero_shot = zero_shot_head(text_weights, scale)
     previous = store.last_finished_round()
@@ -252,9 +252,3 @@ def _adapt_encoder(project: Project, config: RoundConfig, model_id: str, image_i
     return adapt_encoder(base, prompts, paths, zero_shot, labels, weights, np.flatnonzero(~excluded), config.finetune,
                          folder=folder, seed=round_number, report=report)
 
-
-def _none_of_these_rows(store, image_ids: np.ndarray) -> np.ndarray:
-    """Rows of `image_ids` a person labeled "none of these"."""
-    snapshot = store.label_snapshot()
-    none_ids = snapshot["image_id"][snapshot["human"] & (snapshot["class_id"] < 0)]
-    return np.flatnonzero(np.isin(image_ids, none_ids))

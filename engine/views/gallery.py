@@ -20,7 +20,7 @@ from engine.views.overlays import gallery_tile, heatmap_file
 from engine.project.folder import Project
 from engine.project.review_queue import NO_QUEUE, RankedImages, ReviewQueue, rank_images, review_queue_ids
 from engine.sources import Source
-from storage.gallery import GalleryRows
+from storage.gallery import GALLERY_SORTS, GALLERY_STATUSES, GalleryRows  # the page's filters and orders
 
 PAGE_SIZE = 48
 NONE_OF_THESE = "none of these"
@@ -53,10 +53,10 @@ class GalleryQuery:
     class_name: str | None = None  # the class an image shows (the person's label where there is one)
     min_confidence: float = 0.0
     max_confidence: float = 1.0
-    status: str = "all"  # all | unlabeled | pseudo | human | error
+    status: str = "all"  # one of GALLERY_STATUSES: all | unlabeled | pseudo | human | changed | error
     disagree: bool = False  # zero-shot and the shown teacher disagree
     mistakes: bool = False  # possible label mistakes, judged out of sample (storage.scores.LABEL_MISTAKES)
-    sort: str = "queue"  # queue | confidence_up | confidence_down | name | match (the subset's order)
+    sort: str = "queue"  # one of GALLERY_SORTS (match: the subset's order)
     subset: Subset | None = None  # only these images (search results, neighbours, a map selection)
     offset: int = 0  # the first image shown, counted in the filtered, sorted order
     page_size: int = PAGE_SIZE
