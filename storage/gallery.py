@@ -34,9 +34,9 @@ _SHOWN = """
 GALLERY_BUILT = "gallery_round"
 
 
-def _shown_sql(round_id: int, refresh: bool = False) -> str:
-    """`_SHOWN` for round `round_id` (its parameter `$round`): for every image, or with `refresh` only for those in
-    the table `gallery_refresh`."""
+def _shown_sql(refresh: bool = False) -> str:
+    """`_SHOWN` for the round of its parameter `$round`: for every image, or with `refresh` only for those in the
+    table `gallery_refresh`."""
     if not refresh:
         return _SHOWN.format(predictions=shown_predictions(), only_images="TRUE")
     return _SHOWN.format(predictions=shown_predictions("p.image_id IN (SELECT image_id FROM gallery_refresh)"),
@@ -185,7 +185,7 @@ class GalleryQueries:
                 return
             with self.transaction() as con:
                 con.execute("DELETE FROM gallery_rows")
-                con.execute(f"INSERT INTO gallery_rows {_shown_sql(round_id)} ORDER BY image_id", {"round": round_id})
+                con.execute(f"INSERT INTO gallery_rows {_shown_sql()} ORDER BY image_id", {"round": round_id})
                 con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [GALLERY_BUILT, json.dumps(round_id)])
 
     def _refresh_gallery(self, con, image_ids: str) -> None:
@@ -197,7 +197,7 @@ class GalleryQueries:
         round_id = json.loads(built[0][0])
         con.execute(f"CREATE OR REPLACE TEMP TABLE gallery_refresh AS SELECT DISTINCT * FROM ({image_ids}) ids(image_id)")
         con.execute("DELETE FROM gallery_rows g USING gallery_refresh r WHERE g.image_id = r.image_id")
-        con.execute(f"INSERT INTO gallery_rows {_shown_sql(round_id, refresh=True)}", {"round": round_id})
+        con.execute(f"INSERT INTO gallery_rows {_shown_sql(refresh=True)}", {"round": round_id})
         con.execute("DROP TABLE gallery_refresh")
 
     @staticmethod

@@ -1,5 +1,6 @@
 """Each class's own key: set, refused, kept through a rename, freed by a removal, stored in the project."""
 
+import duckdb
 import pytest
 
 import storage.store as store_module
@@ -81,9 +82,9 @@ def test_a_project_made_before_keys_gives_its_first_nine_classes_the_keys_1_to_9
     with monkeypatch.context() as old:  # the schema before migration 9 gave classes keys
         old.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:8])
         old.setattr(store_module, "SCHEMA_VERSION", 8)
-        with Store.open(path) as store:
-            for class_id, name in enumerate(names):
-                store._query("INSERT INTO classes VALUES (?, ?, NULL)", [class_id, name])
+        Store.open(path).close()
+    with duckdb.connect(str(path)) as con:  # the classes such a project held
+        con.executemany("INSERT INTO classes VALUES (?, ?, NULL)", list(enumerate(names)))
     with Store.open(path) as store:
         assert _keys(store) == {**{name: str(i + 1) for i, name in enumerate(names[:9])},
                                 "class09": None, "class10": None}

@@ -302,13 +302,13 @@ def test_two_exports_racing_to_one_path_never_both_succeed(project, tmp_path, mo
     from engine.project.folder import open_project
 
     out = tmp_path / "labels.csv"
-    real_write = export_module._write_file
+    real_write = export_module.write_file
 
     def write_while_another_export_lands(temporary, fmt, rows, ls_root_url):
         real_write(temporary, fmt, rows, ls_root_url)
         out.write_text("the other export\n")
 
-    monkeypatch.setattr(export_module, "_write_file", write_while_another_export_lands)
+    monkeypatch.setattr(export_module, "write_file", write_while_another_export_lands)
     with open_project(project) as opened, pytest.raises(LabelloopError, match="created while exporting"):
         export_module.export(opened, fmt="csv", out=out)
     assert out.read_text() == "the other export\n" and not list(tmp_path.glob(".labels.csv.*"))
@@ -794,7 +794,7 @@ def test_a_full_disk_is_one_line_naming_it_and_loses_nothing(project, tmp_path, 
     elif command == "ingest":
         monkeypatch.setattr(ingest_module, "save_thumbnail", full_disk_file)
     else:
-        monkeypatch.setattr(export_module, "_write_csv", lambda table, path: full_disk_file(None, path))
+        monkeypatch.setattr(export_module, "write_csv", lambda table, path: full_disk_file(None, path))
     code, _, err = cli(*args)
     lines = [line for line in err.splitlines() if not line.startswith("loading model")]
     assert code == 1 and len(lines) == 1, err

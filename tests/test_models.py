@@ -34,8 +34,9 @@ def test_missing_demo_model_names_the_ways_out(tmp_path, monkeypatch):
         parse_model_spec("demo")
 
 
-def test_uncached_weights_offline_fail_fast_with_the_ways_out(monkeypatch):
-    monkeypatch.setattr(models, "_cached_hub_file", lambda entry: None)
+def test_uncached_weights_offline_fail_fast_with_the_ways_out(tmp_path, monkeypatch):
+    hub = pytest.importorskip("huggingface_hub.constants")
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path))  # an empty Hugging Face cache: the weights are not there
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
     with pytest.raises(LabelloopError) as error:
         load_model(parse_model_spec("ViT-B-32:laion2b_s34b_b79k"), device=torch.device("cpu"))

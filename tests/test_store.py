@@ -1,3 +1,4 @@
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -40,7 +41,8 @@ def test_opening_an_old_database_applies_the_missing_migrations(tmp_path, monkey
     monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     with Store.open(path) as store:
         assert store.schema_version() == SCHEMA_VERSION + 1
-        assert store._query("SELECT count(*) FROM migration_probe")[0][0] == 0
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM migration_probe").fetchall() == [(0,)]
 
 
 def test_embeddings_survive_checkpoint_and_reopen_bit_exact(tmp_path):
@@ -88,9 +90,10 @@ def test_a_human_label_is_never_overwritten_by_a_machine(operations):
         store.set_labels([image_id], [class_id], source=source, actor="t")
         if source == "human":
             human[image_id] = class_id
-    rows = dict((r[0], (r[1], r[2])) for r in store._query("SELECT image_id, class_id, source FROM labels"))
+    snapshot = store.label_snapshot()
+    rows = dict(zip(snapshot["image_id"].tolist(), zip(snapshot["class_id"].tolist(), snapshot["human"].tolist())))
     for image_id, class_id in human.items():
-        assert rows[image_id] == (class_id, "human")
+        assert rows[image_id] == (class_id, True)
 
 
 def test_current_labels_prefers_human_then_newest_round():

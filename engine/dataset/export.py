@@ -246,7 +246,7 @@ def _place(temporary: Path, out: Path, force: bool) -> None:
     shutil.rmtree(aside)
 
 
-def _write_csv(table: pa.Table, path: Path) -> None:
+def write_csv(table: pa.Table, path: Path) -> None:
     """Quoted only where needed, null as empty, as the csv module writes: pyarrow's writer quotes every string,
     which breaks scripts that split lines on commas. Text a spreadsheet would run as a formula gets a leading
     single quote (engine.files.csv_cells; `label --csv` takes it off again)."""
@@ -259,9 +259,11 @@ def _write_csv(table: pa.Table, path: Path) -> None:
         writer.writerows(zip(*(column.to_pylist() for column in columns)))
 
 
-def _write_file(temporary: Path, fmt: str, rows: pa.Table, ls_root_url: str) -> None:
+def write_file(temporary: Path, fmt: str, rows: pa.Table, ls_root_url: str) -> None:
+    """A one-file export (csv, parquet, jsonl or label-studio) of `rows` to `temporary`, which `export` then renames
+    into place."""
     if fmt == "csv":
-        _write_csv(rows, temporary)
+        write_csv(rows, temporary)
     elif fmt == "parquet":
         pq.write_table(rows, temporary)
     else:
@@ -330,7 +332,7 @@ def _image_sources(project: Project, relpaths: list[str]) -> list[str]:
     return sources
 
 
-def _write_folder(temporary: Path, fmt: str, rows: pa.Table, *, project: Project, classes: list[str],
+def write_folder(temporary: Path, fmt: str, rows: pa.Table, *, project: Project, classes: list[str],
                   include_none: bool, link: str, fractions: tuple[float, ...] | None, seed: int,
                   progress: Callable[[int, int], None] | None) -> dict[str, int]:
     """Every image placed, MANIFEST_FILE and CLASSES_FILE; imagefolder and hf: [split/]label/file, a folder for every
@@ -377,7 +379,7 @@ def _write_folder(temporary: Path, fmt: str, rows: pa.Table, *, project: Project
     columns = {"file": targets, **{name: rows[name] for name in MANIFEST_COLUMNS}}
     if fractions is not None:
         columns["split"] = splits
-    _write_csv(pa.table(columns), temporary / MANIFEST_FILE)
+    write_csv(pa.table(columns), temporary / MANIFEST_FILE)
     (temporary / CLASSES_FILE).write_text(json.dumps(names, ensure_ascii=False), encoding="utf-8")
     if fmt == "hf":
         _write_hf_metadata(temporary, rows, splits, labels, files, names)
@@ -521,12 +523,12 @@ def export(project: Project, *, fmt: str, out: str | Path, source: str = "all", 
     temporary = _scratch_path(out, ".partial")
     try:
         if fmt in FILE_FORMATS:
-            _write_file(temporary, fmt, rows,
+            write_file(temporary, fmt, rows,
                         default_root_url(project.images_root) if ls_root_url is None else ls_root_url)
             splits = {}
         else:
             temporary.mkdir()
-            splits = _write_folder(temporary, fmt, rows, project=project, classes=classes,
+            splits = write_folder(temporary, fmt, rows, project=project, classes=classes,
                                    include_none=include_none, link=link, fractions=fractions, seed=seed,
                                    progress=progress)
             (temporary / QUALITY_FILE).write_text(quality, encoding="utf-8")
