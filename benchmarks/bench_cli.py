@@ -12,6 +12,8 @@ a command still imports: python -X importtime -m app.cli status PROJECT 2>&1 | s
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import resource
@@ -34,14 +36,13 @@ def _commands(project: Path, scratch: Path) -> dict[str, list[str]]:
         first = next(csv.DictReader(handle))
     labels = scratch / "labels.csv"
     labels.write_text(f"path,label\n{first['path']},{first['label']}\n")
-    # commands other branches add: timed once this checkout has them
-    known = build_parser()._subparsers._group_actions[0].choices
+    # commands other branches add: timed once this checkout's parser takes them
     optional = {
         "search --like": ["search", str(project), "--like", str(project.parent / "images" / first["path"]), "--k",
                           "10", "--json"],
         "classes": ["classes", str(project)],
     }
-    return {**{name: command for name, command in optional.items() if command[0] in known}, 
+    return {**{name: command for name, command in optional.items() if _parses(build_parser(), command)},
         "status": ["status", str(project)],
         "status --json": ["status", str(project), "--json"],
         "queue": ["queue", str(project), "--k", "20"],
@@ -50,6 +51,16 @@ def _commands(project: Path, scratch: Path) -> dict[str, list[str]]:
         "export parquet": ["export", str(project), "--format", "parquet", "--out", str(scratch / "x.parquet"),
                            "--force"],
     }
+
+
+def _parses(parser, args: list[str]) -> bool:
+    """Whether `parser` takes `args` (a command line it does not know exits, its message hidden)."""
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            parser.parse_args(args)
+    except SystemExit:
+        return False
+    return True
 
 
 def _timed(args: list[str]) -> tuple[float, float]:

@@ -153,7 +153,7 @@ def _stages(paths: list[Path], model, thumbs: Path) -> dict:
 
     from PIL import Image
 
-    from engine.files.images import _probe_header, decode_image, save_thumbnail, shrink_shorter_side, thumbnail_jpeg
+    from engine.files.images import probe_header, decode_image, save_thumbnail, shrink_shorter_side, thumbnail_jpeg
 
     cv2_threads, torch_threads = _single_threaded()
     totals: dict[str, float] = {}
@@ -168,7 +168,7 @@ def _stages(paths: list[Path], model, thumbs: Path) -> dict:
     for number, path in enumerate(paths):
         data = timed("read", Path.read_bytes, path)
         timed("sha256", lambda: hashlib.sha256(data).hexdigest())
-        timed("header", _probe_header, data)
+        timed("header", probe_header, data)
         pixels = timed("decode incl. header", decode_image, data)
         base = timed("shrink", shrink_shorter_side, pixels, max(model.image_size, 256))
         jpeg = timed("thumbnail encode", thumbnail_jpeg, base)

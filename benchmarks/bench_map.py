@@ -31,8 +31,8 @@ DRAWN = """([expected, name]) => new Promise(resolve => {
     const start = performance.now();
     const check = () => {
         const plot = document.querySelector('#map-plot [data-testid=plotly]');
-        const traces = plot && plot._fullData ? plot._fullData.filter(t => t.type === 'scattergl') : [];
-        const points = traces.reduce((sum, t) => sum + (t._length || 0), 0);
+        const traces = plot && plot.data ? plot.data.filter(t => t.type === 'scattergl') : [];
+        const points = traces.reduce((sum, t) => sum + (t.x ? t.x.length : 0), 0);
         points >= expected && traces.some(t => t.name === name) ? resolve(performance.now() - start)
                                                                 : requestAnimationFrame(check); };
     requestAnimationFrame(check); })"""

@@ -50,18 +50,18 @@ def _scribble(rng: np.random.Generator, image: np.ndarray, size: int, *, frame: 
     """Clutter strokes and, if `frame`, a hand-drawn border around the card (a cue zero-shot misreads)."""
     ink = render.INKS[int(rng.integers(len(render.INKS)))]
     for _ in range(int(rng.poisson(4))):
-        cv2.polylines(image, [render._fixed(render._stroke(rng, size))], False, ink, int(rng.integers(1, 3)),
-                      cv2.LINE_AA, render.SHIFT)
+        cv2.polylines(image, [render.fixed_point(render.clutter_stroke(rng, size))], False, ink,
+                      int(rng.integers(1, 3)), cv2.LINE_AA, render.SHIFT)
     if frame:
         inset = rng.uniform(0.03, 0.08) * size
         border = np.array([[inset, inset], [size - inset, inset], [size - inset, size - inset], [inset, size - inset]])
-        cv2.polylines(image, [render._fixed(render._wobble(rng, border, 2.0, max(1.5, size / 48)))], False, ink, 2,
-                      cv2.LINE_AA, render.SHIFT)
+        stroke = render.hand_drawn_stroke(rng, border, 2.0, max(1.5, size / 48))
+        cv2.polylines(image, [render.fixed_point(stroke)], False, ink, 2, cv2.LINE_AA, render.SHIFT)
 
 
 def inked_digit(rng: np.random.Generator, digit: int, size: int = SIZE) -> np.ndarray:
     """One digit as a hand-inked stroke on paper: the renderer's digit mask thinned to a pen line, in a muted ink."""
-    mask = render._digit_mask(rng, str(digit), size)
+    mask = render.digit_mask(rng, str(digit), size)
     if rng.random() < 0.9:  # outline of the glyph instead of the filled glyph: a pen that traced it
         mask = cv2.morphologyEx(mask, cv2.MORPH_GRADIENT, np.ones((2, 2), np.uint8))
     image = _paper(rng, size)
@@ -78,15 +78,15 @@ def busy_object(rng: np.random.Generator, name: str | None, size: int = SIZE) ->
     """A shape or digit (`name`: a shape name or a digit "0".."9"; None: no object, only scribbles) in colour on a
     busy background, small and blurred."""
     color = COLORS[int(rng.integers(len(COLORS)))]
-    bgr = render._jitter_color(rng, color)
-    image = render._background(rng, BACKGROUNDS[1 + int(rng.integers(len(BACKGROUNDS) - 1))], size, bgr)
+    bgr = render.jittered_color(rng, color)
+    image = render.random_background(rng, BACKGROUNDS[1 + int(rng.integers(len(BACKGROUNDS) - 1))], size, bgr)
     if name is None:
         for _ in range(int(rng.integers(3, 8))):
-            cv2.polylines(image, [render._fixed(render._stroke(rng, size))], False,
-                          render._jitter_color(rng, COLORS[int(rng.integers(len(COLORS)))]).tolist(),
+            cv2.polylines(image, [render.fixed_point(render.clutter_stroke(rng, size))], False,
+                          render.jittered_color(rng, COLORS[int(rng.integers(len(COLORS)))]).tolist(),
                           int(rng.integers(1, 4)), cv2.LINE_AA, render.SHIFT)
     else:
-        mask = render._digit_mask(rng, name, size) if name.isdigit() else render._shape_mask(rng, name, size)[0]
+        mask = render.digit_mask(rng, name, size) if name.isdigit() else render.shape_mask(rng, name, size)[0]
         scale = rng.uniform(0.45, 0.75)  # the object fills less of the picture than in training
         small = cv2.resize(mask, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         canvas = np.zeros_like(mask)
@@ -117,13 +117,13 @@ def neon_shape(rng: np.random.Generator, shape: str, size: int = SIZE) -> np.nda
     hue = np.clip(rng.uniform(0, 255, 3) * (rng.random(3) < 0.6) + rng.uniform(60, 120), 0, 255).astype(np.float32)
     radius = rng.uniform(0.3, 0.75) * size / 2
     center = rng.uniform(radius, size - radius, 2)
-    outline = render._outline(shape, center, radius, rng.uniform(0, 360))
+    outline = render.shape_outline(shape, center, radius, rng.uniform(0, 360))
     tube = np.zeros((size, size), np.float32)
     for contour in outline:
-        cv2.polylines(tube, [render._fixed(render._wobble(rng, contour, 0.6, 2.0))], True, 1.0,
+        cv2.polylines(tube, [render.fixed_point(render.hand_drawn_stroke(rng, contour, 0.6, 2.0))], True, 1.0,
                       int(rng.integers(1, 3)), cv2.LINE_AA, render.SHIFT)
     for _ in range(int(rng.poisson(2.0))):  # other tubes in the frame: bars and arcs of a sign nearby
-        cv2.polylines(tube, [render._fixed(render._stroke(rng, size))], False, rng.uniform(0.4, 1.0), 2,
+        cv2.polylines(tube, [render.fixed_point(render.clutter_stroke(rng, size))], False, rng.uniform(0.4, 1.0), 2,
                       cv2.LINE_AA, render.SHIFT)
     halo = cv2.GaussianBlur(tube, (0, 0), rng.uniform(2.5, 5.0))
     glow = hue * (halo / max(float(halo.max()), 1e-6) * rng.uniform(0.9, 1.6))[..., None]
@@ -138,7 +138,7 @@ def neon_shape(rng: np.random.Generator, shape: str, size: int = SIZE) -> np.nda
 def _cloth(rng: np.random.Generator, size: int) -> np.ndarray:
     """Woven cloth: a dyed base with warp and weft threads (two crossed sine gratings) and a soft fold shading."""
     base = np.clip(rng.uniform(90, 230) + rng.normal(0, 30, 3), 0, 255).astype(np.float32)
-    xx, yy = render._grid(size)
+    xx, yy = render.pixel_grid(size)
     pitch = rng.uniform(2.5, 5.0)
     a = rng.uniform(-0.3, 0.3)
     u, v = xx * np.cos(a) + yy * np.sin(a), yy * np.cos(a) - xx * np.sin(a)
@@ -158,12 +158,12 @@ def cloth_stamp(rng: np.random.Generator, name: str | None, size: int = SIZE) ->
                    255, -1, cv2.LINE_AA)
         mask = cv2.GaussianBlur(mask, (0, 0), 6)
     else:
-        mask = render._digit_mask(rng, name, size) if name.isdigit() else render._shape_mask(rng, name, size)[0]
+        mask = render.digit_mask(rng, name, size) if name.isdigit() else render.shape_mask(rng, name, size)[0]
         if rng.random() < 0.5:  # the stamp's rectangular border
             inset = int(rng.uniform(0.04, 0.12) * size)
             cv2.rectangle(mask, (inset, inset), (size - inset, size - inset), 255, int(rng.integers(2, 5)))
     speckle = cv2.GaussianBlur(rng.random((size, size)).astype(np.float32), (0, 0), 1.2)
-    xx, _ = render._grid(size)
+    xx, _ = render.pixel_grid(size)
     pressure = rng.uniform(0.5, 1.0) + rng.uniform(-0.4, 0.4) * (xx / size - 0.5)
     coverage = (mask.astype(np.float32) / 255) * (speckle > rng.uniform(0.35, 0.55)) * pressure
     ink = np.clip(rng.uniform(0, 200, 3) * (rng.random(3) < 0.5), 0, 255).astype(np.float32)

@@ -64,7 +64,7 @@ _ORDER = {
 # After the review queue's images (in its order) the page sorts the rest by confidence. The queue is joined a prefix
 # at a time, as long as the page needs: joining a rank to every image took 0.9-1 s at a million (0.2 s for a prefix).
 _QUEUE_AFTER = "confidence NULLS LAST, image_id"
-_QUEUE_PREFIX = 4096
+QUEUE_PREFIX = 4096
 
 _ROW_COLUMNS = ("image_id", "relpath", "sha256", "status", "error", "predicted", "confidence", "zero_shot", "label",
                 "label_source", "disagree")
@@ -147,7 +147,7 @@ class GalleryQueries:
         """The page's ids in review-queue order: the queue's images that pass the filters, in its order, then the
         other images that pass them by confidence. Only a prefix of the queue is joined, grown until it holds the
         page; the whole of it only when the filters pass few of its images or the page runs past its end."""
-        length = min(len(queue_ids), max(_QUEUE_PREFIX, 2 * (offset + limit)))
+        length = min(len(queue_ids), max(QUEUE_PREFIX, 2 * (offset + limit)))
         while True:
             prefix = pa.table({"image_id": pa.array(queue_ids[:length]),
                                "queue_rank": pa.array(np.arange(length), pa.int64())})

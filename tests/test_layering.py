@@ -1,7 +1,9 @@
 """The layers of docs/ARCHITECTURE.md: app -> engine -> storage, SQL only in storage, torch never in app, gradio
-never below app; engine's subpackages in one order."""
+never below app; engine's subpackages in one order; tests and benchmarks use no private name of the code they
+test."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -86,3 +88,59 @@ def test_the_learner_does_no_project_io():
         assert "storage" not in modules, path
         assert not {name for name in _imported_modules(path) if _engine_part(name) == "project"}, path
 
+
+
+# ---- no test reads a private name ------------------------------------------------------------------------------
+
+# A string that reaches into a private field of an object: `plot._fullData` in JavaScript a test runs in the page.
+PRIVATE_FIELD = re.compile(r"\.\s*_[A-Za-z]\w*")
+
+
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _own_module(module: str) -> bool:
+    """Modules whose private names a test may use: the tests' and benchmarks' own helpers."""
+    return module.split(".")[0] in ("tests", "benchmarks")
+
+
+def _private_reads(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text())
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _is_private(node.attr):
+            if not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+                found.append(f"{node.lineno}: {ast.unparse(node)}")
+        elif isinstance(node, ast.ImportFrom) and node.module and not _own_module(node.module):
+            found += [f"{node.lineno}: from {node.module} import {alias.name}" for alias in node.names
+                      if _is_private(alias.name)]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                node.func.attr in ("setattr", "delattr") and len(node.args) >= 2 and \
+                isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str) and \
+                _is_private(node.args[1].value):  # monkeypatch.setattr(module, "_name", ...)
+            found.append(f"{node.lineno}: {node.func.attr} {node.args[1].value}")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and PRIVATE_FIELD.search(node.value):
+            found.append(f"{node.lineno}: {PRIVATE_FIELD.search(node.value).group(0)} in a string")
+    return sorted(found, key=lambda line: int(line.split(":")[0]))
+
+
+def test_no_test_or_benchmark_reads_a_private_name():
+    """Tests and benchmarks reach the code through its public names (or through what it does); a private name is
+    the code's to change. `self._x` inside a test's own helper is fine, and so are the tests' own private helpers."""
+    offenders = {str(path.relative_to(ROOT)): found
+                 for package in ("tests", "benchmarks") for path in _python_files(package)
+                 if path != Path(__file__).resolve() and (found := _private_reads(path))}  # not its own samples
+    assert not offenders
+
+
+def test_the_private_name_check_finds_each_kind_of_read(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("from storage.gallery import _shown_sql\n"
+                      "from tests.test_store import _store_with_images\n"
+                      "store._query('SELECT 1')\n"
+                      "self._cache = None\n"
+                      "monkeypatch.setattr(models, '_cached_hub_file', None)\n"
+                      "page.evaluate('() => plot._fullLayout.xaxis')\n"
+                      "page.evaluate('() => window.__named')\n")
+    assert [line.split(":")[0] for line in _private_reads(sample)] == ["1", "3", "5", "6"]

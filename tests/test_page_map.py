@@ -9,7 +9,8 @@ from tests.browser import choose, copy_project, open_page, served, skip_without_
 skip_without_chromium()
 
 PLOT = "document.querySelector('#map-plot [data-testid=plotly]')"
-POINTS = f"""() => {PLOT}._fullData.filter(t => t.type === 'scattergl').map(t => ({{
+# The figure as the page gave it to Plotly (the plot's public `data` and `layout`), never Plotly's private fields.
+POINTS = f"""() => {PLOT}.data.filter(t => t.type === 'scattergl').map(t => ({{
     name: t.name, x: Array.from(t.x), y: Array.from(t.y), ids: Array.from(t.customdata)}}))"""
 
 
@@ -53,10 +54,12 @@ def test_hovering_a_point_shows_its_thumbnail(served_map):
 
 
 def pixel_of(page, x: float, y: float) -> tuple[float, float]:
-    """Where the data point (x, y) is on the screen."""
+    """Where the data point (x, y) is on the screen: the axes' ranges (Plotly writes the ranges it chose into the
+    plot's layout) over the plotting area (its drag surface, the `nsewdrag` rectangle)."""
     return tuple(page.evaluate(f"""([x, y]) => {{
-        const plot = {PLOT}, layout = plot._fullLayout, box = plot.getBoundingClientRect();
-        return [box.left + layout._size.l + layout.xaxis.l2p(x), box.top + layout._size.t + layout.yaxis.l2p(y)];
+        const plot = {PLOT}, area = plot.querySelector('.nsewdrag').getBoundingClientRect();
+        const [x0, x1] = plot.layout.xaxis.range, [y0, y1] = plot.layout.yaxis.range;
+        return [area.left + (x - x0) / (x1 - x0) * area.width, area.bottom - (y - y0) / (y1 - y0) * area.height];
     }}""", [x, y]))
 
 
@@ -74,7 +77,7 @@ def drag_box_over_the_left_edge(page) -> dict[str, list[int]]:
     page.mouse.move((start[0] + end[0]) / 2, (start[1] + end[1]) / 2, steps=5)
     page.mouse.move(*end, steps=5)
     page.mouse.up()
-    return page.evaluate(f"""() => Object.fromEntries({PLOT}._fullData.filter(t => t.type === 'scattergl')
+    return page.evaluate(f"""() => Object.fromEntries({PLOT}.data.filter(t => t.type === 'scattergl')
         .map(t => [t.name, (t.selectedpoints || []).map(row => t.customdata[row])]))""")
 
 

@@ -235,7 +235,7 @@ def test_the_first_round_plots_one_line_per_metric_and_a_class_change_hides_its_
     page.wait_for_function("document.querySelector('#metrics-plot .js-plotly-plot').data[0].x.length === 1")
     traces = page.evaluate("""() => document.querySelector('#metrics-plot .js-plotly-plot').data
                                      .map(t => ({name: t.name, x: Array.from(t.x), y: Array.from(t.y)}))""")
-    layout = page.evaluate("() => document.querySelector('#metrics-plot .js-plotly-plot')._fullLayout.xaxis.type")
+    layout = page.evaluate("() => document.querySelector('#metrics-plot .js-plotly-plot').layout.xaxis.type")
     assert [t["name"] for t in traces] == ["pseudo-label coverage", "share of predictions that flipped"]
     assert layout == "linear"  # no labels yet: no accuracy on them to plot
     for trace in traces:

@@ -164,7 +164,7 @@ def test_the_queue_order_is_the_same_however_much_of_the_queue_is_joined(monkeyp
                                                              sort="confidence_up", limit=IMAGES).rows]
     expected = [4, 6, 1] + [i for i in by_confidence if i not in queue]
     for prefix in (1, 4096):
-        monkeypatch.setattr(storage.gallery, "_QUEUE_PREFIX", prefix)
+        monkeypatch.setattr(storage.gallery, "QUEUE_PREFIX", prefix)
         pages = [store.gallery_page(round_id=shown_round, status="unlabeled", sort="queue", queue_ids=queue,
                                     offset=offset, limit=1) for offset in range(5)]
         assert [row["id"] for page in pages for row in page.rows] == expected

@@ -92,21 +92,21 @@ def _unit_shapes() -> dict[str, list[np.ndarray]]:
 _UNIT = _unit_shapes()
 
 
-def _outline(shape: str, center, radius: float, angle: float) -> list[np.ndarray]:
+def shape_outline(shape: str, center, radius: float, angle: float) -> list[np.ndarray]:
     """Float outline(s) of `shape` scaled to `radius`, rotated by `angle` degrees and moved to `center`."""
     a = np.deg2rad(angle)
     rotation = np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]]) * radius
     return [unit @ rotation + center for unit in _UNIT[shape]]
 
 
-def _fixed(points: np.ndarray, shift: int = SHIFT) -> np.ndarray:
+def fixed_point(points: np.ndarray, shift: int = SHIFT) -> np.ndarray:
     return np.round(points * (1 << shift)).astype(np.int32)
 
 
 def shape_polygon(shape: str, center, radius: float, angle: float, shift: int = 0) -> list[np.ndarray]:
     """The outline(s) of `shape` as int32 (N, 2) point arrays, in fixed point with `shift` fractional bits (pass the
     same `shift` to cv2.fillPoly/polylines). The ring is two contours (outer, inner) so fillPoly draws an annulus."""
-    return [_fixed(points, shift) for points in _outline(shape, center, radius, angle)]
+    return [fixed_point(points, shift) for points in shape_outline(shape, center, radius, angle)]
 
 
 def _pick(rng: np.random.Generator, options):
@@ -130,7 +130,7 @@ def make_caption(rng: np.random.Generator, kind: str, name: str, color: str, bac
     return _ARTICLE.sub("an ", text)
 
 
-def _jitter_color(rng: np.random.Generator, color: str) -> np.ndarray:
+def jittered_color(rng: np.random.Generator, color: str) -> np.ndarray:
     return np.clip(np.array(BGR[color], np.float32) + rng.integers(-20, 21, 3), 0, 255)
 
 
@@ -149,12 +149,12 @@ def _contrasting(rng: np.random.Generator, avoid: np.ndarray, base=None) -> np.n
 
 
 @lru_cache(maxsize=8)
-def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+def pixel_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     return xx, yy
 
 
-def _background(rng: np.random.Generator, kind: str, size: int, avoid: np.ndarray) -> np.ndarray:
+def random_background(rng: np.random.Generator, kind: str, size: int, avoid: np.ndarray) -> np.ndarray:
     """A float32 (size, size, 3) background of the given kind whose colours all stay clear of `avoid`."""
     c1 = _contrasting(rng, avoid)
     if kind == "plain":
@@ -165,7 +165,7 @@ def _background(rng: np.random.Generator, kind: str, size: int, avoid: np.ndarra
         grain = rng.standard_normal((size, size, 3), np.float32)
         return c1 + blobs * rng.uniform(10, 30) + grain * rng.uniform(3, 12)
     c2 = _contrasting(rng, avoid, base=c1)
-    xx, yy = _grid(size)
+    xx, yy = pixel_grid(size)
     a = rng.uniform(0, np.pi)
     u = xx * np.cos(a) + yy * np.sin(a)
     if kind == "gradient":
@@ -181,7 +181,7 @@ def _background(rng: np.random.Generator, kind: str, size: int, avoid: np.ndarra
     return np.where(select[..., None] > 0, c2, c1)
 
 
-def _shape_mask(rng: np.random.Generator, shape: str, size: int) -> tuple[np.ndarray, bool]:
+def shape_mask(rng: np.random.Generator, shape: str, size: int) -> tuple[np.ndarray, bool]:
     """An anti-aliased uint8 mask of one shape (filled, or outlined with a random stroke), and whether outlined."""
     radius = rng.uniform(0.35, 0.9) * size / 2
     center = rng.uniform(radius, size - radius, 2)
@@ -253,11 +253,11 @@ def _draw_glyph(rng: np.random.Generator, canvas: np.ndarray, digit: str, height
                     int(height / 0.72), 400, 0)
     else:
         lines = _STROKE_FONTS["segments" if style < 0.85 else "strokes"][int(digit)]
-        cv2.polylines(canvas, [_fixed((line - (0.3, 0.5)) * height + c) for line in lines], False, 255, thickness,
+        cv2.polylines(canvas, [fixed_point((line - (0.3, 0.5)) * height + c) for line in lines], False, 255, thickness,
                       cv2.LINE_AA, SHIFT)
 
 
-def _digit_mask(rng: np.random.Generator, digit: str, size: int) -> np.ndarray:
+def digit_mask(rng: np.random.Generator, digit: str, size: int) -> np.ndarray:
     """An anti-aliased uint8 mask of one digit: drawn in a random font on a spare canvas, then moved into place by one
     affine warp that fixes its height and adds a random stretch, slant and tilt within +-25 degrees."""
     height = rng.uniform(0.35, 0.85) * size
@@ -279,14 +279,14 @@ def render_source(rng: np.random.Generator, size: int = 64) -> Sample:
     blur/noise sometimes, and a caption from `make_caption`."""
     kind = "shape" if rng.random() < 0.5 else "digit"
     color, background = _pick(rng, COLORS), _pick(rng, BACKGROUNDS)
-    bgr = _jitter_color(rng, color)
-    image = _background(rng, background, size, bgr)
+    bgr = jittered_color(rng, color)
+    image = random_background(rng, background, size, bgr)
     if kind == "shape":
         name = _pick(rng, SHAPES)
-        mask, outlined = _shape_mask(rng, name, size)
+        mask, outlined = shape_mask(rng, name, size)
     else:
         name, outlined = str(int(rng.integers(10))), False
-        mask = _digit_mask(rng, name, size)
+        mask = digit_mask(rng, name, size)
     alpha = mask.astype(np.float32)[..., None] * (1 / 255)
     image = image + (bgr - image) * alpha
     if rng.random() < 0.25:
@@ -298,7 +298,7 @@ def render_source(rng: np.random.Generator, size: int = 64) -> Sample:
                   outlined)
 
 
-def _wobble(rng: np.random.Generator, contour: np.ndarray, amplitude: float, step: float) -> np.ndarray:
+def hand_drawn_stroke(rng: np.random.Generator, contour: np.ndarray, amplitude: float, step: float) -> np.ndarray:
     """A closed contour redrawn as one open hand-drawn stroke: resampled every `step` pixels, displaced by smooth
     random waves of about `amplitude` pixels, starting anywhere and ending with a small gap or overshoot."""
     closed = np.vstack([contour, contour[:1]])
@@ -315,7 +315,7 @@ def _wobble(rng: np.random.Generator, contour: np.ndarray, amplitude: float, ste
     return points + waves.sum(axis=1) + rng.normal(0, 0.3, points.shape)
 
 
-def _stroke(rng: np.random.Generator, size: int) -> np.ndarray:
+def clutter_stroke(rng: np.random.Generator, size: int) -> np.ndarray:
     """A short open clutter stroke: a gently bending line or a small random-walk scribble."""
     length = rng.uniform(0.05, 0.2) * size
     count = int(rng.integers(3, 12))
@@ -350,22 +350,22 @@ def render_target(rng: np.random.Generator, shape: str, size: int = 128, *, jitt
     radius = rng.uniform(0.2, 0.4) * size * extent
     center = rng.uniform(1.05 * radius, size - 1.05 * radius, 2)
     color = ink()
-    for contour in _outline(shape, center, radius, rng.uniform(0, 360)):
+    for contour in shape_outline(shape, center, radius, rng.uniform(0, 360)):
         for _ in range(1 + int(rng.random() < 0.3)):  # sometimes traced twice, like a sketch
-            stroke = _wobble(rng, contour, jitter * radius, max(1.5, size / 48))
-            cv2.polylines(image, [_fixed(stroke)], False, color, thickness, cv2.LINE_AA, SHIFT)
+            stroke = hand_drawn_stroke(rng, contour, jitter * radius, max(1.5, size / 48))
+            cv2.polylines(image, [fixed_point(stroke)], False, color, thickness, cv2.LINE_AA, SHIFT)
     if rng.random() < frame:
         inset = rng.uniform(0.03, 0.08) * size
         border = np.array([[inset, inset], [size - inset, inset], [size - inset, size - inset], [inset, size - inset]])
-        cv2.polylines(image, [_fixed(_wobble(rng, border, jitter * radius, max(1.5, size / 48)))], False, color,
-                      thickness, cv2.LINE_AA, SHIFT)
+        stroke_line = hand_drawn_stroke(rng, border, jitter * radius, max(1.5, size / 48))
+        cv2.polylines(image, [fixed_point(stroke_line)], False, color, thickness, cv2.LINE_AA, SHIFT)
     for _ in range(int(rng.poisson(clutter)) if clutter > 0 else 0):
         if rng.random() < 0.35:
-            cv2.circle(image, _fixed(rng.uniform(0, size, 2)).tolist(), int(rng.uniform(0.7, 2.5) * scale * 16),
+            cv2.circle(image, fixed_point(rng.uniform(0, size, 2)).tolist(), int(rng.uniform(0.7, 2.5) * scale * 16),
                        ink(), -1, cv2.LINE_AA, SHIFT)
         else:
-            cv2.polylines(image, [_fixed(_stroke(rng, size))], False, ink(), int(rng.integers(1, thickness + 1)),
-                          cv2.LINE_AA, SHIFT)
+            cv2.polylines(image, [fixed_point(clutter_stroke(rng, size))], False, ink(),
+                          int(rng.integers(1, thickness + 1)), cv2.LINE_AA, SHIFT)
     if noise > 0:
         grain = rng.standard_normal((size, size, 1), np.float32)  # monochrome, like a scan
         image = image + grain * (noise * rng.uniform(0.5, 1.5))

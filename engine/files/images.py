@@ -90,7 +90,7 @@ def image_type(data: bytes) -> str | None:
 
 def decode_image(data: bytes) -> np.ndarray:
     """Bytes of an image file -> (H, W, 3) uint8 BGR with orientation applied, alpha over white, 16-bit scaled."""
-    width, height, orientation, kind = _probe_header(data)
+    width, height, orientation, kind = probe_header(data)
     if width * height > MAX_PIXELS:
         raise ImageReadError(f"image is {width}x{height} = {width * height:,} pixels, over the {MAX_PIXELS:,}-pixel "
                              "limit (possible decompression bomb)")
@@ -114,7 +114,7 @@ def _pillow_decode(data: bytes) -> np.ndarray | None:
         return None
 
 
-def _probe_header(data: bytes) -> tuple[int, int, int, str]:
+def probe_header(data: bytes) -> tuple[int, int, int, str]:
     """(width, height, EXIF orientation, Pillow's format name) from the header alone."""
     try:
         with warnings.catch_warnings():
