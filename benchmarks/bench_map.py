@@ -32,7 +32,9 @@ DRAWN = """([expected, name]) => new Promise(resolve => {
     const check = () => {
         const plot = document.querySelector('#map-plot [data-testid=plotly]');
         const traces = plot && plot.data ? plot.data.filter(t => t.type === 'scattergl') : [];
-        const points = traces.reduce((sum, t) => sum + (t.x ? t.x.length : 0), 0);
+        // a numpy array comes as {dtype, bdata}: its length is its bytes over the size of one value
+        const count = x => !x ? 0 : x.bdata ? atob(x.bdata).length / Number(x.dtype.slice(1)) : x.length;
+        const points = traces.reduce((sum, t) => sum + count(t.x), 0);
         points >= expected && traces.some(t => t.name === name) ? resolve(performance.now() - start)
                                                                 : requestAnimationFrame(check); };
     requestAnimationFrame(check); })"""

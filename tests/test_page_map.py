@@ -10,8 +10,14 @@ skip_without_chromium()
 
 PLOT = "document.querySelector('#map-plot [data-testid=plotly]')"
 # The figure as the page gave it to Plotly (the plot's public `data` and `layout`), never Plotly's private fields.
+# Plotly's JSON sends a numpy array as {dtype, bdata: base64 of its bytes}; VALUES reads it (or a plain list) back.
+VALUES = """(v => {
+    const types = {f4: Float32Array, f8: Float64Array, i1: Int8Array, i2: Int16Array, i4: Int32Array,
+                   u1: Uint8Array, u2: Uint16Array, u4: Uint32Array};
+    return v && v.bdata ? Array.from(new types[v.dtype](Uint8Array.from(atob(v.bdata), c => c.charCodeAt(0)).buffer))
+                        : Array.from(v || []); })"""
 POINTS = f"""() => {PLOT}.data.filter(t => t.type === 'scattergl').map(t => ({{
-    name: t.name, x: Array.from(t.x), y: Array.from(t.y), ids: Array.from(t.customdata)}}))"""
+    name: t.name, x: {VALUES}(t.x), y: {VALUES}(t.y), ids: {VALUES}(t.customdata)}}))"""
 
 
 @pytest.fixture
@@ -78,7 +84,8 @@ def drag_box_over_the_left_edge(page) -> dict[str, list[int]]:
     page.mouse.move(*end, steps=5)
     page.mouse.up()
     return page.evaluate(f"""() => Object.fromEntries({PLOT}.data.filter(t => t.type === 'scattergl')
-        .map(t => [t.name, (t.selectedpoints || []).map(row => t.customdata[row])]))""")
+        .map(t => {{ const ids = {VALUES}(t.customdata);
+                    return [t.name, Array.from(t.selectedpoints || []).map(row => ids[row])]; }}))""")
 
 
 def tiles_shown(page) -> list[int]:
