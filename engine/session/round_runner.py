@@ -1,9 +1,12 @@
 """Self-training rounds in a project: the person's labels and the teacher's confident predictions train a new
-linear head over the cached embeddings (engine.learning.selftrain.adapt), its predictions are refined over the collection's
-kNN graph (built once per model and cached in `models/`), and every image gets new predictions, out-of-sample
-scores for the person's labels and an outlier score, in one transaction. A `finetune` round first adapts the image
-encoder itself (engine.learning.selftrain.finetune), embeds every image again under the adapted model, and then does the
-same over the new embeddings.
+linear head over the cached embeddings (engine.learning.selftrain.adapt), its predictions are refined over the
+collection's kNN graph (built once per model and cached in `models/`), and every image gets new predictions,
+out-of-sample scores for the person's labels and an outlier score, in one transaction. A `finetune` round first
+adapts the image encoder itself (engine.learning.selftrain.finetune), embeds every image again under the adapted
+model, and then does the same over the new embeddings.
+
+This runner does the project's I/O: it reads the snapshot a round starts from (embeddings, labels, the audit, the
+previous teacher), hands arrays to the learner (engine.learning.selftrain), and writes what it returns.
 """
 
 from __future__ import annotations

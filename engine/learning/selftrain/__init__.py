@@ -1,2 +1,3 @@
 """The learner: config, head, pseudo-label selection, one round over arrays (adapt), transductive refinement
-(propagate), encoder fine-tuning and the round around them in a project (rounds)."""
+(propagate) and encoder fine-tuning. It reads and writes no project: engine.session.round_runner runs a round in
+one, around it."""
