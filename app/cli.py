@@ -44,8 +44,9 @@ def _counting(bar):
 
 
 def _read_only(project_root: str, command: str, *, progress=None, **options):
-    """Run a command of engine.session.read_only_commands on the project here, or, while `labelloop serve` holds it, have that server
-    run it (app.local_api): the same engine function, so the same answer. Progress is drawn for local work only."""
+    """Run a command of engine.session.read_only_commands on the project here, or, while `labelloop serve` holds it,
+    have that server run it (app.local_api): the same engine function, so the same answer. Progress is drawn for local
+    work only."""
     from engine.project.folder import ProjectInUse, open_project
     from engine.session.read_only_commands import READ_ONLY_COMMANDS
 

@@ -1,6 +1,6 @@
 """How a read-only CLI command answers while `labelloop serve` holds the project: DuckDB lets one process open the
-file to write, so the command asks the server, which runs the same engine function (engine.session.read_only_commands) on a snapshot
-of its connection and sends back the JSON the command prints from.
+file to write, so the command asks the server, which runs the same engine function (engine.session.read_only_commands)
+on a snapshot of its connection and sends back the JSON the command prints from.
 
 Who may ask: a process on this machine that can read the project's server file (engine.project.server_record: mode 0600,
 the user who runs the server), sending its token in a header. A browser never may: a request with an Origin or
@@ -46,8 +46,9 @@ def _on_this_machine(client_host: str | None, bound_host: str | None) -> bool:
 
 
 def cli_route(workspace, token: str, bound_host: str):
-    """`POST ROUTE` with JSON {"command": one of engine.session.read_only_commands.READ_ONLY_COMMANDS, "options": {...}}: 200 with
-    {"result": ...}, 400 with {"error": one line} for what the command refuses, 403 for a refused caller."""
+    """`POST ROUTE` with JSON {"command": one of engine.session.read_only_commands.READ_ONLY_COMMANDS, "options":
+    {...}}: 200 with {"result": ...}, 400 with {"error": one line} for what the command refuses, 403 for a refused
+    caller."""
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response

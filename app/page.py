@@ -1,6 +1,7 @@
 """The labeling page: a header with the running job and the audit's estimate, and seven tabs, each built by its own
-module (app/label_tab.py, app/map_tab.py, app/rounds_tab.py, app/quality_tab.py, app/project_tabs.py). Handlers call the `Workspace` (engine/session/workspace.py); the page holds no
-SQL and no torch. A timer polls the background job and the classes, so every open tab shows the truth.
+module (app/label_tab.py, app/map_tab.py, app/rounds_tab.py, app/quality_tab.py, app/project_tabs.py). Handlers call the
+`Workspace` (engine/session/workspace.py); the page holds no SQL and no torch. A timer polls the background job and the
+classes, so every open tab shows the truth.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The Quality tab: what the random audit says of the dataset, as plots with their 95 % intervals: the accuracy of
 every round, the confusion matrix, per-class precision and recall, and each class's share of the collection; and the
-rounds held back as measured worse, with a button to show one anyway. Every figure comes from engine.project.audit; with no
-audit the tab says the accuracy is unknown and how to get it."""
+rounds held back as measured worse, with a button to show one anyway. Every figure comes from engine.project.audit; with
+no audit the tab says the accuracy is unknown and how to get it."""
 
 from __future__ import annotations
 

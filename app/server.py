@@ -3,8 +3,8 @@ the start page (app.start_page) is served first, until a person opens or creates
 takes its place on the same address.
 
 The server process is the project's one writer; its background jobs run in a thread of the same process.
-Only images from the images folder and the project's thumbnails (engine.session.served_files), and the exports as downloads, are
-served; the database and checkpoints are not. app.browser_guard stands in front of it all.
+Only images from the images folder and the project's thumbnails (engine.session.served_files), and the exports as
+downloads, are served; the database and checkpoints are not. app.browser_guard stands in front of it all.
 """
 
 from __future__ import annotations
@@ -98,7 +98,8 @@ def thumbnail_route(thumbs_dir: Path) -> Route:
 
 def image_route(project: Project) -> Route:
     """`GET /image/{absolute path}`: an image from the images folder or the thumbnails (the detail panel's picture,
-    tiles and heatmaps), with its Content-Type from its bytes (engine.session.served_files.servable_image); anything else 404."""
+    tiles and heatmaps), with its Content-Type from its bytes (engine.session.served_files.servable_image); anything
+    else 404."""
 
     async def image(request: Request) -> Response:
         try:
@@ -162,8 +163,8 @@ def launch(workspace: Workspace, *, host: str = "127.0.0.1", port: int | None = 
     `trust_proxy`: take the client's address from X-Forwarded-For sent by a proxy on this machine (the login
     throttle counts per client), else the connection's own.
 
-    Once it listens, the project's server file (engine.project.server_record) tells the read-only CLI commands where to ask
-    (app.local_api); it is removed when a blocking launch ends. With block=False it stays while this process
+    Once it listens, the project's server file (engine.project.server_record) tells the read-only CLI commands where to
+    ask (app.local_api); it is removed when a blocking launch ends. With block=False it stays while this process
     lives, and is ignored once this process no longer holds the project."""
     from app.page import CSS, KEYBOARD_JS, build_page
 

@@ -1,9 +1,9 @@
 """The map's figures on synthetic 512-d embeddings, one JSON line each, with the machine's load average beside
 them (a shared machine: a busy one is slower):
 
-- `map_layout`: seconds of the PCA layout and of the UMAP layout (engine.learning.map_layout) of N images. UMAP is fitted on
-  at most UMAP_FIT_SIZE images and places the rest with umap-learn's `transform`; `--umap-place` times placing
-  that many more on top of a fit, so the cost of a larger map is fit + (N - fit) at the measured rate;
+- `map_layout`: seconds of the PCA layout and of the UMAP layout (engine.learning.map_layout) of N images. UMAP is
+  fitted on at most UMAP_FIT_SIZE images and places the rest with umap-learn's `transform`; `--umap-place` times
+  placing that many more on top of a fit, so the cost of a larger map is fit + (N - fit) at the measured rate;
 - `map_draw`: the real page served over an N-image project (planted embeddings and zero-shot), in Debian's
   Chromium at 1280×800: milliseconds from opening the Map tab until Plotly has drawn every point (the first open
   computes and stores the PCA layout; a change of colouring reads it back).

@@ -13,25 +13,26 @@ queue and random 5, the 200-image audit 5, the oracle 2). Columns:
   rule of RoundConfig.share_step_without_prior), without and with the kNN-graph refinement; gap_closed:
   (unsup_3_refined - zero_shot) / (probe - zero_shot).
 - audit_3: 3 % of the images drawn at random and labelled by the simulated person before the first round (a random
-  audit), then 3 rounds whose pseudo-label quotas follow the audit's class prior (engine.learning.quality_estimates.class_prior) and
-  which, as the engine's rounds, train on no audited image (their labels give the prior and the estimate): the
-  accuracy of the labels (the person's where given), mean of AUDIT_DRAWS draws. audit_3_trained: the same with the
-  audited images training the rounds as human labels (the alternative the engine's rule was chosen over).
+  audit), then 3 rounds whose pseudo-label quotas follow the audit's class prior
+  (engine.learning.quality_estimates.class_prior) and which, as the engine's rounds, train on no audited image (their
+  labels give the prior and the estimate): the accuracy of the labels (the person's where given), mean of AUDIT_DRAWS
+  draws. audit_3_trained: the same with the audited images training the rounds as human labels (the alternative the
+  engine's rule was chosen over).
 - queue / random / random_audit / oracle: 3 rounds, before each a simulated person gives the true label to 2 % of
-  the images picked by the review queue (random audit picks while engine.learning.review_ranking.audit_needed, held out of training
-  and giving the rounds their prior; then uncertainty), at random with no prior (random, mean of 5 seeds), at
-  random taken as the audit (held out, its prior given to the rounds: random_audit, 5 seeds), or at random among
+  the images picked by the review queue (random audit picks while engine.learning.review_ranking.audit_needed, held out
+  of training and giving the rounds their prior; then uncertainty), at random with no prior (random, mean of 5 seeds),
+  at random taken as the audit (held out, its prior given to the rounds: random_audit, 5 seeds), or at random among
   the images the teacher has wrong (the mistakes-only oracle, no audit, mean of 2 seeds): the accuracy of the labels
   (the person's where given, else the prediction). An image of no class that a person reviews gets "none of these".
   queue_minus_random: queue - random.
-- coverage / half_width: over the audit_3 draws, each round's accuracy estimate (engine.learning.quality_estimates.accuracy_estimate,
-  zero-shot's for round 0) as the engine makes it: the audited images judged by the round's predictions (it never
-  trained on them), over the images no person labelled; coverage is the share of (draw, round) checks whose 95 %
-  interval holds the true accuracy of those images, half_width the interval's mean half-width. coverage_trained
-  (and half_width_trained in the JSON): the same when the audit trains the rounds, an audited image labelled before
-  a round judged by the round's cross-fitted probabilities (RoundOutput.crossfit_probs). half_width_200: the mean
-  half-width with a 200-image audit (LARGE_AUDIT_DRAWS draws); half_width_200_trained (JSON) the same when that
-  audit trains the rounds.
+- coverage / half_width: over the audit_3 draws, each round's accuracy estimate
+  (engine.learning.quality_estimates.accuracy_estimate, zero-shot's for round 0) as the engine makes it: the audited
+  images judged by the round's predictions (it never trained on them), over the images no person labelled; coverage is
+  the share of (draw, round) checks whose 95 % interval holds the true accuracy of those images, half_width the
+  interval's mean half-width. coverage_trained (and half_width_trained in the JSON): the same when the audit trains the
+  rounds, an audited image labelled before a round judged by the round's cross-fitted probabilities
+  (RoundOutput.crossfit_probs). half_width_200: the mean half-width with a 200-image audit (LARGE_AUDIT_DRAWS draws);
+  half_width_200_trained (JSON) the same when that audit trains the rounds.
 - mistakes_found: 200 random images given human labels, 10 % of them planted wrong; one round; the share of the
   planted ones among the first 2 x 20 of the queue's mistake picks (out-of-sample normalized margin), mean over
   MISTAKE_DRAWS draws of the planted labels (one draw moves it by 0.05 to 0.15). mistakes_queued: the share of the
@@ -63,7 +64,7 @@ from engine.demo.setup import prepare_demo
 from engine.project.folder import open_project
 from engine.learning.quality_estimates import accuracy_estimate, class_prior, class_share_estimates
 from engine.learning.review_ranking import (AUDIT, AUDIT_HALF_WIDTH, COLD_START_PER_CLASS, audit_needed, label_quality,
-                          rank_review_queue)
+                                            rank_review_queue)
 from engine.learning.probabilities import cosine_probs
 from engine.learning.selftrain.adapt import adapt
 from engine.learning.selftrain.config import RoundConfig

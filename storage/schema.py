@@ -155,8 +155,8 @@ MIGRATIONS: list[list[str]] = [
             actor VARCHAR NOT NULL,
             confirmed_at TIMESTAMP NOT NULL DEFAULT current_timestamp)""",
     ],
-    # 8: the random audit (engine/project/audit.py): each audit draws, in the order of one seeded permutation of the images
-    # it started with, under one class list; a round the audit measured worse than the one before is held
+    # 8: the random audit (engine/project/audit.py): each audit draws, in the order of one seeded permutation of the
+    # images it started with, under one class list; a round the audit measured worse than the one before is held
     [
         """CREATE TABLE audits (
             id INTEGER PRIMARY KEY,

@@ -16,9 +16,9 @@ from storage.labels import CONFIRMED
 # 0.75 / 0.70 and 0.70 / 0.60 / 0.65 by self-confidence alone; 1.00 on the demo either way (seed 0). A label
 # changed since the round is judged as it is now; one the person confirmed (gave again as it was, see
 # `confirm_labels`) is not a possible mistake while it keeps that class: the flag's evidence does not change from one
-# round to the next, and a person asked the same question every round would stop trusting the flags. engine.learning.review_ranking's
-# `label_quality` is the same rule over arrays; the gallery's mistakes filter reads this query (parameter $round),
-# and its tiles the class the students predict instead (`predicted`).
+# round to the next, and a person asked the same question every round would stop trusting the flags.
+# engine.learning.review_ranking's `label_quality` is the same rule over arrays; the gallery's mistakes filter reads
+# this query (parameter $round), and its tiles the class the students predict instead (`predicted`).
 LABEL_MISTAKES = """
     SELECT c.image_id, c.probs[list_position(c.class_ids, l.class_id)] - list_max(c.probs) AS margin,
            c.class_ids[list_position(c.probs, list_max(c.probs))] AS predicted

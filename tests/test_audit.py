@@ -1,5 +1,5 @@
-"""The random audit: draws, the honest estimate it gives, and rounds it holds back (engine/project/audit.py over a project
-with planted embeddings)."""
+"""The random audit: draws, the honest estimate it gives, and rounds it holds back (engine/project/audit.py over a
+project with planted embeddings)."""
 
 import json
 import os

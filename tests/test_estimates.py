@@ -1,10 +1,10 @@
-"""engine.learning.quality_estimates against simulated audits of a known population: the 95 % intervals cover, the prior is the
-audit's shares, a clearly worse round is flagged and an equal one is not."""
+"""engine.learning.quality_estimates against simulated audits of a known population: the 95 % intervals cover, the prior
+is the audit's shares, a clearly worse round is flagged and an equal one is not."""
 
 import numpy as np
 
-from engine.learning.quality_estimates import (Summary, accuracy_estimate, class_prior, class_share_estimates, paired_difference,
-                              prediction_powered_mean, wilson_interval)
+from engine.learning.quality_estimates import (Summary, accuracy_estimate, class_prior, class_share_estimates,
+                                               paired_difference, prediction_powered_mean, wilson_interval)
 
 
 def _population(n=5000, classes=4, seed=0):

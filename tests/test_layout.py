@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from engine.learning.map_layout import (MIN_UMAP_IMAGES, density_grid, map_sample, pca_components, pca_layout, points_in_box,
-                           points_in_polygon, umap_layout)
+from engine.learning.map_layout import (MIN_UMAP_IMAGES, density_grid, map_sample, pca_components, pca_layout,
+                                        points_in_box, points_in_polygon, umap_layout)
 
 
 def clusters(count: int, dim: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

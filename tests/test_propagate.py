@@ -5,7 +5,7 @@ from engine.learning.selftrain.adapt import outlier_scores
 from engine.learning.selftrain.config import RoundConfig
 from engine.learning.neighbours import knn_graph
 from engine.learning.selftrain.propagate import (affinity_matrix, ledoit_wolf, mcm_outlier_score, propagate_labels,
-                                        propagate_scores, rebalance, relative_mahalanobis)
+                                                 propagate_scores, rebalance, relative_mahalanobis)
 
 
 def _two_clusters(n: int = 20, seed: int = 0) -> np.ndarray:

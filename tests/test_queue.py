@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from engine.learning.review_ranking import (AUDIT, DISAGREE, MISTAKE, NOT_REVIEWED, TYPICAL, UNCERTAIN, audit_needed, k_center_greedy,
-                          label_quality, rank_review_queue, typical_picks, uncertainty_order)
+from engine.learning.review_ranking import (AUDIT, DISAGREE, MISTAKE, NOT_REVIEWED, TYPICAL, UNCERTAIN, audit_needed,
+                                            k_center_greedy, label_quality, rank_review_queue, typical_picks,
+                                            uncertainty_order)
 
 
 def test_k_center_greedy_spreads_out():

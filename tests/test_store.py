@@ -102,7 +102,7 @@ def test_current_labels_prefers_human_then_newest_round():
     ids = np.array([1, 2, 3])
     zero = np.array([[0.9, 0.1]] * 3, np.float32)
     teacher = np.array([[0.2, 0.8]] * 2, np.float32)
-    from engine.learning.probabilities import prediction_stats  # the stats are the engine's; the test only needs valid ones
+    from engine.learning.probabilities import prediction_stats  # the engine's stats; the test only needs valid ones
 
     store.replace_predictions(round_id=0, source="zeroshot", model_id="m1", image_ids=ids, class_ids=[0, 1],
                               probs=zero, stats=prediction_stats(zero), replace_all=True)

@@ -30,8 +30,8 @@ from engine.files.content_hash import file_sha256
 from engine.errors import LabelloopError
 from engine.labels.folder_labels import after_ingest
 from engine.files.images import (SUPPORTED_EXTENSIONS, THUMBNAIL_SIDE, ImageReadError, default_workers, file_kind,
-                            model_picture, quiet_worker, read_image, save_thumbnail, shrink_shorter_side,
-                            thumbnail_jpeg, thumbnail_path)
+                                 model_picture, quiet_worker, read_image, save_thumbnail, shrink_shorter_side,
+                                 thumbnail_jpeg, thumbnail_path)
 from engine.learning.models import LoadedModel
 from engine.project.folder import Project, holds_project
 from engine.learning.zeroshot import run_zero_shot

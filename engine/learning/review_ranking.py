@@ -12,8 +12,8 @@ CHANGED = "changed since labelled"
 # leads by at least 0.9. Past the low-margin images the queue goes on with the least sure of the rest, said as
 # NOT_REVIEWED.
 LOW_MARGIN = 0.5
-# A random audit first (images drawn uniformly, labelled blind: they give engine.learning.quality_estimates its class shares, the
-# rounds their class prior, and the accuracy estimate), until every class share's 95 % interval is at most
+# A random audit first (images drawn uniformly, labelled blind: they give engine.learning.quality_estimates its class
+# shares, the rounds their class prior, and the accuracy estimate), until every class share's 95 % interval is at most
 # AUDIT_HALF_WIDTH either side (`audit_needed`). The audit's labels train no round, so each review spent on it
 # is one fewer training label: 0.15 measured as good as any of 0.1-0.3 (docs/experiments.md#audit_half_width).
 AUDIT_HALF_WIDTH = 0.15
@@ -118,8 +118,8 @@ def typical_picks(probs: np.ndarray, embeddings: np.ndarray, candidates: np.ndar
 
 def audit_needed(shares: list[dict], *, half_width: float = AUDIT_HALF_WIDTH) -> bool:
     """Whether the next reviews should be random audit picks: no audit yet, or some class share (or the share of
-    "none of these") of engine.learning.quality_estimates.class_share_estimates is not yet known to +-`half_width` (95 %). Until
-    then the class prior the rounds and the queue lean on is too rough to trust."""
+    "none of these") of engine.learning.quality_estimates.class_share_estimates is not yet known to +-`half_width`
+    (95 %). Until then the class prior the rounds and the queue lean on is too rough to trust."""
     if not shares or not shares[0]["n"]:
         return True
     return max((share["high"] - share["low"]) / 2 for share in shares) > half_width

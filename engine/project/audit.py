@@ -3,8 +3,8 @@
 An audit is a uniform random sample of the images a person labels blind (the page's Audit mode hides the machine's
 prediction). It starts with a seed and today's classes and images, and draws in the order of one seeded
 permutation of those images, so any number of draws together are one uniform sample without replacement. Its
-labels are human labels (they export as human) that no round trains on, so that they estimate (engine.learning.quality_estimates),
-out of sample:
+labels are human labels (they export as human) that no round trains on, so that they estimate
+(engine.learning.quality_estimates), out of sample:
 
 - the accuracy of what an export writes for the images no person labelled: every round is judged by its own
   predictions of the audited images, which it never learned (cross-fitting them instead, as the label-mistake
@@ -30,8 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.errors import LabelloopError
-from engine.learning.quality_estimates import (Summary, accuracy_estimate, class_prior, class_share_estimates, confusion_matrix,
-                              paired_difference, precision_recall)
+from engine.learning.quality_estimates import (Summary, accuracy_estimate, class_prior, class_share_estimates,
+                                               confusion_matrix, paired_difference, precision_recall)
 from storage import Store
 
 FIRST_AUDIT = 30  # random labels suggested for a first estimate
@@ -153,9 +153,9 @@ def _round_probs(store: Store, round_id: int, sample: AuditSample) -> tuple[np.n
 
 
 def round_estimate(store: Store, round_id: int, sample: AuditSample) -> dict | None:
-    """The accuracy estimate of one round (engine.learning.quality_estimates.accuracy_estimate over the blind audited images it can
-    judge out of sample) with, per audited image, `_right` and `_predicted` where `_use` (judged: known and
-    blind); None when the round predicted other classes."""
+    """The accuracy estimate of one round (engine.learning.quality_estimates.accuracy_estimate over the blind audited
+    images it can judge out of sample) with, per audited image, `_right` and `_predicted` where `_use` (judged: known
+    and blind); None when the round predicted other classes."""
     probs = _round_probs(store, round_id, sample)
     if probs is None:
         return None
@@ -178,8 +178,8 @@ def audit_prior(store: Store, class_ids: list[int]) -> np.ndarray | None:
 
 
 def audit_class_shares(store: Store) -> list[dict]:
-    """engine.learning.quality_estimates.class_share_estimates of the current audit (C + 1 dicts, "none of these" last); [] without
-    one."""
+    """engine.learning.quality_estimates.class_share_estimates of the current audit (C + 1 dicts, "none of these" last);
+    [] without one."""
     sample = audit_sample(store)
     return _class_shares(store, sample) if sample is not None and len(sample.truth) else []
 

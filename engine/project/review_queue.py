@@ -1,4 +1,5 @@
-"""The review queue of a project: gathers predictions, labels and embeddings, ranks them with `engine.learning.review_ranking`."""
+"""The review queue of a project: gathers predictions, labels and embeddings, ranks them with
+`engine.learning.review_ranking`."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from storage import Store
 @dataclass(frozen=True)
 class RankedImages:
     """The costly half of the review queue, ranked once per shown round (and zero-shot run): every image no person
-    had labelled when that round read its labels, in review order (engine.learning.review_ranking.uncertainty_order). What a person
-    did since only takes images out (`review_queue_ids`), so the order stays the one the person saw."""
+    had labelled when that round read its labels, in review order (engine.learning.review_ranking.uncertainty_order).
+    What a person did since only takes images out (`review_queue_ids`), so the order stays the one the person saw."""
 
     image_ids: np.ndarray  # (M,) best first
     reasons: np.ndarray  # (M,) object array of engine.learning.review_ranking's reasons

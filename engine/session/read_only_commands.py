@@ -18,7 +18,8 @@ def status(project: Project) -> dict:
 
 
 def queue(project: Project, *, k: int) -> dict:
-    """The review queue's `k` picks (engine.project.review_queue) and whether the audit must grow before its estimates hold."""
+    """The review queue's `k` picks (engine.project.review_queue) and whether the audit must grow before its estimates
+    hold."""
     from engine.project.audit import audit_class_shares
     from engine.learning.review_ranking import audit_needed
     from engine.project.review_queue import review_queue
@@ -36,7 +37,8 @@ def search_like(project: Project, *, path: str, k: int) -> list[dict]:
 
 
 def export_dataset(project: Project, *, progress: Callable[[int, int], None] | None = None, **options) -> dict:
-    """engine.dataset.export.export's report, with the project's class names (a Label Studio export prints its config)."""
+    """engine.dataset.export.export's report, with the project's class names (a Label Studio export prints its
+    config)."""
     from engine.dataset.export import export
 
     report = export(project, progress=progress, **options)

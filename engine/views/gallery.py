@@ -257,8 +257,9 @@ class GalleryView:
     # ---- review queue ------------------------------------------------------------------------------------------
 
     def review_queue(self, shown_round: int | None = None) -> ReviewQueue:
-        """The review queue (engine.project.review_queue, the CLI's order). Ranked again only when the shown round changes or
-        zero-shot reran: that costs seconds on a large project; the images a person labelled since leave it."""
+        """The review queue (engine.project.review_queue, the CLI's order). Ranked again only when the shown round
+        changes or zero-shot reran: that costs seconds on a large project; the images a person labelled since leave
+        it."""
         key = self._queue_state(shown_round)
         with self._queue_lock:
             if key != self._queue_key:

@@ -17,7 +17,8 @@ import numpy as np
 from engine.project.audit import pending_audit
 from engine.errors import LabelloopError
 from engine.jobs.runner import Cancelled, JobContext, JobRunner
-from engine.learning.map_layout import MIN_UMAP_IMAGES, UMAP_FIT_SIZE, pca_layout, points_in_box, points_in_polygon, umap_layout
+from engine.learning.map_layout import (MIN_UMAP_IMAGES, UMAP_FIT_SIZE, pca_layout, points_in_box, points_in_polygon,
+                                        umap_layout)
 from engine.project.folder import Project
 
 MAP_JOB = "map"

@@ -1,5 +1,6 @@
 """The page's one palette, as RGB: the confidence scale, a person's label, an unreadable file and an audit image.
-The tiles the browser draws, the tile files engine.views.overlays draws, the map and the Label tab's legend all read it."""
+The tiles the browser draws, the tile files engine.views.overlays draws, the map and the Label tab's legend all read
+it."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from engine.learning.probabilities import softmax
 from engine.learning.selftrain.config import RoundConfig
 from engine.learning.selftrain.head import Head, cache_logits, fit_head
 from engine.learning.selftrain.propagate import (Affinity, mcm_outlier_score, propagate_labels, propagate_scores,
-                                        rebalance, relative_mahalanobis)
+                                                 rebalance, relative_mahalanobis)
 from engine.learning.selftrain.selection import prior_quotas, pseudo_labels_per_class, select_pseudo_labels
 
 Progress = Callable[[float, str], None]
@@ -45,9 +45,9 @@ def adapt(embeddings: np.ndarray, zero_shot: Head, teacher: Head, teacher_probs:
     human_index (H,) rows with a human class label human_label (H,); none_index rows a person said fit no class
     ("none of these": taught to the student as a class of its own, and outliers by definition); excluded (N,) bool
     rows never pseudo-labeled (every human-labeled row, "none of these" included). affinity (N, N): the kNN graph
-    of engine.learning.selftrain.propagate (None: no refinement). round_number counts from 1. class_prior (C,) summing to
-    one: the collection's class shares estimated from a random audit (engine.learning.quality_estimates.class_prior); the
-    pseudo-label quotas follow it (None: no audit yet, see `choose_pseudo_labels`).
+    of engine.learning.selftrain.propagate (None: no refinement). round_number counts from 1. class_prior (C,) summing
+    to one: the collection's class shares estimated from a random audit (engine.learning.quality_estimates.class_prior);
+    the pseudo-label quotas follow it (None: no audit yet, see `choose_pseudo_labels`).
     """
     report = progress or (lambda fraction, message: None)
     n, n_classes = len(embeddings), len(zero_shot.weight)
@@ -168,8 +168,8 @@ def outlier_scores(cosines: np.ndarray, config: RoundConfig, *, affinity: Affini
 
 def rmd_order(score: np.ndarray, embeddings: np.ndarray, probs: np.ndarray, fits: np.ndarray,
               fits_label: np.ndarray | None, fits_none: np.ndarray, config: RoundConfig) -> np.ndarray:
-    """`score` (N,) given the order of the relative Mahalanobis distance (engine.learning.selftrain.propagate): the image
-    with the k-th largest distance gets the k-th largest value of `score`, so the scale (and the share the page's
+    """`score` (N,) given the order of the relative Mahalanobis distance (engine.learning.selftrain.propagate): the
+    image with the k-th largest distance gets the k-th largest value of `score`, so the scale (and the share the page's
     "fits no class" filter shows) stays MCM's. The class Gaussians are fitted on the images a person gave a class
     (`fits`, `fits_label`) and, for each class, the surest predictions of it among the images no person labeled
     (nor called "none of these": `fits_none`), as many as a first round's pseudo-labels (a precise share)."""

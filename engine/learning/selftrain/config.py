@@ -75,8 +75,8 @@ class RoundConfig:
     teacher: str = "head"  # head: trained linear head; cache: training-free Tip-Adapter cache over the labels
     selection: str = "balanced"  # balanced: top-k per class (GRIP); threshold: every prediction >= threshold
     # Each round takes this much more of each class's audited share (selection.prior_quotas over the class prior
-    # of a random audit, engine.learning.quality_estimates.class_prior) as pseudo-labels; 0.1 to 0.3 measured within a draw's noise
-    # of each other (docs/experiments.md#share_step).
+    # of a random audit, engine.learning.quality_estimates.class_prior) as pseudo-labels; 0.1 to 0.3 measured within a
+    # draw's noise of each other (docs/experiments.md#share_step).
     share_step: float = 0.2
     # The same without an audit (no class prior), of an even per-class split, in head rounds (finetune rounds keep
     # share_step: the encoder needs targets): 0 takes no pseudo-labels, the only rule within 0.01 of zero-shot on
@@ -98,8 +98,8 @@ class RoundConfig:
     folds: int = 5  # cross-fitting folds: accuracy on human labels and their out-of-sample mistake scores
     crossfit_pseudo_per_class: int = 500  # pseudo-labels per class the cross-fitting students learn from
     min_human_for_calibration: int = 20  # fit a temperature once this many human labels exist
-    # Transductive refinement (engine/learning/selftrain/propagate.py): the student's predictions spread over a kNN graph of
-    # the collection with the person's labels clamped; the refined predictions are shown and pick the next
+    # Transductive refinement (engine/learning/selftrain/propagate.py): the student's predictions spread over a kNN
+    # graph of the collection with the person's labels clamped; the refined predictions are shown and pick the next
     # pseudo-labels. A wash on accuracy, kept on for the label-mistake scores it refines
     # (docs/experiments.md#refine-neighbours-and-propagation).
     refine: bool = True

@@ -151,7 +151,8 @@ def strong_augmentation(image_size: int, preprocess: Callable) -> Callable:
 
 class ImageViews(Dataset):
     """Item i: (one tensor per transform of image i, i, whether it could be read). Decoding is ingest's
-    (engine.files.images); a file that can no longer be read gives zero tensors and False instead of stopping the work."""
+    (engine.files.images); a file that can no longer be read gives zero tensors and False instead of stopping the
+    work."""
 
     def __init__(self, paths: list[Path], image_size: int, views: tuple[Callable, ...]):
         self.paths, self.image_size, self.views = paths, image_size, views

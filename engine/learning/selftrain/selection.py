@@ -62,8 +62,8 @@ def pseudo_labels_per_class(round_number: int, n_images: int, n_classes: int, *,
 def prior_quotas(round_number: int, n_images: int, prior: np.ndarray, *, step: float = 0.2,
                  cap: int = 2000) -> np.ndarray:
     """GRIP's growing schedule over a known class prior (C,) summing to one (from a random audit,
-    engine.learning.quality_estimates.class_prior): round r takes the top `step * r` share of each class's expected count
-    prior[c] * n_images instead of the even split's n_images / C, so a rare class is not padded with the teacher's
+    engine.learning.quality_estimates.class_prior): round r takes the top `step * r` share of each class's expected
+    count prior[c] * n_images instead of the even split's n_images / C, so a rare class is not padded with the teacher's
     wrong picks nor a common one starved (the even split's failure on long-tailed collections). (C,) ints, each at
     least 1 and at most `cap`."""
     prior = np.asarray(prior, np.float64)
