@@ -89,7 +89,6 @@ def test_the_learner_does_no_project_io():
         assert not {name for name in _imported_modules(path) if _engine_part(name) == "project"}, path
 
 
-
 # ---- no test reads a private name ------------------------------------------------------------------------------
 
 # A string that reaches into a private field of an object: `plot._fullData` in JavaScript a test runs in the page.
