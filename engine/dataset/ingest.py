@@ -18,7 +18,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -29,11 +29,11 @@ from torch.utils.data import DataLoader, Dataset
 from engine.files.content_hash import file_sha256
 from engine.errors import LabelloopError
 from engine.labels.folder_labels import after_ingest
-from engine.files.images import (SUPPORTED_EXTENSIONS, THUMBNAIL_SIDE, ImageReadError, default_workers, file_kind,
-                                 model_picture, quiet_worker, read_image, save_thumbnail, shrink_shorter_side,
-                                 thumbnail_jpeg, thumbnail_path)
+from engine.files.images import (THUMBNAIL_SIDE, ImageReadError, default_workers, file_kind, model_picture,
+                                 quiet_worker, read_image, save_thumbnail, shrink_shorter_side, thumbnail_jpeg,
+                                 thumbnail_path)
 from engine.learning.models import LoadedModel
-from engine.project.folder import Project, holds_project
+from engine.project.folder import Project, image_files
 from engine.learning.zeroshot import run_zero_shot
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -83,32 +83,6 @@ def scan_images(images_root: Path, *, exclude: Path | None = None) -> tuple[list
     entries = [_file_entry(Path(item.path).relative_to(images_root).as_posix(), item)
                for item in image_files(images_root, exclude=exclude, on_project=skipped)]
     return sorted(entries, key=lambda entry: entry.relpath), projects
-
-
-def image_files(images_root: Path, *, exclude: Path | None = None,
-                on_project: Callable[[], None] = lambda: None) -> Iterator[os.DirEntry]:
-    """Every file with an image extension under `images_root`, in no particular order, found as the walk goes (the
-    first one comes at once however large the folder). A folder holding another labelloop project is skipped and
-    `on_project` called; `exclude` (this project's folder) is skipped silently. Directory symlinks are not followed,
-    so nothing outside the root is read; a file that cannot be stat'ed (a dangling symlink) is listed all the same
-    and reported by its reader."""
-    stack = [images_root]
-    while stack:
-        folder = stack.pop()
-        try:
-            items = list(os.scandir(folder))
-        except OSError:
-            continue
-        for item in items:
-            if item.is_dir(follow_symlinks=False):
-                if exclude is not None and Path(item.path).resolve() == exclude:
-                    continue
-                if holds_project(item.path):
-                    on_project()
-                else:
-                    stack.append(Path(item.path))
-            elif os.path.splitext(item.name)[1].lower() in SUPPORTED_EXTENSIONS:
-                yield item
 
 
 def _file_entry(relpath: str, item: os.DirEntry) -> FileEntry:

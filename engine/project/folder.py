@@ -6,8 +6,10 @@ Images stay where the person keeps them; the project records the images root and
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 from engine.errors import LabelloopError, as_refusal
 from engine.learning.models import ModelSpec, parse_model_spec
@@ -22,6 +24,34 @@ def holds_project(folder: str | Path) -> bool:
     """Whether `folder` is a labelloop project's root (it holds the project database). Such a folder inside an
     images folder is another project: never ingested as images, never served."""
     return (Path(folder) / DB_FILE).is_file()
+
+
+def image_files(images_root: Path, *, exclude: Path | None = None,
+                on_project: Callable[[], None] = lambda: None) -> Iterator[os.DirEntry]:
+    """Every file with an image extension under `images_root`, in no particular order, found as the walk goes (the
+    first one comes at once however large the folder). A folder holding another labelloop project is skipped and
+    `on_project` called; `exclude` (this project's folder) is skipped silently. Directory symlinks are not followed,
+    so nothing outside the root is read; a file that cannot be stat'ed (a dangling symlink) is listed all the same
+    and reported by its reader."""
+    from engine.files.images import SUPPORTED_EXTENSIONS  # cv2 with it: commands that list no images skip it
+
+    stack = [images_root]
+    while stack:
+        folder = stack.pop()
+        try:
+            items = list(os.scandir(folder))
+        except OSError:
+            continue
+        for item in items:
+            if item.is_dir(follow_symlinks=False):
+                if exclude is not None and Path(item.path).resolve() == exclude:
+                    continue
+                if holds_project(item.path):
+                    on_project()
+                else:
+                    stack.append(Path(item.path))
+            elif os.path.splitext(item.name)[1].lower() in SUPPORTED_EXTENSIONS:
+                yield item
 
 
 @dataclass
@@ -89,8 +119,6 @@ def create_project(root: str | Path, *, images: str | Path, classes: str, model:
         raise LabelloopError(f"project folder {root} must not be inside the images folder {images_root}; "
                              "put the project beside it")
     if require_images:
-        from engine.dataset.ingest import image_files  # ingest imports this module (and torch): only the page asks
-
         if next(image_files(images_root), None) is None:
             raise LabelloopError(f"images folder {images_root} holds no image files (.jpg, .png, .webp, ...); "
                                  "give the folder that holds your images")
