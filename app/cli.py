@@ -72,10 +72,15 @@ def _load_model(spec):
 def cmd_init(args) -> int:
     from engine.project.folder import create_project
 
+    if args.labels_from_folders:  # refused before anything is written
+        from engine.labels.folder_labels import refuse_in_multi_label
+
+        refuse_in_multi_label(args.multi_label)
     with create_project(args.project, images=args.images, classes=args.classes, model=args.model,
-                        prompts=args.prompts) as project:
+                        prompts=args.prompts, multi_label=args.multi_label) as project:
         names = ", ".join(c["name"] for c in project.store.classes())
-        print(terminal_text(f"created {project.root} for {project.images_root} with classes: {names}"))
+        kind = "tags" if project.multi_label else "classes"
+        print(terminal_text(f"created {project.root} for {project.images_root} with {kind}: {names}"))
         if args.labels_from_folders:
             from engine.labels.folder_labels import set_folder_labels
 
@@ -322,6 +327,10 @@ def cmd_queue(args) -> int:
         _print_json(queue)
         return 0
     for rank, item in enumerate(queue, start=1):
+        if "tag" in item:  # a multi-label project's: its least sure tag
+            print(terminal_text(f"{rank:4d}. {item['path']}  {';'.join(item['predicted']) or '(no tag)'}  least sure: "
+                                f"{item['tag']} {item['probability']:.0%}"))
+            continue
         if item["predicted"] is None:
             print(terminal_text(f"{rank:4d}. {item['path']}  {item['reason']}: label it blind, its prediction is "
                                 "hidden"))
@@ -441,6 +450,9 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--labels-from-folders", action="store_true",
                       help="an image in a folder named like a class (the nearest such folder; case, _ and - "
                            "ignored) gets that class as its human label at ingest; a person's labels are kept")
+    init.add_argument("--multi-label", action="store_true",
+                      help="each image gets a set of tags (none, one or several of the classes), not one class; "
+                           "fixed for the project")
     init.set_defaults(handler=cmd_init)
 
     ingest = commands.add_parser("ingest", help="scan, thumbnail, embed and zero-shot new or changed images")
@@ -462,7 +474,8 @@ def build_parser() -> argparse.ArgumentParser:
     label = commands.add_parser("label", help="import human labels (nothing is written if any row is bad)")
     label.add_argument("project")
     label_file = label.add_mutually_exclusive_group(required=True)
-    label_file.add_argument("--csv", help='CSV with columns path,label (label "" = none of these)')
+    label_file.add_argument("--csv", help='CSV with columns path,label (label "" = none of these; a multi-label '
+                                          'project: tags joined by ";", "" = no tag applies)')
     label_file.add_argument("--label-studio", metavar="JSON",
                             help="a Label Studio JSON export: each task's newest annotation (empty = none of these)")
     label.add_argument("--ls-root-url",
@@ -490,7 +503,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("project")
     export.add_argument("--format", required=True,
                         help="csv, parquet, jsonl (one file); imagefolder, hf (a folder of class sub-folders); "
-                             "fiftyone (FiftyOne's image classification dataset); label-studio (JSON tasks)")
+                             "fiftyone (FiftyOne's image classification dataset); label-studio (JSON tasks); a "
+                             "multi-label project: csv (tags ;-joined), parquet, jsonl (a list), hf "
+                             "(Sequence(ClassLabel))")
     export.add_argument("--out", required=True, help="the file or folder to write (not inside the images folder)")
     export.add_argument("--min-confidence", type=float, default=None,
                         help="leave out machine labels below this confidence (human labels always pass)")

@@ -224,17 +224,23 @@ def embedded_set(name: str, cache: Path, n: int = 1500, *,
     if path.is_file():
         with np.load(path) as saved:
             return saved["x"], saved["y"], saved["text"], float(saved["scale"])
+    images, truth, classes = render_set(name, n, seed)
+    x, text, scale = embed_pictures(images, classes)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, x=x, y=truth, text=text, scale=scale)
+    return x, truth, text, scale
+
+
+def embed_pictures(images: list[np.ndarray], classes: list[str]) -> tuple[np.ndarray, np.ndarray, float]:
+    """(embeddings (N, D), zero-shot text weights (C, D) of `classes` with the default prompts, logit scale) under
+    the embedded demo model."""
     import torch
 
     model = load_model(parse_model_spec(DEMO_SPEC), torch.device("cpu"))
-    images, truth, classes = render_set(name, n, seed)
     batches = []
     for start in range(0, len(images), 64):
         batch = torch.stack([model.preprocess(model_picture(image, model.image_size))
                              for image in images[start:start + 64]])
         batches.append(model.encode_images(batch))
     text = build_zero_shot_classifier(model, [prompts_for(c, default_templates(), None) for c in classes])
-    x = np.concatenate(batches)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, x=x, y=truth, text=text, scale=model.logit_scale)
-    return x, truth, text, model.logit_scale
+    return np.concatenate(batches), text, model.logit_scale

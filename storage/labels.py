@@ -21,32 +21,55 @@ CHANGED_SINCE_LABELLED = """SELECT l.image_id FROM labels l JOIN images i ON i.i
                             WHERE l.source = 'human' AND i.status = 'ok' AND l.sha256 IS DISTINCT FROM i.sha256"""
 
 
+# The one definition of a label that differs from the one asked for, over a row `l` of labels and `b` of a batch
+# (`_label_batch`): another class, or (multi-label) other tags or other tags looked at.
+LABEL_DIFFERS = """(l.class_id IS DISTINCT FROM b.class_id OR l.tags IS DISTINCT FROM b.tags
+                    OR l.looked_at IS DISTINCT FROM b.looked_at)"""
+
+TagSet = tuple[Sequence[int], Sequence[int]]  # (tags present, tags looked at), class ids
+
+
+def _label_batch(image_ids: Sequence[int], class_ids: Sequence[int | None],
+                 tag_sets: Sequence[TagSet] | None) -> pa.Table:
+    """image_id, class_id and, for a multi-label project's labels, tags and looked_at (sorted; NULL otherwise)."""
+    lists = pa.list_(pa.int32())
+    tags = [sorted(set(present)) for present, _ in tag_sets] if tag_sets is not None else [None] * len(image_ids)
+    looked = [sorted(set(looked)) for _, looked in tag_sets] if tag_sets is not None else [None] * len(image_ids)
+    return pa.table({"image_id": pa.array(list(image_ids), pa.int64()),
+                     "class_id": pa.array(list(class_ids), pa.int32()),
+                     "tags": pa.array(tags, lists), "looked_at": pa.array(looked, lists)})
+
+
 class LabelQueries:
     def set_labels(self, image_ids: Sequence[int], class_ids: Sequence[int | None], *, source: str, actor: str,
-                   round_id: int | None = None) -> int:
-        """Set the current label of each image (class id None = "none of these") for the content the image has
+                   round_id: int | None = None, tag_sets: Sequence[TagSet] | None = None) -> int:
+        """Set the current label of each image (class id None = "none of these"; in a multi-label project class
+        ids are None and `tag_sets` gives each image's (tags, tags looked at)) for the content the image has
         now (its sha256), and append a `label_events` row for each change, in one transaction. A machine (`pseudo`)
         label never replaces a human one. A human label given again as it was for an image changed since labelled
         is a change too: it now belongs to the new content. Returns the number of labels that changed."""
         if source not in ("human", "pseudo"):
             raise ValueError(f"unknown label source {source!r}; valid: human, pseudo")
-        batch = pa.table({"image_id": pa.array(list(image_ids), pa.int64()),
-                          "class_id": pa.array(list(class_ids), pa.int32())})
+        batch = _label_batch(image_ids, class_ids, tag_sets)
         with self._registered("batch_labels", batch), self.transaction() as con:
-            con.execute("""CREATE OR REPLACE TEMP TABLE label_changes AS
+            con.execute(f"""CREATE OR REPLACE TEMP TABLE label_changes AS
                 SELECT b.image_id, l.class_id AS from_class, l.source AS from_source, l.sha256 AS from_sha256,
-                       b.class_id AS to_class, i.sha256 AS to_sha256
+                       l.tags AS from_tags, l.looked_at AS from_looked_at,
+                       b.class_id AS to_class, i.sha256 AS to_sha256, b.tags AS to_tags, b.looked_at AS to_looked_at
                 FROM batch_labels b LEFT JOIN labels l USING (image_id) LEFT JOIN images i ON i.id = b.image_id
-                WHERE (l.image_id IS NULL OR l.class_id IS DISTINCT FROM b.class_id OR l.source <> $source
+                WHERE (l.image_id IS NULL OR {LABEL_DIFFERS} OR l.source <> $source
                        OR ($source = 'human' AND l.sha256 IS DISTINCT FROM i.sha256))
                   AND NOT ($source = 'pseudo' AND l.source IS NOT DISTINCT FROM 'human')""", {"source": source})
             changed = con.execute("SELECT count(*) FROM label_changes").fetchall()[0][0]
             con.execute("""INSERT INTO label_events (image_id, from_class, from_source, from_sha256, to_class,
-                                                     to_source, actor)
-                           SELECT image_id, from_class, from_source, from_sha256, to_class, ?, ? FROM label_changes""",
+                                                     to_source, actor, from_tags, from_looked_at, to_tags, to_looked_at)
+                           SELECT image_id, from_class, from_source, from_sha256, to_class, ?, ?, from_tags,
+                                  from_looked_at, to_tags, to_looked_at FROM label_changes""",
                         [source, actor])
-            con.execute("""INSERT OR REPLACE INTO labels (image_id, class_id, source, round, updated_at, sha256)
-                           SELECT image_id, to_class, ?, ?, current_timestamp, to_sha256 FROM label_changes""",
+            con.execute("""INSERT OR REPLACE INTO labels (image_id, class_id, source, round, updated_at, sha256, tags,
+                                                          looked_at)
+                           SELECT image_id, to_class, ?, ?, current_timestamp, to_sha256, to_tags, to_looked_at
+                           FROM label_changes""",
                         [source, round_id])
             self._refresh_gallery(con, "SELECT image_id FROM label_changes")
             con.execute("DROP TABLE label_changes")
@@ -73,18 +96,17 @@ class LabelQueries:
             con.execute("DELETE FROM label_confirmations WHERE image_id IN (SELECT image_id FROM forgotten)")
 
     def count_human_labels_replaced(self, image_ids: Sequence[int], class_ids: Sequence[int | None], *,
-                                    actor: str) -> int:
+                                    actor: str, tag_sets: Sequence[TagSet] | None = None) -> int:
         """How many of these images hold a human label, last set by someone other than `actor`, that setting
-        `class_ids` would change."""
-        batch = pa.table({"image_id": pa.array(list(image_ids), pa.int64()),
-                          "class_id": pa.array(list(class_ids), pa.int32())})
+        `class_ids` (or `tag_sets`, as `set_labels` takes them) would change."""
+        batch = _label_batch(image_ids, class_ids, tag_sets)
         with self._registered("batch_replacing", batch):
-            return self._query("""
+            return self._query(f"""
                 WITH last_actor AS (SELECT image_id, arg_max(actor, id) AS actor FROM label_events
                                     WHERE image_id IN (SELECT image_id FROM batch_replacing) GROUP BY image_id)
                 SELECT count(*) FROM batch_replacing b JOIN labels l USING (image_id)
                 LEFT JOIN last_actor a USING (image_id)
-                WHERE l.source = 'human' AND l.class_id IS DISTINCT FROM b.class_id
+                WHERE l.source = 'human' AND {LABEL_DIFFERS}
                   AND a.actor IS DISTINCT FROM ?""", [actor])[0][0]
 
     def human_label_times(self, image_ids: Sequence[int]) -> dict[int, tuple[int | None, float]]:
@@ -146,38 +168,53 @@ class LabelQueries:
         with self.transaction() as con:
             con.execute("""CREATE OR REPLACE TEMP TABLE label_reverts AS
                 SELECT e.image_id, arg_min(e.from_class, e.id) AS to_class, arg_min(e.from_source, e.id) AS to_source,
-                       arg_min(e.from_sha256, e.id) AS to_sha256,
-                       l.class_id AS from_class, l.source AS from_source, l.sha256 AS from_sha256
+                       arg_min(e.from_sha256, e.id) AS to_sha256, arg_min(e.from_tags, e.id) AS to_tags,
+                       arg_min(e.from_looked_at, e.id) AS to_looked_at,
+                       l.class_id AS from_class, l.source AS from_source, l.sha256 AS from_sha256,
+                       l.tags AS from_tags, l.looked_at AS from_looked_at
                 FROM label_events e LEFT JOIN labels l USING (image_id)
                 WHERE e.id > ? AND e.id <= ? AND e.actor = ?
                   AND NOT EXISTS (SELECT 1 FROM label_events later
                                   WHERE later.image_id = e.image_id AND later.id > ? )
-                GROUP BY e.image_id, l.class_id, l.source, l.sha256""", [after_id, through_id, actor, through_id])
+                GROUP BY e.image_id, l.class_id, l.source, l.sha256, l.tags, l.looked_at""",
+                        [after_id, through_id, actor, through_id])
             restored = con.execute("""SELECT r.image_id, i.relpath, r.to_class, r.to_source
                                       FROM label_reverts r JOIN images i ON i.id = r.image_id
                                       ORDER BY i.relpath""").fetchall()
             con.execute("""INSERT INTO label_events (image_id, from_class, from_source, from_sha256, to_class,
-                                                     to_source, actor)
-                           SELECT image_id, from_class, from_source, from_sha256, to_class, to_source, ?
+                                                     to_source, actor, from_tags, from_looked_at, to_tags, to_looked_at)
+                           SELECT image_id, from_class, from_source, from_sha256, to_class, to_source, ?, from_tags,
+                                  from_looked_at, to_tags, to_looked_at
                            FROM label_reverts""", [by])
             con.execute("DELETE FROM labels WHERE image_id IN (SELECT image_id FROM label_reverts)")
-            con.execute("""INSERT INTO labels (image_id, class_id, source, round, updated_at, sha256)
-                           SELECT image_id, to_class, to_source, NULL, now(), to_sha256 FROM label_reverts
-                           WHERE to_source IS NOT NULL""")
+            con.execute("""INSERT INTO labels (image_id, class_id, source, round, updated_at, sha256, tags, looked_at)
+                           SELECT image_id, to_class, to_source, NULL, now(), to_sha256, to_tags, to_looked_at
+                           FROM label_reverts WHERE to_source IS NOT NULL""")
             self._refresh_gallery(con, "SELECT image_id FROM label_reverts")
             con.execute("DROP TABLE label_reverts")
         return [dict(zip(("image_id", "relpath", "class_id", "source"), row)) for row in restored]
 
-    def current_labels(self) -> pa.Table:
-        """One row per ok image: relpath, label (class name, '' = none of these), source (human | teacher |
-        zeroshot | NULL when nothing predicted yet), confidence, round, the image's sha256, size_bytes, width
-        and height, and `changed` (CHANGED_SINCE_LABELLED: its label waits for a person). Human beats the
-        prediction the page shows for `shown_round()` (storage.shown), so a round over a class set since changed is
-        not exported."""
+    def human_tag_labels(self) -> pa.Table:
+        """A multi-label project's human labels: image_id, tags and looked_at (class ids), by image id."""
+        return self._arrow("""SELECT image_id, tags, looked_at FROM labels
+                              WHERE source = 'human' AND tags IS NOT NULL ORDER BY image_id""")
+
+    def current_labels(self, *, tags_from: float | None = None) -> pa.Table:
+        """One row per ok image: relpath, label (class name, '' = none of these; with `tags_from`, a multi-label
+        project's, the list of tag ids instead: the person's tags, else those the prediction gives a probability
+        of at least `tags_from`, by class id), source (human | teacher | zeroshot | NULL when nothing predicted yet), confidence,
+        round, the image's sha256, size_bytes, width and height, and `changed` (CHANGED_SINCE_LABELLED: its label
+        waits for a person). Human beats the prediction the page shows for `shown_round()` (storage.shown), so a
+        round over a class set since changed is not exported."""
+        label = ("""CASE WHEN h.image_id IS NOT NULL THEN h.tags
+                         ELSE [tag[1] FOR tag IN list_zip(coalesce(n.teacher_classes, n.zero_shot_classes),
+                                                          coalesce(n.teacher_probs, n.zero_shot_probs))
+                               IF tag[2] >= $tags_from] END""" if tags_from is not None
+                 else "CASE WHEN h.image_id IS NOT NULL THEN coalesce(hc.name, '') ELSE pc.name END")
         return self._arrow(f"""
             WITH newest AS ({shown_predictions()})
             SELECT i.relpath AS path,
-                   CASE WHEN h.image_id IS NOT NULL THEN coalesce(hc.name, '') ELSE pc.name END AS label,
+                   {label} AS label,
                    CASE WHEN h.image_id IS NOT NULL THEN 'human' ELSE n.source END AS source,
                    CASE WHEN h.image_id IS NOT NULL THEN NULL ELSE n.confidence END AS confidence,
                    CASE WHEN h.image_id IS NOT NULL THEN NULL ELSE n.round END AS round,
@@ -189,7 +226,8 @@ class LabelQueries:
             LEFT JOIN newest n ON n.image_id = i.id
             LEFT JOIN classes pc ON pc.id = n.label
             WHERE i.status = 'ok'
-            ORDER BY i.relpath""", {"round": self.shown_round()})
+            ORDER BY i.relpath""", {"round": self.shown_round(),
+                                    **({"tags_from": tags_from} if tags_from is not None else {})})
 
     def shown_class_probabilities(self) -> pa.Table:
         """For every ok image with a prediction: relpath as `path`, and the class ids and probabilities (`probs`) of

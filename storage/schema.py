@@ -192,6 +192,17 @@ MIGRATIONS: list[list[str]] = [
         """UPDATE label_events SET from_sha256 = i.sha256 FROM images i
            WHERE i.id = label_events.image_id AND label_events.from_source IS NOT NULL""",
     ],
+    # 11: multi-label projects (meta label_kind): a label is a set of tags (class ids) plus the tags a person looked
+    # at, "has car, has no person" being tags [car] looked at [car, person]; class_id is then NULL. The history
+    # carries both, so undo gives a tag set back. Single-label rows keep them NULL.
+    [
+        "ALTER TABLE labels ADD COLUMN tags INTEGER[]",
+        "ALTER TABLE labels ADD COLUMN looked_at INTEGER[]",
+        "ALTER TABLE label_events ADD COLUMN from_tags INTEGER[]",
+        "ALTER TABLE label_events ADD COLUMN from_looked_at INTEGER[]",
+        "ALTER TABLE label_events ADD COLUMN to_tags INTEGER[]",
+        "ALTER TABLE label_events ADD COLUMN to_looked_at INTEGER[]",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

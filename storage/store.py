@@ -27,6 +27,10 @@ from storage.rounds import RoundQueries
 from storage.schema import MIGRATIONS, SCHEMA_VERSION
 from storage.scores import ScoreQueries
 
+# The project's kind (meta `label_kind`), fixed at init and never mixed: a label is one class (or "none of these"), or
+# a set of tags with which tags a person looked at (engine/learning/tags.py). Projects made before it are single-label.
+SINGLE_LABEL, MULTI_LABEL = "single-label", "multi-label"
+
 
 class ProjectLocked(Exception):
     """The database file is held by another process (DuckDB allows one writer per file)."""
@@ -182,6 +186,10 @@ class Store(ImageQueries, LabelQueries, RoundQueries, ExportQueries, GalleryQuer
         rows = self._query("SELECT value FROM meta WHERE key = ?", [key])
         return json.loads(rows[0][0]) if rows else default
 
+    def is_multi_label(self) -> bool:
+        """Whether the project labels each image with a set of tags (init --multi-label; meta `label_kind`)."""
+        return self.get_meta("label_kind", SINGLE_LABEL) == MULTI_LABEL
+
     def set_meta(self, **values) -> None:
         with self.transaction() as con:
             for key, value in values.items():
@@ -236,7 +244,8 @@ class Store(ImageQueries, LabelQueries, RoundQueries, ExportQueries, GalleryQuer
         (`counts` adds duplicates and predictions, each a scan of a million rows)."""
         images = dict(self._query("SELECT status, count(*) FROM images GROUP BY status"))
         labels = dict(self._query("SELECT source, count(*) FROM labels GROUP BY source"))
-        none_of_these = self._query("SELECT count(*) FROM labels WHERE source = 'human' AND class_id IS NULL")[0][0]
+        none_of_these = self._query("""SELECT count(*) FROM labels
+                                        WHERE source = 'human' AND class_id IS NULL AND tags IS NULL""")[0][0]
         return {
             "images": {status: images.get(status, 0) for status in ("ok", "error", "missing")},
             "labels": {"human": labels.get("human", 0), "pseudo": labels.get("pseudo", 0),

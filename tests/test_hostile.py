@@ -569,6 +569,10 @@ def test_labels_of_a_database_from_before_content_hashes_belong_to_the_content_n
     with duckdb.connect(str(root / DB_FILE)) as con:  # as schema version 9 left it: labels without a hash
         con.execute("ALTER TABLE labels DROP COLUMN sha256")
         con.execute("ALTER TABLE label_events DROP COLUMN from_sha256")
+        for table, column in (("labels", "tags"), ("labels", "looked_at"), ("label_events", "from_tags"),
+                              ("label_events", "from_looked_at"), ("label_events", "to_tags"),
+                              ("label_events", "to_looked_at")):  # and none of the later migrations' columns
+            con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
         con.execute("UPDATE meta SET value = '9' WHERE key = 'schema_version'")
     status = cli_json("status", root)
     assert status["schema_version"] >= 10 and status["changed_since_labelled"] == 0

@@ -36,6 +36,7 @@ from engine.files.input_files import file_kind
 from engine.labels.label_studio import default_root_url, tasks as label_studio_tasks
 from engine.project.folder import DB_FILE, Project
 from engine.sources import Source
+from engine.learning.tags import TAG_PRESENT, TAG_SEPARATOR
 from engine.dataset.split import SPLIT_NAMES, parse_split, stratified_split
 
 EXPORT_FORMATS = ("csv", "parquet", "jsonl", "imagefolder", "hf", "fiftyone", "label-studio")
@@ -44,6 +45,10 @@ FOLDER_FORMATS = ("imagefolder", "hf", "fiftyone")
 # leave it out unless asked
 CLASS_FOLDER_FORMATS = ("imagefolder", "hf")
 FILE_FORMATS = tuple(fmt for fmt in EXPORT_FORMATS if fmt not in FOLDER_FORMATS)  # what the page offers to download
+# What a multi-label project exports: its tags as a list (csv: ;-joined; hf: a Sequence(ClassLabel), the images in
+# one folder TAGGED_FOLDER)
+TAG_FORMATS = ("csv", "parquet", "jsonl", "hf")
+TAGGED_FOLDER = "images"
 SOURCES = ("all", Source.HUMAN)
 LINK_MODES = ("copy", "symlink", "hardlink")
 # csv, parquet and jsonl rows; the first five are the CSV contract of docs/ARCHITECTURE.md
@@ -95,12 +100,15 @@ def select_rows(table: pa.Table, *, source: str, min_confidence: float | None,
     threshold = -1.0 if min_confidence is None else min_confidence
     below = pc.and_(pc.and_not(keep, human), pc.fill_null(pc.less(table["confidence"], threshold), False))
     keep = pc.and_not(keep, below)
-    none = pc.and_(pc.and_(keep, human), pc.fill_null(pc.equal(table["label"], ""), False))
+    tags = pa.types.is_list(table["label"].type)  # a multi-label project's: an empty list is a label, no tag applies
+    none = pc.and_(pc.and_(keep, human), pc.fill_null(pc.equal(table["label"], ""), False)) if not tags \
+        else pa.array(np.zeros(len(table), bool))
     if not include_none:
         keep = pc.and_not(keep, none)
     rows = table.filter(keep)
-    rows = rows.set_column(rows.schema.get_field_index("label"), "label",
-                           pc.if_else(pc.equal(rows["label"], ""), pa.scalar(None, pa.string()), rows["label"]))
+    if not tags:
+        rows = rows.set_column(rows.schema.get_field_index("label"), "label",
+                               pc.if_else(pc.equal(rows["label"], ""), pa.scalar(None, pa.string()), rows["label"]))
     rows = rows.set_column(rows.schema.get_field_index("confidence"), "confidence",
                            pc.round(pc.cast(rows["confidence"], pa.float64()), 6))
     left_out = {"unpredicted": len(table) - _count(predicted), "below_confidence": _count(below),
@@ -249,13 +257,16 @@ def _place(temporary: Path, out: Path, force: bool) -> None:
 def write_csv(table: pa.Table, path: Path) -> None:
     """Quoted only where needed, null as empty, as the csv module writes: pyarrow's writer quotes every string,
     which breaks scripts that split lines on commas. Text a spreadsheet would run as a formula gets a leading
-    single quote (engine.files.csv_cells; `label --csv` takes it off again)."""
+    single quote (engine.files.csv_cells; `label --csv` takes it off again). A list (a multi-label project's tags) is
+    written joined by `;`, as `label --csv` reads it."""
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(table.column_names)
         text = (pa.types.is_string, pa.types.is_large_string)
-        columns = [quote_formula(column) if any(test(column.type) for test in text) else column
+        columns = [pc.binary_join(column, TAG_SEPARATOR) if pa.types.is_list(column.type) else column
                    for column in table.columns]
+        columns = [quote_formula(column) if any(test(column.type) for test in text) else column
+                   for column in columns]
         writer.writerows(zip(*(column.to_pylist() for column in columns)))
 
 
@@ -337,10 +348,15 @@ def write_folder(temporary: Path, fmt: str, rows: pa.Table, *, project: Project,
                   progress: Callable[[int, int], None] | None) -> dict[str, int]:
     """Every image placed, MANIFEST_FILE and CLASSES_FILE; imagefolder and hf: [split/]label/file, a folder for every
     class in every split folder (so torchvision numbers the classes alike in any export of the project), and (hf) a
-    metadata.parquet per split folder; fiftyone: [split/]data/file and [split/]labels.json. Each file placed is
+    metadata.parquet per split folder; fiftyone: [split/]data/file and [split/]labels.json; a multi-label project's
+    rows, whose label is a list of tags: [split/]TAGGED_FOLDER/file, split stratified by tag set. Each file placed is
     hashed: one that is not the content ingest recorded (replaced with the same size and time) stops the export, so
     the manifest's sha256 is what was placed. Returns rows per split."""
-    labels = [NONE_CLASS if label is None else label for label in rows["label"].to_pylist()]
+    tagged = pa.types.is_list(rows["label"].type)
+    if tagged:
+        labels = [TAG_SEPARATOR.join(tags) for tags in rows["label"].to_pylist()]  # strata of the split
+    else:
+        labels = [NONE_CLASS if label is None else label for label in rows["label"].to_pylist()]
     relpaths = rows["path"].to_pylist()
     sources = _image_sources(project, relpaths)
     split_folders = [""] if fractions is None else list(SPLIT_NAMES[:len(fractions)])
@@ -350,7 +366,7 @@ def write_folder(temporary: Path, fmt: str, rows: pa.Table, *, project: Project,
         splits = [SPLIT_NAMES[i] for i in stratified_split(np.array(labels, object), fractions, seed=seed).tolist()]
     # one flat folder per class: files from different sub-folders must not meet, so the sub-folders go in the name
     files = [relpath.replace("/", "__") for relpath in relpaths]
-    folders = [DATA_FOLDER] * len(labels) if fmt == "fiftyone" else labels
+    folders = [TAGGED_FOLDER if tagged else DATA_FOLDER if fmt == "fiftyone" else label for label in labels]
     targets = ["/".join(filter(None, parts)) for parts in zip(splits, folders, files)]
     if len(set(targets)) < len(targets):
         raise LabelloopError("two images would get the same file name in the export (a file name containing '__' "
@@ -359,7 +375,7 @@ def write_folder(temporary: Path, fmt: str, rows: pa.Table, *, project: Project,
     if fmt == "fiftyone":
         _check_label_keys(relpaths, files)
     for split in split_folders:
-        for folder in [DATA_FOLDER] if fmt == "fiftyone" else names:
+        for folder in [DATA_FOLDER] if fmt == "fiftyone" else [TAGGED_FOLDER] if tagged else names:
             (temporary / split / folder).mkdir(parents=True, exist_ok=True)
     place = {"copy": shutil.copyfile, "symlink": os.symlink, "hardlink": os.link}[link]
     for done, (source, target, relpath, sha256) in enumerate(zip(sources, targets, relpaths,
@@ -382,7 +398,7 @@ def write_folder(temporary: Path, fmt: str, rows: pa.Table, *, project: Project,
     write_csv(pa.table(columns), temporary / MANIFEST_FILE)
     (temporary / CLASSES_FILE).write_text(json.dumps(names, ensure_ascii=False), encoding="utf-8")
     if fmt == "hf":
-        _write_hf_metadata(temporary, rows, splits, labels, files, names)
+        _write_hf_metadata(temporary, rows, splits, folders, files, names)
     if fmt == "fiftyone":
         logits = class_logits(project.store.shown_class_probabilities(), [c["id"] for c in project.store.classes()])
         _write_fiftyone_labels(temporary, rows, split_folders, splits, files, classes, logits)
@@ -410,24 +426,42 @@ def _write_fiftyone_labels(temporary: Path, rows: pa.Table, split_folders: list[
         (temporary / split / LABELS_FILE).write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
 
 
-def _write_hf_metadata(temporary: Path, rows: pa.Table, splits: list[str], labels: list[str], files: list[str],
+def _write_hf_metadata(temporary: Path, rows: pa.Table, splits: list[str], folders: list[str], files: list[str],
                        names: list[str]) -> None:
     """metadata.parquet in each split folder: `file_name` relative to it and `label` as an index into `names`,
-    which the schema declares as a ClassLabel. Hugging Face's imagefolder stops reading labels from folder names
-    once a metadata file is present, and only a parquet schema can carry the ClassLabel (a JSON Lines file would
-    load `label` as plain strings), so `load_dataset("imagefolder", data_dir=...)` gets the class names in project
-    order, classes without images included."""
+    which the schema declares as a ClassLabel (a multi-label project's: a list of indexes, a Sequence of
+    ClassLabel). Hugging Face's imagefolder stops reading labels from folder names once a metadata file is present,
+    and only a parquet schema can carry the ClassLabel (a JSON Lines file would load `label` as plain strings), so
+    `load_dataset("imagefolder", data_dir=...)` gets the class names in project order, classes without images
+    included."""
     index = {name: i for i, name in enumerate(names)}
-    features = {"label": {"_type": "ClassLabel", "names": names}}
+    class_label = {"_type": "ClassLabel", "names": names}
+    if pa.types.is_list(rows["label"].type):
+        values = pa.array([[index[tag] for tag in tags] for tags in rows["label"].to_pylist()], pa.list_(pa.int64()))
+        features = {"label": {"_type": "Sequence", "feature": class_label}}
+    else:
+        values = pa.array([index[NONE_CLASS if label is None else label] for label in rows["label"].to_pylist()],
+                          pa.int64())
+        features = {"label": class_label}
     split_of = np.array(splits, object)
     for split in sorted(set(splits)):
         take = np.flatnonzero(split_of == split)
         table = pa.table({
-            "file_name": [f"{labels[i]}/{files[i]}" for i in take],
-            "label": pa.array([index[labels[i]] for i in take], pa.int64()),
+            "file_name": [f"{folders[i]}/{files[i]}" for i in take],
+            "label": values.take(pa.array(take)),
             **{name: rows[name].take(take) for name in MANIFEST_COLUMNS if name != "label"},
         }).replace_schema_metadata({"huggingface": json.dumps({"info": {"features": features}})})
         pq.write_table(table, temporary / split / "metadata.parquet")
+
+
+def _tag_names(table: pa.Table, names: dict[int, str]) -> pa.Table:
+    """`current_labels(tags_from=...)` with each list of tag ids as the tags' names, in class order."""
+    ids = table["label"].combine_chunks()
+    flat = ids.flatten().to_numpy(zero_copy_only=False)
+    order = np.array(sorted(names))
+    tag_names = pa.array([names[class_id] for class_id in order]).take(pa.array(np.searchsorted(order, flat)))
+    labels = pa.ListArray.from_arrays(ids.offsets, tag_names, mask=ids.is_null())
+    return table.set_column(table.schema.get_field_index("label"), "label", labels)
 
 
 def quality_summary(project: Project, rows: pa.Table, filters: dict) -> dict:
@@ -502,14 +536,20 @@ def export(project: Project, *, fmt: str, out: str | Path, source: str = "all", 
     images placed so far (folder formats). drop_duplicates: a cosine threshold; of each group of near-duplicates
     at it (engine.project.discovery), only one image is exported (`keep_one_per_group` says which)."""
     _check_options(fmt, source, min_confidence, link, split, seed)
+    multi_label = project.multi_label
+    if multi_label and fmt not in TAG_FORMATS:
+        raise LabelloopError(f"{fmt} holds one class per image and this project is multi-label (a set of tags per "
+                             f"image); export it as {', '.join(TAG_FORMATS)}")
     fractions = parse_split(split) if split is not None else None
     out = _check_target(project, Path(out), fmt, force)
     include_none = fmt not in CLASS_FOLDER_FORMATS if include_none is None else bool(include_none)
     classes = [c["name"] for c in project.store.classes()]
-    if fmt in CLASS_FOLDER_FORMATS:
+    if fmt in CLASS_FOLDER_FORMATS and not multi_label:
         _check_folder_names(classes, include_none)
-    rows, left_out = select_rows(project.store.current_labels(), source=source, min_confidence=min_confidence,
-                                 include_none=include_none)
+    table = project.store.current_labels(tags_from=TAG_PRESENT if multi_label else None)
+    if multi_label:
+        table = _tag_names(table, {c["id"]: c["name"] for c in project.store.classes()})
+    rows, left_out = select_rows(table, source=source, min_confidence=min_confidence, include_none=include_none)
     left_out["unavailable"] = project.store.human_labels_on_unusable_images()
     if drop_duplicates is not None:
         groups = Discovery(project).duplicates(drop_duplicates)
@@ -548,7 +588,8 @@ def export(project: Project, *, fmt: str, out: str | Path, source: str = "all", 
             raise as_refusal(error, out) or LabelloopError(f"cannot write {out}: {error.strerror or error}{hint}") \
                 from None
         raise
-    counts = pc.value_counts(pc.fill_null(rows["label"], NONE_CLASS)).to_pylist()
+    counted = pc.list_flatten(rows["label"]) if multi_label else pc.fill_null(rows["label"], NONE_CLASS)
+    counts = pc.value_counts(counted).to_pylist() if len(counted) else []
     labels = {item["values"]: item["counts"] for item in sorted(counts, key=lambda item: item["values"])}
     record = {"rows": len(rows), "labels": labels, "left_out": left_out, "splits": splits}
     export_id = project.store.record_export(fmt=fmt, path=str(out), filters=filters, counts=record)

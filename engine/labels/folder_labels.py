@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.errors import LabelloopError
 from engine.project.folder import Project
 from engine.sources import Source
 
@@ -76,7 +77,16 @@ def folder_labels_enabled(project: Project) -> bool:
     return bool(project.store.get_meta(SETTING, False))
 
 
+def refuse_in_multi_label(multi_label: bool) -> None:
+    """A folder names one class: labels from folders are refused in a multi-label project, in one line."""
+    if multi_label:
+        raise LabelloopError("labels from folders give each image one class (its folder's); a multi-label project "
+                             "takes its tags from `labelloop label PROJECT --csv FILE`")
+
+
 def set_folder_labels(project: Project, enabled: bool) -> None:
+    if enabled:
+        refuse_in_multi_label(project.multi_label)
     project.store.set_meta(**{SETTING: bool(enabled)})
 
 

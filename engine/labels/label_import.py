@@ -14,6 +14,7 @@ from engine.files.input_files import bounded_lines, open_input
 from engine.labels.label_studio import LabelRow, TaskLabels, default_root_url, read_tasks, suggest_root_url
 from engine.project.folder import Project
 from engine.sources import Source
+from engine.learning.tags import TAG_SEPARATOR, read_tag_cell
 from storage import Store
 
 IMPORT_FORMATS = ("csv", "label-studio")
@@ -80,6 +81,10 @@ def import_labels(project: Project, path: str | Path, *, fmt: str, actor: str, l
     of problem."""
     if fmt not in IMPORT_FORMATS:
         raise LabelloopError(f"unknown labels format {fmt!r}; valid formats: {', '.join(IMPORT_FORMATS)}")
+    multi_label = project.multi_label
+    if multi_label and fmt != "csv":
+        raise LabelloopError(f"{path}: Label Studio imports give one class per image and this project is "
+                             "multi-label; import its tags with --csv (columns path,label, tags joined by ';')")
     path, store = Path(path), project.store
     ls_root_url = default_root_url(project.images_root) if ls_root_url is None else ls_root_url
     tasks = TaskLabels(*_read_csv(path)) if fmt == "csv" else read_tasks(path, root_url=ls_root_url)
@@ -96,12 +101,14 @@ def import_labels(project: Project, path: str | Path, *, fmt: str, actor: str, l
     rows = [(where, raw_path if raw_path in exact else to_relpath(raw_path, images_root), label.strip())
             for where, raw_path, label in rows]
     known = store.image_ids([relpath for _, relpath, _ in rows])
-    wanted: dict[int, tuple[str, int | None]] = {}  # image id -> (where, class id)
+    read_label = _tags_reader(classes, by_casefold) if multi_label else _class_reader(classes, by_casefold)
+    wanted: dict[int, tuple[str, int | None | frozenset[int]]] = {}  # image id -> (where, class id or tag ids)
     annotated_at: dict[int, float] = {}  # image id -> its newest Label Studio annotation's time
     not_found = []  # where
     for where, relpath, label in rows:
-        if label and label.casefold() not in by_casefold:
-            problems.setdefault(f"unknown class {label!r}", []).append(where)
+        class_id, problem = read_label(label)
+        if problem:
+            problems.setdefault(problem, []).append(where)
         elif relpath not in known:
             problems.setdefault(f"{relpath!r} is not an image of this project", []).append(where)
             not_found.append(where)
@@ -109,7 +116,6 @@ def import_labels(project: Project, path: str | Path, *, fmt: str, actor: str, l
             problems.setdefault(f"{relpath!r} is not a usable image (status {known[relpath][1]})", []).append(where)
         else:
             image_id = known[relpath][0]
-            class_id = classes[by_casefold[label.casefold()]] if label else None
             if image_id in wanted and wanted[image_id][1] != class_id:
                 problems.setdefault(f"{relpath!r} has two different labels (first at {wanted[image_id][0]})",
                                     []).append(where)
@@ -121,15 +127,44 @@ def import_labels(project: Project, path: str | Path, *, fmt: str, actor: str, l
         count = sum(len(where) for where in problems.values())
         shown = "; ".join(f"{what} ({_places(where)})" for what, where in list(problems.items())[:_SHOWN_PROBLEMS])
         more = f"; and {len(problems) - _SHOWN_PROBLEMS} more" if len(problems) > _SHOWN_PROBLEMS else ""
-        hint = f"; the classes are {', '.join(classes)}" if any(w.startswith("unknown class") for w in problems) else ""
+        unknown = any(w.startswith(("unknown class", "unknown tag", "several classes")) for w in problems)
+        hint = f"; the {'tags' if multi_label else 'classes'} are {', '.join(classes)}" if unknown else ""
         hint += _root_url_hint(project, [tasks.urls[where] for where in not_found if where in tasks.urls])
         raise LabelloopError(f"{path}: {count} bad row(s), nothing was written: {shown}{more}{hint}")
     kept = 0 if force else _keep_newer_labels(store, wanted, annotated_at)
     class_ids = [class_id for _, class_id in wanted.values()]
-    replaced = store.count_human_labels_replaced(list(wanted), class_ids, actor=actor)
-    changed = store.set_labels(list(wanted), class_ids, source=Source.HUMAN, actor=actor)
+    tag_sets = None
+    if multi_label:  # a row names the tags present; every other tag was looked at and is absent
+        tag_sets, class_ids = [(tags, list(classes.values())) for tags in class_ids], [None] * len(class_ids)
+    replaced = store.count_human_labels_replaced(list(wanted), class_ids, actor=actor, tag_sets=tag_sets)
+    changed = store.set_labels(list(wanted), class_ids, source=Source.HUMAN, actor=actor, tag_sets=tag_sets)
     return LabelImport(rows=len(rows), changed=changed, skipped=tasks.unannotated, cancelled=tasks.cancelled,
                        kept=kept, replaced=replaced)
+
+
+def _class_reader(classes: dict[str, int], by_casefold: dict[str, str]):
+    """A single-label project's label cell -> (class id, None = none of these; a problem or None)."""
+    def read(label: str) -> tuple[int | None, str | None]:
+        if not label:
+            return None, None
+        if label.casefold() in by_casefold:
+            return classes[by_casefold[label.casefold()]], None
+        parts = [part.strip().casefold() for part in label.split(TAG_SEPARATOR)]
+        if len(parts) > 1 and all(part in by_casefold for part in parts):
+            return None, (f"several classes {label!r} in a single-label project (one class per image; a project "
+                          "made with init --multi-label takes tags)")
+        return None, f"unknown class {label!r}"
+
+    return read
+
+
+def _tags_reader(classes: dict[str, int], by_casefold: dict[str, str]):
+    """A multi-label project's label cell (tags joined by ';', empty = no tag applies) -> (tag ids, a problem)."""
+    def read(label: str) -> tuple[frozenset[int], str | None]:
+        names, problem = read_tag_cell(label, by_casefold)
+        return frozenset(classes[name] for name in names), problem
+
+    return read
 
 
 def _root_url_hint(project: Project, urls: list[str]) -> str:

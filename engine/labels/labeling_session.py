@@ -133,7 +133,11 @@ class LabelingSession:
 
     def _write(self, actor: str, image_ids: list[int], class_ids: list[int | None],
                session: str | None) -> tuple[int, int]:
-        """Write the labels as `actor`; returns (labels changed, labels newly confirmed) and keeps an undo step."""
+        """Write the labels as `actor`; returns (labels changed, labels newly confirmed) and keeps an undo step.
+        A multi-label project's labels are tag sets, which the page cannot give yet: refused, nothing written."""
+        if self.store.is_multi_label():
+            raise LabelloopError("this project is multi-label (tags) and the page cannot tag images yet; import tags "
+                                 "with `labelloop label PROJECT --csv FILE` (columns path,label, tags joined by ';')")
         with self._lock:
             before = self.store.last_label_event_id()
             confirmed = self.store.confirm_labels(image_ids, class_ids, actor=actor)  # those already so

@@ -12,6 +12,7 @@ from engine.learning.models import LoadedModel
 from engine.learning.class_prompts import prompts_for
 from engine.learning.probabilities import cosine_probs, prediction_stats
 from engine.sources import Source
+from engine.learning.tags import tag_stats, zero_shot_tag_probs
 from storage import Store
 
 ZERO_SHOT_ROUND = 0
@@ -42,9 +43,11 @@ def class_prompts(store: Store, model_id: str) -> tuple[list[int], list[list[str
 
 def run_zero_shot(store: Store, model: LoadedModel) -> int:
     """Write round-0 predictions for every embedded image that lacks one, or for all of them when the classes,
-    prompts or model changed since the last run. Returns the number of images predicted."""
+    prompts or model changed since the last run (a multi-label project's: always all, per tag,
+    `engine.learning.tags.zero_shot_tag_probs`). Returns the number of images predicted."""
     class_ids, prompts, key = class_prompts(store, model.model_id)
-    replace_all = store.get_meta("zeroshot_key") != key
+    multi_label = store.is_multi_label()  # each tag is fitted over the whole collection: all are scored again
+    replace_all = store.get_meta("zeroshot_key") != key or multi_label
     image_ids, vectors = store.embeddings(model.model_id)
     if replace_all:  # rounds start from these weights, so they are kept beside the predictions they made
         weights = build_zero_shot_classifier(model, prompts)
@@ -55,9 +58,14 @@ def run_zero_shot(store: Store, model: LoadedModel) -> int:
         image_ids, vectors = image_ids[keep], vectors[keep]
     if len(image_ids):
         class_ids, weights, scale = store.class_weights(model.model_id)
-        probs = cosine_probs(vectors, weights, scale)
+        if multi_label:
+            probs = zero_shot_tag_probs(vectors, weights)
+            stats = tag_stats(probs)
+        else:
+            probs = cosine_probs(vectors, weights, scale)
+            stats = prediction_stats(probs)
         store.replace_predictions(round_id=ZERO_SHOT_ROUND, source=Source.ZEROSHOT, model_id=model.model_id,
-                                  image_ids=image_ids, class_ids=class_ids, probs=probs,
-                                  stats=prediction_stats(probs), replace_all=replace_all)
+                                  image_ids=image_ids, class_ids=class_ids, probs=probs, stats=stats,
+                                  replace_all=replace_all)
     store.set_meta(zeroshot_key=key)
     return int(len(image_ids))

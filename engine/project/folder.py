@@ -15,10 +15,9 @@ from engine.errors import LabelloopError, as_refusal
 from engine.learning.models import ModelSpec, parse_model_spec
 from engine.learning.class_prompts import default_templates, parse_class_list, read_prompts_file
 from engine.project.server_record import ServerRecord, read_server_record
-from storage import ProjectLocked, ProjectUnreadable, Store
+from storage import MULTI_LABEL, SINGLE_LABEL, ProjectLocked, ProjectUnreadable, Store
 
 DB_FILE = "labelloop.duckdb"
-
 
 def holds_project(folder: str | Path) -> bool:
     """Whether `folder` is a labelloop project's root (it holds the project database). Such a folder inside an
@@ -87,6 +86,10 @@ class Project:
             return spec.path.relative_to(self.root).as_posix()
         return spec.canonical
 
+    @property
+    def multi_label(self) -> bool:
+        return self.store.is_multi_label()
+
     def close(self) -> None:
         self.store.close()
 
@@ -98,10 +101,12 @@ class Project:
 
 
 def create_project(root: str | Path, *, images: str | Path, classes: str, model: str,
-                   prompts: str | Path | None = None, require_images: bool = False) -> Project:
+                   prompts: str | Path | None = None, require_images: bool = False,
+                   multi_label: bool = False) -> Project:
     """Validate everything first, then create the directory and database; a refused init leaves nothing behind.
     `require_images`: refuse an images folder holding no image file yet (the start page, which ingests at once;
-    `labelloop init` takes an empty folder to fill later)."""
+    `labelloop init` takes an empty folder to fill later). `multi_label`: each image gets a set of tags (never
+    changed later)."""
     root = Path(root).expanduser().resolve()
     images_root = Path(images).expanduser()
     if not images_root.is_dir():
@@ -131,7 +136,8 @@ def create_project(root: str | Path, *, images: str | Path, classes: str, model:
         (root / folder).mkdir(exist_ok=True)
     store = Store.open(root / DB_FILE)
     store.set_meta(images_root=str(images_root), model=spec.canonical, templates=templates,
-                   created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+                   created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                   label_kind=MULTI_LABEL if multi_label else SINGLE_LABEL)
     store.add_classes(names, [overrides.get(name) for name in names])
     return Project(root, store)
 
@@ -195,6 +201,7 @@ def project_status(project: Project) -> dict:
         "model": {"spec": store.get_meta("model"), "model_id": model_id,
                   "embedded": store.embedding_count(model_id) if model_id else 0},
         "classes": [c["name"] for c in store.classes()],
+        "multi_label": store.is_multi_label(),
         **counts,
         "errors": store.image_errors(),
         "schema_version": store.schema_version(),

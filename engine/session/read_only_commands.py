@@ -24,6 +24,10 @@ def queue(project: Project, *, k: int) -> dict:
     from engine.learning.review_ranking import audit_needed
     from engine.project.review_queue import review_queue
 
+    if project.multi_label:
+        from engine.session.tag_rounds import tag_review_queue
+
+        return {"queue": tag_review_queue(project.store, k), "audit_needed": False}
     return {"queue": review_queue(project.store, k), "audit_needed": audit_needed(audit_class_shares(project.store))}
 
 

@@ -128,6 +128,10 @@ def run_round(project: Project, config: RoundConfig, *, progress: Progress | Non
     """Run one round and write its results in one transaction; returns its metrics. Labels a person writes
     while it runs are kept: the round trains on the labels as they were when it started."""
     config.validate()
+    if project.multi_label:
+        from engine.session.tag_rounds import run_tag_round
+
+        return run_tag_round(project, config, progress=progress, cancel=cancel)
     store = project.store
     model_id = store.get_meta("model_id")
     saved = store.class_weights(model_id) if model_id else None

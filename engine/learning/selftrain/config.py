@@ -83,7 +83,9 @@ class RoundConfig:
     # every set; an audit gets the gains back (docs/experiments.md#share_step_without_prior).
     share_step_without_prior: float = 0.0
     per_class_cap: int = 2000  # at most this many pseudo-labels per class, whatever the project's size
-    threshold: float = 0.9  # only for selection="threshold"
+    # selection="threshold"; and a multi-label round's pseudo-tags: a tag where the teacher is at least this sure
+    # of it either way (engine.learning.tags.pseudo_tags)
+    threshold: float = 0.9
     human_weight: float = 5.0  # one human label weighs as much as this many pseudo-labels
     l2_to_init: float = 1e-3  # pull of the head towards the zero-shot text weights
     # L-BFGS steps per head fit (the round's student and each cross-fitting student), most of a round's time at

@@ -60,16 +60,33 @@ def fit_head(init: Head, embeddings: np.ndarray, labels: np.ndarray, sample_weig
     embeddings (M, D), labels (M,) class indices, sample_weight (M,). Deterministic for the same inputs."""
     if len(labels) == 0:
         return init
-    with _one_thread():
-        return _fit(init, embeddings, labels, sample_weight, l2_to_init, iterations)
-
-
-def _fit(init: Head, embeddings: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray, l2_to_init: float,
-         iterations: int) -> Head:
-    x = torch.from_numpy(np.asarray(embeddings, np.float32))
     y = torch.from_numpy(np.asarray(labels, np.int64))
     w = torch.from_numpy(np.asarray(sample_weight, np.float32))
     w = w / w.sum()
+    with _one_thread():
+        return _fit(init, embeddings, lambda logits: (F.cross_entropy(logits, y, reduction="none") * w).sum(),
+                    l2_to_init, iterations)
+
+
+def fit_tag_head(init: Head, embeddings: np.ndarray, targets: np.ndarray, weight: np.ndarray, *,
+                 l2_to_init: float = 1.0, iterations: int = 100) -> Head:
+    """A multi-label head: one sigmoid per tag, trained by binary cross-entropy weighted per (image, tag) entry plus
+    `l2_to_init` * ||W - W0||^2, full-batch L-BFGS. embeddings (M, D), targets (M, C) in [0, 1], weight (M, C): 0
+    for a tag no one looked at and no pseudo-tag covers, so it is masked out of the loss."""
+    if not np.any(weight):
+        return init
+    y = torch.from_numpy(np.asarray(targets, np.float32))
+    w = torch.from_numpy(np.asarray(weight, np.float32))
+    w = w / w.sum()
+    with _one_thread():
+        return _fit(init, embeddings,
+                    lambda logits: (F.binary_cross_entropy_with_logits(logits, y, reduction="none") * w).sum(),
+                    l2_to_init, iterations)
+
+
+def _fit(init: Head, embeddings: np.ndarray, data_loss, l2_to_init: float, iterations: int) -> Head:
+    """Minimise data_loss(logits) + `l2_to_init` * ||W - W0||^2 over the head's weight and bias (L-BFGS)."""
+    x = torch.from_numpy(np.asarray(embeddings, np.float32))
     anchor = torch.from_numpy(init.weight)
     weight = anchor.clone().requires_grad_(True)
     bias = torch.from_numpy(init.bias.copy()).requires_grad_(True)
@@ -78,9 +95,7 @@ def _fit(init: Head, embeddings: np.ndarray, labels: np.ndarray, sample_weight: 
 
     def closure():
         optimizer.zero_grad()
-        logits = init.scale * x @ weight.T + bias
-        loss = (F.cross_entropy(logits, y, reduction="none") * w).sum()
-        loss = loss + l2_to_init * (weight - anchor).pow(2).sum()
+        loss = data_loss(init.scale * x @ weight.T + bias) + l2_to_init * (weight - anchor).pow(2).sum()
         loss.backward()
         return loss
 
