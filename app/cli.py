@@ -62,11 +62,12 @@ def _read_only(project_root: str, command: str, *, progress=None, **options):
         return READ_ONLY_COMMANDS[command](project, **options, **({"progress": progress} if progress else {}))
 
 
-def _load_model(spec):
+def _load_model(spec, *, fast_cpu: bool = False):
     from engine.learning.models import load_model
 
-    print(terminal_text(f"loading model {spec.text} ..."), file=sys.stderr)
-    return load_model(spec)
+    print(terminal_text(f"loading model {spec.text}{' (fast CPU path: bfloat16)' if fast_cpu else ''} ..."),
+          file=sys.stderr)
+    return load_model(spec, fast_cpu=fast_cpu)
 
 
 def cmd_init(args) -> int:
@@ -105,7 +106,7 @@ def cmd_ingest(args) -> int:
     else:
         run_ingest, options = ingest, {"workers": args.workers}
     with open_project(args.project) as project:
-        model = _load_model(project.model_spec)
+        model = _load_model(project.model_spec, fast_cpu=args.fast_cpu)
         with tqdm(total=0, unit="img", desc="ingest", disable=args.json or None, file=sys.stderr) as bar:
             report = run_ingest(project, model, batch_size=args.batch_size, progress=_counting(bar),
                                 verify=args.verify, **options)
@@ -459,7 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("project")
     ingest.add_argument("--batch-size", type=at_least(1), default=64)
     ingest.add_argument("--workers", type=at_least(0), default=None,
-                        help="local: decode processes (default: cores - 1; 0 decodes in this process); "
+                        help="local: decode processes after the first batch (default: cores - 1 where decoding is "
+                             "slower than the model and enough files are left, else none; 0 decodes in this process); "
                              "ray: model actors (default 1)")
     ingest.add_argument("--engine", default="local",
                         help='local (default) or ray: embed on a Ray cluster (pip install -e ".[ray]")')
@@ -469,6 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--json", action="store_true", help="print the report as JSON")
     ingest.add_argument("--verify", action="store_true",
                         help="hash every file again: finds a file replaced with the same size and modification time")
+    ingest.add_argument("--fast-cpu", action="store_true",
+                        help="on a CPU with bfloat16 (AVX512-BF16, AMX): the image encoder in bfloat16, about 2x "
+                             "faster, embeddings at cosine >= 0.99 to float32")
     ingest.set_defaults(handler=cmd_ingest)
 
     label = commands.add_parser("label", help="import human labels (nothing is written if any row is bad)")

@@ -1,14 +1,20 @@
-"""Ingest throughput: decode-only vs full ingest, same images, same run. Prints one JSON object.
+"""Ingest throughput: model-only, decode-only and full ingest, same images, same run. Prints one JSON object.
 
     python -m benchmarks.bench_ingest [--images 600] [--size 640x480] [--model tiny|demo|SPEC] [--workers N]
                                       [--engine local|ray] [--ray-workers N] [--stages] [--repeats N]
+                                      [--batch-size N] [--fast-cpu]
 
-Decode-only does in the same decode workers (same number, started the same way) what ingest does to each file
-before its thumbnail: read, hash, header checks, decode, the shared shrink and the model-size resize. Full ingest
-adds the thumbnail, the model's preprocessing, the embedding, the database writes and zero-shot; the target is
-full ≥ 0.8 × decode-only, the extra work hidden behind decoding. --stages also times each step of one file in this
-process, one thread, in ms per image (where the time goes). The 1-minute load average is printed with the figures:
-the machine may be shared.
+Model-only encodes the same images, already preprocessed, in batches of the same size with the threads ingest gives
+the model, on the same device: the model's own pace. Decode-only does in decode workers (`--workers`, default cores
+- 1, started as ingest starts them) what ingest does to each file before its thumbnail: read, hash, header checks,
+decode, the shared shrink and the model's picture. Full ingest adds the thumbnail, the embedding, the database
+writes and zero-shot (the first ingest of a project builds its zero-shot classifier). For a real model (ViT-B-32)
+the target is full ≥ 0.85 × model-only (`full_over_model_ratio`): decoding, thumbnails and writes hidden behind the
+model; for the tiny model, full ≥ 0.8 × decode-only (`full_over_decode_ratio`), the model hidden behind decoding.
+Each repeat runs full ingest (`--workers` passed on; by default ingest decides whether to start decode workers),
+then the model alone with the threads that ingest gave it, then decode-only; the figures are medians. --stages also
+times each step of one file in this process, one thread, in ms per image (where the time goes). The 1-minute load
+average is printed with the figures: the machine may be shared.
 
 With --engine ray it also ingests the same images into a second project with `--engine ray` on a local Ray
 (started once, its start-up timed apart) and prints both rates: on one small machine the figure is Ray's overhead.
@@ -19,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import tempfile
 import time
@@ -30,7 +37,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from app.startup import skip_pyarrow_pandas_probe
 from engine.files.images import model_picture, quiet_worker
-from engine.dataset.ingest import default_workers, ingest, read_entry, scan_images
+from engine.dataset.ingest import cores_left_to_the_model, default_workers, ingest, read_entry, scan_images
 from engine.learning.models import load_model, parse_model_spec
 from engine.project.folder import create_project
 from tests.imagegen import write_images
@@ -40,8 +47,9 @@ from tests.tiny_model import make_tiny_model
 class _DecodeOnly(Dataset):
     """Ingest's per-file work up to the model picture (read_entry, as the decode workers run it), no thumbnail."""
 
-    def __init__(self, images_root: Path, entries: list, image_size: int):
+    def __init__(self, images_root: Path, entries: list, image_size: int, picture_transform):
         self.images_root, self.entries, self.image_size = images_root, entries, image_size
+        self.picture_transform = picture_transform
 
     def __len__(self):
         return len(self.entries)
@@ -51,7 +59,7 @@ class _DecodeOnly(Dataset):
                           empty={"picture": None})
 
     def _picture(self, base: np.ndarray, sha256: str) -> dict:
-        return {"picture": np.asarray(model_picture(base, self.image_size))}
+        return {"picture": np.asarray(self.picture_transform(model_picture(base, self.image_size)))}
 
 
 def _keep(batch: list) -> list:
@@ -72,6 +80,9 @@ def main() -> None:
     parser.add_argument("--engine", default="local", help="local, or ray: also time the Ray engine (local Ray)")
     parser.add_argument("--ray-workers", type=int, default=None, help="ray: model actors (default: one per CPU)")
     parser.add_argument("--stages", action="store_true", help="also time each step of one file, ms per image")
+    parser.add_argument("--fast-cpu", action="store_true",
+                        help="the model as `ingest --fast-cpu` loads it (bfloat16 image tower) for all three; "
+                             "benchmarks.bench_fast_cpu prints its speed-up and fidelity")
     parser.add_argument("--repeats", type=int, default=1,
                         help="decode-only then full ingest this many times in turn; medians (load drifts)")
     args = parser.parse_args()
@@ -85,41 +96,64 @@ def main() -> None:
         spec_text = str(make_tiny_model(scratch / "tiny")) if args.model == "tiny" else args.model
         entries, _ = scan_images(scratch / "images")
         paths = [scratch / "images" / entry.relpath for entry in entries]
-        model = load_model(parse_model_spec(spec_text))
-        decode_only = _DecodeOnly(scratch / "images", entries, model.image_size)
+        model = load_model(parse_model_spec(spec_text), fast_cpu=args.fast_cpu)
+        decode_only = _DecodeOnly(scratch / "images", entries, model.image_size, model.picture_transform)
         load_before = os.getloadavg()[0]
 
         started = time.perf_counter()
-        for index in range(len(decode_only)):
-            decode_only[index]
+        pictures = [decode_only[index]["picture"] for index in range(len(decode_only))]
         single = time.perf_counter() - started
-
         runs = []
         for repeat in range(args.repeats):
-            decode, decode_first = _decode_only_seconds(decode_only, args.batch_size, workers)
             project = create_project(scratch / f"project-{repeat}", images=scratch / "images",
                                      classes="circle,square", model=spec_text)
-            full, full_first, report = _ingest_seconds(project, model, args.batch_size, workers)
+            full, full_first, report = _ingest_seconds(project, model, args.batch_size, args.workers)
             project.close()
-            runs.append((decode, full, decode_first, full_first))
-        decode, full, decode_first, full_first = (statistics.median(values) for values in zip(*runs))
+            # the threads ingest gave the model: the cores its decode workers (if it started any) left
+            model_threads = cores_left_to_the_model(report.decode_workers)
+            alone = _model_only_seconds(model, pictures, args.batch_size, model_threads)
+            decode, decode_first = _decode_only_seconds(decode_only, args.batch_size, workers)
+            runs.append((alone, decode, full, decode_first, full_first))
+        alone, decode, full, decode_first, full_first = (statistics.median(values) for values in zip(*runs))
         stages = _stages(paths, model, scratch / "stage-thumbs") if args.stages else {}
         ray_figures = _ray_figures(scratch, spec_text, model, args) if args.engine == "ray" else {}
 
     print(json.dumps({
         "benchmark": "ingest", "images": len(paths), "image_size": args.size, "model": args.model,
+        "fast_cpu": args.fast_cpu,
         "model_id": model.model_id, "device": str(model.device), "cpus": os.cpu_count(), "workers": workers,
-        "embedded": report.embedded,
+        "embedded": report.embedded, "batch_size": args.batch_size, "ingest_decode_workers": report.decode_workers,
+        "model_threads": model_threads,
+        "model_only_images_per_s": _rate(len(paths), alone),
+        "full_over_model_ratio": round(alone / full, 3),
+        "model_ratio_each_repeat": [round(a / f, 3) for a, _, f, _, _ in runs],
         "decode_only_images_per_s": _rate(len(paths), decode),
         "decode_only_single_process_images_per_s": _rate(len(paths), single),
         "full_ingest_images_per_s": _rate(len(paths), full),
         "full_over_decode_ratio": round(decode / full, 3),
-        "ratio_each_repeat": [round(d / f, 3) for d, f, _, _ in runs],
+        "ratio_each_repeat": [round(d / f, 3) for _, d, f, _, _ in runs],
         # the decode worker's start-up (a fresh interpreter importing torch) is in both rates
         "decode_only_first_batch_s": round(decode_first, 2), "full_first_batch_s": round(full_first, 2),
         "load_1min_before": round(load_before, 2), "load_1min_after": round(os.getloadavg()[0], 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         **stages, **ray_figures,
     }))
+
+
+def _model_only_seconds(model, pictures: list[np.ndarray], batch_size: int, threads: int) -> float:
+    """Seconds the model alone takes to encode `pictures`, preprocessed beforehand, in batches of `batch_size` with
+    `threads` intra-op threads (one warm-up batch first, untimed)."""
+    batches = [model.preprocess_pictures(np.stack(pictures[start:start + batch_size]))
+               for start in range(0, len(pictures), batch_size)]
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    model.encode_images(batches[0][:2])
+    started = time.perf_counter()
+    for batch in batches:
+        model.encode_images(batch)
+    seconds = time.perf_counter() - started
+    torch.set_num_threads(previous)
+    return seconds
 
 
 def _decode_only_seconds(decode_only: Dataset, batch_size: int, workers: int) -> tuple[float, float]:
@@ -133,7 +167,7 @@ def _decode_only_seconds(decode_only: Dataset, batch_size: int, workers: int) ->
     return time.perf_counter() - started, first_batch or 0.0
 
 
-def _ingest_seconds(project, model, batch_size: int, workers: int) -> tuple[float, float, object]:
+def _ingest_seconds(project, model, batch_size: int, workers: int | None) -> tuple[float, float, object]:
     """(seconds for the whole ingest, seconds to its first batch, its report)."""
     first_batch = []
 
@@ -150,8 +184,6 @@ def _stages(paths: list[Path], model, thumbs: Path) -> dict:
     """Milliseconds per image of each step ingest takes for a file, run one after another in this process with one
     thread (the split between decode workers and this process is ingest's; this is where the time goes)."""
     import hashlib
-
-    from PIL import Image
 
     from engine.files.images import probe_header, decode_image, save_thumbnail, shrink_shorter_side, thumbnail_jpeg
 
@@ -173,10 +205,11 @@ def _stages(paths: list[Path], model, thumbs: Path) -> dict:
         base = timed("shrink", shrink_shorter_side, pixels, max(model.image_size, 256))
         jpeg = timed("thumbnail encode", thumbnail_jpeg, base)
         timed("thumbnail write", save_thumbnail, jpeg, thumbs / f"{number}.jpg")
-        picture = timed("model picture", lambda: np.asarray(model_picture(base, model.image_size)))
-        pictures.append(timed("preprocess", lambda: model.preprocess(Image.fromarray(picture))))
+        pictures.append(timed("model picture", lambda: np.asarray(model.picture_transform(
+            model_picture(base, model.image_size)))))
     for start in range(0, len(pictures), 64):
-        timed("embed (batches of 64)", model.encode_images, torch.stack(pictures[start:start + 64]))
+        batch = timed("preprocess (batches of 64)", model.preprocess_pictures, np.stack(pictures[start:start + 64]))
+        timed("embed (batches of 64)", model.encode_images, batch)
     _single_threaded(cv2_threads, torch_threads)
     return {"stages_ms_per_image": {name: round(1000 * seconds / len(paths), 2) for name, seconds in totals.items()}}
 

@@ -1,9 +1,10 @@
 """Ingest: scan the images folder, then decode, hash, thumbnail and embed what is new or changed, then zero-shot.
 
-Decoding runs in DataLoader worker processes so the model is never starved: a worker hashes, decodes and shrinks
-each file and encodes its thumbnail; this process, while the workers go on with the next files, writes the
-thumbnails, applies the model's preprocessing and embeds (the split of the Ray engine). Each batch is written in its
-own transaction, so an interrupted ingest keeps what it finished and the next run picks up the rest. A file that
+The model is never kept waiting. It runs in a thread of its own on one batch while this thread decodes the next
+(hash, decode, shrink once, thumbnail, the model's S x S uint8 picture), writes the batch before (vectors and image
+rows) and saves thumbnails; it builds the zero-shot classifier first. When decoding is the slower side (a small
+model, a GPU), DataLoader worker processes take the decoding over. Each batch is written in its own
+transaction, so an interrupted ingest keeps what it finished and the next run picks up the rest. A file that
 cannot be read is recorded with its reason and never stops the run: a name that is not UTF-8, something that is
 not a regular file (a FIFO would block its reader forever), or a file whose decoding takes over DECODE_SECONDS.
 """
@@ -15,6 +16,7 @@ import signal
 import stat
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +25,6 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from engine.files.content_hash import file_sha256
@@ -34,13 +35,15 @@ from engine.files.images import (THUMBNAIL_SIDE, ImageReadError, default_workers
                                  thumbnail_path)
 from engine.learning.models import LoadedModel
 from engine.project.folder import Project, image_files
-from engine.learning.zeroshot import run_zero_shot
+from engine.learning.zeroshot import build_zero_shot_classifier, run_zero_shot, stale_classifier_prompts
 
 Progress = Callable[[int, int], None]  # (done, total)
 # One file's read, decode and thumbnail. A 16000 x 16000 PNG of noise (770 MB) took 23 s on a busy 2-core
 # machine; a file still at it after this long is on a hung drive or stuck in a decoder.
 DECODE_SECONDS = 120.0
 POLL_SECONDS = 1.0  # while waiting for decode workers, progress is reported (and may stop the run) this often
+# A decode worker's start: a fresh interpreter importing torch, measured 6.8-9.7 s on 2 cores at load 4-7.
+WORKER_START_SECONDS = 8.0
 
 
 @dataclass
@@ -62,6 +65,7 @@ class IngestReport:
     embedded: int = 0  # images passed through the image encoder in this run
     reused: int = 0  # images not encoded because identical content already has a vector (duplicates, touched files)
     predicted: int = 0  # images given a new zero-shot prediction
+    decode_workers: int = 0  # decode worker processes this run used (0: decoded beside the model, in this process)
     folder_labels: dict | None = None  # engine.labels.folder_labels counts, when the project takes labels from folders
     seconds: float = 0.0
     error_paths: list[str] = field(default_factory=list)
@@ -125,10 +129,13 @@ _NO_PICTURE = {"thumbnail": None, "picture": None}
 
 class _ImageFiles(Dataset):
     """Reads one file per item: hash, decode, the thumbnail's JPEG bytes (None when the project has that content's
-    thumbnail already) and the model picture, (S, W, 3) or (H, S, 3) uint8 RGB. Runs in worker processes."""
+    thumbnail already) and the model picture, (S, S, 3) uint8 RGB as the model's `picture_transform` leaves it.
+    Runs in the ingest process or in decode worker processes."""
 
-    def __init__(self, images_root: Path, entries: list[FileEntry], thumbs_dir: Path, image_size: int):
+    def __init__(self, images_root: Path, entries: list[FileEntry], thumbs_dir: Path, image_size: int,
+                 picture_transform: Callable):
         self.images_root, self.entries, self.thumbs_dir, self.image_size = images_root, entries, thumbs_dir, image_size
+        self.picture_transform = picture_transform
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -137,7 +144,7 @@ class _ImageFiles(Dataset):
         def thumbnail_and_picture(base, sha256: str) -> dict:
             known = thumbnail_path(self.thumbs_dir, sha256).exists()
             return {"thumbnail": None if known else thumbnail_jpeg(base),
-                    "picture": np.asarray(model_picture(base, self.image_size))}
+                    "picture": np.asarray(self.picture_transform(model_picture(base, self.image_size)))}
 
         return read_entry(self.images_root, self.entries[index], self.image_size, thumbnail_and_picture,
                           empty=_NO_PICTURE)
@@ -232,66 +239,160 @@ def ingest(project: Project, model: LoadedModel, *, batch_size: int = 64, worker
     store, images_root = project.store, project.images_root
     report, todo = plan_ingest(project, model, verify=verify)
     embedded_shas = store.embedded_shas(model.model_id)
-    dataset = _ImageFiles(images_root, todo, project.thumbs_dir, model.image_size)
-    workers = default_workers() if workers is None else workers
-    # Workers are spawned, not forked: a fork of a process whose OpenMP pool already ran (torch, in a server or
-    # after a round) can deadlock in the child.
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_keep_records,
-                        worker_init_fn=quiet_worker if workers else None,
-                        multiprocessing_context="spawn" if workers else None, persistent_workers=False,
-                        timeout=POLL_SECONDS if workers else 0)
+    # Decoding starts here, beside the model: one batch ahead of it, it is hidden whenever it takes less time than
+    # the model. Decode worker processes (spawned: a fresh interpreter importing torch, 3-10 s on 2 busy cores)
+    # take over the files left after the first batch when `workers` asks for them, or, by default, once decoding
+    # here takes more than half the model's time per image (a small model, or a GPU) and enough files are left to
+    # repay their start (IngestTimings.workers_pay_off); outside the main thread, from the start.
+    here = _ImageFiles(images_root, todo, project.thumbs_dir, model.image_size, model.picture_transform)
+    timings = IngestTimings()
     done = 0
     waiting = (lambda: progress(done, len(todo))) if progress else None
     stall_seconds = DECODE_SECONDS * batch_size  # a batch of files each at the limit; longer: stuck in C code
-    batches = _batches(loader, waiting, stall_seconds) if todo else ()  # no worker processes when nothing changed
-    with _cores_left_to_the_model(workers):
-        for batch in batches:
-            to_embed = []
-            for record in batch:
-                if record["status"] == "error":
-                    report.errors += 1
-                    report.error_paths.append(record["relpath"])
-                    continue
-                if record["thumbnail"] is not None:
-                    save_thumbnail(record["thumbnail"], thumbnail_path(project.thumbs_dir, record["sha256"]))
-                if record["sha256"] in embedded_shas:
-                    report.reused += 1
-                else:
-                    embedded_shas.add(record["sha256"])
-                    to_embed.append(record)
-            vectors = (model.encode_images(torch.stack([model.preprocess(Image.fromarray(r["picture"]))
-                                                        for r in to_embed]))
-                       if to_embed else np.zeros((0, model.dim), np.float32))
-            store.write_ingest_batch(_image_rows(batch), model.model_id, [r["relpath"] for r in to_embed], vectors)
-            report.embedded += len(to_embed)
-            done += len(batch)
+    prompts = stale_classifier_prompts(store, model.model_id)
+    previous_threads = torch.get_num_threads()
+    # the model's threads: the cores decode workers leave (set again in the model thread once workers start)
+    threads = cores_left_to_the_model(workers or 0)
+    torch.set_num_threads(threads)
+    model_thread = ThreadPoolExecutor(1, thread_name_prefix="labelloop-model", initializer=torch.set_num_threads,
+                                      initargs=(threads,))
+
+    # DECODE_SECONDS holds a file read here only in the main thread (an alarm); elsewhere (a job of the server)
+    # decoding stays in worker processes, whose stall guard also catches a decoder looping inside C.
+    limited_here = threading.current_thread() is threading.main_thread()
+
+    def workers_for_the_rest(position: int) -> int:
+        """How many decode workers take over the files left (0: go on decoding here)."""
+        if workers is not None:
+            return workers
+        if not limited_here:
+            return default_workers()
+        return default_workers() if timings.workers_pay_off(len(todo) - position) else 0
+
+    def batches():
+        position = 0
+        while position < len(todo) and not ((position or not limited_here) and workers_for_the_rest(position)):
+            started_decoding = time.perf_counter()
+            batch = [here[index] for index in range(position, min(position + batch_size, len(todo)))]
+            timings.decoded(len(batch), time.perf_counter() - started_decoding)
+            position += len(batch)
+            yield batch
+        if position < len(todo):
+            report.decode_workers = workers_for_the_rest(position)
+            model_thread.submit(torch.set_num_threads, cores_left_to_the_model(report.decode_workers))
+            yield from _batches(iter(_loader(images_root, todo[position:], project.thumbs_dir, model, batch_size,
+                                             report.decode_workers)), waiting, stall_seconds)
+
+    def encode(pictures: np.ndarray) -> np.ndarray:
+        started_encoding = time.perf_counter()
+        vectors = model.encode_pictures(pictures)
+        timings.encoded(len(pictures), time.perf_counter() - started_encoding)
+        return vectors
+
+    try:
+        classifier = model_thread.submit(build_zero_shot_classifier, model, prompts) if prompts else None
+        embedding: tuple[list[dict], list[dict], Future | None] | None = None  # the batch the model is on
+        for batch in batches():
+            to_embed = _new_contents(batch, embedded_shas, project.thumbs_dir, report)
+            vectors = model_thread.submit(encode, np.stack([r["picture"] for r in to_embed])) if to_embed else None
+            if embedding:
+                done += _write_batch(store, model, *embedding, report)
+                if progress:
+                    progress(done, len(todo))
+            embedding = (batch, to_embed, vectors)
+        if embedding:
+            done += _write_batch(store, model, *embedding, report)
             if progress:
                 progress(done, len(todo))
-    store.fill_duplicate_embeddings(model.model_id)
-    report.predicted = run_zero_shot(store, model)
+        store.fill_duplicate_embeddings(model.model_id)
+        report.predicted = run_zero_shot(store, model, weights=classifier.result() if classifier else None)
+    finally:
+        model_thread.shutdown(wait=True, cancel_futures=True)  # a cancelled run waits for the batch the model is on
+        torch.set_num_threads(previous_threads)
     report.folder_labels = after_ingest(project)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 
 
-@contextmanager
-def _cores_left_to_the_model(workers: int):
-    """Give the model's intra-op threads only the cores the decode workers leave, for the ingest's length. More
-    threads than free cores spin against the decoders: on 2 busy cores with one decode worker, the demo model
-    embedded at 70-270 images/s with 2 threads and 600-700 with 1."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) - workers))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+class IngestTimings:
+    """Seconds per image of decoding here and of the model, as measured during an ingest."""
+
+    def __init__(self):
+        self.decode_seconds, self.decoded_images, self.encode_seconds, self.encoded_images = 0.0, 0, 0.0, 0
+        self.lock = threading.Lock()
+
+    def decoded(self, images: int, seconds: float) -> None:
+        with self.lock:
+            self.decoded_images, self.decode_seconds = self.decoded_images + images, self.decode_seconds + seconds
+
+    def encoded(self, images: int, seconds: float) -> None:
+        with self.lock:
+            self.encoded_images, self.encode_seconds = self.encoded_images + images, self.encode_seconds + seconds
+
+    def workers_pay_off(self, files_left: int) -> bool:
+        """Whether decode workers would end the ingest sooner: decoding here takes more than half the model's time
+        per image, and the files left would keep this process decoding for over twice WORKER_START_SECONDS (not
+        known until the model has encoded a batch: then not)."""
+        with self.lock:
+            if not (self.decoded_images and self.encoded_images):
+                return False
+            decode_each = self.decode_seconds / self.decoded_images
+            return (2 * decode_each > self.encode_seconds / self.encoded_images
+                    and decode_each * files_left > 2 * WORKER_START_SECONDS)
 
 
-def _batches(loader: DataLoader, waiting: Callable[[], None] | None, stall_seconds: float):
-    """The loader's batches. With worker processes the loader gives up waiting every POLL_SECONDS (its iterator
-    resumes where it was): `waiting()` runs then, and workers that send nothing for `stall_seconds` end the run
-    with one line. Leaving early drops the iterator, which stops the workers."""
-    iterator, waited = iter(loader), 0.0
+def _loader(images_root: Path, entries: list[FileEntry], thumbs_dir: Path, model: LoadedModel, batch_size: int,
+            workers: int) -> DataLoader:
+    """Decode worker processes over `entries`. Spawned, not forked: a fork of a process whose OpenMP pool already
+    ran (torch, in a server or after a round) can deadlock in the child."""
+    return DataLoader(_ImageFiles(images_root, entries, thumbs_dir, model.image_size, model.picture_transform),
+                      batch_size=batch_size, num_workers=workers, collate_fn=_keep_records,
+                      worker_init_fn=quiet_worker, multiprocessing_context="spawn", persistent_workers=False,
+                      timeout=POLL_SECONDS)
+
+
+def _new_contents(batch: list[dict], embedded_shas: set[str], thumbs_dir: Path, report: IngestReport) -> list[dict]:
+    """The records of `batch` whose content has no vector yet (each content once); counts the errors and the
+    reused contents in `report` and saves the thumbnails the decoding made."""
+    to_embed = []
+    for record in batch:
+        if record["status"] == "error":
+            report.errors += 1
+            report.error_paths.append(record["relpath"])
+            continue
+        if record["thumbnail"] is not None:
+            save_thumbnail(record["thumbnail"], thumbnail_path(thumbs_dir, record["sha256"]))
+        if record["sha256"] in embedded_shas:
+            report.reused += 1
+        else:
+            embedded_shas.add(record["sha256"])
+            to_embed.append(record)
+    return to_embed
+
+
+def _write_batch(store, model: LoadedModel, batch: list[dict], to_embed: list[dict], vectors: Future | None,
+                 report: IngestReport) -> int:
+    """Write one batch's image rows and, once the model has them, its vectors, in one transaction; returns the
+    number of files the batch held."""
+    found = vectors.result() if vectors else np.zeros((0, model.dim), np.float32)
+    store.write_ingest_batch(_image_rows(batch), model.model_id, [r["relpath"] for r in to_embed], found)
+    report.embedded += len(to_embed)
+    return len(batch)
+
+
+def cores_left_to_the_model(workers: int) -> int:
+    """The model's intra-op threads for an ingest: the cores the decode workers leave. More threads than free cores
+    spin against the decoders: on 2 busy cores with one decode worker, the demo model embedded at 70-270 images/s
+    with 2 threads and 600-700 with 1."""
+    return max(1, (os.cpu_count() or 1) - workers)
+
+
+def _batches(iterator, waiting: Callable[[], None] | None, stall_seconds: float):
+    """The batches of a DataLoader's `iterator` (made by the caller: making it starts the workers). With worker
+    processes the loader gives up waiting every POLL_SECONDS (its iterator resumes where it was): `waiting()` runs
+    then, and workers that send nothing for `stall_seconds` end the run with one line. Leaving early drops the
+    iterator, which stops the workers."""
+    waited = 0.0
     while True:
         try:
             batch = next(iterator)

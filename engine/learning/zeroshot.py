@@ -41,16 +41,25 @@ def class_prompts(store: Store, model_id: str) -> tuple[list[int], list[list[str
     return class_ids, prompts, hashlib.sha256(json.dumps([model_id, class_ids, prompts]).encode()).hexdigest()
 
 
-def run_zero_shot(store: Store, model: LoadedModel) -> int:
+def stale_classifier_prompts(store: Store, model_id: str) -> list[list[str]] | None:
+    """Each class's prompts when the stored zero-shot classifier of `model_id` is out of date (new classes, prompts
+    or model): what `build_zero_shot_classifier` must encode before `run_zero_shot`; None when it is current."""
+    _, prompts, key = class_prompts(store, model_id)
+    return prompts if store.get_meta("zeroshot_key") != key else None
+
+
+def run_zero_shot(store: Store, model: LoadedModel, *, weights: np.ndarray | None = None) -> int:
     """Write round-0 predictions for every embedded image that lacks one, or for all of them when the classes,
     prompts or model changed since the last run (a multi-label project's: always all, per tag,
-    `engine.learning.tags.zero_shot_tag_probs`). Returns the number of images predicted."""
+    `engine.learning.tags.zero_shot_tag_probs`). `weights`: the classifier of `stale_classifier_prompts`, built
+    ahead (ingest builds it in its model thread before the images); built here when not given. Returns the number
+    of images predicted."""
     class_ids, prompts, key = class_prompts(store, model.model_id)
     multi_label = store.is_multi_label()  # each tag is fitted over the whole collection: all are scored again
     replace_all = store.get_meta("zeroshot_key") != key or multi_label
     image_ids, vectors = store.embeddings(model.model_id)
     if replace_all:  # rounds start from these weights, so they are kept beside the predictions they made
-        weights = build_zero_shot_classifier(model, prompts)
+        weights = build_zero_shot_classifier(model, prompts) if weights is None else weights
         store.save_class_weights(model.model_id, class_ids, weights, model.logit_scale)
     else:
         wanted = store.image_ids_without_prediction(ZERO_SHOT_ROUND)
