@@ -297,17 +297,17 @@ def cmd_round(args) -> int:
                 metrics = run_job(project.store, "round", asdict(config),
                                   lambda context: run_round(project, config, progress=context.progress),
                                   on_progress=progress)
-            results.append(metrics)
+            results.append(metrics.as_json())
             if not args.json:
-                human = metrics["human_accuracy_crossfit"]
-                print(f"round {metrics['round_id']}: {metrics['pseudo_labels']} pseudo-labels "
-                      f"({metrics['coverage']:.0%} of unlabeled), {metrics['flip_share']:.1%} of predictions changed, "
+                human = metrics.human_accuracy_crossfit
+                print(f"round {metrics.round_id}: {metrics.pseudo_labels} pseudo-labels "
+                      f"({metrics.coverage:.0%} of unlabeled), {metrics.flip_share:.1%} of predictions changed, "
                       f"accuracy on human labels (cross-fitted) {'n/a' if human is None else f'{human:.1%}'}, "
-                      f"{metrics['seconds']:.1f}s")
-                print(f"  {_judgement(metrics['quality'])}")
-                if "teacher_refused" in metrics:
-                    print(f"  note: {metrics['teacher_refused']}")
-                if "finetune" in metrics:
+                      f"{metrics.seconds:.1f}s")
+                print(f"  {_judgement(metrics.quality)}")
+                if metrics.teacher_refused:
+                    print(f"  note: {metrics.teacher_refused}")
+                if metrics.finetune:
                     print(f"  adapted model saved to {terminal_text(project.model_spec.path)}; the project now uses it")
     if args.json:
         _print_json(results)
@@ -437,10 +437,7 @@ def _add_server_options(command: argparse.ArgumentParser) -> None:
                               "machine (the login throttle counts per client); off: the connection's own")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="labelloop", description="Turn a folder of images into a labeled dataset.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-
+def _add_init_command(commands) -> None:
     init = commands.add_parser("init", help="create a project for a folder of images")
     init.add_argument("project")
     init.add_argument("--images", required=True, help="folder of images (read, never changed)")
@@ -456,6 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "fixed for the project")
     init.set_defaults(handler=cmd_init)
 
+
+def _add_ingest_command(commands) -> None:
     ingest = commands.add_parser("ingest", help="scan, thumbnail, embed and zero-shot new or changed images")
     ingest.add_argument("project")
     ingest.add_argument("--batch-size", type=at_least(1), default=64)
@@ -476,6 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "faster, embeddings at cosine >= 0.99 to float32")
     ingest.set_defaults(handler=cmd_ingest)
 
+
+def _add_label_command(commands) -> None:
     label = commands.add_parser("label", help="import human labels (nothing is written if any row is bad)")
     label.add_argument("project")
     label_file = label.add_mutually_exclusive_group(required=True)
@@ -491,11 +492,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="label-studio: also replace labels changed in labelloop after the annotation was updated")
     label.set_defaults(handler=cmd_label)
 
+
+def _add_status_command(commands) -> None:
     status = commands.add_parser("status", help="counts of images, labels and rounds")
     status.add_argument("project")
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=cmd_status)
 
+
+def _add_classes_command(commands) -> None:
     classes = commands.add_parser("classes", help="the classes with their keys and prompts; --key sets a key")
     classes.add_argument("project")
     classes.add_argument("--key", type=class_key, action="append", metavar="CLASS=KEY",
@@ -504,6 +509,8 @@ def build_parser() -> argparse.ArgumentParser:
     classes.add_argument("--json", action="store_true", help='print [{"name", "key", "prompts"}, ...]')
     classes.set_defaults(handler=cmd_classes)
 
+
+def _add_export_command(commands) -> None:
     export = commands.add_parser("export", help="write the labeled dataset")
     export.add_argument("project")
     export.add_argument("--format", required=True,
@@ -531,6 +538,8 @@ def build_parser() -> argparse.ArgumentParser:
                              f"label first, then the most confident; THRESHOLD defaults to {DUPLICATE_THRESHOLD}")
     export.set_defaults(handler=cmd_export)
 
+
+def _add_round_command(commands) -> None:
     rounds = commands.add_parser("round", help="run self-training rounds")
     rounds.add_argument("project")
     rounds.add_argument("--rounds", type=int, default=1)
@@ -545,6 +554,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run nothing: show a round held back as measured worse (the page and exports then use it)")
     rounds.set_defaults(handler=cmd_round)
 
+
+def _add_audit_command(commands) -> None:
     audit = commands.add_parser("audit", help="draw random images to label blind: the estimate of the dataset's "
                                               "accuracy and class shares")
     audit.add_argument("project")
@@ -552,12 +563,16 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--json", action="store_true", help='print [{"path", "image_id"}, ...]')
     audit.set_defaults(handler=cmd_audit)
 
+
+def _add_queue_command(commands) -> None:
     queue = commands.add_parser("queue", help="the images to review next, best first")
     queue.add_argument("project")
     queue.add_argument("--k", type=int, default=20)
     queue.add_argument("--json", action="store_true")
     queue.set_defaults(handler=cmd_queue)
 
+
+def _add_search_command(commands) -> None:
     search = commands.add_parser("search", help="images nearest a text (CLIP's text tower) or an image, best first")
     search.add_argument("project")
     search.add_argument("text", nargs="?", type=search_text, help='what the images show, e.g. "a red star"')
@@ -567,6 +582,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true")
     search.set_defaults(handler=cmd_search)
 
+
+def _add_duplicates_command(commands) -> None:
     duplicates = commands.add_parser("duplicates", help="groups of near-identical images (exact copies marked)")
     duplicates.add_argument("project")
     duplicates.add_argument("--threshold", type=cosine_threshold, default=DUPLICATE_THRESHOLD,
@@ -575,12 +592,16 @@ def build_parser() -> argparse.ArgumentParser:
     duplicates.add_argument("--json", action="store_true")
     duplicates.set_defaults(handler=cmd_duplicates)
 
+
+def _add_demo_command(commands) -> None:
     demo = commands.add_parser("demo", help="generate a demo folder and project with the embedded model (offline)")
     demo.add_argument("--dir", default="labelloop-demo", help="where to put images/, ground_truth.csv, project/")
     demo.add_argument("--no-serve", action="store_true", help="prepare only; do not start the page")
     _add_server_options(demo)
     demo.set_defaults(handler=cmd_demo)
 
+
+def _add_serve_command(commands) -> None:
     serve = commands.add_parser("serve", help="open the labeling page for a project (without one: a start page that "
                                               "opens or creates one)")
     serve.add_argument("project", nargs="?", help="the project (default: the start page, to open or create one)")
@@ -589,6 +610,20 @@ def build_parser() -> argparse.ArgumentParser:
                             "paths typed there are read (default: the current folder)")
     _add_server_options(serve)
     serve.set_defaults(handler=cmd_serve)
+
+
+# each command's sub-parser, in the order `labelloop --help` lists them
+COMMANDS = (
+    _add_init_command, _add_ingest_command, _add_label_command, _add_status_command, _add_classes_command,
+    _add_export_command, _add_round_command, _add_audit_command, _add_queue_command, _add_search_command,
+    _add_duplicates_command, _add_demo_command, _add_serve_command)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="labelloop", description="Turn a folder of images into a labeled dataset.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    for add_command in COMMANDS:
+        add_command(commands)
     return parser
 
 

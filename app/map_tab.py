@@ -147,18 +147,18 @@ def build_map_tab(workspace: Workspace, label_tab: LabelTab, tabs: gr.Tabs, tab:
         return drawn(chosen_colour)
 
     def select_on_map(query, chosen, chosen_colour, version, event: gr.EventData):
-        data = event._data
         state = maps.current()
         if state.version != version:
             raise LabelloopError("the map changed since it was drawn (UMAP finished or images were added); "
                                  "press Redraw, then select again")
-        visible = set(data.get("visible", []))  # the legend entries not hidden by a click
+        visible = set(getattr(event, "visible", []))  # the legend entries not hidden by a click
         rows = np.concatenate([np.zeros(0, np.int64)] + [group.rows for group in colour_groups(state, chosen_colour)
                                                           if group.name in visible])
-        if "box" in data:
-            ids = maps.selected(state, box=tuple(tuple(map(float, edge)) for edge in data["box"]), rows=rows)
+        box = getattr(event, "box", None)
+        if box is not None:
+            ids = maps.selected(state, box=tuple(tuple(map(float, edge)) for edge in box), rows=rows)
         else:
-            ids = maps.selected(state, lasso=np.column_stack([np.asarray(axis, float) for axis in data["lasso"]]),
+            ids = maps.selected(state, lasso=np.column_stack([np.asarray(axis, float) for axis in event.lasso]),
                                 rows=rows)
         if not ids:
             raise LabelloopError("no image lies inside that selection; draw it around some points")

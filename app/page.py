@@ -9,7 +9,9 @@ from __future__ import annotations
 import gradio as gr
 
 from app.header import header_markdown, job_html
-from app.label_tab import build_label_tab
+from app.feedback import on
+from app.label_controller import in_order
+from app.label_tab import ORDERED_CHECK, build_label_tab
 from app.map_tab import build_map_tab
 from app.project_tabs import build_classes_tab, build_export_tab, build_ingest_tab
 from app.quality_tab import build_quality_tab
@@ -62,21 +64,15 @@ def build_page(workspace: Workspace) -> gr.Blocks:
             keys = view.class_keys()
             classes, new_query = None, gr.skip()
             if keys != shown_keys:
-                new_query, *classes = label_tab.class_controls_shown(keys, query, filter_value)
-                classes += classes_tab.shown()
+                shown = label_tab.class_controls_shown(keys, query, filter_value)
+                new_query = shown.pop(label_tab.query_state)
+                classes = [*in_order(shown, label_tab.class_controls), *classes_tab.shown()]
             outputs = [header_markdown(info), job_html(job, info["quality"]), state, rounds_tab.job_log(),
                        stale + 1 if ended or classes else gr.skip(), new_query]
             outputs += list(rounds_tab.plots()) if ended else [gr.skip()] * len(rounds_tab.plot_outputs)
             outputs += list(quality_tab.shown()) if ended else [gr.skip()] * len(quality_tab.outputs)
             outputs += classes if classes else [gr.skip()] * len(class_outputs)
             return outputs
-
-        def labels_polled(seen, stale):
-            """Labels changed by another tab or person (or by this tab, while its answer is on its way): a new
-            `labels_stale`, which redraws the tiles shown and the detail view, so every open tab shows the truth
-            within LABELS_TICK and a redraw. Its own timer: one cheap query, twice as often as the header's."""
-            changed = seen is not None and workspace.labeling.version() != seen
-            return stale + 1 if changed else gr.skip()  # the redraw records the version it drew
 
         def header_shown():
             """The header as the project stands when a page loads (its first value was drawn when the server
@@ -94,6 +90,7 @@ def build_page(workspace: Workspace) -> gr.Blocks:
                            [header, job_status, seen_job, rounds_tab.log, label_tab.gallery_stale,
                             label_tab.query_state, *rounds_tab.plot_outputs, *quality_tab.outputs, *class_outputs],
                            show_progress="hidden", api_name="poll")
-        gr.Timer(LABELS_TICK).tick(labels_polled, [label_tab.labels_seen, label_tab.labels_stale],
-                                   [label_tab.labels_stale], show_progress="hidden", api_name="labels_polled")
+        # Labels changed by another tab or person: the label tab's own check redraws what it shows in the tick's
+        # answer. Its own timer: one cheap query when nothing changed, twice as often as the header's.
+        on(gr.Timer(LABELS_TICK).tick, *label_tab.labels_check, **ORDERED_CHECK)
     return page

@@ -45,12 +45,12 @@ def run_arm(source: Path, scratch: Path, config: RoundConfig, rounds: int, truth
         for _ in range(rounds):
             started = time.perf_counter()
             metrics = run_round(project, config)
-            entry = {"mode": config.mode, "round": metrics["round"],
+            entry = {"mode": config.mode, "round": metrics.round,
                      "accuracy": accuracy(project, project.store.last_finished_round(), truth),
                      "seconds": round(time.perf_counter() - started, 1),
-                     "pseudo_labels": metrics["pseudo_labels"]}
-            if "finetune" in metrics:
-                entry["finetune"] = {key: metrics["finetune"][key] for key in
+                     "pseudo_labels": metrics.pseudo_labels}
+            if metrics.finetune:
+                entry["finetune"] = {key: metrics.finetune[key] for key in
                                      ("steps", "batch_size", "trainable_parameters", "train_seconds", "final_loss")}
             print(json.dumps(entry), flush=True)
             history.append(entry)

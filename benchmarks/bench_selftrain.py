@@ -348,7 +348,7 @@ def time_round(n: int, dim: int = 512, classes: int = 20, human_share: float = 0
             started = time.perf_counter()
             metrics = run_round(project, RoundConfig())
             result[f"{attempt}_seconds"] = round(time.perf_counter() - started, 2)
-            result[f"{attempt}_graph_seconds"] = metrics.get("graph_seconds")
+            result[f"{attempt}_graph_seconds"] = metrics.graph_seconds
         result["accuracy"] = round(float((project.store.prediction_matrix(2)[2].argmax(1) == y).mean()), 4)
         project.close()
     return result

@@ -98,11 +98,17 @@ class FuzzReport:
                 "label_sends": self.label_sends, "server_calls": self.server_calls,
                 "mismatches": len(self.mismatches), "first_mismatches": self.mismatches[:5],
                 "sync_checks": len(self.sync_seconds), "sync_seconds_median": round(statistics.median(sync), 2),
-                "sync_seconds_max": round(max(sync), 2),
+                "sync_seconds_p95": round(_percentile(sync, 95), 2), "sync_seconds_max": round(max(sync), 2),
                 "round_end_sync_seconds": [round(s, 2) for s in self.round_sync_seconds],
                 "wall_seconds": round(self.wall_seconds, 1),
                 "actions_per_second": round(self.actions / max(self.wall_seconds, 1e-9), 2),
                 "round_finished": self.round_finished, "stalls": len(self.stalls), "first_stalls": self.stalls[:5]}
+
+
+def _percentile(values: list[float], percent: float) -> float:
+    """The nearest-rank percentile: the smallest value with at least `percent` % of the values at or below it."""
+    ordered = sorted(values)
+    return ordered[max(0, -(-len(ordered) * percent // 100) - 1)]
 
 
 def _record_sends(tab: Tab):
@@ -212,7 +218,7 @@ def _view_matches(page, workspace) -> list[str]:
              f" drawing {shown['drawing']}"
              for image_id, caption, pending in shown["tiles"] if pending or truth.get(image_id) != caption]
     if shown["detail"] and shown["label"] is not None:
-        label = workspace.view.detail(shown["detail"])["label"] or "none yet"
+        label = workspace.view.detail(shown["detail"]).label or "none yet"
         if shown["label"] != label:
             wrong.append(f"detail {shown['detail']}: shows label {shown['label']!r}, database {label!r}")
     return wrong

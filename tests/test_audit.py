@@ -166,10 +166,10 @@ def test_rounds_hold_the_audit_labels_out_of_training_and_learn_from_its_prior(p
     _label_truth(project, y, drawn)
     _label_truth(project, y, [i for i in range(1, 31) if i not in drawn])  # the person's other labels train
     metrics = run_round(project, RoundConfig())
-    assert metrics["audit_labels_held_out"] == 40 and metrics["class_prior"] == "audit"
-    assert metrics["human_labels"] == len([i for i in range(1, 31) if i not in drawn])
-    assert metrics["pseudo_labels"] > 0  # with the audit's prior, quotas of confident predictions
-    assert metrics["quality"]["measured"] and metrics["quality"]["audited"] == 40
+    assert metrics.audit_labels_held_out == 40 and metrics.class_prior == "audit"
+    assert metrics.human_labels == len([i for i in range(1, 31) if i not in drawn])
+    assert metrics.pseudo_labels > 0  # with the audit's prior, quotas of confident predictions
+    assert metrics.quality["measured"] and metrics.quality["audited"] == 40
 
 
 def test_a_round_measured_worse_is_held_back_until_the_person_chooses_it(planted):
@@ -253,7 +253,7 @@ def test_an_image_waiting_in_the_audit_shows_no_prediction_anywhere(planted):
     assert all(items[i].caption == AUDIT_CAPTION and items[i].shown == "" and items[i].confidence is None
                for i in drawn)
     detail = view.detail(drawn[0])
-    assert detail["audit"] and detail["teacher"] == {} and detail["zero_shot"] == {} and detail["predicted"] is None
+    assert detail.audit and detail.teacher == {} and detail.zero_shot == {} and detail.predicted is None
     queue = review_queue(store, 8)
     assert [item["reason"] for item in queue[:5]] == ["random audit"] * 5 and queue[0]["predicted"] is None
     with pytest.raises(LabelloopError, match="random audit"):
@@ -261,7 +261,7 @@ def test_an_image_waiting_in_the_audit_shows_no_prediction_anywhere(planted):
     accepted = labeling.accept([item.image_id for item in view.gallery(GalleryQuery(sort="name")).items])
     assert not set(accepted.image_ids) & set(drawn)  # a bulk accept passes them by
     labeling.label([drawn[0]], "class01")
-    assert view.items([drawn[0]])[0].caption == "class01 (you)" and not view.detail(drawn[0])["audit"]
+    assert view.items([drawn[0]])[0].caption == "class01 (you)" and not view.detail(drawn[0]).audit
 
 
 def test_a_round_written_held_is_shown_only_once_judged(planted):

@@ -96,11 +96,11 @@ def test_a_finetune_round_writes_predictions_and_a_reloadable_model(demo_project
     monkeypatch.setattr(finetune, "self_training_loss", out_of_memory_above_4)
     messages = []
     metrics = run_round(demo_project, QUICK, progress=lambda fraction, message: messages.append(message))
-    assert metrics["finetune"]["batch_size"] == 4 and metrics["finetune"]["steps"] == 3
+    assert metrics.finetune["batch_size"] == 4 and metrics.finetune["steps"] == 3
     assert any(message.startswith("epoch 1/") for message in messages)
 
     model_id, folder = store.get_meta("model_id"), store.get_meta("model")
-    assert model_id != base_id and folder == metrics["finetune"]["model"]
+    assert model_id != base_id and folder == metrics.finetune["model"]
     assert folder == "models/round_0001"  # relative, so the project folder can move
     assert demo_project.model_spec.path == demo_project.models_dir / "round_0001"
     predictions = store.prediction_matrix(1)
@@ -117,7 +117,7 @@ def test_a_finetune_round_writes_predictions_and_a_reloadable_model(demo_project
     assert not np.allclose(store.embeddings(base_id)[1], stored, atol=1e-3)  # the encoder did change
     assert store.get_meta("model") != base_spec
 
-    assert run_round(demo_project, RoundConfig())["images"] == 40  # a head round over the adapted embeddings
+    assert run_round(demo_project, RoundConfig()).images == 40  # a head round over the adapted embeddings
     assert ingest(demo_project, reloaded, workers=0).embedded == 0  # nothing new: ingest keeps everything
     np.testing.assert_array_equal(store.prediction_matrix(0)[2], zero_shot[2])
 

@@ -597,12 +597,12 @@ def test_the_page_shows_a_changed_image_first_and_undo_gives_a_label_back_its_co
         _replace_picture(opened.images_root / "img_00001.png", seed=96)
         ingest(opened, load_model(opened.model_spec), workers=0)  # the page's Ingest tab, in the server process
         assert view.review_queue().rank(image_id) == (0, "changed since labelled")
-        assert view.detail(image_id)["changed"] is True
+        assert view.detail(image_id).changed is True
         session = LabelingSession(store, view)
         assert session.label([image_id], "circle").changed == 1  # its own class again: confirmed for the new picture
-        assert not len(store.changed_since_labelled()) and view.detail(image_id)["changed"] is False
+        assert not len(store.changed_since_labelled()) and view.detail(image_id).changed is False
         session.undo()
-        assert store.changed_since_labelled().tolist() == [image_id] and view.detail(image_id)["changed"] is True
+        assert store.changed_since_labelled().tolist() == [image_id] and view.detail(image_id).changed is True
         page = store.gallery_page(round_id=store.shown_round(), status="changed")
         assert [row["id"] for row in page.rows] == [image_id]
 

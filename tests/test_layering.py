@@ -133,6 +133,13 @@ def test_no_test_or_benchmark_reads_a_private_name():
     assert not offenders
 
 
+def test_app_reads_no_private_name_of_another_object():
+    """The page reaches libraries and engine through public names only: a private field (Gradio's
+    `EventData._data`, Plotly's `_fullData`) changed meaning between versions before."""
+    offenders = {str(path.relative_to(ROOT)): found for path in _python_files("app") if (found := _private_reads(path))}
+    assert not offenders
+
+
 def test_the_private_name_check_finds_each_kind_of_read(tmp_path):
     sample = tmp_path / "sample.py"
     sample.write_text("from storage.gallery import _shown_sql\n"

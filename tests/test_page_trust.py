@@ -55,7 +55,7 @@ def test_a_key_after_the_sort_or_filter_changed_labels_the_image_in_the_detail_p
 
     second = select_tile(page, 2)
     predicted = workspace.view.detail(workspace.view.gallery(
-        workspace_query(sort="name", page_size=48)).items[2].image_id)["predicted"]
+        workspace_query(sort="name", page_size=48)).items[2].image_id).predicted
     other = next(name for name in classes if name != predicted)
     choose(page, "shows class", other)
     page.wait_for_function(f"/{other}/.test(document.querySelector('#gallery img').alt) || "
@@ -147,7 +147,7 @@ def test_keys_typed_ahead_label_one_image_each_in_order_and_none_is_dropped(scra
     classes = workspace.view.class_names()
     for key in ("1", "1", "2", "a"):  # faster than the page answers: each key waits for the one before it
         page.keyboard.press(key)
-    predicted = workspace.view.detail(workspace.project.store.image_ids([paths[3]])[paths[3]][0])["predicted"]
+    predicted = workspace.view.detail(workspace.project.store.image_ids([paths[3]])[paths[3]][0]).predicted
     expected = {paths[0]: (classes[0], "human"), paths[1]: (classes[0], "human"), paths[2]: (classes[1], "human"),
                 paths[3]: (predicted, "human")}
     assert wait_for(lambda: {path: human_label(workspace, path) for path in paths} == expected), \
@@ -247,13 +247,13 @@ def test_the_first_round_plots_one_line_per_metric_and_a_class_change_hides_its_
     workspace.start_rounds(1, RoundConfig(share_step_without_prior=0.2))
     workspace.runner.wait(timeout=120)
     pseudo = workspace.view.gallery(workspace_query(status="pseudo", sort="name")).items[0]
-    assert workspace.view.detail(pseudo.image_id)["label"].endswith("(pseudo)")
+    assert workspace.view.detail(pseudo.image_id).label.endswith("(pseudo)")
     workspace.classes.add("rhombus")
     workspace.runner.wait(timeout=120)
     page.get_by_role("tab", name="Label").click()
     expect(page.locator("#header")).to_contain_text("zero-shot", timeout=10_000)
     expect(page.locator("#header")).not_to_contain_text("pseudo")
-    assert workspace.view.detail(pseudo.image_id)["label"] is None
+    assert workspace.view.detail(pseudo.image_id).label is None
     choose(page, "status", "pseudo")
     wait_for_page(page, r" 0 images")
     page.context.close()

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from app.gallery_html import HUMAN_COLOUR
-from app.label_tab import LEGEND
+from app.label_layout import LEGEND
 from engine.views import palette
 from engine.views.overlays import confidence_colour, gallery_tile
 

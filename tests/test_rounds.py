@@ -50,14 +50,14 @@ def test_unsupervised_rounds_with_an_audited_prior_beat_a_biased_zero_shot():
     prior = np.bincount(y, minlength=5) / len(y)
     outputs = _rounds(x, text, 3, RoundConfig(), class_prior=prior)
     assert (outputs[-1].probs.argmax(1) == y).mean() >= zero_shot_accuracy + 0.05
-    assert [o.metrics["pseudo_labels"] for o in outputs] == sorted(o.metrics["pseudo_labels"] for o in outputs)
+    assert [o.metrics.pseudo_labels for o in outputs] == sorted(o.metrics.pseudo_labels for o in outputs)
 
 
 def test_rounds_without_a_prior_take_no_pseudo_labels_and_never_lose_to_zero_shot():
     x, y, text = planted_embeddings(3000, 32, 5, spread=0.1, text_noise=0.8, seed=2)
     zero_shot_accuracy = (cosine_probs(x, text, 50.0).argmax(1) == y).mean()
     outputs = _rounds(x, text, 2, RoundConfig())
-    assert [o.metrics["pseudo_labels"] for o in outputs] == [0, 0]
+    assert [o.metrics.pseudo_labels for o in outputs] == [0, 0]
     assert (outputs[-1].probs.argmax(1) == y).mean() >= zero_shot_accuracy - 0.01
 
 
@@ -66,8 +66,8 @@ def test_human_labels_train_are_never_pseudo_labeled_and_are_cross_fitted():
     human_index = np.arange(0, 2000, 40)
     output = _rounds(x, text, 1, RoundConfig(), human_index, y[human_index])[0]
     assert not set(output.pseudo_index.tolist()) & set(human_index.tolist())
-    assert output.metrics["human_labels"] == 50
-    assert 0.0 <= output.metrics["human_accuracy_crossfit"] <= 1.0 and output.metrics["temperature"] > 0
+    assert output.metrics.human_labels == 50
+    assert 0.0 <= output.metrics.human_accuracy_crossfit <= 1.0 and output.metrics.temperature > 0
 
 
 def test_cache_teacher_runs_without_training():
@@ -117,7 +117,7 @@ def test_a_human_label_written_during_a_round_is_kept(planted_project):
             wrote.append(True)
 
     metrics = run_round(planted_project, RoundConfig(), progress=person_labels_while_it_runs)
-    assert metrics["human_labels"] == 0  # the round trained on the labels as they were when it started
+    assert metrics.human_labels == 0  # the round trained on the labels as they were when it started
     snapshot = store.label_snapshot()
     row = snapshot["image_id"].tolist().index(target)
     assert snapshot["human"][row] and snapshot["class_id"][row] == 3

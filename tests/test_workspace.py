@@ -139,15 +139,15 @@ def test_labels_undo_and_status_filters(workspace):
     assert workspace.labeling.label([ids[1]], NONE_OF_THESE).changed == 1
     human = workspace.view.gallery(GalleryQuery(status="human"))
     assert {item.image_id for item in human.items} == {ids[0], ids[1]}
-    assert workspace.view.detail(ids[1])["label"] == "none of these (human)"
+    assert workspace.view.detail(ids[1]).label == "none of these (human)"
     shown = {item.image_id: item for item in human.items}
     assert shown[ids[0]].shown == "class02" and shown[ids[0]].caption == "class02 (you)"
 
     assert workspace.labeling.undo().changed == 1  # the none-of-these
-    assert workspace.view.detail(ids[1])["label"] is None
-    assert workspace.view.detail(ids[0])["label"] == "class02 (human)"
-    history = workspace.view.detail(ids[1])["history"]
-    assert [h["who"] for h in history] == ["page", "page:undo"]
+    assert workspace.view.detail(ids[1]).label is None
+    assert workspace.view.detail(ids[0]).label == "class02 (human)"
+    history = workspace.view.detail(ids[1]).history
+    assert [h.who for h in history] == ["page", "page:undo"]
 
 
 def test_two_people_on_one_server_each_undo_only_their_own_labels(workspace):
@@ -158,11 +158,11 @@ def test_two_people_on_one_server_each_undo_only_their_own_labels(workspace):
     workspace.labeling.label([ids[1]], "class02", actor=bob)
     workspace.labeling.label([ids[0]], "class00", actor=bob)  # bob relabels ann's image after her
     assert workspace.labeling.undo(actor=ann).changed == 0  # ann's only change was overwritten since: bob's newer label stays
-    assert workspace.view.detail(ids[0])["label"] == "class00 (human)"
-    assert workspace.labeling.undo(actor=bob).changed == 1 and workspace.view.detail(ids[0])["label"] == "class01 (human)"
-    assert workspace.view.detail(ids[1])["label"] == "class02 (human)"
+    assert workspace.view.detail(ids[0]).label == "class00 (human)"
+    assert workspace.labeling.undo(actor=bob).changed == 1 and workspace.view.detail(ids[0]).label == "class01 (human)"
+    assert workspace.view.detail(ids[1]).label == "class02 (human)"
     assert workspace.labeling.undo(actor=page_actor(None)).changed == 0  # nobody else's steps
-    assert [h["who"] for h in workspace.view.detail(ids[0])["history"]] == ["page:ann", "page:bob", "page:bob:undo"]
+    assert [h.who for h in workspace.view.detail(ids[0]).history] == ["page:ann", "page:bob", "page:bob:undo"]
 
 
 def test_bulk_accept_takes_only_confident_unlabeled_images_and_is_one_undo_step(workspace):
@@ -171,7 +171,7 @@ def test_bulk_accept_takes_only_confident_unlabeled_images_and_is_one_undo_step(
     workspace.labeling.label([ids[0]], "class00")
     expected = sum(1 for item in page.items[1:] if item.confidence >= 0.8)
     assert workspace.labeling.accept(ids, min_confidence=0.8).changed == expected > 0
-    assert workspace.view.detail(ids[0])["label"] == "class00 (human)"  # a person's label is not replaced
+    assert workspace.view.detail(ids[0]).label == "class00 (human)"  # a person's label is not replaced
     assert workspace.view.gallery(GalleryQuery(status="human")).total == expected + 1
     assert workspace.labeling.undo().changed == expected
     assert workspace.view.gallery(GalleryQuery(status="human")).total == 1
@@ -179,12 +179,12 @@ def test_bulk_accept_takes_only_confident_unlabeled_images_and_is_one_undo_step(
 
 def test_accept_writes_the_class_the_page_showed_and_undo_names_another_tabs_action(workspace):
     ids = [item.image_id for item in workspace.view.gallery(GalleryQuery(sort="name")).items]
-    predicted = workspace.view.detail(ids[0])["predicted"]
+    predicted = workspace.view.detail(ids[0]).predicted
     seen = next(name for name in workspace.view.class_names() if name != predicted)  # a round changed it since
     change = workspace.labeling.accept([ids[0]], expected=seen, session="tab-a")
-    assert workspace.view.detail(ids[0])["label"] == f"{seen} (human)"
+    assert workspace.view.detail(ids[0]).label == f"{seen} (human)"
     assert f"now predicts {predicted}" in change.message
-    assert workspace.labeling.accept([ids[1]], expected=workspace.view.detail(ids[1])["predicted"]).changed == 1
+    assert workspace.labeling.accept([ids[1]], expected=workspace.view.detail(ids[1]).predicted).changed == 1
     before = workspace.labeling.version()
     assert "another tab" in workspace.labeling.undo(session="tab-a").message  # tab a did not make ids[1]'s label
     assert "another tab" not in workspace.labeling.undo(session="tab-a").message
@@ -216,7 +216,7 @@ def test_class_changes_keep_human_labels_and_refuse_what_would_lose_them(workspa
     with pytest.raises(LabelloopError, match="comma"):
         workspace.classes.rename("class00", "a,b")
     workspace.project.store.rename_class(workspace.view.class_id("class01"), "renamed")  # what rename does before zero-shot
-    assert workspace.view.detail(5)["label"] == "renamed (human)"
+    assert workspace.view.detail(5).label == "renamed (human)"
 
 
 def test_ingest_refuses_a_folder_outside_the_images_root(workspace, tmp_path):
@@ -257,11 +257,11 @@ def test_class_edits_rerun_zero_shot_in_the_background_and_keep_labels(real_work
     assert space.view.class_names() == ["circle", "square", "other", "triangle"]
     assert len(space.project.store.class_weights(space.model().model_id)[0]) == 4
     assert space.project.store.shown_round() == 0  # round 1 predicted over three classes: the page shows zero-shot again
-    assert len(space.view.detail(1)["zero_shot"]) == 4 and space.view.detail(1)["label"] == "square (human)"
+    assert len(space.view.detail(1).zero_shot) == 4 and space.view.detail(1).label == "square (human)"
     space.classes.rename("square", "box")
     space.classes.set_prompts("box", "a drawing of a box\n{} outline")
     space.runner.wait(timeout=60)
-    assert space.view.detail(1)["label"] == "box (human)"
+    assert space.view.detail(1).label == "box (human)"
     assert space.project.store.classes()[1]["prompts"] == ["a drawing of a box", "{} outline"]
     space.classes.remove("triangle")
     space.runner.wait(timeout=60)
@@ -337,7 +337,7 @@ def test_the_header_counts_the_pseudo_labels_a_round_trained_on_as_it_recorded_t
     metrics = run_round(workspace.project, RoundConfig(share_step_without_prior=0.2))
     trained_on = re.compile(r"([\d,]+)[^·\d]*pseudo-labels that round trained on")
     before = trained_on.search(header_markdown(workspace.view.header())).group(1)
-    assert int(before.replace(",", "")) == metrics["pseudo_labels"] > 5
+    assert int(before.replace(",", "")) == metrics.pseudo_labels > 5
     pseudo = workspace.view.gallery(GalleryQuery(status="pseudo")).items[:5]
     workspace.labeling.label([item.image_id for item in pseudo], "class01")
     after = trained_on.search(header_markdown(workspace.view.header())).group(1)

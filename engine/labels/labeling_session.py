@@ -30,6 +30,9 @@ class LabelChange:
     message: str
     image_ids: list[int] = field(default_factory=list)  # the images it changed
     confirmed: int = 0  # labels it confirmed (given again as they were): no longer possible mistakes
+    # the labels' version (LabelingSession.version) just before and just after its writes, read with them: a page
+    # that had drawn the first has drawn everything but this change; None when it stopped before writing
+    versions: tuple[str, str] | None = None
 
     @property
     def undoable(self) -> bool:
@@ -71,9 +74,10 @@ class LabelingSession:
         shown = class_name or NONE_OF_THESE
         if not image_ids:
             return LabelChange(0, "no image selected")
-        changed, confirmed = self._write(actor, image_ids, [class_id] * len(image_ids), session)
+        changed, confirmed, versions = self._write(actor, image_ids, [class_id] * len(image_ids), session)
         note = "" if changed else " (already so: confirmed)" if confirmed else " (already so; nothing changed)"
-        return LabelChange(changed, f"{self._files(image_ids)} → {shown}{note}", list(image_ids), confirmed)
+        return LabelChange(changed, f"{self._files(image_ids)} → {shown}{note}", list(image_ids), confirmed,
+                           versions)
 
     def accept(self, image_ids: list[int], *, min_confidence: float = 0.0, actor: str = PAGE_ACTOR,
                session: str | None = None, expected: str | None = None) -> LabelChange:
@@ -98,10 +102,11 @@ class LabelingSession:
         if expected is not None and len(ids) == 1 and names.get(predicted[0]) != expected:
             note = f"accepted as shown; the shown round now predicts {names.get(predicted[0], '?')}"
             predicted = [self.view.class_id(expected)]
-        changed, _ = self._write(actor, ids, predicted, session)  # no person's label: none confirmed
+        changed, _, versions = self._write(actor, ids, predicted, session)  # no person's label: none confirmed
         if len(ids) == 1:
-            return LabelChange(changed, f"{self._files(ids)} → {names[predicted[0]]} ({note})", ids)
-        return LabelChange(changed, f"accepted {changed} predictions", ids)
+            return LabelChange(changed, f"{self._files(ids)} → {names[predicted[0]]} ({note})", ids,
+                               versions=versions)
+        return LabelChange(changed, f"accepted {changed} predictions", ids, versions=versions)
 
     def undo(self, *, actor: str = PAGE_ACTOR, session: str | None = None) -> LabelChange:
         """Undo `actor`'s last page action (a single label or a bulk accept); only that actor's label changes in
@@ -112,14 +117,16 @@ class LabelingSession:
             if not steps:
                 return LabelChange(0, "nothing to undo")
             step = steps.pop()
+            before = self.version()
             restored = self.store.revert_label_events(step.after, step.through, actor=actor, by=f"{actor}:undo")
             self.store.forget_confirmations(step.confirmed)
             self._confirmations += len(step.confirmed)
+            versions = (before, self.version())
         confirmed = step.confirmed
         where = " (an action made in another tab)" if step.session != session else ""
         if not restored and confirmed:
             return LabelChange(0, f"undid{where}: {self._files(confirmed)} no longer confirmed (a possible label "
-                                  "mistake again if the round doubts it)", confirmed, len(confirmed))
+                                  "mistake again if the round doubts it)", confirmed, len(confirmed), versions)
         if not restored:
             return LabelChange(0, f"nothing to undo{where}: those images were relabeled since")
         names = {c["id"]: c["name"] for c in self.store.classes()}
@@ -127,18 +134,20 @@ class LabelingSession:
         back = self.view.label_text(first["class_id"], first["source"], names)
         ids = [row["image_id"] for row in restored]
         if len(restored) == 1:
-            return LabelChange(1, f"undid{where}: {first['relpath']} is back to {back}", ids)
+            return LabelChange(1, f"undid{where}: {first['relpath']} is back to {back}", ids, versions=versions)
         return LabelChange(len(restored), f"undid{where}: {len(restored)} images restored ({first['relpath']} back "
-                                          f"to {back}, …)", ids)
+                                          f"to {back}, …)", ids, versions=versions)
 
     def _write(self, actor: str, image_ids: list[int], class_ids: list[int | None],
-               session: str | None) -> tuple[int, int]:
-        """Write the labels as `actor`; returns (labels changed, labels newly confirmed) and keeps an undo step.
-        A multi-label project's labels are tag sets, which the page cannot give yet: refused, nothing written."""
+               session: str | None) -> tuple[int, int, tuple[str, str]]:
+        """Write the labels as `actor`; returns (labels changed, labels newly confirmed, the labels' versions before
+        and after) and keeps an undo step. A multi-label project's labels are tag sets, which the page cannot give
+        yet: refused, nothing written."""
         if self.store.is_multi_label():
             raise LabelloopError("this project is multi-label (tags) and the page cannot tag images yet; import tags "
                                  "with `labelloop label PROJECT --csv FILE` (columns path,label, tags joined by ';')")
         with self._lock:
+            version_before = self.version()
             before = self.store.last_label_event_id()
             confirmed = self.store.confirm_labels(image_ids, class_ids, actor=actor)  # those already so
             changed = self.store.set_labels(image_ids, class_ids, source=Source.HUMAN, actor=actor)
@@ -146,7 +155,7 @@ class LabelingSession:
             if changed or confirmed:
                 self._undo.setdefault(actor, []).append(
                     _UndoStep(before, self.store.last_label_event_id(), confirmed, session))
-        return changed, len(confirmed)
+            return changed, len(confirmed), (version_before, self.version())
 
     def _files(self, image_ids: list[int]) -> str:
         if len(image_ids) > 3:

@@ -30,7 +30,7 @@ from engine.learning.neighbours import cached_knn_graph, graph_file
 from engine.jobs.progress import phase_spans, within
 from engine.project.folder import Project
 from engine.learning.probabilities import prediction_stats, softmax
-from engine.learning.selftrain.adapt import Progress, adapt, choose_pseudo_labels
+from engine.learning.selftrain.adapt import Progress, RoundMetrics, adapt, choose_pseudo_labels
 from engine.learning.selftrain.config import RoundConfig
 from engine.learning.selftrain.finetune import AdaptedModel, adapt_encoder, training_cost
 from engine.learning.selftrain.head import Head, zero_shot_head
@@ -111,20 +111,20 @@ def _load_teacher(project: Project, round_id: int, class_ids: list[int], model_i
 
 
 def neighbour_graph(project: Project, model_id: str, image_ids: np.ndarray, embeddings: np.ndarray, k: int,
-                    report: Progress) -> tuple[Affinity, dict]:
+                    report: Progress) -> tuple[Affinity, tuple[bool, float]]:
     """The affinity matrix of the images' kNN graph, from `models/knn_<model>.npz` when it was built for these
     images with at least k neighbours (duplicate search shares it), else built now and saved there. Returns it and
-    what it cost."""
+    whether it was cached and the seconds it took."""
     started = time.monotonic()
     report(0.02, f"the neighbour graph of {len(image_ids)} images (built once per model, then cached)")
     neighbours, similarities, cached = cached_knn_graph(graph_file(project.models_dir, model_id), image_ids,
                                                         embeddings, k)
     affinity = affinity_matrix(neighbours, similarities)
-    return affinity, {"graph_cached": cached, "graph_seconds": round(time.monotonic() - started, 2)}
+    return affinity, (cached, round(time.monotonic() - started, 2))
 
 
 def run_round(project: Project, config: RoundConfig, *, progress: Progress | None = None,
-              cancel: Callable[[], bool] | None = None) -> dict:
+              cancel: Callable[[], bool] | None = None) -> RoundMetrics:
     """Run one round and write its results in one transaction; returns its metrics. Labels a person writes
     while it runs are kept: the round trains on the labels as they were when it started."""
     config.validate()
@@ -185,26 +185,28 @@ def run_round(project: Project, config: RoundConfig, *, progress: Progress | Non
                                      encoder_report)
             model_id, embeddings = adapted.model.model_id, adapted.embeddings
             zero_shot = zero_shot_head(adapted.class_weights, adapted.model.logit_scale)
-        affinity, graph = None, {}
+        affinity, graph = None, None
         if config.refine and len(image_ids) > config.neighbours:
             affinity, graph = neighbour_graph(project, model_id, image_ids, embeddings, config.neighbours,
                                               adapt_report)
         output = adapt(embeddings, zero_shot, teacher, teacher_probs, human_rows, labels[human_rows], human,
                        schedule_round, config, affinity=affinity, none_index=none_rows, class_prior=prior,
                        progress=adapt_report)
-        output.metrics.update(graph, seconds=round(time.monotonic() - started, 2))
-        output.metrics["round_id"] = round_id  # the round's number in the project; "round" counts finished ones
-        output.metrics["class_prior"] = "audit" if prior is not None else "none"
-        output.metrics["audit_labels_held_out"] = int(held_out.sum())
-        if refused:
-            output.metrics["teacher_refused"] = refused
+        metrics = output.metrics
+        if graph is not None:
+            metrics.graph_cached, metrics.graph_seconds = graph
+        metrics.seconds = round(time.monotonic() - started, 2)
+        metrics.round_id = round_id
+        metrics.class_prior = "audit" if prior is not None else "none"
+        metrics.audit_labels_held_out = int(held_out.sum())
+        metrics.teacher_refused = refused or None
         project.models_dir.mkdir(exist_ok=True)
         save_checkpoint(_checkpoint_path(project, round_id), output.teacher, output.temperature, class_ids, model_id,
                         config)
         adapt_report(0.97, "writing predictions")
         if adapted:
             spec = project.stored_model(adapted.model.spec)
-            output.metrics["finetune"] = {**adapted.summary, "model": spec, "model_id": model_id}
+            metrics.finetune = {**adapted.summary, "model": spec, "model_id": model_id}
             store.register_model(model_id, spec, adapted.model.dim)
             store.write_embeddings(model_id, image_ids, embeddings)
             store.save_class_weights(model_id, class_ids, adapted.class_weights, adapted.model.logit_scale)
@@ -212,7 +214,7 @@ def run_round(project: Project, config: RoundConfig, *, progress: Progress | Non
         store.finish_round(round_id, model_id=model_id, image_ids=image_ids, class_ids=class_ids,
                            probs=output.probs, stats=prediction_stats(output.probs),
                            pseudo_ids=image_ids[output.pseudo_index],
-                           pseudo_classes=np.asarray(class_ids)[output.pseudo_label], metrics=output.metrics,
+                           pseudo_classes=np.asarray(class_ids)[output.pseudo_label], metrics=metrics.as_json(),
                            meta=meta, crossfit_ids=image_ids[human_rows] if output.crossfit_probs is not None
                            else image_ids[:0], crossfit_probs=output.crossfit_probs, outlier=output.outlier,
                            held=may_hold and len(audit_ids) > 0)
@@ -225,9 +227,9 @@ def run_round(project: Project, config: RoundConfig, *, progress: Progress | Non
         else:
             store.end_round(round_id, "failed", str(error) or type(error).__name__)
         raise
-    output.metrics["quality"] = judge_round(store, round_id, shown_before, may_hold=may_hold)
-    store.add_round_metrics(round_id, quality=output.metrics["quality"])
-    return output.metrics
+    metrics.quality = judge_round(store, round_id, shown_before, may_hold=may_hold)
+    store.add_round_metrics(round_id, quality=metrics.quality)
+    return metrics
 
 
 def _round_phases(config: RoundConfig, images: int) -> list[tuple[float, float]]:

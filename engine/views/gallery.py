@@ -100,6 +100,52 @@ class GalleryItem:
     audit: bool = False  # drawn into the random audit and waiting for its label: shown without any prediction
 
 
+@dataclass(frozen=True)
+class LabelEvent:
+    """One line of an image's label history, as the page shows it."""
+
+    when: str  # "2026-12-07 16:55:07"
+    who: str  # the actor: "page", "page:ann", "page:ann:undo", "import", ...
+    from_label: str  # "star (human)", "unlabeled"
+    to_label: str
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """Where the review queue lists an image, and why."""
+
+    rank: int  # from 1
+    reason: str
+
+
+@dataclass(frozen=True)
+class ImageDetail:
+    """One image as the detail view shows it. The predictions are top 5 by name, best first; `without_label` is the
+    shown round's judgement of a person's label made without it (the teacher itself trained on the label)."""
+
+    image_id: int
+    relpath: str
+    status: str  # ok | error | missing
+    error: str | None  # why it cannot be read (or that the file is gone from the images folder)
+    path: Path
+    placeholder: Path | None  # what the detail view shows instead of a file the browser cannot draw
+    size: tuple[int | None, int | None]  # width, height
+    label: str | None  # the current label as the page says it: "star (human)"; None without one
+    label_source: str | None  # human | pseudo | None
+    label_class: str | None  # the label's class name (None: none of these, or no label)
+    shown_round: int  # the round whose predictions the page shows (0: zero-shot)
+    teacher: dict[str, float]
+    zero_shot: dict[str, float]
+    predicted: str | None  # the class the image shows: the teacher's best, else zero-shot's
+    without_label: dict[str, float]
+    mistake: bool  # a possible label mistake
+    confirmed: bool  # the person gave the label again as it was
+    changed: bool  # the file's content changed since it was labelled
+    queue: QueueEntry | None
+    history: list[LabelEvent]
+    audit: bool  # in the random audit, waiting for its label: blind, no prediction shown
+
+
 @dataclass
 class GalleryPage:
     items: list[GalleryItem]
@@ -380,7 +426,7 @@ class GalleryView:
 
     # ---- one image ---------------------------------------------------------------------------------------------
 
-    def detail(self, image_id: int) -> dict:
+    def detail(self, image_id: int) -> ImageDetail:
         """Path, the zero-shot and shown-round predictions (top 5 each, by name), the current label as the page
         shows it, for a person's label the round's judgement of the image without that label (top 5, by name;
         the teacher itself trained on the label) and whether it is a possible mistake or confirmed, whether the
@@ -397,9 +443,9 @@ class GalleryView:
             order = np.argsort(-np.asarray(probs))[:k]
             return {names.get(class_ids[i], "?"): float(probs[i]) for i in order}
 
-        history = [{"when": str(event["changed_at"])[:19], "who": event["actor"],
-                    "from": self.label_text(event["from_class"], event["from_source"], names),
-                    "to": self.label_text(event["to_class"], event["to_source"], names)}
+        history = [LabelEvent(str(event["changed_at"])[:19], event["actor"],
+                              self.label_text(event["from_class"], event["from_source"], names),
+                              self.label_text(event["to_class"], event["to_source"], names))
                    for event in self.store.label_events(image_id)]
         human = record["label_source"] == Source.HUMAN
         audit = not human and image_id in set(pending_audit(self.store))  # blind: see `_item`
@@ -410,24 +456,23 @@ class GalleryView:
         path = self.project.images_root / record["relpath"]
         readable = record["status"] == "ok" and path.is_file()
         tile_thumb = thumbnail_path(self.project.thumbs_dir, record["sha256"]) if record["sha256"] else None
-        return {"image_id": image_id, "relpath": record["relpath"], "status": record["status"],
-                "error": record["error"] if record["status"] != "ok" or readable else "the file is gone from the "
-                                                                                     "images folder",
-                "path": path,
-                # what the detail panel shows instead of a file the browser cannot draw
-                "placeholder": None if readable else gallery_tile(
-                    self.project.thumbs_dir, tile_thumb, text="unreadable" if record["status"] != "ok" else "missing",
-                    confidence=None, human=False, error=True),
-                "size": (record["width"], record["height"]),
-                "label": (self.label_text(record["label"], record["label_source"], names)
-                          if record["label_source"] else None),
-                "label_source": record["label_source"], "teacher": teacher, "shown_round": shown_round,
-                "zero_shot": zero_shot, "predicted": next(iter(teacher or zero_shot), None),
-                "label_class": names.get(record["label"]) if record["label_source"] else None,
-                "without_label": without_label, "mistake": bool(record["mistake"]),
-                "confirmed": bool(record["confirmed"]), "changed": bool(record["changed"]),
-                "queue": {"rank": queued[0] + 1, "reason": queued[1]} if queued else None, "history": history,
-                "audit": audit}
+        return ImageDetail(
+            image_id=image_id, relpath=record["relpath"], status=record["status"],
+            error=(record["error"] if record["status"] != "ok" or readable
+                   else "the file is gone from the images folder"),
+            path=path,
+            placeholder=None if readable else gallery_tile(
+                self.project.thumbs_dir, tile_thumb, text="unreadable" if record["status"] != "ok" else "missing",
+                confidence=None, human=False, error=True),
+            size=(record["width"], record["height"]),
+            label=(self.label_text(record["label"], record["label_source"], names)
+                   if record["label_source"] else None),
+            label_source=record["label_source"],
+            label_class=names.get(record["label"]) if record["label_source"] else None,
+            shown_round=shown_round, teacher=teacher, zero_shot=zero_shot,
+            predicted=next(iter(teacher or zero_shot), None), without_label=without_label,
+            mistake=bool(record["mistake"]), confirmed=bool(record["confirmed"]), changed=bool(record["changed"]),
+            queue=QueueEntry(queued[0] + 1, queued[1]) if queued else None, history=history, audit=audit)
 
     @staticmethod
     def label_text(class_id, source, names: dict[int, str]) -> str:

@@ -5,7 +5,7 @@ score every image for fitting no class. No project, no storage: `engine.session.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 import numpy as np
@@ -23,6 +23,40 @@ Progress = Callable[[float, str], None]
 
 
 @dataclass
+class RoundMetrics:
+    """What one round measured: stored with it as JSON (`as_json`), printed by `labelloop round`. The first group
+    comes from the round over arrays (`adapt`), the rest from the project's round (engine/session/round_runner.py)."""
+
+    round: int  # the teacher's round number (counts finished rounds)
+    images: int
+    human_labels: int
+    none_of_these: int
+    pseudo_labels: int
+    coverage: float  # pseudo-labels over the images not excluded
+    pseudo_per_class: list[int]
+    flip_share: float  # predictions whose class changed from the teacher's
+    refined_changed: float  # predictions the refinement over the graph changed
+    human_accuracy_crossfit: float | None  # None: too few labels to cross-fit
+    ece_crossfit: float | None
+    temperature: float
+    mean_confidence: float
+    round_id: int | None = None  # the round's number in the project
+    seconds: float | None = None
+    graph_cached: bool | None = None  # None: no neighbour graph (no refinement)
+    graph_seconds: float | None = None
+    class_prior: str | None = None  # "audit" or "none"
+    audit_labels_held_out: int | None = None
+    teacher_refused: str | None = None  # why the cache teacher was not used
+    finetune: dict | None = None  # the adapted encoder's summary, model spec and id
+    quality: dict | None = None  # engine.project.audit.judge_round's verdict
+
+    def as_json(self) -> dict:
+        """As stored and printed: the fields a round did not set are left out."""
+        return {key: value for key, value in asdict(self).items()
+                if value is not None or key in ("human_accuracy_crossfit", "ece_crossfit")}
+
+
+@dataclass
 class RoundOutput:
     teacher: Head
     temperature: float
@@ -31,7 +65,7 @@ class RoundOutput:
     pseudo_label: np.ndarray  # (M,) their class columns
     crossfit_probs: np.ndarray | None  # (H,) x C out-of-fold probabilities of the human-labeled rows; None: too few
     outlier: np.ndarray  # (N,) in [0, 1]: higher = fits no class more
-    metrics: dict
+    metrics: RoundMetrics
 
 
 def adapt(embeddings: np.ndarray, zero_shot: Head, teacher: Head, teacher_probs: np.ndarray,
@@ -121,22 +155,22 @@ def adapt(embeddings: np.ndarray, zero_shot: Head, teacher: Head, teacher_probs:
                              fits=human_index, fits_label=human_label, fits_none=none_index, none_probs=none_probs,
                              embeddings=embeddings, probs=probs)
     predicted = probs.argmax(axis=1)
-    metrics = {
-        "round": round_number,
-        "images": n,
-        "human_labels": int(len(human_index)),
-        "none_of_these": int(len(none_index)),
-        "pseudo_labels": int(len(pseudo_index)),
-        "coverage": round(len(pseudo_index) / max(1, int((~excluded).sum())), 4),
-        "pseudo_per_class": class_counts(pseudo_label, n_classes),
-        "flip_share": round(flip_share(teacher_probs.argmax(axis=1), predicted) or 0.0, 4),
-        "refined_changed": round(float((student_probs.argmax(axis=1) != predicted).mean()), 4),
-        "human_accuracy_crossfit": (round(accuracy(crossfit_probs.argmax(axis=1), human_label), 4)
-                                    if scored else None),
-        "ece_crossfit": (round(expected_calibration_error(crossfit_probs, human_label), 4) if scored else None),
-        "temperature": round(temperature, 4),
-        "mean_confidence": round(float(probs.max(axis=1).mean()), 4),
-    }
+    metrics = RoundMetrics(
+        round=round_number,
+        images=n,
+        human_labels=int(len(human_index)),
+        none_of_these=int(len(none_index)),
+        pseudo_labels=int(len(pseudo_index)),
+        coverage=round(len(pseudo_index) / max(1, int((~excluded).sum())), 4),
+        pseudo_per_class=class_counts(pseudo_label, n_classes),
+        flip_share=round(flip_share(teacher_probs.argmax(axis=1), predicted) or 0.0, 4),
+        refined_changed=round(float((student_probs.argmax(axis=1) != predicted).mean()), 4),
+        human_accuracy_crossfit=(round(accuracy(crossfit_probs.argmax(axis=1), human_label), 4)
+                                 if scored else None),
+        ece_crossfit=round(expected_calibration_error(crossfit_probs, human_label), 4) if scored else None,
+        temperature=round(temperature, 4),
+        mean_confidence=round(float(probs.max(axis=1).mean()), 4),
+    )
     report(0.95, "writing predictions")
     return RoundOutput(new_teacher, temperature, probs, pseudo_index, pseudo_label, crossfit_probs, outlier, metrics)
 
