@@ -12,7 +12,8 @@ from engine.learning.selftrain.head import fit_head, zero_shot_head
 from engine.project.folder import open_project
 from engine.learning.selftrain.adapt import adapt
 from engine.learning.selftrain.config import RoundConfig
-from engine.session.round_runner import RoundCancelled, run_round
+from engine.session.round_runner import run_round
+from engine.session.round_start import RoundCancelled
 from engine.learning.probabilities import cosine_probs
 from tests.synthetic import planted_embeddings, synthetic_project
 

@@ -18,7 +18,8 @@ from engine.views.gallery import NONE_OF_THESE, GalleryQuery, Subset, empty_text
 from engine.labels.labeling_session import page_actor
 from engine.session.workspace import Workspace
 from engine.learning.selftrain.config import RoundConfig
-from engine.session.round_runner import RoundCancelled, run_round
+from engine.session.round_runner import run_round
+from engine.session.round_start import RoundCancelled
 from tests.synthetic import planted_embeddings, synthetic_project
 
 

@@ -24,7 +24,6 @@ import numpy as np
 from engine.project.audit import audit_label_ids, audit_prior, judge_round
 from engine.project.current_labels import label_arrays, none_of_these_rows
 from engine.errors import DAMAGED_NPZ, LabelloopError
-from engine.jobs.runner import Cancelled
 from engine.learning.models import load_model
 from engine.learning.neighbours import cached_knn_graph, graph_file
 from engine.jobs.progress import phase_spans, within
@@ -36,6 +35,8 @@ from engine.learning.selftrain.finetune import AdaptedModel, adapt_encoder, trai
 from engine.learning.selftrain.head import Head, zero_shot_head
 from engine.learning.selftrain.propagate import Affinity, affinity_matrix
 from engine.learning.zeroshot import class_prompts
+from engine.session.round_start import end_unfinished_round, round_classifier, round_reporter
+from engine.session.tag_rounds import TagRoundMetrics, run_tag_round
 
 
 # What the head round costs per image, counted in what embedding one image costs (on the demo, 2 shared CPU cores:
@@ -43,10 +44,6 @@ from engine.learning.zeroshot import class_prompts
 # neighbour graph a new model needs): a finetune round's encoder work and its head round share its progress bar by
 # it (the head round had a fixed 10 % before).
 HEAD_COST_PER_IMAGE = 0.05
-
-
-class RoundCancelled(Exception):
-    pass
 
 
 # ---- the project around the algorithm ------------------------------------------------------------------------
@@ -124,30 +121,17 @@ def neighbour_graph(project: Project, model_id: str, image_ids: np.ndarray, embe
 
 
 def run_round(project: Project, config: RoundConfig, *, progress: Progress | None = None,
-              cancel: Callable[[], bool] | None = None) -> RoundMetrics:
-    """Run one round and write its results in one transaction; returns its metrics. Labels a person writes
-    while it runs are kept: the round trains on the labels as they were when it started."""
+              cancel: Callable[[], bool] | None = None) -> RoundMetrics | TagRoundMetrics:
+    """Run one round and write its results in one transaction; returns its metrics (a multi-label project's:
+    engine/session/tag_rounds.py's). Labels a person writes while it runs are kept: the round trains on the labels
+    as they were when it started."""
     config.validate()
     if project.multi_label:
-        from engine.session.tag_rounds import run_tag_round
-
         return run_tag_round(project, config, progress=progress, cancel=cancel)
     store = project.store
-    model_id = store.get_meta("model_id")
-    saved = store.class_weights(model_id) if model_id else None
-    if saved is None:
-        raise LabelloopError(f"no embeddings yet; run `labelloop ingest {project.root}` first")
-    class_ids, text_weights, scale = saved
-    if class_ids != [c["id"] for c in store.classes()]:
-        raise LabelloopError(f"the classes changed since the last zero-shot; run `labelloop ingest {project.root}`")
+    model_id, class_ids, text_weights, scale = round_classifier(project)
     started = time.monotonic()
-
-    def report(fraction: float, message: str) -> None:
-        if cancel and cancel():
-            raise RoundCancelled()
-        if progress:
-            progress(fraction, message)
-
+    report = round_reporter(progress, cancel)
     report(0.0, "reading embeddings and labels")
     image_ids, embeddings = store.embeddings(model_id)
     labels, human = label_arrays(store, image_ids, class_ids)
@@ -220,12 +204,7 @@ def run_round(project: Project, config: RoundConfig, *, progress: Progress | Non
                            held=may_hold and len(audit_ids) > 0)
     except BaseException as error:
         shutil.rmtree(_model_folder(project, round_id), ignore_errors=True)  # an unfinished round's adapted model
-        if isinstance(error, (RoundCancelled, Cancelled)):
-            store.end_round(round_id, "cancelled")
-        elif isinstance(error, KeyboardInterrupt):
-            store.end_round(round_id, "interrupted")
-        else:
-            store.end_round(round_id, "failed", str(error) or type(error).__name__)
+        end_unfinished_round(store, round_id, error)
         raise
     metrics.quality = judge_round(store, round_id, shown_before, may_hold=may_hold)
     store.add_round_metrics(round_id, quality=metrics.quality)

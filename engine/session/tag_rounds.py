@@ -5,21 +5,42 @@ themselves are the pure functions of engine/learning/tags.py and engine/learning
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
 
 from engine.errors import LabelloopError
-from engine.jobs.runner import Cancelled
 from engine.project.folder import Project
 from engine.learning.selftrain.config import RoundConfig
 from engine.learning.selftrain.head import Head, fit_tag_head
 from engine.learning.tags import least_sure_order, predicted_tags, pseudo_tags, tag_stats, zero_shot_tag_probs
 from engine.learning.zeroshot import ZERO_SHOT_ROUND
+from engine.session.round_start import end_unfinished_round, round_classifier, round_reporter
 from storage import Store
 
 UNMEASURED = {"measured": False, "message": "effect unmeasured: the random audit does not cover tags yet"}
+
+
+@dataclass(frozen=True)
+class TagRoundMetrics:
+    """What a multi-label round measured; read as a single-label round's RoundMetrics is (`labelloop round`, the
+    Rounds tab), with what it cannot measure yet left None."""
+
+    round_id: int
+    pseudo_labels: int  # pseudo-tags taken (image, tag pairs)
+    coverage: float  # over the (image, tag) pairs no person looked at
+    flip_share: float  # images whose predicted tag set changed from the teacher's
+    human_tags: int  # (image, tag) pairs a person looked at
+    seconds: float
+    human_accuracy_crossfit: float | None = None
+    quality: dict = field(default_factory=lambda: UNMEASURED)
+    teacher_refused: str | None = None
+    finetune: dict | None = None
+
+    def as_json(self) -> dict:
+        return {key: value for key, value in asdict(self).items()
+                if value is not None or key == "human_accuracy_crossfit"}
 
 
 def human_tag_arrays(store: Store, image_ids: np.ndarray, class_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -74,31 +95,17 @@ def tag_round(embeddings: np.ndarray, text_weights: np.ndarray, scale: float, te
 
 
 def run_tag_round(project: Project, config: RoundConfig, *, progress: Callable[[float, str], None] | None = None,
-                  cancel: Callable[[], bool] | None = None) -> dict:
+                  cancel: Callable[[], bool] | None = None) -> TagRoundMetrics:
     """One round of a multi-label project (`tag_round`, taught by the shown round), written in one transaction; the
     head's probabilities are the round's predictions. No kNN refinement and no cross-fitted mistake scores yet. Returns its
     metrics."""
-    from engine.session.round_runner import RoundCancelled  # it calls this module: imported here, not at the top
-
     if config.mode != "head" or config.teacher != "head":
         raise LabelloopError("a multi-label project's rounds are head rounds for now; run `labelloop round` without "
                              "--mode finetune or --teacher cache")
     store = project.store
-    model_id = store.get_meta("model_id")
-    saved = store.class_weights(model_id) if model_id else None
-    if saved is None:
-        raise LabelloopError(f"no embeddings yet; run `labelloop ingest {project.root}` first")
-    class_ids, text_weights, scale = saved
-    if class_ids != [c["id"] for c in store.classes()]:
-        raise LabelloopError(f"the classes changed since the last zero-shot; run `labelloop ingest {project.root}`")
+    model_id, class_ids, text_weights, scale = round_classifier(project)
     started = time.monotonic()
-
-    def report(fraction: float, message: str) -> None:
-        if cancel and cancel():
-            raise RoundCancelled()
-        if progress:
-            progress(fraction, message)
-
+    report = round_reporter(progress, cancel)
     report(0.0, "reading embeddings and tags")
     image_ids, embeddings = store.embeddings(model_id)
     has, looked = human_tag_arrays(store, image_ids, class_ids)
@@ -109,21 +116,15 @@ def run_tag_round(project: Project, config: RoundConfig, *, progress: Callable[[
         probs, taken = tag_round(embeddings, text_weights, scale, teacher, has, looked, config)
         report(0.9, "writing predictions")
         changed = predicted_tags(probs) != predicted_tags(teacher)
-        metrics = {"round_id": round_id, "pseudo_labels": int(taken.sum()),
-                   "coverage": float(taken.sum() / max((~looked).sum(), 1)),
-                   "flip_share": float(changed.mean()) if changed.size else 0.0,
-                   "human_tags": int(looked.sum()), "human_accuracy_crossfit": None,
-                   "seconds": round(time.monotonic() - started, 2), "quality": UNMEASURED}
+        metrics = TagRoundMetrics(round_id=round_id, pseudo_labels=int(taken.sum()),
+                                  coverage=float(taken.sum() / max((~looked).sum(), 1)),
+                                  flip_share=float(changed.mean()) if changed.size else 0.0,
+                                  human_tags=int(looked.sum()), seconds=round(time.monotonic() - started, 2))
         store.finish_round(round_id, model_id=model_id, image_ids=image_ids, class_ids=class_ids, probs=probs,
                            stats=tag_stats(probs), pseudo_ids=image_ids[:0], pseudo_classes=np.zeros(0, np.int32),
-                           metrics=metrics)
+                           metrics=metrics.as_json())
     except BaseException as error:
-        if isinstance(error, (RoundCancelled, Cancelled)):
-            store.end_round(round_id, "cancelled")
-        elif isinstance(error, KeyboardInterrupt):
-            store.end_round(round_id, "interrupted")
-        else:
-            store.end_round(round_id, "failed", str(error) or type(error).__name__)
+        end_unfinished_round(store, round_id, error)
         raise
     return metrics
 

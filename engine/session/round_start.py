@@ -1,0 +1,55 @@
+"""What every round of a project begins with, single-label (engine/session/round_runner.py) or multi-label
+(engine/session/tag_rounds.py): the project's zero-shot classifier, checked against today's classes, and a progress
+report that also stops the round when asked; and how a round that did not finish is recorded."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from engine.errors import LabelloopError
+from engine.jobs.runner import Cancelled
+from engine.project.folder import Project
+from storage import Store
+
+
+class RoundCancelled(Exception):
+    pass
+
+
+def round_classifier(project: Project) -> tuple[str, list[int], np.ndarray, float]:
+    """(model id, class ids, zero-shot text weights (C, D), logit scale) the round starts from; refused in one line
+    before any embeddings or after the classes changed (zero-shot must run again first)."""
+    store = project.store
+    model_id = store.get_meta("model_id")
+    saved = store.class_weights(model_id) if model_id else None
+    if saved is None:
+        raise LabelloopError(f"no embeddings yet; run `labelloop ingest {project.root}` first")
+    class_ids, text_weights, scale = saved
+    if class_ids != [c["id"] for c in store.classes()]:
+        raise LabelloopError(f"the classes changed since the last zero-shot; run `labelloop ingest {project.root}`")
+    return model_id, class_ids, text_weights, scale
+
+
+def round_reporter(progress: Callable[[float, str], None] | None,
+                   cancel: Callable[[], bool] | None) -> Callable[[float, str], None]:
+    """report(fraction, message): passed on to `progress`, after raising RoundCancelled when `cancel()` says so."""
+    def report(fraction: float, message: str) -> None:
+        if cancel and cancel():
+            raise RoundCancelled()
+        if progress:
+            progress(fraction, message)
+
+    return report
+
+
+def end_unfinished_round(store: Store, round_id: int, error: BaseException) -> None:
+    """Record why round `round_id` stopped before writing its results: cancelled, interrupted, or failed (with the
+    error's message)."""
+    if isinstance(error, (RoundCancelled, Cancelled)):
+        store.end_round(round_id, "cancelled")
+    elif isinstance(error, KeyboardInterrupt):
+        store.end_round(round_id, "interrupted")
+    else:
+        store.end_round(round_id, "failed", str(error) or type(error).__name__)
