@@ -13,7 +13,7 @@ from engine.project.folder import open_project
 from engine.learning.selftrain.adapt import adapt
 from engine.learning.selftrain.config import RoundConfig
 from engine.session.round_runner import run_round
-from engine.session.round_start import RoundCancelled
+from engine.jobs.runner import Cancelled
 from engine.learning.probabilities import cosine_probs
 from tests.synthetic import planted_embeddings, synthetic_project
 
@@ -128,7 +128,7 @@ def test_cancel_leaves_the_previous_round_intact(planted_project):
     store = planted_project.store
     run_round(planted_project, RoundConfig())
     calls = []
-    with pytest.raises(RoundCancelled):
+    with pytest.raises(Cancelled):
         run_round(planted_project, RoundConfig(), cancel=lambda: calls.append(1) or len(calls) > 2)
     assert [r["status"] for r in store.rounds()] == ["done", "cancelled"]
     assert store.last_finished_round() == 1 and store.prediction_matrix(2) is None

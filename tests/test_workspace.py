@@ -19,7 +19,7 @@ from engine.labels.labeling_session import page_actor
 from engine.session.workspace import Workspace
 from engine.learning.selftrain.config import RoundConfig
 from engine.session.round_runner import run_round
-from engine.session.round_start import RoundCancelled
+from engine.jobs.runner import Cancelled
 from tests.synthetic import planted_embeddings, synthetic_project
 
 
@@ -319,7 +319,7 @@ def test_the_rounds_table_shows_every_round_by_number_with_its_mode_in_words(wor
     config = RoundConfig(share_step_without_prior=0.2)
     run_round(project, config)
     calls = itertools.count()
-    with pytest.raises(RoundCancelled):  # cancelled once it has its number (its first report comes before)
+    with pytest.raises(Cancelled):  # cancelled once it has its number (its first report comes before)
         run_round(project, config, cancel=lambda: next(calls) >= 1)
     run_round(project, config)
     table = rounds_table(workspace.view.round_history())

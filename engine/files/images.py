@@ -222,11 +222,6 @@ def thumbnail_path(thumbs_dir: Path, sha256: str) -> Path:
     return thumbs_dir / sha256[:2] / f"{sha256}.jpg"
 
 
-def write_thumbnail(pixels: np.ndarray, path: Path, side: int = THUMBNAIL_SIDE) -> None:
-    if not path.exists():
-        save_thumbnail(thumbnail_jpeg(pixels, side), path)
-
-
 def thumbnail_jpeg(pixels: np.ndarray, side: int = THUMBNAIL_SIDE) -> bytes:
     """The thumbnail file's bytes: a Ray worker sends them to the machine that holds the project."""
     ok, encoded = cv2.imencode(".jpg", fit_within(pixels, side), [cv2.IMWRITE_JPEG_QUALITY, 85])

@@ -14,10 +14,6 @@ from engine.project.folder import Project
 from storage import Store
 
 
-class RoundCancelled(Exception):
-    pass
-
-
 def round_classifier(project: Project) -> tuple[str, list[int], np.ndarray, float]:
     """(model id, class ids, zero-shot text weights (C, D), logit scale) the round starts from; refused in one line
     before any embeddings or after the classes changed (zero-shot must run again first)."""
@@ -34,10 +30,10 @@ def round_classifier(project: Project) -> tuple[str, list[int], np.ndarray, floa
 
 def round_reporter(progress: Callable[[float, str], None] | None,
                    cancel: Callable[[], bool] | None) -> Callable[[float, str], None]:
-    """report(fraction, message): passed on to `progress`, after raising RoundCancelled when `cancel()` says so."""
+    """report(fraction, message): passed on to `progress`, after raising Cancelled (the jobs' one) when `cancel()` says so."""
     def report(fraction: float, message: str) -> None:
         if cancel and cancel():
-            raise RoundCancelled()
+            raise Cancelled()
         if progress:
             progress(fraction, message)
 
@@ -47,7 +43,7 @@ def round_reporter(progress: Callable[[float, str], None] | None,
 def end_unfinished_round(store: Store, round_id: int, error: BaseException) -> None:
     """Record why round `round_id` stopped before writing its results: cancelled, interrupted, or failed (with the
     error's message)."""
-    if isinstance(error, (RoundCancelled, Cancelled)):
+    if isinstance(error, Cancelled):
         store.end_round(round_id, "cancelled")
     elif isinstance(error, KeyboardInterrupt):
         store.end_round(round_id, "interrupted")
