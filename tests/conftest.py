@@ -20,6 +20,13 @@ def demo_template(tmp_path_factory) -> Path:
     return root
 
 
+def pytest_collection_modifyitems(items):
+    """Every test that drives Chromium is marked `browser`, so `-m "not browser"` runs the rest in a few minutes."""
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
+
+
 @pytest.fixture(scope="session")
 def browser():
     from playwright.sync_api import sync_playwright
