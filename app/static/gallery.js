@@ -13,9 +13,15 @@ const HUMAN_COLOUR = props.human_colour, NONE_OF_THESE = props.none_of_these;
 // acts on an image the person did not see. Gradio patches the gallery's DOM in place with each new value, so a drawing is told by its data-drawing
 // number, which grows with each drawing the server makes: one older than the newest seen (two answers applied out
 // of order) is replaced by the newest. Should answers stop coming (a server error), the newest drawing is put back
-// after STALL ms.
+// after STALL ms, and the actions still waiting are dropped, saying so in the detail view (they were pressed for an
+// image the page could not name).
 const ahead = [], waiting = [];
 let sent = 0;
+// The number of the gallery drawing that answered the latest blind action: a detail view the server drew after it
+// names where that action left the selection, even if it landed before it (another Gradio update, or the detail
+// view's observer run first) and was told "waiting" then; one drawn before it never takes the keys that waited.
+// Infinity while a blind action is on its way.
+let blindAnsweredBy = 0;
 const picked = new Set();  // tiles picked with Shift- or Ctrl/Cmd-click: a label then goes to all of them
 const tileOf = (imageId) => imageId && element.querySelector(`.tile[data-image-id="${imageId}"]`);
 const tiles = () => [...element.querySelectorAll('.tile')];
@@ -36,6 +42,7 @@ const showPicked = () => {
 const held = () => ahead.some(action => action.blind);
 const act = (run) => { if (waiting.length || held()) waiting.push(run); else run(); };
 const release = () => {
+  if (!held() && !shownImage() && labelloop.restoreDetail) labelloop.restoreDetail(blindAnsweredBy);
   while (waiting.length && !held() && shownImage()) waiting.shift()();
 };
 labelloop.release = release;
@@ -109,7 +116,13 @@ const watchStall = () => {
     ahead.length = 0;
     const now = element.querySelector('.drawing');
     if (now && truth) now.replaceWith(truth.cloneNode(true));
-    release();
+    const dropped = waiting.length;
+    waiting.length = 0;
+    // the server's newest detail view, so the view names the image the next key acts on (if it said "waiting")
+    if (labelloop.restoreDetail) labelloop.restoreDetail(0);
+    const view = document.querySelector('#detail-view .detail-view');
+    if (view && dropped) view.appendChild(Object.assign(document.createElement('div'), {className: 'detail-note',
+      textContent: `no answer from the server in ${STALL / 1000} s: ${dropped} action(s) not sent, press them again`}));
   }, STALL);
 };
 const buttonName = (button) => button.innerText.replace(/ \[\w\]$/, '');  // "circle [1]" -> "circle"
@@ -179,13 +192,14 @@ labelloop.step = (step) => act(() => {
   const now = element.querySelector('.drawing');
   const action = {step, blind: !(step > 0 && now && now.dataset.nextPage), sequence: ++sent};
   ahead.push(action);
-  if (action.blind) forget(); else { show(action); followSelection(); reveal(); }
+  if (action.blind) { blindAnsweredBy = Infinity; forget(); } else { show(action); followSelection(); reveal(); }
   watchStall();
   trigger('input', {step, sequence: sent});
 });
 // Undo: blind, the server says which image got its label back.
 labelloop.undo = () => act(() => {
   ahead.push({blind: true, sequence: ++sent});
+  blindAnsweredBy = Infinity;
   forget();
   watchStall();
   trigger('undo', {sequence: sent});
@@ -212,7 +226,12 @@ const drawingArrived = () => {
   const now = element.querySelector('.drawing');
   if (!now || !now.dataset.drawing || now.dataset.drawing === mark) return;
   const answered = new Set((now.dataset.answers || '').split(',').filter(Boolean).map(Number));
-  for (let i = ahead.length - 1; i >= 0; i--) if (answered.has(ahead[i].sequence)) ahead.splice(i, 1);
+  for (let i = ahead.length - 1; i >= 0; i--) {
+    if (!answered.has(ahead[i].sequence)) continue;
+    const blind = ahead[i].blind;
+    ahead.splice(i, 1);
+    if (blind && !held()) blindAnsweredBy = Number(now.dataset.drawing);
+  }
   if (Number(now.dataset.drawing) < newest && truth) {  // an older answer applied after a newer one
     mark = String(newest);
     now.replaceWith(truth.cloneNode(true));
