@@ -338,20 +338,26 @@ class LabelController:
 
     # ---- what changed elsewhere --------------------------------------------------------------------------------
 
-    def redrawn(self, query, _shown, chosen, heatmap, heatmap_for):
+    def redrawn(self, query, _shown, chosen, heatmap, heatmap_for, request: gr.Request):
         """The gallery and the detail view after a job ended or the classes changed: a label-tab event of its own,
         so it runs after a filter, sort or page change sent before it and reads the query that change left (drawn by
         the tick itself, it could put the page the person left back on the screen); the detail view follows the
-        round like every other view, so A accepts what it shows."""
-        return {**self.refreshed(query, chosen), **self.detail_shown(chosen, heatmap, heatmap_for)}
+        round like every other view, so A accepts what it shows. Its gallery lists the actions answered lately, as
+        an action's answer does: it may be the only drawing the page sees of the two (`labels_checked`)."""
+        return {**self.gallery_shown(query, self.view.gallery(query), chosen,
+                                     answered=self.order.answered(request.session_hash)),
+                **self.detail_shown(chosen, heatmap, heatmap_for)}
 
-    def labels_checked(self, query, shown: ShownPage, chosen, heatmap, heatmap_for, seen):
+    def labels_checked(self, query, shown: ShownPage, chosen, heatmap, heatmap_for, seen, request: gr.Request):
         """The labels timer's check, answered in one round trip: when labels changed since this tab last drew them
         in full (another tab, person or round changed them), the page's tiles and the detail view drawn again where
         they are (no tile moves: the filters apply again when the page is turned), so every open tab shows the truth
         within LABELS_TICK and one answer. The tiles only when one it shows changed: a drawing of the page the
         server holds, landing while the page has turned ahead to the next, would move the detail view (and the
-        next key) back to it. The version is read first: a label written while this draws is found next time."""
+        next key) back to it. The version is read first: a label written while this draws is found next time.
+        The tiles list the actions answered lately, as an action's answer does: when this answer lands right after
+        an action's, Gradio draws only the newer value, and a drawing without them left an undo "on its way" for
+        good, its tab "waiting for the server…" with the keys pressed meanwhile held (issue 24)."""
         version = self.labeling.version()
         if seen is None or version == seen:  # seen None: the page has not loaded yet
             return {self.ui.labels_seen: gr.skip()}  # (Gradio takes an empty dict for one output's value)
@@ -359,7 +365,8 @@ class LabelController:
         fresh = self.view.items([item.image_id for item in shown.items])
         if fresh != shown.items:
             shown = replace(shown, items=fresh)
-            drawn |= {self.ui.gallery: gallery_html(shown, chosen), self.ui.shown_page: shown}
+            answered = self.order.answered(request.session_hash)
+            drawn |= {self.ui.gallery: gallery_html(shown, chosen, answered=answered), self.ui.shown_page: shown}
         return drawn
 
     def class_controls_shown(self, keys, query, filter_value, *, drawn_first: bool = False) -> dict:
