@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 from app.label_controller import LabelController
-from app.label_layout import build_label_layout
+from app.label_layout import ALL_CLASSES, build_label_layout
 from engine.project.folder import open_project
 from engine.session.workspace import Workspace
 from engine.views.gallery import GalleryQuery
@@ -14,9 +14,9 @@ from tests.browser import copy_project
 
 
 def test_a_labels_check_lists_the_actions_answered_as_an_actions_answer_does(demo_template, tmp_path):
-    # Issue 24: an undo answered just before the labels tick, both answers landing at once: Gradio draws only the
-    # tick's gallery, and without the undo's number in it the page waited for that answer for good ("waiting for
-    # the server…", the keys pressed meanwhile held).
+    # Issue 24: an undo answered just before the labels tick (or a page turn, a filter), both answers landing at
+    # once: Gradio draws only the newer gallery, and without the undo's number in it the page waited for that answer
+    # for good ("waiting for the server…", the keys pressed meanwhile held).
     project = open_project(copy_project(demo_template, tmp_path / "project"))
     workspace = Workspace(project, ingest_workers=0)
     try:
@@ -28,10 +28,12 @@ def test_a_labels_check_lists_the_actions_answered_as_an_actions_answer_does(dem
         seen, chosen = workspace.labeling.version(), shown.items[0].image_id
         tab.order.selection("this tab", 7, chosen)  # the page's action number 7 (an undo) answered
         workspace.labeling.label([shown.items[1].image_id], workspace.view.class_names()[0], session="other tab")
-        drawn = tab.labels_checked(query, shown, chosen, False, None, seen, SimpleNamespace(session_hash="this tab"))
-        assert "data-answers='7'" in drawn[ui.gallery]
-        redrawn = tab.redrawn(query, shown, chosen, False, None, SimpleNamespace(session_hash="this tab"))
-        assert "data-answers='7'" in redrawn[ui.gallery]
+        request = SimpleNamespace(session_hash="this tab")
+        drawings = [tab.labels_checked(query, shown, chosen, False, None, seen, request),
+                    tab.redrawn(query, shown, chosen, False, None, request),  # a round ended, the classes changed
+                    tab.next_page_shown(query, shown, chosen, request),  # ▶ or ], not an action the page numbers
+                    tab.apply_filters(query, chosen, ALL_CLASSES, "all", 0, 1, query.sort, False, False, request)]
+        assert all("data-answers='7'" in drawn[ui.gallery] for drawn in drawings)
     finally:
         workspace.close()
         project.close()
