@@ -4,8 +4,9 @@
 const labelloop = window.labelloop = window.labelloop || {};
 const HUMAN_COLOUR = props.human_colour, NONE_OF_THESE = props.none_of_these;
 // Every action the page sends is numbered in the order sent and answered by a drawing (a refusal too): a click on a tile ('click'), a label ('submit': a class key or button, N, A),
-// undo ('undo') and ← or → past the page's end ('input'); each answer lists the numbers of the actions answered
-// lately (app/action_order.py). `ahead` holds the actions sent and not answered yet, oldest first; each is shown at once as the server will do it (a label on its tile, the next tile selected and
+// undo ('undo') and ← or → past the page's end ('input'); each answer, and every other drawing of the label tab (a page
+// turn, a filter, the labels check: Gradio may draw only the newer of two that land together), lists the numbers of
+// the actions answered lately (app/action_order.py). `ahead` holds the actions sent and not answered yet, oldest first; each is shown at once as the server will do it (a label on its tile, the next tile selected and
 // shown in the detail view: the image the next key acts on). Every drawing is the server's truth, and the actions
 // still unanswered are shown again over it, in order. An action whose result the page cannot foresee (undo, a page
 // turned back) is `blind`: the actions after it wait in `waiting`, in order, until its answer has come and the detail
