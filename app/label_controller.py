@@ -363,17 +363,19 @@ class LabelController:
         they are (no tile moves: the filters apply again when the page is turned), so every open tab shows the truth
         within LABELS_TICK and one answer. The tiles only when one it shows changed: a drawing of the page the
         server holds, landing while the page has turned ahead to the next, would move the detail view (and the
-        next key) back to it. The version is read first: a label written while this draws is found next time."""
+        next key) back to it. The version is read first: a label written while this draws is found next time.
+        The tiles are drawn before the detail view, as in every answer: a detail view numbered after the gallery
+        drawing that says an undo was answered names where the undo left the selection (GALLERY_JS)."""
         version = self.labeling.version()
         if seen is None or version == seen:  # seen None: the page has not loaded yet
             return {self.ui.labels_seen: gr.skip()}  # (Gradio takes an empty dict for one output's value)
-        drawn = {self.ui.labels_seen: version, **self.detail_shown(chosen, heatmap, heatmap_for)}
+        drawn = {self.ui.labels_seen: version}
         fresh = self.view.items([item.image_id for item in shown.items])
         if fresh != shown.items:
             shown = replace(shown, items=fresh)
             drawn |= {self.ui.gallery: gallery_html(shown, chosen, answered=self.answered(request)),
                       self.ui.shown_page: shown}
-        return drawn
+        return drawn | self.detail_shown(chosen, heatmap, heatmap_for)
 
     def class_controls_shown(self, keys, query, filter_value, *, drawn_first: bool = False) -> dict:
         """Every control that lists classes, from the project's classes and keys now, and the query. Only the

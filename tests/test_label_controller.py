@@ -1,6 +1,7 @@
 """The Label tab's handlers (app/label_controller.py) called as Gradio calls them, without a browser: what their
 answers tell the page's scripts."""
 
+import re
 from types import SimpleNamespace
 
 import gradio as gr
@@ -11,6 +12,10 @@ from engine.project.folder import open_project
 from engine.session.workspace import Workspace
 from engine.views.gallery import GalleryQuery
 from tests.browser import copy_project
+
+
+def drawing_number(html: str) -> int:
+    return int(re.search(r"data-drawing='(\d+)'", html).group(1))
 
 
 def test_a_labels_check_lists_the_actions_answered_as_an_actions_answer_does(demo_template, tmp_path):
@@ -34,6 +39,10 @@ def test_a_labels_check_lists_the_actions_answered_as_an_actions_answer_does(dem
                     tab.next_page_shown(query, shown, chosen, request),  # ▶ or ], not an action the page numbers
                     tab.apply_filters(query, chosen, ALL_CLASSES, "all", 0, 1, query.sort, False, False, request)]
         assert all("data-answers='7'" in drawn[ui.gallery] for drawn in drawings)
+        # the check's detail view numbered after its tiles, as in an action's answer: the page takes a detail view
+        # numbered after the drawing that answered an undo as naming where the undo left the selection
+        checked = drawings[0]
+        assert drawing_number(checked[ui.detail_view]) > drawing_number(checked[ui.gallery])
     finally:
         workspace.close()
         project.close()
