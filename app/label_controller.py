@@ -115,8 +115,15 @@ class LabelController:
                 ui.show_all: gr.Button(visible=query.subset is not None),
                 ui.clear_filters: gr.Button(visible=bool(query.named_filters()))}
 
-    def refreshed(self, query: GalleryQuery, chosen: int | None) -> dict:
-        return self.gallery_shown(query, self.view.gallery(query), chosen)
+    def refreshed(self, query: GalleryQuery, chosen: int | None, *, answered: str = "") -> dict:
+        return self.gallery_shown(query, self.view.gallery(query), chosen, answered=answered)
+
+    def answered(self, request: gr.Request | None) -> str:
+        """The page's actions answered lately, for a drawing of the gallery that answers none of them (a filter, a
+        page turn, the labels check): Gradio may draw only it of it and an action's answer landing together, and
+        without them that action stayed "on its way" for good (an undo's: the tab "waiting for the server…", the
+        keys pressed meanwhile held; issue 24)."""
+        return self.order.answered(request.session_hash) if request is not None else ""
 
     def refresh(self, query: GalleryQuery, chosen: int | None) -> tuple:
         """The gallery's outputs in the order of `LabelLayout.gallery_parts`, for the map and the finding tools."""
@@ -148,11 +155,12 @@ class LabelController:
 
     # ---- filters, pages and subsets ----------------------------------------------------------------------------
 
-    def apply_filters(self, query, chosen, class_name, status, low, high, order, only_disagree, only_mistakes):
+    def apply_filters(self, query, chosen, class_name, status, low, high, order, only_disagree, only_mistakes,
+                      request: gr.Request):
         query = replace(query, class_name=None if class_name in (None, ALL_CLASSES) else class_name,
                         status=status, min_confidence=min(low, high), max_confidence=max(low, high), sort=order,
                         disagree=only_disagree, mistakes=only_mistakes, offset=0)
-        return {self.ui.query_state: query, **self.refreshed(query, chosen)}
+        return {self.ui.query_state: query, **self.refreshed(query, chosen, answered=self.answered(request))}
 
     def turned(self, query, shown: ShownPage, step):
         """The next or previous page: forward from the images still in the filter, back by a page."""
@@ -163,27 +171,30 @@ class LabelController:
         result = self.view.gallery(replace(query, offset=offset))
         return replace(query, offset=result.offset), result
 
-    def next_page_shown(self, query, shown, chosen):
+    def next_page_shown(self, query, shown, chosen, request: gr.Request):
         query, result = self.turned(query, shown, +1)
-        return {self.ui.query_state: query, **self.gallery_shown(query, result, chosen)}
+        answered = self.answered(request)
+        return {self.ui.query_state: query, **self.gallery_shown(query, result, chosen, answered=answered)}
 
-    def previous_page_shown(self, query, shown, chosen):
+    def previous_page_shown(self, query, shown, chosen, request: gr.Request):
         query, result = self.turned(query, shown, -1)
-        return {self.ui.query_state: query, **self.gallery_shown(query, result, chosen)}
+        answered = self.answered(request)
+        return {self.ui.query_state: query, **self.gallery_shown(query, result, chosen, answered=answered)}
 
-    def all_images_shown(self, query, chosen):
+    def all_images_shown(self, query, chosen, request: gr.Request):
         """Leave the subset (search results, neighbours, a map selection); the other filters stay."""
         query = replace(query, subset=None, sort="queue" if query.sort == "match" else query.sort, offset=0)
-        return {self.ui.query_state: query, **self.refreshed(query, chosen),
+        return {self.ui.query_state: query, **self.refreshed(query, chosen, answered=self.answered(request)),
                 self.ui.sort: gr.Dropdown(value=query.sort)}
 
-    def filters_cleared(self, query, chosen):
+    def filters_cleared(self, query, chosen, request: gr.Request):
         """Every filter cleared, on the page's controls too; the subset and the sort stay."""
         query, ui = query.without_filters(), self.ui
-        return {ui.query_state: query, **self.refreshed(query, chosen), ui.class_filter: ALL_CLASSES,
+        return {ui.query_state: query, **self.refreshed(query, chosen, answered=self.answered(request)),
+                ui.class_filter: ALL_CLASSES,
                 ui.status_filter: "all", ui.min_conf: 0, ui.max_conf: 1, ui.disagree: False, ui.mistakes: False}
 
-    def audit_shown(self, chosen, heatmap, heatmap_for):
+    def audit_shown(self, chosen, heatmap, heatmap_for, request: gr.Request):
         """Audit mode: the gallery narrowed to the random audit's images that wait for a label, in draw order (30
         drawn now for a first estimate, 40 more once those are labelled), the first one selected, every filter
         cleared (a filter on the predicted class or its confidence would tell what the machine guessed)."""
@@ -194,7 +205,7 @@ class LabelController:
         result = self.view.gallery(query)
         chosen = result.items[0].image_id if result.items else chosen
         ui = self.ui
-        return {ui.query_state: query, **self.gallery_shown(query, result, chosen),
+        return {ui.query_state: query, **self.gallery_shown(query, result, chosen, answered=self.answered(request)),
                 ui.class_filter: gr.Dropdown(value=ALL_CLASSES), ui.status_filter: gr.Dropdown(value="all"),
                 ui.min_conf: 0, ui.max_conf: 1, ui.sort: gr.Dropdown(value="match"), ui.disagree: False,
                 ui.mistakes: False, ui.selected: chosen, **self.detail_shown(chosen, heatmap, heatmap_for)}
@@ -338,29 +349,33 @@ class LabelController:
 
     # ---- what changed elsewhere --------------------------------------------------------------------------------
 
-    def redrawn(self, query, _shown, chosen, heatmap, heatmap_for):
+    def redrawn(self, query, _shown, chosen, heatmap, heatmap_for, request: gr.Request):
         """The gallery and the detail view after a job ended or the classes changed: a label-tab event of its own,
         so it runs after a filter, sort or page change sent before it and reads the query that change left (drawn by
         the tick itself, it could put the page the person left back on the screen); the detail view follows the
         round like every other view, so A accepts what it shows."""
-        return {**self.refreshed(query, chosen), **self.detail_shown(chosen, heatmap, heatmap_for)}
+        return {**self.refreshed(query, chosen, answered=self.answered(request)),
+                **self.detail_shown(chosen, heatmap, heatmap_for)}
 
-    def labels_checked(self, query, shown: ShownPage, chosen, heatmap, heatmap_for, seen):
+    def labels_checked(self, query, shown: ShownPage, chosen, heatmap, heatmap_for, seen, request: gr.Request):
         """The labels timer's check, answered in one round trip: when labels changed since this tab last drew them
         in full (another tab, person or round changed them), the page's tiles and the detail view drawn again where
         they are (no tile moves: the filters apply again when the page is turned), so every open tab shows the truth
         within LABELS_TICK and one answer. The tiles only when one it shows changed: a drawing of the page the
         server holds, landing while the page has turned ahead to the next, would move the detail view (and the
-        next key) back to it. The version is read first: a label written while this draws is found next time."""
+        next key) back to it. The version is read first: a label written while this draws is found next time.
+        The tiles are drawn before the detail view, as in every answer: a detail view numbered after the gallery
+        drawing that says an undo was answered names where the undo left the selection (GALLERY_JS)."""
         version = self.labeling.version()
         if seen is None or version == seen:  # seen None: the page has not loaded yet
             return {self.ui.labels_seen: gr.skip()}  # (Gradio takes an empty dict for one output's value)
-        drawn = {self.ui.labels_seen: version, **self.detail_shown(chosen, heatmap, heatmap_for)}
+        drawn = {self.ui.labels_seen: version}
         fresh = self.view.items([item.image_id for item in shown.items])
         if fresh != shown.items:
             shown = replace(shown, items=fresh)
-            drawn |= {self.ui.gallery: gallery_html(shown, chosen), self.ui.shown_page: shown}
-        return drawn
+            drawn |= {self.ui.gallery: gallery_html(shown, chosen, answered=self.answered(request)),
+                      self.ui.shown_page: shown}
+        return drawn | self.detail_shown(chosen, heatmap, heatmap_for)
 
     def class_controls_shown(self, keys, query, filter_value, *, drawn_first: bool = False) -> dict:
         """Every control that lists classes, from the project's classes and keys now, and the query. Only the

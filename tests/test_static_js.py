@@ -121,6 +121,42 @@ def test_actions_after_a_blind_one_wait_for_its_answer_in_order(harness):
     assert tab.locator(".detail-title").inner_text() == "waiting for the server…"  # blind again, on the last page
 
 
+def test_a_blind_answer_whose_detail_view_lands_before_its_gallery_releases_the_waiting_keys(harness):
+    # Issue 24: the answer to U drew the detail view first (another Gradio update, or the detail view's observer run
+    # first): while U was still unanswered it was taken for an older drawing and told "waiting" again, and once the
+    # gallery said U was answered nothing named an image any more, so the tab stayed "waiting" and kept its keys.
+    tab = labelling(harness, 1, 2, 3)
+    tab.evaluate("() => { window.labelloop.undo(); window.labelloop.label('none'); }")
+    draw(tab, "#detail-view", detail(3, drawing=3))  # the undo's own detail view (drawn after its gallery) lands first
+    assert sent(tab) == [["undo", {"sequence": 1}]]  # not yet: the gallery has not said U is answered
+    draw(tab, "#gallery", tiles(1, 2, 3, drawing=2, selected=3, answers="1"))
+    assert tab.locator(".detail-view").get_attribute("data-image-id") == "3"
+    assert tab.locator(".detail-title").inner_text() == "img3.png"
+    assert sent(tab)[1:] == [["submit", {"kind": "none", "name": None, "sequence": 2, "image_id": 3}]]
+    # a detail view the server drew before it undid (a labels check's) names the image before U: never the keys'
+    tab.evaluate("() => { window.labelloop.undo(); window.labelloop.label('none'); }")
+    draw(tab, "#detail-view", detail(3, drawing=5))
+    draw(tab, "#gallery", tiles(1, 2, 3, drawing=6, selected=2, answers="1,2,3"))
+    assert len(sent(tab)) == 3 and tab.locator(".detail-title").inner_text() == "waiting for the server…"
+    draw(tab, "#detail-view", detail(2, drawing=7))  # the undo's own
+    assert sent(tab)[3:] == [["submit", {"kind": "none", "name": None, "sequence": 4, "image_id": 2}]]
+
+
+def test_actions_waiting_on_a_server_that_never_answers_are_dropped_saying_so(harness):
+    # no answer to U at all (a server error): after STALL the view names the image the server last drew and says
+    # that the key waiting meanwhile was not sent, instead of saying "waiting" for good with the key kept unsent
+    tab = labelling(harness, 1, 2, 3)
+    draw(tab, "#detail-view", detail(1, drawing=2))  # the page's load answer: the server's newest detail view
+    tab.clock.install()  # after the drawings above: their settling waits on a real timer
+    tab.evaluate("() => { window.labelloop.undo(); window.labelloop.label('none'); }")
+    tab.clock.run_for(20_000)
+    assert sent(tab) == [["undo", {"sequence": 1}]]
+    assert tab.locator(".detail-view").get_attribute("data-image-id") == "1"
+    assert tab.locator(".detail-title").inner_text() == "img1.png"
+    assert "1 action(s) not sent" in tab.locator(".detail-note").inner_text()
+    assert not tab.evaluate("() => window.labelloop.held()")
+
+
 def test_the_newest_gallery_drawing_wins_with_the_unanswered_actions_over_it(harness):
     tab = labelling(harness, 1, 2, 3)
     draw(tab, "#gallery", tiles(1, 2, 3, drawing=5, selected=1))

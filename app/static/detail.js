@@ -41,3 +41,10 @@ new MutationObserver(() => {
   if (labelloop.held && labelloop.held()) labelloop.forget();  // still waiting: say so
   if (labelloop.release) labelloop.release();  // actions held until this view names an image
 }).observe(element, {childList: true, subtree: true, attributes: true, attributeFilter: ['data-drawing']});
+// The server's newest detail view put back over one that says "waiting", when it was drawn after the gallery drawing
+// numbered `after` (gallery.js: the one that answered the latest blind action) and names an image.
+labelloop.restoreDetail = (after) => {
+  const view = element.querySelector('.detail-view');
+  if (!view || view.dataset.imageId || !newestView || newest <= after || !newestView.dataset.imageId) return;
+  view.replaceWith(newestView.cloneNode(true));
+};

@@ -4,8 +4,9 @@
 const labelloop = window.labelloop = window.labelloop || {};
 const HUMAN_COLOUR = props.human_colour, NONE_OF_THESE = props.none_of_these;
 // Every action the page sends is numbered in the order sent and answered by a drawing (a refusal too): a click on a tile ('click'), a label ('submit': a class key or button, N, A),
-// undo ('undo') and ← or → past the page's end ('input'); each answer lists the numbers of the actions answered
-// lately (app/action_order.py). `ahead` holds the actions sent and not answered yet, oldest first; each is shown at once as the server will do it (a label on its tile, the next tile selected and
+// undo ('undo') and ← or → past the page's end ('input'); each answer, and every other drawing of the label tab (a page
+// turn, a filter, the labels check: Gradio may draw only the newer of two that land together), lists the numbers of
+// the actions answered lately (app/action_order.py). `ahead` holds the actions sent and not answered yet, oldest first; each is shown at once as the server will do it (a label on its tile, the next tile selected and
 // shown in the detail view: the image the next key acts on). Every drawing is the server's truth, and the actions
 // still unanswered are shown again over it, in order. An action whose result the page cannot foresee (undo, a page
 // turned back) is `blind`: the actions after it wait in `waiting`, in order, until its answer has come and the detail
@@ -13,9 +14,15 @@ const HUMAN_COLOUR = props.human_colour, NONE_OF_THESE = props.none_of_these;
 // acts on an image the person did not see. Gradio patches the gallery's DOM in place with each new value, so a drawing is told by its data-drawing
 // number, which grows with each drawing the server makes: one older than the newest seen (two answers applied out
 // of order) is replaced by the newest. Should answers stop coming (a server error), the newest drawing is put back
-// after STALL ms.
+// after STALL ms, and the actions still waiting are dropped, saying so in the detail view (they were pressed for an
+// image the page could not name).
 const ahead = [], waiting = [];
 let sent = 0;
+// The number of the gallery drawing that answered the latest blind action: a detail view the server drew after it
+// names where that action left the selection, even if it landed before it (another Gradio update, or the detail
+// view's observer run first) and was told "waiting" then; one drawn before it never takes the keys that waited.
+// Infinity while a blind action is on its way.
+let blindAnsweredBy = 0;
 const picked = new Set();  // tiles picked with Shift- or Ctrl/Cmd-click: a label then goes to all of them
 const tileOf = (imageId) => imageId && element.querySelector(`.tile[data-image-id="${imageId}"]`);
 const tiles = () => [...element.querySelectorAll('.tile')];
@@ -36,6 +43,7 @@ const showPicked = () => {
 const held = () => ahead.some(action => action.blind);
 const act = (run) => { if (waiting.length || held()) waiting.push(run); else run(); };
 const release = () => {
+  if (!held() && !shownImage() && labelloop.restoreDetail) labelloop.restoreDetail(blindAnsweredBy);
   while (waiting.length && !held() && shownImage()) waiting.shift()();
 };
 labelloop.release = release;
@@ -109,7 +117,13 @@ const watchStall = () => {
     ahead.length = 0;
     const now = element.querySelector('.drawing');
     if (now && truth) now.replaceWith(truth.cloneNode(true));
-    release();
+    const dropped = waiting.length;
+    waiting.length = 0;
+    // the server's newest detail view, so the view names the image the next key acts on (if it said "waiting")
+    if (labelloop.restoreDetail) labelloop.restoreDetail(0);
+    const view = document.querySelector('#detail-view .detail-view');
+    if (view && dropped) view.appendChild(Object.assign(document.createElement('div'), {className: 'detail-note',
+      textContent: `no answer from the server in ${STALL / 1000} s: ${dropped} action(s) not sent, press them again`}));
   }, STALL);
 };
 const buttonName = (button) => button.innerText.replace(/ \[\w\]$/, '');  // "circle [1]" -> "circle"
@@ -179,13 +193,14 @@ labelloop.step = (step) => act(() => {
   const now = element.querySelector('.drawing');
   const action = {step, blind: !(step > 0 && now && now.dataset.nextPage), sequence: ++sent};
   ahead.push(action);
-  if (action.blind) forget(); else { show(action); followSelection(); reveal(); }
+  if (action.blind) { blindAnsweredBy = Infinity; forget(); } else { show(action); followSelection(); reveal(); }
   watchStall();
   trigger('input', {step, sequence: sent});
 });
 // Undo: blind, the server says which image got its label back.
 labelloop.undo = () => act(() => {
   ahead.push({blind: true, sequence: ++sent});
+  blindAnsweredBy = Infinity;
   forget();
   watchStall();
   trigger('undo', {sequence: sent});
@@ -212,7 +227,12 @@ const drawingArrived = () => {
   const now = element.querySelector('.drawing');
   if (!now || !now.dataset.drawing || now.dataset.drawing === mark) return;
   const answered = new Set((now.dataset.answers || '').split(',').filter(Boolean).map(Number));
-  for (let i = ahead.length - 1; i >= 0; i--) if (answered.has(ahead[i].sequence)) ahead.splice(i, 1);
+  for (let i = ahead.length - 1; i >= 0; i--) {
+    if (!answered.has(ahead[i].sequence)) continue;
+    const blind = ahead[i].blind;
+    ahead.splice(i, 1);
+    if (blind && !held()) blindAnsweredBy = Number(now.dataset.drawing);
+  }
   if (Number(now.dataset.drawing) < newest && truth) {  // an older answer applied after a newer one
     mark = String(newest);
     now.replaceWith(truth.cloneNode(true));
