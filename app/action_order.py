@@ -51,11 +51,15 @@ class ActionOrder:
             state.selection = wanted
             return wanted
 
-    def refused(self, session: str | None, sequence: int | None) -> None:
-        """An action refused: answered, and nothing moves."""
+    def refused(self, session: str | None, sequence: int | None, selection: int | None) -> None:
+        """An action refused: answered, and nothing moves: `selection`, what was selected, stays; an older action
+        arriving after it leaves it, as after any newer action (the page foresees it so: GALLERY_JS `show`)."""
         if sequence is not None:
             with self._lock:
-                self._session(session).answered.append(int(sequence))
+                state = self._session(session)
+                state.answered.append(int(sequence))
+                if int(sequence) > state.newest:
+                    state.newest, state.selection = int(sequence), selection
 
     def answered(self, session: str | None) -> str:
         """The numbers of the session's actions answered lately, as the page reads them: "3,4,6"."""

@@ -31,7 +31,11 @@ GALLERY_JS = static_text("gallery.js")
 GALLERY_PROPS = {"human_colour": HUMAN_COLOUR, "none_of_these": NONE_OF_THESE}  # the constants GALLERY_JS reads
 DETAIL_JS = static_text("detail.js")
 
-_drawings = itertools.count(1)  # each drawing differs from the one before, so the browser takes every answer
+# One count for every drawing of the gallery and the detail view, in every session: numbers only grow, so the page
+# can tell a detail view drawn after the gallery drawing that answered an undo from one drawn before it (GALLERY_JS
+# `shownImage`; each answer draws its gallery first), and each drawing differs from the one before, so the browser
+# takes every answer. A count per session would do as well; one is simpler and its gaps mean nothing.
+_drawings = itertools.count(1)
 
 
 def _colour(item: GalleryItem) -> str:

@@ -245,7 +245,7 @@ class LabelController:
         event = next((arg for arg in arguments if isinstance(arg, gr.EventData)), None)
         request = next((arg for arg in arguments if isinstance(arg, gr.Request)), None)
         session = request.session_hash if request is not None else None
-        self.order.refused(session, _sequence(event))
+        self.order.refused(session, _sequence(event), chosen)
         return {self.ui.gallery: gallery_html(shown, chosen, answered=self.order.answered(session)),
                 **self.detail_shown(chosen, heatmap, heatmap_for)}
 

@@ -115,7 +115,7 @@ def test_actions_after_a_blind_one_wait_for_its_answer_in_order(harness):
     assert tab.evaluate("() => window.labelloop.held()")
     # the answer: image 3 got its label back and is selected; the waiting actions act on it, in order
     draw(tab, "#gallery", tiles(1, 2, 3, drawing=2, selected=3, answers="1"))
-    draw(tab, "#detail-view", detail(3, drawing=2))
+    draw(tab, "#detail-view", detail(3, drawing=3))  # numbered after its gallery, as the server draws them
     assert sent(tab)[1:] == [["submit", {"kind": "none", "name": None, "sequence": 2, "image_id": 3}],
                              ["input", {"step": 1, "sequence": 3}]]  # → past the last tile: the server turns the page
     assert tab.locator(".detail-title").inner_text() == "waiting for the server…"  # blind again, on the last page
@@ -140,6 +140,50 @@ def test_a_blind_answer_whose_detail_view_lands_before_its_gallery_releases_the_
     assert len(sent(tab)) == 3 and tab.locator(".detail-title").inner_text() == "waiting for the server…"
     draw(tab, "#detail-view", detail(2, drawing=7))  # the undo's own
     assert sent(tab)[3:] == [["submit", {"kind": "none", "name": None, "sequence": 4, "image_id": 2}]]
+
+
+def test_a_detail_view_drawn_before_the_blind_answer_landing_after_it_never_takes_the_waiting_keys(harness):
+    # Issue 24 (bench_page_random seed 24: keys pressed while "waiting" sent to an image the view never named): the
+    # gallery said U was answered, then a detail view the server drew before it (a labels check's, a click's) landed
+    # and named the image of before U; the keys that waited went to it. Only one drawn after the answer names it.
+    tab = labelling(harness, 1, 2, 3)
+    tab.evaluate("() => { window.labelloop.undo(); window.labelloop.label('none'); }")
+    draw(tab, "#gallery", tiles(1, 2, 3, drawing=6, selected=2, answers="1"))
+    draw(tab, "#detail-view", detail(3, drawing=5))  # drawn before the undo's gallery, landing after it
+    assert sent(tab) == [["undo", {"sequence": 1}]]
+    assert tab.locator(".detail-title").inner_text() == "waiting for the server…"
+    tab.evaluate("() => window.labelloop.label('none')")  # a key pressed now waits too, in order
+    draw(tab, "#detail-view", detail(2, drawing=7))  # the undo's own
+    assert sent(tab)[1:] == [["submit", {"kind": "none", "name": None, "sequence": 2, "image_id": 2}],
+                             ["submit", {"kind": "none", "name": None, "sequence": 3, "image_id": 3}]]
+
+
+def test_an_action_answered_after_a_newer_one_moves_nothing_as_on_the_server(harness):
+    # A click sent before U reached the server after it: the server left U's selection (app/action_order.py), but
+    # the page showed the click again over U's answer, with its move, and the key that waited for U went to the
+    # clicked image. Its label still shows (it lands); its move does not.
+    tab = labelling(harness, 1, 2, 3)
+    tab.click(".tile[data-image-id='2']")
+    tab.evaluate("() => { window.labelloop.label('class', {name: 'circle'}); }")  # on 2, moves to 3
+    tab.evaluate("() => { window.labelloop.undo(); window.labelloop.label('none'); }")
+    assert [name for name, _ in sent(tab)] == ["click", "submit", "undo"]
+    # U answered first (it undid image 1's label and selected it); the click and the label are still on their way
+    draw(tab, "#gallery", tiles(1, 2, 3, drawing=2, selected=1, answers="3"))
+    draw(tab, "#detail-view", detail(1, drawing=3))
+    assert sent(tab)[3:] == [["submit", {"kind": "none", "name": None, "sequence": 4, "image_id": 1}]]
+    assert tab.locator(".tile[data-image-id='2'] .badge").inner_text() == "circle (you)"  # its label still shown
+    assert tab.locator(".tile.selected").get_attribute("data-image-id") == "2"  # where the none key moved
+
+
+def test_keys_waiting_for_a_detail_view_that_never_lands_are_dropped_saying_so(harness):
+    # the blind action answered, but no detail view drawn after the answer ever lands: the keys are not kept for good
+    tab = labelling(harness, 1, 2, 3)
+    tab.evaluate("() => { window.labelloop.undo(); window.labelloop.label('none'); }")
+    draw(tab, "#gallery", tiles(1, 2, 3, drawing=6, selected=2, answers="1"))
+    tab.clock.install()
+    tab.clock.run_for(20_000)
+    assert sent(tab) == [["undo", {"sequence": 1}]]
+    assert "1 action(s) not sent" in tab.locator(".detail-note").inner_text()
 
 
 def test_actions_waiting_on_a_server_that_never_answers_are_dropped_saying_so(harness):

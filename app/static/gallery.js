@@ -44,7 +44,10 @@ const held = () => ahead.some(action => action.blind);
 const act = (run) => { if (waiting.length || held()) waiting.push(run); else run(); };
 const release = () => {
   if (!held() && !shownImage() && labelloop.restoreDetail) labelloop.restoreDetail(blindAnsweredBy);
+  const view = document.querySelector('#detail-view .detail-view');
+  if (view && view.dataset.imageId && !shownImage()) forget();  // a drawing older than the answer, landed late
   while (waiting.length && !held() && shownImage()) waiting.shift()();
+  watchStall();
 };
 labelloop.release = release;
 const clickTile = (tile) => {
@@ -76,6 +79,7 @@ element.addEventListener('click', (event) => {
 });
 const STALL = 20000;
 let mark = null, newest = 0, truth = null, stall = null;
+let newestAnswered = 0;  // the number of the newest action the server has answered
 // The next page, drawn from the drawing's data-next-page (the server's answer follows and wins); `first`: with its
 // first tile selected, as the server does when a label or → passes the page's end. False on the last page.
 const turnAhead = (first) => {
@@ -89,15 +93,19 @@ const turnAhead = (first) => {
   if (first && tile) select(tile);
   return true;
 };
-// An action shown as the server will do it (app/label_tab.py `following`): a label moves to the next tile, past the
-// page's last tile to the next page's first, and from an image not on the page (a sort or filter moved it off) to
-// the page's first tile.
+// An action shown as the server will do it (app/label_controller.py `following`): a label moves to the next tile,
+// past the page's last tile to the next page's first, and from an image not on the page (a sort or filter moved it
+// off) to the page's first tile. An action older than one the server has answered still does its own work (its label
+// lands) but moves nothing: the server leaves the newer action's selection (app/action_order.py). Shown with its
+// move, a click sent before U and answered after it put the keys that waited for U on the clicked image.
 const show = (action) => {
-  if (action.select) { const tile = tileOf(action.select); if (tile) select(tile); return; }
-  if (action.step) { if (action.step > 0) turnAhead(true); return; }
+  const moves = action.sequence > newestAnswered;
+  if (action.select) { const tile = tileOf(action.select); if (tile && moves) select(tile); return; }
+  if (action.step) { if (action.step > 0 && moves) turnAhead(true); return; }
   if (action.picks) { action.picks.forEach(id => caption(tileOf(id), action.caption)); return; }
   if (!action.label) return;
   const tile = tileOf(action.label);
+  if (!moves) { caption(tile, action.caption); return; }
   if (!tile) { const first = element.querySelector('.tile'); if (first) select(first); return; }
   caption(tile, action.caption);
   const next = tile.nextElementSibling;
@@ -112,13 +120,14 @@ const caption = (tile, text) => {
 };
 const watchStall = () => {
   clearTimeout(stall);
-  if (!ahead.length) return;
+  if (!ahead.length && !waiting.length) return;
   stall = setTimeout(() => {
     ahead.length = 0;
     const now = element.querySelector('.drawing');
     if (now && truth) now.replaceWith(truth.cloneNode(true));
     const dropped = waiting.length;
     waiting.length = 0;
+    blindAnsweredBy = 0;  // the blind action given up: the server's newest detail view names the image again
     // the server's newest detail view, so the view names the image the next key acts on (if it said "waiting")
     if (labelloop.restoreDetail) labelloop.restoreDetail(0);
     const view = document.querySelector('#detail-view .detail-view');
@@ -127,8 +136,15 @@ const watchStall = () => {
   }, STALL);
 };
 const buttonName = (button) => button.innerText.replace(/ \[\w\]$/, '');  // "circle [1]" -> "circle"
-// The detail view while it names the image the keys act on (not while an answer that will name it is awaited).
-const shownImage = () => document.querySelector('#detail-view .detail-view[data-image-id]');
+// The detail view while it names the image the keys act on: one the page drew ahead (a click, a key that moved on:
+// 'pending'), or one the server drew after the gallery drawing that answered the latest blind action. Not while that
+// answer is awaited, nor a drawing the server made before it that lands late (a labels check or a click answered
+// before an undo): it names where the page was before the undo, and the keys that waited would go there (issue 24).
+const shownImage = () => {
+  const view = document.querySelector('#detail-view .detail-view');
+  if (!view || !view.dataset.imageId) return null;
+  return view.classList.contains('pending') || Number(view.dataset.drawing) > blindAnsweredBy ? view : null;
+};
 // The detail view shows where the actions lead: the tile they leave selected.
 const followSelection = () => {
   const chosen = element.querySelector('.tile.selected');
@@ -227,6 +243,7 @@ const drawingArrived = () => {
   const now = element.querySelector('.drawing');
   if (!now || !now.dataset.drawing || now.dataset.drawing === mark) return;
   const answered = new Set((now.dataset.answers || '').split(',').filter(Boolean).map(Number));
+  answered.forEach(number => { newestAnswered = Math.max(newestAnswered, number); });
   for (let i = ahead.length - 1; i >= 0; i--) {
     if (!answered.has(ahead[i].sequence)) continue;
     const blind = ahead[i].blind;
@@ -247,7 +264,6 @@ const drawingArrived = () => {
   showPicked();
   if (ahead.length) followSelection();
   if (held()) forget();  // an earlier answer drew an image; the keys wait for the blind action's
-  watchStall();
   release();
 };
 labelloop.held = held;
