@@ -25,7 +25,7 @@ import numpy as np
 from engine.files.images import thumbnail_path
 from engine.views.gallery import PAGE_SIZE, GalleryQuery
 from engine.session.workspace import Workspace
-from tests.synthetic import planted_embeddings, synthetic_project
+from tests.synthetic import planted_embeddings, planted_relpath, planted_sha256, synthetic_project
 from tests.tiny_model import make_tiny_model
 
 QUERIES = [
@@ -39,13 +39,14 @@ QUERIES = [
 
 
 def link_thumbnails(project, count: int) -> None:
-    """A 256-px thumbnail for every image, as ingest leaves them (one file, hard-linked: same bytes to read)."""
+    """A 256-px thumbnail for every planted image (tests/synthetic.py), under its content's key as ingest leaves
+    them (one file, hard-linked: same bytes to read)."""
     pixels = (np.random.default_rng(0).random((192, 256, 3)) * 255).astype(np.uint8)
     for index in range(count):
         if index % 50_000 == 0:  # file systems cap the links to one file (ext4: 65,000)
             source = project.root / f"sample{index}.jpg"
             cv2.imwrite(str(source), pixels)
-        target = thumbnail_path(project.thumbs_dir, f"sha{index}")
+        target = thumbnail_path(project.thumbs_dir, planted_sha256(planted_relpath(index)))
         target.parent.mkdir(parents=True, exist_ok=True)
         os.link(source, target)
 

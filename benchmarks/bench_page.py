@@ -23,11 +23,16 @@ from engine.project.folder import DB_FILE
 
 from benchmarks.bench_app import link_thumbnails
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, open_page, served
-from tests.synthetic import planted_embeddings, synthetic_project
+from tests.synthetic import planted_embeddings, planted_relpath, synthetic_project
 from tests.tiny_model import make_tiny_model
 
 VISIBLE = """() => [...document.querySelectorAll('#gallery img')].filter(i => {
     const box = i.getBoundingClientRect(); return box.bottom > 0 && box.top < window.innerHeight; })"""
+
+FIRST_THUMBNAIL_LOADS = """() => new Promise(resolve => {
+    const first = document.querySelector('#gallery img');
+    if (first.complete) resolve(first.naturalWidth > 0);
+    else { first.onload = () => resolve(true); first.onerror = () => resolve(false); } })"""
 
 # Each probe acts in the page and resolves with the milliseconds until what a person waits for is on screen.
 WAIT = """(done) => new Promise(resolve => {
@@ -79,7 +84,7 @@ def link_images(project, count: int) -> None:
         if index % 50_000 == 0:  # file systems cap the links to one file (ext4: 65,000)
             picture = project.root / f"picture{index}.jpg"
             picture.write_bytes(source.read_bytes())
-        (project.images_root / f"img_{index:07d}.jpg").hardlink_to(picture)
+        (project.images_root / planted_relpath(index)).hardlink_to(picture)
 
 
 def timed(page, probe: str, argument=None):
@@ -121,6 +126,9 @@ def main() -> None:
         with served(root) as (url, _):
             page = open_page(browser, url, 1280, 800)
             page.locator("#gallery img").first.wait_for()
+            if not page.evaluate(FIRST_THUMBNAIL_LOADS):
+                raise SystemExit("the gallery's first thumbnail did not load, so no page turn would finish: check "
+                                 "that benchmarks/bench_app.py link_thumbnails names them by the images' sha256")
             keys, turns, clicks = [], [], []
             for sample in range(args.samples):
                 clicks.append(timed(page, CLICK_TO_DETAIL, (sample * 7) % 40))

@@ -104,22 +104,34 @@ def project(tmp_path, images, tiny_model, cli) -> Path:
 
 
 @pytest.fixture
-def held_project(tmp_path, tiny_model):
-    """A project held by a process that is not a server; yields (project, holder's pid)."""
+def hold():
+    """hold(root) -> pid: another process (not a server) opens the project at `root` for writing and keeps it open
+    until the test ends."""
+    holders = []
+
+    def hold(root: Path) -> int:
+        holder = subprocess.Popen([sys.executable, "-c", (
+            "import time; from storage import Store; "
+            f"s = Store.open({str(root / 'labelloop.duckdb')!r}); print('open', flush=True); time.sleep(60)")],
+            stdout=subprocess.PIPE, text=True)
+        holders.append(holder)
+        assert holder.stdout.readline().strip() == "open"
+        return holder.pid
+
+    yield hold
+    for holder in holders:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.fixture
+def held_project(tmp_path, tiny_model, hold):
+    """A project held by a process that is not a server; (project, holder's pid)."""
     write_images(tmp_path / "images", 3)
     root = tmp_path / "project"
     assert main(["init", str(root), "--images", str(tmp_path / "images"), "--classes", "a,b",
                  "--model", str(tiny_model)]) == 0
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import time; from storage import Store; "
-        f"s = Store.open({str(root / 'labelloop.duckdb')!r}); print('open', flush=True); time.sleep(60)")],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "open"
-        yield root, holder.pid
-    finally:
-        holder.kill()
-        holder.wait()
+    return root, hold(root)
 
 
 __all__ = ["write_bad_files", "write_images"]

@@ -16,9 +16,19 @@ MODEL_ID = "synthetic0"
 FILE_SIZE = 1000  # bytes of each image's file as the store records it
 
 
+def planted_relpath(index: int) -> str:
+    """The name of the `index`-th planted image (from 0)."""
+    return f"img_{index:07d}.jpg"
+
+
 def file_bytes(relpath: str) -> bytes:
     """What the file of a planted image holds, should a test write it: the store records this content's sha256."""
     return relpath.encode().ljust(FILE_SIZE, b"x")
+
+
+def planted_sha256(relpath: str) -> str:
+    """The sha256 the store records for the planted image `relpath` (that of `file_bytes`): its thumbnail's key."""
+    return hashlib.sha256(file_bytes(relpath)).hexdigest()
 
 
 def planted_embeddings(n: int, dim: int, n_classes: int, *, seed: int = 0, spread: float = 0.9,
@@ -49,10 +59,10 @@ def fill_store(store: Store, embeddings: np.ndarray, text_weights: np.ndarray, *
     store.set_meta(model_id=MODEL_ID)
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
-        relpaths = [f"img_{i:07d}.jpg" for i in range(start, stop)]
+        relpaths = [planted_relpath(i) for i in range(start, stop)]
         rows = pa.table({
             "relpath": pa.array(relpaths),
-            "sha256": pa.array([hashlib.sha256(file_bytes(relpath)).hexdigest() for relpath in relpaths]),
+            "sha256": pa.array([planted_sha256(relpath) for relpath in relpaths]),
             "size": pa.array(np.full(stop - start, FILE_SIZE, np.int64)),
             "mtime_ns": pa.array(np.zeros(stop - start, np.int64)),
             "width": pa.array(np.full(stop - start, 64, np.int32)),

@@ -146,22 +146,14 @@ def test_bad_input_exits_non_zero_with_one_line(tmp_path, images, cli, args, fra
     assert not (tmp_path / "p").exists()  # a refused init leaves nothing behind
 
 
-def test_a_second_writer_fails_fast_in_one_line(project, tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from storage import Store; "
-        f"s = Store.open({str(project / 'labelloop.duckdb')!r}); print('open', flush=True); time.sleep(60)")],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "open"
-        labels = tmp_path / "in.csv"
-        labels.write_text("path,label\nimg_00001.png,circle\n")
-        started = time.monotonic()
-        result = subprocess.run([sys.executable, "-m", "app.cli", "label", str(project), "--csv", str(labels)],
-                                capture_output=True, text=True, timeout=60)
-        assert result.returncode == 1
-        line = _one_line(result.stderr)
-        assert f"in use by process {holder.pid}" in line
-        assert time.monotonic() - started < 30  # it fails, it does not wait for the lock
-    finally:
-        holder.kill()
-        holder.wait()
+def test_a_second_writer_fails_fast_in_one_line(project, tmp_path, hold):
+    holder_pid = hold(project)
+    labels = tmp_path / "in.csv"
+    labels.write_text("path,label\nimg_00001.png,circle\n")
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "app.cli", "label", str(project), "--csv", str(labels)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    line = _one_line(result.stderr)
+    assert f"in use by process {holder_pid}" in line
+    assert time.monotonic() - started < 30  # it fails, it does not wait for the lock

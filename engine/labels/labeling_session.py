@@ -57,6 +57,7 @@ class LabelingSession:
     def __init__(self, store: Store, view: GalleryView):
         self.store = store
         self.view = view
+        self.multi_label = store.is_multi_label()  # read once: a project never changes kind
         self._undo: dict[str, list[_UndoStep]] = {}  # per actor, one step per action
         self._lock = threading.Lock()  # an action's event range must not interleave with another's
         self._confirmations = 0  # confirmations written or undone: they change what a tile shows, and no event says so
@@ -143,7 +144,7 @@ class LabelingSession:
         """Write the labels as `actor`; returns (labels changed, labels newly confirmed, the labels' versions before
         and after) and keeps an undo step. A multi-label project's labels are tag sets, which the page cannot give
         yet: refused, nothing written."""
-        if self.store.is_multi_label():
+        if self.multi_label:
             raise LabelloopError("this project is multi-label (tags) and the page cannot tag images yet; import tags "
                                  "with `labelloop label PROJECT --csv FILE` (columns path,label, tags joined by ';')")
         with self._lock:

@@ -35,7 +35,7 @@ from engine.learning.selftrain.finetune import AdaptedModel, adapt_encoder, trai
 from engine.learning.selftrain.head import Head, zero_shot_head
 from engine.learning.selftrain.propagate import Affinity, affinity_matrix
 from engine.learning.zeroshot import class_prompts
-from engine.session.round_start import end_unfinished_round, round_classifier, round_reporter
+from engine.session.round_start import begin_round, end_unfinished_round
 from engine.session.tag_rounds import TagRoundMetrics, run_tag_round
 
 
@@ -128,12 +128,9 @@ def run_round(project: Project, config: RoundConfig, *, progress: Progress | Non
     config.validate()
     if project.multi_label:
         return run_tag_round(project, config, progress=progress, cancel=cancel)
-    store = project.store
-    model_id, class_ids, text_weights, scale = round_classifier(project)
-    started = time.monotonic()
-    report = round_reporter(progress, cancel)
-    report(0.0, "reading embeddings and labels")
-    image_ids, embeddings = store.embeddings(model_id)
+    start = begin_round(project, progress, cancel, reading="labels")
+    store, class_ids, image_ids, report = start.store, start.class_ids, start.image_ids, start.report
+    model_id, embeddings = start.model_id, start.embeddings  # a finetune round replaces both with its adapted model's
     labels, human = label_arrays(store, image_ids, class_ids)
     # The random audit's labels train no round: a round judged on labels it learned from (even through cross-fitted
     # students, whose pseudo-labels come from a teacher that learned them, refined over a graph that spreads them)
@@ -146,7 +143,7 @@ def run_round(project: Project, config: RoundConfig, *, progress: Progress | Non
     human_rows = np.flatnonzero(human & (labels >= 0) & ~held_out)
     none_rows = np.setdiff1d(none_of_these_rows(store, image_ids), np.flatnonzero(held_out))
     row_of = {image_id: row for row, image_id in enumerate(image_ids.tolist())}
-    zero_shot = zero_shot_head(text_weights, scale)
+    zero_shot = zero_shot_head(start.text_weights, start.scale)
     previous = store.last_finished_round()
     shown_before = store.shown_round()
     prior = audit_prior(store, class_ids)
@@ -179,7 +176,7 @@ def run_round(project: Project, config: RoundConfig, *, progress: Progress | Non
         metrics = output.metrics
         if graph is not None:
             metrics.graph_cached, metrics.graph_seconds = graph
-        metrics.seconds = round(time.monotonic() - started, 2)
+        metrics.seconds = start.seconds()
         metrics.round_id = round_id
         metrics.class_prior = "audit" if prior is not None else "none"
         metrics.audit_labels_held_out = int(held_out.sum())

@@ -1,9 +1,12 @@
 """What every round of a project begins with, single-label (engine/session/round_runner.py) or multi-label
-(engine/session/tag_rounds.py): the project's zero-shot classifier, checked against today's classes, and a progress
-report that also stops the round when asked; and how a round that did not finish is recorded."""
+(engine/session/tag_rounds.py): the project's zero-shot classifier, checked against today's classes, a progress
+report that also stops the round when asked, and the embeddings (`begin_round`); and how a round that did not
+finish is recorded."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -38,6 +41,38 @@ def round_reporter(progress: Callable[[float, str], None] | None,
             progress(fraction, message)
 
     return report
+
+
+@dataclass(frozen=True)
+class RoundStart:
+    """What a round starts from: the project's store, its zero-shot classifier (`round_classifier`), when the round
+    began, its progress report (`round_reporter`), and the embeddings it reads (image ids (N,), vectors (N, D))."""
+
+    store: Store
+    model_id: str
+    class_ids: list[int]
+    text_weights: np.ndarray
+    scale: float
+    started: float  # time.monotonic() when the round began
+    report: Callable[[float, str], None]
+    image_ids: np.ndarray
+    embeddings: np.ndarray
+
+    def seconds(self) -> float:
+        """Seconds since the round began, to the hundredth."""
+        return round(time.monotonic() - self.started, 2)
+
+
+def begin_round(project: Project, progress: Callable[[float, str], None] | None,
+                cancel: Callable[[], bool] | None, *, reading: str) -> RoundStart:
+    """Begin a round of `project`: its classifier (refused in one line when there is none to start from), its report
+    (which says it is reading the embeddings and `reading`), and the embeddings it reads."""
+    model_id, class_ids, text_weights, scale = round_classifier(project)
+    started = time.monotonic()
+    report = round_reporter(progress, cancel)
+    report(0.0, f"reading embeddings and {reading}")
+    image_ids, embeddings = project.store.embeddings(model_id)
+    return RoundStart(project.store, model_id, class_ids, text_weights, scale, started, report, image_ids, embeddings)
 
 
 def end_unfinished_round(store: Store, round_id: int, error: BaseException) -> None:

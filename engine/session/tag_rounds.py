@@ -4,7 +4,6 @@ themselves are the pure functions of engine/learning/tags.py and engine/learning
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -16,7 +15,7 @@ from engine.learning.selftrain.config import RoundConfig
 from engine.learning.selftrain.head import Head, fit_tag_head
 from engine.learning.tags import least_sure_order, predicted_tags, pseudo_tags, tag_stats, zero_shot_tag_probs
 from engine.learning.zeroshot import ZERO_SHOT_ROUND
-from engine.session.round_start import end_unfinished_round, round_classifier, round_reporter
+from engine.session.round_start import begin_round, end_unfinished_round
 from storage import Store
 
 UNMEASURED = {"measured": False, "message": "effect unmeasured: the random audit does not cover tags yet"}
@@ -102,25 +101,21 @@ def run_tag_round(project: Project, config: RoundConfig, *, progress: Callable[[
     if config.mode != "head" or config.teacher != "head":
         raise LabelloopError("a multi-label project's rounds are head rounds for now; run `labelloop round` without "
                              "--mode finetune or --teacher cache")
-    store = project.store
-    model_id, class_ids, text_weights, scale = round_classifier(project)
-    started = time.monotonic()
-    report = round_reporter(progress, cancel)
-    report(0.0, "reading embeddings and tags")
-    image_ids, embeddings = store.embeddings(model_id)
+    start = begin_round(project, progress, cancel, reading="tags")
+    store, image_ids, class_ids = start.store, start.image_ids, start.class_ids
     has, looked = human_tag_arrays(store, image_ids, class_ids)
-    teacher = _teacher_probs(store, image_ids, class_ids, embeddings, text_weights)
+    teacher = _teacher_probs(store, image_ids, class_ids, start.embeddings, start.text_weights)
     round_id = store.start_round(asdict(config))
     try:
-        report(0.3, "training one sigmoid per tag")
-        probs, taken = tag_round(embeddings, text_weights, scale, teacher, has, looked, config)
-        report(0.9, "writing predictions")
+        start.report(0.3, "training one sigmoid per tag")
+        probs, taken = tag_round(start.embeddings, start.text_weights, start.scale, teacher, has, looked, config)
+        start.report(0.9, "writing predictions")
         changed = predicted_tags(probs) != predicted_tags(teacher)
         metrics = TagRoundMetrics(round_id=round_id, pseudo_labels=int(taken.sum()),
                                   coverage=float(taken.sum() / max((~looked).sum(), 1)),
                                   flip_share=float(changed.mean()) if changed.size else 0.0,
-                                  human_tags=int(looked.sum()), seconds=round(time.monotonic() - started, 2))
-        store.finish_round(round_id, model_id=model_id, image_ids=image_ids, class_ids=class_ids, probs=probs,
+                                  human_tags=int(looked.sum()), seconds=start.seconds())
+        store.finish_round(round_id, model_id=start.model_id, image_ids=image_ids, class_ids=class_ids, probs=probs,
                            stats=tag_stats(probs), pseudo_ids=image_ids[:0], pseudo_classes=np.zeros(0, np.int32),
                            metrics=metrics.as_json())
     except BaseException as error:
