@@ -189,12 +189,15 @@ def test_multi_label_loop_through_the_cli(multi_project, tmp_path, cli, cli_json
     assert rounds[0]["round_id"] == 1 and rounds[0]["human_tags"] == 12
     queue = cli_json("queue", multi_project, "--k", "20")
     tagged = {"img_00001.png", "img_00002.webp", "img_00005.jpg", "img_00007.webp"}
-    assert len(queue) == 8 and not tagged & {item["path"] for item in queue}
+    least_sure = [item for item in queue if item["reason"] == "least sure tag"]
+    assert len(least_sure) == 8 and not tagged & {item["path"] for item in least_sure}
+    assert {item["path"] for item in queue if item not in least_sure} <= tagged  # tags the round doubts
     assert all(item["tag"] in ("circle", "square", "star") for item in queue)
-    sureness = [item["confidence"] for item in queue]
+    sureness = [item["confidence"] for item in least_sure]
     assert sureness == sorted(sureness)  # the least sure tag first
-    code, out, err = cli("queue", multi_project, "--k", "3")
-    assert code == 0 and "least sure tag:" in out
+    code, out, err = cli("queue", multi_project, "--k", "20")
+    assert code == 0 and f"least sure tag: {least_sure[0]['tag']}" in out
+    assert all(f"{item['reason']}: {item['tag']}" in out for item in queue)
 
 
 def test_export_writes_tag_lists_and_they_import_back(multi_project, tmp_path, cli, cli_json):
@@ -207,8 +210,8 @@ def test_export_writes_tag_lists_and_they_import_back(multi_project, tmp_path, c
     labels.write_text("path,label\nimg_00001.png,square;circle\nimg_00002.webp,\n")
     assert cli("label", multi_project, "--csv", labels)[0] == 0
     assert cli("round", multi_project)[0] == 0
-    queued = cli_json("queue", multi_project, "--k", "3")
-    assert len(queued) == 3 and {"img_00001.png", "img_00002.webp"}.isdisjoint(item["path"] for item in queued)
+    queued = [item for item in cli_json("queue", multi_project, "--k", "5") if item["reason"] == "least sure tag"]
+    assert len(queued) >= 3 and {"img_00001.png", "img_00002.webp"}.isdisjoint(item["path"] for item in queued)
     out = tmp_path / "all.csv"
     code, _, err = cli("export", multi_project, "--format", "csv", "--out", out)
     assert code == 0, err
