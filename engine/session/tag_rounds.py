@@ -116,8 +116,8 @@ def tag_round(embeddings: np.ndarray, text_weights: np.ndarray, scale: float, te
         if crossfit is not None:
             prior = probs.copy()
             prior[tagged] = crossfit
-            crossfit = refine_tags(affinity, prior, has, np.zeros_like(looked), alpha=config.propagation)[tagged]
-        probs = refine_tags(affinity, probs, has, looked, alpha=config.propagation)
+            crossfit = refine_tags(affinity, prior, has, np.zeros_like(looked), alpha=config.tag_propagation)[tagged]
+        probs = refine_tags(affinity, probs, has, looked, alpha=config.tag_propagation)
     return TagRoundOutput(probs, taken, tagged, crossfit)
 
 
