@@ -177,6 +177,22 @@ class GalleryQueries:
                                   FROM wanted_images JOIN gallery_rows USING (image_id) ORDER BY image_id""")
         return [dict(zip(("id", "predicted", "confidence", "label_source", "status"), row)) for row in rows]
 
+    def shown_tag_rows(self, image_ids: Sequence[int], round_id: int) -> dict[int, dict]:
+        """A multi-label project's images as the page shows their tags: image id -> class_ids and probs of the
+        prediction shown for `round_id` (storage.shown; None before any), and a person's tags and looked_at (class
+        ids; None without a person's label). One query for a whole page."""
+        wanted = pa.table({"image_id": pa.array(list(map(int, image_ids)), pa.int64())})
+        with self._registered("wanted_tags", wanted):
+            rows = self._query(f"""
+                SELECT w.image_id, coalesce(s.teacher_classes, s.zero_shot_classes),
+                       coalesce(s.teacher_probs, s.zero_shot_probs), l.tags, l.looked_at
+                FROM wanted_tags w
+                LEFT JOIN ({shown_predictions("p.image_id IN (SELECT image_id FROM wanted_tags)")}) s
+                       ON s.image_id = w.image_id
+                LEFT JOIN labels l ON l.image_id = w.image_id AND l.source = 'human'""", {"round": round_id})
+        keys = ("class_ids", "probs", "tags", "looked_at")
+        return {row[0]: dict(zip(keys, row[1:])) for row in rows}
+
     def _build_gallery(self, round_id: int) -> None:
         """Fill `gallery_rows` for `round_id` anew, unless it holds that round's rows already. In image id order:
         the refresh of a few images then reads only the parts of the table that can hold them."""

@@ -263,8 +263,9 @@ def test_hf_export_of_tags_loads_as_a_sequence_of_class_labels(multi_project, tm
     assert len(tags) == 12 and tags["img_00001.png"] == ["circle", "star"] and tags["img_00002.webp"] == []
 
 
-def test_single_labels_are_refused_in_a_multi_label_project(multi_project, tmp_path, cli):
-    """Never mixed: the page's keys and labels from folders give one class per image."""
+def test_labels_from_folders_are_refused_in_a_multi_label_project(multi_project, tmp_path, cli):
+    """Never mixed: labels from folders give one class per image (the page's keys toggle tags:
+    tests/test_multilabel_page.py)."""
     from engine.errors import LabelloopError
     from engine.labels.folder_labels import set_folder_labels
     from engine.project.folder import open_project
@@ -273,9 +274,6 @@ def test_single_labels_are_refused_in_a_multi_label_project(multi_project, tmp_p
     with open_project(multi_project) as project:
         space = Workspace(project, ingest_workers=0)
         try:
-            image_id = project.store.image_ids(["img_00001.png"])["img_00001.png"][0]
-            with pytest.raises(LabelloopError, match="multi-label"):
-                space.labeling.label([image_id], "circle")
             with pytest.raises(LabelloopError, match="multi-label"):
                 set_folder_labels(project, True)
             assert project.store.label_events() == [] and not project.store.get_meta("labels_from_folders")

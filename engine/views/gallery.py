@@ -16,6 +16,7 @@ from engine.project.audit import pending_audit, quality_report
 from engine.errors import LabelloopError
 from engine.files.images import ImageReadError, thumbnail_path
 from engine.learning.models import LoadedModel
+from engine.learning.tags import TAG_PRESENT
 from engine.views.overlays import gallery_tile, heatmap_file
 from engine.project.folder import Project
 from engine.project.review_queue import NO_QUEUE, RankedImages, ReviewQueue, rank_images, review_queue_ids
@@ -25,6 +26,7 @@ from storage.gallery import GALLERY_SORTS, GALLERY_STATUSES, GalleryRows  # the 
 PAGE_SIZE = 48
 NONE_OF_THESE = "none of these"
 AUDIT_CAPTION = "audit: your label?"
+SHOWN_TAGS = 3  # tags a multi-label tile names; "+N" counts the rest
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ class GalleryItem:
     image_id: int
     relpath: str
     thumbnail: Path | None  # under the project's thumbs/; None for a file that could not be read
-    caption: str  # what the tile's badge says: "star 85%", "star (you)", "unreadable"
+    caption: str  # what the tile's badge says: "star 85%", "star (you)", "unreadable"; multi-label: `tag_caption`
     shown: str  # the class the tile shows ("" before any prediction)
     confidence: float | None
     label_source: str | None  # human | pseudo | None
@@ -98,6 +100,24 @@ class GalleryItem:
     score: float | None = None  # the subset's score for it (similarity to a search), when it has one
     doubted_as: str | None = None  # a possible label mistake: the class students that never trained on it predict
     audit: bool = False  # drawn into the random audit and waiting for its label: shown without any prediction
+
+
+def tag_caption(names: dict[int, str], row: dict) -> str:
+    """A multi-label tile's badge: the tags the image has, surest first, up to SHOWN_TAGS and "+N" for the rest; a tag
+    a person looked at as they answered ("car (you)" where they gave it), any other as predicted ("car 92%" from
+    TAG_PRESENT on). "no tag" where none applies; "not predicted" before any prediction and any answer. `row`:
+    Store.shown_tag_rows's."""
+    probs = dict(zip(row["class_ids"] or [], row["probs"] or []))
+    looked, given = set(row["looked_at"] or []), set(row["tags"] or [])
+    if not probs and not looked:
+        return "not predicted"
+    tags = [(2.0, f"{names[c]} (you)") for c in names if c in given] + sorted(
+        ((probs[c], f"{names[c]} {probs[c]:.0%}") for c in names
+         if c not in looked and probs.get(c, 0.0) >= TAG_PRESENT), reverse=True)
+    if not tags:
+        return "no tag"
+    more = f" +{len(tags) - SHOWN_TAGS}" if len(tags) > SHOWN_TAGS else ""
+    return ", ".join(text for _, text in tags[:SHOWN_TAGS]) + more
 
 
 @dataclass(frozen=True)
@@ -353,10 +373,10 @@ class GalleryView:
             return self.gallery(replace(query, offset=max(0, (found.total - 1) // query.page_size * query.page_size)))
         names, blind = self._names(), set(pending_audit(self.store))
         scores = query.subset.score_of() if query.subset else {}
-        return GalleryPage(items=[self._item(row, names, queue, blind, scores.get(row["id"])) for row in rows],
-                           total=found.total, offset=query.offset, page_size=query.page_size,
-                           following=[self._item(row, names, queue, blind, scores.get(row["id"]))
-                                      for row in following], unfiltered=found.unfiltered)
+        items = self._tagged([self._item(row, names, queue, blind, scores.get(row["id"])) for row in found.rows],
+                             shown_round, names)
+        return GalleryPage(items=items[:len(rows)], total=found.total, offset=query.offset,
+                           page_size=query.page_size, following=items[len(rows):], unfiltered=found.unfiltered)
 
     def next_offset(self, query: GalleryQuery, shown_ids: list[int]) -> int:
         """Where the page after the one showing `shown_ids` starts. Images labelled on this page may have left the
@@ -374,7 +394,16 @@ class GalleryView:
         rows = {row["id"]: row for row in self._rows(GalleryQuery(sort="name"), shown_round, queue, offset=0,
                                                      limit=len(image_ids), image_ids=image_ids).rows}
         names, blind = self._names(), set(pending_audit(self.store))
-        return [self._item(rows[i], names, queue, blind) for i in image_ids if i in rows]
+        return self._tagged([self._item(rows[i], names, queue, blind) for i in image_ids if i in rows], shown_round,
+                            names)
+
+    def _tagged(self, items: list[GalleryItem], shown_round: int, names: dict[int, str]) -> list[GalleryItem]:
+        """In a multi-label project, each tile's badge as `tag_caption` (an audit image's stays blind)."""
+        if not self.store.is_multi_label():
+            return items
+        rows = self.store.shown_tag_rows([item.image_id for item in items], shown_round)
+        return [item if item.audit or item.status == "error" else replace(item, caption=tag_caption(
+            names, rows[item.image_id])) for item in items]
 
     def _queue_for(self, query: GalleryQuery, shown_round: int) -> ReviewQueue:
         """The queue the query's order needs (ranked if it is not), else the one ranked, for the tiles' reasons."""
