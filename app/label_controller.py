@@ -109,7 +109,8 @@ class LabelController:
         and clear the filters."""
         shown = ShownPage(result.items, page_text(query, result, result.page), result.following,
                           page_text(query, result, result.page + 1), empty_text(query, result),
-                          place_link(query, query.subset.link if query.subset else None))
+                          place_link(query, query.subset.link if query.subset else None),
+                          tags=self.view.store.is_multi_label())
         ui = self.ui
         return {ui.gallery: gallery_html(shown, chosen, answered=answered), ui.shown_page: shown,
                 ui.show_all: gr.Button(visible=query.subset is not None),
@@ -295,8 +296,8 @@ class LabelController:
                           request: gr.Request):
         """A class key or button, N or A: acts on the image the detail view showed when it was pressed (the page
         sends its id), or on the tiles picked with Shift- or Ctrl-click (`image_ids`: one undo step), whatever order
-        the server got that click and this key in; then the next image (`following`), unless a newer action reached
-        the server first (app.action_order)."""
+        the server got that click and this key in; then the next image (`following`; in a multi-label project a
+        class key turns a tag over and stays), unless a newer action reached the server first (app.action_order)."""
         session, picks = request.session_hash, getattr(event, "image_ids", None)
         if picks:
             change = self.apply_label([int(i) for i in picks], event, request)
@@ -307,7 +308,8 @@ class LabelController:
             raise LabelloopError("select an image first (click it, or press →)")
         image_id = int(event.image_id)
         change = self.apply_label([image_id], event, request)
-        wanted, result = following(shown, image_id), None
+        stays = shown.tags and getattr(event, "kind", None) == "class"  # a tag turned over: the same image
+        wanted, result = image_id if stays else following(shown, image_id), None
         if wanted is None:  # past the page's last tile: the next page's first image, as the page showed it ahead
             new_query, result = self.turned(query, shown, +1)
             wanted = result.items[0].image_id if new_query.offset != query.offset and result.items else image_id

@@ -93,6 +93,7 @@ const turnAhead = (first) => {
 // page's last tile to the next page's first, and from an image not on the page (a sort or filter moved it off) to
 // the page's first tile.
 const show = (action) => {
+  if (action.stay) return;  // a tag turned over (`tagging`): the server's answer shows the image's tags
   if (action.select) { const tile = tileOf(action.select); if (tile) select(tile); return; }
   if (action.step) { if (action.step > 0) turnAhead(true); return; }
   if (action.picks) { action.picks.forEach(id => caption(tileOf(id), action.caption)); return; }
@@ -148,6 +149,9 @@ const forget = labelloop.forget = () => {
   view.classList.add('pending');
   if (title) title.textContent = WAITING;
 };
+// A multi-label project's drawing (data-tags, app/gallery_html.py): a class key or button turns a tag over on the
+// image and stays on it.
+const tagging = () => Boolean(element.querySelector('.drawing[data-tags]'));
 // A label action, sent with the image the detail view shows (or with the tiles picked when it was pressed) and
 // shown at once. kind: 'class' (with the `name` of the class button clicked or keyed), 'none' or 'accept' (with the class
 // the detail view shows: the page accepts what the person saw, not a prediction that changed meanwhile).
@@ -168,6 +172,7 @@ const label = (kind, {name = null} = {}, picks = []) => {
     action = {label: imageId, caption: text && text + ' (you)', sequence: sent};
     payload.image_id = imageId === null ? null : Number(imageId);
   }
+  if (kind === 'class' && tagging()) action.stay = true;
   ahead.push(action);
   show(action);
   watchStall();

@@ -1,0 +1,51 @@
+"""A multi-label project in Chromium (issue 27): number keys turn tags over on the image the detail view shows and
+stay on it, the tile names its tags, Enter moves on, a round runs from the page and the export holds the tags."""
+
+import csv
+import re
+
+from playwright.sync_api import expect
+
+from tests.browser import open_page, select_tile, served, skip_without_chromium, wait_for, wait_for_job
+from tests.test_multilabel import _tag_labels, multi_project  # noqa: F401 (a fixture)
+
+skip_without_chromium()
+
+
+def test_keys_toggle_tags_then_a_round_and_an_export_hold_them(multi_project, browser):  # noqa: F811
+    with served(multi_project) as (url, workspace):
+        page = open_page(browser, url)
+        badges = page.locator("#gallery .tile .badge").all_inner_texts()
+        assert badges and all("%" in text or text == "no tag" for text in badges), badges
+        relpath = select_tile(page, 0)
+        store = workspace.project.store
+        image_id = store.image_ids([relpath])[relpath][0]
+        row = store.shown_tag_rows([image_id], store.shown_round())[image_id]
+        names = {c["id"]: c["name"] for c in store.classes()}
+        predicted = {names[c] for c, p in zip(row["class_ids"], row["probs"]) if p >= 0.5}
+        page.keyboard.press("1")
+        page.keyboard.press("2")
+        toggled = predicted ^ {"circle", "square"}
+        assert wait_for(lambda: _tag_labels(multi_project).get(relpath) == (toggled, {"circle", "square"}))
+        expect(page.locator("#detail-view .detail-view:not(.pending) strong")).to_have_text(relpath)  # stayed
+        tile = page.locator(f"#gallery .tile[data-path='{relpath}'] .badge")
+        for tag in toggled:
+            expect(tile).to_contain_text(f"{tag} (you)")
+        page.keyboard.press("Enter")
+        expect(page.locator("#detail-view .detail-view:not(.pending) strong")).not_to_have_text(relpath)
+
+        page.get_by_role("tab", name="Rounds").click()
+        page.locator("#start-round").click()
+        wait_for_job(page)
+        assert store.crossfit_matrix(store.shown_round()) is not None  # the round cross-fitted the person's tags
+
+        page.get_by_role("tab", name="Export").click()
+        page.locator("#export").click()
+        page.wait_for_function("/wrote \\d+ rows/.test(document.querySelector('#export-message').innerText)",
+                               timeout=30_000)
+        written = re.search(r"wrote \d+ rows to (\S+)", page.locator("#export-message").inner_text()).group(1)
+        with open(written, newline="") as handle:
+            rows = {row["path"]: row for row in csv.DictReader(handle)}
+        assert (rows[relpath]["label"], rows[relpath]["source"]) == (";".join(sorted(toggled)), "human")
+        assert len(rows) == 12
+        page.context.close()
