@@ -87,3 +87,12 @@ def test_a_round_writes_out_of_sample_scores_and_the_queue_names_a_doubted_tag_f
     assert reasons == ["possible missing tag" if probability >= 0.5 else "possible wrong tag"
                        for _, _, probability, _ in doubted] + ["least sure tag"] * 6
     assert [item["image_id"] for item in queue[:len(doubted)]] == [image_id for image_id, *_ in doubted]
+
+
+def test_a_round_over_one_tagged_image_has_nothing_to_cross_fit(multi_project, tmp_path, cli, cli_json):  # noqa: F811
+    labels = tmp_path / "one.csv"
+    labels.write_text("path,label\nimg_00001.png,circle\n")
+    assert cli("label", multi_project, "--csv", labels)[0] == 0
+    metrics = cli_json("round", multi_project)[0]
+    assert metrics["human_tags"] == 3 and metrics["human_accuracy_crossfit"] is None
+    assert all(item["reason"] == "least sure tag" for item in cli_json("queue", multi_project, "--k", "20"))

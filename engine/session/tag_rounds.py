@@ -187,7 +187,8 @@ def run_tag_round(project: Project, config: RoundConfig, *, progress: Callable[[
                                   human_accuracy_crossfit=agreement)
         store.finish_round(round_id, model_id=model_id, image_ids=image_ids, class_ids=class_ids, probs=probs,
                            stats=tag_stats(probs), pseudo_ids=image_ids[:0], pseudo_classes=np.zeros(0, np.int32),
-                           metrics=metrics.as_json(), crossfit_ids=image_ids[tagged],
+                           metrics=metrics.as_json(),
+                           crossfit_ids=image_ids[tagged] if output.crossfit_probs is not None else image_ids[:0],
                            crossfit_probs=output.crossfit_probs)
     except BaseException as error:
         end_unfinished_round(store, round_id, error)
