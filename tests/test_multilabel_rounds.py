@@ -62,7 +62,7 @@ def test_a_round_cross_fits_the_person_s_tags_and_finds_flipped_answers():
     assert ((output.probs >= 0.5) == truth)[120:].mean() > 0.95
     margin, mistake = tag_mistakes(output.crossfit_probs, given[:120], looked[:120])
     assert mistake[3, y[3]] == MISSING_TAG and mistake[7, (y[7] + 1) % 4] == WRONG_TAG
-    assert (mistake > 0).sum() <= 4  # few false flags among 480 answers
+    assert (mistake > 0).sum() <= 24  # under 5 % of the 480 answers flagged
     assert set(np.argsort(margin.min(axis=1))[:2].tolist()) == {3, 7}  # the two most doubted images
 
 
