@@ -87,3 +87,31 @@ def test_the_gallery_shows_tag_captions(space):
     assert space.view.items([image])[0].caption == "no tag"
     space.labeling.label([image], "star")
     assert space.view.items([image])[0].caption == "star (you)"
+
+
+def test_the_gallery_filters_by_has_lacks_and_uncertain_tag(space):
+    from engine.views.gallery import GalleryQuery
+
+    store = space.project.store
+    everything = space.view.gallery(GalleryQuery(sort="name", page_size=100)).items
+    rows = store.shown_tag_rows([item.image_id for item in everything], store.shown_round())
+    star = space.view.class_id("star")
+
+    def star_probability(image_id: int) -> float:
+        row = rows[image_id]
+        return row["probs"][row["class_ids"].index(star)]
+
+    def shown(tag_filter: str) -> set[int]:
+        query = GalleryQuery(class_name="star", tag_filter=tag_filter, sort="name", page_size=100)
+        return {item.image_id for item in space.view.gallery(query).items}
+
+    has, lacks, uncertain = shown("has"), shown("lacks"), shown("uncertain")
+    by_queue = space.view.gallery(GalleryQuery(class_name="star", tag_filter="has", page_size=100)).items
+    assert has and lacks and {item.image_id for item in by_queue} == has
+    assert has | lacks == {item.image_id for item in everything} and not has & lacks
+    assert has == {i for i in rows if star_probability(i) >= 0.5}
+    assert uncertain == {i for i in rows if max(star_probability(i), 1 - star_probability(i)) < 0.75}
+    image = min(lacks)
+    space.labeling.label([image], "star")  # a person gives the tag: has it, and no longer uncertain of it
+    assert image in shown("has") and image not in shown("uncertain")
+    assert GalleryQuery(class_name="star", tag_filter="lacks").named_filters() == ["lacks tag 'star'"]

@@ -27,6 +27,7 @@ PAGE_SIZE = 48
 NONE_OF_THESE = "none of these"
 AUDIT_CAPTION = "audit: your label?"
 SHOWN_TAGS = 3  # tags a multi-label tile names; "+N" counts the rest
+UNCERTAIN_TAG = 0.75  # the "uncertain tag" filter: a tag no person answered that the prediction is less sure of
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,9 @@ class GalleryQuery:
     status: str = "all"  # one of GALLERY_STATUSES: all | unlabeled | pseudo | human | changed | error
     disagree: bool = False  # zero-shot and the shown teacher disagree
     mistakes: bool = False  # possible label mistakes, judged out of sample (storage.scores.LABEL_MISTAKES)
+    # a multi-label project's: what `class_name` filters on, the images that have the tag, lack it, or are uncertain
+    # of it (storage.gallery.TAG_FILTERS)
+    tag_filter: str = "has"
     sort: str = "queue"  # one of GALLERY_SORTS (match: the subset's order)
     subset: Subset | None = None  # only these images (search results, neighbours, a map selection)
     offset: int = 0  # the first image shown, counted in the filtered, sorted order
@@ -65,7 +69,8 @@ class GalleryQuery:
 
     def named_filters(self) -> list[str]:
         """The filters that can hide images, as the page names them: "class 'circle'", "confidence ≥ 0.80"."""
-        named = [f"class {self.class_name!r}"] if self.class_name else []
+        named = [f"class {self.class_name!r}" if self.tag_filter == "has" else
+                 f"{self.tag_filter} tag {self.class_name!r}"] if self.class_name else []
         if self.status != "all":
             named.append(f"status {self.status!r}")
         if self.min_confidence > 0.0 and self.max_confidence < 1.0:
@@ -83,7 +88,7 @@ class GalleryQuery:
     def without_filters(self) -> GalleryQuery:
         """This query with every filter cleared; the subset and the sort stay, from the first page."""
         return replace(self, class_name=None, min_confidence=0.0, max_confidence=1.0, status="all", disagree=False,
-                       mistakes=False, offset=0)
+                       mistakes=False, tag_filter="has", offset=0)
 
 
 @dataclass
@@ -413,6 +418,9 @@ class GalleryView:
     def _rows(self, query: GalleryQuery, shown_round: int, queue: ReviewQueue, *, offset: int, limit: int,
               image_ids: list[int] | None = None) -> GalleryRows:
         class_id = self.class_id(query.class_name) if query.class_name else None
+        tag = None
+        if class_id is not None and self.store.is_multi_label():  # a tag the images have, lack or are unsure of
+            tag, class_id = (query.tag_filter, class_id, TAG_PRESENT, UNCERTAIN_TAG), None
         if not 0.0 <= query.min_confidence <= query.max_confidence <= 1.0:
             raise LabelloopError("the confidence range must satisfy 0 <= min <= max <= 1")
         if image_ids is None and query.subset is not None:
@@ -422,7 +430,7 @@ class GalleryView:
             round_id=shown_round, class_id=class_id, min_confidence=query.min_confidence,
             max_confidence=query.max_confidence, status=query.status, disagree=query.disagree,
             mistakes=query.mistakes, sort=sort, queue_ids=queue.image_ids if sort == "queue" else (),
-            image_ids=image_ids, offset=offset, limit=limit)
+            image_ids=image_ids, offset=offset, limit=limit, tag=tag)
 
     def _item(self, row: dict, names: dict[int, str], queue: ReviewQueue, blind: set[int],
               score: float | None = None) -> GalleryItem:
