@@ -157,10 +157,10 @@ class LabelController:
     # ---- filters, pages and subsets ----------------------------------------------------------------------------
 
     def apply_filters(self, query, chosen, class_name, status, low, high, order, only_disagree, only_mistakes,
-                      request: gr.Request):
+                      tag_filter, request: gr.Request):
         query = replace(query, class_name=None if class_name in (None, ALL_CLASSES) else class_name,
                         status=status, min_confidence=min(low, high), max_confidence=max(low, high), sort=order,
-                        disagree=only_disagree, mistakes=only_mistakes, offset=0)
+                        disagree=only_disagree, mistakes=only_mistakes, tag_filter=tag_filter or "has", offset=0)
         return {self.ui.query_state: query, **self.refreshed(query, chosen, answered=self.answered(request))}
 
     def turned(self, query, shown: ShownPage, step):
@@ -192,7 +192,7 @@ class LabelController:
         """Every filter cleared, on the page's controls too; the subset and the sort stay."""
         query, ui = query.without_filters(), self.ui
         return {ui.query_state: query, **self.refreshed(query, chosen, answered=self.answered(request)),
-                ui.class_filter: ALL_CLASSES,
+                ui.class_filter: ALL_CLASSES, ui.tag_filter: "has",
                 ui.status_filter: "all", ui.min_conf: 0, ui.max_conf: 1, ui.disagree: False, ui.mistakes: False}
 
     def audit_shown(self, chosen, heatmap, heatmap_for, request: gr.Request):
@@ -209,7 +209,8 @@ class LabelController:
         return {ui.query_state: query, **self.gallery_shown(query, result, chosen, answered=self.answered(request)),
                 ui.class_filter: gr.Dropdown(value=ALL_CLASSES), ui.status_filter: gr.Dropdown(value="all"),
                 ui.min_conf: 0, ui.max_conf: 1, ui.sort: gr.Dropdown(value="match"), ui.disagree: False,
-                ui.mistakes: False, ui.selected: chosen, **self.detail_shown(chosen, heatmap, heatmap_for)}
+                ui.mistakes: False, ui.tag_filter: "has", ui.selected: chosen,
+                **self.detail_shown(chosen, heatmap, heatmap_for)}
 
     def audit_subset(self) -> Subset:
         waiting = pending_audit(self.workspace.project.store)
@@ -432,4 +433,5 @@ class LabelController:
         return {**controls, **self.refreshed(query, chosen), ui.labels_seen: version, ui.status_filter: query.status,
                 ui.min_conf: query.min_confidence, ui.max_conf: query.max_confidence, ui.sort: query.sort,
                 ui.disagree: query.disagree, ui.mistakes: query.mistakes, ui.selected: chosen,
+                ui.tag_filter: gr.Radio(value=query.tag_filter, visible=self.view.store.is_multi_label()),
                 **self.detail_shown(chosen, heatmap, heatmap_for)}

@@ -6,7 +6,9 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.browser import open_page, select_tile, served, skip_without_chromium, wait_for, wait_for_job
+from engine.views.gallery import GalleryQuery
+
+from tests.browser import choose, open_page, select_tile, served, skip_without_chromium, wait_for, wait_for_job
 from tests.test_multilabel import multi_project  # noqa: F401 (a fixture)
 
 skip_without_chromium()
@@ -42,6 +44,15 @@ def test_keys_toggle_tags_then_a_round_and_an_export_hold_them(multi_project, br
             expect(tile).to_contain_text(f"{tag} (you)")
         page.keyboard.press("Enter")
         expect(page.locator("#detail-view .detail-view:not(.pending) strong")).not_to_have_text(relpath)
+
+        choose(page, "shows class", "square")  # the tag filters: the images that lack square
+        page.locator("#tag-filter").get_by_label("lacks", exact=True).check()
+        query = GalleryQuery(class_name="square", tag_filter="lacks", page_size=100)
+        lacking = sorted(item.relpath for item in workspace.view.gallery(query).items)
+        assert lacking and (relpath in lacking) == ("square" not in toggled)
+        page.wait_for_function("(paths) => JSON.stringify([...document.querySelectorAll('#gallery .tile')]"
+                               ".map(t => t.dataset.path).sort()) === JSON.stringify(paths)", arg=lacking,
+                               timeout=30_000)
 
         page.get_by_role("tab", name="Rounds").click()
         page.locator("#start-round").click()

@@ -21,7 +21,7 @@ from engine.views.overlays import gallery_tile, heatmap_file
 from engine.project.folder import Project
 from engine.project.review_queue import NO_QUEUE, RankedImages, ReviewQueue, rank_images, review_queue_ids
 from engine.sources import Source
-from storage.gallery import GALLERY_SORTS, GALLERY_STATUSES, GalleryRows  # the page's filters and orders
+from storage.gallery import GALLERY_SORTS, GALLERY_STATUSES, TAG_FILTERS, GalleryRows  # the page's filters, orders
 
 PAGE_SIZE = 48
 NONE_OF_THESE = "none of these"
