@@ -102,15 +102,23 @@ def tag_round(embeddings: np.ndarray, text_weights: np.ndarray, scale: float, te
     (image, tag) is masked out. The person's tags are cross-fitted (`crossfit_tag_probs`, folds drawn by `seed`).
     With `affinity` (and `refine`) the head's probabilities are refined over the graph (`refine_tags`, the
     person's answers held), and the out-of-sample ones too, from every prediction with nothing held, so that no
-    row's own answer reaches its score (as engine.learning.selftrain.adapt does for classes)."""
+    row's own answer reaches its score (as engine.learning.selftrain.adapt does for classes). The head learns from
+    the tagged images and at most `per_class_cap` x C others with pseudo-tags (a random draw by `seed`), so a
+    round's cost stops growing with the collection, as a single-label round's pseudo-labels do."""
     targets, taken = pseudo_tags(teacher, looked, config.threshold)
+    tagged = np.flatnonzero(looked.any(axis=1))
+    pseudo_rows = np.setdiff1d(np.flatnonzero(taken.any(axis=1)), tagged)
+    cap = config.per_class_cap * targets.shape[1]
+    if len(pseudo_rows) > cap:
+        dropped = np.random.default_rng(seed).permutation(pseudo_rows)[cap:]
+        taken[dropped] = False
     targets[looked] = has[looked]
     weight = taken.astype(np.float32) + config.human_weight * looked
     init = tag_head_init(text_weights, scale, embeddings)
-    head = fit_tag_head(init, embeddings, targets, weight, l2_to_init=config.l2_to_init,
+    rows = np.flatnonzero(weight.any(axis=1))
+    head = fit_tag_head(init, embeddings[rows], targets[rows], weight[rows], l2_to_init=config.l2_to_init,
                         iterations=config.head_iterations)
     probs = _sigmoid(head.logits(embeddings))
-    tagged = np.flatnonzero(looked.any(axis=1))
     crossfit = crossfit_tag_probs(embeddings, init, targets, weight, tagged, config, seed=seed)
     if config.refine and affinity is not None:
         if crossfit is not None:
