@@ -166,8 +166,7 @@ def read_tasks(path: Path, *, root_url: str, multi_label: bool = False) -> TaskL
         elif any(region.get("from_name") == other_kind for region in regions):
             out.problems.setdefault(_OTHER_KIND[multi_label], []).append(where)
         elif len(choices) > 1 and not multi_label:
-            out.problems.setdefault("more than one choice (a multi-label export? this project is single-label)",
-                                    []).append(where)
+            out.problems.setdefault("more than one choice", []).append(where)
         elif result and not choices:
             out.problems.setdefault("an annotation without a choice", []).append(where)
         else:
