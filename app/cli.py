@@ -227,7 +227,7 @@ def cmd_export(args) -> int:
     if report["splits"]:
         print("splits: " + ", ".join(f"{name} {count}" for name, count in report["splits"].items()))
     if report["format"] == "label-studio":
-        print(f"Label Studio labeling config: {terminal_text(labeling_config(report['classes']))}")
+        print(f"Label Studio labeling config: {terminal_text(labeling_config(report['classes'], multi_label=report['multi_label']))}")
     return 0
 
 
@@ -328,9 +328,9 @@ def cmd_queue(args) -> int:
         _print_json(queue)
         return 0
     for rank, item in enumerate(queue, start=1):
-        if "tag" in item:  # a multi-label project's: its least sure tag
-            print(terminal_text(f"{rank:4d}. {item['path']}  {';'.join(item['predicted']) or '(no tag)'}  least sure: "
-                                f"{item['tag']} {item['probability']:.0%}"))
+        if "tag" in item:  # a multi-label project's: a tag of the person's it doubts, or its least sure tag
+            print(terminal_text(f"{rank:4d}. {item['path']}  {';'.join(item['predicted']) or '(no tag)'}  "
+                                f"{item['reason']}: {item['tag']} {item['probability']:.0%}"))
             continue
         if item["predicted"] is None:
             print(terminal_text(f"{rank:4d}. {item['path']}  {item['reason']}: label it blind, its prediction is "

@@ -94,6 +94,9 @@ class ShownPage:
     # the place as the page's address (app.place_link), without the selected image; None before the page's first
     # answer (the drawing built with the page must not wipe the address the page was opened at)
     link: str | None = None
+    # a multi-label project's page: a class key or button turns a tag over on the image and stays on it (the drawing
+    # says so to GALLERY_JS and KEYS_JS with data-tags; Enter moves on)
+    tags: bool = False
 
 
 def _page_html(items: list[GalleryItem], text: str, selected: int | None, empty: str) -> str:
@@ -122,7 +125,8 @@ def gallery_html(shown: ShownPage, selected: int | None, *, answered: str = "") 
     until the server's answer), and its thumbnails to fetch ahead. `answered`: the numbers of the page's actions the server has
     answered lately (app.action_order), when this drawing answers one: GALLERY_JS shows the rest ahead over it."""
     marks = (f" data-drawing='{next(_drawings)}'" + (f" data-answers='{answered}'" if answered else "")
-             + (f" data-link='{html.escape(with_image(shown.link, selected), True)}'" if shown.link is not None else ""))
+             + (f" data-link='{html.escape(with_image(shown.link, selected), True)}'" if shown.link is not None else "")
+             + (" data-tags='1'" if shown.tags else ""))
     if shown.following:  # an attribute, not a <template>: Gradio's in-place patching never updates a template's content
         drawn_next = _page_html(shown.following, shown.following_text, selected, shown.empty)
         marks += f" data-next-page='{html.escape(drawn_next, True)}'"

@@ -109,7 +109,8 @@ class LabelController:
         and clear the filters."""
         shown = ShownPage(result.items, page_text(query, result, result.page), result.following,
                           page_text(query, result, result.page + 1), empty_text(query, result),
-                          place_link(query, query.subset.link if query.subset else None))
+                          place_link(query, query.subset.link if query.subset else None),
+                          tags=self.view.store.is_multi_label())
         ui = self.ui
         return {ui.gallery: gallery_html(shown, chosen, answered=answered), ui.shown_page: shown,
                 ui.show_all: gr.Button(visible=query.subset is not None),
@@ -156,10 +157,10 @@ class LabelController:
     # ---- filters, pages and subsets ----------------------------------------------------------------------------
 
     def apply_filters(self, query, chosen, class_name, status, low, high, order, only_disagree, only_mistakes,
-                      request: gr.Request):
+                      tag_filter, request: gr.Request):
         query = replace(query, class_name=None if class_name in (None, ALL_CLASSES) else class_name,
                         status=status, min_confidence=min(low, high), max_confidence=max(low, high), sort=order,
-                        disagree=only_disagree, mistakes=only_mistakes, offset=0)
+                        disagree=only_disagree, mistakes=only_mistakes, tag_filter=tag_filter or "has", offset=0)
         return {self.ui.query_state: query, **self.refreshed(query, chosen, answered=self.answered(request))}
 
     def turned(self, query, shown: ShownPage, step):
@@ -191,7 +192,7 @@ class LabelController:
         """Every filter cleared, on the page's controls too; the subset and the sort stay."""
         query, ui = query.without_filters(), self.ui
         return {ui.query_state: query, **self.refreshed(query, chosen, answered=self.answered(request)),
-                ui.class_filter: ALL_CLASSES,
+                ui.class_filter: ALL_CLASSES, ui.tag_filter: "has",
                 ui.status_filter: "all", ui.min_conf: 0, ui.max_conf: 1, ui.disagree: False, ui.mistakes: False}
 
     def audit_shown(self, chosen, heatmap, heatmap_for, request: gr.Request):
@@ -208,7 +209,8 @@ class LabelController:
         return {ui.query_state: query, **self.gallery_shown(query, result, chosen, answered=self.answered(request)),
                 ui.class_filter: gr.Dropdown(value=ALL_CLASSES), ui.status_filter: gr.Dropdown(value="all"),
                 ui.min_conf: 0, ui.max_conf: 1, ui.sort: gr.Dropdown(value="match"), ui.disagree: False,
-                ui.mistakes: False, ui.selected: chosen, **self.detail_shown(chosen, heatmap, heatmap_for)}
+                ui.mistakes: False, ui.tag_filter: "has", ui.selected: chosen,
+                **self.detail_shown(chosen, heatmap, heatmap_for)}
 
     def audit_subset(self) -> Subset:
         waiting = pending_audit(self.workspace.project.store)
@@ -295,8 +297,8 @@ class LabelController:
                           request: gr.Request):
         """A class key or button, N or A: acts on the image the detail view showed when it was pressed (the page
         sends its id), or on the tiles picked with Shift- or Ctrl-click (`image_ids`: one undo step), whatever order
-        the server got that click and this key in; then the next image (`following`), unless a newer action reached
-        the server first (app.action_order)."""
+        the server got that click and this key in; then the next image (`following`; in a multi-label project a
+        class key turns a tag over and stays), unless a newer action reached the server first (app.action_order)."""
         session, picks = request.session_hash, getattr(event, "image_ids", None)
         if picks:
             change = self.apply_label([int(i) for i in picks], event, request)
@@ -307,7 +309,8 @@ class LabelController:
             raise LabelloopError("select an image first (click it, or press →)")
         image_id = int(event.image_id)
         change = self.apply_label([image_id], event, request)
-        wanted, result = following(shown, image_id), None
+        stays = shown.tags and getattr(event, "kind", None) == "class"  # a tag turned over: the same image
+        wanted, result = image_id if stays else following(shown, image_id), None
         if wanted is None:  # past the page's last tile: the next page's first image, as the page showed it ahead
             new_query, result = self.turned(query, shown, +1)
             wanted = result.items[0].image_id if new_query.offset != query.offset and result.items else image_id
@@ -430,4 +433,5 @@ class LabelController:
         return {**controls, **self.refreshed(query, chosen), ui.labels_seen: version, ui.status_filter: query.status,
                 ui.min_conf: query.min_confidence, ui.max_conf: query.max_confidence, ui.sort: query.sort,
                 ui.disagree: query.disagree, ui.mistakes: query.mistakes, ui.selected: chosen,
+                ui.tag_filter: gr.Radio(value=query.tag_filter, visible=self.view.store.is_multi_label()),
                 **self.detail_shown(chosen, heatmap, heatmap_for)}

@@ -14,7 +14,7 @@ from app.gallery_html import DETAIL_JS, GALLERY_JS, GALLERY_PROPS, ShownPage, de
 from engine.views import palette
 from engine.project.discovery import DUPLICATE_THRESHOLD
 from engine.views.gallery import NONE_OF_THESE, GalleryQuery
-from engine.views.gallery import GALLERY_SORTS, GALLERY_STATUSES
+from engine.views.gallery import GALLERY_SORTS, GALLERY_STATUSES, TAG_FILTERS
 
 ALL_CLASSES = "(all classes)"
 SORT_LABELS = {"queue": "review queue", "confidence_up": "confidence ↑", "confidence_down": "confidence ↓",
@@ -55,6 +55,7 @@ class LabelLayout:
     gallery_stale: gr.State  # counts the ticks that found a job ended or the classes changed
     duplicate_at: gr.State  # the index of the duplicate group shown
     class_filter: gr.Dropdown
+    tag_filter: gr.Radio  # a multi-label project's: has, lacks or is uncertain of the tag class_filter names
     status_filter: gr.Dropdown
     min_conf: gr.Slider
     max_conf: gr.Slider
@@ -87,7 +88,7 @@ class LabelLayout:
     @property
     def filters(self) -> list:
         return [self.class_filter, self.status_filter, self.min_conf, self.max_conf, self.sort, self.disagree,
-                self.mistakes]
+                self.mistakes, self.tag_filter]
 
     @property
     def gallery_parts(self) -> list:
@@ -134,6 +135,8 @@ def _filter_bars() -> dict:
         parts = {
             "class_filter": gr.Dropdown([ALL_CLASSES], value=ALL_CLASSES, label="shows class", scale=2,
                                         min_width=120),
+            "tag_filter": gr.Radio(list(TAG_FILTERS), value="has", label="images that … the tag", scale=1,
+                                   min_width=100, visible=False, elem_id="tag-filter"),
             "status_filter": gr.Dropdown(list(GALLERY_STATUSES), value="all", label="status", scale=1, min_width=100),
             "min_conf": gr.Slider(0, 1, value=0, step=0.05, label="confidence ≥", scale=2, min_width=120),
             "max_conf": gr.Slider(0, 1, value=1, step=0.05, label="confidence ≤", scale=2, min_width=120),

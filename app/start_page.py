@@ -17,7 +17,7 @@ import gradio as gr
 from app.escaping import markdown_text
 from app.feedback import on
 from engine.errors import LabelloopError
-from engine.labels.folder_labels import set_folder_labels
+from engine.labels.folder_labels import refuse_in_multi_label, set_folder_labels
 from engine.learning.models import DEFAULT_SPEC
 from engine.project.folder import Project, create_project, open_project, projects_in
 
@@ -49,15 +49,19 @@ class ProjectChoice:
         return self._claim(lambda: open_project(path), created=False)
 
     def create(self, folder: str | None, images: str | None, classes: str | None, model: str | None,
-               labels_from_folders: bool = False) -> Project:
+               labels_from_folders: bool = False, multi_label: bool = False) -> Project:
         """Create a project as `labelloop init` does, refusing an images folder without images (it is ingested at
-        once). Class names come comma-separated or one a line: the lines are joined into init's comma list."""
+        once). Class names come comma-separated or one a line: the lines are joined into init's comma list.
+        `multi_label`: init --multi-label (tags; labels from folders are refused with it, as at init)."""
         root, images_root = self.path(folder, "project folder to create"), self.path(images, "images folder")
         names = ",".join((classes or "").strip().splitlines())
 
+        if multi_label:
+            refuse_in_multi_label(labels_from_folders)
+
         def made() -> Project:
             project = create_project(root, images=images_root, classes=names, model=model or DEFAULT_SPEC,
-                                     require_images=True)
+                                     require_images=True, multi_label=multi_label)
             if labels_from_folders:
                 try:
                     set_folder_labels(project, True)
@@ -112,6 +116,8 @@ def build_start_page(choice: ProjectChoice) -> gr.Blocks:
                                     label="model (or an open_clip NAME:TAG, NAME:/path/weights.pt or a local folder)")
                 from_folders = gr.Checkbox(label="labels from folder names (an image in a folder named like a class "
                                                  "gets that class)", elem_id="new-from-folders")
+                tags = gr.Checkbox(label="multi-label: each image gets a set of tags (none, one or several)",
+                                   elem_id="new-multi-label")
                 create_button = gr.Button("Create and ingest", variant="primary", elem_id="create-project")
         message = gr.Markdown(elem_id="start-message")
 
@@ -119,8 +125,8 @@ def build_start_page(choice: ProjectChoice) -> gr.Blocks:
             project = choice.open(path)
             return markdown_text(f"opening {project.root} ...")
 
-        def create_new(root, images_folder, names, spec, labels_from_folders):
-            project = choice.create(root, images_folder, names, spec, labels_from_folders)
+        def create_new(root, images_folder, names, spec, labels_from_folders, multi_label):
+            project = choice.create(root, images_folder, names, spec, labels_from_folders, multi_label)
             return markdown_text(f"created {project.root}; opening it, ingest starts there ...")
 
         def picked(path):
@@ -129,5 +135,5 @@ def build_start_page(choice: ProjectChoice) -> gr.Blocks:
         page.load(found_projects, [], [found], show_progress="hidden", api_name="projects_found")
         found.input(picked, [found], [open_path], show_progress="hidden", api_name="project_picked")
         on(open_button.click, open_chosen, [open_path], [message])
-        on(create_button.click, create_new, [folder, images, classes, model, from_folders], [message])
+        on(create_button.click, create_new, [folder, images, classes, model, from_folders, tags], [message])
     return page

@@ -43,6 +43,20 @@ def _shown_sql(refresh: bool = False) -> str:
                          only_images="i.id IN (SELECT image_id FROM gallery_refresh)")
 
 
+# A multi-label project's filters on one tag `$tag`: an image has it where a person gave it, lacks it where they
+# said it is absent, else as the shown prediction says (probability at least $present); it is uncertain where no
+# person looked at it and the prediction is less than $sure sure of it either way (max(p, 1 - p) < $sure).
+TAG_FILTERS = ("has", "lacks", "uncertain")
+_TAG_PROBABILITY = """
+    SELECT i.id AS image_id, list_contains(coalesce(l.looked_at, []), $tag) AS looked,
+           CASE WHEN list_contains(coalesce(l.looked_at, []), $tag)
+                THEN CASE WHEN list_contains(l.tags, $tag) THEN 1.0 ELSE 0.0 END
+                ELSE coalesce(s.teacher_probs, s.zero_shot_probs)[
+                         list_position(coalesce(s.teacher_classes, s.zero_shot_classes), $tag)] END AS p
+    FROM images i LEFT JOIN labels l ON l.image_id = i.id AND l.source = 'human'
+    LEFT JOIN ({predictions}) s ON s.image_id = i.id"""
+_TAG_WHERE = {"has": "p >= $present", "lacks": "p < $present", "uncertain": "NOT looked AND greatest(p, 1 - p) < $sure"}
+
 _STATUS_WHERE = {
     "all": "TRUE",
     "unlabeled": "status = 'ok' AND label_source IS NULL",
@@ -85,7 +99,7 @@ class GalleryQueries:
                      max_confidence: float = 1.0, status: str = "all", disagree: bool = False,
                      mistakes: bool = False, sort: str = "queue",
                      queue_ids: Sequence[int] = (), image_ids: Sequence[int] | None = None, offset: int = 0,
-                     limit: int = 48) -> GalleryRows:
+                     limit: int = 48, tag: tuple[str, int, float, float] | None = None) -> GalleryRows:
         """One page of images after the filters, in the chosen order, with the count of images that pass the
         filters and, of `image_ids`, of those in the gallery before them (in the same scan: saying what the filters
         hide of a subset costs no query; of all images it would cost a scan, 5-10 ms at a million).
@@ -93,7 +107,9 @@ class GalleryQueries:
         range applies to images with a prediction. `queue_ids` is the review queue, best first. `image_ids`, if
         given, keeps only those images (a search's results, fresh tiles after a label); sort "match" keeps their
         order. A possible label mistake is storage.scores.LABEL_MISTAKES: the one rule the review queue uses too;
-        `doubted_as` is the class the round's out-of-sample students predict for one (None for every other row)."""
+        `doubted_as` is the class the round's out-of-sample students predict for one (None for every other row).
+        `tag`, a multi-label project's filter in place of `class_id`: (one of TAG_FILTERS, tag id, the probability
+        from which a tag is present, the sureness under which it is uncertain)."""
         if status not in GALLERY_STATUSES:
             raise ValueError(f"unknown status {status!r}; valid: {', '.join(GALLERY_STATUSES)}")
         if sort not in GALLERY_SORTS:
@@ -109,6 +125,11 @@ class GalleryQueries:
             where.append("disagree")
         if mistakes:
             where.append(f"image_id IN (SELECT image_id FROM ({LABEL_MISTAKES}))")
+        if tag is not None:
+            if tag[0] not in TAG_FILTERS:
+                raise ValueError(f"unknown tag filter {tag[0]!r}; valid: {', '.join(TAG_FILTERS)}")
+            where.append(f"image_id IN (SELECT image_id FROM ({_TAG_PROBABILITY.format(predictions=shown_predictions())})"
+                         f" WHERE {_TAG_WHERE[tag[0]]})")
         only = pa.table({"image_id": pa.array(list(map(int, image_ids or ())), pa.int64()),
                          "position": pa.array(np.arange(len(image_ids or ())), pa.int64())})
         subset_join = "" if image_ids is None else " JOIN gallery_only o USING (image_id)"
@@ -118,8 +139,10 @@ class GalleryQueries:
             params["class"] = class_id
         if min_confidence > 0.0 or max_confidence < 1.0:
             params.update(low=min_confidence, high=max_confidence)
-        if mistakes:
+        if mistakes or tag is not None:
             params["round"] = round_id
+        if tag is not None:
+            params.update(tag=tag[1], **({"sure": tag[3]} if tag[0] == "uncertain" else {"present": tag[2]}))
         with self._lock, self._registered("gallery_only", only):
             self._build_gallery(round_id)  # a no-op unless a round, zero-shot or a class edit changed most rows
             counts = (f"count(*) FILTER (WHERE {conditions}), count(*) FROM {tables}" if image_ids is not None
@@ -176,6 +199,22 @@ class GalleryQueries:
             rows = self._query("""SELECT image_id, predicted, confidence, label_source, status
                                   FROM wanted_images JOIN gallery_rows USING (image_id) ORDER BY image_id""")
         return [dict(zip(("id", "predicted", "confidence", "label_source", "status"), row)) for row in rows]
+
+    def shown_tag_rows(self, image_ids: Sequence[int], round_id: int) -> dict[int, dict]:
+        """A multi-label project's images as the page shows their tags: image id -> class_ids and probs of the
+        prediction shown for `round_id` (storage.shown; None before any), and a person's tags and looked_at (class
+        ids; None without a person's label). One query for a whole page."""
+        wanted = pa.table({"image_id": pa.array(list(map(int, image_ids)), pa.int64())})
+        with self._registered("wanted_tags", wanted):
+            rows = self._query(f"""
+                SELECT w.image_id, coalesce(s.teacher_classes, s.zero_shot_classes),
+                       coalesce(s.teacher_probs, s.zero_shot_probs), l.tags, l.looked_at
+                FROM wanted_tags w
+                LEFT JOIN ({shown_predictions("p.image_id IN (SELECT image_id FROM wanted_tags)")}) s
+                       ON s.image_id = w.image_id
+                LEFT JOIN labels l ON l.image_id = w.image_id AND l.source = 'human'""", {"round": round_id})
+        keys = ("class_ids", "probs", "tags", "looked_at")
+        return {row[0]: dict(zip(keys, row[1:])) for row in rows}
 
     def _build_gallery(self, round_id: int) -> None:
         """Fill `gallery_rows` for `round_id` anew, unless it holds that round's rows already. In image id order:

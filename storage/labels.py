@@ -109,14 +109,15 @@ class LabelQueries:
                 WHERE l.source = 'human' AND {LABEL_DIFFERS}
                   AND a.actor IS DISTINCT FROM ?""", [actor])[0][0]
 
-    def human_label_times(self, image_ids: Sequence[int]) -> dict[int, tuple[int | None, float]]:
-        """image id -> (class id, None = none of these; when it was last changed, seconds since the epoch) for those
-        of `image_ids` with a human label."""
+    def human_label_times(self, image_ids: Sequence[int]) -> dict[int, tuple[int | None | frozenset[int], float]]:
+        """image id -> (class id, None = none of these, or a multi-label project's frozenset of tag ids; when it was
+        last changed, seconds since the epoch) for those of `image_ids` with a human label."""
         wanted = pa.table({"image_id": pa.array(list(image_ids), pa.int64())})
         with self._registered("wanted_labels", wanted):
-            rows = self._con.execute("""SELECT image_id, class_id, epoch(updated_at::TIMESTAMPTZ) FROM labels
+            rows = self._con.execute("""SELECT image_id, class_id, tags, epoch(updated_at::TIMESTAMPTZ) FROM labels
                 WHERE source = 'human' AND image_id IN (SELECT image_id FROM wanted_labels)""").fetchall()
-        return {image_id: (class_id, changed_at) for image_id, class_id, changed_at in rows}
+        return {image_id: (class_id if tags is None else frozenset(tags), changed_at)
+                for image_id, class_id, tags, changed_at in rows}
 
     def changed_since_labelled(self) -> np.ndarray:
         """Ids of the images changed since labelled (CHANGED_SINCE_LABELLED), ascending."""

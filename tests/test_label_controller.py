@@ -37,7 +37,8 @@ def test_a_labels_check_lists_the_actions_answered_as_an_actions_answer_does(dem
         drawings = [tab.labels_checked(query, shown, chosen, False, None, seen, request),
                     tab.redrawn(query, shown, chosen, False, None, request),  # a round ended, the classes changed
                     tab.next_page_shown(query, shown, chosen, request),  # ▶ or ], not an action the page numbers
-                    tab.apply_filters(query, chosen, ALL_CLASSES, "all", 0, 1, query.sort, False, False, request)]
+                    tab.apply_filters(query, chosen, ALL_CLASSES, "all", 0, 1, query.sort, False, False, "has",
+                                      request)]
         assert all("data-answers='7'" in drawn[ui.gallery] for drawn in drawings)
         # the check's detail view numbered after its tiles, as in an action's answer: the page takes a detail view
         # numbered after the drawing that answered an undo as naming where the undo left the selection

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_multilabel import _tag_labels, multi_project  # noqa: F401 (a fixture)
+
 CLASSES = "circle,square,other"
 START_SECONDS = 600  # migrations on a loaded two-core machine take minutes
 LABEL_STUDIO = os.environ.get("LABELLOOP_LABEL_STUDIO") or shutil.which("label-studio")
@@ -187,3 +189,41 @@ def test_the_readme_recipe_round_trips_through_a_real_label_studio(project, imag
     after = _all_labels(cli, project, tmp_path / "after.csv")
     assert {path: after[path] for path in after if after[path] != before[path]} == \
         {path: (label, "human") for path, label in edits.items()}
+
+
+def test_a_multi_label_export_round_trips_through_a_real_label_studio(
+        multi_project, images, tmp_path, cli, label_studio):  # noqa: F811 (multi_project: the fixture)
+    """Issue 27: the tasks import into a `<Choices choice="multiple">` project; a set edited there comes back."""
+    human = tmp_path / "human.csv"
+    human.write_text("path,label\nimg_00001.png,circle;star\nimg_00002.webp,\n")
+    assert cli("label", multi_project, "--csv", human)[0] == 0
+    tasks_file = tmp_path / "tasks.json"
+    code, out, err = cli("export", multi_project, "--format", "label-studio", "--out", tasks_file)
+    assert code == 0 and "wrote 12 tasks (2 annotations, 10 predictions)" in out, err
+    config = out.split("Label Studio labeling config: ", 1)[1].strip()
+    assert 'choice="multiple"' in config
+
+    server = label_studio
+    ls_project = server.api("POST", "/api/projects", {"title": "labelloop tags", "label_config": config})["id"]
+    server.api("POST", "/api/storages/localfiles",
+               {"project": ls_project, "title": "images", "path": str(images), "use_blob_urls": False})
+    server.api("POST", f"/api/projects/{ls_project}/import", json.loads(tasks_file.read_text()))
+    counts = server.api("GET", f"/api/projects/{ls_project}")
+    assert (counts["task_number"], counts["total_annotations_number"], counts["total_predictions_number"]) == \
+        (12, 2, 10)
+    tasks = json.loads(server.get(f"/api/projects/{ls_project}/export?exportType=JSON"))
+    edited = {"img_00001.png": ["square", "circle", "star"], "img_00002.webp": ["square"]}
+    for task in tasks:
+        path = task["data"]["image"].split("?d=images/", 1)[1]
+        if path in edited:
+            result = [{"from_name": "tags", "to_name": "image", "type": "choices",
+                       "value": {"choices": edited[path]}}]
+            server.api("PATCH", f"/api/annotations/{task['annotations'][0]['id']}", {"result": result})
+    exported = tmp_path / "ls-export.json"
+    exported.write_bytes(server.get(f"/api/projects/{ls_project}/export?exportType=JSON"))
+
+    code, out, err = cli("label", multi_project, "--label-studio", exported)
+    assert code == 0 and "imported 2 labels" in out and "(2 changed" in out, out + err
+    everything = {"circle", "square", "star"}
+    assert _tag_labels(multi_project) == {"img_00001.png": (everything, everything),
+                                          "img_00002.webp": ({"square"}, everything)}

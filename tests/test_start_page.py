@@ -33,6 +33,15 @@ def test_create_reads_paths_from_home_and_takes_classes_one_a_line(home):
     assert projects_in(home) == [home / "birds"]
 
 
+def test_create_makes_a_multi_label_project_and_refuses_it_with_labels_from_folders(home):
+    with ProjectChoice(home).create("tags", "images", "circle,square", "demo", multi_label=True) as project:
+        assert project.multi_label
+    with pytest.raises(LabelloopError, match="labels from folders give each image one class"):
+        ProjectChoice(home).create("both", "images", "circle,square", "demo", labels_from_folders=True,
+                                   multi_label=True)
+    assert not (home / "both").exists()
+
+
 @pytest.mark.parametrize("folder, images, classes, refusal", [
     ("new", "no-such-folder", "a,b", "images folder {home}/no-such-folder does not exist or is not a folder"),
     ("new", "empty", "a,b", "images folder {home}/empty holds no image files"),

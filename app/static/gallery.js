@@ -99,6 +99,7 @@ const turnAhead = (first) => {
 // lands) but moves nothing: the server leaves the newer action's selection (app/action_order.py). Shown with its
 // move, a click sent before U and answered after it put the keys that waited for U on the clicked image.
 const show = (action) => {
+  if (action.stay) return;  // a tag turned over (`tagging`): the server's answer shows the image's tags
   const moves = action.sequence > newestAnswered;
   if (action.select) { const tile = tileOf(action.select); if (tile && moves) select(tile); return; }
   if (action.step) { if (action.step > 0 && moves) turnAhead(true); return; }
@@ -164,6 +165,9 @@ const forget = labelloop.forget = () => {
   view.classList.add('pending');
   if (title) title.textContent = WAITING;
 };
+// A multi-label project's drawing (data-tags, app/gallery_html.py): a class key or button turns a tag over on the
+// image and stays on it.
+const tagging = () => Boolean(element.querySelector('.drawing[data-tags]'));
 // A label action, sent with the image the detail view shows (or with the tiles picked when it was pressed) and
 // shown at once. kind: 'class' (with the `name` of the class button clicked or keyed), 'none' or 'accept' (with the class
 // the detail view shows: the page accepts what the person saw, not a prediction that changed meanwhile).
@@ -184,6 +188,7 @@ const label = (kind, {name = null} = {}, picks = []) => {
     action = {label: imageId, caption: text && text + ' (you)', sequence: sent};
     payload.image_id = imageId === null ? null : Number(imageId);
   }
+  if (kind === 'class' && tagging()) action.stay = true;
   ahead.push(action);
   show(action);
   watchStall();

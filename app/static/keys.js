@@ -5,11 +5,14 @@
   // clicks the class button that shows it (class `class-key-K`), which sends that class's name, never a position a
   // changed class list could send elsewhere; [ and ] click the page buttons, so a keypress runs exactly the handler
   // a click would. Typing in a text field is left alone; on a slider the arrows move the slider and every other key
-  // still labels.
+  // still labels. In a multi-label project Enter moves on as → does (`tagging`).
   const labelloop = window.labelloop = window.labelloop || {};
   if (labelloop.keysListening) return;
   labelloop.keysListening = true;
   const named = {'[': 'prev-page', ']': 'next-page', PageUp: 'prev-page', PageDown: 'next-page'};
+  // A multi-label project's page (its gallery drawing says data-tags): its class keys turn tags over and stay on the
+  // image, and Enter moves on as → does.
+  const tagging = () => Boolean(document.querySelector('#gallery .drawing[data-tags]'));
   document.addEventListener('keydown', (event) => {
     const target = event.target;
     if (event.ctrlKey || event.metaKey || event.altKey) return;
@@ -22,7 +25,7 @@
     const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
     const label = key === 'a' ? ['accept'] : key === 'n' ? ['none'] : null;
     const similar = key === 's' && labelloop.similar;  // sent through the detail view with the image it shows
-    const step = key === 'ArrowRight' ? 1 : key === 'ArrowLeft' ? -1 : 0;
+    const step = key === 'ArrowRight' || (key === 'Enter' && tagging()) ? 1 : key === 'ArrowLeft' ? -1 : 0;
     const button = !label && !step && (named[key] ? document.getElementById(named[key])
                                        : /^[0-9a-z]$/.test(key) && document.querySelector('#class-buttons .class-key-' + key));
     if (!label && !similar && !step && key !== 'u' && !button) return;

@@ -46,8 +46,8 @@ FOLDER_FORMATS = ("imagefolder", "hf", "fiftyone")
 CLASS_FOLDER_FORMATS = ("imagefolder", "hf")
 FILE_FORMATS = tuple(fmt for fmt in EXPORT_FORMATS if fmt not in FOLDER_FORMATS)  # what the page offers to download
 # What a multi-label project exports: its tags as a list (csv: ;-joined; hf: a Sequence(ClassLabel), the images in
-# one folder TAGGED_FOLDER)
-TAG_FORMATS = ("csv", "parquet", "jsonl", "hf")
+# one folder TAGGED_FOLDER; label-studio: a choice="multiple" answer)
+TAG_FORMATS = ("csv", "parquet", "jsonl", "hf", "label-studio")
 TAGGED_FOLDER = "images"
 SOURCES = ("all", Source.HUMAN)
 LINK_MODES = ("copy", "symlink", "hardlink")

@@ -82,12 +82,10 @@ def import_labels(project: Project, path: str | Path, *, fmt: str, actor: str, l
     if fmt not in IMPORT_FORMATS:
         raise LabelloopError(f"unknown labels format {fmt!r}; valid formats: {', '.join(IMPORT_FORMATS)}")
     multi_label = project.multi_label
-    if multi_label and fmt != "csv":
-        raise LabelloopError(f"{path}: Label Studio imports give one class per image and this project is "
-                             "multi-label; import its tags with --csv (columns path,label, tags joined by ';')")
     path, store = Path(path), project.store
     ls_root_url = default_root_url(project.images_root) if ls_root_url is None else ls_root_url
-    tasks = TaskLabels(*_read_csv(path)) if fmt == "csv" else read_tasks(path, root_url=ls_root_url)
+    tasks = TaskLabels(*_read_csv(path)) if fmt == "csv" else \
+        read_tasks(path, root_url=ls_root_url, multi_label=multi_label)
     rows, problems = tasks.rows, tasks.problems
     if not rows and not problems:
         raise LabelloopError(f"{path} holds no labels; nothing to import")
@@ -182,13 +180,14 @@ def _root_url_hint(project: Project, urls: list[str]) -> str:
             " (pass the same --ls-root-url as the export)")
 
 
-def _keep_newer_labels(store: Store, wanted: dict[int, tuple[str, int | None]], annotated_at: dict[int, float]) -> int:
+def _keep_newer_labels(store: Store, wanted: dict[int, tuple[str, int | None | frozenset[int]]],
+                       annotated_at: dict[int, float]) -> int:
     """Drop from `wanted` every label a person changed in labelloop after the annotation that would replace it was
     last updated in Label Studio (an old export must not undo newer work); `annotated_at` is keyed by image, so
     no other task's time can stand in for an image's own. Returns how many were dropped."""
     current = store.human_label_times(list(annotated_at))
-    stale = [image_id for image_id, (class_id, changed_at) in current.items()
-             if class_id != wanted[image_id][1] and changed_at > annotated_at[image_id]]
+    stale = [image_id for image_id, (label, changed_at) in current.items()
+             if label != wanted[image_id][1] and changed_at > annotated_at[image_id]]
     for image_id in stale:
         del wanted[image_id]
     return len(stale)

@@ -2,7 +2,9 @@
 
 A task's `data.image` is the URL Label Studio loads the image from; machine labels go in `predictions` (with the
 model's confidence as `score`), human labels in `annotations`. Their results name the controls of
-`labeling_config()`, `<Choices name="choice" toName="image">`, which is what Label Studio checks on import.
+`labeling_config()`, `<Choices name="choice" toName="image">` (one class per image), or in a multi-label project
+`<Choices name="tags" toName="image" choice="multiple">` (a set of tags; an empty result = no tag applies), which is
+what Label Studio checks on import. The control's name tells the two kinds of export apart on the way back.
 
 Label Studio serves a local file only from inside a local-files storage, and a storage cannot be its document root
 itself. So the recipe is: LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT = the images folder's parent, a local-files storage
@@ -22,13 +24,15 @@ from xml.sax.saxutils import quoteattr
 
 from engine.errors import LabelloopError
 from engine.files.input_files import open_input
+from engine.learning.tags import TAG_SEPARATOR
 from engine.sources import Source
 
 # Label Studio serves local files at this URL when started with LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true;
 # `d` is the path relative to LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT.
 LS_ROOT_URL = "/data/local-files/?d="
-FROM_NAME, TO_NAME = "choice", "image"
-LabelRow = tuple[str, str, str]  # (where in the file, image path as written there, label; "" = none of these)
+FROM_NAME, TAGS_NAME, TO_NAME = "choice", "tags", "image"  # the single-label and multi-label controls, the image's
+# (where in the file, image path as written there, label; "" = none of these; multi-label: the tags ;-joined)
+LabelRow = tuple[str, str, str]
 
 
 def default_root_url(images_root: Path) -> str:
@@ -37,22 +41,27 @@ def default_root_url(images_root: Path) -> str:
     return f"{LS_ROOT_URL}{quote(images_root.name, safe='')}/"
 
 
-def labeling_config(class_names: list[str]) -> str:
-    """The labeling interface the exported tasks are written for: one image, one single choice per class."""
+def labeling_config(class_names: list[str], *, multi_label: bool = False) -> str:
+    """The labeling interface the exported tasks are written for: one image, one choice per class; a single
+    choice, or in a multi-label project any number of them (`choice="multiple"`)."""
     choices = "".join(f"<Choice value={quoteattr(name)}/>" for name in class_names)
+    name, kind = (TAGS_NAME, "multiple") if multi_label else (FROM_NAME, "single-radio")
     return (f'<View><Image name="{TO_NAME}" value="${TO_NAME}"/>'
-            f'<Choices name="{FROM_NAME}" toName="{TO_NAME}" choice="single-radio">{choices}</Choices></View>')
+            f'<Choices name="{name}" toName="{TO_NAME}" choice="{kind}">{choices}</Choices></View>')
 
 
-def _result(label: str | None) -> list[dict]:
-    """A choices result for `label`; none for "none of these" (an annotation with an empty result)."""
-    if label is None:
+def _result(label: str | list[str] | None) -> list[dict]:
+    """A choices result for `label` (a class name, or a multi-label project's list of tags); none for "none of
+    these" or no tag (an annotation with an empty result)."""
+    if not label:
         return []
-    return [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices", "value": {"choices": [label]}}]
+    name, choices = (TAGS_NAME, label) if isinstance(label, list) else (FROM_NAME, [label])
+    return [{"from_name": name, "to_name": TO_NAME, "type": "choices", "value": {"choices": choices}}]
 
 
 def tasks(rows: list[dict], *, root_url: str) -> list[dict]:
-    """One task per export row (path, label (None = none of these), source, confidence, round)."""
+    """One task per export row (path, label (None = none of these; a multi-label project's: a list of tags), source,
+    confidence, round)."""
     out = []
     for row in rows:
         task: dict = {"data": {TO_NAME: root_url + quote(row["path"], safe="/")}}
@@ -107,9 +116,11 @@ class TaskLabels:
     cancelled: int = 0  # tasks whose every annotation was cancelled (skipped)
 
 
-def read_tasks(path: Path, *, root_url: str) -> TaskLabels:
+def read_tasks(path: Path, *, root_url: str, multi_label: bool = False) -> TaskLabels:
     """A Label Studio JSON export -> its labels. Each task's newest annotation that was not cancelled counts; an
-    annotation with an empty result means "none of these"."""
+    annotation with an empty result means "none of these" (multi-label: no tag applies). `multi_label`: the
+    project's kind; an answer from the other kind's control (`labeling_config`), or several choices in a
+    single-label project, is a problem of the task."""
     try:
         with open_input(path, "labels file") as handle:
             loaded = json.load(handle)
@@ -146,11 +157,15 @@ def read_tasks(path: Path, *, root_url: str) -> TaskLabels:
         image = data.get(TO_NAME) if isinstance(data, dict) else None
         newest = _newest(annotations)
         result = _listed(newest.get("result"))
-        choices = [str(choice) for region in result if isinstance(region, dict) and region.get("type") == "choices"
-                   and isinstance(region.get("value"), dict) for choice in _listed(region["value"].get("choices"))]
+        regions = [region for region in result if isinstance(region, dict) and region.get("type") == "choices"
+                   and isinstance(region.get("value"), dict)]
+        choices = [str(choice) for region in regions for choice in _listed(region["value"].get("choices"))]
+        other_kind = FROM_NAME if multi_label else TAGS_NAME
         if not isinstance(image, str) or not image:
             out.problems.setdefault(f"no data.{TO_NAME}", []).append(where)
-        elif len(choices) > 1:
+        elif any(region.get("from_name") == other_kind for region in regions):
+            out.problems.setdefault(_OTHER_KIND[multi_label], []).append(where)
+        elif len(choices) > 1 and not multi_label:
             out.problems.setdefault("more than one choice", []).append(where)
         elif result and not choices:
             out.problems.setdefault("an annotation without a choice", []).append(where)
@@ -161,9 +176,14 @@ def read_tasks(path: Path, *, root_url: str) -> TaskLabels:
                 except ValueError:
                     out.problems.setdefault(f"unreadable updated_at {stamp!r}", []).append(where)
                     continue
-            out.rows.append((where, task_path(image, root_url=root_url), choices[0] if choices else ""))
+            out.rows.append((where, task_path(image, root_url=root_url), TAG_SEPARATOR.join(choices)))
             out.urls[where] = image
     return out
+
+
+_OTHER_KIND = {  # what an answer from the other kind of project's control says, by whether this one is multi-label
+    False: f"tags from a multi-label config (<Choices name=\"{TAGS_NAME}\">) and this project is single-label",
+    True: f"one class from a single-label config (<Choices name=\"{FROM_NAME}\">) and this project is multi-label"}
 
 
 def _listed(value) -> list:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from engine.project.audit import pending_audit
 from engine.errors import LabelloopError
+from engine.learning.tags import TAG_PRESENT
 from engine.views.gallery import NONE_OF_THESE, GalleryView
 from engine.sources import Source
 from storage import Store
@@ -75,6 +76,8 @@ class LabelingSession:
         shown = class_name or NONE_OF_THESE
         if not image_ids:
             return LabelChange(0, "no image selected")
+        if self.multi_label:
+            return self._toggle(image_ids, class_id, actor, session)
         changed, confirmed, versions = self._write(actor, image_ids, [class_id] * len(image_ids), session)
         note = "" if changed else " (already so: confirmed)" if confirmed else " (already so; nothing changed)"
         return LabelChange(changed, f"{self._files(image_ids)} → {shown}{note}", list(image_ids), confirmed,
@@ -86,6 +89,8 @@ class LabelingSession:
         Images a person already labeled are left as they are. One undo step of `actor`. `expected`: for one image,
         the class the page showed the person; should a round have changed the prediction since, the person accepted
         what they saw, and that is the label written."""
+        if self.multi_label:
+            return self._accept_tags(image_ids, actor, session)
         blind = set(pending_audit(self.store))  # accepting the machine's guess would make the audit agree with it
         chosen = [row for row in self.store.shown_predictions(image_ids, self.store.shown_round())
                   if row["status"] == "ok" and row["label_source"] != Source.HUMAN and row["predicted"] is not None
@@ -132,26 +137,71 @@ class LabelingSession:
             return LabelChange(0, f"nothing to undo{where}: those images were relabeled since")
         names = {c["id"]: c["name"] for c in self.store.classes()}
         first = restored[0]
-        back = self.view.label_text(first["class_id"], first["source"], names)
+        back = "its tags before" if self.multi_label else \
+            self.view.label_text(first["class_id"], first["source"], names)
         ids = [row["image_id"] for row in restored]
         if len(restored) == 1:
             return LabelChange(1, f"undid{where}: {first['relpath']} is back to {back}", ids, versions=versions)
         return LabelChange(len(restored), f"undid{where}: {len(restored)} images restored ({first['relpath']} back "
                                           f"to {back}, …)", ids, versions=versions)
 
+    def _toggle(self, image_ids: list[int], class_id: int | None, actor: str,
+                session: str | None) -> LabelChange:
+        """A multi-label project's tag key: the tag turned over on each image (from what the tile shows: the
+        person's answer where they looked at it, else the prediction) and marked looked at, the image's other answers
+        kept; "none of these" (class_id None) = no tag applies, every tag looked at. One undo step."""
+        tag_ids = [c["id"] for c in self.store.classes()]
+        rows = self.store.shown_tag_rows(image_ids, self.store.shown_round())
+        tag_sets = []
+        for image_id in image_ids:
+            row = rows.get(image_id, {})
+            tags, looked = set(row.get("tags") or []), set(row.get("looked_at") or [])
+            if class_id is None:
+                tag_sets.append(((), tag_ids))
+                continue
+            probs = dict(zip(row.get("class_ids") or [], row.get("probs") or []))
+            has = class_id in tags if class_id in looked else probs.get(class_id, 0.0) >= TAG_PRESENT
+            tags = tags - {class_id} if has else tags | {class_id}
+            tag_sets.append((sorted(tags), sorted(looked | {class_id})))
+        changed, _, versions = self._write(actor, image_ids, [None] * len(image_ids), session, tag_sets=tag_sets)
+        names = {c["id"]: c["name"] for c in self.store.classes()}
+        if class_id is None:
+            what = "no tag applies"
+        else:
+            turned = [class_id in tags for tags, _ in tag_sets]
+            what = f"{names[class_id]} {'on' if all(turned) else 'off' if not any(turned) else 'turned over'}"
+        return LabelChange(changed, f"{self._files(image_ids)} → {what}", list(image_ids), versions=versions)
+
+    def _accept_tags(self, image_ids: list[int], actor: str, session: str | None) -> LabelChange:
+        """A multi-label project's A: each image's predicted tag set (TAG_PRESENT) as the person's, every tag
+        looked at; images a person already tagged are left as they are. One undo step."""
+        tag_ids = [c["id"] for c in self.store.classes()]
+        rows = self.store.shown_tag_rows(image_ids, self.store.shown_round())
+        chosen = [image_id for image_id in image_ids if image_id in rows and rows[image_id]["looked_at"] is None
+                  and rows[image_id]["probs"] is not None]
+        if not chosen:
+            return LabelChange(0, "nothing to accept: already tagged by a person, or not predicted yet")
+        tag_sets = [(sorted(c for c, p in zip(rows[i]["class_ids"], rows[i]["probs"]) if p >= TAG_PRESENT), tag_ids)
+                    for i in chosen]
+        changed, _, versions = self._write(actor, chosen, [None] * len(chosen), session, tag_sets=tag_sets)
+        names = {c["id"]: c["name"] for c in self.store.classes()}
+        if len(chosen) == 1:
+            shown = ", ".join(names[c] for c in tag_sets[0][0]) or "no tag"
+            return LabelChange(changed, f"{self._files(chosen)} → {shown} (accepted)", chosen, versions=versions)
+        return LabelChange(changed, f"accepted {changed} predicted tag sets", chosen, versions=versions)
+
     def _write(self, actor: str, image_ids: list[int], class_ids: list[int | None],
-               session: str | None) -> tuple[int, int, tuple[str, str]]:
-        """Write the labels as `actor`; returns (labels changed, labels newly confirmed, the labels' versions before
-        and after) and keeps an undo step. A multi-label project's labels are tag sets, which the page cannot give
-        yet: refused, nothing written."""
-        if self.multi_label:
-            raise LabelloopError("this project is multi-label (tags) and the page cannot tag images yet; import tags "
-                                 "with `labelloop label PROJECT --csv FILE` (columns path,label, tags joined by ';')")
+               session: str | None, *, tag_sets: list | None = None) -> tuple[int, int, tuple[str, str]]:
+        """Write the labels as `actor` (a multi-label project's: `tag_sets`, (tags, looked at) per image, as
+        Store.set_labels takes them); returns (labels changed, labels newly confirmed, the labels' versions before
+        and after) and keeps an undo step. Tag sets are never confirmed."""
         with self._lock:
             version_before = self.version()
             before = self.store.last_label_event_id()
-            confirmed = self.store.confirm_labels(image_ids, class_ids, actor=actor)  # those already so
-            changed = self.store.set_labels(image_ids, class_ids, source=Source.HUMAN, actor=actor)
+            confirmed = [] if tag_sets is not None else \
+                self.store.confirm_labels(image_ids, class_ids, actor=actor)  # those already so
+            changed = self.store.set_labels(image_ids, class_ids, source=Source.HUMAN, actor=actor,
+                                            tag_sets=tag_sets)
             self._confirmations += len(confirmed)
             if changed or confirmed:
                 self._undo.setdefault(actor, []).append(

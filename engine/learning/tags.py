@@ -8,6 +8,8 @@ import numpy as np
 
 TAG_SEPARATOR = ";"
 TAG_PRESENT = 0.5  # an image is predicted to have a tag from this probability on (exports, the queue, rounds)
+MISSING_TAG, WRONG_TAG = 1, 2  # a possible mistake of a person's tag (`tag_mistakes`): said absent, said present
+MISTAKE_NAMES = {MISSING_TAG: "possible missing tag", WRONG_TAG: "possible wrong tag"}
 
 
 def read_tag_cell(cell: str, by_casefold: dict[str, str]) -> tuple[frozenset[str], str | None]:
@@ -115,3 +117,16 @@ def least_sure_order(probs: np.ndarray, candidates: np.ndarray) -> tuple[np.ndar
     rows = np.flatnonzero(candidates)
     order = rows[np.argsort(stats["margin"][rows], kind="stable")]
     return order, stats["label"][order]
+
+
+def tag_mistakes(crossfit_probs: np.ndarray, has: np.ndarray, looked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cleanlab's "predicted_neq_given" (Northcutt et al., "Confident Learning", 2021) on each tag a person looked at,
+    over out-of-sample probabilities (H, C) from models that never trained on those rows. Returns (margin (H, C): the
+    probability of the person's answer less that of the other, 2p - 1 where they gave the tag and 1 - 2p where they
+    said it is absent, in [-1, 1], lower = more likely a mistake, 1 where no one looked; mistake (H, C) int8: 0 none,
+    MISSING_TAG (absent, yet the model predicts it), WRONG_TAG (given, yet the model predicts it absent))."""
+    probs, has, looked = np.asarray(crossfit_probs, np.float32), np.asarray(has, bool), np.asarray(looked, bool)
+    margin = np.where(looked, np.where(has, 2 * probs - 1, 1 - 2 * probs), 1.0).astype(np.float32)
+    predicted = predicted_tags(probs)
+    mistake = np.where(looked & ~has & predicted, MISSING_TAG, np.where(looked & has & ~predicted, WRONG_TAG, 0))
+    return margin, mistake.astype(np.int8)

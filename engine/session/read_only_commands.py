@@ -41,12 +41,13 @@ def search_like(project: Project, *, path: str, k: int) -> list[dict]:
 
 
 def export_dataset(project: Project, *, progress: Callable[[int, int], None] | None = None, **options) -> dict:
-    """engine.dataset.export.export's report, with the project's class names (a Label Studio export prints its
-    config)."""
+    """engine.dataset.export.export's report, with the project's class names and kind (a Label Studio export prints
+    its config)."""
     from engine.dataset.export import export
 
     report = export(project, progress=progress, **options)
-    return {**asdict(report), "path": str(report.path), "classes": [c["name"] for c in project.store.classes()]}
+    return {**asdict(report), "path": str(report.path), "classes": [c["name"] for c in project.store.classes()],
+            "multi_label": project.multi_label}
 
 
 READ_ONLY_COMMANDS: dict[str, Callable[..., object]] = {

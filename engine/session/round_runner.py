@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
@@ -25,7 +24,6 @@ from engine.project.audit import audit_label_ids, audit_prior, judge_round
 from engine.project.current_labels import label_arrays, none_of_these_rows
 from engine.errors import DAMAGED_NPZ, LabelloopError
 from engine.learning.models import load_model
-from engine.learning.neighbours import cached_knn_graph, graph_file
 from engine.jobs.progress import phase_spans, within
 from engine.project.folder import Project
 from engine.learning.probabilities import prediction_stats, softmax
@@ -33,9 +31,8 @@ from engine.learning.selftrain.adapt import Progress, RoundMetrics, adapt, choos
 from engine.learning.selftrain.config import RoundConfig
 from engine.learning.selftrain.finetune import AdaptedModel, adapt_encoder, training_cost
 from engine.learning.selftrain.head import Head, zero_shot_head
-from engine.learning.selftrain.propagate import Affinity, affinity_matrix
 from engine.learning.zeroshot import class_prompts
-from engine.session.round_start import begin_round, end_unfinished_round
+from engine.session.round_start import begin_round, end_unfinished_round, neighbour_graph
 from engine.session.tag_rounds import TagRoundMetrics, run_tag_round
 
 
@@ -105,19 +102,6 @@ def _load_teacher(project: Project, round_id: int, class_ids: list[int], model_i
     except DAMAGED_NPZ as error:  # cut short by a full disk, or damaged since: it cannot teach, zero-shot can
         return zero_shot, 1.0, f"{path.name} is damaged ({error}); this round starts from zero-shot"
     return teacher, temperature, None
-
-
-def neighbour_graph(project: Project, model_id: str, image_ids: np.ndarray, embeddings: np.ndarray, k: int,
-                    report: Progress) -> tuple[Affinity, tuple[bool, float]]:
-    """The affinity matrix of the images' kNN graph, from `models/knn_<model>.npz` when it was built for these
-    images with at least k neighbours (duplicate search shares it), else built now and saved there. Returns it and
-    whether it was cached and the seconds it took."""
-    started = time.monotonic()
-    report(0.02, f"the neighbour graph of {len(image_ids)} images (built once per model, then cached)")
-    neighbours, similarities, cached = cached_knn_graph(graph_file(project.models_dir, model_id), image_ids,
-                                                        embeddings, k)
-    affinity = affinity_matrix(neighbours, similarities)
-    return affinity, (cached, round(time.monotonic() - started, 2))
 
 
 def run_round(project: Project, config: RoundConfig, *, progress: Progress | None = None,

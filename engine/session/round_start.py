@@ -1,7 +1,7 @@
 """What every round of a project begins with, single-label (engine/session/round_runner.py) or multi-label
 (engine/session/tag_rounds.py): the project's zero-shot classifier, checked against today's classes, a progress
-report that also stops the round when asked, and the embeddings (`begin_round`); and how a round that did not
-finish is recorded."""
+report that also stops the round when asked, and the embeddings (`begin_round`); the kNN graph its refinement
+spreads predictions over (`neighbour_graph`); and how a round that did not finish is recorded."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import numpy as np
 
 from engine.errors import LabelloopError
 from engine.jobs.runner import Cancelled
+from engine.learning.neighbours import cached_knn_graph, graph_file
+from engine.learning.selftrain.propagate import Affinity, affinity_matrix
 from engine.project.folder import Project
 from storage import Store
 
@@ -73,6 +75,19 @@ def begin_round(project: Project, progress: Callable[[float, str], None] | None,
     report(0.0, f"reading embeddings and {reading}")
     image_ids, embeddings = project.store.embeddings(model_id)
     return RoundStart(project.store, model_id, class_ids, text_weights, scale, started, report, image_ids, embeddings)
+
+
+def neighbour_graph(project: Project, model_id: str, image_ids: np.ndarray, embeddings: np.ndarray, k: int,
+                    report: Callable[[float, str], None]) -> tuple[Affinity, tuple[bool, float]]:
+    """The affinity matrix of the images' kNN graph, from `models/knn_<model>.npz` when it was built for these
+    images with at least k neighbours (duplicate search shares it), else built now and saved there. Returns it and
+    whether it was cached and the seconds it took."""
+    started = time.monotonic()
+    report(0.02, f"the neighbour graph of {len(image_ids)} images (built once per model, then cached)")
+    neighbours, similarities, cached = cached_knn_graph(graph_file(project.models_dir, model_id), image_ids,
+                                                        embeddings, k)
+    affinity = affinity_matrix(neighbours, similarities)
+    return affinity, (cached, round(time.monotonic() - started, 2))
 
 
 def end_unfinished_round(store: Store, round_id: int, error: BaseException) -> None:

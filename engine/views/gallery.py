@@ -16,15 +16,18 @@ from engine.project.audit import pending_audit, quality_report
 from engine.errors import LabelloopError
 from engine.files.images import ImageReadError, thumbnail_path
 from engine.learning.models import LoadedModel
+from engine.learning.tags import TAG_PRESENT
 from engine.views.overlays import gallery_tile, heatmap_file
 from engine.project.folder import Project
 from engine.project.review_queue import NO_QUEUE, RankedImages, ReviewQueue, rank_images, review_queue_ids
 from engine.sources import Source
-from storage.gallery import GALLERY_SORTS, GALLERY_STATUSES, GalleryRows  # the page's filters and orders
+from storage.gallery import GALLERY_SORTS, GALLERY_STATUSES, TAG_FILTERS, GalleryRows  # the page's filters, orders
 
 PAGE_SIZE = 48
 NONE_OF_THESE = "none of these"
 AUDIT_CAPTION = "audit: your label?"
+SHOWN_TAGS = 3  # tags a multi-label tile names; "+N" counts the rest
+UNCERTAIN_TAG = 0.75  # the "uncertain tag" filter: a tag no person answered that the prediction is less sure of
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,9 @@ class GalleryQuery:
     status: str = "all"  # one of GALLERY_STATUSES: all | unlabeled | pseudo | human | changed | error
     disagree: bool = False  # zero-shot and the shown teacher disagree
     mistakes: bool = False  # possible label mistakes, judged out of sample (storage.scores.LABEL_MISTAKES)
+    # a multi-label project's: what `class_name` filters on, the images that have the tag, lack it, or are uncertain
+    # of it (storage.gallery.TAG_FILTERS)
+    tag_filter: str = "has"
     sort: str = "queue"  # one of GALLERY_SORTS (match: the subset's order)
     subset: Subset | None = None  # only these images (search results, neighbours, a map selection)
     offset: int = 0  # the first image shown, counted in the filtered, sorted order
@@ -63,7 +69,8 @@ class GalleryQuery:
 
     def named_filters(self) -> list[str]:
         """The filters that can hide images, as the page names them: "class 'circle'", "confidence ≥ 0.80"."""
-        named = [f"class {self.class_name!r}"] if self.class_name else []
+        named = [f"class {self.class_name!r}" if self.tag_filter == "has" else
+                 f"{self.tag_filter} tag {self.class_name!r}"] if self.class_name else []
         if self.status != "all":
             named.append(f"status {self.status!r}")
         if self.min_confidence > 0.0 and self.max_confidence < 1.0:
@@ -81,7 +88,7 @@ class GalleryQuery:
     def without_filters(self) -> GalleryQuery:
         """This query with every filter cleared; the subset and the sort stay, from the first page."""
         return replace(self, class_name=None, min_confidence=0.0, max_confidence=1.0, status="all", disagree=False,
-                       mistakes=False, offset=0)
+                       mistakes=False, tag_filter="has", offset=0)
 
 
 @dataclass
@@ -89,7 +96,7 @@ class GalleryItem:
     image_id: int
     relpath: str
     thumbnail: Path | None  # under the project's thumbs/; None for a file that could not be read
-    caption: str  # what the tile's badge says: "star 85%", "star (you)", "unreadable"
+    caption: str  # what the tile's badge says: "star 85%", "star (you)", "unreadable"; multi-label: `tag_caption`
     shown: str  # the class the tile shows ("" before any prediction)
     confidence: float | None
     label_source: str | None  # human | pseudo | None
@@ -98,6 +105,24 @@ class GalleryItem:
     score: float | None = None  # the subset's score for it (similarity to a search), when it has one
     doubted_as: str | None = None  # a possible label mistake: the class students that never trained on it predict
     audit: bool = False  # drawn into the random audit and waiting for its label: shown without any prediction
+
+
+def tag_caption(names: dict[int, str], row: dict) -> str:
+    """A multi-label tile's badge: the tags the image has, surest first, up to SHOWN_TAGS and "+N" for the rest; a tag
+    a person looked at as they answered ("car (you)" where they gave it), any other as predicted ("car 92%" from
+    TAG_PRESENT on). "no tag" where none applies; "not predicted" before any prediction and any answer. `row`:
+    Store.shown_tag_rows's."""
+    probs = dict(zip(row["class_ids"] or [], row["probs"] or []))
+    looked, given = set(row["looked_at"] or []), set(row["tags"] or [])
+    if not probs and not looked:
+        return "not predicted"
+    tags = [(2.0, f"{names[c]} (you)") for c in names if c in given] + sorted(
+        ((probs[c], f"{names[c]} {probs[c]:.0%}") for c in names
+         if c not in looked and probs.get(c, 0.0) >= TAG_PRESENT), reverse=True)
+    if not tags:
+        return "no tag"
+    more = f" +{len(tags) - SHOWN_TAGS}" if len(tags) > SHOWN_TAGS else ""
+    return ", ".join(text for _, text in tags[:SHOWN_TAGS]) + more
 
 
 @dataclass(frozen=True)
@@ -348,15 +373,15 @@ class GalleryView:
         shown_round = self.store.shown_round()
         queue = self._queue_for(query, shown_round)
         found = self._rows(query, shown_round, queue, offset=query.offset, limit=2 * query.page_size)
-        rows, following = found.rows[:query.page_size], found.rows[query.page_size:]
+        rows = found.rows[:query.page_size]
         if not rows and query.offset > 0:
             return self.gallery(replace(query, offset=max(0, (found.total - 1) // query.page_size * query.page_size)))
         names, blind = self._names(), set(pending_audit(self.store))
         scores = query.subset.score_of() if query.subset else {}
-        return GalleryPage(items=[self._item(row, names, queue, blind, scores.get(row["id"])) for row in rows],
-                           total=found.total, offset=query.offset, page_size=query.page_size,
-                           following=[self._item(row, names, queue, blind, scores.get(row["id"]))
-                                      for row in following], unfiltered=found.unfiltered)
+        items = self._tagged([self._item(row, names, queue, blind, scores.get(row["id"])) for row in found.rows],
+                             shown_round, names)
+        return GalleryPage(items=items[:len(rows)], total=found.total, offset=query.offset,
+                           page_size=query.page_size, following=items[len(rows):], unfiltered=found.unfiltered)
 
     def next_offset(self, query: GalleryQuery, shown_ids: list[int]) -> int:
         """Where the page after the one showing `shown_ids` starts. Images labelled on this page may have left the
@@ -374,7 +399,16 @@ class GalleryView:
         rows = {row["id"]: row for row in self._rows(GalleryQuery(sort="name"), shown_round, queue, offset=0,
                                                      limit=len(image_ids), image_ids=image_ids).rows}
         names, blind = self._names(), set(pending_audit(self.store))
-        return [self._item(rows[i], names, queue, blind) for i in image_ids if i in rows]
+        return self._tagged([self._item(rows[i], names, queue, blind) for i in image_ids if i in rows], shown_round,
+                            names)
+
+    def _tagged(self, items: list[GalleryItem], shown_round: int, names: dict[int, str]) -> list[GalleryItem]:
+        """In a multi-label project, each tile's badge as `tag_caption` (an audit image's stays blind)."""
+        if not self.store.is_multi_label():
+            return items
+        rows = self.store.shown_tag_rows([item.image_id for item in items], shown_round)
+        return [item if item.audit or item.status == "error" else replace(item, caption=tag_caption(
+            names, rows[item.image_id])) for item in items]
 
     def _queue_for(self, query: GalleryQuery, shown_round: int) -> ReviewQueue:
         """The queue the query's order needs (ranked if it is not), else the one ranked, for the tiles' reasons."""
@@ -384,6 +418,9 @@ class GalleryView:
     def _rows(self, query: GalleryQuery, shown_round: int, queue: ReviewQueue, *, offset: int, limit: int,
               image_ids: list[int] | None = None) -> GalleryRows:
         class_id = self.class_id(query.class_name) if query.class_name else None
+        tag = None
+        if class_id is not None and self.store.is_multi_label():  # a tag the images have, lack or are unsure of
+            tag, class_id = (query.tag_filter, class_id, TAG_PRESENT, UNCERTAIN_TAG), None
         if not 0.0 <= query.min_confidence <= query.max_confidence <= 1.0:
             raise LabelloopError("the confidence range must satisfy 0 <= min <= max <= 1")
         if image_ids is None and query.subset is not None:
@@ -393,7 +430,7 @@ class GalleryView:
             round_id=shown_round, class_id=class_id, min_confidence=query.min_confidence,
             max_confidence=query.max_confidence, status=query.status, disagree=query.disagree,
             mistakes=query.mistakes, sort=sort, queue_ids=queue.image_ids if sort == "queue" else (),
-            image_ids=image_ids, offset=offset, limit=limit)
+            image_ids=image_ids, offset=offset, limit=limit, tag=tag)
 
     def _item(self, row: dict, names: dict[int, str], queue: ReviewQueue, blind: set[int],
               score: float | None = None) -> GalleryItem:

@@ -108,6 +108,10 @@ class RoundConfig:
     neighbours: int = 10  # k of the kNN graph; 20: 0.684 / 0.655 / 0.875
     propagation: float = 0.8  # alpha of label propagation (weight of the neighbours); 0.5: 0.660 / 0.662 / 0.888,
     # 0.9: 0.697 / 0.636 / 0.875
+    # The same alpha in a multi-label round, each tag on its own (engine.learning.selftrain.tag_propagation);
+    # bench_multilabel, 3 rounds with 2 % queue-picked tags before each, mAP / F1: 0.3: 0.496 / 0.395, 0.4: 0.518 /
+    # 0.421, 0.5: 0.541 / 0.459, 0.6: 0.503 / 0.369, 0.8: 0.498 / 0.336; unrefined 0.484 / 0.421 (docs/benchmarks.md)
+    tag_propagation: float = 0.5
     # Class-prior rebalancing of the teacher before pseudo-labels are picked (ot: OTTER's optimal transport to the
     # person's label shares); none measured ahead of ot, and of every other pseudo-label rule and label-free prior
     # tried (docs/experiments.md#rebalance-and-the-other-pseudo-label-rules-tried).
@@ -132,7 +136,8 @@ class RoundConfig:
                       "human_weight": (0.0, 1e4), "l2_to_init": (0.0, 1e6), "head_iterations": (1, 10_000),
                       "wise_alpha": (0.0, 1.0), "ema": (0.0, 1.0), "folds": (0, 100),
                       "crossfit_pseudo_per_class": (1, 1e9), "min_human_for_calibration": (0, 1e9),
-                      "neighbours": (1, 200), "propagation": (0.0, 0.999), "outlier_temperature": (1e-4, 10.0)},
+                      "neighbours": (1, 200), "propagation": (0.0, 0.999),
+                      "tag_propagation": (0.0, 0.999), "outlier_temperature": (1e-4, 10.0)},
                {"mode": MODES, "teacher": TEACHERS, "selection": STRATEGIES, "rebalance": REBALANCE,
                 "outlier_score": OUTLIER_SCORES})
         if not isinstance(self.refine, bool):
