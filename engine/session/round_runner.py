@@ -44,6 +44,7 @@ from engine.session.tag_rounds import TagRoundMetrics, run_tag_round
 # neighbour graph a new model needs): a finetune round's encoder work and its head round share its progress bar by
 # it (the head round had a fixed 10 % before).
 HEAD_COST_PER_IMAGE = 0.05
+GRAPH_JOB = "neighbour graph"  # the job kind of build_neighbour_graph
 
 
 # ---- the project around the algorithm ------------------------------------------------------------------------
@@ -118,6 +119,23 @@ def neighbour_graph(project: Project, model_id: str, image_ids: np.ndarray, embe
                                                         embeddings, k)
     affinity = affinity_matrix(neighbours, similarities)
     return affinity, (cached, round(time.monotonic() - started, 2))
+
+
+def build_neighbour_graph(project: Project, progress: Progress | None = None) -> dict:
+    """Build and cache the kNN graph the next round reads (k of the default RoundConfig), so that round does not
+    wait for it: ingest runs it at its end (the server as a background job, GRAPH_JOB). A graph cached already for
+    these images is kept. Returns what it did: images, whether it was cached already, seconds."""
+    started = time.monotonic()
+    if project.multi_label:  # a multi-label round refines over no graph
+        return {"images": 0, "cached": False, "seconds": 0.0}
+    model_id = project.store.get_meta("model_id")
+    image_ids, embeddings = project.store.embeddings(model_id)
+    k = RoundConfig().neighbours
+    if len(image_ids) <= k:  # too few images: a round refines over no graph either
+        return {"images": len(image_ids), "cached": False, "seconds": 0.0}
+    *_, cached = cached_knn_graph(graph_file(project.models_dir, model_id), image_ids, embeddings, k,
+                                  progress=progress)
+    return {"images": len(image_ids), "cached": cached, "seconds": round(time.monotonic() - started, 2)}
 
 
 def run_round(project: Project, config: RoundConfig, *, progress: Progress | None = None,
