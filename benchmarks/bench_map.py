@@ -28,7 +28,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 import numpy as np
 
 from engine.learning.map_layout import UMAP_INPUT_DIMS, UMAP_LANDMARKS, pca_components, pca_layout, umap_layout
@@ -128,21 +127,23 @@ def _demo_embeddings() -> tuple[np.ndarray, np.ndarray]:
 
 def _nearest(points: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
     """The `k` nearest rows of `points` to each of `rows` (itself left out), by Euclidean distance."""
-    squared = ((points[rows, None, :] - points[None, :, :]) ** 2).sum(axis=2) if len(points) <= 3000 else \
-        (points ** 2).sum(axis=1)[None, :] - 2 * points[rows] @ points.T
+    squared = (points ** 2).sum(axis=1)[None, :] - 2 * points[rows] @ points.T  # less each row's own |p|^2
     squared[np.arange(len(rows)), rows] = np.inf
     return np.argpartition(squared, k, axis=1)[:, :k]
 
 
 def _class_separation(xy: np.ndarray, classes: np.ndarray, *, k: int = 10, sample: int = 2000) -> float:
+    """Share of `sample` images whose `k` nearest on the map mostly share their class."""
     rows = np.random.default_rng(0).choice(len(xy), min(sample, len(xy)), replace=False)
     votes = classes[_nearest(np.asarray(xy, np.float64), rows, k)]
     return float(np.mean([np.bincount(v).argmax() == c for v, c in zip(votes, classes[rows])]))
 
 
 def _knn_preservation(reduced: np.ndarray, xy: np.ndarray, *, k: int = 10, sample: int = 2000) -> float:
+    """Mean share of each of `sample` images' `k` nearest in `reduced` that are among its `k` nearest on the map."""
     rows = np.random.default_rng(0).choice(len(xy), min(sample, len(xy)), replace=False)
-    near, near_on_map = _nearest(np.asarray(reduced, np.float64), rows, k), _nearest(np.asarray(xy, np.float64), rows, k)
+    near = _nearest(np.asarray(reduced, np.float64), rows, k)
+    near_on_map = _nearest(np.asarray(xy, np.float64), rows, k)
     return float(np.mean([len(np.intersect1d(a, b)) / k for a, b in zip(near, near_on_map)]))
 
 
