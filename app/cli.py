@@ -110,9 +110,10 @@ def cmd_ingest(args) -> int:
         with tqdm(total=0, unit="img", desc="ingest", disable=args.json or None, file=sys.stderr) as bar:
             report = run_ingest(project, model, batch_size=args.batch_size, progress=_counting(bar),
                                 verify=args.verify, **options)
+        graph = _neighbour_graph(project, quiet=args.json)
         changed = len(project.store.changed_since_labelled())
     if args.json:
-        _print_json(report.as_dict())
+        _print_json({**report.as_dict(), "neighbour_graph": graph})
     else:
         print(f"{report.found} files: {report.new} new, {report.changed} changed, {report.removed} removed; "
               f"embedded {report.embedded}, reused {report.reused}, errors {report.errors}, "
@@ -126,7 +127,24 @@ def cmd_ingest(args) -> int:
             print(_changed_since_labelled(changed))
         if report.errors:
             print(terminal_text(f"see the reasons with: labelloop status {args.project}"))
+        if graph["images"] and not graph["cached"]:
+            print(f"neighbour graph of {graph['images']} images built for the next round ({graph['seconds']:.1f}s)")
     return 0
+
+
+def _neighbour_graph(project, *, quiet: bool) -> dict:
+    """Ingest's last step: the kNN graph the next round reads, built now as a recorded job with a bar."""
+    from engine.jobs.runner import run_job
+    from engine.session.round_runner import GRAPH_JOB, build_neighbour_graph
+
+    with tqdm(total=100, desc="neighbour graph", file=sys.stderr, disable=quiet or None,
+              bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}") as bar:
+        def progress(fraction: float, message: str) -> None:
+            bar.set_postfix_str(message, refresh=False)
+            bar.update(round(100 * fraction) - bar.n)
+
+        return run_job(project.store, GRAPH_JOB, {}, lambda context: build_neighbour_graph(project, context.progress),
+                       on_progress=progress)
 
 
 def cmd_label(args) -> int:

@@ -1,14 +1,20 @@
 """The map's figures on synthetic 512-d embeddings, one JSON line each, with the machine's load average beside
 them (a shared machine: a busy one is slower):
 
-- `map_layout`: seconds of the PCA layout and of the UMAP layout (engine.learning.map_layout) of N images. UMAP is
-  fitted on at most UMAP_FIT_SIZE images and places the rest with umap-learn's `transform`; `--umap-place` times
-  placing that many more on top of a fit, so the cost of a larger map is fit + (N - fit) at the measured rate;
+- `map_layout`: seconds of the PCA layout and of the UMAP layout (engine.learning.map_layout) of N images, the
+  first one in a process (numba compiling UMAP's kernels, what the first map of a server waits for) apart. UMAP is
+  fitted on at most UMAP_LANDMARKS images and places the rest among their nearest landmarks;
+- `map_fidelity`: whether the landmark layout is as good for selecting on the map as UMAP fitted on every image:
+  on the demo set (its model's embeddings of its 1,500 images, 8 shapes) and on N planted 512-d embeddings (20
+  classes), each layout's class separation (share of images whose 10 nearest on the map mostly share their class:
+  what a lasso around a group picks up) and kNN preservation (share of each image's 10 nearest neighbours among
+  the embeddings that are among its 10 nearest on the map), with the landmarks as the same share of the images
+  as at 100k (UMAP_LANDMARKS / 100,000);
 - `map_draw`: the real page served over an N-image project (planted embeddings and zero-shot), in Debian's
   Chromium at 1280×800: milliseconds from opening the Map tab until Plotly has drawn every point (the first open
   computes and stores the PCA layout; a change of colouring reads it back).
 
-    python -m benchmarks.bench_map [--layout 100000 1000000] [--umap 100000] [--umap-place 65536] [--draw 100000]
+    python -m benchmarks.bench_map [--layout 100000 1000000] [--umap 100000] [--fidelity 20000] [--draw 100000]
 
 bench_discovery.py calls `layout_figures` and `draw_figures`.
 """
@@ -22,8 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 
-from engine.learning.map_layout import UMAP_FIT_SIZE, pca_components, pca_layout, umap_layout
+from engine.learning.map_layout import UMAP_INPUT_DIMS, UMAP_LANDMARKS, pca_components, pca_layout, umap_layout
 from tests.synthetic import planted_embeddings
 
 # Resolves with the milliseconds until the plot holds `expected` points and a trace named `name`.
@@ -51,10 +58,11 @@ def _emit(record: dict) -> dict:
     return record
 
 
-def layout_figures(counts: list[int], *, umap_counts: list[int] = (), place: int = 0) -> list[dict]:
-    """PCA seconds at each of `counts`, UMAP seconds at each of `umap_counts` (fitted on all of them, up to
-    UMAP_FIT_SIZE), and the seconds to place `place` more images with a fitted UMAP."""
+def layout_figures(counts: list[int], *, umap_counts: list[int] = ()) -> list[dict]:
+    """PCA seconds at each of `counts`, UMAP seconds at each of `umap_counts` (the first UMAP in this process,
+    numba's compiling, timed apart)."""
     records = []
+    compiled = False
     for count in sorted(set(counts) | set(umap_counts)):
         vectors, _, _ = planted_embeddings(count, 512, 20, seed=3)
         if count in counts:
@@ -63,32 +71,80 @@ def layout_figures(counts: list[int], *, umap_counts: list[int] = (), place: int
             records.append(_emit({"benchmark": "map_layout", "method": "pca", "images": count, "dim": 512,
                                   "seconds": round(time.perf_counter() - started, 2)}))
         if count in umap_counts:
-            umap_layout(vectors[:200], fit_size=200)  # numba compiles on the first call: not part of the figure
+            compile_seconds = None
+            if not compiled:
+                started = time.perf_counter()
+                umap_layout(vectors[:300], landmarks=200)
+                compile_seconds, compiled = round(time.perf_counter() - started, 1), True
             started = time.perf_counter()
-            umap_layout(vectors, fit_size=min(count, UMAP_FIT_SIZE))
+            umap_layout(vectors)
             records.append(_emit({"benchmark": "map_layout", "method": "umap", "images": count, "dim": 512,
-                                  "fitted": min(count, UMAP_FIT_SIZE),
-                                  "seconds": round(time.perf_counter() - started, 2)}))
+                                  "landmarks": min(count, UMAP_LANDMARKS),
+                                  "seconds": round(time.perf_counter() - started, 2),
+                                  "compile_seconds_before": compile_seconds}))
         del vectors
-    if place:
-        records.append(_emit(_placing(place)))
     return records
 
 
-def _placing(place: int) -> dict:
-    """Seconds to place `place` images on a UMAP fitted to UMAP_FIT_SIZE others (what each image of a map past
-    UMAP_FIT_SIZE costs)."""
-    import umap
+def fidelity_figures(planted: int) -> list[dict]:
+    """Class separation and kNN preservation of PCA, UMAP on every image and the landmark UMAP, on the demo set
+    and on `planted` planted embeddings."""
+    records = []
+    for name, (vectors, classes) in (("demo", _demo_embeddings()),
+                                     (f"planted_{planted}", planted_embeddings(planted, 512, 20, seed=6)[:2])):
+        landmarks = max(100, round(len(vectors) * UMAP_LANDMARKS / 100_000))
+        reduced = pca_components(vectors, UMAP_INPUT_DIMS)
+        for method, layout in (("pca", lambda: pca_layout(vectors)),
+                               ("umap_all", lambda: umap_layout(vectors, landmarks=len(vectors))),
+                               ("umap_landmarks", lambda: umap_layout(vectors, landmarks=landmarks))):
+            started = time.perf_counter()
+            xy = layout()
+            seconds = time.perf_counter() - started
+            records.append(_emit({"benchmark": "map_fidelity", "set": name, "images": len(vectors),
+                                  "method": method, "landmarks": landmarks if method == "umap_landmarks" else None,
+                                  "class_separation": round(_class_separation(xy, classes), 3),
+                                  "knn_preservation": round(_knn_preservation(reduced, xy), 3),
+                                  "seconds": round(seconds, 1)}))
+    return records
 
-    vectors, _, _ = planted_embeddings(UMAP_FIT_SIZE + place, 512, 20, seed=4)
-    reduced = pca_components(vectors, 50)
-    reducer = umap.UMAP(n_neighbors=15, random_state=0, n_jobs=1).fit(reduced[:UMAP_FIT_SIZE])
-    reducer.transform(reduced[UMAP_FIT_SIZE:UMAP_FIT_SIZE + 100])  # compiles transform's kernels
-    started = time.perf_counter()
-    reducer.transform(reduced[UMAP_FIT_SIZE:])
-    seconds = time.perf_counter() - started
-    return {"benchmark": "map_layout", "method": "umap_transform", "fitted": UMAP_FIT_SIZE, "placed": place,
-            "seconds": round(seconds, 2), "images_per_second": round(place / seconds)}
+
+def _demo_embeddings() -> tuple[np.ndarray, np.ndarray]:
+    """The demo model's embeddings of the demo set's images, and each image's shape."""
+    from engine.demo.dataset import GROUND_TRUTH, read_ground_truth
+    from engine.demo.setup import prepare_demo
+    from engine.project.folder import open_project
+
+    with tempfile.TemporaryDirectory() as scratch:
+        root, _ = prepare_demo(Path(scratch))
+        truth = read_ground_truth(Path(scratch) / GROUND_TRUTH)
+        with open_project(root) as project:
+            store = project.store
+            image_ids, vectors = store.embeddings(store.get_meta("model_id"))
+            relpaths = store.relpaths()
+    names = sorted(set(truth.values()))
+    return vectors, np.array([names.index(truth[relpaths[i]]) for i in image_ids.tolist()])
+
+
+def _nearest(points: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    """The `k` nearest rows of `points` to each of `rows` (itself left out), by Euclidean distance."""
+    squared = (points ** 2).sum(axis=1)[None, :] - 2 * points[rows] @ points.T  # less each row's own |p|^2
+    squared[np.arange(len(rows)), rows] = np.inf
+    return np.argpartition(squared, k, axis=1)[:, :k]
+
+
+def _class_separation(xy: np.ndarray, classes: np.ndarray, *, k: int = 10, sample: int = 2000) -> float:
+    """Share of `sample` images whose `k` nearest on the map mostly share their class."""
+    rows = np.random.default_rng(0).choice(len(xy), min(sample, len(xy)), replace=False)
+    votes = classes[_nearest(np.asarray(xy, np.float64), rows, k)]
+    return float(np.mean([np.bincount(v).argmax() == c for v, c in zip(votes, classes[rows])]))
+
+
+def _knn_preservation(reduced: np.ndarray, xy: np.ndarray, *, k: int = 10, sample: int = 2000) -> float:
+    """Mean share of each of `sample` images' `k` nearest in `reduced` that are among its `k` nearest on the map."""
+    rows = np.random.default_rng(0).choice(len(xy), min(sample, len(xy)), replace=False)
+    near = _nearest(np.asarray(reduced, np.float64), rows, k)
+    near_on_map = _nearest(np.asarray(xy, np.float64), rows, k)
+    return float(np.mean([len(np.intersect1d(a, b)) / k for a, b in zip(near, near_on_map)]))
 
 
 def draw_figures(counts: list[int], *, samples: int = 3) -> list[dict]:
@@ -135,11 +191,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--layout", type=int, nargs="*", default=[100_000, 1_000_000], help="PCA at these sizes")
     parser.add_argument("--umap", type=int, nargs="*", default=[100_000], help="UMAP at these sizes")
-    parser.add_argument("--umap-place", type=int, default=65_536, help="time placing this many on a fitted UMAP")
+    parser.add_argument("--fidelity", type=int, default=20_000,
+                        help="planted images the landmark UMAP is compared with UMAP on every image (0: none)")
     parser.add_argument("--draw", type=int, nargs="*", default=[100_000], help="browser draw at these sizes")
     parser.add_argument("--samples", type=int, default=3, help="redraws timed at each size")
     args = parser.parse_args()
-    layout_figures(args.layout, umap_counts=args.umap, place=args.umap_place)
+    layout_figures(args.layout, umap_counts=args.umap)
+    if args.fidelity:
+        fidelity_figures(args.fidelity)
     draw_figures(args.draw, samples=args.samples)
 
 

@@ -5,8 +5,8 @@ what the page and the CLI do on it. Prints one JSON line per measurement, then a
     python -m benchmarks.bench_scale [--images 1000000] [--classes 20] [--repeats 15] [--human 2000]
 
 Targets on the 2-core development machine: gallery page ≤ 300 ms, label write ≤ 50 ms, header ≤ 100 ms, review
-queue re-rank ≤ 10 s, head round ≤ 90 s (medians; the queue and the rounds are timed once: the first round, which
-builds and caches the kNN graph of the collection, then a round over the cached graph, the target's).
+queue re-rank ≤ 10 s, head round ≤ 90 s (medians; the queue and the rounds are timed once: the kNN graph of the
+collection that ingest builds and caches at its end, then the first round, which reads it, and a second round).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from engine.dataset.export import export
 from engine.project.folder import DB_FILE, Project, open_project
 from engine.project.review_queue import rank_images
 from engine.learning.selftrain.config import RoundConfig
-from engine.session.round_runner import run_round
+from engine.session.round_runner import build_neighbour_graph, run_round
 from engine.views.gallery import PAGE_SIZE, GalleryQuery
 from engine.session.workspace import Workspace
 from tests.synthetic import planted_embeddings, synthetic_project
@@ -120,8 +120,11 @@ def main() -> None:
     medians["bulk_accept_48"] = _emit("bulk_accept_48", accepts)
     medians["header"] = _emit("header", [_timed(workspace.view.header) for _ in range(args.repeats)])
 
-    # The first round of a model builds the collection's kNN graph and caches it (models/knn_<model>.npz); every
-    # later round reads it. Both are timed; the target is for a round, the graph's build is said beside it.
+    # Ingest ends by building the collection's kNN graph and caching it (models/knn_<model>.npz; the server's
+    # background job), so the first round reads it cached: timed here as what ingest adds, then both rounds.
+    graph = {}
+    _emit("ingest_neighbour_graph", [_timed(lambda: graph.update(build_neighbour_graph(project)))],
+          images=graph.get("images"))
     first = []
     seconds = _timed(lambda: first.append(run_round(project, RoundConfig(mode="head"))))
     medians["first_head_round"] = _emit("first_head_round", [seconds], graph_cached=first[0].graph_cached,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from engine.learning.map_layout import (MIN_UMAP_IMAGES, density_grid, map_sample, pca_components, pca_layout,
-                                        points_in_box, points_in_polygon, umap_layout)
+                                        nearest_rows, place_by_landmarks, points_in_box, points_in_polygon, umap_layout)
 
 
 def clusters(count: int, dim: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -87,7 +87,7 @@ def test_box_and_lasso_select_what_lies_inside():
 @pytest.mark.slow
 def test_umap_layout_keeps_clusters_apart_and_places_the_images_it_did_not_fit():
     vectors, which = clusters(300, seed=4)
-    layout = umap_layout(vectors, fit_size=150)
+    layout = umap_layout(vectors, landmarks=150)
     assert layout.shape == (300, 2) and np.isfinite(layout).all()
     centres = np.array([np.median(layout[which == k], axis=0) for k in range(3)])
     for k in range(3):
@@ -96,3 +96,24 @@ def test_umap_layout_keeps_clusters_apart_and_places_the_images_it_did_not_fit()
         assert np.median(own) < nearest_other / 2
     with pytest.raises(ValueError, match="at least"):
         umap_layout(vectors[:MIN_UMAP_IMAGES - 1])
+
+
+def test_an_image_is_placed_among_its_nearest_landmarks():
+    landmarks = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]], np.float32)
+    landmark_xy = np.array([[1.0, 1.0], [5.0, 1.0], [1.0, 5.0], [5.0, 5.0]], np.float32)
+    points = np.array([[0.0, 0.0], [0.1, 0.0], [4.0, 0.0], [5.0, 0.0]], np.float32)
+    placed = place_by_landmarks(points, landmarks, landmark_xy, neighbors=2)
+    np.testing.assert_allclose(placed[:2], [[1.0, 1.0], [1.0, 1.0]], atol=1e-3)  # on or next to a landmark: its place
+    assert 1.0 < placed[2][0] < 1.5 and placed[2][1] == pytest.approx(1.0)  # nearer one: pulled a little to the other
+    np.testing.assert_allclose(placed[3], [3.0, 1.0], atol=1e-4)  # halfway between two: halfway between their places
+    with pytest.raises(ValueError, match="landmark_xy"):
+        place_by_landmarks(points, landmarks, landmark_xy[:3])
+
+
+def test_nearest_rows_are_exact_and_nearest_first():
+    rng = np.random.default_rng(5)
+    points, candidates = rng.normal(size=(50, 6)).astype(np.float32), rng.normal(size=(200, 6)).astype(np.float32)
+    rows, distances = nearest_rows(points, candidates, 4)
+    exact = np.linalg.norm(points[:, None] - candidates[None], axis=2)
+    np.testing.assert_array_equal(rows, np.argsort(exact, axis=1)[:, :4])
+    np.testing.assert_allclose(distances, np.sort(exact, axis=1)[:, :4], rtol=1e-4, atol=1e-4)

@@ -83,7 +83,7 @@ def test_an_empty_project_has_no_map(tmp_path, tiny_model):
 @pytest.mark.slow
 def test_umap_runs_as_a_background_job_and_then_replaces_pca(planted):
     project, runner, y = planted
-    maps = MapView(project, runner, fit_size=200)
+    maps = MapView(project, runner, landmarks=200)
     first = maps.current()
     assert first.method == "pca" and "UMAP is being computed (job" in first.note
     assert "being computed" in maps.current().note  # the running job is not started twice
@@ -112,3 +112,18 @@ def test_the_map_and_the_filter_find_the_same_images_that_fit_no_class(planted):
     shown = state.points["image_id"][groups[f"fits no class (outlier score ≥ {FITS_NO_CLASS})"]]
     assert 0 < len(shown) < len(image_ids)
     assert set(shown.tolist()) == set(fits_no_class(store)[0].tolist())
+
+
+def test_ingest_stores_the_pca_layout_the_first_map_reads(project):
+    from engine.project.folder import open_project
+
+    with open_project(project) as opened:
+        store = opened.store
+        model_id = store.get_meta("model_id")
+        assert store.layout_key(model_id, "pca") == store.embeddings_key(model_id)  # written by the ingest
+        runner = JobRunner(store)
+        try:
+            state = MapView(opened, runner, umap=False).current()
+        finally:
+            runner.close()
+        assert state.method == "pca" and len(state.points["image_id"]) == 12

@@ -12,7 +12,7 @@ from engine.learning.selftrain.head import fit_head, zero_shot_head
 from engine.project.folder import open_project
 from engine.learning.selftrain.adapt import adapt
 from engine.learning.selftrain.config import RoundConfig
-from engine.session.round_runner import run_round
+from engine.session.round_runner import GRAPH_JOB, run_round
 from engine.jobs.runner import Cancelled
 from engine.learning.probabilities import cosine_probs
 from tests.synthetic import planted_embeddings, synthetic_project
@@ -85,6 +85,7 @@ def test_round_cli_writes_predictions_metrics_and_jobs(project, tmp_path, cli, c
 
     metrics = json.loads(out)
     assert [m["round"] for m in metrics] == [1, 2]
+    assert metrics[0]["graph_cached"] is True  # ingest built the neighbour graph at its end
     status = cli_json("status", project)
     # no audit, no class prior: a round takes no pseudo-labels (RoundConfig.share_step_without_prior)
     assert status["last_round"]["id"] == 2 and status["labels"]["pseudo"] == 0
@@ -93,7 +94,8 @@ def test_round_cli_writes_predictions_metrics_and_jobs(project, tmp_path, cli, c
     assert cli("export", project, "--format", "csv", "--out", out_csv)[0] == 0
     assert {line.split(",")[2] for line in out_csv.read_text().splitlines()[1:]} == {"teacher"}
     with open_project(project) as opened:
-        assert [job["status"] for job in opened.store.jobs()] == ["done", "done"]
+        assert [(job["kind"], job["status"]) for job in opened.store.jobs()] == [
+            ("round", "done"), ("round", "done"), (GRAPH_JOB, "done")]  # newest first: ingest's graph, then rounds
     code, out, _ = cli("queue", project, "--k", "3", "--json")
     queue = json.loads(out)
     assert code == 0 and len(queue) == 3 and {"path", "predicted", "confidence", "reason"} <= set(queue[0])

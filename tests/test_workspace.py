@@ -18,7 +18,7 @@ from engine.views.gallery import NONE_OF_THESE, GalleryQuery, Subset, empty_text
 from engine.labels.labeling_session import page_actor
 from engine.session.workspace import Workspace
 from engine.learning.selftrain.config import RoundConfig
-from engine.session.round_runner import run_round
+from engine.session.round_runner import GRAPH_JOB, run_round
 from engine.jobs.runner import Cancelled
 from tests.synthetic import planted_embeddings, synthetic_project
 
@@ -281,10 +281,14 @@ def test_uploads_are_copied_into_the_images_folder_and_ingested(real_workspace, 
     space = real_workspace
     space.add_uploads(uploads + [tmp_path / "notes.txt"])
     space.runner.wait(timeout=120)
-    job = space.project.store.jobs(limit=1)[0]
-    assert (job["kind"], job["status"]) == ("ingest", "done")
+    graph, ingest = space.project.store.jobs(limit=2)
+    assert (ingest["kind"], ingest["status"]) == ("ingest", "done")
+    assert (graph["kind"], graph["status"]) == (GRAPH_JOB, "done")  # queued by the ingest at its end
     assert space.view.header()["images"]["ok"] == 14
     assert len(list((space.project.images_root / "uploads").rglob("*.*"))) == 2
+    space.start_rounds(1, RoundConfig())
+    space.runner.wait(timeout=60)
+    assert space.project.store.rounds()[-1]["metrics"]["graph_cached"] is True  # the first round after the ingest
 
 
 def test_serving_on_a_port_in_use_is_one_line(workspace):

@@ -36,6 +36,7 @@ from engine.files.images import (THUMBNAIL_SIDE, ImageReadError, default_workers
 from engine.learning.models import LoadedModel
 from engine.project.folder import Project, image_files
 from engine.learning.zeroshot import build_zero_shot_classifier, run_zero_shot, stale_classifier_prompts
+from engine.views.map import store_pca_layout
 
 Progress = Callable[[int, int], None]  # (done, total)
 # One file's read, decode and thumbnail. A 16000 x 16000 PNG of noise (770 MB) took 23 s on a busy 2-core
@@ -306,6 +307,7 @@ def ingest(project: Project, model: LoadedModel, *, batch_size: int = 64, worker
                 progress(done, len(todo))
         store.fill_duplicate_embeddings(model.model_id)
         report.predicted = run_zero_shot(store, model, weights=classifier.result() if classifier else None)
+        store_pca_layout(store, model.model_id)  # the first look at the map reads it
     finally:
         model_thread.shutdown(wait=True, cancel_futures=True)  # a cancelled run waits for the batch the model is on
         torch.set_num_threads(previous_threads)

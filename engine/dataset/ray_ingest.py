@@ -32,6 +32,7 @@ from engine.dataset.ingest import FileEntry, IngestReport, Progress, plan_ingest
 from engine.learning.models import LoadedModel, ModelSpec
 from engine.project.folder import Project
 from engine.learning.zeroshot import run_zero_shot
+from engine.views.map import store_pca_layout
 
 RAY_MISSING = 'the Ray engine needs Ray: pip install -e ".[ray]" (or pip install "ray[data]"), then run again'
 SHARDS_DIR = "ingest-shards"  # inside the project, one folder per model fingerprint
@@ -89,6 +90,7 @@ def ray_ingest(project: Project, model: LoadedModel, *, address: str | None = No
     shutil.rmtree(shards_dir, ignore_errors=True)  # imported: the database holds everything they held
     project.store.fill_duplicate_embeddings(model.model_id)
     report.predicted = run_zero_shot(project.store, model)
+    store_pca_layout(project.store, model.model_id)  # the first look at the map reads it
     report.folder_labels = after_ingest(project)
     report.seconds = round(time.perf_counter() - started, 3)
     return report

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import DAMAGED_NPZ
+from engine.jobs.progress import Progress
 
 EXACT_LIMIT = 20_000  # at most this many images: exact inner-product search (seconds); above: approximate
 DUPLICATE_K = 4  # neighbours per image a duplicate search looks at; a larger group joins up through chains
@@ -23,21 +24,25 @@ PROJECTION_SLACK = 0.05  # a pair whose projected cosine is this far under the t
 _GRAPH_BLOCK = 2048  # rows per block of the exact graph: a 2048 × 20,000 product is 160 MB
 PCA_DIM = 64  # approximate search runs in this many dimensions (neighbours of unit vectors survive it well)
 _QUERY_CHUNK = 131_072  # rows per matrix-vector product: bounds the temporary to a few MB
+_SEARCH_CHUNK = 65_536  # rows per step of the approximate graph's search (a progress report each)
 
 
-def knn_graph(embeddings: np.ndarray, k: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def knn_graph(embeddings: np.ndarray, k: int, *, seed: int = 0,
+              progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The `k` nearest neighbours of every row of `embeddings` (N, D) (unit vectors), itself left out: returns
     (neighbours (N, k) int32, cosine similarities (N, k) float32), nearest first. Exact up to EXACT_LIMIT rows;
-    above, faiss's IVF index over a PCA_DIM projection (approximate: most true neighbours, a few near misses)."""
+    above, faiss's IVF index over a PCA_DIM projection (approximate: most true neighbours, a few near misses).
+    `progress(fraction, message)` hears of each block of rows searched."""
     x = np.ascontiguousarray(embeddings, np.float32)
     if x.ndim != 2 or len(x) < 2:
         raise ValueError(f"embeddings must be (N, D) with N >= 2, got shape {x.shape}")
     if not 1 <= k < len(x):
         raise ValueError(f"k must be between 1 and N - 1 = {len(x) - 1}, got {k}")
+    report = progress or (lambda fraction, message: None)
     if len(x) <= EXACT_LIMIT:
-        neighbours, similarities = _exact_graph(x, k + 1)
+        neighbours, similarities = _exact_graph(x, k + 1, report)
     else:
-        _, neighbours = _projected_search(x, k + 1, nprobe=6, seed=seed)
+        _, neighbours = _projected_search(x, k + 1, nprobe=6, seed=seed, progress=report)
         # similarities in the projection are only for ranking; the affinities use the true cosines
         safe = np.maximum(neighbours, 0)
         similarities = np.concatenate([np.einsum("nd,nkd->nk", x[i:i + 10_000], x[safe[i:i + 10_000]])
@@ -68,9 +73,11 @@ def near_duplicate_graph(embeddings: np.ndarray, threshold: float, *, k: int = D
     return neighbours, similarities
 
 
-def _projected_search(x: np.ndarray, k: int, *, nprobe: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _projected_search(x: np.ndarray, k: int, *, nprobe: int, seed: int,
+                      progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Each row's `k` nearest rows (itself among them) by faiss's IVF index over a PCA_DIM projection of `x`, about
-    sqrt(N) lists, `nprobe` of them searched: (projected cosines (N, k), rows (N, k), -1 where none)."""
+    sqrt(N) lists, `nprobe` of them searched: (projected cosines (N, k), rows (N, k), -1 where none), searched in
+    chunks of _SEARCH_CHUNK rows, each reported to `progress`."""
     import faiss  # imported here: only large collections need it
 
     faiss.omp_set_num_threads(faiss.omp_get_max_threads())
@@ -89,14 +96,21 @@ def _projected_search(x: np.ndarray, k: int, *, nprobe: int, seed: int) -> tuple
     index.train(trained)
     index.add(reduced)
     index.nprobe = nprobe
-    return index.search(reduced, k)
+    report = progress or (lambda fraction, message: None)
+    projected, rows = np.empty((len(x), k), np.float32), np.empty((len(x), k), np.int64)
+    for start in range(0, len(x), _SEARCH_CHUNK):
+        report(start / len(x), f"nearest neighbours of {start:,}/{len(x):,} images")
+        stop = min(start + _SEARCH_CHUNK, len(x))
+        projected[start:stop], rows[start:stop] = index.search(reduced[start:stop], k)
+    return projected, rows
 
 
-def _exact_graph(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _exact_graph(x: np.ndarray, k: int, progress: Progress) -> tuple[np.ndarray, np.ndarray]:
     """Each row's `k` most similar rows (itself among them), most similar first, by blocks of matrix products."""
     neighbours = np.empty((len(x), k), np.int64)
     similarities = np.empty((len(x), k), np.float32)
     for start in range(0, len(x), _GRAPH_BLOCK):
+        progress(start / len(x), f"nearest neighbours of {start:,}/{len(x):,} images")
         block = x[start:start + _GRAPH_BLOCK] @ x.T
         top = np.argpartition(-block, k - 1, axis=1)[:, :k]
         scores = np.take_along_axis(block, top, axis=1)
@@ -122,12 +136,12 @@ def graph_file(folder: Path, model_id: str) -> Path:
     return folder / f"knn_{model_id}.npz"
 
 
-def cached_knn_graph(path: Path, image_ids: np.ndarray, embeddings: np.ndarray,
-                     k: int) -> tuple[np.ndarray, np.ndarray, bool]:
+def cached_knn_graph(path: Path, image_ids: np.ndarray, embeddings: np.ndarray, k: int, *,
+                     progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray, bool]:
     """`knn_graph(embeddings, k)` read from `path` when it was saved there for these `image_ids` (N,) with at least
-    k neighbours (nearest first, so its first k columns are the answer), else built now and saved there. Returns
-    (neighbours, similarities, whether it came from the file). A damaged file is a cache like any other: built
-    again and replaced."""
+    k neighbours (nearest first, so its first k columns are the answer), else built now (telling `progress`) and
+    saved there. Returns (neighbours, similarities, whether it came from the file). A damaged file is a cache like
+    any other: built again and replaced."""
     if path.is_file():
         try:
             with np.load(path) as saved:
@@ -135,7 +149,7 @@ def cached_knn_graph(path: Path, image_ids: np.ndarray, embeddings: np.ndarray,
                     return saved["neighbours"][:, :k], saved["similarities"][:, :k], True
         except DAMAGED_NPZ as error:
             logging.getLogger(__name__).warning("%s is damaged (%s); building the neighbour graph again", path, error)
-    neighbours, similarities = knn_graph(embeddings, k)
+    neighbours, similarities = knn_graph(embeddings, k, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial.npz")
     try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
@@ -24,6 +25,7 @@ from engine.project.audit import audit_label_ids, audit_prior, judge_round
 from engine.project.current_labels import label_arrays, none_of_these_rows
 from engine.errors import DAMAGED_NPZ, LabelloopError
 from engine.learning.models import load_model
+from engine.learning.neighbours import cached_knn_graph, graph_file
 from engine.jobs.progress import phase_spans, within
 from engine.project.folder import Project
 from engine.learning.probabilities import prediction_stats, softmax
@@ -41,6 +43,7 @@ from engine.session.tag_rounds import TagRoundMetrics, run_tag_round
 # neighbour graph a new model needs): a finetune round's encoder work and its head round share its progress bar by
 # it (the head round had a fixed 10 % before).
 HEAD_COST_PER_IMAGE = 0.05
+GRAPH_JOB = "neighbour graph"  # the job kind of build_neighbour_graph
 
 
 # ---- the project around the algorithm ------------------------------------------------------------------------
@@ -102,6 +105,21 @@ def _load_teacher(project: Project, round_id: int, class_ids: list[int], model_i
     except DAMAGED_NPZ as error:  # cut short by a full disk, or damaged since: it cannot teach, zero-shot can
         return zero_shot, 1.0, f"{path.name} is damaged ({error}); this round starts from zero-shot"
     return teacher, temperature, None
+
+
+def build_neighbour_graph(project: Project, progress: Progress | None = None) -> dict:
+    """Build and cache the kNN graph the next round reads (k of the default RoundConfig), so that round does not
+    wait for it: ingest runs it at its end (the server as a background job, GRAPH_JOB). A graph cached already for
+    these images is kept. Returns what it did: images, whether it was cached already, seconds."""
+    started = time.monotonic()
+    model_id = project.store.get_meta("model_id")
+    image_ids, embeddings = project.store.embeddings(model_id)
+    k = RoundConfig().neighbours
+    if len(image_ids) <= k:  # too few images: a round refines over no graph either
+        return {"images": len(image_ids), "cached": False, "seconds": 0.0}
+    *_, cached = cached_knn_graph(graph_file(project.models_dir, model_id), image_ids, embeddings, k,
+                                  progress=progress)
+    return {"images": len(image_ids), "cached": cached, "seconds": round(time.monotonic() - started, 2)}
 
 
 def run_round(project: Project, config: RoundConfig, *, progress: Progress | None = None,

@@ -22,7 +22,7 @@ from engine.views.map import MapView
 from engine.learning.models import LoadedModel, load_model
 from engine.project.folder import Project
 from engine.learning.selftrain.config import RoundConfig
-from engine.session.round_runner import run_round
+from engine.session.round_runner import GRAPH_JOB, build_neighbour_graph, run_round
 from engine.dataset.uploads import save_uploads
 
 
@@ -104,9 +104,18 @@ class Workspace:
             report = ingest(self.project, model, workers=self.ingest_workers,
                             progress=lambda done, total: context.progress(done / max(total, 1),
                                                                           f"{done}/{total} images"))
+            self.start_neighbour_graph()
             return report.as_dict()
 
         return self.runner.submit("ingest", config, work)
+
+    def start_neighbour_graph(self) -> int | None:
+        """Queue the kNN graph the next round reads as a background job (after an ingest), unless one is queued or
+        running; returns its id (None when one is)."""
+        if any(kind == GRAPH_JOB for _, kind in self.runner.running()):
+            return None
+        return self.runner.submit(GRAPH_JOB, {}, lambda context: build_neighbour_graph(self.project,
+                                                                                       context.progress))
 
     # ---- export ------------------------------------------------------------------------------------------------
 

@@ -1,9 +1,10 @@
 """The map of a project: every usable image's embedding laid out in 2-D, with what the map colours it by.
 
 The layout is keyed by the model and by the embeddings it was computed over (storage.embeddings_key), so a new
-model (a finetune round switches the project to its adapted one) or new images give a new map. PCA is computed
-in the request (a second at 100k images) and shown while UMAP runs as a background job; the next look at the map
-after that job finishes shows UMAP. Both are stored in the project, so reopening the page costs one query.
+model (a finetune round switches the project to its adapted one) or new images give a new map. PCA is stored by
+ingest at its end (else computed in the request: a second at 100k images) and shown while UMAP runs as a
+background job; the next look at the map after that job finishes shows UMAP. Both are stored in the project, so
+reopening the page costs one query.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import numpy as np
 from engine.project.audit import pending_audit
 from engine.errors import LabelloopError
 from engine.jobs.runner import Cancelled, JobContext, JobRunner
-from engine.learning.map_layout import (MIN_UMAP_IMAGES, UMAP_FIT_SIZE, pca_layout, points_in_box, points_in_polygon,
+from engine.learning.map_layout import (MIN_UMAP_IMAGES, UMAP_LANDMARKS, pca_layout, points_in_box, points_in_polygon,
                                         umap_layout)
 from engine.project.folder import Project
+from storage import Store
 
 MAP_JOB = "map"
 
@@ -35,15 +37,26 @@ class MapState:
     version: tuple  # changes whenever the map would be drawn differently (see MapView.version)
 
 
+def store_pca_layout(store: Store, model_id: str) -> None:
+    """Compute and store the PCA layout of `model_id`'s embeddings as they are now (ingest does it at its end, so
+    the first look at the map reads it), unless it is stored for them already or no image is embedded."""
+    started = time.perf_counter()
+    key = store.embeddings_key(model_id)
+    if key.startswith("0:") or store.layout_key(model_id, "pca") == key:
+        return
+    image_ids, vectors = store.embeddings(model_id)
+    store.save_layout(model_id, "pca", key, image_ids, pca_layout(vectors), seconds=time.perf_counter() - started)
+
+
 class MapView:
     """Layouts for the map. `umap=False` keeps the map on PCA (tests that must not spend a minute compiling UMAP)."""
 
-    def __init__(self, project: Project, runner: JobRunner, *, umap: bool = True, fit_size: int = UMAP_FIT_SIZE):
+    def __init__(self, project: Project, runner: JobRunner, *, umap: bool = True, landmarks: int = UMAP_LANDMARKS):
         self.project = project
         self.store = project.store
         self.runner = runner
         self.umap = umap
-        self.fit_size = fit_size
+        self.landmarks = landmarks
         self._failed: dict[tuple[str, str], str] = {}  # (model id, embeddings key) -> why UMAP failed
         self._lock = threading.Lock()  # two pages opening the map at once compute one PCA and start one job
 
@@ -69,8 +82,7 @@ class MapView:
             if self.store.layout_key(model_id, "umap") == key:
                 method, note = "umap", f"UMAP of {count:,} images"
             else:
-                if self.store.layout_key(model_id, "pca") != key:
-                    self._save_pca(model_id, key)
+                store_pca_layout(self.store, model_id)
                 method, note = "pca", f"PCA of {count:,} images · {self._umap_note(model_id, key, count)}"
         round_id = self.store.shown_round()
         points = self.store.map_points(model_id, method, round_id)
@@ -99,12 +111,6 @@ class MapView:
 
     # ---- layouts -----------------------------------------------------------------------------------------------
 
-    def _save_pca(self, model_id: str, key: str) -> None:
-        started = time.perf_counter()
-        image_ids, vectors = self.store.embeddings(model_id)
-        self.store.save_layout(model_id, "pca", key, image_ids, pca_layout(vectors),
-                               seconds=time.perf_counter() - started)
-
     def _umap_note(self, model_id: str, key: str, count: int) -> str:
         """Start the UMAP job for these embeddings unless it runs or cannot run; say which in a few words."""
         if not self.umap:
@@ -125,7 +131,7 @@ class MapView:
         context.progress(0.0, "reading the embeddings")
         image_ids, vectors = self.store.embeddings(model_id)
         try:
-            xy = umap_layout(vectors, fit_size=self.fit_size, progress=context.progress)
+            xy = umap_layout(vectors, landmarks=self.landmarks, progress=context.progress)
         except Cancelled:
             raise
         except Exception as error:  # remembered, so opening the map again does not start the same failure
