@@ -47,29 +47,39 @@ def check_new_names(names: list[str], known: list[str]) -> None:
         seen[name.casefold()] = name
 
 
-def add_people(project: Project, people: list[tuple[str, str]]) -> None:
-    """Add (name, role) people to the project, or change the role of those already in it."""
+def parse_person(entry: str) -> tuple[str, str]:
+    """'NAME' or 'NAME:reviewer' (or 'NAME:labeler') -> (name, role)."""
+    name, colon, role = entry.rpartition(":") if entry.endswith(tuple(f":{r}" for r in ROLES)) else (entry, "", "")
+    return name, role or "labeler"
+
+
+def change_team(project: Project, *, add: list[tuple[str, str]] = (), remove: list[str] = (),
+                overlap: float | None = None, seed: int = 0) -> None:
+    """Add (name, role) people (or give those already there the role named), remove people without labels, and draw
+    the overlap (`draw_overlap`); everything is checked before anything is written."""
     _refuse_multi_label(project)
-    for name, role in people:
+    check_overlap_share(overlap)
+    for name, role in add:
         if role not in ROLES:
             raise LabelloopError(f"unknown role {role!r} for {name!r}; a person is a labeler or a reviewer")
-    check_new_names([name for name, _ in people], [p["name"] for p in project.store.people()])
-    project.store.set_people(people)
-
-
-def remove_person(project: Project, name: str) -> None:
-    """Remove a person who has no labels; one with labels stays (their labels are part of the consensus)."""
-    person = _known_person(project.store, name)
-    if person["labels"]:
-        raise LabelloopError(f"{name!r} has labelled {person['labels']} images and stays in the project: their labels "
-                             "are part of the consensus; remove only people without labels")
-    project.store.remove_person(name)
+    known = project.store.people()
+    check_new_names([name for name, _ in add], [p["name"] for p in known])
+    for name in remove:
+        person = _known_person(project.store, name)
+        if person["labels"]:
+            raise LabelloopError(f"{name!r} has labelled {person['labels']} images and stays in the project: their "
+                                 "labels are part of the consensus; remove only people without labels")
+    project.store.set_people(list(add))
+    for name in remove:
+        project.store.remove_person(name)
+    if overlap is not None:
+        draw_overlap(project, overlap, seed)
 
 
 def _known_person(store: Store, name: str) -> dict:
     people = {p["name"]: p for p in store.people()}
     if not people:
-        raise LabelloopError(f"this project has no people, so nobody can label as {name!r}; add them first with "
+        raise LabelloopError(f"this project has no people, so it knows no {name!r}; add people first with "
                              f"labelloop team PROJECT --add {name}")
     if name not in people:
         same = [known for known in people if known.casefold() == name.casefold()]
@@ -84,13 +94,17 @@ def check_labeler(project: Project, name: str) -> None:
     _known_person(project.store, name)
 
 
+def check_overlap_share(share: float | None) -> None:
+    if share is not None and not 0 < share <= 1:
+        raise LabelloopError(f"overlap share {share} is out of range; give a share above 0 and at most 1, such as "
+                             "0.1 for 10 % of the images")
+
+
 def draw_overlap(project: Project, share: float, seed: int = 0) -> list[int]:
     """Draw a `share` (0 < share <= 1) of the usable images at random (seeded; the share and seed are recorded) for
     at least two people to label independently; replaces an earlier draw. Returns the image ids, ascending."""
     _refuse_multi_label(project)
-    if not 0 < share <= 1:
-        raise LabelloopError(f"overlap share {share} is out of range; give a share above 0 and at most 1, such as "
-                             "0.1 for 10 % of the images")
+    check_overlap_share(share)
     usable = project.store.usable_image_ids()
     if not len(usable):
         raise LabelloopError("the project has no usable images to draw an overlap from; run labelloop ingest first")
@@ -235,6 +249,20 @@ def agreement_report(project: Project) -> dict:
             "pairs": [{"a": team.people[a], "b": team.people[b], "kappa": _number(kappa), "n": n}
                       for a, b, kappa, n in pairwise_kappas(team.labels, team.n_classes)],
             "people": people}
+
+
+def team_report(project: Project) -> dict:
+    """{"people": [{"name", "role", "labels", "reviewed", "approved", "corrected", "estimated_accuracy"}],
+    "overlap": {"share", "seed", "images"} or None}."""
+    store = project.store
+    reviews = store.review_counts()
+    accuracy = estimated_accuracy(project) if store.people() else {}
+    people = [{**person, **reviews.get(person["name"], {"reviewed": 0, "approved": 0, "corrected": 0}),
+               "estimated_accuracy": accuracy.get(person["name"])} for person in store.people()]
+    share = store.get_meta("overlap_share")
+    overlap = None if share is None else {"share": share, "seed": store.get_meta("overlap_seed"),
+                                          "images": len(store.overlap_image_ids())}
+    return {"people": people, "overlap": overlap}
 
 
 def estimated_accuracy(project: Project) -> dict[str, float | None]:
