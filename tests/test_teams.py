@@ -126,6 +126,20 @@ def test_labelling_as_someone_in_a_project_without_people_is_refused(project, tm
     code, _, err = cli("label", project, "--csv", _labels_file(tmp_path, "ann", ANN), "--as", "ann")
     assert code == 1 and "has no people" in _one_line(err)
     assert cli_json("status", project)["labels"]["human"] == 0
+    assert cli_json("agreement", project) == {"kappa": None, "per_class": {name: None for name in CLASSES},
+                                              "pairs": [], "people": []}
+
+
+def test_auth_entries_carry_roles_and_refuse_names_differing_in_case():
+    from app.server import auth_entries, parse_auth
+    from engine.errors import LabelloopError
+
+    assert auth_entries("ann:pw rita:s3:cret:reviewer") == [("ann", "pw", "labeler"), ("rita", "s3:cret", "reviewer")]
+    assert parse_auth(["rita:pw:reviewer"]) == [("rita", "pw")]
+    with pytest.raises(LabelloopError, match="differing only in case"):
+        auth_entries(["ann:a", "ANN:b"])
+    with pytest.raises(LabelloopError, match="entry 1"):
+        auth_entries(["ann::reviewer"])
 
 
 def test_overlap_draw_is_seeded_and_recorded(project, cli_json, cli):
