@@ -304,8 +304,8 @@ def test_two_exports_racing_to_one_path_never_both_succeed(project, tmp_path, mo
     out = tmp_path / "labels.csv"
     real_write = export_module.write_file
 
-    def write_while_another_export_lands(temporary, fmt, rows, ls_root_url):
-        real_write(temporary, fmt, rows, ls_root_url)
+    def write_while_another_export_lands(temporary, fmt, rows, ls_root_url, people=None):
+        real_write(temporary, fmt, rows, ls_root_url, people)
         out.write_text("the other export\n")
 
     monkeypatch.setattr(export_module, "write_file", write_while_another_export_lands)
@@ -573,6 +573,9 @@ def test_labels_of_a_database_from_before_content_hashes_belong_to_the_content_n
                               ("label_events", "from_looked_at"), ("label_events", "to_tags"),
                               ("label_events", "to_looked_at")):  # and none of the later migrations' columns
             con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        for table in ("people", "person_labels", "reviews", "overlap_images"):  # nor their tables
+            con.execute(f"DROP TABLE {table}")
+        con.execute("DROP SEQUENCE review_ids")
         con.execute("UPDATE meta SET value = '9' WHERE key = 'schema_version'")
     status = cli_json("status", root)
     assert status["schema_version"] >= 10 and status["changed_since_labelled"] == 0
