@@ -4,7 +4,7 @@ reviews, agreement between people, and the consensus that becomes the image's la
 A project without people is one local person who labels and reviews. Once it has people (`labelloop team --add`, or
 `serve --auth NAME:PASS[:reviewer]`), labels imported `--as` a person are that person's own: an image's label (the
 `labels` table, what rounds, the queue and exports read) is then the consensus of everyone who labelled it
-(CONSENSUS_METHOD, engine.learning.agreement), until a reviewer approves or corrects one person's label of it.
+(model-aware, engine.learning.agreement.crowdlab), until a reviewer approves or corrects one person's label of it.
 """
 
 from __future__ import annotations
@@ -14,17 +14,14 @@ from collections import defaultdict
 import numpy as np
 
 from engine.errors import LabelloopError
-from engine.learning.agreement import (MISSING, crowdlab, fleiss_kappa, fleiss_kappa_per_class, majority_vote,
-                                       pairwise_kappas, person_accuracy)
+from engine.learning.agreement import (MISSING, crowdlab, fleiss_kappa, fleiss_kappa_per_class, pairwise_kappas,
+                                       person_accuracy)
 from engine.project.folder import Project
 from engine.sources import Source
 from storage import Store
 
 ROLES = ("labeler", "reviewer")
 CONSENSUS_ACTOR = "consensus"  # label_events' actor of an image label that several people's labels decided
-# The consensus an image's label takes: "model-aware" (CROWDLAB) measured above majority vote on both sets of
-# benchmarks/bench_teams.py (docs/benchmarks.md, "Teams").
-CONSENSUS_METHOD = "model-aware"
 NONE_NAME = "none of these"
 
 
@@ -150,10 +147,9 @@ class TeamLabels:
         return self.class_ids[index] if index < len(self.class_ids) else None
 
     def consensus(self) -> np.ndarray:
-        """(N,) the consensus class index of each image by CONSENSUS_METHOD."""
-        if CONSENSUS_METHOD == "model-aware":
-            return crowdlab(self.labels, self.probs).labels
-        return majority_vote(self.labels, self.n_classes, self.probs)
+        """(N,) the consensus class index of each image: the model-aware one (engine.learning.agreement.crowdlab),
+        which measured above majority vote on both sets of benchmarks/bench_teams.py (docs/benchmarks.md, "Teams")."""
+        return crowdlab(self.labels, self.probs).labels
 
 
 def _model_probs(store: Store, image_ids: np.ndarray, class_ids: list[int]) -> np.ndarray:
