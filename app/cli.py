@@ -154,7 +154,11 @@ def cmd_label(args) -> int:
     fmt, path = ("csv", args.csv) if args.csv else ("label-studio", args.label_studio)
     with open_project(args.project) as project:
         result = import_labels(project, path, fmt=fmt, actor=f"{fmt}:{path}", ls_root_url=args.ls_root_url,
-                               force=args.force)
+                               force=args.force, person=args.as_person)
+    if args.as_person:
+        print(terminal_text(f"imported {result.rows} labels from {path} as {args.as_person} ({result.changed} new or "
+                            "changed); each image's label is now the consensus of the people who labelled it"))
+        return 0
     notes = [f"{result.changed} changed" + (f", {result.replaced} of them replacing a label someone else set"
                                             if result.replaced else "")]
     if result.kept:
@@ -165,6 +169,50 @@ def cmd_label(args) -> int:
     if result.cancelled:
         notes.append(f"{result.cancelled} cancelled tasks skipped")
     print(terminal_text(f"imported {result.rows} labels from {path} ({'; '.join(notes)})"))
+    return 0
+
+
+def cmd_team(args) -> int:
+    from engine.labels.team import change_team, parse_person, team_report
+    from engine.project.folder import open_project
+
+    with open_project(args.project) as project:
+        change_team(project, add=[parse_person(entry) for entry in args.add or []], remove=args.remove or [],
+                    overlap=args.overlap, seed=args.seed)
+        report = team_report(project)
+    if args.json:
+        _print_json(report)
+        return 0
+    for person in report["people"]:
+        accuracy = person["estimated_accuracy"]
+        print(terminal_text(f"{person['name']:<16} {person['role']:<8} {person['labels']:>6} labels; reviewed "
+                            f"{person['reviewed']} (approved {person['approved']}, corrected {person['corrected']})"
+                            + ("" if accuracy is None else f"; estimated accuracy {accuracy:.0%}")))
+    if not report["people"]:
+        print("no people yet: one local person labels and reviews (add people with --add NAME[:reviewer])")
+    overlap = report["overlap"]
+    print("overlap   none drawn (--overlap SHARE draws one)" if overlap is None else
+          f"overlap   {overlap['images']} images ({overlap['share']:.0%}, seed {overlap['seed']}) for two people or more")
+    return 0
+
+
+def cmd_agreement(args) -> int:
+    report = _read_only(args.project, "agreement")
+    if args.json:
+        _print_json(report)
+        return 0
+    def shown(kappa):
+        return "n/a" if kappa is None else f"{kappa:.3f}"
+
+    print(f"Fleiss' kappa  {shown(report['kappa'])} over the images two people or more labelled")
+    for name, kappa in report["per_class"].items():
+        print(terminal_text(f"  {name:<20} {shown(kappa)}"))
+    for pair in report["pairs"]:
+        print(terminal_text(f"Cohen's kappa  {pair['a']} / {pair['b']}: {shown(pair['kappa'])} on {pair['n']} images"))
+    for person in report["people"]:
+        agreement = person["agreement_with_consensus"]
+        print(terminal_text(f"{person['name']:<16} {person['labels']:>6} labels; agrees with the consensus on "
+                            + ("no shared image" if agreement is None else f"{agreement:.0%} of shared images")))
     return 0
 
 
@@ -220,7 +268,7 @@ def cmd_export(args) -> int:
     options = {"fmt": args.format, "out": str(Path(args.out).expanduser().absolute()), "source": args.source,
                "min_confidence": args.min_confidence, "include_none": args.include_none, "link": args.link,
                "split": args.split, "seed": args.seed, "ls_root_url": args.ls_root_url, "force": args.force,
-               "drop_duplicates": args.drop_duplicates}
+               "drop_duplicates": args.drop_duplicates, "per_person": args.per_person}
     with tqdm(total=0, unit="img", desc="export", file=sys.stderr,
               disable=None if args.format in FOLDER_FORMATS else True) as bar:
         report = _read_only(args.project, "export", progress=_counting(bar), **options)
@@ -506,9 +554,34 @@ def _add_label_command(commands) -> None:
                        help="prefix of data.image before the image's path, as given to export (default "
                             "/data/local-files/?d=IMAGES/, IMAGES the images folder's name); paths relative to the "
                             "images folder or absolute under it work too")
+    label.add_argument("--as", dest="as_person", metavar="NAME",
+                       help="the labels are this person's own (a person of the project: labelloop team --add), kept "
+                            "beside the others'; each image's label becomes the consensus of everyone who labelled it")
     label.add_argument("--force", action="store_true",
                        help="label-studio: also replace labels changed in labelloop after the annotation was updated")
     label.set_defaults(handler=cmd_label)
+
+
+def _add_team_command(commands) -> None:
+    team = commands.add_parser("team", help="the people of a project, their roles and the overlap")
+    team.add_argument("project")
+    team.add_argument("--add", action="append", metavar="NAME[:reviewer]",
+                      help="add a person (a labeler, or a reviewer with :reviewer), or change their role; repeat")
+    team.add_argument("--remove", action="append", metavar="NAME", help="remove a person who has no labels; repeat")
+    team.add_argument("--overlap", type=float, default=None, metavar="SHARE",
+                      help="draw this share of the images (0 < SHARE <= 1) for two people or more to label blind")
+    team.add_argument("--seed", type=int, default=0, help="seed of the overlap draw (default 0; recorded)")
+    team.add_argument("--json", action="store_true")
+    team.set_defaults(handler=cmd_team)
+
+
+def _add_agreement_command(commands) -> None:
+    agreement = commands.add_parser("agreement", help="how much people agree on the images several labelled")
+    agreement.add_argument("project")
+    agreement.add_argument("--json", action="store_true",
+                           help='print {"kappa", "per_class", "pairs": [{"a", "b", "kappa", "n"}], "people": '
+                                '[{"name", "labels", "agreement_with_consensus"}]}')
+    agreement.set_defaults(handler=cmd_agreement)
 
 
 def _add_status_command(commands) -> None:
@@ -550,6 +623,9 @@ def _add_export_command(commands) -> None:
                         help="label-studio: prefix of data.image before the image's path (default "
                              "/data/local-files/?d=IMAGES/, IMAGES the images folder's name)")
     export.add_argument("--force", action="store_true", help="replace an existing file or earlier export folder")
+    export.add_argument("--per-person", action="store_true",
+                        help="csv, jsonl or parquet of every person's own labels: one row per (image, person) with "
+                             "path,person,label,labelled_at")
     export.add_argument("--drop-duplicates", nargs="?", type=cosine_threshold, const=DUPLICATE_THRESHOLD,
                         metavar="THRESHOLD",
                         help="keep one image per group of near-duplicates (see `labelloop duplicates`): a person's "
@@ -632,7 +708,8 @@ def _add_serve_command(commands) -> None:
 
 # each command's sub-parser, in the order `labelloop --help` lists them
 COMMANDS = (
-    _add_init_command, _add_ingest_command, _add_label_command, _add_status_command, _add_classes_command,
+    _add_init_command, _add_ingest_command, _add_label_command, _add_team_command, _add_agreement_command,
+    _add_status_command, _add_classes_command,
     _add_export_command, _add_round_command, _add_audit_command, _add_queue_command, _add_search_command,
     _add_duplicates_command, _add_demo_command, _add_serve_command)
 

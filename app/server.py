@@ -46,20 +46,30 @@ TRUSTED_PROXIES = "127.0.0.1,::1"  # with --trust-proxy: a reverse proxy on this
 SWITCH_SECONDS = 0.5  # the start page's answer ("opening ...") reaches the browser before the page is replaced
 
 
-def parse_auth(entries: list[str] | str | None) -> list[tuple[str, str]] | None:
-    """One 'user:password' per person (a string holds several separated by spaces, as $LABELLOOP_AUTH does) ->
-    [(user, password), ...]; nothing -> None (no login). Each person's labels and undo are their own."""
+def auth_entries(entries: list[str] | str | None) -> list[tuple[str, str, str]]:
+    """One 'user:password[:reviewer]' per person (a string holds several separated by spaces, as $LABELLOOP_AUTH
+    does) -> [(user, password, role), ...], role "labeler" unless the entry ends in ':reviewer'. Each person's labels
+    and undo are their own."""
     if isinstance(entries, str):
         entries = entries.split()
     accounts = []
     for number, entry in enumerate(entries or [], start=1):
         user, colon, password = entry.partition(":")
+        password, role = (password[:-len(":reviewer")], "reviewer") if password.endswith(":reviewer") \
+            else (password, "labeler")
         if not colon or not user or not password:  # the entry is not echoed: it may hold a password
-            raise LabelloopError(f"--auth (or ${AUTH_VARIABLE}) must look like USER:PASSWORD; entry {number} does not")
-        if user in dict(accounts):
-            raise LabelloopError(f"--auth names {user!r} twice; give each person one USER:PASSWORD")
-        accounts.append((user, password))
-    return accounts or None
+            raise LabelloopError(f"--auth (or ${AUTH_VARIABLE}) must look like USER:PASSWORD[:reviewer]; entry {number} "
+                                 "does not")
+        if user.casefold() in {known.casefold() for known, _, _ in accounts}:
+            raise LabelloopError(f"--auth names {user!r} twice (or two names differing only in case); give each "
+                                 "person one USER:PASSWORD")
+        accounts.append((user, password, role))
+    return accounts
+
+
+def parse_auth(entries: list[str] | str | None) -> list[tuple[str, str]] | None:
+    """auth_entries as Gradio's login takes them: [(user, password), ...]; nothing -> None (no login)."""
+    return [(user, password) for user, password, _ in auth_entries(entries)] or None
 
 
 def served_paths(project: Project) -> tuple[list[str], list[str]]:
@@ -256,7 +266,8 @@ def serve(project_root: str | Path | None, *, home: str | Path | None = None, ho
     the top of the page as after the Ingest tab's scan."""
     from engine.project.folder import open_project
 
-    credentials = parse_auth(auth if auth else os.environ.get(AUTH_VARIABLE))
+    entries = auth_entries(auth if auth else os.environ.get(AUTH_VARIABLE))
+    credentials = [(user, password) for user, password, _ in entries] or None
     check_address(host, port)
     if not credentials and not binds_loopback(host):
         print(f"labelloop: warning: serving on {host} without --auth: anyone who can reach this machine can label, "
@@ -273,6 +284,10 @@ def serve(project_root: str | Path | None, *, home: str | Path | None = None, ho
     else:
         project, created = open_project(project_root), False
     with project:
+        if entries and not project.multi_label:  # each person signed in labels as themselves, in their role
+            from engine.labels.team import change_team
+
+            change_team(project, add=[(user, role) for user, _, role in entries])
         workspace = Workspace(project)
         try:
             if created:

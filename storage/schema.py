@@ -203,6 +203,34 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE label_events ADD COLUMN to_tags INTEGER[]",
         "ALTER TABLE label_events ADD COLUMN to_looked_at INTEGER[]",
     ],
+    # 12: teams (engine/labels/team.py): the people of a project with their role; each person's own label of an
+    # image, kept side by side with the others' (the image's label in `labels` is their consensus, or a reviewer's
+    # decision); every review (approved or corrected, both classes kept); the images drawn for overlap (labelled by
+    # at least two people), with the seed and share of the draw in meta
+    [
+        """CREATE TABLE people (
+            name VARCHAR PRIMARY KEY,
+            role VARCHAR NOT NULL CHECK (role IN ('labeler', 'reviewer')),
+            added_at TIMESTAMP NOT NULL DEFAULT current_timestamp)""",
+        """CREATE TABLE person_labels (
+            image_id BIGINT NOT NULL,
+            person VARCHAR NOT NULL,
+            class_id INTEGER,
+            sha256 VARCHAR,
+            labelled_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            PRIMARY KEY (image_id, person))""",
+        "CREATE SEQUENCE review_ids START 1",
+        """CREATE TABLE reviews (
+            id BIGINT PRIMARY KEY DEFAULT nextval('review_ids'),
+            image_id BIGINT NOT NULL,
+            labeler VARCHAR NOT NULL,
+            reviewer VARCHAR NOT NULL,
+            labelled_class INTEGER,
+            decided_class INTEGER,
+            approved BOOLEAN NOT NULL,
+            reviewed_at TIMESTAMP NOT NULL DEFAULT current_timestamp)""",
+        "CREATE TABLE overlap_images (image_id BIGINT PRIMARY KEY)",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -26,6 +26,7 @@ from storage.layouts import LayoutQueries
 from storage.rounds import RoundQueries
 from storage.schema import MIGRATIONS, SCHEMA_VERSION
 from storage.scores import ScoreQueries
+from storage.team import TeamQueries
 
 # The project's kind (meta `label_kind`), fixed at init and never mixed: a label is one class (or "none of these"), or
 # a set of tags with which tags a person looked at (engine/learning/tags.py). Projects made before it are single-label.
@@ -62,7 +63,7 @@ def _lock_holder(message: str) -> tuple[int | None, str | None]:
 
 
 class Store(ImageQueries, LabelQueries, RoundQueries, ExportQueries, GalleryQueries, ScoreQueries, LayoutQueries,
-            AuditQueries):
+            AuditQueries, TeamQueries):
 
     """A project's database connection. Build one explicitly at start-up and pass it in; `:memory:` in unit tests."""
     def __init__(self, con: duckdb.DuckDBPyConnection):

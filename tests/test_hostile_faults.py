@@ -35,8 +35,8 @@ def test_two_exports_racing_to_one_path_never_both_succeed(project, tmp_path, mo
     out = tmp_path / "labels.csv"
     real_write = export_module.write_file
 
-    def write_while_another_export_lands(temporary, fmt, rows, ls_root_url):
-        real_write(temporary, fmt, rows, ls_root_url)
+    def write_while_another_export_lands(temporary, fmt, rows, ls_root_url, people=None):
+        real_write(temporary, fmt, rows, ls_root_url, people)
         out.write_text("the other export\n")
 
     monkeypatch.setattr(export_module, "write_file", write_while_another_export_lands)

@@ -270,9 +270,11 @@ def write_csv(table: pa.Table, path: Path) -> None:
         writer.writerows(zip(*(column.to_pylist() for column in columns)))
 
 
-def write_file(temporary: Path, fmt: str, rows: pa.Table, ls_root_url: str) -> None:
+def write_file(temporary: Path, fmt: str, rows: pa.Table, ls_root_url: str,
+               people: dict[str, list[dict]] | None = None) -> None:
     """A one-file export (csv, parquet, jsonl or label-studio) of `rows` to `temporary`, which `export` then renames
-    into place."""
+    into place. `people`: label-studio's one annotation per person of an image (path -> [{"person", "label",
+    "labelled_at"}])."""
     if fmt == "csv":
         write_csv(rows, temporary)
     elif fmt == "parquet":
@@ -283,7 +285,7 @@ def write_file(temporary: Path, fmt: str, rows: pa.Table, ls_root_url: str) -> N
                 handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows.to_pylist())
             else:
                 # dumps, not dump: json.dump encodes in pure Python, several times slower at 100k tasks
-                tasks = label_studio_tasks(rows.to_pylist(), root_url=ls_root_url)
+                tasks = label_studio_tasks(rows.to_pylist(), root_url=ls_root_url, people=people or {})
                 handle.write(json.dumps(tasks, ensure_ascii=False))
 
 
@@ -514,6 +516,45 @@ def _dataset_card(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+PER_PERSON_FORMATS = ("csv", "jsonl", "parquet")
+
+
+def _person_annotations(project: Project) -> dict[str, list[dict]]:
+    """path -> every person's own label of that image: [{"person", "label" (None = none of these), "labelled_at"}]."""
+    people: dict[str, list[dict]] = {}
+    for row in project.store.person_label_rows().to_pylist():
+        people.setdefault(row["path"], []).append({"person": row["person"], "label": row["label"] or None,
+                                                   "labelled_at": row["labelled_at"]})
+    return people
+
+
+def _export_per_person(project: Project, fmt: str, out: Path, force: bool) -> ExportReport:
+    """Every person's own labels: one row per (usable image, person) with path,person,label,labelled_at (UTC),
+    label '' = none of these."""
+    if fmt not in PER_PERSON_FORMATS:
+        raise LabelloopError(f"--per-person writes one row per image and person, as {', '.join(PER_PERSON_FORMATS)}; "
+                             f"not {fmt} (a label-studio export carries each person's annotation already)")
+    out = _check_target(project, out, fmt, force)
+    rows = project.store.person_label_rows()
+    _remove_leftovers(out)
+    temporary = _scratch_path(out, ".partial")
+    try:
+        write_file(temporary, fmt, rows, "")
+        _place(temporary, out, force)
+    except BaseException as error:
+        temporary.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise as_refusal(error, out) or LabelloopError(f"cannot write {out}: {error.strerror or error}") from None
+        raise
+    counts = pc.value_counts(rows["person"]).to_pylist() if rows.num_rows else []
+    labels = {item["values"]: item["counts"] for item in sorted(counts, key=lambda item: item["values"])}
+    export_id = project.store.record_export(fmt=fmt, path=str(out), filters={"per_person": True},
+                                            counts={"rows": rows.num_rows, "people": labels})
+    return ExportReport(path=out, format=fmt, rows=rows.num_rows, human=rows.num_rows, labels=labels,
+                        skipped_unpredicted=0, skipped_below_confidence=0, skipped_none=0, skipped_unavailable=0,
+                        splits={}, export_id=export_id)
+
+
 def quality_path(out: Path, fmt: str) -> Path:
     """Where an export's quality summary goes: inside a folder export, beside a one-file one."""
     return out / QUALITY_FILE if fmt in FOLDER_FORMATS else out.with_name(f"{out.name}.{QUALITY_FILE}")
@@ -523,7 +564,7 @@ def export(project: Project, *, fmt: str, out: str | Path, source: str = "all", 
            include_none: bool | None = None, link: str = "copy", split: str | Sequence[float] | None = None,
            seed: int = 0, ls_root_url: str | None = None, force: bool = False,
            progress: Callable[[int, int], None] | None = None,
-           drop_duplicates: float | None = None) -> ExportReport:
+           drop_duplicates: float | None = None, per_person: bool = False) -> ExportReport:
     """Write the project's current labels to `out` as `fmt` (one of EXPORT_FORMATS) and record the export.
 
     source: "all" or "human" (only labels a person gave). min_confidence: leave out machine labels below it.
@@ -534,7 +575,11 @@ def export(project: Project, *, fmt: str, out: str | Path, source: str = "all", 
     folder formats only. ls_root_url: the prefix of `data.image` in label-studio tasks (default
     `engine.labels.label_studio.default_root_url`). progress(done, total):
     images placed so far (folder formats). drop_duplicates: a cosine threshold; of each group of near-duplicates
-    at it (engine.project.discovery), only one image is exported (`keep_one_per_group` says which)."""
+    at it (engine.project.discovery), only one image is exported (`keep_one_per_group` says which). per_person:
+    every person's own labels instead, one row per (image, person) (`_export_per_person`); a label-studio export
+    carries them as one annotation per person."""
+    if per_person:
+        return _export_per_person(project, fmt, Path(out), force)
     _check_options(fmt, source, min_confidence, link, split, seed)
     multi_label = project.multi_label
     if multi_label and fmt not in TAG_FORMATS:
@@ -563,8 +608,9 @@ def export(project: Project, *, fmt: str, out: str | Path, source: str = "all", 
     temporary = _scratch_path(out, ".partial")
     try:
         if fmt in FILE_FORMATS:
+            people = _person_annotations(project) if fmt == "label-studio" else None
             write_file(temporary, fmt, rows,
-                        default_root_url(project.images_root) if ls_root_url is None else ls_root_url)
+                        default_root_url(project.images_root) if ls_root_url is None else ls_root_url, people)
             splits = {}
         else:
             temporary.mkdir()

@@ -11,6 +11,7 @@ from pathlib import Path
 from engine.files.csv_cells import unquote_formula
 from engine.errors import LabelloopError
 from engine.files.input_files import bounded_lines, open_input
+from engine.labels.team import check_labeler, record_person_labels
 from engine.labels.label_studio import LabelRow, TaskLabels, default_root_url, read_tasks, suggest_root_url
 from engine.project.folder import Project
 from engine.sources import Source
@@ -71,16 +72,19 @@ def _places(where: list[str]) -> str:
 
 
 def import_labels(project: Project, path: str | Path, *, fmt: str, actor: str, ls_root_url: str | None = None,
-                  force: bool = False) -> LabelImport:
+                  force: bool = False, person: str | None = None) -> LabelImport:
     """Set the human labels a file gives. `fmt` "csv": columns path,label (label "" = none of these);
     "label-studio": Label Studio's JSON export, `data.image` mapped back to the image by `ls_root_url` (default
     `engine.labels.label_studio.default_root_url`; see `task_path`); a human label changed in labelloop after the
     annotation's `updated_at` is kept unless `force`. Paths are relative to the images folder or absolute under it;
     a path that is exactly a project image's name is taken as is (a name may hold a backslash or edge spaces).
     Nothing is written unless every row names a known, usable image and a known class; the error names every kind
-    of problem."""
+    of problem. With `person` (a person of the project), the labels are that person's own, kept beside the others'
+    (engine.labels.team), and each image's label becomes their consensus."""
     if fmt not in IMPORT_FORMATS:
         raise LabelloopError(f"unknown labels format {fmt!r}; valid formats: {', '.join(IMPORT_FORMATS)}")
+    if person is not None:
+        check_labeler(project, person)
     multi_label = project.multi_label
     path, store = Path(path), project.store
     ls_root_url = default_root_url(project.images_root) if ls_root_url is None else ls_root_url
@@ -129,6 +133,9 @@ def import_labels(project: Project, path: str | Path, *, fmt: str, actor: str, l
         hint = f"; the {'tags' if multi_label else 'classes'} are {', '.join(classes)}" if unknown else ""
         hint += _root_url_hint(project, [tasks.urls[where] for where in not_found if where in tasks.urls])
         raise LabelloopError(f"{path}: {count} bad row(s), nothing was written: {shown}{more}{hint}")
+    if person is not None:
+        changed = record_person_labels(project, person, list(wanted), [class_id for _, class_id in wanted.values()])
+        return LabelImport(rows=len(rows), changed=changed, skipped=tasks.unannotated, cancelled=tasks.cancelled)
     kept = 0 if force else _keep_newer_labels(store, wanted, annotated_at)
     class_ids = [class_id for _, class_id in wanted.values()]
     tag_sets = None

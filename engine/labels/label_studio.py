@@ -59,13 +59,18 @@ def _result(label: str | list[str] | None) -> list[dict]:
     return [{"from_name": name, "to_name": TO_NAME, "type": "choices", "value": {"choices": choices}}]
 
 
-def tasks(rows: list[dict], *, root_url: str) -> list[dict]:
+def tasks(rows: list[dict], *, root_url: str, people: dict[str, list[dict]] | None = None) -> list[dict]:
     """One task per export row (path, label (None = none of these; a multi-label project's: a list of tags), source,
-    confidence, round)."""
+    confidence, round); an image that people of the project labelled (`people`: path -> [{"person", "label",
+    "labelled_at"}]) carries one annotation per person, `completed_by` their name."""
     out = []
     for row in rows:
         task: dict = {"data": {TO_NAME: root_url + quote(row["path"], safe="/")}}
-        if row["source"] == Source.HUMAN:
+        if people and row["path"] in people:
+            task["annotations"] = [{"completed_by": given["person"], "created_at": given["labelled_at"] + "Z",
+                                    "updated_at": given["labelled_at"] + "Z", "result": _result(given["label"])}
+                                   for given in people[row["path"]]]
+        elif row["source"] == Source.HUMAN:
             task["annotations"] = [{"result": _result(row["label"])}]
         else:
             score = row["confidence"]

@@ -50,5 +50,12 @@ def export_dataset(project: Project, *, progress: Callable[[int, int], None] | N
             "multi_label": project.multi_label}
 
 
+def agreement(project: Project) -> dict:
+    """engine.labels.team.agreement_report: agreement between the people who labelled the same images."""
+    from engine.labels.team import agreement_report
+
+    return agreement_report(project)
+
+
 READ_ONLY_COMMANDS: dict[str, Callable[..., object]] = {
-    "status": status, "queue": queue, "search-like": search_like, "export": export_dataset}
+    "status": status, "queue": queue, "search-like": search_like, "export": export_dataset, "agreement": agreement}
