@@ -62,8 +62,9 @@ def stage_of(message: str) -> str:
 
 class StagePace:
     """The seconds a job has left, from the pace of its current stage's recent steps (`remaining_seconds`); until
-    that stage has `min_steps` steps, from the seconds per share of the bar its earlier stages took; before that,
-    none. Feed it every (time, done, message) sample the job records."""
+    that stage has `min_steps` steps, from the seconds per share of the bar its earlier stages took (none in the
+    first stage, or when the earlier stages did not advance the bar). Feed it every (time, done, message) sample
+    the job records."""
 
     def __init__(self, *, recent: int = RECENT_STEPS, min_steps: int = MIN_STEPS):
         self.recent, self.min_steps = recent, min_steps
