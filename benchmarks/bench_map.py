@@ -3,7 +3,9 @@ them (a shared machine: a busy one is slower):
 
 - `map_layout`: seconds of the PCA layout and of the UMAP layout (engine.learning.map_layout) of N images, the
   first one in a process (numba compiling UMAP's kernels, what the first map of a server waits for) apart. UMAP is
-  fitted on at most UMAP_LANDMARKS images and places the rest among their nearest landmarks;
+  fitted on at most UMAP_LANDMARKS images and places the rest among their nearest landmarks. UMAP reports to a job
+  record as the map job does: `eta` lists [seconds in, seconds left shown, seconds left in truth] at each report
+  with an ETA, and `eta_worst_error` the largest |shown / truth - 1| among those more than a second from the end;
 - `map_fidelity`: whether the landmark layout is as good for selecting on the map as UMAP fitted on every image:
   on the demo set (its model's embeddings of its 1,500 images, 8 shapes) and on N planted 512-d embeddings (20
   classes), each layout's class separation (share of images whose 10 nearest on the map mostly share their class:
@@ -30,7 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.jobs.runner import JobContext
 from engine.learning.map_layout import UMAP_INPUT_DIMS, UMAP_LANDMARKS, pca_components, pca_layout, umap_layout
+from storage import Store
 from tests.synthetic import planted_embeddings
 
 # Resolves with the milliseconds until the plot holds `expected` points and a trace named `name`.
@@ -76,14 +80,32 @@ def layout_figures(counts: list[int], *, umap_counts: list[int] = ()) -> list[di
                 started = time.perf_counter()
                 umap_layout(vectors[:300], landmarks=200)
                 compile_seconds, compiled = round(time.perf_counter() - started, 1), True
-            started = time.perf_counter()
-            umap_layout(vectors)
+            seconds, eta = _with_eta(lambda progress: umap_layout(vectors, progress=progress))
             records.append(_emit({"benchmark": "map_layout", "method": "umap", "images": count, "dim": 512,
-                                  "landmarks": min(count, UMAP_LANDMARKS),
-                                  "seconds": round(time.perf_counter() - started, 2),
-                                  "compile_seconds_before": compile_seconds}))
+                                  "landmarks": min(count, UMAP_LANDMARKS), "seconds": round(seconds, 2),
+                                  "compile_seconds_before": compile_seconds, "eta": eta,
+                                  "eta_worst_error": max((round(abs(shown / truth - 1), 3)
+                                                          for _, shown, truth in eta if truth > 1), default=None)}))
         del vectors
     return records
+
+
+def _with_eta(work) -> tuple[float, list[list[float]]]:
+    """Seconds `work(progress)` took, reporting to a job record as a job does, and [seconds in, ETA shown] at each
+    report that had one, with the seconds that were truly left."""
+    store = Store.memory()
+    context = JobContext(store.create_job("map", {}), store)
+    shown = []
+
+    def progress(fraction: float, message: str) -> None:
+        context.progress(fraction, message)
+        shown.append((time.perf_counter(), store.jobs()[0]["eta_seconds"]))
+
+    started = time.perf_counter()
+    work(progress)
+    ended = time.perf_counter()
+    return ended - started, [[round(at - started, 2), round(eta, 2), round(ended - at, 2)]
+                             for at, eta in shown if eta is not None]
 
 
 def fidelity_figures(planted: int) -> list[dict]:

@@ -7,7 +7,7 @@ import pytest
 
 from app.header import job_html, job_state
 from engine.jobs.runner import JobContext, run_job
-from engine.jobs.progress import measured_rate, phase_spans, remaining_seconds, within
+from engine.jobs.progress import measured_rate, phase_spans, remaining_seconds, stage_of, within
 from engine.learning.map_layout import FIT_COST_PER_PLACED
 from storage import Store
 
@@ -123,3 +123,65 @@ def test_the_map_jobs_eta_at_its_first_steps_of_placing_is_the_time_left():
     assert etas[:3] == [None, None, None]  # PCA and the fit give one step with progress: no rate yet
     for now, eta in zip(times[3:], etas[3:]):
         assert eta == pytest.approx(end - now, rel=0.3, abs=1.0)
+
+
+def test_a_stage_is_what_its_message_names_numbers_aside():
+    assert stage_of("epoch 2/3, step 40/150, loss 0.613, teacher sure of 80%") == "epoch #/#"
+    assert stage_of("epoch 1/3, step 1/150") == stage_of("epoch 3/3, step 150/150, loss 0.2")
+    assert stage_of("round 1/2: nearest neighbours of 8,192/90,000 images") == "round #/#: nearest neighbours of #/# images"
+    assert stage_of("12/300 images") == stage_of("299/300 images") != stage_of("loading the model")
+
+
+# A round-like job replayed on a fake clock: (message, steps, seconds a step, seconds per share of the bar relative to
+# the job's): steps from 0.15 s to 9 s apart, and bar shares off by up to 25 % from what each stage costs (shares are
+# measured on another machine, load or size), as a job's measured stage weights are.
+_STAGES = [("loading the model", 1, 8.0, 2.0), ("epoch {i}/2, step {i}/60, loss 0.{i}", 60, 2.0, 1.0),
+           ("embedding {i}/1,372", 30, 0.15, 0.85), ("nearest neighbours of {i},000/90,000 images", 4, 9.0, 1.25),
+           ("cross-fitting fold {i}/5", 5, 3.0, 1.0), ("predicting every image", 1, 2.0, 1.0),
+           ("writing {i}", 3, 1.0, 1.0)]
+
+
+def _replay(stages):
+    """(time, seconds left in truth, ETA the job's record shows, steps of its stage so far, stage, done) after each
+    report of a job made of `stages` (see _STAGES), reported through a JobContext on a fake clock."""
+    costs = np.array([steps * seconds / pace for _, steps, seconds, pace in stages])
+    reports, now, done = [], 0.0, 0.0
+    for (message, steps, seconds, _), share in zip(stages, costs / costs.sum()):
+        for step in range(steps):
+            reports.append((now, done, message.format(i=step + 1), step))
+            now, done = now + seconds, done + share / steps
+    store = Store.memory()
+    context = JobContext(store.create_job("round", {}), store, clock=iter([report[0] for report in reports]).__next__)
+    shown = []
+    for time, fraction, message, step in reports:
+        context.progress(fraction, message)
+        shown.append((time, now - time, store.jobs()[0]["eta_seconds"], step, stage_of(message), fraction))
+    return shown
+
+
+def test_once_a_stage_has_three_steps_the_eta_is_within_30_percent_of_the_time_left():
+    shown = [(truth, eta) for _, truth, eta, steps, _, _ in _replay(_STAGES) if steps >= 3]
+    assert len(shown) == 87 and all(eta is not None for _, eta in shown)
+    for truth, eta in shown:
+        assert eta == pytest.approx(truth, rel=0.3)
+
+
+def test_a_new_stage_is_measured_on_its_own_steps_and_until_then_at_the_earlier_stages_pace():
+    """Stages 2 s, 0.5 s and 4 s a step, each with its own seconds per share of the bar: from its third step each
+    stage's ETA is the work left at its own pace, none of the stage before mixed in; before that, at the pace of
+    the job's earlier stages (none in the first stage)."""
+    stages = [("step {i} of the first stage", 20, 2.0, 1.0), ("step {i} of the second", 20, 0.5, 0.5),
+              ("step {i} of the third", 20, 4.0, 1.5)]
+    costs = np.array([steps * seconds / pace for _, steps, seconds, pace in stages])
+    step_shares = costs / costs.sum() / 20
+    starts = {}
+    for time, _, eta, steps, stage, done in _replay(stages):
+        starts.setdefault(stage, (time, done))
+        number = list(starts).index(stage)
+        if steps >= 3:
+            assert eta == pytest.approx((1 - done) * stages[number][2] / step_shares[number], rel=1e-6)
+        elif number == 0:
+            assert eta is None
+        else:
+            stage_time, stage_done = starts[stage]
+            assert eta == pytest.approx((1 - done) * stage_time / stage_done, rel=1e-6)

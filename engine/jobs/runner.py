@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from engine.errors import LabelloopError, as_refusal
-from engine.jobs.progress import RECENT_STEPS, remaining_seconds
+from engine.jobs.progress import StagePace
 from storage import Store
 
 
@@ -34,21 +34,21 @@ class JobContext:
     on_progress: Callable[[float, str], None] | None = None
     run_again: bool = False  # set by JobRunner.submit_or_fold: the inputs changed while the job ran
     clock: Callable[[], float] = time.monotonic
-    _samples: list[tuple[float, float]] = field(default_factory=list)  # (time, fraction) of each write
+    _pace: StagePace = field(default_factory=StagePace)  # the seconds left, from the samples written
 
     def progress(self, fraction: float, message: str) -> None:
-        """fraction in [0, 1] of the whole job; written at most twice a second, with the seconds left at the pace
-        of the latest steps (engine.jobs.progress; none until there are steps to measure)."""
+        """fraction in [0, 1] of the whole job; written at most twice a second (and whenever a new stage starts),
+        with the seconds left at the pace of the current stage's latest steps (engine.jobs.progress.StagePace;
+        none until there are steps to measure)."""
         self.check_cancel()
         if self.on_progress:
             self.on_progress(fraction, message)
         now = self.clock()
-        if self._samples and now - self._samples[-1][0] < 0.5 and fraction < 1.0:
+        if (self._pace.samples and not self._pace.starts_stage(message) and now - self._pace.samples[-1][0] < 0.5
+                and fraction < 1.0):
             return
-        self._samples.append((now, float(fraction)))
-        del self._samples[:-RECENT_STEPS - 1]
-        self.store.update_job(self.job_id, progress=float(fraction), eta_seconds=remaining_seconds(self._samples),
-                              message=message)
+        self.store.update_job(self.job_id, progress=float(fraction),
+                              eta_seconds=self._pace.add(now, float(fraction), message), message=message)
 
     def check_cancel(self) -> None:
         if self.cancel_event.is_set():
