@@ -1,7 +1,7 @@
-"""The labeling page: a header with the running job and the audit's estimate, and seven tabs, each built by its own
-module (app/label_tab.py, app/map_tab.py, app/rounds_tab.py, app/quality_tab.py, app/project_tabs.py). Handlers call the
-`Workspace` (engine/session/workspace.py); the page holds no SQL and no torch. A timer polls the background job and the
-classes, so every open tab shows the truth.
+"""The labeling page: a header with the running job and the audit's estimate, and eight tabs, each built by its own
+module (app/label_tab.py, app/map_tab.py, app/rounds_tab.py, app/quality_tab.py, app/team_tab.py,
+app/project_tabs.py). Handlers call the `Workspace` (engine/session/workspace.py); the page holds no SQL and no torch.
+A timer polls the background job and the classes, so every open tab shows the truth.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from app.project_tabs import build_classes_tab, build_export_tab, build_ingest_t
 from app.quality_tab import build_quality_tab
 from app.rounds_tab import build_rounds_tab
 from app.static_files import static_text
+from app.team_tab import build_team_tab
 from engine.session.workspace import Workspace
 
 FIRST_TICK = "first tick"
@@ -43,6 +44,8 @@ def build_page(workspace: Workspace) -> gr.Blocks:
                 rounds_tab = build_rounds_tab(workspace)
             with gr.Tab("Quality", id="quality") as quality_item:
                 quality_tab = build_quality_tab(workspace)
+            with gr.Tab("Team", id="team") as team_item:
+                build_team_tab(workspace, team_item)
             with gr.Tab("Classes", id="classes"):
                 classes_tab = build_classes_tab(workspace)
             with gr.Tab("Ingest", id="ingest"):
