@@ -6,7 +6,7 @@ import pytest
 
 from engine.errors import LabelloopError
 from engine.jobs.runner import JobRunner
-from engine.learning.tags import TAG_PRESENT
+from engine.learning.tags import TAG_PRESENT, tag_stats
 from engine.views.gallery import UNCERTAIN_TAG
 from engine.views.map import HAS_TAG, LACKS_TAG, TAG_NOT_PREDICTED, UNSURE_OF_TAG, MapView, tag_states
 from engine.project.folder import create_project, open_project
@@ -149,6 +149,13 @@ def test_a_multi_label_map_colours_by_one_tag_as_the_gallery_filters_it(multi_pr
         try:
             maps = MapView(project, runner, umap=False)
             first = int(maps.current().points["image_id"][0])
+            image_ids, class_ids, probs = store.prediction_matrix(0)  # a round sure and unsure of square
+            probs = probs.copy()
+            probs[:, class_ids.index(tag_ids["square"])] = np.linspace(0.02, 0.98, len(image_ids))
+            round_id = store.start_round({})
+            store.finish_round(round_id, model_id=store.get_meta("model_id"), image_ids=image_ids,
+                               class_ids=class_ids, probs=probs, stats=tag_stats(probs),
+                               pseudo_ids=np.zeros(0, np.int64), pseudo_classes=np.zeros(0, np.int32), metrics={})
             store.set_labels([first], [None], source="human", actor="test",
                              tag_sets=[([tag_ids["circle"]], [tag_ids["circle"], tag_ids["square"]])])
             state = maps.current("square")
@@ -156,7 +163,8 @@ def test_a_multi_label_map_colours_by_one_tag_as_the_gallery_filters_it(multi_pr
                 maps.current("triangle")
         finally:
             runner.close()
-        points, round_id = state.points, store.shown_round()
+        points = state.points
+        assert store.shown_round() == round_id
         assert state.tag == "square" and points["tag_looked"].tolist() == [i == first for i in points["image_id"]]
         assert points["tag_probability"][0] == 0.0  # the person said it lacks square
         shown = store.shown_tag_rows(points["image_id"][1:].tolist(), round_id)
@@ -169,7 +177,8 @@ def test_a_multi_label_map_colours_by_one_tag_as_the_gallery_filters_it(multi_pr
             return {row["id"] for row in rows}
 
         groups = {group.name: set(points["image_id"][group.rows].tolist()) for group in colour_groups(state, "tag")}
-        unsure = groups.get("uncertain of square (under 75% sure)", set())
+        unsure = groups["uncertain of square (under 75% sure)"]
+        assert unsure and groups["has square"] and len(groups["lacks square"]) > 1
         assert unsure == filtered("uncertain")
         has_unsure = {i for i in unsure if points["tag_probability"][points["image_id"] == i][0] >= TAG_PRESENT}
         assert groups.get("has square", set()) | has_unsure == filtered("has")
