@@ -1,7 +1,7 @@
 """The Map tab: every image's embedding in 2-D (UMAP, PCA while UMAP runs), drawn with WebGL, coloured by class,
 confidence, status or "fits no class" (a multi-label project's: by one chosen tag, its probability or whether an
-image has it, lacks it or is uncertain of it, or by status). Hovering a point shows its thumbnail; a box or lasso selection becomes the
-Label tab's gallery filter ("selection from map: 312 images"), where the bulk tools label it.
+image has it, lacks it or is uncertain of it, or by status). Hovering a point shows its thumbnail; a box or lasso
+selection becomes the Label tab's gallery filter ("selection from map: 312 images"), where the bulk tools label it.
 
 gr.Plot has no selection event for Plotly, so a small script listens to the plot's own `plotly_selected` and
 `plotly_hover` events: a selection's box or lasso goes to the server, which finds every image inside it (also the
@@ -22,11 +22,10 @@ from app.gallery_html import HUMAN_COLOUR, tile_html
 from app.label_tab import LabelTab
 from app.static_files import static_text
 from engine.errors import LabelloopError
-from engine.views.gallery import NONE_OF_THESE, Subset
+from engine.views.gallery import NONE_OF_THESE, UNCERTAIN_TAG, Subset
 from engine.learning.map_layout import density_grid, map_sample
 from engine.learning.tags import TAG_PRESENT
 from engine.views.map import HAS_TAG, LACKS_TAG, TAG_NOT_PREDICTED, UNSURE_OF_TAG, MapState, tag_states
-from engine.views.gallery import UNCERTAIN_TAG
 from engine.project.review_queue import FITS_NO_CLASS, fits_no_class_mask
 from engine.sources import Source
 from engine.session.workspace import Workspace

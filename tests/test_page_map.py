@@ -157,7 +157,8 @@ def test_a_multi_label_map_colours_by_the_tag_chosen(multi_project, browser):  #
         page.get_by_role("radio", name="tag probability").check()
         page.wait_for_function(f"{PLOT}.data.some(t => t.name === 'probability of square')")
         figure = page.evaluate(f"""() => {PLOT}.data.filter(t => t.name === 'probability of square').map(t => ({{
-            ids: {VALUES}(t.customdata), colours: {VALUES}(t.marker.color), title: t.marker.colorbar.title.text}}))[0]""")
+            ids: {VALUES}(t.customdata), colours: {VALUES}(t.marker.color),
+            title: t.marker.colorbar.title.text}}))[0]""")
         assert figure["title"] == "P(square)"
         rows = store.shown_tag_rows(figure["ids"], store.shown_round())
         square = next(c["id"] for c in store.classes() if c["name"] == "square")
