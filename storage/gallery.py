@@ -216,6 +216,17 @@ class GalleryQueries:
         keys = ("class_ids", "probs", "tags", "looked_at")
         return {row[0]: dict(zip(keys, row[1:])) for row in rows}
 
+    def tag_probabilities(self, tag_id: int, round_id: int) -> dict[str, np.ndarray]:
+        """A multi-label project's one tag for every image, by image id, as the tag filters read it: image_id,
+        looked (a person answered the tag) and probability (1 or 0 where a person answered, else that of the
+        prediction shown for `round_id`; NaN without one)."""
+        table = self._arrow(f"""SELECT image_id, looked, p
+                                FROM ({_TAG_PROBABILITY.format(predictions=shown_predictions())})
+                                ORDER BY image_id""", {"tag": tag_id, "round": round_id})
+        return {"image_id": table.column("image_id").to_numpy(),
+                "looked": table.column("looked").to_numpy(zero_copy_only=False).astype(bool),
+                "probability": table.column("p").to_numpy(zero_copy_only=False).astype(np.float32)}
+
     def _build_gallery(self, round_id: int) -> None:
         """Fill `gallery_rows` for `round_id` anew, unless it holds that round's rows already. In image id order:
         the refresh of a few images then reads only the parts of the table that can hold them."""

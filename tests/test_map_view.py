@@ -6,11 +6,14 @@ import pytest
 
 from engine.errors import LabelloopError
 from engine.jobs.runner import JobRunner
-from engine.views.map import MapView
-from engine.project.folder import create_project
+from engine.learning.tags import TAG_PRESENT, tag_stats
+from engine.views.gallery import UNCERTAIN_TAG
+from engine.views.map import HAS_TAG, LACKS_TAG, TAG_NOT_PREDICTED, UNSURE_OF_TAG, MapView, tag_states
+from engine.project.folder import create_project, open_project
 from engine.project.review_queue import FITS_NO_CLASS, fits_no_class
 from engine.learning.probabilities import prediction_stats
 from tests.synthetic import MODEL_ID, planted_embeddings, synthetic_project
+from tests.test_multilabel import multi_project  # noqa: F401 (a fixture)
 
 
 @pytest.fixture
@@ -127,3 +130,64 @@ def test_ingest_stores_the_pca_layout_the_first_map_reads(project):
         finally:
             runner.close()
         assert state.method == "pca" and len(state.points["image_id"]) == 12
+
+
+def test_tag_states_read_one_tag_as_the_gallery_filters_do():
+    probability = np.array([0.95, 0.05, 0.6, 0.3, np.nan, 1.0, 0.0, 0.75], np.float32)
+    looked = np.array([False, False, False, False, False, True, True, False])
+    assert tag_states(probability, looked).tolist() == [HAS_TAG, LACKS_TAG, UNSURE_OF_TAG, UNSURE_OF_TAG,
+                                                        TAG_NOT_PREDICTED, HAS_TAG, LACKS_TAG, HAS_TAG]
+
+
+def test_a_multi_label_map_colours_by_one_tag_as_the_gallery_filters_it(multi_project):  # noqa: F811
+    from app.map_tab import colour_groups  # the page's map: gradio only for this test
+
+    with open_project(multi_project) as project:
+        store = project.store
+        tag_ids = {c["name"]: c["id"] for c in store.classes()}
+        runner = JobRunner(store)
+        try:
+            maps = MapView(project, runner, umap=False)
+            first = int(maps.current().points["image_id"][0])
+            image_ids, class_ids, probs = store.prediction_matrix(0)  # a round sure and unsure of square
+            probs = probs.copy()
+            probs[:, class_ids.index(tag_ids["square"])] = np.linspace(0.02, 0.98, len(image_ids))
+            round_id = store.start_round({})
+            store.finish_round(round_id, model_id=store.get_meta("model_id"), image_ids=image_ids,
+                               class_ids=class_ids, probs=probs, stats=tag_stats(probs),
+                               pseudo_ids=np.zeros(0, np.int64), pseudo_classes=np.zeros(0, np.int32), metrics={})
+            store.set_labels([first], [None], source="human", actor="test",
+                             tag_sets=[([tag_ids["circle"]], [tag_ids["circle"], tag_ids["square"]])])
+            state = maps.current("square")
+            with pytest.raises(LabelloopError, match="no such tag"):
+                maps.current("triangle")
+        finally:
+            runner.close()
+        points = state.points
+        assert store.shown_round() == round_id
+        assert state.tag == "square" and points["tag_looked"].tolist() == [i == first for i in points["image_id"]]
+        assert points["tag_probability"][0] == 0.0  # the person said it lacks square
+        shown = store.shown_tag_rows(points["image_id"][1:].tolist(), round_id)
+        predicted = [shown[i]["probs"][shown[i]["class_ids"].index(tag_ids["square"])] for i in points["image_id"][1:]]
+        assert np.allclose(points["tag_probability"][1:], predicted)
+
+        def filtered(tag_filter: str) -> set[int]:
+            rows = store.gallery_page(round_id=round_id, sort="name", limit=100,
+                                      tag=(tag_filter, tag_ids["square"], TAG_PRESENT, UNCERTAIN_TAG)).rows
+            return {row["id"] for row in rows}
+
+        groups = {group.name: set(points["image_id"][group.rows].tolist()) for group in colour_groups(state, "tag")}
+        unsure = groups["uncertain of square (under 75% sure)"]
+        assert unsure and groups["has square"] and len(groups["lacks square"]) > 1
+        assert unsure == filtered("uncertain")
+        has_unsure = {i for i in unsure if points["tag_probability"][points["image_id"] == i][0] >= TAG_PRESENT}
+        assert groups.get("has square", set()) | has_unsure == filtered("has")
+        assert groups.get("lacks square", set()) | (unsure - has_unsure) == filtered("lacks")
+        assert first in groups["lacks square"]
+
+        by_probability = {group.name: group for group in colour_groups(state, "tag_probability")}
+        assert set(by_probability) <= {"probability of square", "you: lacks square", "you: has square",
+                                       "not predicted"}
+        assert by_probability["you: lacks square"].rows.tolist() == [0]
+        scale = by_probability["probability of square"]
+        assert scale.scale_title == "P(square)" and np.allclose(scale.values[scale.rows], predicted)

@@ -1,10 +1,12 @@
 """The Map tab in Chromium: it draws one point per image, hovering shows the image's tile, and a box dragged on the
-map shows exactly the images inside it in the Label tab's gallery, saying which of them a filter set before hides."""
+map shows exactly the images inside it in the Label tab's gallery, saying which of them a filter set before hides; a
+multi-label project's map is coloured by the tag chosen."""
 
 import pytest
 from playwright.sync_api import expect
 
 from tests.browser import choose, copy_project, open_page, served, skip_without_chromium, wait_for_page
+from tests.test_multilabel import multi_project  # noqa: F401 (a fixture)
 
 skip_without_chromium()
 
@@ -132,3 +134,35 @@ def test_a_map_selection_under_a_class_filter_says_what_the_filter_hides_and_cle
     assert tiles_shown(page) == everything
     expect(page.get_by_label("shows class", exact=True)).to_have_value("(all classes)")
     expect(page.locator("#clear-filters")).to_be_hidden()
+
+
+def test_a_multi_label_map_colours_by_the_tag_chosen(multi_project, browser):  # noqa: F811
+    """A multi-label project's map: a tag dropdown, points coloured by whether each image has the chosen tag, lacks
+    it or is uncertain of it, or by its probability (the legend and the colour bar name the tag)."""
+    with served(multi_project) as (url, workspace):
+        workspace.map.umap = False
+        store = workspace.project.store
+        page = open_page(browser, url)
+        page.get_by_role("tab", name="Map").click()
+        page.wait_for_function(f"{PLOT} && {PLOT}.data && {PLOT}.data.length > 0")
+        traces = drawn_points(page)
+        names = {trace["name"] for trace in traces}
+        assert names & {"has circle", "lacks circle"} and names <= {"has circle", "lacks circle", "not predicted",
+                                                                    "uncertain of circle (under 75% sure)"}
+        usable = store.embedded_ids(store.get_meta("model_id")).tolist()
+        assert sorted(i for trace in traces for i in trace["ids"]) == sorted(usable)
+        expect(page.get_by_role("radio", name="class", exact=True)).to_have_count(0)  # one class per image: not in tags
+
+        choose(page, "tag", "square")
+        page.get_by_role("radio", name="tag probability").check()
+        page.wait_for_function(f"{PLOT}.data.some(t => t.name === 'probability of square')")
+        figure = page.evaluate(f"""() => {PLOT}.data.filter(t => t.name === 'probability of square').map(t => ({{
+            ids: {VALUES}(t.customdata), colours: {VALUES}(t.marker.color),
+            title: t.marker.colorbar.title.text}}))[0]""")
+        assert figure["title"] == "P(square)"
+        rows = store.shown_tag_rows(figure["ids"], store.shown_round())
+        square = next(c["id"] for c in store.classes() if c["name"] == "square")
+        expected = [rows[i]["probs"][rows[i]["class_ids"].index(square)] for i in figure["ids"]]
+        assert sorted(figure["ids"]) == sorted(usable)
+        assert figure["colours"] == pytest.approx(expected, abs=1e-6)
+        page.context.close()

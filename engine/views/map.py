@@ -18,12 +18,16 @@ import numpy as np
 from engine.project.audit import pending_audit
 from engine.errors import LabelloopError
 from engine.jobs.runner import Cancelled, JobContext, JobRunner
+from engine.learning.tags import TAG_PRESENT
 from engine.learning.map_layout import (MIN_UMAP_IMAGES, UMAP_LANDMARKS, pca_layout, points_in_box, points_in_polygon,
                                         umap_layout)
 from engine.project.folder import Project
+from engine.views.gallery import UNCERTAIN_TAG
 from storage import Store
 
 MAP_JOB = "map"
+# What a point says of one tag (`tag_states`), as the gallery's tag filters read it.
+HAS_TAG, LACKS_TAG, UNSURE_OF_TAG, TAG_NOT_PREDICTED = range(4)
 
 
 @dataclass
@@ -32,9 +36,23 @@ class MapState:
 
     method: str  # umap | pca
     note: str  # one line for the page: which layout, and why not UMAP yet
-    points: dict  # storage.map_points arrays: image_id, x, y, shown, confidence, source, outlier
+    points: dict  # storage.map_points arrays: image_id, x, y, shown, confidence, source, outlier; with `tag` also
+    # tag_probability (1 or 0 where a person answered it, else predicted; NaN without a prediction) and tag_looked
     class_names: dict[int, str]  # class id -> name
     version: tuple  # changes whenever the map would be drawn differently (see MapView.version)
+    tag: str | None = None  # the tag of a multi-label project the points carry
+
+
+def tag_states(probability: np.ndarray, looked: np.ndarray, *, present: float = TAG_PRESENT,
+               sure: float = UNCERTAIN_TAG) -> np.ndarray:
+    """What each point says of one tag, as the gallery's tag filters read it (storage.gallery.TAG_FILTERS): (N,)
+    of UNSURE_OF_TAG where no person answered and the prediction is less than `sure` sure either way (max(p, 1 - p)),
+    else HAS_TAG (probability at least `present`) or LACKS_TAG; TAG_NOT_PREDICTED where the probability is NaN."""
+    probability, looked = np.asarray(probability, np.float32), np.asarray(looked, bool)
+    states = np.where(probability >= present, HAS_TAG, LACKS_TAG)
+    states[~looked & (np.maximum(probability, 1 - probability) < sure)] = UNSURE_OF_TAG
+    states[np.isnan(probability)] = TAG_NOT_PREDICTED
+    return states
 
 
 def store_pca_layout(store: Store, model_id: str) -> None:
@@ -69,9 +87,10 @@ class MapView:
         best = next((method for method in ("umap", "pca") if self.store.layout_key(model_id, method) == key), None)
         return model_id, key, best
 
-    def current(self) -> MapState:
+    def current(self, tag: str | None = None) -> MapState:
         """The best layout there is for the project's model now: UMAP when it is stored for these embeddings, else
-        PCA (computed now if need be) while a UMAP job is started."""
+        PCA (computed now if need be) while a UMAP job is started. `tag`: a multi-label project's tag the points
+        also carry (MapState.points)."""
         with self._lock:
             model_id = self.store.get_meta("model_id")
             key = self.store.embeddings_key(model_id) if model_id else "0:0"
@@ -89,8 +108,17 @@ class MapView:
         blind = np.isin(points["image_id"], pending_audit(self.store))  # no prediction of an audit image: see audit
         points["shown"][blind], points["confidence"][blind] = -1, np.nan
         names = {c["id"]: c["name"] for c in self.store.classes()}
+        if tag is not None:
+            tag_id = next((class_id for class_id, name in names.items() if name == tag), None)
+            if tag_id is None:
+                raise LabelloopError(f"the map cannot colour by tag {tag!r}: the project has no such tag; choose "
+                                     f"one of {', '.join(names.values())}")
+            column = self.store.tag_probabilities(tag_id, round_id)
+            rows = np.searchsorted(column["image_id"], points["image_id"])
+            points["tag_probability"], points["tag_looked"] = column["probability"][rows], column["looked"][rows]
+            points["tag_probability"][blind] = np.nan
         return MapState(method=method, note=note, points=points, class_names=names,
-                        version=(model_id, key, method))
+                        version=(model_id, key, method), tag=tag)
 
     def selected(self, state: MapState, *, box: tuple | None = None, lasso: np.ndarray | None = None,
                  rows: np.ndarray | None = None) -> list[int]:
