@@ -59,6 +59,6 @@ def job_html(job: dict | None, quality: str) -> str:
     if not job:
         return "<div id='job-status' data-status='none'>No background job yet.</div>" + line
     percent = round(100 * (job["progress"] or 0.0))
-    return (f"<div id='job-status' data-status='{job['status']}'>{job['kind']} job {job['id']}: "
-            f"<b>{job['status']}</b>{html_text(job_state(job))}</div>"
+    return (f"<div id='job-status' data-status='{job['status']}' data-kind='{job['kind']}'>"
+            f"{job['kind']} job {job['id']}: <b>{job['status']}</b>{html_text(job_state(job))}</div>"
             f"<div id='progress-bar'><div style='width:{percent}%'></div></div>{line}")

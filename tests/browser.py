@@ -6,7 +6,9 @@ Without /usr/bin/chromium the browser tests are skipped, unless LABELLOOP_REQUIR
 
 from __future__ import annotations
 
+import csv
 import os
+import re
 import shutil
 import socket
 import time
@@ -92,9 +94,12 @@ def wait_for(predicate, timeout=30.0) -> bool:
     return False
 
 
-def wait_for_job(page, status: str = "done", timeout_ms: int = 120_000) -> None:
+def wait_for_job(page, status: str = "done", timeout_ms: int = 120_000, kind: str = "round") -> None:
+    """Until the header says the newest job, of `kind` (a neighbour graph job ingest ran before is done already),
+    is `status`."""
     page.wait_for_function(f"document.querySelector('#job-status') && "
-                           f"document.querySelector('#job-status').dataset.status === '{status}'", timeout=timeout_ms)
+                           f"document.querySelector('#job-status').dataset.status === '{status}' && "
+                           f"document.querySelector('#job-status').dataset.kind === '{kind}'", timeout=timeout_ms)
 
 
 def wait_for_page(page, pattern: str, timeout_ms: int = 30_000) -> None:
@@ -125,3 +130,14 @@ def choose(page, label: str, option: str) -> None:
     """Pick `option` in the dropdown labelled `label`."""
     page.get_by_label(label, exact=True).click()
     page.get_by_role("option", name=option, exact=True).click()
+
+
+def export_csv_from_page(page) -> tuple[Path, dict[str, dict]]:
+    """Export tab → Export (the default: CSV): the file the page says it wrote, and its rows by path."""
+    page.get_by_role("tab", name="Export").click()
+    page.locator("#export").click()
+    page.wait_for_function("/wrote \\d+ rows/.test(document.querySelector('#export-message').innerText)",
+                           timeout=30_000)
+    written = re.search(r"wrote \d+ rows to (\S+)", page.locator("#export-message").inner_text()).group(1)
+    with open(written, newline="") as handle:
+        return Path(written), {row["path"]: row for row in csv.DictReader(handle)}

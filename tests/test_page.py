@@ -4,7 +4,6 @@ outside the project and images folder, one person's undo of another's label). Th
 acts on the image shown, every view shows the truth) are in test_page_trust.py.
 """
 
-import csv
 import json
 import os
 import re
@@ -17,7 +16,8 @@ import pytest
 from playwright.sync_api import expect
 
 from engine.project.folder import DB_FILE
-from tests.browser import choose, copy_project, human_label as _human_label, open_page, select_tile as _select, served
+from tests.browser import choose, copy_project, export_csv_from_page, human_label as _human_label, open_page
+from tests.browser import select_tile as _select, served
 from tests.browser import skip_without_chromium, wait_for as _wait_for, wait_for_page
 
 skip_without_chromium()
@@ -118,13 +118,7 @@ def test_export_from_the_page_holds_the_corrected_label(server, page):
     page.keyboard.press("1")
     assert _wait_for(lambda: _human_label(workspace, second) == (classes[0], "human"))
 
-    page.get_by_role("tab", name="Export").click()
-    page.locator("#export").click()
-    page.wait_for_function("/wrote \\d+ rows/.test(document.querySelector('#export-message').innerText)",
-                           timeout=30_000)
-    written = re.search(r"wrote \d+ rows to (\S+)", page.locator("#export-message").inner_text()).group(1)
-    with open(written, newline="") as handle:
-        rows = {row["path"]: row for row in csv.DictReader(handle)}
+    written, rows = export_csv_from_page(page)
     assert (rows[relpath]["label"], rows[relpath]["source"]) == ("", "human")
     assert (rows[second]["label"], rows[second]["source"]) == (classes[0], "human")
     link = page.locator("#export-file a").first

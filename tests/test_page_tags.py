@@ -1,14 +1,13 @@
 """A multi-label project in Chromium (issue 27): number keys turn tags over on the image the detail view shows and
 stay on it, the tile names its tags, Enter moves on, a round runs from the page and the export holds the tags."""
 
-import csv
-import re
 
 from playwright.sync_api import expect
 
 from engine.views.gallery import GalleryQuery
 
-from tests.browser import choose, open_page, select_tile, served, skip_without_chromium, wait_for, wait_for_job
+from tests.browser import choose, export_csv_from_page, open_page, select_tile, served, skip_without_chromium
+from tests.browser import wait_for, wait_for_job
 from tests.test_multilabel import multi_project  # noqa: F401 (a fixture)
 
 skip_without_chromium()
@@ -59,13 +58,7 @@ def test_keys_toggle_tags_then_a_round_and_an_export_hold_them(multi_project, br
         wait_for_job(page)
         assert store.shown_round() == 1  # the page shows the round's predictions
 
-        page.get_by_role("tab", name="Export").click()
-        page.locator("#export").click()
-        page.wait_for_function("/wrote \\d+ rows/.test(document.querySelector('#export-message').innerText)",
-                               timeout=30_000)
-        written = re.search(r"wrote \d+ rows to (\S+)", page.locator("#export-message").inner_text()).group(1)
-        with open(written, newline="") as handle:
-            rows = {row["path"]: row for row in csv.DictReader(handle)}
+        _, rows = export_csv_from_page(page)
         assert (rows[relpath]["label"], rows[relpath]["source"]) == (";".join(sorted(toggled)), "human")
         assert len(rows) == 12
         page.context.close()
