@@ -178,9 +178,9 @@ def test_an_action_answered_after_a_newer_one_moves_nothing_as_on_the_server(har
 def test_keys_waiting_for_a_detail_view_that_never_lands_are_dropped_saying_so(harness):
     # the blind action answered, but no detail view drawn after the answer ever lands: the keys are not kept for good
     tab = labelling(harness, 1, 2, 3)
+    tab.clock.install()  # before the stall timer is set: run_for then fires it (a real one took 20 s)
     tab.evaluate("() => { window.labelloop.undo(); window.labelloop.label('none'); }")
     draw(tab, "#gallery", tiles(1, 2, 3, drawing=6, selected=2, answers="1"))
-    tab.clock.install()
     tab.clock.run_for(20_000)
     assert sent(tab) == [["undo", {"sequence": 1}]]
     assert "1 action(s) not sent" in tab.locator(".detail-note").inner_text()
